@@ -1,0 +1,94 @@
+// The shard format: a file of records with a versioned header, a per-record checksum and an
+// index for random access (DESIGN.md "Shards"). Torch-free.
+//
+// Layout (all integers little-endian):
+//   "LDMSHRD1"  u32 format_version  u32 header_len  header_json[header_len]  u32 crc32(header_json)
+//   records:    u32 body_len  u32 crc32(body)  body[body_len]          (repeated)
+//   index:      u64 offset of each record's u32 body_len               (count entries)
+//   footer:     u64 index_offset  u64 count  u32 crc32(index)  "LDMSHEND"
+// Record body:
+//   u64 id  i32 label  i32 orig_h orig_w crop_top crop_left crop_h crop_w  u8 flip
+//   u32 caption_len caption[...]  u8 ndim  i64 dims[ndim]  payload bytes
+// Payload: images are u8 HWC RGB; latents are f32 CHW (little-endian).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ldm::data {
+
+constexpr std::uint32_t kShardFormatVersion = 1;
+
+enum class PayloadKind : std::uint8_t { ImageU8 = 1, LatentF32 = 2 };
+const char* to_string(PayloadKind k);
+
+// The crop that produced a record, in the original image's pixel coordinates.
+struct ControlMeta {
+  std::int32_t orig_h = 0, orig_w = 0;
+  std::int32_t crop_top = 0, crop_left = 0, crop_h = 0, crop_w = 0;
+  bool flip = false;
+};
+
+struct Record {
+  std::uint64_t id = 0;        // unique within the dataset
+  std::int32_t label = -1;     // class label; -1 = none
+  std::string caption;         // "" = none
+  ControlMeta control;
+  std::vector<std::int64_t> shape;  // ImageU8: {H, W, 3}; LatentF32: {C, H, W}
+  std::vector<std::uint8_t> payload;
+};
+
+struct ShardHeader {
+  std::uint32_t format_version = kShardFormatVersion;
+  PayloadKind kind = PayloadKind::ImageU8;
+  std::string encoder;         // identity of the encoder that made the payload ("none" for images)
+  std::string dataset;         // free-form dataset identity (e.g. "synthetic:<hash>")
+};
+
+// Writes a shard to "<path>.tmp" and, on finish(), appends index and footer, fsyncs and renames
+// it to `path`. A writer destroyed without finish() removes its temporary file.
+class ShardWriter {
+ public:
+  ShardWriter(std::string path, ShardHeader header);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+  void append(const Record& r);  // throws DataError / Error (full disk names the file)
+  void finish();
+  std::size_t count() const { return offsets_.size(); }
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+  std::uint64_t pos_ = 0;
+  std::vector<std::uint64_t> offsets_;
+  bool finished_ = false;
+};
+
+// Opens a shard, validates magic, version, header checksum, footer and index. Thread-safe reads
+// (pread). Errors are DataError naming the file, and the record number where one is at fault.
+class ShardReader {
+ public:
+  explicit ShardReader(std::string path);
+  ~ShardReader();
+  ShardReader(const ShardReader&) = delete;
+  ShardReader& operator=(const ShardReader&) = delete;
+  const std::string& path() const { return path_; }
+  const ShardHeader& header() const { return header_; }
+  std::size_t size() const { return offsets_.size(); }
+  Record read(std::size_t index) const;  // verifies the record's checksum
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  ShardHeader header_;
+  std::vector<std::uint64_t> offsets_;
+};
+
+// The shard files of a directory ("*.ldms"), sorted by name.
+std::vector<std::string> list_shards(const std::string& dir);
+
+std::uint32_t crc32(const void* data, std::size_t size);
+
+}  // namespace ldm::data

@@ -1,0 +1,84 @@
+// What the experiment store holds, and what the HTTP API returns. JSON via to_json/from_json.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ldm {
+
+// Run (attempt) states, DESIGN.md "A run". Terminal: cancelled, diverged, done, failed;
+// preempted and lost get a new attempt when retries remain.
+enum class RunState { Pending, Running, Preempted, Lost, Cancelled, Diverged, Done, Failed };
+
+const char* to_string(RunState s);
+RunState run_state_from_string(const std::string& s);  // throws Error on an unknown name
+bool is_terminal(RunState s);
+const std::vector<RunState>& all_run_states();
+
+struct ExperimentRecord {
+  std::string name;
+  std::string source;        // the file it was submitted from (for messages)
+  nlohmann::json spec;       // resolved spec (spec_to_json)
+  std::string spec_hash;
+  RunState state = RunState::Pending;  // aggregate of its stages
+  std::string fault;         // testing: LDM_FAULT value handed to its workers ("" = none)
+  double submitted_at = 0;
+  double finished_at = 0;
+  std::string error;         // first error, for status
+};
+
+struct StageRecord {
+  std::string experiment;
+  std::string name;
+  int index = 0;
+  RunState state = RunState::Pending;
+  int attempts = 0;          // attempts started so far
+  std::string current_run;   // run id of the latest attempt ("" before the first)
+  std::int64_t step = 0;     // last step reported
+  std::int64_t total_steps = 0;
+};
+
+struct RunRecord {
+  std::string id;            // make_run_id(experiment, stage, attempt)
+  std::string experiment;
+  std::string stage;
+  int attempt = 1;
+  RunState state = RunState::Pending;
+  std::string token;         // secret that the worker must present in every message
+  std::string run_dir;
+  int ranks = 1;
+  std::int64_t pid = 0;      // mpirun's pid while running (local executor)
+  std::int64_t step = 0;     // last step reported
+  double last_loss = 0;
+  double samples_per_s = 0;
+  std::uint64_t last_seq = 0;  // last metric batch sequence number stored
+  double started_at = 0;
+  double finished_at = 0;
+  double last_heartbeat = 0;
+  std::string error;         // why it failed, naming rank and step where known
+  std::string checkpoint;    // last checkpoint directory reported
+};
+
+// One metric point. Keyed in the store by (experiment, stage, metric, step); attempt in the value.
+struct MetricPoint {
+  std::string metric;
+  std::int64_t step = 0;
+  double value = 0;
+  std::uint32_t attempt = 1;
+  double time = 0;  // wall time when measured (seconds since epoch)
+};
+
+void to_json(nlohmann::json& j, const ExperimentRecord& r);
+void from_json(const nlohmann::json& j, ExperimentRecord& r);
+void to_json(nlohmann::json& j, const StageRecord& r);
+void from_json(const nlohmann::json& j, StageRecord& r);
+void to_json(nlohmann::json& j, const RunRecord& r);
+void from_json(const nlohmann::json& j, RunRecord& r);
+void to_json(nlohmann::json& j, const MetricPoint& p);
+void from_json(const nlohmann::json& j, MetricPoint& p);
+
+}  // namespace ldm

@@ -1,0 +1,189 @@
+// The experiment specification: what one experiment trains and how.
+//
+// Every field is declared exactly once, in the describe() functions below, with its key, default
+// (the member initialiser), documentation and allowed range/choices. The JSON codec here, the TOML
+// front end (shared/spec_toml) and `ldm-coord show` all walk these declarations, so a new knob is
+// one line and can never be parsed in one place and forgotten in another.
+//
+// A visitor V provides:
+//   void field(const char* key, T& value, const FieldMeta& meta)   T in {int64_t, double, std::string, bool}
+//   template <class S> void table(const char* key, S& sub, const char* doc)
+//   template <class S> void array(const char* key, std::vector<S>& items, const char* doc)
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace ldm {
+
+struct FieldMeta {
+  const char* doc = "";
+  double lo = -std::numeric_limits<double>::infinity();  // inclusive bounds for numbers
+  double hi = std::numeric_limits<double>::infinity();
+  std::vector<std::string> choices = {};                 // allowed values for strings (empty: any)
+};
+
+struct DatasetSpec {
+  std::string kind = "synthetic";  // synthetic | shards
+  std::string path;                // shards: the shard directory; synthetic: cache dir ("" = <runs>/data/...)
+  std::int64_t records = 1024;     // synthetic only
+  std::int64_t classes = 10;       // number of class labels
+  std::int64_t shard_records = 256;  // synthetic only: records per shard file
+};
+
+struct AutoencoderSpec {
+  std::string kind = "patch";  // patch: built-in, exactly invertible; NOT comparable with the paper's VAE
+  std::int64_t factor = 2;     // spatial down-sampling factor f; latent channels = 3·f² for patch
+  double scale = 1.0;          // latent = (encode(x) - shift) * scale
+  double shift = 0.0;
+};
+
+struct DiffusionSpec {
+  std::string process = "vp-linear";  // variance-preserving, DDPM linear betas (DiT's default)
+  std::int64_t timesteps = 1000;
+  double beta_start = 1e-4;
+  double beta_end = 0.02;
+  std::string objective = "eps";  // ε-prediction
+};
+
+struct OptimizerSpec {
+  std::string name = "adamw";
+  double beta1 = 0.9;    // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
+  double beta2 = 0.999;  // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double grad_clip = 0.0;  // max global L2 norm of the gradient; 0 = off
+};
+
+struct RecipeSpec {
+  std::string family = "dit";
+  std::string preset = "tiny/2";
+  bool learn_sigma = false;     // DiT's learned-variance output channels (doubles out channels)
+  double class_dropout = 0.1;   // probability of replacing the label by the null class (for CFG)
+  DiffusionSpec diffusion;
+  OptimizerSpec optimizer;
+};
+
+struct StageSpec {
+  std::string name = "train";
+  std::int64_t resolution = 32;        // image side in pixels; latent side = resolution / factor
+  std::int64_t steps = 100;            // optimiser steps
+  std::int64_t batch_size = 16;        // global batch, split evenly over ranks
+  double lr = 1e-4;                    // constant learning rate
+  std::int64_t ranks = 1;              // MPI ranks (data parallel)
+  std::int64_t threads_per_rank = 1;   // intra-op threads per rank
+  std::int64_t log_every = 1;          // steps between metric points
+  std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
+};
+
+struct ExperimentSpec {
+  std::string name;
+  std::string description;
+  std::int64_t seed = 0;
+  std::string task = "class";  // class (class-conditional) | text (text-to-image)
+  DatasetSpec dataset;
+  AutoencoderSpec autoencoder;
+  RecipeSpec recipe;
+  std::vector<StageSpec> stages;  // TOML: [[stage]]
+};
+
+// ---- declarations --------------------------------------------------------------------------
+
+constexpr double kMaxInt = 9007199254740992.0;  // 2^53: integers survive a JSON double
+
+template <class V>
+void describe(V& v, DatasetSpec& s) {
+  v.field("kind", s.kind, {"where records come from", 0, 0, {"synthetic", "shards"}});
+  v.field("path", s.path, {"shards: the shard directory; synthetic: cache directory (\"\" = <runs>/data/synthetic-<hash>)"});
+  v.field("records", s.records, {"synthetic: number of records to render", 1, 1e8});
+  v.field("classes", s.classes, {"number of class labels", 1, 100000});
+  v.field("shard_records", s.shard_records, {"synthetic: records per shard file", 1, 1e7});
+}
+
+template <class V>
+void describe(V& v, AutoencoderSpec& s) {
+  v.field("kind", s.kind, {"built-in exactly invertible patch autoencoder (not comparable with the paper's VAE)", 0, 0, {"patch"}});
+  v.field("factor", s.factor, {"spatial down-sampling factor f (latent channels 3*f*f for patch)", 1, 64});
+  v.field("scale", s.scale, {"latent = (encode(x) - shift) * scale", 1e-6, 1e6});
+  v.field("shift", s.shift, {"see scale", -1e6, 1e6});
+}
+
+template <class V>
+void describe(V& v, DiffusionSpec& s) {
+  v.field("process", s.process, {"noise process", 0, 0, {"vp-linear"}});
+  v.field("timesteps", s.timesteps, {"discrete training timesteps", 2, 100000});
+  v.field("beta_start", s.beta_start, {"first beta of the linear schedule", 1e-8, 0.5});
+  v.field("beta_end", s.beta_end, {"last beta of the linear schedule", 1e-8, 0.999});
+  v.field("objective", s.objective, {"what the network predicts", 0, 0, {"eps"}});
+}
+
+template <class V>
+void describe(V& v, OptimizerSpec& s) {
+  v.field("name", s.name, {"optimiser", 0, 0, {"adamw"}});
+  v.field("beta1", s.beta1, {"Adam beta1", 0, 0.999999});
+  v.field("beta2", s.beta2, {"Adam beta2", 0, 0.999999999});
+  v.field("eps", s.eps, {"Adam epsilon", 0, 1});
+  v.field("weight_decay", s.weight_decay, {"decoupled weight decay (DiT recipe: 0)", 0, 10});
+  v.field("grad_clip", s.grad_clip, {"clip the global gradient L2 norm to this; 0 = off", 0, 1e9});
+}
+
+template <class V>
+void describe(V& v, RecipeSpec& s) {
+  v.field("family", s.family, {"model family (see `ldm-coord presets`)"});
+  v.field("preset", s.preset, {"size preset of the family, e.g. XL/2 or tiny/2"});
+  v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels)"});
+  v.field("class_dropout", s.class_dropout, {"probability of dropping the class label during training", 0, 1});
+  v.table("diffusion", s.diffusion, "noise process and training objective");
+  v.table("optimizer", s.optimizer, "optimiser settings");
+}
+
+template <class V>
+void describe(V& v, StageSpec& s) {
+  v.field("name", s.name, {"stage name, unique within the experiment ([A-Za-z0-9_-]+)"});
+  v.field("resolution", s.resolution, {"image side in pixels", 8, 8192});
+  v.field("steps", s.steps, {"optimiser steps", 1, 1e9});
+  v.field("batch_size", s.batch_size, {"global batch size, split evenly over ranks", 1, 1e7});
+  v.field("lr", s.lr, {"learning rate (constant)", 0, 10});
+  v.field("ranks", s.ranks, {"MPI ranks (data parallel)", 1, 65536});
+  v.field("threads_per_rank", s.threads_per_rank, {"intra-op CPU threads per rank", 1, 1024});
+  v.field("log_every", s.log_every, {"steps between metric points", 1, 1e9});
+  v.field("checkpoint_every", s.checkpoint_every, {"steps between checkpoints; 0 = only the final one", 0, 1e9});
+}
+
+template <class V>
+void describe(V& v, ExperimentSpec& s) {
+  v.field("name", s.name, {"experiment name, unique in the store ([A-Za-z0-9_-]+)"});
+  v.field("description", s.description, {"free text"});
+  v.field("seed", s.seed, {"master seed; every random stream derives from (seed, purpose, rank)", 0, kMaxInt});
+  v.field("task", s.task, {"class: class-conditional; text: text-to-image", 0, 0, {"class", "text"}});
+  v.table("dataset", s.dataset, "training data");
+  v.table("autoencoder", s.autoencoder, "image <-> latent autoencoder");
+  v.table("recipe", s.recipe, "model family, size, diffusion and optimiser");
+  v.array("stage", s.stages, "training stages, run in order");
+}
+
+// ---- operations ------------------------------------------------------------------------------
+
+// Range/choice check of one scalar; throws SpecError(path, ...).
+void check_field(const std::string& path, std::int64_t value, const FieldMeta& meta);
+void check_field(const std::string& path, double value, const FieldMeta& meta);
+void check_field(const std::string& path, const std::string& value, const FieldMeta& meta);
+inline void check_field(const std::string&, bool, const FieldMeta&) {}
+
+// Cross-field validation (recipe × task, divisibility, names, ...). Throws SpecError naming the
+// offending key path, e.g. "stage.0.batch_size".
+void validate(const ExperimentSpec& spec);
+
+// A stable hash of the resolved spec (hex), recorded in checkpoints.
+std::string spec_hash(const ExperimentSpec& spec);
+
+// Latent geometry implied by the spec for a stage.
+int latent_channels(const AutoencoderSpec& ae);
+int latent_side(const ExperimentSpec& spec, const StageSpec& stage);
+
+// Is `name` a valid experiment/stage name ([A-Za-z0-9_-]+, at most 64 characters)?
+bool valid_name(const std::string& name);
+
+}  // namespace ldm

@@ -1,0 +1,23 @@
+// Small string helpers shared by the spec front end and the CLIs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ldm {
+
+// Levenshtein distance (insert/delete/substitute, cost 1 each).
+std::size_t edit_distance(const std::string& a, const std::string& b);
+
+// The candidate closest to `word` if it is close enough to be a plausible typo
+// (distance <= max(2, |word|/3)), else "".
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+// " (did you mean 'x'?)" or "" — for appending to error messages.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+std::string join(const std::vector<std::string>& items, const std::string& sep);
+std::vector<std::string> split(const std::string& s, char sep);
+bool starts_with(const std::string& s, const std::string& prefix);
+
+}  // namespace ldm

@@ -1,0 +1,102 @@
+// The RocksDB experiment store. Only the coordinator opens it (single writer); everyone else reads
+// through the coordinator's HTTP API.
+//
+// Key layout (DESIGN.md "Store"): one table-tag byte, then the key's parts, each string part
+// length-prefixed with a big-endian u32 and each integer part big-endian, so that one prefix scan
+// answers one question and integer parts sort numerically.
+//   'V'                                         -> schema_version (decimal text)
+//   'E' lp(experiment)                          -> ExperimentRecord JSON
+//   'S' lp(experiment) be32(index) lp(stage)    -> StageRecord JSON   (stages scan in order)
+//   'R' lp(run id)                              -> RunRecord JSON
+//   'P' lp(experiment) lp(stage) lp(metric) be64(step)
+//                                               -> be32(attempt) f64(value) f64(time)  (binary)
+// A metric curve belongs to the stage, not the attempt: the attempt is in the value. When an
+// attempt resumes from step S, record_resume() deletes that stage's points with step > S in the
+// same write batch that records the resume, so curves never hold duplicates or stale tails.
+// State changes (experiments, stages, runs) are written with sync=true; metric batches are not
+// (they are acknowledged after the write and re-sent by the worker if the coordinator dies).
+//
+// Thread-safety: all methods may be called from several threads (RocksDB is thread-safe; this
+// class holds no mutable state besides the DB handle).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/core/records.h"
+
+namespace rocksdb { class DB; }
+
+namespace ldm {
+
+class ExperimentStore {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if missing) the database at `path`. A database with another
+  // schema_version, or one that RocksDB cannot open (locked by another coordinator, corrupt),
+  // throws StoreError naming the path.
+  static std::unique_ptr<ExperimentStore> open(const std::string& path);
+  ~ExperimentStore();
+
+  const std::string& path() const { return path_; }
+  int schema_version() const;
+
+  void put_experiment(const ExperimentRecord& e);
+  std::optional<ExperimentRecord> get_experiment(const std::string& name) const;
+  std::vector<ExperimentRecord> list_experiments() const;  // sorted by name
+
+  void put_stage(const StageRecord& s);
+  std::optional<StageRecord> get_stage(const std::string& experiment, const std::string& stage) const;
+  std::vector<StageRecord> list_stages(const std::string& experiment) const;  // in index order
+
+  void put_run(const RunRecord& r);
+  std::optional<RunRecord> get_run(const std::string& id) const;
+  std::vector<RunRecord> list_runs() const;
+  std::vector<RunRecord> list_runs(const std::string& experiment) const;
+
+  // Writes experiment, stages and first run of a new submission in one synced batch.
+  void put_submission(const ExperimentRecord& e, const std::vector<StageRecord>& stages);
+
+  // Stores a batch of points for (experiment, stage) and updates `run` (its last_seq, step,
+  // loss...) in one batch. Re-sending the same batch overwrites identical keys (idempotent).
+  void append_metrics(const std::string& experiment, const std::string& stage,
+                      const std::vector<MetricPoint>& points, const RunRecord& run);
+
+  // Points of one stage, sorted by (metric, step). `metric` empty = all metrics.
+  std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
+                                   const std::string& metric = "") const;
+
+  // Records that `run` (a new attempt) resumes `stage` from `from_step`: deletes the stage's
+  // points with step > from_step and writes the run, in one synced batch.
+  void record_resume(const RunRecord& run, std::int64_t from_step);
+
+  // Removes an experiment with its stages, runs and metric points (one batch).
+  void delete_experiment(const std::string& name);
+
+ private:
+  ExperimentStore(std::string path, std::unique_ptr<rocksdb::DB> db);
+  std::string path_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// Key encoding, exposed for tests and tools.
+namespace store_keys {
+void put_be32(std::string& out, std::uint32_t v);
+void put_be64(std::string& out, std::uint64_t v);
+void put_lp(std::string& out, const std::string& s);  // be32 length + bytes
+std::string experiment_key(const std::string& name);
+std::string stage_prefix(const std::string& experiment);
+std::string stage_key(const std::string& experiment, int index, const std::string& stage);
+std::string run_key(const std::string& id);
+std::string metric_prefix(const std::string& experiment, const std::string& stage);
+std::string metric_prefix(const std::string& experiment, const std::string& stage,
+                          const std::string& metric);
+std::string metric_key(const std::string& experiment, const std::string& stage,
+                       const std::string& metric, std::int64_t step);
+}  // namespace store_keys
+
+}  // namespace ldm

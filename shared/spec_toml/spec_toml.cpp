@@ -1,0 +1,381 @@
+#include "shared/spec_toml/spec_toml.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <string_view>
+
+#include <toml++/toml.h>
+
+#include "shared/core/error.h"
+#include "shared/core/text.h"
+
+namespace ldm {
+namespace {
+
+// ---- reading ----------------------------------------------------------------------------------
+
+// State shared by every table reader of one document: the source name for locations, and where
+// each key path was found, so errors raised after reading (validate()) can still point at a line.
+class ReadContext {
+ public:
+  explicit ReadContext(std::string source) : source_(std::move(source)) {}
+
+  void remember(const std::string& path, const toml::node& node) {
+    positions_[path] = node.source().begin;
+  }
+
+  std::string location(const toml::source_position& pos) const {
+    // toml++ leaves positions of nodes it synthesised (none today) at 0:0; "file:1:1" then.
+    if (!pos) return source_ + ":1:1";
+    return source_ + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+  }
+
+  SpecError error(const std::string& path, const std::string& message,
+                  const toml::source_position& pos) const {
+    return SpecError(path, message, location(pos));
+  }
+
+  // The location of `path`, else of its nearest recorded parent ("stage.0.batch_size" ->
+  // "stage.0" -> "stage" -> ""), else the start of the file.
+  std::string nearest_location(std::string path) const {
+    for (;;) {
+      auto it = positions_.find(path);
+      if (it != positions_.end()) return location(it->second);
+      if (path.empty()) return location({});
+      const auto dot = path.rfind('.');
+      path = dot == std::string::npos ? std::string() : path.substr(0, dot);
+    }
+  }
+
+ private:
+  std::string source_;
+  std::map<std::string, toml::source_position> positions_;
+};
+
+// TOML node type as a noun, for "expected X, got <noun>".
+std::string type_noun(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+// The keys a struct declares (fields, tables and arrays), from its describe() declarations.
+struct KeyLister {
+  std::vector<std::string> keys;
+  template <class T>
+  void field(const char* key, T&, const FieldMeta&) { keys.push_back(key); }
+  template <class S>
+  void table(const char* key, S&, const char*) { keys.push_back(key); }
+  template <class S>
+  void array(const char* key, std::vector<S>&, const char*) { keys.push_back(key); }
+};
+
+template <class S>
+std::vector<std::string> declared_keys() {
+  S scratch;
+  KeyLister lister;
+  describe(lister, scratch);
+  return lister.keys;
+}
+
+// Reads one TOML table into the struct whose describe() it is given to; the TOML counterpart of
+// JsonReader in shared/core/spec_json.cpp. Keys absent from the table keep their defaults.
+class TomlReader {
+ public:
+  template <class S>
+  static void read_table(const toml::table& in, const std::string& path, S& out, ReadContext& ctx) {
+    ctx.remember(path, in);
+    reject_unknown(in, path, declared_keys<S>(), ctx);
+    TomlReader reader(in, path.empty() ? std::string() : path + ".", ctx);
+    describe(reader, out);
+  }
+
+  template <class T>
+  void field(const char* key, T& value, const FieldMeta& meta) {
+    const toml::node* node = in_.get(key);
+    if (!node) return;
+    const std::string path = prefix_ + key;
+    ctx_.remember(path, *node);
+    read_value(path, *node, value);
+    try {
+      check_field(path, value, meta);
+    } catch (const SpecError& e) {
+      throw ctx_.error(path, e.detail(), node->source().begin);
+    }
+  }
+
+  template <class S>
+  void table(const char* key, S& sub, const char*) {
+    const toml::node* node = in_.get(key);
+    if (!node) return;
+    const std::string path = prefix_ + key;
+    const toml::table* t = node->as_table();
+    if (!t) throw ctx_.error(path, "expected a table, got " + type_noun(*node), node->source().begin);
+    read_table(*t, path, sub, ctx_);
+  }
+
+  template <class S>
+  void array(const char* key, std::vector<S>& items, const char*) {
+    const toml::node* node = in_.get(key);
+    if (!node) return;
+    const std::string path = prefix_ + key;
+    const toml::array* arr = node->as_array();
+    if (!arr)
+      throw ctx_.error(path, "expected an array of tables ([[" + path + "]]), got " + type_noun(*node),
+                       node->source().begin);
+    ctx_.remember(path, *node);
+    items.clear();
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& element = *arr->get(i);
+      const std::string element_path = path + "." + std::to_string(i);
+      const toml::table* t = element.as_table();
+      if (!t)
+        throw ctx_.error(element_path, "expected a table, got " + type_noun(element),
+                         element.source().begin);
+      S item;  // starts from the declared defaults
+      read_table(*t, element_path, item, ctx_);
+      items.push_back(std::move(item));
+    }
+  }
+
+ private:
+  TomlReader(const toml::table& in, std::string prefix, ReadContext& ctx)
+      : in_(in), prefix_(std::move(prefix)), ctx_(ctx) {}
+
+  // toml::table is ordered by key, not by position; report the unknown key that comes first in
+  // the file so the error matches what the user reads top to bottom.
+  static void reject_unknown(const toml::table& in, const std::string& path,
+                             const std::vector<std::string>& known, ReadContext& ctx) {
+    const std::set<std::string, std::less<>> known_set(known.begin(), known.end());
+    const toml::key* first = nullptr;
+    for (auto&& [key, node] : in) {
+      if (known_set.count(key.str())) continue;
+      const auto& pos = key.source().begin;
+      if (!first || pos.line < first->source().begin.line ||
+          (pos.line == first->source().begin.line && pos.column < first->source().begin.column))
+        first = &key;
+    }
+    if (!first) return;
+    const std::string name(first->str());
+    throw ctx.error(path.empty() ? name : path + "." + name,
+                    "unknown key '" + name + "'" + did_you_mean(name, known),
+                    first->source().begin);
+  }
+
+  SpecError type_error(const std::string& path, const toml::node& node, const char* expected) const {
+    return ctx_.error(path, std::string("expected ") + expected + ", got " + type_noun(node),
+                      node.source().begin);
+  }
+
+  void read_value(const std::string& path, const toml::node& node, std::int64_t& v) const {
+    const auto* x = node.as_integer();
+    if (!x) throw type_error(path, node, "an integer");
+    v = x->get();
+  }
+  void read_value(const std::string& path, const toml::node& node, double& v) const {
+    // "lr = 1" is a natural way to write 1.0, so integers are accepted for float fields.
+    if (const auto* i = node.as_integer()) {
+      v = static_cast<double>(i->get());
+      return;
+    }
+    const auto* x = node.as_floating_point();
+    if (!x) throw type_error(path, node, "a number");
+    v = x->get();
+  }
+  void read_value(const std::string& path, const toml::node& node, std::string& v) const {
+    const auto* x = node.as_string();
+    if (!x) throw type_error(path, node, "a string");
+    v = x->get();
+  }
+  void read_value(const std::string& path, const toml::node& node, bool& v) const {
+    const auto* x = node.as_boolean();
+    if (!x) throw type_error(path, node, "a boolean");
+    v = x->get();
+  }
+
+  const toml::table& in_;
+  std::string prefix_;  // "recipe." etc.; "" at the root
+  ReadContext& ctx_;
+};
+
+// ---- writing ----------------------------------------------------------------------------------
+
+// Shortest text that parses back to exactly `v` (std::to_chars guarantees the round trip), made
+// a TOML float: "1" would read back as an integer, so it becomes "1.0".
+std::string float_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+  char buf[64];
+  const auto result = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, result.ptr);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  return s;
+}
+
+// A TOML basic string: quotes, backslashes and control characters escaped; UTF-8 kept as is.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char esc[8];
+          std::snprintf(esc, sizeof esc, "\\u%04X", c);
+          out += esc;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string value_text(std::int64_t v) { return std::to_string(v); }
+std::string value_text(double v) { return float_text(v); }
+std::string value_text(const std::string& v) { return quoted(v); }
+std::string value_text(bool v) { return v ? "true" : "false"; }
+
+// A bound as the user would write it: integral bounds without a fraction ("[1, 100000000]").
+std::string bound_text(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) <= kMaxInt)
+    return std::to_string(static_cast<std::int64_t>(v));
+  return float_text(v);
+}
+
+// What the comment above a key adds to its doc: the allowed choices or range.
+std::string constraint_text(const std::string&, const FieldMeta& meta) {
+  return meta.choices.empty() ? std::string() : "; one of: " + join(meta.choices, ", ");
+}
+std::string constraint_text(bool, const FieldMeta&) { return ""; }
+template <class Number>
+std::string constraint_text(Number, const FieldMeta& meta) {
+  if (!std::isfinite(meta.lo) && !std::isfinite(meta.hi)) return "";
+  return "; range [" + bound_text(meta.lo) + ", " + bound_text(meta.hi) + "]";
+}
+
+void append_comment(std::string& out, const std::string& text) {
+  if (text.empty()) return;
+  for (const auto& line : split(text, '\n')) out += "# " + line + "\n";
+}
+
+// Renders one table. Plain keys go to body_ and sub-tables to sections_, emitted after the body:
+// in TOML every key after a [header] belongs to that header, whatever order describe() uses.
+class TomlWriter {
+ public:
+  template <class S>
+  static std::string render(S& s, const std::string& toml_path) {
+    TomlWriter w(toml_path);
+    describe(w, s);
+    return w.body_ + w.sections_;
+  }
+
+  template <class T>
+  void field(const char* key, T& value, const FieldMeta& meta) {
+    append_comment(body_, std::string(meta.doc) + constraint_text(value, meta));
+    body_ += std::string(key) + " = " + value_text(value) + "\n";
+  }
+
+  template <class S>
+  void table(const char* key, S& sub, const char* doc) {
+    const std::string path = child_path(key);
+    sections_ += "\n";
+    append_comment(sections_, doc);
+    sections_ += "[" + path + "]\n" + render(sub, path);
+  }
+
+  template <class S>
+  void array(const char* key, std::vector<S>& items, const char* doc) {
+    if (items.empty()) {
+      // [[key]] cannot express "no elements"; an empty inline array can, and reads back as such.
+      append_comment(body_, doc);
+      body_ += std::string(key) + " = []\n";
+      return;
+    }
+    const std::string path = child_path(key);
+    for (auto& item : items) {
+      sections_ += "\n";
+      append_comment(sections_, doc);
+      sections_ += "[[" + path + "]]\n" + render(item, path);
+    }
+  }
+
+ private:
+  explicit TomlWriter(std::string toml_path) : path_(std::move(toml_path)) {}
+  std::string child_path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  std::string path_;  // dotted TOML table name ("recipe.diffusion"), "" at the root
+  std::string body_, sections_;
+};
+
+}  // namespace
+
+ExperimentSpec parse_experiment_string(const std::string& text, const std::string& source_name) {
+  ReadContext ctx(source_name);
+  toml::table root;
+  try {
+    root = toml::parse(std::string_view(text), std::string_view(source_name));
+  } catch (const toml::parse_error& e) {
+    throw ctx.error("", std::string(e.description()), e.source().begin);
+  }
+
+  ExperimentSpec spec;
+  TomlReader::read_table(root, "", spec, ctx);
+  try {
+    validate(spec);
+  } catch (const SpecError& e) {
+    throw SpecError(e.key_path(), e.detail(), ctx.nearest_location(e.key_path()));
+  }
+  return spec;
+}
+
+ExperimentSpec parse_experiment_file(const std::string& path) {
+  // Read the file ourselves (rather than toml::parse_file) so that a missing or unreadable file
+  // is a SpecError naming it, like every other problem with the experiment file.
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw SpecError("", "cannot open experiment file '" + path + "': " + std::strerror(errno),
+                    path + ":1:1");
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f);
+  const int err = errno;  // e.g. EISDIR: fopen succeeds on a directory, reading fails
+  std::fclose(f);
+  if (failed)
+    throw SpecError("", "cannot read experiment file '" + path + "': " + std::strerror(err),
+                    path + ":1:1");
+  return parse_experiment_string(text, path);
+}
+
+std::string format_experiment_toml(const ExperimentSpec& spec) {
+  ExperimentSpec copy = spec;  // describe() takes non-const references
+  return "# Experiment '" + spec.name +
+         "': the fully resolved specification, every key included (defaults too).\n\n" +
+         TomlWriter::render(copy, "");
+}
+
+}  // namespace ldm

@@ -1,0 +1,422 @@
+#include "shared/store/experiment_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+
+namespace ldm {
+
+namespace {
+
+const std::string kVersionKey = "V";
+constexpr bool kSync = true, kNoSync = false;  // WriteOptions::sync
+constexpr std::size_t kPointValueSize = 4 + 8 + 8;  // be32 attempt, f64 value, f64 time
+
+[[noreturn]] void fail(const std::string& path, const std::string& op, const std::string& detail) {
+  throw StoreError("experiment store " + path + ": " + op + ": " + detail);
+}
+
+// RocksDB's PosixFileSystem::LockFile reports "While lock file" when fcntl finds the LOCK held
+// by another process, and "lock hold by current process" when this process already has it open.
+bool is_lock_error(const rocksdb::Status& s) {
+  if (!s.IsIOError()) return false;
+  const std::string m = s.ToString();
+  return m.find("While lock file") != std::string::npos ||
+         m.find("lock hold by current process") != std::string::npos;
+}
+
+std::uint32_t get_be32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::uint64_t get_be64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::uint64_t f64_bits(double d) {
+  std::uint64_t u;
+  std::memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+double f64_from_bits(std::uint64_t u) {
+  double d;
+  std::memcpy(&d, &u, sizeof d);
+  return d;
+}
+
+// tag byte + lp(part): the head of every key but 'V'.
+std::string tagged(char tag, const std::string& part) {
+  std::string k(1, tag);
+  store_keys::put_lp(k, part);
+  return k;
+}
+
+std::string encode_point(const MetricPoint& p) {
+  std::string v;
+  v.reserve(kPointValueSize);
+  store_keys::put_be32(v, p.attempt);
+  store_keys::put_be64(v, f64_bits(p.value));
+  store_keys::put_be64(v, f64_bits(p.time));
+  return v;
+}
+
+// Parses the part of a point key after metric_prefix(experiment, stage): lp(metric) be64(step).
+bool decode_point_key(const char* p, std::size_t n, std::string& metric, std::int64_t& step) {
+  if (n < 4) return false;
+  const std::uint32_t len = get_be32(p);
+  if (n != 4 + std::size_t{len} + 8) return false;
+  metric.assign(p + 4, len);
+  step = static_cast<std::int64_t>(get_be64(p + 4 + len));
+  return true;
+}
+
+template <class Record>
+std::string encode(const Record& r) {
+  return nlohmann::json(r).dump();
+}
+
+}  // namespace
+
+namespace store_keys {
+
+void put_be32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+void put_lp(std::string& out, const std::string& s) {
+  put_be32(out, static_cast<std::uint32_t>(s.size()));
+  out += s;
+}
+
+std::string experiment_key(const std::string& name) { return tagged('E', name); }
+
+std::string stage_prefix(const std::string& experiment) { return tagged('S', experiment); }
+
+std::string stage_key(const std::string& experiment, int index, const std::string& stage) {
+  std::string k = stage_prefix(experiment);
+  put_be32(k, static_cast<std::uint32_t>(index));
+  put_lp(k, stage);
+  return k;
+}
+
+std::string run_key(const std::string& id) { return tagged('R', id); }
+
+std::string metric_prefix(const std::string& experiment, const std::string& stage) {
+  std::string k = tagged('P', experiment);
+  put_lp(k, stage);
+  return k;
+}
+
+std::string metric_prefix(const std::string& experiment, const std::string& stage,
+                          const std::string& metric) {
+  std::string k = metric_prefix(experiment, stage);
+  put_lp(k, metric);
+  return k;
+}
+
+std::string metric_key(const std::string& experiment, const std::string& stage,
+                       const std::string& metric, std::int64_t step) {
+  std::string k = metric_prefix(experiment, stage, metric);
+  put_be64(k, static_cast<std::uint64_t>(step));
+  return k;
+}
+
+}  // namespace store_keys
+
+// ---- open / close ----------------------------------------------------------------------
+
+std::unique_ptr<ExperimentStore> ExperimentStore::open(const std::string& path) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, path, &raw);
+  if (is_lock_error(s))
+    throw StoreError("experiment store " + path +
+                     " is in use by another coordinator (its LOCK file is held): " + s.ToString());
+  if (!s.ok()) fail(path, "open", s.ToString());
+  std::unique_ptr<ExperimentStore> store(
+      new ExperimentStore(path, std::unique_ptr<rocksdb::DB>(raw)));
+  store->init_schema();  // on throw, the unique_ptr closes the DB again
+  return store;
+}
+
+ExperimentStore::ExperimentStore(std::string path, std::unique_ptr<rocksdb::DB> db)
+    : path_(std::move(path)), db_(std::move(db)) {}
+
+ExperimentStore::~ExperimentStore() {
+  if (!db_) return;
+  // Close() reports what deleting the handle would swallow; a destructor can only log it.
+  const rocksdb::Status s = db_->Close();
+  if (!s.ok()) log::warn("experiment store " + path_ + ": close: " + s.ToString());
+}
+
+void ExperimentStore::init_schema() {
+  const std::string expected = std::to_string(kSchemaVersion);
+  const auto stored = get(kVersionKey, "read schema_version");
+  if (stored) {
+    if (*stored != expected)
+      fail(path_, "open",
+           "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
+    return;
+  }
+  // A crash between creating the DB and writing 'V' leaves it empty, so empty means new.
+  if (!is_empty())
+    fail(path_, "open",
+         "on-disk schema_version missing (not an experiment store?), this build expects "
+         "schema_version " + expected);
+  rocksdb::WriteBatch batch;
+  check(batch.Put(kVersionKey, expected), "write schema_version");
+  write(batch, kSync, "write schema_version");
+}
+
+bool ExperimentStore::is_empty() const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekToFirst();
+  const bool empty = !it->Valid();
+  check(it->status(), "check for an empty database");
+  return empty;
+}
+
+int ExperimentStore::schema_version() const {
+  const std::string op = "read schema_version";
+  const auto stored = get(kVersionKey, op);
+  if (!stored) fail(path_, op, "the key is missing");
+  int v = 0;
+  const char* end = stored->data() + stored->size();
+  const auto r = std::from_chars(stored->data(), end, v);
+  if (r.ec != std::errc() || r.ptr != end) fail(path_, op, "not an integer: '" + *stored + "'");
+  return v;
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+void ExperimentStore::check(const rocksdb::Status& s, const std::string& op) const {
+  if (!s.ok()) fail(path_, op, s.ToString());
+}
+
+std::optional<std::string> ExperimentStore::get(const std::string& key,
+                                                const std::string& op) const {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  check(s, op);
+  return value;
+}
+
+void ExperimentStore::write(rocksdb::WriteBatch& batch, bool sync, const std::string& op) {
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  check(db_->Write(options, &batch), op);
+}
+
+void ExperimentStore::scan(const std::string& prefix, const std::string& op,
+                           const ScanFn& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    fn(it->key(), it->value());
+  check(it->status(), op);
+}
+
+void ExperimentStore::delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix,
+                                    const std::string& op) {
+  scan(prefix, op, [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+    check(batch.Delete(key), op);
+  });
+}
+
+template <class Record>
+Record ExperimentStore::decode(const rocksdb::Slice& value, const std::string& op) const {
+  try {
+    return nlohmann::json::parse(value.data(), value.data() + value.size()).get<Record>();
+  } catch (const std::exception& e) {  // nlohmann errors, or ldm::Error for an unknown state
+    fail(path_, op, std::string("corrupt record: ") + e.what());
+  }
+}
+
+// ---- experiments, stages, runs ---------------------------------------------------------
+
+void ExperimentStore::put_experiment(const ExperimentRecord& e) {
+  const std::string op = "put_experiment " + e.name;
+  rocksdb::WriteBatch batch;
+  check(batch.Put(store_keys::experiment_key(e.name), encode(e)), op);
+  write(batch, kSync, op);
+}
+
+std::optional<ExperimentRecord> ExperimentStore::get_experiment(const std::string& name) const {
+  const std::string op = "get_experiment " + name;
+  const auto value = get(store_keys::experiment_key(name), op);
+  if (!value) return std::nullopt;
+  return decode<ExperimentRecord>(*value, op);
+}
+
+std::vector<ExperimentRecord> ExperimentStore::list_experiments() const {
+  const std::string op = "list_experiments";
+  std::vector<ExperimentRecord> out;
+  scan("E", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
+    out.push_back(decode<ExperimentRecord>(v, op));
+  });
+  // Length-prefixed keys sort by (length, bytes), not by name.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+void ExperimentStore::put_stage(const StageRecord& s) {
+  const std::string op = "put_stage " + s.experiment + "/" + s.name;
+  rocksdb::WriteBatch batch;
+  check(batch.Put(store_keys::stage_key(s.experiment, s.index, s.name), encode(s)), op);
+  write(batch, kSync, op);
+}
+
+std::optional<StageRecord> ExperimentStore::get_stage(const std::string& experiment,
+                                                      const std::string& stage) const {
+  // The key holds the index before the name, so find the stage by its key's tail.
+  std::string tail;
+  store_keys::put_lp(tail, stage);
+  const std::size_t key_size = store_keys::stage_prefix(experiment).size() + 4 + tail.size();
+  const std::string op = "get_stage " + experiment + "/" + stage;
+  std::optional<StageRecord> found;
+  scan(store_keys::stage_prefix(experiment), op,
+       [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+         if (!found && k.size() == key_size && k.ends_with(tail))
+           found = decode<StageRecord>(v, op);
+       });
+  return found;
+}
+
+std::vector<StageRecord> ExperimentStore::list_stages(const std::string& experiment) const {
+  const std::string op = "list_stages " + experiment;
+  std::vector<StageRecord> out;
+  scan(store_keys::stage_prefix(experiment), op,
+       [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
+         out.push_back(decode<StageRecord>(v, op));
+       });
+  return out;  // be32(index) in the key: already in index order
+}
+
+void ExperimentStore::put_run(const RunRecord& r) {
+  const std::string op = "put_run " + r.id;
+  rocksdb::WriteBatch batch;
+  check(batch.Put(store_keys::run_key(r.id), encode(r)), op);
+  write(batch, kSync, op);
+}
+
+std::optional<RunRecord> ExperimentStore::get_run(const std::string& id) const {
+  const std::string op = "get_run " + id;
+  const auto value = get(store_keys::run_key(id), op);
+  if (!value) return std::nullopt;
+  return decode<RunRecord>(*value, op);
+}
+
+std::vector<RunRecord> ExperimentStore::list_runs() const {
+  const std::string op = "list_runs";
+  std::vector<RunRecord> out;
+  scan("R", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
+    out.push_back(decode<RunRecord>(v, op));
+  });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+std::vector<RunRecord> ExperimentStore::list_runs(const std::string& experiment) const {
+  std::vector<RunRecord> out = list_runs();
+  out.erase(std::remove_if(out.begin(), out.end(),
+                           [&](const RunRecord& r) { return r.experiment != experiment; }),
+            out.end());
+  return out;
+}
+
+void ExperimentStore::put_submission(const ExperimentRecord& e,
+                                     const std::vector<StageRecord>& stages) {
+  const std::string op = "put_submission " + e.name;
+  rocksdb::WriteBatch batch;
+  check(batch.Put(store_keys::experiment_key(e.name), encode(e)), op);
+  for (const StageRecord& s : stages)
+    check(batch.Put(store_keys::stage_key(s.experiment, s.index, s.name), encode(s)), op);
+  write(batch, kSync, op);
+}
+
+// ---- metrics ---------------------------------------------------------------------------
+
+void ExperimentStore::append_metrics(const std::string& experiment, const std::string& stage,
+                                     const std::vector<MetricPoint>& points,
+                                     const RunRecord& run) {
+  const std::string op = "append_metrics " + run.id;
+  rocksdb::WriteBatch batch;
+  for (const MetricPoint& p : points)
+    check(batch.Put(store_keys::metric_key(experiment, stage, p.metric, p.step), encode_point(p)),
+          op);
+  check(batch.Put(store_keys::run_key(run.id), encode(run)), op);
+  // Not synced: the worker keeps the batch until acknowledged and re-sends it after a crash.
+  write(batch, kNoSync, op);
+}
+
+std::vector<MetricPoint> ExperimentStore::metrics(const std::string& experiment,
+                                                  const std::string& stage,
+                                                  const std::string& metric) const {
+  const std::string op = "metrics " + experiment + "/" + stage;
+  const std::size_t stage_prefix_size = store_keys::metric_prefix(experiment, stage).size();
+  const std::string prefix = metric.empty() ? store_keys::metric_prefix(experiment, stage)
+                                            : store_keys::metric_prefix(experiment, stage, metric);
+  std::vector<MetricPoint> out;
+  scan(prefix, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    MetricPoint p;
+    if (!decode_point_key(k.data() + stage_prefix_size, k.size() - stage_prefix_size, p.metric,
+                          p.step) ||
+        v.size() != kPointValueSize)
+      fail(path_, op, "corrupt metric point (key " + std::to_string(k.size()) + " bytes, value " +
+                          std::to_string(v.size()) + " bytes)");
+    p.attempt = get_be32(v.data());
+    p.value = f64_from_bits(get_be64(v.data() + 4));
+    p.time = f64_from_bits(get_be64(v.data() + 12));
+    out.push_back(std::move(p));
+  });
+  // Keys group a metric's points in step order but sort metrics by (length, name); a stable
+  // sort by name keeps each curve's step order.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const MetricPoint& a, const MetricPoint& b) { return a.metric < b.metric; });
+  return out;
+}
+
+void ExperimentStore::record_resume(const RunRecord& run, std::int64_t from_step) {
+  const std::string op = "record_resume " + run.id + " from step " + std::to_string(from_step);
+  const std::string prefix = store_keys::metric_prefix(run.experiment, run.stage);
+  rocksdb::WriteBatch batch;
+  scan(prefix, op, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
+    std::string metric;
+    std::int64_t step = 0;
+    if (!decode_point_key(k.data() + prefix.size(), k.size() - prefix.size(), metric, step))
+      fail(path_, op, "corrupt metric key (" + std::to_string(k.size()) + " bytes)");
+    if (step > from_step) check(batch.Delete(k), op);
+  });
+  check(batch.Put(store_keys::run_key(run.id), encode(run)), op);
+  write(batch, kSync, op);
+}
+
+void ExperimentStore::delete_experiment(const std::string& name) {
+  const std::string op = "delete_experiment " + name;
+  rocksdb::WriteBatch batch;
+  check(batch.Delete(store_keys::experiment_key(name)), op);
+  delete_prefix(batch, store_keys::stage_prefix(name), op);
+  for (const RunRecord& r : list_runs(name)) check(batch.Delete(store_keys::run_key(r.id)), op);
+  delete_prefix(batch, tagged('P', name), op);  // every stage's points
+  write(batch, kSync, op);
+}
+
+}  // namespace ldm

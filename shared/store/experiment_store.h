@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,7 +29,12 @@
 
 #include "shared/core/records.h"
 
-namespace rocksdb { class DB; }
+namespace rocksdb {
+class DB;
+class Slice;
+class Status;
+class WriteBatch;
+}  // namespace rocksdb
 
 namespace ldm {
 
@@ -36,9 +42,10 @@ class ExperimentStore {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens (creating if missing) the database at `path`. A database with another
-  // schema_version, or one that RocksDB cannot open (locked by another coordinator, corrupt),
-  // throws StoreError naming the path.
+  // Opens (creating if missing) the database at `path`; an empty database gets the
+  // schema_version key. A database with another or no schema_version, or one that RocksDB cannot
+  // open (locked by another coordinator, corrupt), throws StoreError naming the path. Every
+  // later RocksDB failure also throws StoreError naming the path and the operation.
   static std::unique_ptr<ExperimentStore> open(const std::string& path);
   ~ExperimentStore();
 
@@ -55,10 +62,10 @@ class ExperimentStore {
 
   void put_run(const RunRecord& r);
   std::optional<RunRecord> get_run(const std::string& id) const;
-  std::vector<RunRecord> list_runs() const;
-  std::vector<RunRecord> list_runs(const std::string& experiment) const;
+  std::vector<RunRecord> list_runs() const;                               // sorted by id
+  std::vector<RunRecord> list_runs(const std::string& experiment) const;  // sorted by id
 
-  // Writes experiment, stages and first run of a new submission in one synced batch.
+  // Writes the experiment and its stages of a new submission in one synced batch.
   void put_submission(const ExperimentRecord& e, const std::vector<StageRecord>& stages);
 
   // Stores a batch of points for (experiment, stage) and updates `run` (its last_seq, step,
@@ -66,7 +73,8 @@ class ExperimentStore {
   void append_metrics(const std::string& experiment, const std::string& stage,
                       const std::vector<MetricPoint>& points, const RunRecord& run);
 
-  // Points of one stage, sorted by (metric, step). `metric` empty = all metrics.
+  // Points of one stage, sorted by (metric, step). `metric` empty = all metrics. Steps are
+  // expected to be >= 0 (be64 keys sort a negative step after every positive one).
   std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
                                    const std::string& metric = "") const;
 
@@ -78,7 +86,21 @@ class ExperimentStore {
   void delete_experiment(const std::string& name);
 
  private:
+  using ScanFn = std::function<void(const rocksdb::Slice& key, const rocksdb::Slice& value)>;
+
   ExperimentStore(std::string path, std::unique_ptr<rocksdb::DB> db);
+  void init_schema();  // writes schema_version into an empty DB, else checks it
+  bool is_empty() const;
+
+  // Each helper turns a failed rocksdb::Status into StoreError("... <path_>: <op>: <status>").
+  void check(const rocksdb::Status& s, const std::string& op) const;
+  std::optional<std::string> get(const std::string& key, const std::string& op) const;
+  void write(rocksdb::WriteBatch& batch, bool sync, const std::string& op);
+  void scan(const std::string& prefix, const std::string& op, const ScanFn& fn) const;  // key order
+  void delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix, const std::string& op);
+  template <class Record>
+  Record decode(const rocksdb::Slice& value, const std::string& op) const;  // JSON -> record
+
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
 };

@@ -1,0 +1,114 @@
+// The recipe/preset table and its analytic model sizes (checked against the DiT reference), plus
+// the typo-suggestion helpers the spec errors rely on.
+#include "shared/core/presets.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "shared/core/text.h"
+
+namespace {
+
+// The shape DiT's ImageNet 256x256 models are built for: 4 latent channels of a 32x32 latent
+// (f=8 VAE), 1000 classes plus the null class, learned sigma.
+ldm::ModelShape imagenet256() {
+  ldm::ModelShape s;
+  s.in_channels = 4;
+  s.latent_size = 32;
+  s.num_classes = 1000;
+  s.learn_sigma = true;
+  s.class_dropout = true;
+  return s;
+}
+
+const ldm::PresetInfo& dit(const std::string& name) {
+  const ldm::PresetInfo* p = ldm::find_preset("dit", name);
+  REQUIRE_MESSAGE(p != nullptr, "no dit preset " << name);
+  return *p;
+}
+
+}  // namespace
+
+TEST_CASE("DiT-XL/2 analytic parameter count equals the reference implementation's") {
+  // sum(p.numel() for p in DiT_XL_2(input_size=32).parameters()), fixed pos_embed included.
+  CHECK(ldm::analytic_param_count(dit("XL/2"), imagenet256()) == 675129632);
+}
+
+TEST_CASE("the null-class embedding row and learned sigma change the parameter count") {
+  const ldm::PresetInfo& p = dit("XL/2");
+  ldm::ModelShape no_null = imagenet256();
+  no_null.class_dropout = false;
+  CHECK(ldm::analytic_param_count(p, imagenet256()) - ldm::analytic_param_count(p, no_null) ==
+        p.width);  // one embedding row of width D
+
+  ldm::ModelShape no_sigma = imagenet256();
+  no_sigma.learn_sigma = false;
+  // final_layer.linear loses p*p*C outputs: weights D*p*p*C plus biases p*p*C.
+  const std::int64_t ppc = p.patch * p.patch * 4;
+  CHECK(ldm::analytic_param_count(p, imagenet256()) - ldm::analytic_param_count(p, no_sigma) ==
+        p.width * ppc + ppc);
+}
+
+TEST_CASE("DiT analytic GFLOPs match the DiT paper within 2%") {
+  // DiT paper: XL/2 118.6 Gflops (Table 4); the p=4 column of Table 1 for every size.
+  struct Reported { const char* preset; double gflops; };
+  const Reported reported[] = {
+      {"XL/2", 118.6}, {"S/4", 1.4}, {"B/4", 5.6}, {"L/4", 19.7}, {"XL/4", 29.1},
+  };
+  for (const auto& r : reported) {
+    CAPTURE(r.preset);
+    CHECK(ldm::analytic_gflops(dit(r.preset), imagenet256()) == doctest::Approx(r.gflops).epsilon(0.02));
+  }
+}
+
+TEST_CASE("the preset table lists DiT's paper sizes and the CPU presets") {
+  const auto names = ldm::preset_names("dit");
+  for (const char* n : {"S/2", "B/4", "L/8", "XL/2", "tiny/2", "small/4"}) {
+    CAPTURE(n);
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+  }
+  const ldm::PresetInfo& xl = dit("XL/2");
+  CHECK(xl.depth == 28);
+  CHECK(xl.width == 1152);
+  CHECK(xl.heads == 16);
+  CHECK(xl.patch == 2);
+  CHECK(ldm::find_preset("dit", "XL/3") == nullptr);
+  CHECK(ldm::find_preset("unet", "XL/2") == nullptr);
+  CHECK(ldm::preset_names("unet").empty());
+}
+
+TEST_CASE("the recipe x task table: DiT is class-conditional only") {
+  CHECK(ldm::is_known_family("dit"));
+  CHECK_FALSE(ldm::is_known_family("ditt"));
+  CHECK(ldm::family_supports_task("dit", "class"));
+  CHECK_FALSE(ldm::family_supports_task("dit", "text"));
+  CHECK_FALSE(ldm::family_supports_task("unknown", "class"));
+}
+
+TEST_CASE("edit_distance counts insertions, deletions and substitutions") {
+  CHECK(ldm::edit_distance("", "") == 0);
+  CHECK(ldm::edit_distance("steps", "steps") == 0);
+  CHECK(ldm::edit_distance("", "abc") == 3);
+  CHECK(ldm::edit_distance("abc", "") == 3);
+  CHECK(ldm::edit_distance("kitten", "sitting") == 3);
+  CHECK(ldm::edit_distance("stpes", "steps") == 2);  // a transposition is two edits
+  CHECK(ldm::edit_distance("XL2", "XL/2") == 1);
+  CHECK(ldm::edit_distance("flaw", "lawn") == ldm::edit_distance("lawn", "flaw"));
+}
+
+TEST_CASE("closest_match suggests only a plausible typo") {
+  const std::vector<std::string> keys = {"steps", "seed", "batch_size", "lr"};
+  CHECK(ldm::closest_match("stpes", keys) == "steps");
+  CHECK(ldm::closest_match("batchsize", keys) == "batch_size");
+  CHECK(ldm::closest_match("colour", keys).empty());       // nothing close
+  CHECK(ldm::closest_match("anything", {}).empty());
+  // The threshold is max(2, |word|/3): three edits are too many for a 6-letter word...
+  CHECK(ldm::closest_match("abcxyz", {"abcdef"}).empty());
+  // ...but not for a 9-letter one.
+  CHECK(ldm::closest_match("abcdefxyz", {"abcdefghi"}) == "abcdefghi");
+  CHECK(ldm::did_you_mean("stpes", keys) == " (did you mean 'steps'?)");
+  CHECK(ldm::did_you_mean("colour", keys).empty());
+}

@@ -1,0 +1,33 @@
+#include <torch/torch.h>
+#include <doctest/doctest.h>
+
+#include "shared/core/error.h"
+#include "worker/fault.h"
+
+using namespace ldm::worker;
+
+TEST_CASE("LDM_FAULT syntax parses kind, step and rank") {
+  auto p = parse_fault("abort@step:5,rank:1");
+  CHECK(p.kind == "abort");
+  CHECK(p.step == 5);
+  CHECK(p.rank == 1);
+  CHECK(parse_fault("").kind.empty());
+}
+
+TEST_CASE("malformed LDM_FAULT values are errors that quote the value") {
+  for (const char* bad : {"abort", "boom@step:1,rank:0", "abort@step:x,rank:0", "abort@rank:0", "abort@step:1,ranks:0"}) {
+    try {
+      parse_fault(bad);
+      FAIL("expected an error for " << bad);
+    } catch (const ldm::Error& e) {
+      CHECK(std::string(e.what()).find(bad) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a throw fault fires only on its rank and step") {
+  auto p = parse_fault("throw@step:3,rank:1");
+  CHECK_NOTHROW(maybe_inject_fault(p, 0, 3));
+  CHECK_NOTHROW(maybe_inject_fault(p, 1, 2));
+  CHECK_THROWS_WITH(maybe_inject_fault(p, 1, 3), doctest::Contains("rank 1 at step 3"));
+}

@@ -1,0 +1,248 @@
+// ldm-worker: one rank of a training job. Launched by the coordinator as
+//   mpirun -n N ldm-worker train --coord tcp://HOST:PORT --run RUN_ID     (LDM_RUN_TOKEN in the env)
+// and, for people, `ldm-worker describe RECIPE` to inspect a model without training it.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/presets.h"
+#include "shared/core/safe_file.h"
+#include "shared/core/spec_json.h"
+#include "shared/core/text.h"
+#include "worker/comm.h"
+#include "worker/fault.h"
+#include "worker/models/denoiser.h"
+#include "worker/reporter.h"
+#include "worker/trainer.h"
+
+using namespace ldm;
+using namespace ldm::worker;
+
+namespace {
+
+const char* kUsage =
+    "usage: ldm-worker <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train --coord ENDPOINT --run RUN_ID   train one stage (launched by ldm-coord under mpirun;\n"
+    "                                        reads the run token from LDM_RUN_TOKEN)\n"
+    "  describe FAMILY [--preset P] [--resolution R] [--factor F] [--classes N] [--json]\n"
+    "                                        build a model and print its parameter count (checked\n"
+    "                                        against the analytic count) and forward GFLOPs\n"
+    "\n"
+    "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "ldm-worker: " << msg << "\n\n" << kUsage;
+  std::exit(2);
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;
+  bool has(const std::string& k) const { return options.count(k) > 0; }
+  std::string get(const std::string& k, const std::string& def = "") const {
+    auto it = options.find(k);
+    return it == options.end() ? def : it->second;
+  }
+};
+
+Args parse_args(int argc, char** argv, int first, const std::vector<std::string>& flags,
+                const std::vector<std::string>& valued) {
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "--help" || s == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (starts_with(s, "--")) {
+      std::string key = s.substr(2);
+      bool is_flag = std::find(flags.begin(), flags.end(), key) != flags.end();
+      bool is_valued = std::find(valued.begin(), valued.end(), key) != valued.end();
+      if (is_flag) a.options[key] = "1";
+      else if (is_valued) {
+        if (i + 1 >= argc) usage_error("option --" + key + " needs a value");
+        a.options[key] = argv[++i];
+      } else {
+        std::vector<std::string> all = flags;
+        all.insert(all.end(), valued.begin(), valued.end());
+        usage_error("unknown option " + s + did_you_mean(key, all));
+      }
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+long long to_int(const std::string& s, const std::string& what) {
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end) usage_error(what + " must be an integer, got '" + s + "'");
+  return v;
+}
+
+int cmd_describe(const Args& a) {
+  if (a.positional.size() != 1) usage_error("describe needs exactly one FAMILY");
+  RecipeSpec recipe;
+  recipe.family = a.positional[0];
+  recipe.preset = a.get("preset", "XL/2");
+  recipe.learn_sigma = a.has("learn-sigma");
+  const int64_t resolution = to_int(a.get("resolution", "256"), "--resolution");
+  const int64_t factor = to_int(a.get("factor", "8"), "--factor");
+  const int64_t in_channels = to_int(a.get("in-channels", "4"), "--in-channels");
+  const int64_t classes = to_int(a.get("classes", "1000"), "--classes");
+  const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
+  if (!is_known_family(recipe.family))
+    throw SpecError("recipe.family", "unknown family '" + recipe.family + "'" + did_you_mean(recipe.family, recipe_families()));
+  if (!preset)
+    throw SpecError("recipe.preset", "unknown preset '" + recipe.preset + "'" +
+                                         did_you_mean(recipe.preset, preset_names(recipe.family)));
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(0);
+  models::ModelGeometry g{in_channels, resolution / factor, resolution / factor, classes};
+  auto model = models::build_denoiser(recipe, g, gen);
+  int64_t params = 0, trainable = 0;
+  for (const auto& p : model->parameters()) {
+    params += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  ModelShape shape{static_cast<int>(in_channels), static_cast<int>(resolution / factor), static_cast<int>(classes),
+                   recipe.learn_sigma, true};
+  const int64_t analytic = analytic_param_count(*preset, shape);
+  const double gflops = analytic_gflops(*preset, shape);
+  if (a.has("json")) {
+    std::cout << nlohmann::json{{"family", recipe.family}, {"preset", recipe.preset}, {"resolution", resolution},
+                                {"latent", {in_channels, resolution / factor, resolution / factor}},
+                                {"parameters", params}, {"trainable", trainable}, {"analytic_parameters", analytic},
+                                {"gflops", gflops}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::printf("%s %s at %lldpx (latent %lldx%lldx%lld, %lld classes)\n", recipe.family.c_str(), recipe.preset.c_str(),
+                (long long)resolution, (long long)in_channels, (long long)(resolution / factor),
+                (long long)(resolution / factor), (long long)classes);
+    std::printf("  parameters  %lld (trainable %lld; analytic %lld)\n", (long long)params, (long long)trainable,
+                (long long)analytic);
+    std::printf("  forward     %.2f GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
+  }
+  if (params != analytic) {
+    std::cerr << "ldm-worker: error: built module has " << params << " parameters but the analytic count is "
+              << analytic << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+// Per-rank log file in the run directory (the cwd the coordinator gave us).
+void redirect_output(int rank) {
+  make_dirs("logs");
+  const std::string path = "logs/rank-" + std::to_string(rank) + ".log";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("cannot open", path);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  ::close(fd);
+}
+
+int cmd_train(int argc, char** argv, const Args& a) {
+  if (!a.has("coord") || !a.has("run")) usage_error("train needs --coord ENDPOINT and --run RUN_ID");
+  auto comm = make_mpi_communicator(&argc, &argv);
+  const int rank = comm->rank();
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
+  const std::string note = std::string(cwd) + "/failure-rank-" + std::to_string(rank) + ".txt";
+  ::unlink(note.c_str());  // a note from an earlier attempt is not ours
+  install_crash_handler(rank, note);
+  install_preemption_handler();
+  if (!a.has("no-redirect")) redirect_output(rank);
+  log::set_component("worker r" + std::to_string(rank));
+
+  std::unique_ptr<Reporter> reporter;
+  try {
+    FaultPlan fault = fault_from_env();
+    const char* token = std::getenv("LDM_RUN_TOKEN");
+    if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
+    std::string spec_text;
+    if (rank == 0) {
+      reporter = std::make_unique<Reporter>(a.get("coord"), a.get("run"), token);
+      spec_text = reporter->fetch_spec(comm->size()).dump();
+    }
+    comm->broadcast(spec_text, 0);
+    auto body = nlohmann::json::parse(spec_text);
+    StageContext ctx;
+    ctx.spec = spec_from_json(body.at("spec"));
+    ctx.attempt = body.at("attempt").get<int>();
+    ctx.run_dir = body.at("run_dir").get<std::string>();
+    ctx.stage_index = body.value("stage_index", 0);
+    ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
+    ctx.fault = fault;
+    if (reporter) {
+      reporter->set_attempt(ctx.attempt);
+      reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
+    }
+    StageResult r = train_stage(ctx, *comm, reporter.get());
+    if (reporter) {
+      if (!reporter->flush(r.steps, 120.0))
+        log::error("the coordinator did not acknowledge " + std::to_string(reporter->unacked_batches()) +
+                   " metric batches; their points are in sent.jsonl");
+      nlohmann::json summary = {{"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
+                                {"wall_s", r.wall_s}, {"param_checksum", r.param_checksum},
+                                {"checkpoint", r.checkpoint}};
+      if (r.preempted)
+        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, 30.0);
+      else
+        reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, 30.0);
+    }
+    comm->barrier();
+    return 0;
+  } catch (const std::exception& e) {
+    const int64_t step = current_step();
+    const std::string msg = "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + e.what();
+    log::error(msg);
+    write_failure_note(note, msg);
+    if (reporter) {
+      try {
+        reporter->send_event(protocol::Type::Failed, {{"step", step}, {"rank", rank}, {"message", msg}}, 5.0);
+      } catch (const std::exception& e2) {
+        log::error(std::string("could not report the failure: ") + e2.what());
+      }
+    }
+    if (comm->size() > 1) comm->abort(1);  // the other ranks may be blocked in a collective
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage_error("missing command");
+  const std::string cmd = argv[1];
+  log::set_component("worker");
+  try {
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (cmd == "train") return cmd_train(argc, argv, parse_args(argc, argv, 2, {"no-redirect"}, {"coord", "run"}));
+    if (cmd == "describe")
+      return cmd_describe(parse_args(argc, argv, 2, {"json", "learn-sigma"},
+                                     {"preset", "resolution", "factor", "in-channels", "classes"}));
+    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe"}));
+  } catch (const std::exception& e) {
+    std::cerr << "ldm-worker: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,126 @@
+#include "worker/models/dit.h"
+
+#include "shared/core/error.h"
+
+namespace ldm::models {
+
+namespace {
+torch::nn::Sequential silu_linear(int64_t in, int64_t out) {
+  // Keys adaLN_modulation.1.* as in the reference (index 0 is the parameter-free SiLU).
+  return torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(in, out));
+}
+torch::nn::LayerNorm affine_free_norm(int64_t width) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6));
+}
+}  // namespace
+
+DiTBlockImpl::DiTBlockImpl(int64_t width, int64_t heads, double mlp_ratio) {
+  norm1 = register_module("norm1", affine_free_norm(width));
+  attn = register_module("attn", Attention(width, heads));
+  norm2 = register_module("norm2", affine_free_norm(width));
+  mlp = register_module("mlp", Mlp(width, static_cast<int64_t>(width * mlp_ratio)));
+  adaLN_modulation = register_module("adaLN_modulation", silu_linear(width, 6 * width));
+}
+
+torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
+  auto mod = adaLN_modulation->forward(c).chunk(6, 1);  // 6 × [N, D]
+  const auto &shift_msa = mod[0], &scale_msa = mod[1], &gate_msa = mod[2];
+  const auto &shift_mlp = mod[3], &scale_mlp = mod[4], &gate_mlp = mod[5];
+  auto h = x + gate_msa.unsqueeze(1) * attn->forward(modulate(norm1->forward(x), shift_msa, scale_msa));
+  return h + gate_mlp.unsqueeze(1) * mlp->forward(modulate(norm2->forward(h), shift_mlp, scale_mlp));
+}
+
+DiTFinalLayerImpl::DiTFinalLayerImpl(int64_t width, int64_t patch, int64_t out_channels) {
+  norm_final = register_module("norm_final", affine_free_norm(width));
+  linear = register_module("linear", torch::nn::Linear(width, patch * patch * out_channels));
+  adaLN_modulation = register_module("adaLN_modulation", silu_linear(width, 2 * width));
+}
+
+torch::Tensor DiTFinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
+  auto mod = adaLN_modulation->forward(c).chunk(2, 1);
+  return linear->forward(modulate(norm_final->forward(x), mod[0], mod[1]));
+}
+
+DiT::PatchEmbed::PatchEmbed(int64_t in_channels, int64_t width, int64_t patch) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, patch).stride(patch)));
+}
+
+DiT::DiT(const DiTConfig& c) : cfg_(c) {
+  if (c.latent_h % c.patch || c.latent_w % c.patch)
+    throw Error("DiT: latent " + std::to_string(c.latent_h) + "x" + std::to_string(c.latent_w) +
+                " is not divisible by patch " + std::to_string(c.patch));
+  out_channels_ = c.learn_sigma ? 2 * c.in_channels : c.in_channels;
+  grid_h_ = c.latent_h / c.patch;
+  grid_w_ = c.latent_w / c.patch;
+  x_embedder_ = register_module("x_embedder", std::make_shared<PatchEmbed>(c.in_channels, c.width, c.patch));
+  t_embedder_ = register_module("t_embedder", TimestepEmbedder(c.width));
+  y_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, c.null_class));
+  pos_embed_ = register_parameter("pos_embed", sincos_2d(c.width, grid_h_, grid_w_).unsqueeze(0),
+                                  /*requires_grad=*/false);
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.depth; ++i) blocks_->push_back(DiTBlock(c.width, c.heads, c.mlp_ratio));
+  final_layer_ = register_module("final_layer", DiTFinalLayer(c.width, c.patch, out_channels_));
+}
+
+void DiT::initialize(at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  // As DiT's initialize_weights(): xavier-uniform Linear weights with zero bias; the patch
+  // embedding like a Linear; N(0, 0.02) label and timestep-MLP weights; then zero the adaLN
+  // modulation and the output layer (adaLN-Zero).
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<torch::nn::Linear>()) {
+      xavier_uniform_(lin->weight, gen);
+      lin->bias.zero_();
+    }
+  }
+  xavier_uniform_(x_embedder_->proj->weight, gen);
+  x_embedder_->proj->bias.zero_();
+  normal_(y_embedder_->embedding_table->weight, 0.02, gen);
+  normal_(t_embedder_->mlp[0]->as<torch::nn::Linear>()->weight, 0.02, gen);
+  normal_(t_embedder_->mlp[2]->as<torch::nn::Linear>()->weight, 0.02, gen);
+  for (auto& b : *blocks_) {
+    auto* lin = b->as<DiTBlockImpl>()->adaLN_modulation[1]->as<torch::nn::Linear>();
+    lin->weight.zero_();
+    lin->bias.zero_();
+  }
+  auto* fl = final_layer_->adaLN_modulation[1]->as<torch::nn::Linear>();
+  fl->weight.zero_();
+  fl->bias.zero_();
+  final_layer_->linear->weight.zero_();
+  final_layer_->linear->bias.zero_();
+  pos_embed_.copy_(sincos_2d(cfg_.width, grid_h_, grid_w_).unsqueeze(0));
+}
+
+torch::Tensor DiT::unpatchify(const torch::Tensor& tokens) const {
+  const int64_t n = tokens.size(0), p = cfg_.patch, c = out_channels_;
+  // [N, h·w, p·p·C] -> [N, h, w, p, p, C] -> [N, C, h, p, w, p] -> [N, C, h·p, w·p]
+  return tokens.reshape({n, grid_h_, grid_w_, p, p, c})
+      .permute({0, 5, 1, 3, 2, 4})
+      .reshape({n, c, grid_h_ * p, grid_w_ * p});
+}
+
+torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+  // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
+  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
+  auto c = t_embedder_->forward(t) + y_embedder_->forward(y);  // [N, D]
+  for (auto& b : *blocks_) h = b->as<DiTBlockImpl>()->forward(h, c);
+  return unpatchify(final_layer_->forward(h, c));  // [N, C_out, H, W]
+}
+
+DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, bool learn_sigma) {
+  DiTConfig c;
+  c.in_channels = g.in_channels;
+  c.latent_h = g.latent_h;
+  c.latent_w = g.latent_w;
+  c.patch = p.patch;
+  c.width = p.width;
+  c.depth = p.depth;
+  c.heads = p.heads;
+  c.mlp_ratio = p.mlp_ratio;
+  c.num_classes = g.num_classes;
+  c.learn_sigma = learn_sigma;
+  return c;
+}
+
+}  // namespace ldm::models

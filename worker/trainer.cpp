@@ -1,0 +1,211 @@
+#include "worker/trainer.h"
+
+#include <signal.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "datasets/autoencoder.h"
+#include "datasets/loader.h"
+#include "datasets/synthetic.h"
+#include "shared/core/error.h"
+#include "shared/core/ids.h"
+#include "shared/core/log.h"
+#include "shared/core/safe_file.h"
+#include "worker/checkpoint.h"
+#include "worker/diffusion/vp_process.h"
+#include "worker/flat_params.h"
+#include "worker/models/denoiser.h"
+#include "worker/reporter.h"
+
+namespace ldm::worker {
+namespace {
+
+volatile sig_atomic_t g_stop_requested = 0;
+void on_sigusr1(int) { g_stop_requested = 1; }
+
+at::Generator make_generator(const ExperimentSpec& spec, const std::string& purpose, int rank) {
+  return at::detail::createCPUGenerator(derive_seed(static_cast<uint64_t>(spec.seed), purpose, rank));
+}
+
+std::string checksum(const torch::Tensor& flat) {
+  auto c = flat.contiguous();
+  return hex64(fnv1a64(c.data_ptr(), c.numel() * c.element_size()));
+}
+
+std::string dataset_dir(const StageContext& ctx, const data::SyntheticParams& params) {
+  if (!ctx.spec.dataset.path.empty()) return ctx.spec.dataset.path;
+  return ctx.data_dir + "/" + data::synthetic_identity(params);
+}
+
+}  // namespace
+
+void install_preemption_handler() {
+  struct sigaction sa{};
+  sa.sa_handler = on_sigusr1;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* reporter) {
+  const ExperimentSpec& spec = ctx.spec;
+  const StageSpec& stage = spec.stages.at(static_cast<std::size_t>(ctx.stage_index));
+  const int rank = comm.rank(), world = comm.size();
+  if (stage.ranks != world)
+    throw Error("stage '" + stage.name + "' asks for " + std::to_string(stage.ranks) + " ranks but the job has " +
+                std::to_string(world));
+  if (spec.recipe.learn_sigma)
+    throw SpecError("recipe.learn_sigma", "the learned-variance (hybrid VLB) loss is not supported yet");
+  at::set_num_threads(static_cast<int>(stage.threads_per_rank));
+  const auto t_start = std::chrono::steady_clock::now();
+
+  // ---- data: rank 0 renders (or reuses) the synthetic dataset, the others wait for it ----
+  data::SyntheticParams sp;
+  sp.records = spec.dataset.records;
+  sp.classes = spec.dataset.classes;
+  sp.resolution = stage.resolution;
+  sp.seed = spec.seed;
+  sp.shard_records = spec.dataset.shard_records;
+  const std::string ddir = dataset_dir(ctx, sp);
+  if (rank == 0) {
+    log::info("dataset: " + ddir);
+    data::ensure_synthetic_dataset(sp, ddir, [](int64_t done, int64_t total) {
+      log::info("rendering synthetic data: " + std::to_string(done) + "/" + std::to_string(total));
+    });
+  }
+  comm.barrier();
+  auto dataset = std::make_shared<const data::ShardDataset>(ddir);
+  auto ae = std::make_shared<const data::PatchAutoencoder>(
+      static_cast<int>(spec.autoencoder.factor), spec.autoencoder.scale, spec.autoencoder.shift);
+  data::RankLoader loader(dataset, ae, static_cast<uint64_t>(spec.seed), stage.batch_size, rank, world);
+
+  // ---- model and optimiser: identical initialisation on every rank (same seed, no rank) ----
+  const int64_t side = latent_side(spec, stage);
+  models::ModelGeometry geometry{ae->latent_channels(), side, side, spec.dataset.classes};
+  auto init_gen = make_generator(spec, "init", 0);
+  auto model = models::build_denoiser(spec.recipe, geometry, init_gen);
+  model->train();
+  FlatParams flat(*model);
+  const auto& o = spec.recipe.optimizer;
+  FlatAdamW optimizer(flat, {o.beta1, o.beta2, o.eps, o.weight_decay});
+  diffusion::VpProcess process(spec.recipe.diffusion);
+  auto gen_t = make_generator(spec, "timesteps", rank);
+  auto gen_noise = make_generator(spec, "noise", rank);
+  auto gen_drop = make_generator(spec, "label-dropout", rank);
+  if (rank == 0)
+    log::info("model " + spec.recipe.family + " " + spec.recipe.preset + ": " + std::to_string(flat.numel()) +
+              " trainable parameters; latent " + std::to_string(ae->latent_channels()) + "x" +
+              std::to_string(side) + "x" + std::to_string(side) + "; " + std::to_string(dataset->size()) +
+              " records; " + std::to_string(world) + " rank(s)");
+
+  const std::string logs = ctx.run_dir + "/logs";
+  make_dirs(logs);
+  std::ofstream records_log(logs + "/records-rank-" + std::to_string(rank) + ".jsonl", std::ios::trunc);
+
+  auto save_checkpoint = [&](int64_t step) -> std::string {
+    // Every rank's generator states travel to rank 0 so a resume can restore them exactly.
+    std::string mine;
+    for (auto* g : {&gen_t, &gen_noise, &gen_drop}) {
+      auto state = g->get_state();
+      mine.append(static_cast<const char*>(state.data_ptr()), state.numel());
+    }
+    auto all = comm.gather(mine, 0);
+    if (rank != 0) return "";
+    CheckpointBundle b;
+    b.manifest = {{"step", step}, {"data_cursor", step * stage.batch_size}, {"spec_hash", spec_hash(spec)},
+                  {"experiment", spec.name}, {"stage", stage.name}, {"attempt", ctx.attempt},
+                  {"world_size", world}, {"threads_per_rank", stage.threads_per_rank},
+                  {"libtorch", TORCH_VERSION}, {"recipe", spec.recipe.family + " " + spec.recipe.preset},
+                  {"autoencoder", ae->identity()}, {"generators", {"timesteps", "noise", "label-dropout"}}};
+    for (const auto& item : model->named_parameters(true)) b.model[item.key()] = item.value().detach();
+    b.optimizer["exp_avg"] = optimizer.exp_avg();
+    b.optimizer["exp_avg_sq"] = optimizer.exp_avg_sq();
+    b.optimizer["step"] = torch::tensor({optimizer.steps_taken()}, torch::kInt64);
+    for (int r = 0; r < world; ++r) {
+      const auto& bytes = all[static_cast<std::size_t>(r)];
+      b.generators["rank" + std::to_string(r)] =
+          torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+    }
+    auto dir = write_checkpoint(ctx.run_dir + "/checkpoints", b);
+    if (reporter) reporter->send_event(protocol::Type::Checkpoint, {{"step", step}, {"path", dir}}, 30.0);
+    return dir;
+  };
+
+  StageResult result;
+  const int64_t local_b = loader.local_batch();
+  double last_samples_per_s = 0;
+  for (int64_t step = 1; step <= stage.steps; ++step) {
+    set_current_step(step);
+    maybe_inject_fault(ctx.fault, rank, step);
+    if (comm.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
+      result.checkpoint = save_checkpoint(step - 1);
+      result.steps = step - 1;
+      result.preempted = true;
+      break;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    data::Batch batch = loader.batch_for_step(step - 1);
+    {
+      nlohmann::json ids = batch.ids, epochs = batch.epochs;
+      records_log << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}}.dump() << "\n";
+    }
+    // Classifier-free guidance training: drop labels to the null class with probability p.
+    auto drop = torch::rand({local_b}, gen_drop) < spec.recipe.class_dropout;
+    auto labels = torch::where(drop, torch::full_like(batch.labels, spec.dataset.classes), batch.labels);
+    auto t = torch::randint(0, process.timesteps(), {local_b}, gen_t, torch::kInt64);
+    auto noise = torch::randn(batch.latents.sizes(), gen_noise);
+    auto x_t = process.q_sample(batch.latents, t, noise);
+
+    flat.zero_grad();
+    auto loss = diffusion::eps_loss(model->forward(x_t, t, labels), noise);
+    loss.backward();
+    if (!std::isfinite(loss.item<double>()))
+      throw Error("loss is not finite (" + std::to_string(loss.item<double>()) + ") at step " + std::to_string(step));
+    // One all-reduce carries the gradients and the loss (extra slot), then average.
+    flat.extra_slot() = loss.item<float>();
+    comm.allreduce_sum(flat.grad_storage().data_ptr<float>(), static_cast<std::size_t>(flat.numel() + 1));
+    flat.grad_storage().div_(world);
+    const double mean_loss = flat.extra_slot();
+    double grad_norm = flat.grads().norm().item<double>();
+    if (o.grad_clip > 0 && grad_norm > o.grad_clip) flat.grads().mul_(o.grad_clip / (grad_norm + 1e-6));
+    optimizer.step(stage.lr);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    last_samples_per_s = double(stage.batch_size) / std::max(dt, 1e-9);
+    result.final_loss = mean_loss;
+    result.steps = step;
+
+    if (reporter) {
+      if (step % stage.log_every == 0 || step == stage.steps) {
+        reporter->add_point("loss", step, mean_loss);
+        reporter->add_point("lr", step, stage.lr);
+        reporter->add_point("grad_norm", step, grad_norm);
+        reporter->add_point("samples_per_s", step, last_samples_per_s);
+      }
+      reporter->pump(step);
+    }
+    if (rank == 0 && (step % 50 == 0 || step == stage.steps))
+      log::info("step " + std::to_string(step) + "/" + std::to_string(stage.steps) + " loss " +
+                std::to_string(mean_loss) + " grad_norm " + std::to_string(grad_norm) + " " +
+                std::to_string(static_cast<int>(last_samples_per_s)) + " samples/s");
+    if (stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0 && step != stage.steps)
+      result.checkpoint = save_checkpoint(step);
+  }
+  if (!result.preempted) result.checkpoint = save_checkpoint(result.steps);
+
+  result.param_checksum = checksum(flat.params());
+  result.samples_per_s = last_samples_per_s;
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  log::info("rank " + std::to_string(rank) + " finished at step " + std::to_string(result.steps) +
+            " param_checksum=" + result.param_checksum);
+  write_file_atomic(logs + "/rank-" + std::to_string(rank) + ".json",
+                    nlohmann::json{{"rank", rank}, {"step", result.steps}, {"param_checksum", result.param_checksum},
+                                   {"final_loss", result.final_loss}, {"preempted", result.preempted}}
+                            .dump() + "\n");
+  return result;
+}
+
+}  // namespace ldm::worker

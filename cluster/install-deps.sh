@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing ldm-recipes needs on Debian 12 (run as root).
+# Everything comes from Debian's own packages; nothing is downloaded from elsewhere.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: run as root (apt-get installs system packages)" >&2
+  exit 1
+fi
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-openmp     # LibTorch 1.13 (CPU); OpenBLAS or torch's BLAS is 15-25x slower
+  libgflags-dev libgoogle-glog-dev     # required by Debian's Caffe2/Torch CMake config
+  libopenmpi-dev openmpi-bin           # mpirun + MPI for the workers
+  libzmq3-dev cppzmq-dev               # coordinator <-> worker protocol
+  librocksdb-dev                       # experiment store
+  libboost-dev                         # Boost.Asio / Beast (header-only parts)
+  libtomlplusplus-dev                  # experiment TOML
+  nlohmann-json3-dev doctest-dev zlib1g-dev
+  python3                              # end-to-end tests drive the real binaries from Python
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps.sh: all packages present"
+fi

@@ -1,0 +1,103 @@
+"""Helpers for the end-to-end tests: run the real ldm-coord / ldm-worker binaries.
+
+Each test gets a fresh state directory, starts `ldm-coord serve` on ephemeral ports, talks to it
+through the CLI and the HTTP API, and stops it at the end. Nothing here fakes a component.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+BIN = os.environ.get("LDM_BIN", "")
+REPO = os.environ.get("LDM_REPO", "")
+
+
+def experiment(name):
+    return os.path.join(REPO, "experiments", "tiny", name)
+
+
+def run_cli(*args, check=True, timeout=120):
+    """Runs ldm-coord with args; returns the CompletedProcess (text)."""
+    proc = subprocess.run([os.path.join(BIN, "ldm-coord"), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ldm-coord {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+class Coordinator:
+    """A real `ldm-coord serve` in a temporary state directory."""
+
+    def __init__(self, state=None):
+        self.owns_state = state is None
+        self.state = state or tempfile.mkdtemp(prefix="ldm-e2e-")
+        self.proc = None
+        self.info = None
+
+    def start(self, timeout=30):
+        log = open(os.path.join(self.state, "serve.log"), "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "ldm-coord"), "serve", "--state", self.state, "--http-port", "0",
+             "--zmq-port", "0"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        info_path = os.path.join(self.state, "coord.json")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("ldm-coord serve exited early:\n" + self.log())
+            if os.path.exists(info_path):
+                try:
+                    with open(info_path) as f:
+                        self.info = json.load(f)
+                    if self.info.get("pid") == self.proc.pid:
+                        return self
+                except ValueError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError("ldm-coord serve did not write coord.json:\n" + self.log())
+
+    def log(self):
+        try:
+            with open(os.path.join(self.state, "serve.log")) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        if self.owns_state and not os.environ.get("LDM_KEEP_STATE"):
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def cli(self, *args, check=True, timeout=120):
+        return run_cli(*args, "--state", self.state, check=check, timeout=timeout)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.info["http"] + path, timeout=10) as r:
+            return json.load(r)
+
+    def experiment(self, name):
+        return self.get(f"/api/v1/experiments/{name}")
+
+    def wait_terminal(self, name, timeout=600):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            e = self.experiment(name)
+            if e["experiment"]["state"] in ("done", "failed", "cancelled", "diverged"):
+                return e
+            if self.proc.poll() is not None:
+                raise AssertionError("coordinator died while waiting:\n" + self.log())
+            time.sleep(0.5)
+        raise AssertionError(f"experiment {name} did not finish in {timeout} s:\n" + self.log())

@@ -1,0 +1,163 @@
+"""End to end: submit a tiny experiment to a real coordinator, train it with 2 real MPI ranks,
+and check what reached the RocksDB store. Run by ctest (see CMakeLists.txt here)."""
+import glob
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import ldm_e2e  # noqa: E402
+from ldm_e2e import Coordinator, experiment  # noqa: E402
+
+METRICS = ("loss", "lr", "grad_norm", "samples_per_s")
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class TrainTwoRanks(unittest.TestCase):
+    """One training run shared by the checks below (it is the expensive part)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.coord = Coordinator().start()
+        cls.coord.cli("submit", experiment("dit-2rank.toml"))
+        cls.result = cls.coord.wait_terminal("tiny-dit-2rank")
+        cls.run = cls.result["runs"][-1]
+        cls.run_dir = cls.run["run_dir"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.coord.cleanup()
+
+    def test_run_ends_done(self):
+        self.assertEqual(self.result["experiment"]["state"], "done", json.dumps(self.result, indent=1))
+        self.assertEqual(self.run["step"], 60)
+
+    def test_loss_falls_by_a_fifth(self):
+        pts = self.coord.get("/api/v1/experiments/tiny-dit-2rank/metrics?stage=train&metric=loss")["points"]
+        losses = [p["value"] for p in sorted(pts, key=lambda p: p["step"])]
+        self.assertEqual(len(losses), 60)
+        k = len(losses) // 5
+        first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+        self.assertLessEqual(last, 0.8 * first, f"first 20%: {first:.4f}, last 20%: {last:.4f}")
+
+    def test_ranks_end_with_identical_parameters(self):
+        summaries = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(self.run_dir, "logs", "rank-*.json")))]
+        self.assertEqual(len(summaries), 2)
+        self.assertEqual({s["step"] for s in summaries}, {60})
+        self.assertEqual(summaries[0]["param_checksum"], summaries[1]["param_checksum"])
+
+    def test_ranks_read_disjoint_records_covering_the_epoch(self):
+        per_rank = []
+        for r in range(2):
+            ids = set()
+            for line in read_jsonl(os.path.join(self.run_dir, "logs", f"records-rank-{r}.jsonl")):
+                ids.update(i for i, e in zip(line["ids"], line["epochs"]) if e == 0)
+            per_rank.append(ids)
+        self.assertFalse(per_rank[0] & per_rank[1], "ranks read the same records")
+        self.assertEqual(per_rank[0] | per_rank[1], set(range(256)))
+
+    def test_store_holds_exactly_the_points_the_worker_sent(self):
+        sent = {(p["metric"], p["step"], p["value"]) for p in read_jsonl(os.path.join(self.run_dir, "sent.jsonl"))}
+        stored_pts = self.coord.get("/api/v1/experiments/tiny-dit-2rank/metrics?stage=train")["points"]
+        stored = {(p["metric"], p["step"], p["value"]) for p in stored_pts}
+        self.assertEqual(len(stored_pts), 60 * len(METRICS))
+        self.assertEqual(sent, stored)
+        self.assertEqual({p["attempt"] for p in stored_pts}, {1})
+
+    def test_final_checkpoint_bundle_is_complete(self):
+        ckpts = os.path.join(self.run_dir, "checkpoints")
+        with open(os.path.join(ckpts, "latest")) as f:
+            name = f.read().strip()
+        self.assertEqual(name, "step-0000060")
+        bundle = os.path.join(ckpts, name)
+        for file in ("model.safetensors", "optimizer.safetensors", "generators.safetensors", "manifest.json"):
+            self.assertTrue(os.path.exists(os.path.join(bundle, file)), file)
+        manifest = json.load(open(os.path.join(bundle, "manifest.json")))
+        self.assertEqual(manifest["step"], 60)
+        self.assertEqual(manifest["world_size"], 2)
+        self.assertEqual(manifest["data_cursor"], 60 * 16)
+
+    def test_status_json_reports_the_run(self):
+        out = json.loads(self.coord.cli("status", "tiny-dit-2rank", "--json").stdout)
+        text = json.dumps(out)
+        self.assertIn("done", text)
+        self.assertNotIn(self.run.get("token", "no-token-in-api"), text)
+
+
+class Failures(unittest.TestCase):
+    def setUp(self):
+        self.coord = Coordinator().start()
+
+    def tearDown(self):
+        self.coord.cleanup()
+
+    def test_injected_abort_names_rank_and_step_and_the_next_submit_succeeds(self):
+        self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "faulty",
+                       "--inject-fault", "abort@step:5,rank:1")
+        failed = self.coord.wait_terminal("faulty")
+        self.assertEqual(failed["experiment"]["state"], "failed")
+        error = failed["runs"][-1]["error"]
+        self.assertIn("rank 1", error)
+        self.assertIn("step 5", error)
+        status = self.coord.cli("status", "faulty").stdout
+        self.assertIn("rank 1", status)
+        self.coord.cli("submit", experiment("dit-1rank-short.toml"))
+        ok = self.coord.wait_terminal("tiny-dit-1rank")
+        self.assertEqual(ok["experiment"]["state"], "done", json.dumps(ok, indent=1))
+
+    def test_worker_dying_silently_at_start_is_reported(self):
+        self.coord.cli("submit", experiment("dit-1rank-short.toml"), "--name", "silent",
+                       "--inject-fault", "exit@step:1,rank:0")
+        failed = self.coord.wait_terminal("silent")
+        self.assertEqual(failed["experiment"]["state"], "failed")
+        self.assertIn("exit", failed["runs"][-1]["error"].lower())
+        self.assertTrue(self.coord.get("/api/v1/health")["ok"])
+
+    def test_bad_spec_is_refused_with_its_location_and_the_coordinator_keeps_serving(self):
+        bad = os.path.join(self.coord.state, "bad.toml")
+        with open(experiment("dit-1rank-short.toml")) as f:
+            text = f.read().replace('preset = "tiny/4"', 'preset = "tiny/3"')
+        with open(bad, "w") as f:
+            f.write(text)
+        proc = self.coord.cli("submit", bad, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("bad.toml:", proc.stderr)
+        self.assertIn("tiny/3", proc.stderr)
+        self.assertTrue(self.coord.get("/api/v1/health")["ok"])
+
+    def test_state_survives_a_coordinator_restart(self):
+        self.coord.cli("submit", experiment("dit-1rank-short.toml"))
+        self.coord.wait_terminal("tiny-dit-1rank")
+        before = self.coord.experiment("tiny-dit-1rank")
+        self.coord.stop()
+        again = Coordinator(self.coord.state).start()
+        try:
+            after = again.experiment("tiny-dit-1rank")
+            self.assertEqual(after["experiment"]["state"], "done")
+            self.assertEqual(after["runs"][-1]["step"], before["runs"][-1]["step"])
+            pts = again.get("/api/v1/experiments/tiny-dit-1rank/metrics?stage=train&metric=loss")["points"]
+            self.assertEqual(len(pts), 8)
+        finally:
+            again.stop()
+
+
+class EmbeddedRun(unittest.TestCase):
+    def test_run_command_trains_and_prints_a_summary(self):
+        import tempfile
+        import shutil
+        state = tempfile.mkdtemp(prefix="ldm-e2e-run-")
+        try:
+            proc = ldm_e2e.run_cli("run", experiment("dit-1rank-short.toml"), "--state", state, timeout=300)
+            self.assertIn("done", proc.stdout)
+            self.assertIn("tiny-dit-1rank", proc.stdout)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

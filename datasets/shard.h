@@ -43,7 +43,7 @@ struct ShardHeader {
   std::uint32_t format_version = kShardFormatVersion;
   PayloadKind kind = PayloadKind::ImageU8;
   std::string encoder;         // identity of the encoder that made the payload ("none" for images)
-  std::string dataset;         // free-form dataset identity (e.g. "synthetic:<hash>")
+  std::string dataset;         // free-form dataset identity (e.g. "synthetic-<hash>")
 };
 
 // Writes a shard to "<path>.tmp" and, on finish(), appends index and footer, fsyncs and renames
@@ -60,6 +60,7 @@ class ShardWriter {
 
  private:
   std::string path_, tmp_;
+  PayloadKind kind_;  // every appended payload is checked against it
   int fd_ = -1;
   std::uint64_t pos_ = 0;
   std::vector<std::uint64_t> offsets_;
@@ -84,6 +85,7 @@ class ShardReader {
   int fd_ = -1;
   ShardHeader header_;
   std::vector<std::uint64_t> offsets_;
+  std::uint64_t records_end_ = 0;  // where the index starts: the last record ends exactly here
 };
 
 // The shard files of a directory ("*.ldms"), sorted by name.

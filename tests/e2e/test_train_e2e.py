@@ -26,8 +26,8 @@ class TrainTwoRanks(unittest.TestCase):
         cls.coord = Coordinator().start()
         cls.coord.cli("submit", experiment("dit-2rank.toml"))
         cls.result = cls.coord.wait_terminal("tiny-dit-2rank")
-        cls.run = cls.result["runs"][-1]
-        cls.run_dir = cls.run["run_dir"]
+        cls.the_run = cls.result["runs"][-1]
+        cls.run_dir = cls.the_run["run_dir"]
 
     @classmethod
     def tearDownClass(cls):
@@ -35,7 +35,7 @@ class TrainTwoRanks(unittest.TestCase):
 
     def test_run_ends_done(self):
         self.assertEqual(self.result["experiment"]["state"], "done", json.dumps(self.result, indent=1))
-        self.assertEqual(self.run["step"], 60)
+        self.assertEqual(self.the_run["step"], 60)
 
     def test_loss_falls_by_a_fifth(self):
         pts = self.coord.get("/api/v1/experiments/tiny-dit-2rank/metrics?stage=train&metric=loss")["points"]
@@ -86,7 +86,7 @@ class TrainTwoRanks(unittest.TestCase):
         out = json.loads(self.coord.cli("status", "tiny-dit-2rank", "--json").stdout)
         text = json.dumps(out)
         self.assertIn("done", text)
-        self.assertNotIn(self.run.get("token", "no-token-in-api"), text)
+        self.assertNotIn(self.the_run.get("token", "no-token-in-api"), text)
 
 
 class Failures(unittest.TestCase):

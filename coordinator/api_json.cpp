@@ -1,0 +1,54 @@
+#include "coordinator/api_json.h"
+
+#include "shared/core/error.h"
+
+namespace ldm::coord {
+namespace {
+
+using nlohmann::json;
+
+json stages_json(const ExperimentView& v) {
+  json out = json::array();
+  for (const StageRecord& s : v.stages) out.push_back(s);
+  return out;
+}
+
+json runs_json(const ExperimentView& v) {
+  json out = json::array();
+  for (const RunRecord& r : v.runs) {
+    json j = r;
+    j.erase("token");  // the secret stays between the coordinator and the run's worker
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace
+
+json experiment_to_api_json(const ExperimentView& v) {
+  return {{"experiment", v.experiment}, {"stages", stages_json(v)}, {"runs", runs_json(v)}};
+}
+
+json experiment_list_item_json(const ExperimentView& v) {
+  json j = v.experiment;
+  j.erase("spec");
+  j["stages"] = stages_json(v);
+  j["runs"] = runs_json(v);
+  return j;
+}
+
+ExperimentView experiment_from_api_json(const json& j) {
+  if (!j.is_object()) throw Error("experiment JSON is not an object");
+  try {
+    ExperimentView v;
+    const json& record = j.contains("experiment") ? j.at("experiment") : j;
+    v.experiment = record.get<ExperimentRecord>();
+    for (const auto& s : j.value("stages", json::array())) v.stages.push_back(s.get<StageRecord>());
+    for (const auto& r : j.value("runs", json::array())) v.runs.push_back(r.get<RunRecord>());
+    return v;
+  } catch (const json::exception& ex) {
+    throw Error(std::string("unexpected experiment JSON from the coordinator: ") + ex.what());
+  }
+}
+
+}  // namespace ldm::coord

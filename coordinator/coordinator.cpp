@@ -1,0 +1,459 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "shared/core/ids.h"
+#include "shared/core/log.h"
+#include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
+#include "shared/core/text.h"
+
+namespace ldm::coord {
+namespace {
+
+using protocol::Message;
+using protocol::Type;
+
+constexpr const char* kRestartError = "coordinator restarted while the run was active";
+constexpr std::size_t kTokenBytes = 16;
+
+bool is_active(RunState s) { return s == RunState::Pending || s == RunState::Running; }
+
+// Compares secrets in time independent of where they differ.
+bool same_secret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+Message error_reply(const std::string& run, const std::string& message) {
+  return protocol::make(Type::Error, run, "", {{"message", message}});
+}
+
+Message ack(const RunRecord& run, std::int64_t seq) {
+  return protocol::make(Type::Ack, run.id, run.token, {{"seq", seq}});
+}
+
+// Reads an optional number from a free-form object (the worker's done summary).
+void read_number(const nlohmann::json& obj, const char* key, double& out) {
+  auto it = obj.find(key);
+  if (it != obj.end() && it->is_number()) out = it->get<double>();
+}
+
+}  // namespace
+
+Coordinator::Coordinator(ExperimentStore& store, Executor& executor, CoordinatorOptions options)
+    : store_(store), executor_(executor), options_(std::move(options)) {
+  std::lock_guard<std::mutex> lock(mu_);
+  recover();
+}
+
+Coordinator::~Coordinator() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [pid, run] : jobs_)
+    log::warn("run " + run + ": leaving mpirun (pid " + std::to_string(pid) +
+              ") running; a restarted coordinator will mark the run lost");
+}
+
+double Coordinator::now() const { return options_.clock ? options_.clock() : log::now_seconds(); }
+
+void Coordinator::recover() {
+  for (RunRecord run : store_.list_runs()) {
+    if (!is_active(run.state)) continue;
+    log::warn("run " + run.id + ": was " + to_string(run.state) + " when the coordinator stopped" +
+              (run.pid ? " (mpirun pid " + std::to_string(run.pid) + " may still be running)" : "") +
+              "; marking it lost");
+    finish_run(std::move(run), RunState::Lost, kRestartError);
+  }
+  for (const ExperimentRecord& e : store_.list_experiments())
+    if (is_active(e.state)) to_schedule_.insert(e.name);
+}
+
+// ---- submissions and scheduling ----------------------------------------------------------------
+
+SubmitResult Coordinator::submit(const Submission& submission) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExperimentSpec spec = spec_from_json(submission.spec);
+  if (!submission.name.empty()) {
+    if (!valid_name(submission.name))
+      throw SpecError("name", "'" + submission.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+    spec.name = submission.name;
+  }
+  if (store_.get_experiment(spec.name))
+    throw NameTakenError("experiment '" + spec.name + "' already exists (submit with --name NEW)");
+
+  ExperimentRecord e;
+  e.name = spec.name;
+  e.source = submission.source;
+  e.spec = spec_to_json(spec);
+  e.spec_hash = spec_hash(spec);
+  e.fault = submission.fault;
+  e.submitted_at = now();
+  std::vector<StageRecord> stages;
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    StageRecord s;
+    s.experiment = e.name;
+    s.name = spec.stages[i].name;
+    s.index = static_cast<int>(i);
+    s.total_steps = spec.stages[i].steps;
+    stages.push_back(std::move(s));
+  }
+  store_.put_submission(e, stages);
+  log::info("experiment " + e.name + ": submitted from " +
+            (e.source.empty() ? std::string("(no file)") : e.source) + " with " +
+            std::to_string(stages.size()) + " stage(s)" +
+            (e.fault.empty() ? "" : ", fault injection '" + e.fault + "'"));
+  return {e.name, launch_ready_stages(e.name)};
+}
+
+void Coordinator::tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ProcessExit& exit : executor_.poll_exits()) reap(exit);
+  const std::set<std::string> pending = to_schedule_;
+  for (const std::string& name : pending) {
+    try {
+      launch_ready_stages(name);
+    } catch (const std::exception& ex) {
+      log::error("experiment " + name + ": cannot schedule its next stage: " + ex.what());
+    }
+  }
+}
+
+std::vector<std::string> Coordinator::launch_ready_stages(const std::string& experiment) {
+  to_schedule_.erase(experiment);
+  const auto e = store_.get_experiment(experiment);
+  if (!e || !is_active(e->state)) return {};
+  for (const StageRecord& stage : store_.list_stages(experiment)) {
+    if (stage.state == RunState::Done) continue;
+    // Stages run in order: the first unfinished one either starts now or is still going.
+    if (stage.state == RunState::Pending && stage.attempts == 0) return {start_attempt(*e, stage)};
+    return {};
+  }
+  return {};
+}
+
+std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord stage) {
+  const ExperimentSpec spec = spec_from_json(e.spec);
+  if (stage.index < 0 || static_cast<std::size_t>(stage.index) >= spec.stages.size())
+    throw Error("experiment " + e.name + ": stage '" + stage.name + "' (index " +
+                std::to_string(stage.index) + ") is not in its spec");
+  const StageSpec& stage_spec = spec.stages[static_cast<std::size_t>(stage.index)];
+
+  RunRecord run;
+  run.attempt = stage.attempts + 1;
+  run.id = make_run_id(e.name, stage.name, run.attempt);
+  run.experiment = e.name;
+  run.stage = stage.name;
+  run.token = random_hex(kTokenBytes);
+  run.run_dir = options_.runs_root + "/" + e.name + "/" + stage.name;
+  run.ranks = static_cast<int>(stage_spec.ranks);
+  stage.attempts = run.attempt;
+  stage.current_run = run.id;
+  stage.total_steps = stage_spec.steps;
+  store_.put_run(run);
+  store_.put_stage(stage);
+  clear_failure_notes(run.run_dir);  // notes of an earlier attempt must not explain this one
+
+  LaunchRequest request;
+  request.run_id = run.id;
+  request.token = run.token;
+  request.fault = e.fault;
+  request.ranks = run.ranks;
+  request.run_dir = run.run_dir;
+  request.coord_endpoint = options_.zmq_endpoint;
+  try {
+    run.pid = executor_.launch(request);
+  } catch (const std::exception& ex) {
+    const std::string error = "cannot start run " + run.id + ": " + ex.what();
+    log::error(error);
+    finish_run(std::move(run), RunState::Failed, error);
+    return request.run_id;
+  }
+  store_.put_run(run);
+  jobs_[run.pid] = run.id;
+  return run.id;
+}
+
+void Coordinator::reap(const ProcessExit& exit) {
+  const auto job = jobs_.find(exit.pid);
+  if (job == jobs_.end()) return;
+  const std::string run_id = job->second;
+  jobs_.erase(job);
+  auto run = store_.get_run(run_id);
+  if (!run || !is_active(run->state)) {
+    log::warn("run " + run_id + ": its job ended but the run is no longer active; ignored");
+    return;
+  }
+  const auto report = reports_.find(run_id);
+  const RunOutcome outcome = decide_run_outcome(
+      report == reports_.end() ? WorkerReportInfo{} : report->second, exit, run->run_dir);
+  const std::string how = describe_exit_status(exit);
+  const std::string what = "run " + run_id + ": " + to_string(outcome.state) + " at step " +
+                           std::to_string(run->step);
+  if (outcome.state != RunState::Failed)
+    log::info(what + " (" + how + ")");
+  else if (outcome.error.find(how) == std::string::npos)
+    log::error(what + " (" + how + "): " + outcome.error);
+  else
+    log::error(what + ": " + outcome.error);
+  finish_run(std::move(*run), outcome.state, outcome.error);
+}
+
+void Coordinator::finish_run(RunRecord run, RunState state, const std::string& error) {
+  const double t = now();
+  run.state = state;
+  if (!error.empty()) run.error = error;
+  run.finished_at = t;
+  store_.put_run(run);
+  reports_.erase(run.id);
+
+  auto stage = store_.get_stage(run.experiment, run.stage);
+  auto e = store_.get_experiment(run.experiment);
+  if (!stage || !e) {
+    log::error("run " + run.id + ": its experiment or stage is missing from the store");
+    return;
+  }
+  stage->state = state;
+  stage->step = std::max(stage->step, run.step);
+  store_.put_stage(*stage);
+
+  const std::size_t stage_count = store_.list_stages(run.experiment).size();
+  if (state == RunState::Done && static_cast<std::size_t>(stage->index) + 1 < stage_count) {
+    e->state = RunState::Running;  // the next stage launches on the next tick
+    to_schedule_.insert(e->name);
+  } else {
+    e->state = state;
+    if (e->error.empty()) e->error = run.error;
+    if (is_terminal(state)) e->finished_at = t;
+  }
+  store_.put_experiment(*e);
+}
+
+// ---- worker messages ---------------------------------------------------------------------------
+
+Message Coordinator::handle_frame(const std::string& frame) {
+  Message message;
+  try {
+    message = protocol::decode(frame);
+  } catch (const std::exception& ex) {
+    log::warn(std::string("rejected a malformed worker message: ") + ex.what());
+    return error_reply("", ex.what());
+  }
+  return handle(message);
+}
+
+Message Coordinator::handle(const Message& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string what = std::string("'") + protocol::to_string(m.type) + "' message for run '" +
+                           m.run + "'";
+  try {
+    auto run = store_.get_run(m.run);
+    if (!run || !same_secret(run->token, m.token)) {
+      log::warn("rejected " + what + ": " + (run ? "wrong token" : "unknown run"));
+      return error_reply(m.run, "unauthenticated");
+    }
+    if (!is_active(run->state)) {
+      log::warn("rejected " + what + ": the run is already " + to_string(run->state));
+      return error_reply(m.run, "run " + run->id + " is already " + to_string(run->state) +
+                                    " and accepts no more messages");
+    }
+    switch (m.type) {
+      case Type::Hello: return on_hello(m, std::move(*run));
+      case Type::Metrics: return on_metrics(m, std::move(*run));
+      case Type::Heartbeat: return on_heartbeat(m, std::move(*run));
+      case Type::Checkpoint: return on_checkpoint(m, std::move(*run));
+      case Type::Done:
+      case Type::Failed:
+      case Type::Preempted: return on_report(m, std::move(*run));
+      case Type::Spec:
+      case Type::Ack:
+      case Type::Error: break;
+    }
+    log::warn("rejected " + what + ": it is a coordinator-to-worker message");
+    return error_reply(m.run, std::string("'") + protocol::to_string(m.type) +
+                                  "' is sent by the coordinator, not to it");
+  } catch (const std::exception& ex) {
+    log::error(what + " failed: " + ex.what());
+    return error_reply(m.run, what + " failed: " + ex.what());
+  }
+}
+
+Message Coordinator::on_hello(const Message& m, RunRecord run) {
+  const auto& b = m.body;
+  const std::int64_t world = b.at("world_size").get<std::int64_t>();
+  log::info("run " + run.id + ": hello from rank " + std::to_string(b.at("rank").get<std::int64_t>()) +
+            " of " + std::to_string(world) + " on " + b.value("host", std::string("?")) +
+            " (pid " + std::to_string(b.value("pid", std::int64_t{0})) + ")");
+  if (world != run.ranks)
+    log::warn("run " + run.id + ": worker reports world size " + std::to_string(world) +
+              ", the stage asked for " + std::to_string(run.ranks) + " ranks");
+  const double t = now();
+  if (run.state != RunState::Running) {
+    run.state = RunState::Running;
+    if (run.started_at == 0) run.started_at = t;
+  }
+  run.last_heartbeat = t;
+  store_.put_run(run);
+
+  auto stage = store_.get_stage(run.experiment, run.stage);
+  auto e = store_.get_experiment(run.experiment);
+  if (!stage || !e) throw StoreError("the experiment or stage of run " + run.id + " is missing");
+  if (stage->state != RunState::Running) {
+    stage->state = RunState::Running;
+    store_.put_stage(*stage);
+  }
+  if (e->state != RunState::Running) {
+    e->state = RunState::Running;
+    store_.put_experiment(*e);
+  }
+  return protocol::make(Type::Spec, run.id, run.token,
+                        {{"spec", e->spec},
+                         {"attempt", run.attempt},
+                         {"run_dir", run.run_dir},
+                         {"stage_index", stage->index},
+                         {"data_dir", options_.runs_root + "/data"}});
+}
+
+Message Coordinator::on_metrics(const Message& m, RunRecord run) {
+  const auto& b = m.body;
+  const std::int64_t attempt = b.at("attempt").get<std::int64_t>();
+  const std::int64_t seq = b.at("seq").get<std::int64_t>();
+  if (attempt != run.attempt)
+    return error_reply(run.id, "run " + run.id + " is attempt " + std::to_string(run.attempt) +
+                                   "; metrics of attempt " + std::to_string(attempt) + " rejected");
+  if (seq < 1) return error_reply(run.id, "run " + run.id + ": metric batch seq must be >= 1");
+  if (static_cast<std::uint64_t>(seq) <= run.last_seq) return ack(run, seq);  // re-sent: stored
+
+  std::vector<MetricPoint> points;
+  std::int64_t loss_step = -1, rate_step = -1;
+  const double t = now();
+  for (const auto& p : b.at("points")) {
+    MetricPoint point = p.get<MetricPoint>();
+    point.attempt = static_cast<std::uint32_t>(attempt);
+    if (point.time <= 0) point.time = t;
+    run.step = std::max(run.step, point.step);
+    if (point.metric == "loss" && point.step >= loss_step) {
+      loss_step = point.step;
+      run.last_loss = point.value;
+    } else if (point.metric == "samples_per_s" && point.step >= rate_step) {
+      rate_step = point.step;
+      run.samples_per_s = point.value;
+    }
+    points.push_back(std::move(point));
+  }
+  run.last_seq = static_cast<std::uint64_t>(seq);
+  store_.append_metrics(run.experiment, run.stage, points, run);
+  return ack(run, seq);
+}
+
+Message Coordinator::on_heartbeat(const Message& m, RunRecord run) {
+  run.step = std::max(run.step, m.body.at("step").get<std::int64_t>());
+  run.last_heartbeat = now();
+  store_.put_run(run);
+  return ack(run, 0);
+}
+
+Message Coordinator::on_checkpoint(const Message& m, RunRecord run) {
+  const std::int64_t step = m.body.at("step").get<std::int64_t>();
+  run.step = std::max(run.step, step);
+  run.checkpoint = m.body.at("path").get<std::string>();
+  store_.put_run(run);
+  log::info("run " + run.id + ": checkpoint at step " + std::to_string(step) + ": " + run.checkpoint);
+  return ack(run, 0);
+}
+
+Message Coordinator::on_report(const Message& m, RunRecord run) {
+  const auto& b = m.body;
+  WorkerReportInfo info;
+  info.step = b.at("step").get<std::int64_t>();
+  run.step = std::max(run.step, info.step);
+  const std::string where = "run " + run.id + ": ";
+  if (m.type == Type::Done) {
+    info.kind = WorkerReport::Done;
+    const nlohmann::json summary = b.value("summary", nlohmann::json::object());
+    if (summary.is_object()) {
+      read_number(summary, "final_loss", run.last_loss);
+      read_number(summary, "loss", run.last_loss);
+      read_number(summary, "samples_per_s", run.samples_per_s);
+      if (summary.contains("checkpoint") && summary["checkpoint"].is_string())
+        run.checkpoint = summary["checkpoint"].get<std::string>();
+    }
+    log::info(where + "worker reports completion at step " + std::to_string(info.step) +
+              (summary.empty() ? "" : ": " + summary.dump()));
+  } else if (m.type == Type::Failed) {
+    info.kind = WorkerReport::Failed;
+    info.message = b.at("message").get<std::string>();
+    run.error = info.message;
+    log::error(where + "rank " + std::to_string(b.at("rank").get<std::int64_t>()) +
+               " reports failure at step " + std::to_string(info.step) + ": " + info.message);
+  } else {
+    info.kind = WorkerReport::Preempted;
+    run.checkpoint = b.at("checkpoint").get<std::string>();
+    log::info(where + "worker stopped for preemption at step " + std::to_string(info.step) +
+              ", checkpoint " + run.checkpoint);
+  }
+  store_.put_run(run);
+  // A failure stays reported even if the worker later claims completion.
+  auto& current = reports_[run.id];
+  if (current.kind != WorkerReport::Failed) current = info;
+  return ack(run, 0);
+}
+
+// ---- queries -----------------------------------------------------------------------------------
+
+ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
+  ExperimentView v{e, store_.list_stages(e.name), store_.list_runs(e.name)};
+  for (StageRecord& stage : v.stages)  // progress lives on the run until the run ends
+    for (const RunRecord& run : v.runs)
+      if (run.id == stage.current_run) stage.step = std::max(stage.step, run.step);
+  std::map<std::string, int> stage_index;
+  for (const StageRecord& stage : v.stages) stage_index[stage.name] = stage.index;
+  std::sort(v.runs.begin(), v.runs.end(), [&](const RunRecord& a, const RunRecord& b) {
+    return std::make_pair(stage_index[a.stage], a.attempt) <
+           std::make_pair(stage_index[b.stage], b.attempt);
+  });
+  return v;
+}
+
+std::optional<ExperimentView> Coordinator::experiment(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto e = store_.get_experiment(name);
+  if (!e) return std::nullopt;
+  return view_locked(*e);
+}
+
+std::vector<ExperimentView> Coordinator::experiments() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ExperimentView> out;
+  for (const ExperimentRecord& e : store_.list_experiments()) out.push_back(view_locked(e));
+  return out;
+}
+
+std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment,
+                                              const std::string& stage,
+                                              const std::string& metric) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!store_.get_experiment(experiment))
+    throw NotFoundError("no experiment named '" + experiment + "'");
+  const std::vector<StageRecord> stages = store_.list_stages(experiment);
+  std::string chosen = stage;
+  if (chosen.empty()) {
+    if (stages.empty()) throw NotFoundError("experiment '" + experiment + "' has no stages");
+    chosen = stages.front().name;
+  } else if (!store_.get_stage(experiment, chosen)) {
+    std::vector<std::string> names;
+    for (const auto& s : stages) names.push_back(s.name);
+    throw NotFoundError("experiment '" + experiment + "' has no stage '" + chosen +
+                        "' (stages: " + join(names, ", ") + ")");
+  }
+  return store_.metrics(experiment, chosen, metric);
+}
+
+std::size_t Coordinator::running_jobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
+}
+
+}  // namespace ldm::coord

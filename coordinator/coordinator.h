@@ -1,0 +1,137 @@
+// The coordinator's state machine: submissions, stages run in order, runs (attempts), and the
+// worker messages that move them. Owns no threads and no sockets: the ZeroMQ loop feeds it frames
+// and calls tick(), the HTTP server calls submit() and the queries, tests call all of them directly
+// with a fake Executor.
+//
+// State lives in the ExperimentStore; every state change is written there (synced) before the
+// reply that depends on it is returned. In memory it keeps only what belongs to this process: the
+// jobs it launched (pid -> run) and the last terminal report each run's worker sent.
+//
+// Lifecycle of one run: created PENDING and launched when its stage is next -> RUNNING on the
+// worker's hello -> metrics / heartbeats / checkpoints -> the worker reports done, failed or
+// preempted -> when mpirun exits the run becomes DONE, FAILED or PREEMPTED (see run_outcome.h).
+// Stage and experiment states follow their run; a DONE stage lets the next stage launch.
+// On construction, runs left PENDING/RUNNING by a previous coordinator become LOST (their
+// processes are not ours); resuming them is future work, so their experiments stop there.
+//
+// Thread-safety: every public method locks one internal mutex, so the ZeroMQ and HTTP threads may
+// call concurrently. The Executor is only ever called under that mutex.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/executor.h"
+#include "coordinator/run_outcome.h"
+#include "shared/core/error.h"
+#include "shared/core/protocol.h"
+#include "shared/core/records.h"
+#include "shared/store/experiment_store.h"
+
+namespace ldm::coord {
+
+// A submission whose experiment name is already in the store (HTTP 409).
+class NameTakenError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A query for an experiment or stage that does not exist (HTTP 404).
+class NotFoundError : public Error {
+ public:
+  using Error::Error;
+};
+
+struct CoordinatorOptions {
+  std::string runs_root;     // absolute; run dirs are <runs_root>/<experiment>/<stage>/
+  std::string zmq_endpoint;  // what workers connect to, e.g. "tcp://127.0.0.1:7622"
+  std::function<double()> clock;  // wall-clock seconds for records; empty = log::now_seconds
+};
+
+struct Submission {
+  std::string source;  // file it came from (for messages)
+  nlohmann::json spec; // resolved spec (spec_to_json); re-validated here
+  std::string name;    // "" = the spec's own name
+  std::string fault;   // LDM_FAULT for its workers ("" = none)
+};
+
+struct SubmitResult {
+  std::string experiment;
+  std::vector<std::string> runs;  // runs created (and launched) by the submission
+};
+
+// One experiment with its stages (in order) and runs, as stored.
+struct ExperimentView {
+  ExperimentRecord experiment;
+  std::vector<StageRecord> stages;
+  std::vector<RunRecord> runs;
+};
+
+class Coordinator {
+ public:
+  // Reads its state back from `store` (see the header comment). Both references must outlive it.
+  Coordinator(ExperimentStore& store, Executor& executor, CoordinatorOptions options);
+  // Jobs still running are left running (and logged).
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Validates and stores a new experiment, then launches its first stage. Throws SpecError
+  // (invalid spec or name), NameTakenError, StoreError.
+  SubmitResult submit(const Submission& submission);
+
+  // One wire frame in, one reply out (spec, ack or error). Never throws: malformed,
+  // unauthenticated and failing requests are logged and answered with an error message.
+  protocol::Message handle_frame(const std::string& frame);
+  protocol::Message handle(const protocol::Message& message);
+
+  // Reaps ended jobs (deciding their runs' final states) and launches stages that are ready.
+  void tick();
+
+  std::optional<ExperimentView> experiment(const std::string& name) const;
+  std::vector<ExperimentView> experiments() const;  // sorted by name
+  // Metric points of one stage ("" = the first stage), one metric ("" = all). Throws NotFoundError.
+  std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
+                                   const std::string& metric) const;
+
+  const std::string& zmq_endpoint() const { return options_.zmq_endpoint; }
+  std::size_t running_jobs() const;
+
+ private:
+  using Reply = protocol::Message;
+
+  double now() const;
+  void recover();
+  ExperimentView view_locked(const ExperimentRecord& e) const;
+
+  // Scheduling.
+  std::vector<std::string> launch_ready_stages(const std::string& experiment);
+  std::string start_attempt(const ExperimentRecord& e, StageRecord stage);
+  void finish_run(RunRecord run, RunState state, const std::string& error);
+  void reap(const ProcessExit& exit);
+
+  // Worker messages (the run is authenticated and still active).
+  Reply on_hello(const protocol::Message& m, RunRecord run);
+  Reply on_metrics(const protocol::Message& m, RunRecord run);
+  Reply on_heartbeat(const protocol::Message& m, RunRecord run);
+  Reply on_checkpoint(const protocol::Message& m, RunRecord run);
+  Reply on_report(const protocol::Message& m, RunRecord run);  // done / failed / preempted
+
+  ExperimentStore& store_;
+  Executor& executor_;
+  CoordinatorOptions options_;
+
+  mutable std::mutex mu_;
+  std::map<ProcessId, std::string> jobs_;             // launched and not yet reaped: pid -> run id
+  std::map<std::string, WorkerReportInfo> reports_;   // run id -> last terminal report
+  std::set<std::string> to_schedule_;                 // experiments that may have a stage to launch
+};
+
+}  // namespace ldm::coord

@@ -1,0 +1,87 @@
+#include "coordinator/coordinator_service.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "coordinator/discovery.h"
+#include "coordinator/http_api.h"
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/protocol.h"
+#include "shared/core/safe_file.h"
+
+namespace ldm::coord {
+namespace {
+
+// Opens <state>/db; when a live coordinator holds it, the error names that coordinator.
+std::unique_ptr<ExperimentStore> open_store(const std::string& state_dir) {
+  const std::string db = state_dir + "/db";
+  try {
+    return ExperimentStore::open(db);
+  } catch (const StoreError& ex) {
+    std::optional<CoordinatorAddress> holder;
+    try {
+      holder = read_discovery_file(state_dir);
+    } catch (const std::exception&) {
+    }
+    if (holder && process_alive(holder->pid))
+      throw Error("the store " + db + " is in use by a running coordinator (pid " +
+                  std::to_string(holder->pid) + ", " + holder->http +
+                  "); submit to it with `ldm-coord submit FILE --state " + state_dir +
+                  "`, or use another --state");
+    throw;
+  }
+}
+
+}  // namespace
+
+std::string absolute_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) throw_errno("cannot resolve", path);
+  return buf;
+}
+
+CoordinatorService::CoordinatorService(const ServiceOptions& options) {
+  make_dirs(options.state_dir);
+  state_dir_ = absolute_path(options.state_dir);
+  std::string runs_root = options.runs_root.empty() ? state_dir_ + "/runs" : options.runs_root;
+  make_dirs(runs_root);
+  runs_root = absolute_path(runs_root);
+
+  store_ = open_store(state_dir_);
+  LocalExecutorOptions exec;
+  exec.mpirun = options.mpirun;
+  exec.worker = options.worker.empty() ? default_worker_path() : options.worker;
+  if (::access(exec.worker.c_str(), X_OK) != 0)
+    log::warn("worker binary " + exec.worker + " is not executable; runs will fail to start " +
+              "(build ldm-worker, or pass --worker PATH / set LDM_WORKER)");
+  executor_ = std::make_unique<LocalExecutor>(exec);
+  zmq_ = std::make_unique<ZmqEndpoint>(options.zmq_port);
+
+  CoordinatorOptions copts;
+  copts.runs_root = runs_root;
+  copts.zmq_endpoint = zmq_->endpoint();
+  coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
+  http_ = std::make_unique<HttpServer>(options.http_port, [this](const HttpRequest& r) {
+    return handle_api_request(*coordinator_, r);
+  });
+
+  zmq_->start(
+      [this](const std::string& frame) { return protocol::encode(coordinator_->handle_frame(frame)); },
+      [this] { coordinator_->tick(); });
+  http_->start();
+  write_discovery_file(state_dir_, {http_->url(), zmq_->endpoint(), static_cast<long>(::getpid())});
+  log::info("coordinator serving " + http_->url() + " (workers: " + zmq_->endpoint() + "), store " +
+            store_->path() + ", runs in " + runs_root);
+}
+
+CoordinatorService::~CoordinatorService() {
+  http_->stop();
+  zmq_->stop();
+  coordinator_.reset();
+  remove_discovery_file(state_dir_);
+}
+
+}  // namespace ldm::coord

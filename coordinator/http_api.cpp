@@ -1,0 +1,152 @@
+#include "coordinator/http_api.h"
+
+#include <unistd.h>
+
+#include <map>
+
+#include "coordinator/api_json.h"
+#include "shared/core/log.h"
+#include "shared/core/text.h"
+
+namespace ldm::coord {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse reply(int status, const json& body) { return {status, body.dump()}; }
+HttpResponse fail(int status, const std::string& message) { return reply(status, {{"error", message}}); }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding ('+' is a space in query values); an invalid escape is kept verbatim.
+std::string url_decode(const std::string& s, bool plus_is_space) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+        hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += plus_is_space && s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::vector<std::string> segments;  // "/api/v1/experiments/x" -> {"api", "v1", "experiments", "x"}
+  std::map<std::string, std::string> query;
+};
+
+Target parse_target(const std::string& target) {
+  Target t;
+  const auto q = target.find('?');
+  for (const std::string& seg : split(target.substr(0, q), '/'))
+    if (!seg.empty()) t.segments.push_back(url_decode(seg, false));
+  if (q != std::string::npos) {
+    for (const std::string& pair : split(target.substr(q + 1), '&')) {
+      if (pair.empty()) continue;
+      const auto eq = pair.find('=');
+      t.query[url_decode(pair.substr(0, eq), true)] =
+          eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1), true);
+    }
+  }
+  return t;
+}
+
+std::string query_value(const Target& t, const std::string& key) {
+  auto it = t.query.find(key);
+  return it == t.query.end() ? "" : it->second;
+}
+
+// Reads an optional string member of the submission body; false (with `error`) if mistyped.
+bool optional_string(const json& body, const char* key, std::string& out, std::string& error) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_string()) {
+    error = std::string("'") + key + "' must be a string";
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+HttpResponse submit(Coordinator& coordinator, const std::string& text) {
+  const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object())
+    return fail(400, "request body must be a JSON object {\"source\", \"spec\", \"name\", \"fault\"}");
+  if (!body.contains("spec") || !body["spec"].is_object())
+    return fail(400, "request body needs 'spec', the resolved experiment spec as a JSON object");
+  Submission s;
+  s.spec = body["spec"];
+  std::string error;
+  if (!optional_string(body, "source", s.source, error) ||
+      !optional_string(body, "name", s.name, error) ||
+      !optional_string(body, "fault", s.fault, error))
+    return fail(400, error);
+  try {
+    const SubmitResult r = coordinator.submit(s);
+    return reply(201, {{"experiment", r.experiment}, {"runs", r.runs}});
+  } catch (const SpecError& ex) {
+    return fail(400, (s.source.empty() ? "" : s.source + ": ") + ex.what());
+  } catch (const NameTakenError& ex) {
+    return fail(409, ex.what());
+  }
+}
+
+HttpResponse not_found(const HttpRequest& r) {
+  return fail(404, "no such endpoint: " + r.method + " " + r.target);
+}
+HttpResponse not_allowed(const HttpRequest& r) {
+  return fail(405, "method not allowed: " + r.method + " " + r.target);
+}
+
+HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const Target& t) {
+  const auto& seg = t.segments;
+  const bool get = request.method == "GET";
+  if (seg.size() < 3 || seg.size() > 5 || seg[0] != "api" || seg[1] != "v1") return not_found(request);
+  if (seg.size() == 3 && seg[2] == "health") {
+    if (!get) return not_allowed(request);
+    return reply(200, {{"ok", true}, {"zmq", coordinator.zmq_endpoint()}, {"pid", ::getpid()}});
+  }
+  if (seg[2] != "experiments") return not_found(request);
+  if (seg.size() == 3) {
+    if (request.method == "POST") return submit(coordinator, request.body);
+    if (!get) return not_allowed(request);
+    json list = json::array();
+    for (const ExperimentView& v : coordinator.experiments()) list.push_back(experiment_list_item_json(v));
+    return reply(200, {{"experiments", std::move(list)}});
+  }
+  const std::string& name = seg[3];
+  if (seg.size() == 5 && seg[4] != "metrics") return not_found(request);
+  if (!get) return not_allowed(request);
+  if (seg.size() == 4) {
+    auto view = coordinator.experiment(name);
+    if (!view) return fail(404, "no experiment named '" + name + "'");
+    return reply(200, experiment_to_api_json(*view));
+  }
+  try {
+    json points = coordinator.metrics(name, query_value(t, "stage"), query_value(t, "metric"));
+    return reply(200, {{"points", std::move(points)}});
+  } catch (const NotFoundError& ex) {
+    return fail(404, ex.what());
+  }
+}
+
+}  // namespace
+
+HttpResponse handle_api_request(Coordinator& coordinator, const HttpRequest& request) {
+  try {
+    return route(coordinator, request, parse_target(request.target));
+  } catch (const std::exception& ex) {
+    log::error("HTTP " + request.method + " " + request.target + ": " + ex.what());
+    return fail(500, ex.what());
+  }
+}
+
+}  // namespace ldm::coord

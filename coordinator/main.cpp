@@ -1,0 +1,293 @@
+// ldm-coord: the coordinator's command line. Each command is one function below; `serve` and
+// `run` start a CoordinatorService, the others talk to a running one over HTTP or work offline.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "coordinator/api_json.h"
+#include "coordinator/cli_args.h"
+#include "coordinator/client.h"
+#include "coordinator/coordinator_service.h"
+#include "coordinator/discovery.h"
+#include "coordinator/report.h"
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/spec_json.h"
+#include "shared/spec_toml/spec_toml.h"
+
+namespace {
+
+using namespace ldm;
+using namespace ldm::coord;
+
+constexpr const char* kDefaultState = ".ldm";
+constexpr auto kProgressInterval = std::chrono::seconds(3);
+
+const FlagSpec kStateFlag{"state", "DIR", "state directory: store, coord.json, runs/ (default .ldm)"};
+const FlagSpec kCoordFlag{"coord", "URL", "coordinator URL (default: env LDM_COORD, else <state>/coord.json)"};
+const FlagSpec kWorkerFlag{"worker", "PATH", "ldm-worker binary (default: env LDM_WORKER, else beside ldm-coord)"};
+const FlagSpec kMpirunFlag{"mpirun", "PATH", "mpirun program (default: env LDM_MPIRUN, else mpirun on PATH)"};
+const FlagSpec kNameFlag{"name", "NAME", "experiment name (default: the file's `name`)"};
+const FlagSpec kFaultFlag{"inject-fault", "SPEC", "testing: LDM_FAULT value handed to the workers"};
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// SIGINT/SIGTERM are blocked in every thread (before any starts) and taken with sigwait by main,
+// so the server threads never see them. Forked jobs get an empty mask back (local_executor).
+sigset_t shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+void block_shutdown_signals() {
+  const sigset_t set = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal, or 0 on timeout.
+int wait_for_shutdown(std::chrono::milliseconds timeout) {
+  const sigset_t set = shutdown_signals();
+  const timespec ts{static_cast<time_t>(timeout.count() / 1000),
+                    static_cast<long>(timeout.count() % 1000) * 1000000L};
+  const int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+ServiceOptions service_options(const ParsedArgs& a, int default_http, int default_zmq) {
+  ServiceOptions o;
+  o.state_dir = a.value("state", kDefaultState);
+  o.runs_root = a.value("runs");
+  o.http_port = a.port("http-port", default_http);
+  o.zmq_port = a.port("zmq-port", default_zmq);
+  o.worker = a.value("worker", env_or("LDM_WORKER", ""));
+  o.mpirun = a.value("mpirun", env_or("LDM_MPIRUN", "mpirun"));
+  return o;
+}
+
+Submission submission_from_file(const std::string& file, const ParsedArgs& a) {
+  const ExperimentSpec spec = parse_experiment_file(file);  // SpecError names file:line:column
+  Submission s;
+  s.source = absolute_path(file);
+  s.spec = spec_to_json(spec);
+  s.name = a.value("name");
+  s.fault = a.value("inject-fault");
+  return s;
+}
+
+CoordinatorClient client_for(const ParsedArgs& a) {
+  const LocatedCoordinator where = locate_coordinator(a.value("coord"), a.value("state", kDefaultState));
+  return CoordinatorClient(where.url, where.via);
+}
+
+// Stopped for good: terminal, or lost/preempted with no retries to come (retries: future work).
+bool settled(RunState s) { return s != RunState::Pending && s != RunState::Running; }
+
+// ---- commands ------------------------------------------------------------------------------------
+
+int cmd_serve(const ParsedArgs& a) {
+  block_shutdown_signals();
+  CoordinatorService service(service_options(a, 7621, 7622));
+  std::printf("ldm-coord serving %s (workers: %s), state %s\n", service.http_url().c_str(),
+              service.zmq_endpoint().c_str(), service.state_dir().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  while (!(sig = wait_for_shutdown(std::chrono::seconds(60)))) {
+  }
+  const std::size_t jobs = service.coordinator().running_jobs();
+  log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + "; shutting down" +
+            (jobs ? " and leaving " + std::to_string(jobs) + " job(s) running" : ""));
+  return 0;
+}
+
+int cmd_submit(const ParsedArgs& a) {
+  const Submission s = submission_from_file(a.positional.at(0), a);
+  CoordinatorClient client = client_for(a);
+  nlohmann::json body = {{"source", s.source}, {"spec", s.spec}};
+  if (!s.name.empty()) body["name"] = s.name;
+  if (!s.fault.empty()) body["fault"] = s.fault;
+  const nlohmann::json reply = client.post("/api/v1/experiments", body);
+  std::printf("submitted %s\n", reply.value("experiment", std::string("?")).c_str());
+  return 0;
+}
+
+int cmd_status(const ParsedArgs& a) {
+  CoordinatorClient client = client_for(a);
+  const bool json = a.has("json");
+  if (!a.positional.empty()) {
+    const nlohmann::json j = client.get("/api/v1/experiments/" + url_encode(a.positional[0]));
+    std::cout << (json ? j.dump(2) + "\n" : format_experiment_detail(experiment_from_api_json(j)));
+    return 0;
+  }
+  const nlohmann::json j = client.get("/api/v1/experiments");
+  if (json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<ExperimentView> views;
+  for (const auto& item : j.value("experiments", nlohmann::json::array()))
+    views.push_back(experiment_from_api_json(item));
+  std::cout << format_status_table(views);
+  return 0;
+}
+
+int cmd_show(const ParsedArgs& a) {
+  std::cout << format_experiment_toml(parse_experiment_file(a.positional.at(0)));
+  return 0;
+}
+
+int cmd_presets(const ParsedArgs&) {
+  std::cout << format_presets_table();
+  return 0;
+}
+
+int cmd_run(const ParsedArgs& a) {
+  const Submission submission = submission_from_file(a.positional.at(0), a);  // before any I/O
+  block_shutdown_signals();
+  CoordinatorService service(service_options(a, 0, 0));
+  Coordinator& coordinator = service.coordinator();
+  const SubmitResult submitted = coordinator.submit(submission);
+  const std::string name = submitted.experiment;
+  std::printf("submitted %s (coordinator %s, state %s); Ctrl-C stops waiting, jobs keep running\n",
+              name.c_str(), service.http_url().c_str(), service.state_dir().c_str());
+  std::fflush(stdout);
+
+  std::string last_line;
+  auto last_print = std::chrono::steady_clock::now() - kProgressInterval;
+  for (;;) {
+    const auto view = coordinator.experiment(name);
+    if (!view) throw Error("experiment " + name + " vanished from the store");
+    const std::string line = format_progress_line(*view);
+    const auto now = std::chrono::steady_clock::now();
+    if (line != last_line && (now - last_print >= kProgressInterval || settled(view->experiment.state))) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      last_line = line;
+      last_print = now;
+    }
+    if (settled(view->experiment.state)) {
+      std::printf("\n%s", format_summary(*view).c_str());
+      return view->experiment.state == RunState::Done ? 0 : 1;
+    }
+    if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {
+      std::printf("interrupted (%s): experiment %s is still %s; its jobs keep running\n",
+                  sig == SIGINT ? "SIGINT" : "SIGTERM", name.c_str(),
+                  to_string(view->experiment.state));
+      return 130;
+    }
+  }
+}
+
+// ---- dispatch ------------------------------------------------------------------------------------
+
+struct Command {
+  CommandSpec spec;
+  std::function<int(const ParsedArgs&)> run;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = {
+      {{"serve", {}, "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
+        {kStateFlag,
+         {"http-port", "P", "HTTP API port on 127.0.0.1 (default 7621; 0 = any free port)"},
+         {"zmq-port", "P", "worker endpoint port on 127.0.0.1 (default 7622; 0 = any free port)"},
+         {"runs", "DIR", "run directories (default <state>/runs)"},
+         kWorkerFlag, kMpirunFlag}},
+       cmd_serve},
+      {{"submit", {"FILE"}, "Validate an experiment file and submit it to the running coordinator.",
+        {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag}},
+       cmd_submit},
+      {{"status", {"[EXPERIMENT]"}, "Show experiments, their stages and runs (or one experiment in detail).",
+        {{"json", "", "print the API's JSON instead of a table"}, kCoordFlag, kStateFlag}},
+       cmd_status},
+      {{"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}},
+       cmd_show},
+      {{"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}},
+       cmd_presets},
+      {{"run", {"FILE"},
+        "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
+        {kStateFlag, kNameFlag, kFaultFlag, kWorkerFlag, kMpirunFlag}},
+       cmd_run},
+  };
+  return list;
+}
+
+std::string general_usage() {
+  std::string out =
+      "usage: ldm-coord COMMAND [ARGS...]\n\nTrains latent-diffusion experiments: a coordinator "
+      "that schedules `mpirun ldm-worker` jobs and stores their results.\n\ncommands:\n";
+  for (const Command& c : commands())
+    out += "  " + c.spec.name + std::string(10 - c.spec.name.size(), ' ') + c.spec.summary + "\n";
+  return out + "\n`ldm-coord COMMAND --help` describes a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  log::set_component("coord");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(general_usage().c_str(), stderr);
+    return 2;
+  }
+  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    if (args.size() > 1) args = {args[1], "--help"};
+    else {
+      std::fputs(general_usage().c_str(), stdout);
+      return 0;
+    }
+  }
+  const Command* command = nullptr;
+  for (const Command& c : commands())
+    if (c.spec.name == args[0]) command = &c;
+  if (!command) {
+    std::fprintf(stderr, "ldm-coord: error: unknown command '%s'\n\n%s", args[0].c_str(),
+                 general_usage().c_str());
+    return 2;
+  }
+  try {
+    const ParsedArgs parsed =
+        parse_command_args(command->spec, std::vector<std::string>(args.begin() + 1, args.end()));
+    if (parsed.help) {
+      std::fputs(command_help(command->spec).c_str(), stdout);
+      return 0;
+    }
+    return command->run(parsed);
+  } catch (const UsageError& ex) {
+    std::fprintf(stderr, "ldm-coord %s: error: %s\n%s", command->spec.name.c_str(), ex.what(),
+                 command_usage(command->spec).c_str());
+    return 2;
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "ldm-coord: error: %s\n", ex.what());
+    return 1;
+  }
+}

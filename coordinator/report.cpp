@@ -1,0 +1,181 @@
+#include "coordinator/report.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "shared/core/presets.h"
+#include "shared/core/text.h"
+
+namespace ldm::coord {
+namespace {
+
+std::string printf_string(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string indent(const std::string& text, const std::string& prefix) {
+  std::string out;
+  for (const std::string& line : split(text, '\n')) out += prefix + line + "\n";
+  return out;
+}
+
+const RunRecord* current_run(const ExperimentView& v, const StageRecord& stage) {
+  for (const RunRecord& r : v.runs)
+    if (r.id == stage.current_run) return &r;
+  return nullptr;
+}
+
+std::string steps(const StageRecord& s) {
+  return std::to_string(s.step) + "/" + std::to_string(s.total_steps);
+}
+
+// Loss and throughput exist once the run has reported a metric batch.
+std::string loss_text(const RunRecord* r) {
+  return r && r->last_seq > 0 ? printf_string("%.4g", r->last_loss) : "-";
+}
+std::string rate_text(const RunRecord* r) {
+  return r && r->samples_per_s > 0 ? printf_string("%.1f", r->samples_per_s) : "-";
+}
+
+std::string duration_text(double seconds) {
+  if (seconds <= 0) return "-";
+  if (seconds < 60) return printf_string("%.1fs", seconds);
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  return buf;
+}
+
+std::string wall_text(const RunRecord* r) {
+  if (!r || r->started_at <= 0) return "-";
+  return duration_text((r->finished_at > 0 ? r->finished_at : r->started_at) - r->started_at);
+}
+
+std::string params_text(std::int64_t n) {
+  if (n >= 1000000000) return printf_string("%.2fB", n / 1e9);
+  if (n >= 1000000) return printf_string("%.1fM", n / 1e6);
+  return printf_string("%.1fK", n / 1e3);
+}
+
+}  // namespace
+
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      if (width.size() <= c) width.push_back(0);
+      width[c] = std::max(width[c], row[c].size());
+    }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string format_status_table(const std::vector<ExperimentView>& experiments) {
+  if (experiments.empty()) return "no experiments (submit one with `ldm-coord submit FILE`)\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"EXPERIMENT", "STATE", "STAGE", "STEP", "LOSS", "SAMPLES/S", "ERROR"}};
+  for (const ExperimentView& v : experiments) {
+    bool first = true;
+    for (const StageRecord& s : v.stages) {
+      const RunRecord* r = current_run(v, s);
+      rows.push_back({first ? v.experiment.name : "", first ? to_string(v.experiment.state) : "",
+                      s.name + " (" + to_string(s.state) + ")", steps(s), loss_text(r),
+                      rate_text(r), r ? first_line(r->error) : ""});
+      first = false;
+    }
+    if (v.stages.empty())
+      rows.push_back({v.experiment.name, to_string(v.experiment.state), "-", "-", "-", "-",
+                      first_line(v.experiment.error)});
+  }
+  return format_table(rows);
+}
+
+std::string format_experiment_detail(const ExperimentView& v) {
+  const ExperimentRecord& e = v.experiment;
+  std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
+  if (!e.source.empty()) out += "  source:    " + e.source + "\n";
+  out += "  spec hash: " + e.spec_hash + "\n";
+  if (!e.fault.empty()) out += "  fault:     " + e.fault + "\n";
+  std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN"}};
+  for (const StageRecord& s : v.stages)
+    stages.push_back({s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run});
+  out += "\n" + format_table(stages);
+  std::vector<std::vector<std::string>> runs = {
+      {"RUN", "STATE", "STEP", "LOSS", "SAMPLES/S", "WALL", "RANKS", "PID", "RUN DIR"}};
+  for (const RunRecord& r : v.runs)
+    runs.push_back({r.id, to_string(r.state), std::to_string(r.step), loss_text(&r), rate_text(&r),
+                    wall_text(&r), std::to_string(r.ranks), r.pid ? std::to_string(r.pid) : "-",
+                    r.run_dir});
+  out += "\n" + format_table(runs);
+  for (const RunRecord& r : v.runs)
+    if (!r.error.empty()) out += "\nrun " + r.id + " error:\n" + indent(r.error, "  ");
+  return out;
+}
+
+std::string format_progress_line(const ExperimentView& v) {
+  for (const StageRecord& s : v.stages) {
+    if (s.state == RunState::Done && &s != &v.stages.back()) continue;
+    const RunRecord* r = current_run(v, s);
+    return v.experiment.name + "/" + s.name + ": " + to_string(s.state) + ", step " + steps(s) +
+           ", loss " + loss_text(r) + ", " + rate_text(r) + " samples/s";
+  }
+  return v.experiment.name + ": " + to_string(v.experiment.state);
+}
+
+std::string format_summary(const ExperimentView& v) {
+  const ExperimentRecord& e = v.experiment;
+  std::string out = "experiment " + e.name + ": " + to_string(e.state);
+  if (e.finished_at > 0 && e.submitted_at > 0)
+    out += " (" + duration_text(e.finished_at - e.submitted_at) + " after submission)";
+  out += "\n";
+  for (const StageRecord& s : v.stages) {
+    const RunRecord* r = current_run(v, s);
+    out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " +
+           loss_text(r) + ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
+    if (!r) continue;
+    out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) + ")\n";
+    out += "    run dir:    " + r->run_dir + "\n";
+    if (!r->checkpoint.empty()) out += "    checkpoint: " + r->checkpoint + "\n";
+    if (!r->error.empty()) out += "    error:\n" + indent(r->error, "      ");
+  }
+  return out;
+}
+
+std::string format_presets_table() {
+  const ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
+  std::string out = "Analytic size at latent " + std::to_string(shape.latent_size) + "x" +
+                    std::to_string(shape.latent_size) + "x" + std::to_string(shape.in_channels) +
+                    " (256x256 images through an f=8 VAE), " + std::to_string(shape.num_classes) +
+                    " classes, learned sigma:\n";
+  std::vector<std::vector<std::string>> rows = {{"FAMILY", "PRESET", "TASKS", "DEPTH", "WIDTH",
+                                                 "HEADS", "PATCH", "PARAMS", "GFLOPS", "SOURCE"}};
+  for (const std::string& family : recipe_families()) {
+    const std::string tasks = join(family_tasks(family), ",");
+    for (const std::string& name : preset_names(family)) {
+      const PresetInfo* p = find_preset(family, name);
+      if (!p) continue;
+      rows.push_back({family, name, tasks, std::to_string(p->depth), std::to_string(p->width),
+                      std::to_string(p->heads), std::to_string(p->patch),
+                      params_text(analytic_param_count(*p, shape)),
+                      printf_string("%.2f", analytic_gflops(*p, shape)), p->source});
+    }
+  }
+  return out + format_table(rows);
+}
+
+}  // namespace ldm::coord

@@ -1,0 +1,30 @@
+// Human-readable text for the CLI: status tables, one experiment's details, progress lines, the
+// end-of-run summary and the presets table. Pure functions of the records (no I/O).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "coordinator/coordinator.h"
+
+namespace ldm::coord {
+
+// One row per stage: experiment, state, stage, step/total, last loss, samples/s, error.
+std::string format_status_table(const std::vector<ExperimentView>& experiments);
+
+// One experiment: its stages, every run (attempt) and full error messages.
+std::string format_experiment_detail(const ExperimentView& view);
+
+// "quick/train: running, step 120/200, loss 0.1234, 512.3 samples/s"
+std::string format_progress_line(const ExperimentView& view);
+
+// Per stage: state, steps, final loss, samples/s, wall time, run dir, checkpoint, error.
+std::string format_summary(const ExperimentView& view);
+
+// Families and presets with analytic parameter counts and GFLOPs at the DiT paper's 256x256 shape.
+std::string format_presets_table();
+
+// Aligns cells into columns separated by two spaces (first row = header).
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace ldm::coord

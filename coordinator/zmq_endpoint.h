@@ -1,0 +1,55 @@
+// The coordinator's ZeroMQ ROUTER socket and the loop that serves it (DESIGN.md "Wire protocol").
+// Each worker rank 0 connects a DEALER and sends one-frame messages; the ROUTER sees
+// [identity, payload], hands the payload to the FrameHandler and sends [identity, reply] back.
+// A message with other than one payload frame is answered with a protocol error. Between
+// messages, and at least every kPollInterval, the loop calls Tick (the scheduler's reaping and
+// launching), so both run on the socket's thread.
+//
+// Threads: the socket is created and bound by the constructor, then used only by the loop thread
+// that start() runs (ZeroMQ sockets belong to one thread at a time). libzmq opens its sockets
+// close-on-exec, so forked jobs inherit none of them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+
+namespace ldm::coord {
+
+class ZmqEndpoint {
+ public:
+  using FrameHandler = std::function<std::string(const std::string& payload)>;
+  using Tick = std::function<void()>;
+  static constexpr std::chrono::milliseconds kPollInterval{50};
+
+  // Binds tcp://127.0.0.1:<port> (0 = an ephemeral port). Throws Error naming the endpoint.
+  explicit ZmqEndpoint(int port);
+  ~ZmqEndpoint();  // stop()
+  ZmqEndpoint(const ZmqEndpoint&) = delete;
+  ZmqEndpoint& operator=(const ZmqEndpoint&) = delete;
+
+  // The bound endpoint with its real port, e.g. "tcp://127.0.0.1:45123".
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Starts the loop thread. `handler` and `tick` must outlive stop().
+  void start(FrameHandler handler, Tick tick);
+  void stop();  // ends the loop and joins its thread; idempotent
+
+ private:
+  void loop();
+  bool serve_one();  // receives and answers one message; false if none was waiting
+
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  FrameHandler handler_;
+  Tick tick_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace ldm::coord

@@ -1,0 +1,423 @@
+// The coordinator's state machine, driven with a fake executor, a real store in a temp dir and
+// decoded protocol messages (no sockets, no processes).
+#include <doctest/doctest.h>
+
+#include <memory>
+
+#include "coordinator/coordinator.h"
+#include "shared/core/safe_file.h"
+#include "tests/coordinator/test_support.h"
+
+using namespace ldm;
+using namespace ldm::coord;
+using namespace ldm::coord::testing;
+using protocol::Message;
+using protocol::Type;
+using nlohmann::json;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
+  FakeExecutor executor;
+  double clock = 1000.0;
+  std::unique_ptr<Coordinator> coord = make_coordinator();
+
+  std::unique_ptr<Coordinator> make_coordinator() {
+    CoordinatorOptions o;
+    o.runs_root = dir.path() + "/runs";
+    o.zmq_endpoint = "tcp://127.0.0.1:5999";
+    o.clock = [this] { return clock; };
+    return std::make_unique<Coordinator>(*store, executor, o);
+  }
+
+  RunRecord submit(const std::string& name = "exp1", const std::string& fault = "") {
+    Submission s;
+    s.source = "/x/" + name + ".toml";
+    s.spec = small_spec(name, 20, 2);
+    s.fault = fault;
+    const SubmitResult r = coord->submit(s);
+    REQUIRE(r.runs.size() == 1);
+    return run(r.runs[0]);
+  }
+  RunRecord run(const std::string& id) const {
+    auto r = store->get_run(id);
+    REQUIRE(r);
+    return *r;
+  }
+  ExperimentRecord experiment(const std::string& name = "exp1") const { return *store->get_experiment(name); }
+  StageRecord stage(const std::string& name = "exp1") const { return *store->get_stage(name, "train"); }
+
+  Message send(Type type, const RunRecord& r, json body) {
+    return coord->handle(protocol::make(type, r.id, r.token, std::move(body)));
+  }
+  Message hello(const RunRecord& r) {
+    return send(Type::Hello, r, {{"rank", 0}, {"world_size", r.ranks}, {"host", "h"}, {"pid", 7}});
+  }
+  Message metrics(const RunRecord& r, std::int64_t seq, std::int64_t step, double loss) {
+    return send(Type::Metrics, r,
+                {{"attempt", r.attempt},
+                 {"seq", seq},
+                 {"points", {{{"metric", "loss"}, {"step", step}, {"value", loss}},
+                             {{"metric", "samples_per_s"}, {"step", step}, {"value", 50.0}}}}});
+  }
+  // The job of `r` exits; the coordinator reaps it on its next tick.
+  void exit_job(const RunRecord& r, int code) {
+    executor.exit(r.pid, code);
+    coord->tick();
+  }
+};
+
+std::string error_of(const Message& m) {
+  REQUIRE(m.type == Type::Error);
+  return m.body.at("message").get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("submit stores the experiment and launches its first stage with token, fault and ranks") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", "crash:rank=1,step=5");
+  CHECK(r.id == "exp1.train.a1");
+  CHECK(r.state == RunState::Pending);
+  CHECK(r.token.size() == 32);
+  CHECK(r.pid == 1000);
+  CHECK(r.run_dir == f.dir.path() + "/runs/exp1/train");
+  REQUIRE(f.executor.launches.size() == 1);
+  const LaunchRequest& l = f.executor.launches[0];
+  CHECK(l.run_id == r.id);
+  CHECK(l.token == r.token);
+  CHECK(l.fault == "crash:rank=1,step=5");
+  CHECK(l.ranks == 2);
+  CHECK(l.run_dir == r.run_dir);
+  CHECK(l.coord_endpoint == "tcp://127.0.0.1:5999");
+  CHECK(f.stage().current_run == r.id);
+  CHECK(f.stage().total_steps == 20);
+  CHECK(f.experiment().state == RunState::Pending);
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 1);  // a stage with a live attempt is not launched again
+}
+
+TEST_CASE("hello is answered with the spec and marks run, stage and experiment running") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  const Message reply = f.hello(r);
+  REQUIRE(reply.type == Type::Spec);
+  CHECK(reply.body.at("spec") == f.experiment().spec);
+  CHECK(reply.body.at("spec").at("name") == "exp1");
+  CHECK(reply.body.at("attempt") == 1);
+  CHECK(reply.body.at("run_dir") == r.run_dir);
+  CHECK(reply.body.at("stage_index") == 0);
+  CHECK(reply.body.at("data_dir") == f.dir.path() + "/runs/data");
+  CHECK(f.run(r.id).state == RunState::Running);
+  CHECK(f.run(r.id).started_at == 1000.0);
+  CHECK(f.stage().state == RunState::Running);
+  CHECK(f.experiment().state == RunState::Running);
+}
+
+TEST_CASE("metrics are in the store when the ack comes back, and update the run's progress") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  const Message reply = f.metrics(r, 1, 5, 0.75);
+  REQUIRE(reply.type == Type::Ack);
+  CHECK(reply.body.at("seq") == 1);
+  const auto points = f.store->metrics("exp1", "train", "loss");
+  REQUIRE(points.size() == 1);
+  CHECK(points[0].step == 5);
+  CHECK(points[0].value == doctest::Approx(0.75));
+  CHECK(points[0].attempt == 1);
+  CHECK(points[0].time == 1000.0);  // stamped on arrival when the worker sent none
+  const RunRecord after = f.run(r.id);
+  CHECK(after.last_seq == 1);
+  CHECK(after.step == 5);
+  CHECK(after.last_loss == doctest::Approx(0.75));
+  CHECK(after.samples_per_s == doctest::Approx(50.0));
+  CHECK(f.coord->experiment("exp1")->stages.at(0).step == 5);  // views show the run's progress
+}
+
+TEST_CASE("a re-sent metrics batch is acknowledged without being written again") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  REQUIRE(f.metrics(r, 1, 5, 0.75).type == Type::Ack);
+  REQUIRE(f.metrics(r, 2, 6, 0.5).type == Type::Ack);
+  const Message again = f.metrics(r, 1, 5, 99.0);  // same seq, different content: not applied
+  REQUIRE(again.type == Type::Ack);
+  CHECK(again.body.at("seq") == 1);
+  const auto points = f.store->metrics("exp1", "train", "loss");
+  REQUIRE(points.size() == 2);
+  CHECK(points[0].value == doctest::Approx(0.75));
+  CHECK(f.run(r.id).last_seq == 2);
+  CHECK(f.run(r.id).last_loss == doctest::Approx(0.5));
+}
+
+TEST_CASE("metrics with seq below 1 or from another attempt are rejected") {
+  Fixture f;
+  RunRecord r = f.submit();
+  f.hello(r);
+  CHECK(error_of(f.metrics(r, 0, 1, 1.0)).find("seq must be >= 1") != std::string::npos);
+  r.attempt = 2;
+  CHECK(error_of(f.metrics(r, 1, 1, 1.0)).find("attempt 2") != std::string::npos);
+  CHECK(f.store->metrics("exp1", "train").empty());
+}
+
+TEST_CASE("a message with a wrong token is rejected as unauthenticated and changes nothing") {
+  Fixture f;
+  RunRecord r = f.submit();
+  RunRecord forged = r;
+  forged.token = std::string(r.token.size(), '0');
+  CHECK(error_of(f.hello(forged)) == "unauthenticated");
+  CHECK(error_of(f.metrics(forged, 1, 1, 1.0)) == "unauthenticated");
+  CHECK(f.run(r.id).state == RunState::Pending);
+  CHECK(f.store->metrics("exp1", "train").empty());
+}
+
+TEST_CASE("a message for an unknown run is rejected as unauthenticated") {
+  Fixture f;
+  RunRecord r = f.submit();
+  r.id = "nope.train.a1";
+  const Message reply = f.hello(r);
+  CHECK(error_of(reply) == "unauthenticated");
+  CHECK(reply.token.empty());
+}
+
+TEST_CASE("malformed frames are answered with an error and the coordinator keeps working") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  const std::vector<std::string> frames = {
+      "",
+      "not json",
+      "[1,2]",
+      R"({"v": 99, "type": "hello", "run": "x", "token": "t", "body": {}})",
+      R"({"v": 1, "type": "bogus", "run": "x", "token": "t", "body": {}})",
+      R"({"v": 1, "type": "hello", "run": "x", "token": "t"})",
+      R"({"v": 1, "type": "metrics", "run": "x", "token": "t", "body": {"attempt": 1, "seq": 1, "points": [{"metric": 3}]}})",
+      std::string(protocol::kMaxMessageBytes + 1, ' '),
+  };
+  for (const std::string& frame : frames) {
+    CAPTURE(frame.substr(0, 80));
+    const Message reply = f.coord->handle_frame(frame);
+    CHECK(reply.type == Type::Error);
+    CHECK_FALSE(reply.body.at("message").get<std::string>().empty());
+  }
+  // A point whose optional field has the wrong type passes framing but fails in the handler.
+  const std::string bad_time = protocol::encode(protocol::make(
+      Type::Metrics, r.id, r.token,
+      {{"attempt", 1}, {"seq", 1}, {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 1.0}, {"time", "noon"}}}}}));
+  CHECK(f.coord->handle_frame(bad_time).type == Type::Error);
+  CHECK(f.store->metrics("exp1", "train").empty());
+  CHECK(f.coord->handle_frame(protocol::encode(protocol::make(
+                                  Type::Hello, r.id, r.token, {{"rank", 0}, {"world_size", 2}})))
+            .type == Type::Spec);
+}
+
+TEST_CASE("coordinator-to-worker message types sent to the coordinator are rejected") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  CHECK(error_of(f.send(Type::Ack, r, {{"seq", 1}})).find("sent by the coordinator") != std::string::npos);
+}
+
+TEST_CASE("done followed by a clean exit marks run, stage and experiment done") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.metrics(r, 1, 20, 0.25);
+  f.send(Type::Checkpoint, r, {{"step", 20}, {"path", "/ckpt/step-0000020"}});
+  REQUIRE(f.send(Type::Done, r, {{"step", 20}, {"summary", {{"samples_per_s", 64.0}}}}).type == Type::Ack);
+  CHECK(f.run(r.id).state == RunState::Running);  // decided when mpirun exits
+  f.clock = 1010.0;
+  f.exit_job(f.run(r.id), 0);
+  const RunRecord done = f.run(r.id);
+  CHECK(done.state == RunState::Done);
+  CHECK(done.error.empty());
+  CHECK(done.finished_at == 1010.0);
+  CHECK(done.checkpoint == "/ckpt/step-0000020");
+  CHECK(done.samples_per_s == doctest::Approx(64.0));
+  CHECK(f.stage().state == RunState::Done);
+  CHECK(f.stage().step == 20);
+  CHECK(f.experiment().state == RunState::Done);
+  CHECK(f.experiment().finished_at == 1010.0);
+  CHECK(f.coord->running_jobs() == 0);
+}
+
+TEST_CASE("a job that exits without reporting fails with the note its dying rank left") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  make_dirs(r.run_dir);
+  write_file_atomic(r.run_dir + "/failure-rank-1.txt",
+                    "rank 1: crashed with signal 6 (SIGABRT) at step 5\n");
+  f.exit_job(f.run(r.id), 134);
+  const RunRecord failed = f.run(r.id);
+  CHECK(failed.state == RunState::Failed);
+  CHECK(failed.error == "rank 1: crashed with signal 6 (SIGABRT) at step 5");
+  CHECK(f.stage().state == RunState::Failed);
+  CHECK(f.experiment().state == RunState::Failed);
+  CHECK(f.experiment().error == failed.error);
+}
+
+TEST_CASE("a job killed without notes fails with its exit status and the end of its log") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  make_dirs(r.run_dir + "/logs");
+  write_file_atomic(r.run_dir + "/logs/mpirun.log", "line 1\nline 2\nlast words\n");
+  f.executor.kill(r.pid, 9);
+  f.coord->tick();
+  const std::string error = f.run(r.id).error;
+  CHECK(error.find("mpirun was killed by signal 9 (SIGKILL)") == 0);
+  CHECK(error.find("last words") != std::string::npos);
+  CHECK(f.run(r.id).state == RunState::Failed);  // never said hello: still a failure, not a hang
+}
+
+TEST_CASE("a worker that exits 0 without reporting completion fails") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.exit_job(f.run(r.id), 0);
+  CHECK(f.run(r.id).state == RunState::Failed);
+  CHECK(f.run(r.id).error == "worker exited without reporting completion");
+}
+
+TEST_CASE("a failed report sets the run's error and the run fails when mpirun exits") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  REQUIRE(f.send(Type::Failed, r, {{"step", 7}, {"rank", 1}, {"message", "rank 1: loss is NaN at step 7"}})
+              .type == Type::Ack);
+  CHECK(f.run(r.id).error == "rank 1: loss is NaN at step 7");
+  CHECK(f.run(r.id).state == RunState::Running);
+  f.send(Type::Done, r, {{"step", 7}});  // a later completion claim does not hide the failure
+  f.exit_job(f.run(r.id), 0);
+  CHECK(f.run(r.id).state == RunState::Failed);
+  CHECK(f.experiment().error == "rank 1: loss is NaN at step 7");
+}
+
+TEST_CASE("a preempted report ends the run preempted with its checkpoint") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.send(Type::Preempted, r, {{"step", 9}, {"checkpoint", "/ckpt/step-0000009"}});
+  f.exit_job(f.run(r.id), 0);
+  CHECK(f.run(r.id).state == RunState::Preempted);
+  CHECK(f.run(r.id).checkpoint == "/ckpt/step-0000009");
+  CHECK(f.experiment().state == RunState::Preempted);
+}
+
+TEST_CASE("heartbeats and checkpoints update the run and are acknowledged") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.clock = 1005.0;
+  const Message hb = f.send(Type::Heartbeat, r, {{"step", 3}});
+  REQUIRE(hb.type == Type::Ack);
+  CHECK(hb.body.at("seq") == 0);
+  CHECK(f.run(r.id).last_heartbeat == 1005.0);
+  CHECK(f.run(r.id).step == 3);
+  CHECK(f.send(Type::Checkpoint, r, {{"step", 4}, {"path", "/c"}}).type == Type::Ack);
+  CHECK(f.run(r.id).checkpoint == "/c");
+}
+
+TEST_CASE("messages for a run that has ended are rejected") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.exit_job(f.run(r.id), 1);
+  REQUIRE(f.run(r.id).state == RunState::Failed);
+  CHECK(error_of(f.metrics(r, 1, 1, 1.0)).find("already failed") != std::string::npos);
+  CHECK(f.store->metrics("exp1", "train").empty());
+}
+
+TEST_CASE("a launch failure fails the run, stage and experiment with the reason") {
+  Fixture f;
+  f.executor.launch_error = "cannot find 'mpirun' on PATH";
+  const RunRecord r = f.submit();
+  CHECK(r.state == RunState::Failed);
+  CHECK(r.error == "cannot start run exp1.train.a1: cannot find 'mpirun' on PATH");
+  CHECK(f.experiment().state == RunState::Failed);
+  CHECK(f.coord->running_jobs() == 0);
+}
+
+TEST_CASE("a restarted coordinator marks runs it does not own lost, with their experiments") {
+  Fixture f;
+  const RunRecord running = f.submit("exp1");
+  f.hello(running);
+  const RunRecord pending = f.submit("exp2");
+  const RunRecord finished = f.submit("exp3");
+  f.hello(finished);
+  f.send(Type::Done, finished, {{"step", 20}});
+  f.exit_job(f.run(finished.id), 0);
+
+  f.coord.reset();  // the old coordinator goes away; its jobs are not ours any more
+  f.coord = f.make_coordinator();
+  for (const RunRecord& r : {running, pending}) {
+    CAPTURE(r.id);
+    CHECK(f.run(r.id).state == RunState::Lost);
+    CHECK(f.run(r.id).error == "coordinator restarted while the run was active");
+    CHECK(f.experiment(r.experiment).state == RunState::Lost);
+    CHECK(f.stage(r.experiment).state == RunState::Lost);
+  }
+  CHECK(f.run(finished.id).state == RunState::Done);
+  CHECK(f.coord->running_jobs() == 0);
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 3);  // lost runs are not relaunched (retries: future work)
+  CHECK(error_of(f.hello(running)).find("is already lost") != std::string::npos);
+}
+
+TEST_CASE("a submitted experiment whose first run was never created is launched after a restart") {
+  Fixture f;
+  ExperimentRecord e;
+  e.name = "orphan";
+  e.spec = small_spec("orphan");
+  StageRecord s;
+  s.experiment = "orphan";
+  s.name = "train";
+  f.store->put_submission(e, {s});
+  f.coord = f.make_coordinator();
+  f.coord->tick();
+  REQUIRE(f.executor.launches.size() == 1);
+  CHECK(f.executor.launches[0].run_id == "orphan.train.a1");
+}
+
+TEST_CASE("a duplicate experiment name is rejected and --name gives a new one") {
+  Fixture f;
+  f.submit("exp1");
+  Submission again;
+  again.spec = small_spec("exp1");
+  CHECK_THROWS_WITH_AS(f.coord->submit(again),
+                       "experiment 'exp1' already exists (submit with --name NEW)", NameTakenError);
+  again.name = "exp1-b";
+  const SubmitResult r = f.coord->submit(again);
+  CHECK(r.experiment == "exp1-b");
+  CHECK(f.experiment("exp1-b").spec.at("name") == "exp1-b");
+  again.name = "bad name";
+  CHECK_THROWS_AS(f.coord->submit(again), SpecError);
+}
+
+TEST_CASE("an invalid spec is rejected naming the key and nothing is stored") {
+  Fixture f;
+  Submission s;
+  s.spec = small_spec("exp1");
+  s.spec["stage"][0]["stepz"] = 3;
+  CHECK_THROWS_AS(f.coord->submit(s), SpecError);
+  try {
+    f.coord->submit(s);
+  } catch (const SpecError& e) {
+    CHECK(e.key_path() == "stage.0.stepz");
+  }
+  CHECK(f.store->list_experiments().empty());
+  CHECK(f.executor.launches.empty());
+}
+
+TEST_CASE("metric queries default to the first stage and name unknown experiments and stages") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.metrics(r, 1, 1, 0.5);
+  CHECK(f.coord->metrics("exp1", "", "").size() == 2);
+  CHECK(f.coord->metrics("exp1", "train", "loss").size() == 1);
+  CHECK_THROWS_WITH_AS(f.coord->metrics("nope", "", ""), "no experiment named 'nope'", NotFoundError);
+  CHECK_THROWS_WITH_AS(f.coord->metrics("exp1", "x", ""),
+                       "experiment 'exp1' has no stage 'x' (stages: train)", NotFoundError);
+}

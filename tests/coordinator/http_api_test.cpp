@@ -1,0 +1,136 @@
+// The HTTP API's routes and JSON, called without sockets.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <memory>
+
+#include "coordinator/http_api.h"
+#include "tests/coordinator/test_support.h"
+
+using namespace ldm;
+using namespace ldm::coord;
+using namespace ldm::coord::testing;
+using nlohmann::json;
+
+namespace {
+
+struct Api {
+  TempDir dir;
+  std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
+  FakeExecutor executor;
+  Coordinator coord{*store, executor, {dir.path() + "/runs", "tcp://127.0.0.1:5999", {}}};
+
+  HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "") {
+    return handle_api_request(coord, {method, target, body});
+  }
+  json call_json(const std::string& method, const std::string& target, int expected_status,
+                 const std::string& body = "") {
+    const HttpResponse r = call(method, target, body);
+    CAPTURE(r.body);
+    CHECK(r.status == expected_status);
+    return json::parse(r.body);
+  }
+  void submit(const std::string& name) {
+    call_json("POST", "/api/v1/experiments", 201,
+              json{{"source", "/x.toml"}, {"spec", small_spec(name)}}.dump());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("health reports ok, the worker endpoint and the pid") {
+  Api api;
+  const json j = api.call_json("GET", "/api/v1/health", 200);
+  CHECK(j.at("ok") == true);
+  CHECK(j.at("zmq") == "tcp://127.0.0.1:5999");
+  CHECK(j.at("pid") == ::getpid());
+}
+
+TEST_CASE("a submission returns 201 with the experiment and its runs, and launches it") {
+  Api api;
+  const json j = api.call_json(
+      "POST", "/api/v1/experiments", 201,
+      json{{"source", "/x.toml"}, {"spec", small_spec("exp1")}, {"name", "other"}, {"fault", "hang"}}.dump());
+  CHECK(j.at("experiment") == "other");
+  CHECK(j.at("runs") == json::array({"other.train.a1"}));
+  REQUIRE(api.executor.launches.size() == 1);
+  CHECK(api.executor.launches[0].fault == "hang");
+}
+
+TEST_CASE("malformed submissions are 400 with a clear message and the API keeps serving") {
+  Api api;
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{not json").at("error").get<std::string>().find(
+            "JSON object") != std::string::npos);
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{}").at("error").get<std::string>().find(
+            "'spec'") != std::string::npos);
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400,
+                      json{{"spec", small_spec("a")}, {"name", 5}}.dump())
+            .at("error") == "'name' must be a string");
+  json bad = small_spec("a");
+  bad["recipe"]["presett"] = "x";
+  const std::string error =
+      api.call_json("POST", "/api/v1/experiments", 400, json{{"source", "/e.toml"}, {"spec", bad}}.dump())
+          .at("error");
+  CHECK(error.find("/e.toml: ") == 0);
+  CHECK(error.find("recipe.presett") != std::string::npos);
+  api.call_json("GET", "/api/v1/health", 200);
+}
+
+TEST_CASE("a taken experiment name is 409 and suggests --name") {
+  Api api;
+  api.submit("exp1");
+  const json j = api.call_json("POST", "/api/v1/experiments", 409,
+                               json{{"spec", small_spec("exp1")}}.dump());
+  CHECK(j.at("error") == "experiment 'exp1' already exists (submit with --name NEW)");
+}
+
+TEST_CASE("experiments are listed without specs and shown in full, never with run tokens") {
+  Api api;
+  api.submit("exp1");
+  api.submit("exp2");
+  const json list = api.call_json("GET", "/api/v1/experiments", 200);
+  REQUIRE(list.at("experiments").size() == 2);
+  const json& item = list.at("experiments")[0];
+  CHECK(item.at("name") == "exp1");
+  CHECK_FALSE(item.contains("spec"));
+  CHECK(item.at("stages").size() == 1);
+  REQUIRE(item.at("runs").size() == 1);
+  CHECK_FALSE(item.at("runs")[0].contains("token"));
+
+  const json one = api.call_json("GET", "/api/v1/experiments/exp2", 200);
+  CHECK(one.at("experiment").at("spec").at("name") == "exp2");
+  CHECK(one.at("stages")[0].at("name") == "train");
+  CHECK_FALSE(one.at("runs")[0].contains("token"));
+  CHECK(one.dump().find(api.store->get_run("exp2.train.a1")->token) == std::string::npos);
+  CHECK(api.call_json("GET", "/api/v1/experiments/nope", 404).at("error") ==
+        "no experiment named 'nope'");
+}
+
+TEST_CASE("metrics are served per stage and metric, with 404 for unknown names") {
+  Api api;
+  api.submit("exp1");
+  const RunRecord r = *api.store->get_run("exp1.train.a1");
+  api.coord.handle(protocol::make(protocol::Type::Metrics, r.id, r.token,
+                                  {{"attempt", 1},
+                                   {"seq", 1},
+                                   {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 2.0}},
+                                               {{"metric", "lr"}, {"step", 1}, {"value", 1e-4}}}}}));
+  CHECK(api.call_json("GET", "/api/v1/experiments/exp1/metrics", 200).at("points").size() == 2);
+  const json loss = api.call_json("GET", "/api/v1/experiments/exp1/metrics?stage=train&metric=loss", 200);
+  REQUIRE(loss.at("points").size() == 1);
+  CHECK(loss.at("points")[0].at("value") == 2.0);
+  api.call_json("GET", "/api/v1/experiments/exp1/metrics?stage=nope", 404);
+  api.call_json("GET", "/api/v1/experiments/nope/metrics", 404);
+}
+
+TEST_CASE("unknown paths are 404 and wrong methods 405, naming the request") {
+  Api api;
+  CHECK(api.call_json("GET", "/", 404).at("error") == "no such endpoint: GET /");
+  api.call_json("GET", "/api/v2/health", 404);
+  api.call_json("GET", "/api/v1/experiments/a/b", 404);
+  api.call_json("GET", "/api/v1/experiments/a/metrics/x", 404);
+  CHECK(api.call_json("DELETE", "/api/v1/experiments", 405).at("error") ==
+        "method not allowed: DELETE /api/v1/experiments");
+  api.call_json("POST", "/api/v1/health", 405);
+}

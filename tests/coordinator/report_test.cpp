@@ -1,0 +1,68 @@
+// The CLI's human-readable text.
+#include <doctest/doctest.h>
+
+#include "coordinator/report.h"
+
+using namespace ldm;
+using namespace ldm::coord;
+
+namespace {
+ExperimentView sample_view() {
+  ExperimentView v;
+  v.experiment.name = "quick";
+  v.experiment.state = RunState::Failed;
+  StageRecord s;
+  s.experiment = "quick";
+  s.name = "train";
+  s.state = RunState::Failed;
+  s.step = 5;
+  s.total_steps = 20;
+  s.current_run = "quick.train.a1";
+  v.stages.push_back(s);
+  RunRecord r;
+  r.id = "quick.train.a1";
+  r.stage = "train";
+  r.state = RunState::Failed;
+  r.step = 5;
+  r.last_seq = 2;
+  r.last_loss = 0.123456;
+  r.samples_per_s = 42.25;
+  r.started_at = 100;
+  r.finished_at = 112.5;
+  r.run_dir = "/runs/quick/train";
+  r.error = "rank 1: crashed with signal 6 (SIGABRT) at step 5\nsecond line";
+  v.runs.push_back(r);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("the status table has one row per stage with progress, loss, throughput and error") {
+  const std::string table = format_status_table({sample_view()});
+  CHECK(table.find("EXPERIMENT  STATE   STAGE") == 0);
+  CHECK(table.find("quick       failed  train (failed)  5/20  0.1235  42.2") != std::string::npos);
+  CHECK(table.find("rank 1: crashed with signal 6 (SIGABRT) at step 5") != std::string::npos);
+  CHECK(table.find("second line") == std::string::npos);  // tables show the first line only
+  CHECK(format_status_table({}).find("no experiments") == 0);
+}
+
+TEST_CASE("the summary gives each stage's state, steps, loss, throughput, wall time, dir and error") {
+  const std::string s = format_summary(sample_view());
+  CHECK(s.find("experiment quick: failed\n") == 0);
+  CHECK(s.find("stage train: failed, 5/20 steps, final loss 0.1235, 42.2 samples/s, wall 12.5s") !=
+        std::string::npos);
+  CHECK(s.find("run dir:    /runs/quick/train") != std::string::npos);
+  CHECK(s.find("      second line") != std::string::npos);
+  CHECK(format_progress_line(sample_view()) ==
+        "quick/train: failed, step 5/20, loss 0.1235, 42.2 samples/s");
+}
+
+TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and GFLOPs") {
+  const std::string t = format_presets_table();
+  // DiT paper, Table 1: XL/2 has 675M parameters and 118.6 GFLOPs at 256x256.
+  const auto row = t.find("dit     XL/2");
+  REQUIRE(row != std::string::npos);
+  const std::string line = t.substr(row, t.find('\n', row) - row);
+  CHECK(line.find("675.") != std::string::npos);
+  CHECK(line.find("118.") != std::string::npos);
+  CHECK(t.find("tiny/2") != std::string::npos);
+}

@@ -1,0 +1,55 @@
+// How a run's final state and error are decided when its job ends.
+#include <doctest/doctest.h>
+
+#include "coordinator/run_outcome.h"
+#include "tests/coordinator/test_support.h"
+
+using namespace ldm;
+using namespace ldm::coord;
+using namespace ldm::coord::testing;
+
+TEST_CASE("failure notes are read in rank order and joined into one error") {
+  TempDir dir;
+  write_file_atomic(dir.path() + "/failure-rank-10.txt", "rank 10: crashed at step 3\n");
+  write_file_atomic(dir.path() + "/failure-rank-2.txt", "rank 2: crashed at step 3\n");
+  write_file_atomic(dir.path() + "/failure-rank-3.txt", "\n");  // empty notes add nothing
+  write_file_atomic(dir.path() + "/other.txt", "ignored");
+  CHECK(read_failure_notes(dir.path()) ==
+        std::vector<std::string>{"rank 2: crashed at step 3", "rank 10: crashed at step 3"});
+  const RunOutcome o = decide_run_outcome({}, {1, 1, 0}, dir.path());
+  CHECK(o.state == RunState::Failed);
+  CHECK(o.error == "rank 2: crashed at step 3; rank 10: crashed at step 3");
+}
+
+TEST_CASE("without notes the error is the exit status plus the last five log lines") {
+  TempDir dir;
+  make_dirs(dir.path() + "/logs");
+  write_file_atomic(dir.path() + "/logs/mpirun.log", "1\n2\n3\n\n4\n5\n6\n7\n");
+  const RunOutcome o = decide_run_outcome({}, {1, 2, 0}, dir.path());
+  CHECK(o.error == "mpirun exited with code 2; last lines of " + dir.path() +
+                       "/logs/mpirun.log:\n3\n4\n5\n6\n7");
+  CHECK(decide_run_outcome({}, {1, -1, 11}, "/nonexistent").error ==
+        "mpirun was killed by signal 11 (SIGSEGV)");
+}
+
+TEST_CASE("done needs a clean exit, while failed and preempted reports decide whatever the exit") {
+  const ProcessExit clean{1, 0, 0}, crashed{1, 1, 0};
+  CHECK(decide_run_outcome({WorkerReport::Done, 5, ""}, clean, "/nonexistent").state == RunState::Done);
+  const RunOutcome late = decide_run_outcome({WorkerReport::Done, 5, ""}, crashed, "/nonexistent");
+  CHECK(late.state == RunState::Failed);
+  CHECK(late.error == "worker reported completion at step 5 but mpirun exited with code 1");
+  CHECK(decide_run_outcome({WorkerReport::Failed, 5, "boom"}, clean, "/nonexistent").error == "boom");
+  CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, crashed, "/nonexistent").state ==
+        RunState::Preempted);
+  CHECK(decide_run_outcome({}, clean, "/nonexistent").error ==
+        "worker exited without reporting completion");
+}
+
+TEST_CASE("failure notes of an earlier attempt are cleared before the next one starts") {
+  TempDir dir;
+  write_file_atomic(dir.path() + "/failure-rank-0.txt", "rank 0: old news\n");
+  write_file_atomic(dir.path() + "/keep.txt", "x");
+  clear_failure_notes(dir.path());
+  CHECK(read_failure_notes(dir.path()).empty());
+  CHECK(path_exists(dir.path() + "/keep.txt"));
+}

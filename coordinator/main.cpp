@@ -170,11 +170,26 @@ int cmd_presets(const ParsedArgs&) {
 }
 
 int cmd_run(const ParsedArgs& a) {
-  const Submission submission = submission_from_file(a.positional.at(0), a);  // before any I/O
+  Submission submission = submission_from_file(a.positional.at(0), a);  // before any I/O
   block_shutdown_signals();
   CoordinatorService service(service_options(a, 0, 0));
   Coordinator& coordinator = service.coordinator();
-  const SubmitResult submitted = coordinator.submit(submission);
+  // `run` is the command people repeat (the quickstart): without --name, a taken name gets the
+  // first free suffix instead of an error, so every run keeps its own history in the store.
+  const std::string base = submission.spec.value("name", std::string());
+  SubmitResult submitted;
+  for (int n = 2;; ++n) {
+    try {
+      submitted = coordinator.submit(submission);
+      break;
+    } catch (const NameTakenError&) {
+      if (!a.value("name").empty() || n > 1000) throw;
+      submission.name = base + "-" + std::to_string(n);
+    }
+  }
+  if (!submission.name.empty() && a.value("name").empty())
+    std::printf("experiment '%s' exists in this store; running this one as '%s'\n", base.c_str(),
+                submission.name.c_str());
   const std::string name = submitted.experiment;
   std::printf("submitted %s (coordinator %s, state %s); Ctrl-C stops waiting, jobs keep running\n",
               name.c_str(), service.http_url().c_str(), service.state_dir().c_str());

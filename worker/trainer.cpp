@@ -42,6 +42,18 @@ std::string dataset_dir(const StageContext& ctx, const data::SyntheticParams& pa
   return ctx.data_dir + "/" + data::synthetic_identity(params);
 }
 
+// Shards made elsewhere must match what the stage builds the model for.
+void check_dataset(const data::ShardDataset& data, const StageSpec& stage) {
+  const data::Record first = data.read(0);
+  if (data.header().kind != data::PayloadKind::ImageU8)
+    throw DataError(data.dir() + ": " + data::to_string(data.header().kind) +
+                    " shards are not supported by the trainer yet (image shards only)");
+  if (first.shape.size() != 3 || first.shape[0] != stage.resolution || first.shape[1] != stage.resolution)
+    throw DataError(data.dir() + ": record " + std::to_string(first.id) + " is " +
+                    (first.shape.size() == 3 ? std::to_string(first.shape[0]) + "x" + std::to_string(first.shape[1]) : std::string("not an image")) +
+                    " but stage '" + stage.name + "' has resolution " + std::to_string(stage.resolution));
+}
+
 }  // namespace
 
 void install_preemption_handler() {
@@ -71,7 +83,10 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   sp.seed = spec.seed;
   sp.shard_records = spec.dataset.shard_records;
   const std::string ddir = dataset_dir(ctx, sp);
-  if (rank == 0) {
+  if (spec.dataset.kind == "shards") {
+    if (!path_exists(ddir))
+      throw DataError("dataset.path '" + ddir + "' does not exist (experiment '" + spec.name + "')");
+  } else if (rank == 0) {
     log::info("dataset: " + ddir);
     data::ensure_synthetic_dataset(sp, ddir, [](int64_t done, int64_t total) {
       log::info("rendering synthetic data: " + std::to_string(done) + "/" + std::to_string(total));
@@ -79,6 +94,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   }
   comm.barrier();
   auto dataset = std::make_shared<const data::ShardDataset>(ddir);
+  check_dataset(*dataset, stage);
   auto ae = std::make_shared<const data::PatchAutoencoder>(
       static_cast<int>(spec.autoencoder.factor), spec.autoencoder.scale, spec.autoencoder.shift);
   data::RankLoader loader(dataset, ae, static_cast<uint64_t>(spec.seed), stage.batch_size, rank, world);
@@ -149,6 +165,12 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     }
     const auto t0 = std::chrono::steady_clock::now();
     data::Batch batch = loader.batch_for_step(step - 1);
+    for (std::size_t i = 0; i < batch.ids.size(); ++i) {
+      const int64_t label = batch.labels[static_cast<int64_t>(i)].item<int64_t>();
+      if (label < 0 || label >= spec.dataset.classes)
+        throw DataError(ddir + ": record " + std::to_string(batch.ids[i]) + " has label " + std::to_string(label) +
+                        " outside [0, dataset.classes = " + std::to_string(spec.dataset.classes) + ")");
+    }
     {
       nlohmann::json ids = batch.ids, epochs = batch.epochs;
       records_log << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}}.dump() << "\n";

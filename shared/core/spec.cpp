@@ -81,8 +81,6 @@ void validate(const ExperimentSpec& spec) {
                                 join(family_tasks(spec.recipe.family), ", ") + ")");
   if (spec.task == "text")
     throw SpecError("task", "text-to-image training is not supported yet (no text recipe is built)");
-  if (spec.dataset.kind == "shards")
-    throw SpecError("dataset.kind", "training from imported shards is not supported yet; use 'synthetic'");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
     throw SpecError("dataset.path", "is required when dataset.kind = 'shards'");
   if (spec.recipe.diffusion.beta_end <= spec.recipe.diffusion.beta_start)

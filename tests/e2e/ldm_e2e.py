@@ -40,10 +40,10 @@ class Coordinator:
         self.info = None
 
     def start(self, timeout=30):
-        log = open(os.path.join(self.state, "serve.log"), "a")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "ldm-coord"), "serve", "--state", self.state, "--http-port", "0",
-             "--zmq-port", "0"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(os.path.join(self.state, "serve.log"), "a") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(BIN, "ldm-coord"), "serve", "--state", self.state, "--http-port", "0",
+                 "--zmq-port", "0"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         info_path = os.path.join(self.state, "coord.json")
         deadline = time.time() + timeout
         while time.time() < deadline:

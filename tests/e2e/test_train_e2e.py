@@ -3,6 +3,7 @@ and check what reached the RocksDB store. Run by ctest (see CMakeLists.txt here)
 import glob
 import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -11,6 +12,11 @@ import ldm_e2e  # noqa: E402
 from ldm_e2e import Coordinator, experiment  # noqa: E402
 
 METRICS = ("loss", "lr", "grad_norm", "samples_per_s")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def read_jsonl(path):
@@ -46,7 +52,7 @@ class TrainTwoRanks(unittest.TestCase):
         self.assertLessEqual(last, 0.8 * first, f"first 20%: {first:.4f}, last 20%: {last:.4f}")
 
     def test_ranks_end_with_identical_parameters(self):
-        summaries = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(self.run_dir, "logs", "rank-*.json")))]
+        summaries = [read_json(p) for p in sorted(glob.glob(os.path.join(self.run_dir, "logs", "rank-*.json")))]
         self.assertEqual(len(summaries), 2)
         self.assertEqual({s["step"] for s in summaries}, {60})
         self.assertEqual(summaries[0]["param_checksum"], summaries[1]["param_checksum"])
@@ -77,7 +83,7 @@ class TrainTwoRanks(unittest.TestCase):
         bundle = os.path.join(ckpts, name)
         for file in ("model.safetensors", "optimizer.safetensors", "generators.safetensors", "manifest.json"):
             self.assertTrue(os.path.exists(os.path.join(bundle, file)), file)
-        manifest = json.load(open(os.path.join(bundle, "manifest.json")))
+        manifest = read_json(os.path.join(bundle, "manifest.json"))
         self.assertEqual(manifest["step"], 60)
         self.assertEqual(manifest["world_size"], 2)
         self.assertEqual(manifest["data_cursor"], 60 * 16)
@@ -129,6 +135,30 @@ class Failures(unittest.TestCase):
         self.assertIn("bad.toml:", proc.stderr)
         self.assertIn("tiny/3", proc.stderr)
         self.assertTrue(self.coord.get("/api/v1/health")["ok"])
+
+    def _shards_experiment(self, name, path):
+        toml = os.path.join(self.coord.state, name + ".toml")
+        with open(experiment("dit-1rank-short.toml")) as f:
+            text = f.read().replace('name = "tiny-dit-1rank"', f'name = "{name}"')
+        text = text.replace("[dataset]\n", f'[dataset]\nkind = "shards"\npath = "{path}"\n')
+        with open(toml, "w") as f:
+            f.write(text)
+        return toml
+
+    def test_missing_dataset_path_fails_the_run_naming_the_path(self):
+        self.coord.cli("submit", self._shards_experiment("nodata", "/nonexistent/shards"))
+        failed = self.coord.wait_terminal("nodata")
+        self.assertEqual(failed["experiment"]["state"], "failed")
+        self.assertIn("/nonexistent/shards", failed["runs"][-1]["error"])
+        self.assertIn("/nonexistent/shards", self.coord.cli("status", "nodata").stdout)
+
+    def test_trains_from_shards_made_by_ldm_data(self):
+        shards = os.path.join(self.coord.state, "shapes")
+        subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-data"), "synth", "--out", shards, "--records", "64",
+                        "--classes", "4", "--resolution", "32"], check=True, capture_output=True)
+        self.coord.cli("submit", self._shards_experiment("fromshards", shards))
+        done = self.coord.wait_terminal("fromshards")
+        self.assertEqual(done["experiment"]["state"], "done", json.dumps(done, indent=1))
 
     def test_state_survives_a_coordinator_restart(self):
         self.coord.cli("submit", experiment("dit-1rank-short.toml"))

@@ -17,7 +17,7 @@ packages=(
   librocksdb-dev                       # experiment store
   libboost-dev                         # Boost.Asio / Beast (header-only parts)
   libtomlplusplus-dev                  # experiment TOML
-  nlohmann-json3-dev doctest-dev zlib1g-dev
+  nlohmann-json3-dev doctest-dev zlib1g-dev libpng-dev
   python3                              # end-to-end tests drive the real binaries from Python
 )
 

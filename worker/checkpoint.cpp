@@ -25,6 +25,7 @@ std::string write_checkpoint(const std::string& checkpoints_dir, const Checkpoin
   std::filesystem::remove_all(tmp_dir);  // a leftover from a crash mid-write
   make_dirs(tmp_dir);
   write_file_atomic(tmp_dir + "/model.safetensors", safetensors_encode(b.model));
+  write_file_atomic(tmp_dir + "/ema.safetensors", safetensors_encode(b.ema));
   write_file_atomic(tmp_dir + "/optimizer.safetensors", safetensors_encode(b.optimizer));
   write_file_atomic(tmp_dir + "/generators.safetensors", safetensors_encode(b.generators));
   write_file_atomic(tmp_dir + "/manifest.json", b.manifest.dump(2) + "\n");  // last: marks completeness
@@ -49,6 +50,7 @@ CheckpointBundle read_checkpoint(const std::string& path) {
   if (manifest.is_discarded()) throw DataError(dir + "/manifest.json: not valid JSON");
   b.manifest = manifest;
   b.model = safetensors_decode(read_file(dir + "/model.safetensors"), dir + "/model.safetensors");
+  b.ema = safetensors_decode(read_file(dir + "/ema.safetensors"), dir + "/ema.safetensors");
   b.optimizer = safetensors_decode(read_file(dir + "/optimizer.safetensors"), dir + "/optimizer.safetensors");
   b.generators = safetensors_decode(read_file(dir + "/generators.safetensors"), dir + "/generators.safetensors");
   return b;

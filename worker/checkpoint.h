@@ -1,5 +1,5 @@
 // Checkpoint bundles (DESIGN.md "Checkpoint bundle"): a directory
-//   checkpoints/step-NNNNNNN/{model,optimizer,generators}.safetensors + manifest.json
+//   checkpoints/step-NNNNNNN/{model,ema,optimizer,generators}.safetensors + manifest.json
 // written under a temporary name, every file fsynced, then renamed; `checkpoints/latest` names
 // the newest complete bundle. A crash at any point leaves either the old or the new bundle.
 #pragma once
@@ -13,8 +13,9 @@
 namespace ldm::worker {
 
 struct CheckpointBundle {
-  nlohmann::json manifest;  // step, data_cursor, spec_hash, world_size, threads_per_rank, libtorch, ...
+  nlohmann::json manifest;  // step, data_cursor, spec (resolved), spec_hash, world_size, threads_per_rank, libtorch, ...
   TensorMap model;          // state dict, reference key names (incl. fixed buffers such as pos_embed)
+  TensorMap ema;            // the EMA weights as a full state dict (same keys as `model`)
   TensorMap optimizer;      // flat moments + step
   TensorMap generators;     // "rank<r>.<purpose>" -> generator state bytes
 };

@@ -1,35 +1,48 @@
-// Trainable parameters and their gradients in flat contiguous buffers.
+// Trainable parameters, their gradients, optimiser moments and EMA in flat contiguous buffers.
 //
-// Every trainable parameter becomes a view into one float32 buffer, and its .grad() a view into a
-// second one, so the gradient all-reduce is one call, the global norm one reduction, the optimiser
-// a handful of vector ops, and a checkpoint a few tensors. Autograd accumulates into the existing
-// gradient views in place; zero_grad() zeroes the flat buffer (never resets .grad()).
-// One extra float slot after the gradients carries a scalar (the loss) through the same
-// all-reduce.
+// Parameters are grouped into buckets, one per (dtype, weight-decay group); every trainable
+// parameter becomes a view into its bucket's parameter buffer and its .grad() a view into the
+// bucket's gradient buffer. So the gradient all-reduce is one call per bucket, the global norm a
+// reduction per bucket, the optimiser and the EMA a handful of vector ops, and a checkpoint a few
+// tensors. Autograd accumulates into the existing gradient views in place (which is also what
+// makes gradient accumulation work); zero_grad() zeroes the buffers and never resets .grad().
 #pragma once
 
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 namespace ldm::worker {
 
+struct FlatBucket {
+  torch::ScalarType dtype = torch::kFloat32;
+  bool decay = true;                  // weight decay applies to this bucket
+  torch::Tensor params;               // [numel]
+  torch::Tensor grads;                // [numel]
+  std::vector<std::string> names;     // parameter names, in buffer order
+  std::vector<int64_t> offsets;       // start of each parameter in the buffer
+  std::vector<std::vector<int64_t>> shapes;
+};
+
 class FlatParams {
  public:
-  explicit FlatParams(torch::nn::Module& module);
-  int64_t numel() const { return numel_; }
-  torch::Tensor& params() { return params_; }  // [numel]
-  torch::Tensor grads() { return grad_storage_.narrow(0, 0, numel_); }  // [numel] view
-  torch::Tensor& grad_storage() { return grad_storage_; }  // [numel + 1]: grads, then the extra slot
-  float& extra_slot() { return grad_storage_.data_ptr<float>()[numel_]; }
-  void zero_grad() { grad_storage_.zero_(); }
-  const std::vector<std::string>& names() const { return names_; }
+  // Decay group: tensors with 2+ dimensions (weights, embeddings) decay; 1-D tensors (biases,
+  // norm scales) decay only if `decay_1d`. Non-trainable parameters (DiT's pos_embed) stay out.
+  FlatParams(torch::nn::Module& module, bool decay_1d);
+  std::vector<FlatBucket>& buckets() { return buckets_; }
+  const std::vector<FlatBucket>& buckets() const { return buckets_; }
+  int64_t numel() const;
+  void zero_grad();
+  double grad_norm() const;          // L2 over all buckets
+  void scale_grads(double factor);
+  // Views of `flats` (one tensor per bucket, laid out like the parameters) by parameter name.
+  std::map<std::string, torch::Tensor> unflatten(const std::vector<torch::Tensor>& flats) const;
+  std::vector<torch::Tensor> param_buffers() const;
 
  private:
-  int64_t numel_ = 0;
-  torch::Tensor params_, grad_storage_;
-  std::vector<std::string> names_;
+  std::vector<FlatBucket> buckets_;
 };
 
 // Decoupled-weight-decay Adam on flat buffers, with PyTorch's AdamW update and every
@@ -40,17 +53,34 @@ class FlatAdamW {
     double beta1, beta2, eps, weight_decay;
   };
   FlatAdamW(FlatParams& params, Options options);
-  void step(double lr);  // uses params.grads()
+  void step(double lr);
   int64_t steps_taken() const { return step_; }
-  torch::Tensor& exp_avg() { return m_; }
-  torch::Tensor& exp_avg_sq() { return v_; }
   void set_steps_taken(int64_t s) { step_ = s; }
+  std::vector<torch::Tensor>& exp_avg() { return m_; }      // one per bucket
+  std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
 
  private:
   FlatParams& p_;
   Options o_;
-  torch::Tensor m_, v_;
+  std::vector<torch::Tensor> m_, v_;
   int64_t step_ = 0;
+};
+
+// Exponential moving average of the trainable parameters: ema ← ema + (1 − d)·(θ − ema), one
+// lerp_ per bucket. With warm-up the decay at update t (1-based) is min(d, (1 + t)/(10 + t)).
+class FlatEma {
+ public:
+  FlatEma(const FlatParams& params, double decay, bool warmup);
+  void update(int64_t step);
+  double decay_at(int64_t step) const;
+  std::vector<torch::Tensor>& buffers() { return ema_; }
+  const std::vector<torch::Tensor>& buffers() const { return ema_; }
+
+ private:
+  const FlatParams& p_;
+  double decay_;
+  bool warmup_;
+  std::vector<torch::Tensor> ema_;
 };
 
 }  // namespace ldm::worker

@@ -16,6 +16,7 @@
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
 #include "shared/core/safe_file.h"
+#include "shared/core/spec_json.h"
 #include "worker/checkpoint.h"
 #include "worker/diffusion/vp_process.h"
 #include "worker/flat_params.h"
@@ -105,22 +106,31 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   auto init_gen = make_generator(spec, "init", 0);
   auto model = models::build_denoiser(spec.recipe, geometry, init_gen);
   model->train();
-  FlatParams flat(*model);
   const auto& o = spec.recipe.optimizer;
+  FlatParams flat(*model, o.decay_norms_and_biases);
   FlatAdamW optimizer(flat, {o.beta1, o.beta2, o.eps, o.weight_decay});
+  FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);
   diffusion::VpProcess process(spec.recipe.diffusion);
   auto gen_t = make_generator(spec, "timesteps", rank);
   auto gen_noise = make_generator(spec, "noise", rank);
   auto gen_drop = make_generator(spec, "label-dropout", rank);
   if (rank == 0)
     log::info("model " + spec.recipe.family + " " + spec.recipe.preset + ": " + std::to_string(flat.numel()) +
-              " trainable parameters; latent " + std::to_string(ae->latent_channels()) + "x" +
-              std::to_string(side) + "x" + std::to_string(side) + "; " + std::to_string(dataset->size()) +
-              " records; " + std::to_string(world) + " rank(s)");
+              " trainable parameters in " + std::to_string(flat.buckets().size()) + " flat bucket(s); latent " +
+              std::to_string(ae->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
+              std::to_string(dataset->size()) + " records; " + std::to_string(world) + " rank(s)");
 
   const std::string logs = ctx.run_dir + "/logs";
   make_dirs(logs);
   std::ofstream records_log(logs + "/records-rank-" + std::to_string(rank) + ".jsonl", std::ios::trunc);
+
+  // A full state dict (trainable views + fixed tensors) with the trainable part taken from `flats`.
+  auto state_dict = [&](const std::vector<torch::Tensor>& flats) {
+    TensorMap out;
+    for (const auto& item : model->named_parameters(true)) out[item.key()] = item.value().detach();
+    for (auto& [name, view] : flat.unflatten(flats)) out[name] = view;
+    return out;
+  };
 
   auto save_checkpoint = [&](int64_t step) -> std::string {
     // Every rank's generator states travel to rank 0 so a resume can restore them exactly.
@@ -132,14 +142,18 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     auto all = comm.gather(mine, 0);
     if (rank != 0) return "";
     CheckpointBundle b;
-    b.manifest = {{"step", step}, {"data_cursor", step * stage.batch_size}, {"spec_hash", spec_hash(spec)},
-                  {"experiment", spec.name}, {"stage", stage.name}, {"attempt", ctx.attempt},
-                  {"world_size", world}, {"threads_per_rank", stage.threads_per_rank},
-                  {"libtorch", TORCH_VERSION}, {"recipe", spec.recipe.family + " " + spec.recipe.preset},
-                  {"autoencoder", ae->identity()}, {"generators", {"timesteps", "noise", "label-dropout"}}};
-    for (const auto& item : model->named_parameters(true)) b.model[item.key()] = item.value().detach();
-    b.optimizer["exp_avg"] = optimizer.exp_avg();
-    b.optimizer["exp_avg_sq"] = optimizer.exp_avg_sq();
+    b.manifest = {{"step", step}, {"data_cursor", step * stage.batch_size}, {"spec", spec_to_json(spec)},
+                  {"spec_hash", spec_hash(spec)}, {"experiment", spec.name}, {"stage", stage.name},
+                  {"stage_index", ctx.stage_index}, {"attempt", ctx.attempt}, {"world_size", world},
+                  {"threads_per_rank", stage.threads_per_rank}, {"libtorch", TORCH_VERSION},
+                  {"recipe", spec.recipe.family + " " + spec.recipe.preset}, {"autoencoder", ae->identity()},
+                  {"generators", {"timesteps", "noise", "label-dropout"}}};
+    b.model = state_dict(flat.param_buffers());
+    b.ema = state_dict(ema.buffers());
+    for (std::size_t i = 0; i < flat.buckets().size(); ++i) {
+      b.optimizer["bucket" + std::to_string(i) + ".exp_avg"] = optimizer.exp_avg()[i];
+      b.optimizer["bucket" + std::to_string(i) + ".exp_avg_sq"] = optimizer.exp_avg_sq()[i];
+    }
     b.optimizer["step"] = torch::tensor({optimizer.steps_taken()}, torch::kInt64);
     for (int r = 0; r < world; ++r) {
       const auto& bytes = all[static_cast<std::size_t>(r)];
@@ -153,6 +167,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
 
   StageResult result;
   const int64_t local_b = loader.local_batch();
+  const int64_t micro = stage.grad_accumulation;
+  const int64_t micro_b = local_b / micro;
   double last_samples_per_s = 0;
   for (int64_t step = 1; step <= stage.steps; ++step) {
     set_current_step(step);
@@ -180,21 +196,34 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     auto labels = torch::where(drop, torch::full_like(batch.labels, spec.dataset.classes), batch.labels);
     auto t = torch::randint(0, process.timesteps(), {local_b}, gen_t, torch::kInt64);
     auto noise = torch::randn(batch.latents.sizes(), gen_noise);
-    auto x_t = process.q_sample(batch.latents, t, noise);
 
+    // Gradient accumulation: autograd sums the micro-batches' gradients into the flat buffers;
+    // each micro-batch loss is scaled so the sum is the mean over the rank's batch.
     flat.zero_grad();
-    auto loss = diffusion::eps_loss(model->forward(x_t, t, labels), noise);
-    loss.backward();
-    if (!std::isfinite(loss.item<double>()))
-      throw Error("loss is not finite (" + std::to_string(loss.item<double>()) + ") at step " + std::to_string(step));
-    // One all-reduce carries the gradients and the loss (extra slot), then average.
-    flat.extra_slot() = loss.item<float>();
-    comm.allreduce_sum(flat.grad_storage().data_ptr<float>(), static_cast<std::size_t>(flat.numel() + 1));
-    flat.grad_storage().div_(world);
-    const double mean_loss = flat.extra_slot();
-    double grad_norm = flat.grads().norm().item<double>();
-    if (o.grad_clip > 0 && grad_norm > o.grad_clip) flat.grads().mul_(o.grad_clip / (grad_norm + 1e-6));
-    optimizer.step(stage.lr);
+    double local_loss = 0;
+    for (int64_t k = 0; k < micro; ++k) {
+      auto x0 = batch.latents.narrow(0, k * micro_b, micro_b);
+      auto tk = t.narrow(0, k * micro_b, micro_b);
+      auto nk = noise.narrow(0, k * micro_b, micro_b);
+      auto loss = diffusion::eps_loss(model->forward(process.q_sample(x0, tk, nk), tk, labels.narrow(0, k * micro_b, micro_b)), nk);
+      (loss / double(micro)).backward();
+      local_loss += loss.item<double>() / double(micro);
+    }
+    if (!std::isfinite(local_loss))
+      throw Error("loss is not finite (" + std::to_string(local_loss) + ") at step " + std::to_string(step));
+    // Average gradients (one all-reduce per bucket) and the loss over ranks.
+    for (auto& b : flat.buckets()) {
+      comm.allreduce_sum(b.grads.data_ptr<float>(), static_cast<std::size_t>(b.grads.numel()));
+      b.grads.div_(world);
+    }
+    float loss_sum = static_cast<float>(local_loss);
+    comm.allreduce_sum(&loss_sum, 1);
+    const double mean_loss = loss_sum / world;
+    const double grad_norm = flat.grad_norm();
+    if (o.grad_clip > 0 && grad_norm > o.grad_clip) flat.scale_grads(o.grad_clip / (grad_norm + 1e-6));
+    const double lr = learning_rate(stage, step);
+    optimizer.step(lr);
+    ema.update(step);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     last_samples_per_s = double(stage.batch_size) / std::max(dt, 1e-9);
     result.final_loss = mean_loss;
@@ -203,7 +232,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     if (reporter) {
       if (step % stage.log_every == 0 || step == stage.steps) {
         reporter->add_point("loss", step, mean_loss);
-        reporter->add_point("lr", step, stage.lr);
+        reporter->add_point("lr", step, lr);
         reporter->add_point("grad_norm", step, grad_norm);
         reporter->add_point("samples_per_s", step, last_samples_per_s);
       }
@@ -211,14 +240,18 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     }
     if (rank == 0 && (step % 50 == 0 || step == stage.steps))
       log::info("step " + std::to_string(step) + "/" + std::to_string(stage.steps) + " loss " +
-                std::to_string(mean_loss) + " grad_norm " + std::to_string(grad_norm) + " " +
-                std::to_string(static_cast<int>(last_samples_per_s)) + " samples/s");
+                std::to_string(mean_loss) + " grad_norm " + std::to_string(grad_norm) + " lr " + std::to_string(lr) +
+                " " + std::to_string(static_cast<int>(last_samples_per_s)) + " samples/s");
     if (stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0 && step != stage.steps)
       result.checkpoint = save_checkpoint(step);
   }
   if (!result.preempted) result.checkpoint = save_checkpoint(result.steps);
 
-  result.param_checksum = checksum(flat.params());
+  {
+    std::string bytes;  // checksum over every bucket, in order
+    for (const auto& b : flat.buckets()) bytes += checksum(b.params);
+    result.param_checksum = hex64(fnv1a64(bytes));
+  }
   result.samples_per_s = last_samples_per_s;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   log::info("rank " + std::to_string(rank) + " finished at step " + std::to_string(result.steps) +

@@ -1,5 +1,6 @@
 #include "shared/core/spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -83,8 +84,18 @@ void validate(const ExperimentSpec& spec) {
     throw SpecError("task", "text-to-image training is not supported yet (no text recipe is built)");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
     throw SpecError("dataset.path", "is required when dataset.kind = 'shards'");
-  if (spec.recipe.diffusion.beta_end <= spec.recipe.diffusion.beta_start)
-    throw SpecError("recipe.diffusion.beta_end", "must be greater than beta_start");
+  const DiffusionSpec& d = spec.recipe.diffusion;
+  if (d.beta_end <= d.beta_start) throw SpecError("recipe.diffusion.beta_end", "must be greater than beta_start");
+  if (d.objective == "flow" && d.process != "flow")
+    throw SpecError("recipe.diffusion.objective", "the flow-velocity objective needs process = 'flow' (got '" + d.process + "')");
+  if (d.t_sampling == "logit-normal" && d.process != "flow")
+    throw SpecError("recipe.diffusion.t_sampling", "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
+  if (spec.recipe.learn_sigma && d.process == "flow")
+    throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
+  if (spec.recipe.learn_sigma && d.objective != "eps")
+    throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
+  if (spec.recipe.optimizer.name == "adan")
+    throw SpecError("recipe.optimizer.name", "Adan (MDTv2's optimiser) is not supported yet; use 'adamw'");
 
   if (spec.stages.empty()) throw SpecError("stage", "at least one [[stage]] is required");
   if (spec.stages.size() > 1)
@@ -102,11 +113,51 @@ void validate(const ExperimentSpec& spec) {
       throw SpecError(p + "resolution", std::to_string(st.resolution) +
                                             " is not divisible by autoencoder.factor * patch = " +
                                             std::to_string(unit));
+    if (st.lr_schedule != "constant" && st.warmup_steps > st.steps)
+      throw SpecError(p + "warmup_steps", std::to_string(st.warmup_steps) + " warm-up steps exceed the stage's " +
+                                              std::to_string(st.steps) + " steps");
+    if (st.lr_schedule == "cosine" && st.min_lr > st.lr)
+      throw SpecError(p + "min_lr", "the cosine schedule's min_lr exceeds lr");
     if (st.batch_size % st.ranks != 0)
       throw SpecError(p + "batch_size", "global batch " + std::to_string(st.batch_size) +
                                             " is not divisible by ranks = " +
                                             std::to_string(st.ranks));
+    if (st.batch_size % (st.ranks * st.grad_accumulation) != 0)
+      throw SpecError(p + "grad_accumulation", "global batch " + std::to_string(st.batch_size) +
+                                                   " does not split into ranks x grad_accumulation = " +
+                                                   std::to_string(st.ranks * st.grad_accumulation) + " micro-batches");
   }
+}
+
+RecipeSpec recipe_defaults(const std::string& family) {
+  RecipeSpec r;
+  r.family = family;
+  if (family == "dit") {
+    // DiT (Peebles & Xie 2023, train.py / sample.py): AdamW lr 1e-4, betas (0.9, 0.999),
+    // weight decay 0; VP linear betas 1e-4..0.02 over 1000 steps; ε-prediction with learned
+    // sigma (off by default here: the hybrid loss is opt-in); EMA 0.9999; 250 DDPM steps;
+    // cfg 1.5 for FID. These are the struct defaults above.
+    return r;
+  }
+  return r;
+}
+
+double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage) {
+  const DiffusionSpec& d = spec.recipe.diffusion;
+  if (d.shift > 0) return d.shift;
+  const std::int64_t ref = d.reference_resolution > 0 ? d.reference_resolution
+                                                      : (spec.stages.empty() ? stage.resolution : spec.stages.front().resolution);
+  return double(stage.resolution) / double(ref);
+}
+
+double learning_rate(const StageSpec& stage, std::int64_t step) {
+  if (stage.lr_schedule == "constant") return stage.lr;
+  if (step <= stage.warmup_steps && stage.warmup_steps > 0) return stage.lr * double(step) / double(stage.warmup_steps);
+  if (stage.lr_schedule == "warmup") return stage.lr;
+  // cosine from lr (end of warm-up) to min_lr (last step)
+  const double span = double(std::max<std::int64_t>(1, stage.steps - stage.warmup_steps));
+  const double progress = std::min(1.0, double(step - stage.warmup_steps) / span);
+  return stage.min_lr + 0.5 * (stage.lr - stage.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
 std::string spec_hash(const ExperimentSpec& spec) {

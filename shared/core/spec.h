@@ -41,19 +41,41 @@ struct AutoencoderSpec {
 };
 
 struct DiffusionSpec {
-  std::string process = "vp-linear";  // variance-preserving, DDPM linear betas (DiT's default)
-  std::int64_t timesteps = 1000;
+  std::string process = "vp-linear";  // vp-linear (DDPM/DiT) | vp-cosine | flow (rectified flow, SD3)
+  std::int64_t timesteps = 1000;       // discrete VP training timesteps
   double beta_start = 1e-4;
   double beta_end = 0.02;
-  std::string objective = "eps";  // ε-prediction
+  std::string objective = "eps";       // eps | v | flow (velocity ε − x0)
+  std::string t_sampling = "uniform";  // uniform | logit-normal (SD3)
+  double logit_mean = 0.0;
+  double logit_std = 1.0;
+  double min_snr_gamma = 0.0;          // min-SNR-γ loss weighting; 0 = off
+  double vlb_weight = 1.0;             // weight of the VLB term of the learned-variance hybrid loss
+  double shift = 0.0;                  // resolution shift s; 0 = auto: resolution / reference_resolution
+  std::int64_t reference_resolution = 0;  // 0 = the first stage's resolution (so pre-training has s = 1)
+};
+
+struct SamplerSpec {
+  std::string name = "ddpm";      // ddpm | ddim | euler | heun | dpm++2m
+  std::int64_t steps = 250;       // DiT samples with 250 DDPM steps [lit]
+  std::string spacing = "uniform";
+  double eta = 0.0;               // DDIM stochasticity
+  double cfg = 1.5;               // semantic guidance scale s_sem (DiT's FID setting [lit])
+  double cfg_control = 1.0;       // control guidance scale s_ctrl (used when controls are conditioned)
+};
+
+struct EmaSpec {
+  double decay = 0.9999;  // DiT [lit]
+  bool warmup = false;    // decay_t = min(decay, (1 + t) / (10 + t))
 };
 
 struct OptimizerSpec {
-  std::string name = "adamw";
+  std::string name = "adamw";  // adamw | adan (MDTv2's recipe; not supported yet)
   double beta1 = 0.9;    // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
   double beta2 = 0.999;  // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
   double eps = 1e-8;
   double weight_decay = 0.0;
+  bool decay_norms_and_biases = false;  // false: 1-D tensors (biases, norms) are not decayed
   double grad_clip = 0.0;  // max global L2 norm of the gradient; 0 = off
 };
 
@@ -63,7 +85,9 @@ struct RecipeSpec {
   bool learn_sigma = false;     // DiT's learned-variance output channels (doubles out channels)
   double class_dropout = 0.1;   // probability of replacing the label by the null class (for CFG)
   DiffusionSpec diffusion;
+  SamplerSpec sampler;
   OptimizerSpec optimizer;
+  EmaSpec ema;
 };
 
 struct StageSpec {
@@ -71,7 +95,11 @@ struct StageSpec {
   std::int64_t resolution = 32;        // image side in pixels; latent side = resolution / factor
   std::int64_t steps = 100;            // optimiser steps
   std::int64_t batch_size = 16;        // global batch, split evenly over ranks
-  double lr = 1e-4;                    // constant learning rate
+  double lr = 1e-4;                    // peak learning rate (the paper: constant 1e-4 [paper])
+  std::string lr_schedule = "constant";  // constant | warmup (linear, then constant) | cosine (warmup, then to min_lr)
+  std::int64_t warmup_steps = 0;
+  double min_lr = 0.0;
+  std::int64_t grad_accumulation = 1;  // micro-batches per optimiser step (per rank)
   std::int64_t ranks = 1;              // MPI ranks (data parallel)
   std::int64_t threads_per_rank = 1;   // intra-op threads per rank
   std::int64_t log_every = 1;          // steps between metric points
@@ -112,20 +140,44 @@ void describe(V& v, AutoencoderSpec& s) {
 
 template <class V>
 void describe(V& v, DiffusionSpec& s) {
-  v.field("process", s.process, {"noise process", 0, 0, {"vp-linear"}});
-  v.field("timesteps", s.timesteps, {"discrete training timesteps", 2, 100000});
+  v.field("process", s.process, {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)", 0, 0, {"vp-linear", "vp-cosine", "flow"}});
+  v.field("timesteps", s.timesteps, {"discrete VP training timesteps", 2, 100000});
   v.field("beta_start", s.beta_start, {"first beta of the linear schedule", 1e-8, 0.5});
   v.field("beta_end", s.beta_end, {"last beta of the linear schedule", 1e-8, 0.999});
-  v.field("objective", s.objective, {"what the network predicts", 0, 0, {"eps"}});
+  v.field("objective", s.objective, {"what the network predicts: eps, v, or flow velocity (eps - x0)", 0, 0, {"eps", "v", "flow"}});
+  v.field("t_sampling", s.t_sampling, {"training timestep distribution", 0, 0, {"uniform", "logit-normal"}});
+  v.field("logit_mean", s.logit_mean, {"logit-normal timestep sampling: mean", -10, 10});
+  v.field("logit_std", s.logit_std, {"logit-normal timestep sampling: std", 1e-3, 10});
+  v.field("min_snr_gamma", s.min_snr_gamma, {"min-SNR-gamma loss weighting; 0 = off", 0, 1e6});
+  v.field("vlb_weight", s.vlb_weight, {"weight of the VLB term when recipe.learn_sigma (DiT hybrid loss)", 0, 1e6});
+  v.field("shift", s.shift, {"resolution shift s of the noise schedule (SNR/s^2, flow t' = s t/(1+(s-1)t)) [recon]; 0 = auto: resolution / reference_resolution", 0, 1e3});
+  v.field("reference_resolution", s.reference_resolution, {"resolution at which s = 1; 0 = the first stage's resolution", 0, 65536});
+}
+
+template <class V>
+void describe(V& v, SamplerSpec& s) {
+  v.field("name", s.name, {"default sampler", 0, 0, {"ddpm", "ddim", "euler", "heun", "dpm++2m"}});
+  v.field("steps", s.steps, {"sampling steps", 1, 100000});
+  v.field("spacing", s.spacing, {"timestep spacing", 0, 0, {"uniform", "leading", "trailing", "quadratic"}});
+  v.field("eta", s.eta, {"DDIM stochasticity (0 = deterministic)", 0, 1});
+  v.field("cfg", s.cfg, {"semantic classifier-free guidance scale (1 = none)", 0, 100});
+  v.field("cfg_control", s.cfg_control, {"control guidance scale", 0, 100});
+}
+
+template <class V>
+void describe(V& v, EmaSpec& s) {
+  v.field("decay", s.decay, {"EMA decay of the weights (sampling uses the EMA by default)", 0, 1});
+  v.field("warmup", s.warmup, {"ramp the decay as min(decay, (1+t)/(10+t))"});
 }
 
 template <class V>
 void describe(V& v, OptimizerSpec& s) {
-  v.field("name", s.name, {"optimiser", 0, 0, {"adamw"}});
+  v.field("name", s.name, {"optimiser", 0, 0, {"adamw", "adan"}});
   v.field("beta1", s.beta1, {"Adam beta1", 0, 0.999999});
   v.field("beta2", s.beta2, {"Adam beta2", 0, 0.999999999});
   v.field("eps", s.eps, {"Adam epsilon", 0, 1});
   v.field("weight_decay", s.weight_decay, {"decoupled weight decay (DiT recipe: 0)", 0, 10});
+  v.field("decay_norms_and_biases", s.decay_norms_and_biases, {"also decay 1-D tensors (biases, norm scales)"});
   v.field("grad_clip", s.grad_clip, {"clip the global gradient L2 norm to this; 0 = off", 0, 1e9});
 }
 
@@ -133,10 +185,12 @@ template <class V>
 void describe(V& v, RecipeSpec& s) {
   v.field("family", s.family, {"model family (see `ldm-coord presets`)"});
   v.field("preset", s.preset, {"size preset of the family, e.g. XL/2 or tiny/2"});
-  v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels)"});
+  v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels; hybrid loss)"});
   v.field("class_dropout", s.class_dropout, {"probability of dropping the class label during training", 0, 1});
   v.table("diffusion", s.diffusion, "noise process and training objective");
+  v.table("sampler", s.sampler, "default sampling settings");
   v.table("optimizer", s.optimizer, "optimiser settings");
+  v.table("ema", s.ema, "exponential moving average of the weights");
 }
 
 template <class V>
@@ -145,7 +199,11 @@ void describe(V& v, StageSpec& s) {
   v.field("resolution", s.resolution, {"image side in pixels", 8, 8192});
   v.field("steps", s.steps, {"optimiser steps", 1, 1e9});
   v.field("batch_size", s.batch_size, {"global batch size, split evenly over ranks", 1, 1e7});
-  v.field("lr", s.lr, {"learning rate (constant)", 0, 10});
+  v.field("lr", s.lr, {"peak learning rate", 0, 10});
+  v.field("lr_schedule", s.lr_schedule, {"constant | warmup (linear ramp, then constant) | cosine (ramp, then cosine to min_lr)", 0, 0, {"constant", "warmup", "cosine"}});
+  v.field("warmup_steps", s.warmup_steps, {"linear warm-up steps of the warmup and cosine schedules", 0, 1e9});
+  v.field("min_lr", s.min_lr, {"final learning rate of the cosine schedule", 0, 10});
+  v.field("grad_accumulation", s.grad_accumulation, {"micro-batches per optimiser step on each rank", 1, 65536});
   v.field("ranks", s.ranks, {"MPI ranks (data parallel)", 1, 65536});
   v.field("threads_per_rank", s.threads_per_rank, {"intra-op CPU threads per rank", 1, 1024});
   v.field("log_every", s.log_every, {"steps between metric points", 1, 1e9});
@@ -166,6 +224,12 @@ void describe(V& v, ExperimentSpec& s) {
 
 // ---- operations ------------------------------------------------------------------------------
 
+// The recipe a family brings "with its corresponding recipe" (PAPER.md): optimiser, diffusion,
+// sampler and EMA defaults from the family's original paper, each with its source in
+// spec.cpp. Readers start from these before applying the file's keys. Unknown families get the
+// struct defaults (validation reports the unknown family).
+RecipeSpec recipe_defaults(const std::string& family);
+
 // Range/choice check of one scalar; throws SpecError(path, ...).
 void check_field(const std::string& path, std::int64_t value, const FieldMeta& meta);
 void check_field(const std::string& path, double value, const FieldMeta& meta);
@@ -178,6 +242,12 @@ void validate(const ExperimentSpec& spec);
 
 // A stable hash of the resolved spec (hex), recorded in checkpoints.
 std::string spec_hash(const ExperimentSpec& spec);
+
+// The resolution shift s a stage trains and samples with (DiffusionSpec::shift, or auto).
+double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage);
+
+// Learning rate at optimiser step `step` (1-based) of a stage's schedule.
+double learning_rate(const StageSpec& stage, std::int64_t step);
 
 // Latent geometry implied by the spec for a stage.
 int latent_channels(const AutoencoderSpec& ae);

@@ -115,6 +115,10 @@ json spec_to_json(const ExperimentSpec& spec) {
 
 ExperimentSpec spec_from_json(const json& j) {
   ExperimentSpec spec;
+  // Start from the family's own recipe defaults; the document's keys override them.
+  if (j.is_object() && j.contains("recipe") && j["recipe"].is_object() && j["recipe"].contains("family") &&
+      j["recipe"]["family"].is_string())
+    spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>());
   JsonReader::read_table(j, "", spec);
   validate(spec);
   return spec;

@@ -342,6 +342,8 @@ ExperimentSpec parse_experiment_string(const std::string& text, const std::strin
   }
 
   ExperimentSpec spec;
+  // Start from the family's own recipe defaults; the file's keys override them.
+  if (auto family = root["recipe"]["family"].value<std::string>()) spec.recipe = recipe_defaults(*family);
   TomlReader::read_table(root, "", spec, ctx);
   try {
     validate(spec);

@@ -2,7 +2,6 @@
 // a minimal valid spec, and polling with a deadline.
 #pragma once
 
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,28 +20,11 @@
 #include "shared/core/safe_file.h"
 #include "shared/core/spec.h"
 #include "shared/core/spec_json.h"
+#include "tests/support/temp_dir.h"
 
 namespace ldm::coord::testing {
 
-// A fresh directory under /tmp, removed with its contents when the object dies.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ldm-coord-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw Error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    ::nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); },
-           16, FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ldm::testing::TempDir;
 
 inline std::string write_script(const std::string& path, const std::string& body) {
   write_file_atomic(path, "#!/bin/sh\n" + body);

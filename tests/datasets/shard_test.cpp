@@ -12,23 +12,13 @@
 #include <thread>
 
 #include "shared/core/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace ldm::data;
+using ldm::testing::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "ldm-shard-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -292,7 +282,7 @@ TEST_CASE("list_shards returns the directory's .ldms files sorted, and names a m
   TempDir dir;
   for (const char* name : {"b.ldms", "a.ldms", "c.ldms.tmp", "notes.txt"})
     write_bytes(dir.file(name), "");
-  CHECK(list_shards(dir.path.string()) ==
+  CHECK(list_shards(dir.path()) ==
         std::vector<std::string>{dir.file("a.ldms"), dir.file("b.ldms")});
   const std::string missing = dir.file("missing");
   CHECK_THROWS_WITH_AS(list_shards(missing), doctest::Contains(missing.c_str()), ldm::DataError);

@@ -81,12 +81,14 @@ class TrainTwoRanks(unittest.TestCase):
             name = f.read().strip()
         self.assertEqual(name, "step-0000060")
         bundle = os.path.join(ckpts, name)
-        for file in ("model.safetensors", "optimizer.safetensors", "generators.safetensors", "manifest.json"):
+        for file in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "generators.safetensors",
+                     "manifest.json"):
             self.assertTrue(os.path.exists(os.path.join(bundle, file)), file)
         manifest = read_json(os.path.join(bundle, "manifest.json"))
         self.assertEqual(manifest["step"], 60)
         self.assertEqual(manifest["world_size"], 2)
         self.assertEqual(manifest["data_cursor"], 60 * 16)
+        self.assertEqual(manifest["spec"]["name"], "tiny-dit-2rank")
 
     def test_status_json_reports_the_run(self):
         out = json.loads(self.coord.cli("status", "tiny-dit-2rank", "--json").stdout)

@@ -8,20 +8,12 @@
 #include "shared/core/safe_file.h"
 #include "worker/checkpoint.h"
 #include "worker/safetensors.h"
+#include "tests/support/temp_dir.h"
 
 using namespace ldm::worker;
 namespace fs = std::filesystem;
 
-namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/ldm-ckpt-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-}  // namespace
+using ldm::testing::TempDir;
 
 TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metadata") {
   TensorMap in;
@@ -62,9 +54,10 @@ TEST_CASE("checkpoint bundle is written atomically with a latest pointer and rea
   CheckpointBundle b;
   b.manifest = {{"step", 42}, {"world_size", 2}};
   b.model["pos_embed"] = torch::randn({1, 4, 8});
+  b.ema["pos_embed"] = torch::randn({1, 4, 8});
   b.optimizer["exp_avg"] = torch::randn({10});
   b.generators["rank0"] = torch::randint(0, 255, {16}, torch::kUInt8);
-  const std::string ckpts = tmp.path + "/checkpoints";
+  const std::string ckpts = tmp.path() + "/checkpoints";
   auto dir = write_checkpoint(ckpts, b);
   CHECK(dir == ckpts + "/step-0000042");
   CHECK(ldm::read_file(ckpts + "/latest") == "step-0000042\n");
@@ -73,6 +66,7 @@ TEST_CASE("checkpoint bundle is written atomically with a latest pointer and rea
   auto back = read_checkpoint(ckpts);  // through `latest`
   CHECK(back.manifest.at("step") == 42);
   CHECK(torch::equal(back.model.at("pos_embed"), b.model.at("pos_embed")));
+  CHECK(torch::equal(back.ema.at("pos_embed"), b.ema.at("pos_embed")));
   CHECK(torch::equal(back.generators.at("rank0"), b.generators.at("rank0")));
   b.manifest["step"] = 50;
   write_checkpoint(ckpts, b);
@@ -82,6 +76,6 @@ TEST_CASE("checkpoint bundle is written atomically with a latest pointer and rea
 
 TEST_CASE("a directory without manifest is not taken for a checkpoint") {
   TempDir tmp;
-  ldm::make_dirs(tmp.path + "/step-0000001");
-  CHECK_THROWS_AS(read_checkpoint(tmp.path + "/step-0000001"), ldm::DataError);
+  ldm::make_dirs(tmp.path() + "/step-0000001");
+  CHECK_THROWS_AS(read_checkpoint(tmp.path() + "/step-0000001"), ldm::DataError);
 }

@@ -18,34 +18,38 @@ struct TwoLayer : torch::nn::Module {
 };
 }  // namespace
 
-TEST_CASE("flat params: parameters and gradients are views of two flat buffers") {
+TEST_CASE("flat params: parameters and gradients are views of per-group flat buffers") {
   torch::manual_seed(0);
   TwoLayer m;
-  FlatParams flat(m);
+  FlatParams flat(m, /*decay_1d=*/false);
   CHECK(flat.numel() == 4 * 3 + 3 + 3 * 2 + 2);  // the non-trainable parameter stays out
-  CHECK(flat.names().size() == 4);
+  REQUIRE(flat.buckets().size() == 2);            // weights (decayed) and biases (not decayed)
+  const FlatBucket& weights = flat.buckets()[0].decay ? flat.buckets()[0] : flat.buckets()[1];
+  const FlatBucket& biases = flat.buckets()[0].decay ? flat.buckets()[1] : flat.buckets()[0];
+  CHECK(weights.names == std::vector<std::string>{"a.weight", "b.weight"});
+  CHECK(biases.names == std::vector<std::string>{"a.bias", "b.bias"});
   m.a->weight.data().fill_(2.0);
-  CHECK(flat.params().narrow(0, 0, 12).eq(2.0).all().item<bool>());
-  auto loss = m.forward(torch::ones({2, 4})).sum();
-  loss.backward();
-  // autograd accumulated into the flat buffer, not into new tensors
-  CHECK(flat.grads().abs().sum().item<double>() > 0);
-  CHECK(m.a->weight.grad().data_ptr() == flat.grad_storage().data_ptr());
+  CHECK(weights.params.narrow(0, 0, 12).eq(2.0).all().item<bool>());
+  m.forward(torch::ones({2, 4})).sum().backward();
+  // autograd accumulated into the flat buffers, not into new tensors
+  CHECK(flat.grad_norm() > 0);
+  CHECK(m.a->weight.grad().data_ptr() == weights.grads.data_ptr());
+  auto views = flat.unflatten(flat.param_buffers());
+  CHECK(torch::equal(views.at("b.bias"), m.b->bias));
   flat.zero_grad();
   CHECK(m.a->weight.grad().abs().sum().item<double>() == 0);
+  CHECK(FlatParams(m, /*decay_1d=*/true).buckets().size() == 1);
 }
 
 TEST_CASE("flat AdamW matches LibTorch's AdamW step for step with explicit hyper-parameters") {
   torch::manual_seed(1);
   TwoLayer ours, ref;
-  torch::NoGradGuard* none = nullptr;
-  (void)none;
   {
     torch::NoGradGuard g;
     auto src = ours.parameters(), dst = ref.parameters();
     for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   }
-  FlatParams flat(ours);
+  FlatParams flat(ours, /*decay_1d=*/true);  // LibTorch decays every parameter
   FlatAdamW opt(flat, {0.9, 0.95, 1e-8, 0.03});
   std::vector<torch::Tensor> ref_params;
   for (auto& p : ref.parameters())
@@ -63,4 +67,36 @@ TEST_CASE("flat AdamW matches LibTorch's AdamW step for step with explicit hyper
   CHECK(opt.steps_taken() == 5);
   CHECK(torch::allclose(ours.a->weight, ref.a->weight, 1e-5, 1e-6));
   CHECK(torch::allclose(ours.b->bias, ref.b->bias, 1e-5, 1e-6));
+}
+
+TEST_CASE("weight decay skips the biases' bucket unless asked") {
+  torch::manual_seed(2);
+  TwoLayer m;
+  FlatParams flat(m, /*decay_1d=*/false);
+  FlatAdamW opt(flat, {0.9, 0.999, 1e-8, 0.5});
+  auto bias_before = m.a->bias.detach().clone();
+  auto weight_before = m.a->weight.detach().clone();
+  flat.zero_grad();  // zero gradients: only weight decay moves anything
+  opt.step(0.1);
+  CHECK(torch::equal(m.a->bias, bias_before));
+  CHECK(torch::allclose(m.a->weight, weight_before * (1 - 0.1 * 0.5)));
+}
+
+TEST_CASE("EMA matches its closed form on a known parameter sequence") {
+  TwoLayer m;
+  FlatParams flat(m, false);
+  // θ_0 = 1 (the EMA's start), then θ_t = t for t = 1..4: ema_4 = 0.9^4·1 + Σ_t 0.1·0.9^(4−t)·t
+  torch::NoGradGuard g;
+  for (auto& b : flat.buckets()) b.params.fill_(1.0);
+  FlatEma fresh(flat, 0.9, false);
+  for (int t = 1; t <= 4; ++t) {
+    for (auto& b : flat.buckets()) b.params.fill_(double(t));
+    fresh.update(t);
+  }
+  double expect = std::pow(0.9, 4);
+  for (int t = 1; t <= 4; ++t) expect += 0.1 * std::pow(0.9, 4 - t) * t;
+  for (const auto& e : fresh.buffers()) CHECK(e.sub(expect).abs().max().item<double>() < 1e-6);
+  FlatEma warm(flat, 0.9999, /*warmup=*/true);
+  CHECK(warm.decay_at(1) == doctest::Approx(2.0 / 11.0));
+  CHECK(warm.decay_at(1000000) == doctest::Approx(0.9999));
 }

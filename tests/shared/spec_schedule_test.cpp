@@ -1,0 +1,97 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "shared/core/error.h"
+#include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
+
+using namespace ldm;
+
+namespace {
+ExperimentSpec one_stage() {
+  ExperimentSpec s;
+  s.name = "x";
+  s.stages.emplace_back();
+  return s;
+}
+std::string key_of_error(const ExperimentSpec& s) {
+  try {
+    validate(s);
+  } catch (const SpecError& e) {
+    return e.key_path();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("learning-rate schedules: constant, linear warm-up, cosine to min_lr") {
+  StageSpec st;
+  st.lr = 1e-3;
+  st.steps = 100;
+  CHECK(learning_rate(st, 1) == 1e-3);
+  st.lr_schedule = "warmup";
+  st.warmup_steps = 10;
+  CHECK(learning_rate(st, 1) == doctest::Approx(1e-4));
+  CHECK(learning_rate(st, 10) == doctest::Approx(1e-3));
+  CHECK(learning_rate(st, 90) == doctest::Approx(1e-3));
+  st.lr_schedule = "cosine";
+  st.min_lr = 1e-5;
+  CHECK(learning_rate(st, 5) == doctest::Approx(5e-4));
+  CHECK(learning_rate(st, 10) == doctest::Approx(1e-3));
+  CHECK(learning_rate(st, 55) == doctest::Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));  // half way: cos = 0
+  CHECK(learning_rate(st, 100) == doctest::Approx(1e-5));
+  for (int s = 11; s < 100; ++s) CHECK(learning_rate(st, s + 1) <= learning_rate(st, s));
+}
+
+TEST_CASE("resolution shift: auto is the stage resolution over the first stage's, or a fixed value") {
+  ExperimentSpec s = one_stage();
+  s.stages[0].resolution = 256;
+  StageSpec fine = s.stages[0];
+  fine.resolution = 512;
+  CHECK(resolution_shift(s, s.stages[0]) == 1.0);
+  CHECK(resolution_shift(s, fine) == 2.0);
+  s.recipe.diffusion.reference_resolution = 128;
+  CHECK(resolution_shift(s, fine) == 4.0);
+  s.recipe.diffusion.shift = 3.0;
+  CHECK(resolution_shift(s, fine) == 3.0);
+}
+
+TEST_CASE("diffusion and optimiser combinations that do not exist are spec errors naming the key") {
+  ExperimentSpec s = one_stage();
+  s.recipe.diffusion.objective = "flow";
+  CHECK(key_of_error(s) == "recipe.diffusion.objective");
+  s = one_stage();
+  s.recipe.diffusion.t_sampling = "logit-normal";
+  CHECK(key_of_error(s) == "recipe.diffusion.t_sampling");
+  s = one_stage();
+  s.recipe.diffusion.process = "flow";
+  s.recipe.learn_sigma = true;
+  CHECK(key_of_error(s) == "recipe.learn_sigma");
+  s = one_stage();
+  s.recipe.optimizer.name = "adan";
+  CHECK(key_of_error(s) == "recipe.optimizer.name");
+  s = one_stage();
+  s.stages[0].grad_accumulation = 3;  // 16 does not split into 3 micro-batches
+  CHECK(key_of_error(s) == "stage.0.grad_accumulation");
+  s = one_stage();
+  s.stages[0].lr_schedule = "cosine";
+  s.stages[0].warmup_steps = 1000;
+  CHECK(key_of_error(s) == "stage.0.warmup_steps");
+  s = one_stage();
+  s.recipe.diffusion.process = "flow";
+  s.recipe.diffusion.objective = "flow";
+  s.recipe.diffusion.t_sampling = "logit-normal";
+  CHECK(key_of_error(s) == "");
+}
+
+TEST_CASE("a family's recipe defaults are the starting point of a decoded spec") {
+  nlohmann::json j = {{"name", "x"}, {"recipe", {{"family", "dit"}, {"preset", "tiny/2"}}}, {"stage", {nlohmann::json::object()}}};
+  ExperimentSpec s = spec_from_json(j);
+  const RecipeSpec dit = recipe_defaults("dit");
+  CHECK(s.recipe.optimizer.beta2 == dit.optimizer.beta2);
+  CHECK(s.recipe.ema.decay == dit.ema.decay);
+  CHECK(s.recipe.sampler.steps == dit.sampler.steps);
+  j["recipe"]["ema"] = {{"decay", 0.99}};
+  CHECK(spec_from_json(j).recipe.ema.decay == 0.99);  // the document overrides the family default
+}

@@ -19,6 +19,7 @@ packages=(
   libtomlplusplus-dev                  # experiment TOML
   nlohmann-json3-dev doctest-dev zlib1g-dev libpng-dev
   python3                              # end-to-end tests drive the real binaries from Python
+  python3-torch python3-numpy          # reference checks: .pt files and an independent DiT in Python
 )
 
 missing=()

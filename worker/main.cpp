@@ -23,7 +23,10 @@
 #include "worker/comm.h"
 #include "worker/fault.h"
 #include "worker/models/denoiser.h"
+#include "worker/diffusion_setup.h"
 #include "worker/reporter.h"
+#include "worker/safetensors.h"
+#include "worker/sampling.h"
 #include "worker/trainer.h"
 
 using namespace ldm;
@@ -40,8 +43,19 @@ const char* kUsage =
     "  describe FAMILY [--preset P] [--resolution R] [--factor F] [--classes N] [--json]\n"
     "                                        build a model and print its parameter count (checked\n"
     "                                        against the analytic count) and forward GFLOPs\n"
+    "  sample --checkpoint C [--class K] [--n N] [--sampler S] [--steps K] [--spacing S] [--eta E]\n"
+    "         [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X] [--columns M] [--no-ema]\n"
+    "         [--latents FILE.safetensors] [--threads T] --out grid.png\n"
+    "                                        generate N images (default: the recipe's sampler, steps\n"
+    "                                        and cfg; EMA weights; classes 0,1,2,... unless --class)\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
+
+// LibTorch's errors carry a C++ backtrace in what(); people need the message.
+std::string error_text(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "ldm-worker: " << msg << "\n\n" << kUsage;
@@ -146,6 +160,39 @@ int cmd_describe(const Args& a) {
   return 0;
 }
 
+int cmd_sample(const Args& a) {
+  if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
+  if (a.has("caption")) throw Error("--caption: text-to-image sampling is not supported yet (no text recipe is built)");
+  at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
+  SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
+  if (a.has("cfg-control") && std::stod(a.get("cfg-control")) != m.spec.recipe.sampler.cfg_control)
+    throw Error("--cfg-control: recipe '" + m.spec.recipe.family + "' has no control conditioning yet, so there is no control scale to set");
+  SampleRequest r;
+  r.sampler = sampler_options(m.spec.recipe.sampler);
+  if (a.has("sampler")) r.sampler.method = a.get("sampler");
+  if (a.has("steps")) r.sampler.steps = to_int(a.get("steps"), "--steps");
+  if (a.has("spacing")) r.sampler.spacing = a.get("spacing");
+  if (a.has("eta")) r.sampler.eta = std::stod(a.get("eta"));
+  r.cfg = a.has("cfg") ? std::stod(a.get("cfg")) : m.spec.recipe.sampler.cfg;
+  r.seed = static_cast<uint64_t>(to_int(a.get("seed", "0"), "--seed"));
+  const int64_t n = to_int(a.get("n", "8"), "--n"), classes = m.spec.dataset.classes;
+  if (n < 1) usage_error("--n must be at least 1");
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t label = a.has("class") ? to_int(a.get("class"), "--class") : i % classes;
+    if (label < 0 || label > classes)
+      usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) + " = unconditional)");
+    r.labels.push_back(label);
+  }
+  log::info("sampling " + std::to_string(n) + " images from " + m.spec.name + " step " + std::to_string(m.step) +
+            " (" + (m.ema ? "EMA" : "raw") + " weights) with " + r.sampler.method + ", " +
+            std::to_string(r.sampler.steps) + " steps, cfg " + std::to_string(r.cfg));
+  auto latents = sample_latents(m, r);
+  if (a.has("latents")) write_file_atomic(a.get("latents"), safetensors_encode({{"latents", latents}}));
+  write_image_grid(decode_latents(m, latents), a.get("out"), to_int(a.get("columns", "8"), "--columns"));
+  std::cout << "wrote " << a.get("out") << "\n";
+  return 0;
+}
+
 // Per-rank log file in the run directory (the cwd the coordinator gave us).
 void redirect_output(int rank) {
   make_dirs("logs");
@@ -210,7 +257,7 @@ int cmd_train(int argc, char** argv, const Args& a) {
     return 0;
   } catch (const std::exception& e) {
     const int64_t step = current_step();
-    const std::string msg = "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + e.what();
+    const std::string msg = "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + error_text(e);
     log::error(msg);
     write_failure_note(note, msg);
     if (reporter) {
@@ -240,9 +287,13 @@ int main(int argc, char** argv) {
     if (cmd == "describe")
       return cmd_describe(parse_args(argc, argv, 2, {"json", "learn-sigma"},
                                      {"preset", "resolution", "factor", "in-channels", "classes"}));
-    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe"}));
+    if (cmd == "sample")
+      return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
+                                   {"checkpoint", "class", "caption", "n", "sampler", "steps", "spacing", "eta", "cfg",
+                                    "cfg-control", "seed", "out", "latents", "columns", "threads"}));
+    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample"}));
   } catch (const std::exception& e) {
-    std::cerr << "ldm-worker: error: " << e.what() << "\n";
+    std::cerr << "ldm-worker: error: " << error_text(e) << "\n";
     return 1;
   }
 }

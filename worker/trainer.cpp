@@ -18,7 +18,7 @@
 #include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
 #include "worker/checkpoint.h"
-#include "worker/diffusion/vp_process.h"
+#include "worker/diffusion_setup.h"
 #include "worker/flat_params.h"
 #include "worker/models/denoiser.h"
 #include "worker/reporter.h"
@@ -71,8 +71,6 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   if (stage.ranks != world)
     throw Error("stage '" + stage.name + "' asks for " + std::to_string(stage.ranks) + " ranks but the job has " +
                 std::to_string(world));
-  if (spec.recipe.learn_sigma)
-    throw SpecError("recipe.learn_sigma", "the learned-variance (hybrid VLB) loss is not supported yet");
   at::set_num_threads(static_cast<int>(stage.threads_per_rank));
   const auto t_start = std::chrono::steady_clock::now();
 
@@ -110,7 +108,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   FlatParams flat(*model, o.decay_norms_and_biases);
   FlatAdamW optimizer(flat, {o.beta1, o.beta2, o.eps, o.weight_decay});
   FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);
-  diffusion::VpProcess process(spec.recipe.diffusion);
+  const auto process = make_process(spec, stage);
+  const diffusion::LossOptions loss_opts = loss_options(spec.recipe);
   auto gen_t = make_generator(spec, "timesteps", rank);
   auto gen_noise = make_generator(spec, "noise", rank);
   auto gen_drop = make_generator(spec, "label-dropout", rank);
@@ -194,7 +193,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     // Classifier-free guidance training: drop labels to the null class with probability p.
     auto drop = torch::rand({local_b}, gen_drop) < spec.recipe.class_dropout;
     auto labels = torch::where(drop, torch::full_like(batch.labels, spec.dataset.classes), batch.labels);
-    auto t = torch::randint(0, process.timesteps(), {local_b}, gen_t, torch::kInt64);
+    auto t = process->sample_training_t(local_b, gen_t);  // [b] float64, continuous time
     auto noise = torch::randn(batch.latents.sizes(), gen_noise);
 
     // Gradient accumulation: autograd sums the micro-batches' gradients into the flat buffers;
@@ -205,7 +204,9 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
       auto x0 = batch.latents.narrow(0, k * micro_b, micro_b);
       auto tk = t.narrow(0, k * micro_b, micro_b);
       auto nk = noise.narrow(0, k * micro_b, micro_b);
-      auto loss = diffusion::eps_loss(model->forward(process.q_sample(x0, tk, nk), tk, labels.narrow(0, k * micro_b, micro_b)), nk);
+      auto x_t = diffusion::add_noise(*process, x0, nk, tk);
+      auto out = model->forward(x_t, process->model_time(tk).to(torch::kFloat32), labels.narrow(0, k * micro_b, micro_b));
+      auto loss = diffusion::diffusion_loss(*process, loss_opts, out, x0, nk, tk).loss.mean();
       (loss / double(micro)).backward();
       local_loss += loss.item<double>() / double(micro);
     }

@@ -90,6 +90,30 @@ class TrainTwoRanks(unittest.TestCase):
         self.assertEqual(manifest["data_cursor"], 60 * 16)
         self.assertEqual(manifest["spec"]["name"], "tiny-dit-2rank")
 
+    def test_sample_command_writes_a_png_grid_from_the_checkpoint(self):
+        out = os.path.join(self.coord.state, "grid.png")
+        latents = os.path.join(self.coord.state, "latents.safetensors")
+        proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-worker"), "sample", "--checkpoint",
+                               os.path.join(self.run_dir, "checkpoints"), "--n", "6", "--columns", "3",
+                               "--sampler", "ddim", "--steps", "10", "--cfg", "2", "--out", out,
+                               "--latents", latents], capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(out, "rb") as f:
+            head = f.read(24)
+        self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        self.assertEqual((width, height), (3 * 32 + 4 * 2, 2 * 32 + 3 * 2))
+        with open(latents, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        self.assertEqual(header["latents"]["shape"], [6, 12, 16, 16])
+
+    def test_sample_command_rejects_a_class_out_of_range(self):
+        proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-worker"), "sample", "--checkpoint",
+                               os.path.join(self.run_dir, "checkpoints"), "--class", "11", "--out",
+                               os.path.join(self.coord.state, "x.png")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--class", proc.stderr)
+
     def test_status_json_reports_the_run(self):
         out = json.loads(self.coord.cli("status", "tiny-dit-2rank", "--json").stdout)
         text = json.dumps(out)

@@ -44,7 +44,7 @@ torch::Tensor TimestepEmbedderImpl::frequency_embedding(const torch::Tensor& t, 
                                                         double max_period) {
   const int64_t half = size / 2;
   auto freqs = torch::exp(-std::log(max_period) *
-                          torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32)) / half);  // [half]
+                          torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(t.device())) / half);  // [half]
   auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);  // [N, half]
   auto emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);      // [N, 2·half]
   if (size % 2) emb = torch::cat({emb, torch::zeros_like(emb.narrow(1, 0, 1))}, -1);

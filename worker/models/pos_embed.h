@@ -1,0 +1,60 @@
+// 2-D sin-cos positional embeddings on arbitrary (non-integer, non-square) grids and their
+// resampling when a model moves to another token grid, e.g. 256² -> 512² fine-tuning
+// (PAPER.md "Positional-embedding resampling").
+//
+// Layout everywhere (as sincos_2d in blocks.h, DiT/MAE): tokens row-major over an h × w grid, the
+// first D/2 channels encode the column position, the last D/2 the row position; each half is
+// [sin | cos] of position·ω_k, ω_k = 10000^(−k/(D/4)), k = 0..D/4−1.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ldm::models {
+
+// The sin-cos embedding evaluated at arbitrary positions: row_positions [h], col_positions [w]
+// (any floating/integer dtype; computed in float64) -> [h·w, D] float32, token i·w + j at
+// (row_positions[i], col_positions[j]). D % 4 == 0. With integer positions 0..h−1 / 0..w−1 it
+// equals sincos_2d(D, h, w) bit for bit.
+at::Tensor sincos_2d_at(int64_t dim, const at::Tensor& row_positions, const at::Tensor& col_positions);
+
+enum class PosEmbedResampling {
+  Extrapolate,    // sin-cos at integer positions 0..h1−1, 0..w1−1: sincos_2d(D, h1, w1)
+  Interpolate,    // bicubic (a = −0.75, align_corners = false, as F.interpolate) of the old map
+  RectifiedGrid,  // sin-cos on the new grid rescaled onto the old coordinate range [paper; grid recon]
+};
+// "extrapolate" | "interpolate" | "rectified_grid"; else SpecError("recipe.pos_embed_resampling").
+PosEmbedResampling parse_pos_embed_resampling(const std::string& name);
+const char* to_string(PosEmbedResampling m);
+
+// How rectified_grid maps new index i ∈ [0, n1) to an old-grid position [recon: the paper only
+// says the new grid spans the pre-training coordinate range]:
+//   Center  (default) p_i = (i + 0.5)·n0/n1 − 0.5    token centres of the new grid on the old pixel
+//                     grid, as align_corners=false; the span's edges (−0.5, n0−0.5) coincide.
+//   Corners           p_i = i·(n0 − 1)/(n1 − 1)        first/last tokens on the old first/last
+//                     positions, as align_corners=true (p = 0 when n1 = 1).
+//   Origin            p_i = i·n0/n1                    scaled from position 0, as PixArt-α's
+//                     pe_interpolation [lit: PixArt-α].
+enum class GridConvention { Center, Corners, Origin };
+// "center" | "corners" | "origin"; else SpecError("recipe.pos_embed_grid").
+GridConvention parse_grid_convention(const std::string& name);
+const char* to_string(GridConvention c);
+
+// [n1] float64 positions of the rescaled 1-D grid (see GridConvention).
+at::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convention);
+
+// Resamples a positional embedding from an h0 × w0 token grid to h1 × w1.
+// old: [1, h0·w0, D] or [h0·w0, D] (the result has the same rank, dtype and device).
+// When (h1, w1) == (h0, w0) every mode returns a copy of `old`, unchanged. Otherwise extrapolate
+// and rectified_grid regenerate the fixed sin-cos map (they ignore old's values, so they are only
+// meaningful for sin-cos embeddings) and interpolate resamples old's values (any learned map);
+// interpolate computes in float64. Shape errors throw ldm::Error; an unknown mode or
+// grid_convention throws SpecError with a did-you-mean.
+at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                              const std::string& mode, const std::string& grid_convention = "center");
+at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                              PosEmbedResampling mode, GridConvention grid_convention = GridConvention::Center);
+
+}  // namespace ldm::models

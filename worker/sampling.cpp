@@ -1,0 +1,96 @@
+#include "worker/sampling.h"
+
+#include <cmath>
+
+#include "datasets/image_io.h"
+#include "shared/core/error.h"
+#include "shared/core/ids.h"
+#include "shared/core/spec_json.h"
+#include "worker/checkpoint.h"
+#include "worker/diffusion/guidance.h"
+#include "worker/diffusion_setup.h"
+
+namespace ldm::worker {
+
+SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
+  CheckpointBundle b = read_checkpoint(checkpoint);
+  if (!b.manifest.contains("spec"))
+    throw DataError(checkpoint + ": the manifest has no resolved spec (written by an older worker)");
+  SamplingModel m;
+  m.spec = spec_from_json(b.manifest.at("spec"));
+  m.stage_index = b.manifest.value("stage_index", 0);
+  m.step = b.manifest.value("step", int64_t{0});
+  m.ema = use_ema;
+  const StageSpec& stage = m.spec.stages.at(static_cast<std::size_t>(m.stage_index));
+  const auto& ae = m.spec.autoencoder;
+  m.autoencoder = std::make_shared<data::PatchAutoencoder>(static_cast<int>(ae.factor), ae.scale, ae.shift);
+  m.latent_channels = m.autoencoder->latent_channels();
+  m.latent_side = latent_side(m.spec, stage);
+  auto gen = at::detail::createCPUGenerator(0);  // weights are overwritten below
+  m.model = models::build_denoiser(m.spec.recipe, {m.latent_channels, m.latent_side, m.latent_side, m.spec.dataset.classes}, gen);
+  const TensorMap& weights = use_ema ? b.ema : b.model;
+  torch::NoGradGuard no_grad;
+  for (auto& item : m.model->named_parameters(true)) {
+    auto it = weights.find(item.key());
+    if (it == weights.end())
+      throw DataError(checkpoint + ": " + (use_ema ? "ema" : "model") + ".safetensors has no tensor '" + item.key() + "'");
+    if (it->second.sizes() != item.value().sizes())
+      throw DataError(checkpoint + ": tensor '" + item.key() + "' has a different shape than the model builds");
+    item.value().copy_(it->second);
+  }
+  m.model->eval();
+  m.process = make_process(m.spec, stage);
+  m.objective = diffusion::parse_objective(m.spec.recipe.diffusion.objective);
+  return m;
+}
+
+torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(r.labels.size());
+  if (n == 0) throw Error("sampling: no samples requested");
+  std::vector<torch::Tensor> noise;
+  for (int64_t i = 0; i < n; ++i) {
+    auto g = at::detail::createCPUGenerator(derive_seed(r.seed, "sample-noise", static_cast<uint64_t>(i)));
+    noise.push_back(torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g));
+  }
+  auto x_T = torch::stack(noise);  // [N, C, h, w]
+  auto labels = torch::tensor(r.labels, torch::kInt64);
+  const auto null = torch::full_like(labels, m.spec.dataset.classes);
+  auto net = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), y);
+  };
+  // Guided: one batched forward of 2N per step, rows [0, N) unconditional, [N, 2N) conditional.
+  const auto y2 = torch::cat({null, labels});
+  diffusion::Denoiser denoiser;
+  if (r.cfg == 1.0) {
+    denoiser = [&](const torch::Tensor& x, const torch::Tensor& t) { return net(x, t, labels); };
+  } else {
+    denoiser = diffusion::guided_denoiser(
+        [&](const torch::Tensor& x, const torch::Tensor& t) { return net(x, t, y2); }, r.cfg);
+  }
+  diffusion::validate_sampler(*m.process, r.sampler);
+  auto gen = at::detail::createCPUGenerator(derive_seed(r.seed, "sampler"));
+  return diffusion::sample(*m.process, m.objective, denoiser, x_T, r.sampler, &gen);
+}
+
+torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents) {
+  torch::NoGradGuard no_grad;
+  return m.autoencoder->decode(latents).clamp(-1.0, 1.0);
+}
+
+void write_image_grid(const torch::Tensor& images, const std::string& path, int64_t columns) {
+  const int64_t n = images.size(0), h = images.size(2), w = images.size(3), gap = 2;
+  columns = std::max<int64_t>(1, std::min(columns, n));
+  const int64_t rows = (n + columns - 1) / columns;
+  const int64_t gh = rows * h + (rows + 1) * gap, gw = columns * w + (columns + 1) * gap;
+  // [N,3,H,W] in [-1,1] -> [N,H,W,3] u8
+  auto u8 = images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+  auto grid = torch::full({gh, gw, 3}, 255, torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = i / columns, c = i % columns;
+    grid.narrow(0, gap + r * (h + gap), h).narrow(1, gap + c * (w + gap), w).copy_(u8[i]);
+  }
+  data::write_png(path, grid.data_ptr<uint8_t>(), static_cast<int>(gh), static_cast<int>(gw));
+}
+
+}  // namespace ldm::worker

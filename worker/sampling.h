@@ -1,0 +1,55 @@
+// Generating images from a checkpoint bundle: rebuild the recipe from the bundle's own resolved
+// spec, load its EMA weights (or the raw model weights), sample latents with any sampler and
+// classifier-free guidance, decode them through the run's autoencoder, and write a PNG grid.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datasets/autoencoder.h"
+#include "shared/core/spec.h"
+#include "worker/diffusion/objective.h"
+#include "worker/diffusion/process.h"
+#include "worker/diffusion/sampler.h"
+#include "worker/models/denoiser.h"
+
+namespace ldm::worker {
+
+struct SamplingModel {
+  ExperimentSpec spec;
+  int stage_index = 0;
+  int64_t step = 0;
+  bool ema = true;  // which weights were loaded
+  std::shared_ptr<models::Denoiser> model;
+  std::unique_ptr<diffusion::NoiseProcess> process;
+  diffusion::Objective objective = diffusion::Objective::eps;
+  std::shared_ptr<data::Autoencoder> autoencoder;
+  int64_t latent_channels = 0, latent_side = 0;
+};
+
+// `checkpoint` is a bundle directory or a checkpoints directory (its `latest` is used).
+// EMA weights by default, as the DiT reference samples.
+SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = true);
+
+struct SampleRequest {
+  std::vector<int64_t> labels;  // one per sample; num_classes = unconditional
+  double cfg = 1.0;             // semantic guidance scale; 1 = plain conditional sampling
+  diffusion::SamplerOptions sampler;
+  uint64_t seed = 0;
+};
+
+// Latents [N, C, h, w]. Sample i's starting noise comes from its own generator seeded by
+// (seed, i), so a sample does not depend on what else is in the batch.
+torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& request);
+
+// [N, C, h, w] latents -> [N, 3, H, W] images in [-1, 1].
+torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents);
+
+// Images [N, 3, H, W] in [-1, 1] -> a PNG grid with `columns` images per row and 2 px gaps.
+void write_image_grid(const torch::Tensor& images, const std::string& path, int64_t columns);
+
+}  // namespace ldm::worker

@@ -44,10 +44,11 @@ const char* kUsage =
     "                                        build a model and print its parameter count (checked\n"
     "                                        against the analytic count) and forward GFLOPs\n"
     "  sample --checkpoint C [--class K] [--n N] [--sampler S] [--steps K] [--spacing S] [--eta E]\n"
-    "         [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X] [--columns M] [--no-ema]\n"
+    "         [--cfg S_SEM] [--seed X] [--columns M] [--no-ema]\n"
     "         [--latents FILE.safetensors] [--threads T] --out grid.png\n"
     "                                        generate N images (default: the recipe's sampler, steps\n"
-    "                                        and cfg; EMA weights; classes 0,1,2,... unless --class)\n"
+    "                                        and cfg; EMA weights; classes 0,1,2,... unless --class;\n"
+    "                                        --caption, --controls, --cfg-control: not supported yet)\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
 
@@ -165,8 +166,12 @@ int cmd_sample(const Args& a) {
   if (a.has("caption")) throw Error("--caption: text-to-image sampling is not supported yet (no text recipe is built)");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
   SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
-  if (a.has("cfg-control") && std::stod(a.get("cfg-control")) != m.spec.recipe.sampler.cfg_control)
-    throw Error("--cfg-control: recipe '" + m.spec.recipe.family + "' has no control conditioning yet, so there is no control scale to set");
+  // Control metadata conditioning (and with it the control guidance scale) arrives with the
+  // conditioning recipes; until then a request for it is an error rather than silently ignored.
+  for (const char* flag : {"controls", "cfg-control"})
+    if (a.has(flag))
+      throw Error(std::string("--") + flag + ": recipe '" + m.spec.recipe.family +
+                  "' has no control-metadata conditioning yet (not supported yet)");
   SampleRequest r;
   r.sampler = sampler_options(m.spec.recipe.sampler);
   if (a.has("sampler")) r.sampler.method = a.get("sampler");
@@ -289,8 +294,8 @@ int main(int argc, char** argv) {
                                      {"preset", "resolution", "factor", "in-channels", "classes"}));
     if (cmd == "sample")
       return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
-                                   {"checkpoint", "class", "caption", "n", "sampler", "steps", "spacing", "eta", "cfg",
-                                    "cfg-control", "seed", "out", "latents", "columns", "threads"}));
+                                   {"checkpoint", "class", "caption", "controls", "n", "sampler", "steps", "spacing", "eta",
+                                    "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
     usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample"}));
   } catch (const std::exception& e) {
     std::cerr << "ldm-worker: error: " << error_text(e) << "\n";

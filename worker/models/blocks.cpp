@@ -78,6 +78,40 @@ torch::Tensor sincos_2d(int64_t dim, int64_t grid_h, int64_t grid_w) {
   return torch::cat({one_d(cols), one_d(rows)}, 1).to(torch::kFloat32);  // [T, dim]
 }
 
+torch::nn::LayerNorm affine_free_norm(int64_t width) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6));
+}
+
+torch::nn::Sequential silu_linear(int64_t in, int64_t out) {
+  return torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(in, out));
+}
+
+void zero_linear_(torch::nn::Linear& linear) {
+  torch::NoGradGuard g;
+  linear->weight.zero_();
+  linear->bias.zero_();
+}
+
+torch::Tensor unpatchify(const torch::Tensor& tokens, int64_t grid_h, int64_t grid_w, int64_t patch, int64_t channels) {
+  const int64_t n = tokens.size(0), p = patch;
+  // [N, h·w, p·p·C] -> [N, h, w, p, p, C] -> [N, C, h, p, w, p] -> [N, C, h·p, w·p]
+  return tokens.reshape({n, grid_h, grid_w, p, p, channels})
+      .permute({0, 5, 1, 3, 2, 4})
+      .reshape({n, channels, grid_h * p, grid_w * p});
+}
+
+void init_linears_and_patch_embed_(torch::nn::Module& module, torch::nn::Conv2d& patch_proj, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<torch::nn::Linear>()) {
+      xavier_uniform_(lin->weight, gen);
+      lin->bias.zero_();
+    }
+  }
+  xavier_uniform_(patch_proj->weight, gen);
+  patch_proj->bias.zero_();
+}
+
 void xavier_uniform_(torch::Tensor w, at::Generator& gen) {
   torch::NoGradGuard g;
   const double fan_out = double(w.size(0));

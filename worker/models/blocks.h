@@ -51,6 +51,20 @@ TORCH_MODULE(LabelEmbedder);
 // half of the channels encodes the column, the second half the row (as DiT/MAE). [T, D] float32.
 torch::Tensor sincos_2d(int64_t dim, int64_t grid_h, int64_t grid_w);
 
+// LayerNorm without learned scale/shift (eps 1e-6), as DiT-style blocks use before modulation.
+torch::nn::LayerNorm affine_free_norm(int64_t width);
+// SiLU -> Linear(in, out): the adaLN modulation head; state keys "<name>.1.weight/bias" as the
+// references (index 0 is the parameter-free SiLU).
+torch::nn::Sequential silu_linear(int64_t in, int64_t out);
+void zero_linear_(torch::nn::Linear& linear);  // weight and bias to zero (adaLN-Zero outputs)
+
+// [N, h·w, p·p·C] tokens -> [N, C, h·p, w·p]: the inverse of the patch embedding's token layout.
+torch::Tensor unpatchify(const torch::Tensor& tokens, int64_t grid_h, int64_t grid_w, int64_t patch, int64_t channels);
+
+// The common start of the DiT-family initialisations: xavier-uniform weights and zero biases for
+// every Linear below `module`, and the patch-embedding convolution treated like a Linear.
+void init_linears_and_patch_embed_(torch::nn::Module& module, torch::nn::Conv2d& patch_proj, at::Generator& gen);
+
 // Explicit, generator-driven initialisers (the global default generator is never used).
 void xavier_uniform_(torch::Tensor w, at::Generator& gen);  // fan from w viewed as [out, -1]
 void normal_(torch::Tensor w, double std, at::Generator& gen);

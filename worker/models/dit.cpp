@@ -4,16 +4,6 @@
 
 namespace ldm::models {
 
-namespace {
-torch::nn::Sequential silu_linear(int64_t in, int64_t out) {
-  // Keys adaLN_modulation.1.* as in the reference (index 0 is the parameter-free SiLU).
-  return torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(in, out));
-}
-torch::nn::LayerNorm affine_free_norm(int64_t width) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).elementwise_affine(false).eps(1e-6));
-}
-}  // namespace
-
 DiTBlockImpl::DiTBlockImpl(int64_t width, int64_t heads, double mlp_ratio) {
   norm1 = register_module("norm1", affine_free_norm(width));
   attn = register_module("attn", Attention(width, heads));
@@ -68,14 +58,7 @@ void DiT::initialize(at::Generator& gen) {
   // As DiT's initialize_weights(): xavier-uniform Linear weights with zero bias; the patch
   // embedding like a Linear; N(0, 0.02) label and timestep-MLP weights; then zero the adaLN
   // modulation and the output layer (adaLN-Zero).
-  for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* lin = m->as<torch::nn::Linear>()) {
-      xavier_uniform_(lin->weight, gen);
-      lin->bias.zero_();
-    }
-  }
-  xavier_uniform_(x_embedder_->proj->weight, gen);
-  x_embedder_->proj->bias.zero_();
+  init_linears_and_patch_embed_(*this, x_embedder_->proj, gen);
   normal_(y_embedder_->embedding_table->weight, 0.02, gen);
   normal_(t_embedder_->mlp[0]->as<torch::nn::Linear>()->weight, 0.02, gen);
   normal_(t_embedder_->mlp[2]->as<torch::nn::Linear>()->weight, 0.02, gen);
@@ -93,11 +76,7 @@ void DiT::initialize(at::Generator& gen) {
 }
 
 torch::Tensor DiT::unpatchify(const torch::Tensor& tokens) const {
-  const int64_t n = tokens.size(0), p = cfg_.patch, c = out_channels_;
-  // [N, h·w, p·p·C] -> [N, h, w, p, p, C] -> [N, C, h, p, w, p] -> [N, C, h·p, w·p]
-  return tokens.reshape({n, grid_h_, grid_w_, p, p, c})
-      .permute({0, 5, 1, 3, 2, 4})
-      .reshape({n, c, grid_h_ * p, grid_w_ * p});
+  return models::unpatchify(tokens, grid_h_, grid_w_, cfg_.patch, out_channels_);
 }
 
 torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {

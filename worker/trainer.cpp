@@ -180,11 +180,13 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     }
     const auto t0 = std::chrono::steady_clock::now();
     data::Batch batch = loader.batch_for_step(step - 1);
-    for (std::size_t i = 0; i < batch.ids.size(); ++i) {
-      const int64_t label = batch.labels[static_cast<int64_t>(i)].item<int64_t>();
-      if (label < 0 || label >= spec.dataset.classes)
-        throw DataError(ddir + ": record " + std::to_string(batch.ids[i]) + " has label " + std::to_string(label) +
-                        " outside [0, dataset.classes = " + std::to_string(spec.dataset.classes) + ")");
+    // One vectorised check per batch; the per-record scan runs only to name the culprit.
+    const auto bad = (batch.labels < 0).logical_or(batch.labels >= spec.dataset.classes);
+    if (bad.any().item<bool>()) {
+      const int64_t i = bad.nonzero()[0][0].item<int64_t>();
+      throw DataError(ddir + ": record " + std::to_string(batch.ids[static_cast<std::size_t>(i)]) + " has label " +
+                      std::to_string(batch.labels[i].item<int64_t>()) + " outside [0, dataset.classes = " +
+                      std::to_string(spec.dataset.classes) + ")");
     }
     {
       nlohmann::json ids = batch.ids, epochs = batch.epochs;

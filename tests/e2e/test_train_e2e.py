@@ -186,6 +186,15 @@ class Failures(unittest.TestCase):
         done = self.coord.wait_terminal("fromshards")
         self.assertEqual(done["experiment"]["state"], "done", json.dumps(done, indent=1))
 
+    def test_labels_outside_the_declared_classes_fail_the_run_naming_a_record(self):
+        shards = os.path.join(self.coord.state, "ten-classes")
+        subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-data"), "synth", "--out", shards, "--records", "64",
+                        "--classes", "10", "--resolution", "32"], check=True, capture_output=True)
+        self.coord.cli("submit", self._shards_experiment("badlabels", shards))  # declares 4 classes
+        failed = self.coord.wait_terminal("badlabels")
+        self.assertEqual(failed["experiment"]["state"], "failed")
+        self.assertRegex(failed["runs"][-1]["error"], r"record \d+ has label \d+ outside \[0, dataset.classes = 4\)")
+
     def test_state_survives_a_coordinator_restart(self):
         self.coord.cli("submit", experiment("dit-1rank-short.toml"))
         self.coord.wait_terminal("tiny-dit-1rank")

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "worker/models/dit.h"
+#include "tests/support/python_reference.h"
 #include "worker/pt_reader.h"
 
 // Our DiT against tests/worker/reference/dit_reference.py, an independent plain-torch forward of
@@ -21,7 +22,6 @@ namespace dit_reference_test {
 
 namespace fs = std::filesystem;
 
-const char* kPython = "/usr/bin/python3";
 
 // The script sits next to this file; a build may point elsewhere with -DLDM_DIT_REFERENCE_SCRIPT=...
 fs::path script_path() {
@@ -32,46 +32,8 @@ fs::path script_path() {
 #endif
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Fixture {
-  fs::path dir;
-  std::string error, log;
-  Fixture() {
-    if (std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) {
-      error = "python3-torch is required for this test: `/usr/bin/python3 -c 'import torch'` failed "
-              "(install Debian's python3-torch)";
-      return;
-    }
-    if (!fs::exists(script_path())) {
-      error = "reference script not found: " + script_path().string();
-      return;
-    }
-    char tmpl[] = "/tmp/ldm-dit-reference-XXXXXX";
-    if (!mkdtemp(tmpl)) {
-      error = "mkdtemp failed";
-      return;
-    }
-    dir = tmpl;
-    const std::string cmd = std::string(kPython) + " " + script_path().string() + " " + dir.string() + " >" +
-                            (dir / "reference.log").string() + " 2>&1";
-    const int rc = std::system(cmd.c_str());
-    log = read_file(dir / "reference.log");
-    if (rc != 0) error = "the reference script failed:\n" + log;
-  }
-  ~Fixture() {
-    std::error_code ec;
-    if (!dir.empty()) fs::remove_all(dir, ec);
-  }
-};
-
-const Fixture& fixture() {
-  static Fixture f;
+const ldm::testing::PythonReference& fixture() {
+  static ldm::testing::PythonReference f("ldm-dit-reference", script_path());
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "shared/core/error.h"
+#include "shared/core/safe_file.h"
+#include "tests/support/python_reference.h"
 #include "worker/pt_reader.h"
 
 // Python (Debian's python3-torch) writes .pt files with torch.save, and next to them the raw bytes
@@ -23,7 +25,6 @@ namespace pt_reader_test {
 
 namespace fs = std::filesystem;
 
-const char* kPython = "/usr/bin/python3";
 
 const char* kWriter = R"PY(
 import argparse, collections, os, sys, zipfile
@@ -122,46 +123,9 @@ with zipfile.ZipFile(os.path.join(out, "truncated_pickle.pt"), "w") as z:
     z.writestr("archive/version", "3\n")
 )PY";
 
-bool python_torch_available() {
-  return std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The Python side's files, written once per test binary into a temporary directory.
-struct Fixture {
-  fs::path dir;
-  std::string error;  // non-empty: why the files could not be written
-  Fixture() {
-    if (!python_torch_available()) {
-      error = "python3-torch is required for this test: `/usr/bin/python3 -c 'import torch'` failed "
-              "(install Debian's python3-torch)";
-      return;
-    }
-    char tmpl[] = "/tmp/ldm-pt-reader-XXXXXX";
-    if (!mkdtemp(tmpl)) {
-      error = "mkdtemp failed";
-      return;
-    }
-    dir = tmpl;
-    std::ofstream(dir / "writer.py") << kWriter;
-    const std::string cmd = std::string(kPython) + " " + (dir / "writer.py").string() + " " + dir.string() +
-                            " >" + (dir / "writer.log").string() + " 2>&1";
-    if (std::system(cmd.c_str()) != 0) error = "the Python writer failed:\n" + read_file(dir / "writer.log");
-  }
-  ~Fixture() {
-    std::error_code ec;
-    if (!dir.empty()) fs::remove_all(dir, ec);
-  }
-};
-
-const Fixture& fixture() {
-  static Fixture f;
+const ldm::testing::PythonReference& fixture() {
+  static ldm::testing::PythonReference f("ldm-pt-reader", "writer.py", kWriter);
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }
@@ -188,7 +152,7 @@ std::map<std::string, Expected> expected(const std::string& pt, const std::strin
     for (auto& d : e.sizes) s >> d;
     s >> raw;
     if (file != pt || sel != selector) continue;
-    e.bytes = read_file(f.dir / raw);
+    e.bytes = ldm::read_file((f.dir / raw).string());
     out[name] = e;
   }
   REQUIRE_MESSAGE(!out.empty(), "no manifest entries for ", pt, " ", selector);

@@ -82,6 +82,7 @@ Batch RankLoader::batch_for_step(std::int64_t step) {
     batch.ids.push_back(r.id);
     batch.epochs.push_back(epoch);
     batch.controls.push_back(r.control);
+    batch.captions.push_back(std::move(r.caption));
   }
   // [b,3,H,W] images in [-1,1] -> latents [b,C,H/f,W/f]
   torch::NoGradGuard no_grad;

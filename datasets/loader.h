@@ -45,6 +45,7 @@ struct Batch {
   std::vector<std::uint64_t> ids;      // record ids, in batch order
   std::vector<std::int64_t> epochs;    // the epoch each sample came from
   std::vector<ControlMeta> controls;
+  std::vector<std::string> captions;   // "" where the record has none
 };
 
 class RankLoader {

@@ -40,15 +40,20 @@ const char* kUsage =
     "commands:\n"
     "  train --coord ENDPOINT --run RUN_ID   train one stage (launched by ldm-coord under mpirun;\n"
     "                                        reads the run token from LDM_RUN_TOKEN)\n"
-    "  describe FAMILY [--preset P] [--resolution R] [--factor F] [--classes N] [--json]\n"
+    "  describe FAMILY [--preset P] [--resolution R] [--factor F] [--in-channels C] [--classes N]\n"
+    "         [--task class|text] [--text-dim D] [--text-tokens L] [--controls none|sdxl|proposed]\n"
+    "         [--learn-sigma] [--json]\n"
     "                                        build a model and print its parameter count (checked\n"
     "                                        against the analytic count) and forward GFLOPs\n"
-    "  sample --checkpoint C [--class K] [--n N] [--sampler S] [--steps K] [--spacing S] [--eta E]\n"
-    "         [--cfg S_SEM] [--seed X] [--columns M] [--no-ema]\n"
-    "         [--latents FILE.safetensors] [--threads T] --out grid.png\n"
+    "  sample --checkpoint C [--class K | --caption TEXT] [--controls K=V,...] [--n N] [--sampler S]\n"
+    "         [--steps K] [--spacing S] [--eta E] [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X]\n"
+    "         [--columns M] [--no-ema] [--latents FILE.safetensors] [--threads T] --out grid.png\n"
     "                                        generate N images (default: the recipe's sampler, steps\n"
-    "                                        and cfg; EMA weights; classes 0,1,2,... unless --class;\n"
-    "                                        --caption, --controls, --cfg-control: not supported yet)\n"
+    "                                        and guidance; EMA weights; classes 0,1,2,... unless\n"
+    "                                        --class). --controls sets the control metadata, keys\n"
+    "                                        orig_h orig_w crop_top crop_left crop_h crop_w flip\n"
+    "                                        (default: an uncropped, unflipped image of the stage's\n"
+    "                                        resolution)\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
 
@@ -118,7 +123,15 @@ int cmd_describe(const Args& a) {
   const int64_t resolution = to_int(a.get("resolution", "256"), "--resolution");
   const int64_t factor = to_int(a.get("factor", "8"), "--factor");
   const int64_t in_channels = to_int(a.get("in-channels", "4"), "--in-channels");
-  const int64_t classes = to_int(a.get("classes", "1000"), "--classes");
+  const std::string task = a.get("task", "class");
+  if (task != "class" && task != "text") usage_error("--task must be class or text");
+  const int64_t classes = task == "class" ? to_int(a.get("classes", "1000"), "--classes") : 0;
+  const int64_t text_dim = to_int(a.get("text-dim", "4096"), "--text-dim");
+  const int64_t text_tokens = to_int(a.get("text-tokens", "120"), "--text-tokens");
+  recipe.conditioning.controls = a.get("controls", "none");
+  if (recipe.conditioning.controls != "none" && recipe.conditioning.controls != "sdxl" &&
+      recipe.conditioning.controls != "proposed")
+    usage_error("--controls must be none, sdxl or proposed");
   const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
   if (!is_known_family(recipe.family))
     throw SpecError("recipe.family", "unknown family '" + recipe.family + "'" + did_you_mean(recipe.family, recipe_families()));
@@ -128,6 +141,10 @@ int cmd_describe(const Args& a) {
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(0);
   models::ModelGeometry g{in_channels, resolution / factor, resolution / factor, classes};
+  if (task == "text") {
+    g.text_channels = text_dim;
+    g.text_tokens = text_tokens;
+  }
   auto model = models::build_denoiser(recipe, g, gen);
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
@@ -135,20 +152,28 @@ int cmd_describe(const Args& a) {
     if (p.requires_grad()) trainable += p.numel();
   }
   ModelShape shape{static_cast<int>(in_channels), static_cast<int>(resolution / factor), static_cast<int>(classes),
-                   recipe.learn_sigma, true};
+                   recipe.learn_sigma, true, 0, 0, {}};
+  if (task == "text") {
+    shape.text_channels = static_cast<int>(text_dim);
+    shape.text_tokens = static_cast<int>(text_tokens);
+  }
+  shape.controls.enabled = recipe.conditioning.controls != "none";
   const int64_t analytic = analytic_param_count(*preset, shape);
   const double gflops = analytic_gflops(*preset, shape);
   if (a.has("json")) {
-    std::cout << nlohmann::json{{"family", recipe.family}, {"preset", recipe.preset}, {"resolution", resolution},
+    std::cout << nlohmann::json{{"family", recipe.family}, {"preset", recipe.preset}, {"task", task},
+                                {"controls", recipe.conditioning.controls}, {"resolution", resolution},
                                 {"latent", {in_channels, resolution / factor, resolution / factor}},
                                 {"parameters", params}, {"trainable", trainable}, {"analytic_parameters", analytic},
                                 {"gflops", gflops}}
                      .dump(2)
               << "\n";
   } else {
-    std::printf("%s %s at %lldpx (latent %lldx%lldx%lld, %lld classes)\n", recipe.family.c_str(), recipe.preset.c_str(),
-                (long long)resolution, (long long)in_channels, (long long)(resolution / factor),
-                (long long)(resolution / factor), (long long)classes);
+    const std::string cond = task == "class" ? std::to_string(classes) + " classes"
+                                             : "captions " + std::to_string(text_tokens) + "x" + std::to_string(text_dim);
+    std::printf("%s %s at %lldpx (latent %lldx%lldx%lld, %s, controls %s)\n", recipe.family.c_str(),
+                recipe.preset.c_str(), (long long)resolution, (long long)in_channels, (long long)(resolution / factor),
+                (long long)(resolution / factor), cond.c_str(), recipe.conditioning.controls.c_str());
     std::printf("  parameters  %lld (trainable %lld; analytic %lld)\n", (long long)params, (long long)trainable,
                 (long long)analytic);
     std::printf("  forward     %.2f GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
@@ -161,17 +186,45 @@ int cmd_describe(const Args& a) {
   return 0;
 }
 
+// "orig_h=512,orig_w=384,flip=1": unnamed fields default to an uncropped, unflipped square image
+// of the stage's resolution.
+data::ControlMeta parse_controls(const std::string& text, int64_t resolution) {
+  data::ControlMeta c;
+  c.orig_h = c.orig_w = c.crop_h = c.crop_w = static_cast<int32_t>(resolution);
+  std::map<std::string, int32_t*> fields = {{"orig_h", &c.orig_h},     {"orig_w", &c.orig_w}, {"crop_top", &c.crop_top},
+                                            {"crop_left", &c.crop_left}, {"crop_h", &c.crop_h}, {"crop_w", &c.crop_w}};
+  for (const std::string& item : split(text, ',')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (eq == std::string::npos) usage_error("--controls: '" + item + "' is not KEY=VALUE");
+    if (key == "flip") {
+      c.flip = to_int(value, "--controls flip") != 0;
+      continue;
+    }
+    auto it = fields.find(key);
+    if (it == fields.end()) {
+      std::vector<std::string> keys = {"flip"};
+      for (const auto& f : fields) keys.push_back(f.first);
+      usage_error("--controls: unknown key '" + key + "'" + did_you_mean(key, keys));
+    }
+    *it->second = static_cast<int32_t>(to_int(value, "--controls " + key));
+  }
+  return c;
+}
+
 int cmd_sample(const Args& a) {
   if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
-  if (a.has("caption")) throw Error("--caption: text-to-image sampling is not supported yet (no text recipe is built)");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
   SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
-  // Control metadata conditioning (and with it the control guidance scale) arrives with the
-  // conditioning recipes; until then a request for it is an error rather than silently ignored.
+  const bool controls = m.conditions->uses_controls(), text = m.conditions->text_task();
   for (const char* flag : {"controls", "cfg-control"})
-    if (a.has(flag))
-      throw Error(std::string("--") + flag + ": recipe '" + m.spec.recipe.family +
-                  "' has no control-metadata conditioning yet (not supported yet)");
+    if (a.has(flag) && !controls)
+      usage_error(std::string("--") + flag + ": this checkpoint's recipe has no control conditioning " +
+                  "(recipe.conditioning.controls = \"none\")");
+  if (a.has("caption") && !text) usage_error("--caption: this checkpoint is class-conditional (use --class)");
+  if (a.has("class") && text) usage_error("--class: this checkpoint is text-to-image (use --caption)");
+  if (text && !a.has("caption")) usage_error("this checkpoint is text-to-image: give --caption TEXT");
   SampleRequest r;
   r.sampler = sampler_options(m.spec.recipe.sampler);
   if (a.has("sampler")) r.sampler.method = a.get("sampler");
@@ -179,14 +232,22 @@ int cmd_sample(const Args& a) {
   if (a.has("spacing")) r.sampler.spacing = a.get("spacing");
   if (a.has("eta")) r.sampler.eta = std::stod(a.get("eta"));
   r.cfg = a.has("cfg") ? std::stod(a.get("cfg")) : m.spec.recipe.sampler.cfg;
+  r.cfg_control = a.has("cfg-control") ? std::stod(a.get("cfg-control")) : m.spec.recipe.sampler.cfg_control;
   r.seed = static_cast<uint64_t>(to_int(a.get("seed", "0"), "--seed"));
   const int64_t n = to_int(a.get("n", "8"), "--n"), classes = m.spec.dataset.classes;
   if (n < 1) usage_error("--n must be at least 1");
+  const int64_t resolution = m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution;
+  const data::ControlMeta control = parse_controls(a.get("controls"), resolution);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t label = a.has("class") ? to_int(a.get("class"), "--class") : i % classes;
-    if (label < 0 || label > classes)
-      usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) + " = unconditional)");
-    r.labels.push_back(label);
+    if (text) {
+      r.captions.push_back(a.get("caption"));
+    } else {
+      const int64_t label = a.has("class") ? to_int(a.get("class"), "--class") : i % classes;
+      if (label < 0 || label > classes)
+        usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) + " = unconditional)");
+      r.labels.push_back(label);
+    }
+    if (controls) r.controls.push_back(control);
   }
   log::info("sampling " + std::to_string(n) + " images from " + m.spec.name + " step " + std::to_string(m.step) +
             " (" + (m.ema ? "EMA" : "raw") + " weights) with " + r.sampler.method + ", " +
@@ -291,7 +352,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return cmd_train(argc, argv, parse_args(argc, argv, 2, {"no-redirect"}, {"coord", "run"}));
     if (cmd == "describe")
       return cmd_describe(parse_args(argc, argv, 2, {"json", "learn-sigma"},
-                                     {"preset", "resolution", "factor", "in-channels", "classes"}));
+                                     {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
     if (cmd == "sample")
       return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
                                    {"checkpoint", "class", "caption", "controls", "n", "sampler", "steps", "spacing", "eta",

@@ -26,8 +26,9 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
   m.autoencoder = std::make_shared<data::PatchAutoencoder>(static_cast<int>(ae.factor), ae.scale, ae.shift);
   m.latent_channels = m.autoencoder->latent_channels();
   m.latent_side = latent_side(m.spec, stage);
+  m.conditions = std::make_shared<const ConditionBuilder>(m.spec, resolution_shift(m.spec, stage));
   auto gen = at::detail::createCPUGenerator(0);  // weights are overwritten below
-  m.model = models::build_denoiser(m.spec.recipe, {m.latent_channels, m.latent_side, m.latent_side, m.spec.dataset.classes}, gen);
+  m.model = models::build_denoiser(m.spec.recipe, m.conditions->geometry(m.latent_channels, m.latent_side, m.latent_side), gen);
   const TensorMap& weights = use_ema ? b.ema : b.model;
   torch::NoGradGuard no_grad;
   for (auto& item : m.model->named_parameters(true)) {
@@ -46,7 +47,8 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
 
 torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
   torch::NoGradGuard no_grad;
-  const int64_t n = static_cast<int64_t>(r.labels.size());
+  ConditionInputs in{r.labels, r.captions, r.controls};
+  const int64_t n = in.size();
   if (n == 0) throw Error("sampling: no samples requested");
   std::vector<torch::Tensor> noise;
   for (int64_t i = 0; i < n; ++i) {
@@ -54,20 +56,26 @@ torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
     noise.push_back(torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g));
   }
   auto x_T = torch::stack(noise);  // [N, C, h, w]
-  auto labels = torch::tensor(r.labels, torch::kInt64);
-  const auto null = torch::full_like(labels, m.spec.dataset.classes);
-  auto net = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), y);
+  auto pad_gen = at::detail::createCPUGenerator(derive_seed(r.seed, "padding-noise"));
+  const ConditionBuilder& cb = *m.conditions;
+  // The branches of guidance, stacked along the batch: see guidance.h for the row layout.
+  std::vector<models::Condition> branches;
+  const bool two_scale = cb.uses_controls();
+  const bool guided = two_scale ? (r.cfg != 1.0 || r.cfg_control != 1.0) : r.cfg != 1.0;
+  if (!guided) branches = {cb.inference(in, false, false, &pad_gen)};
+  else if (!two_scale) branches = {cb.inference(in, true, false, &pad_gen), cb.inference(in, false, false, &pad_gen)};
+  else
+    branches = {cb.inference(in, true, true, &pad_gen), cb.inference(in, false, true, &pad_gen),
+                cb.inference(in, false, false, &pad_gen)};
+  const models::Condition all = models::Condition::cat(branches);
+  auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    models::Condition c = all;
+    c.noise_level = cb.noise_level(t);
+    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), c);
   };
-  // Guided: one batched forward of 2N per step, rows [0, N) unconditional, [N, 2N) conditional.
-  const auto y2 = torch::cat({null, labels});
-  diffusion::Denoiser denoiser;
-  if (r.cfg == 1.0) {
-    denoiser = [&](const torch::Tensor& x, const torch::Tensor& t) { return net(x, t, labels); };
-  } else {
-    denoiser = diffusion::guided_denoiser(
-        [&](const torch::Tensor& x, const torch::Tensor& t) { return net(x, t, y2); }, r.cfg);
-  }
+  diffusion::Denoiser denoiser = net;
+  if (guided && two_scale) denoiser = diffusion::guided_denoiser(net, r.cfg, r.cfg_control);
+  else if (guided) denoiser = diffusion::guided_denoiser(net, r.cfg);
   diffusion::validate_sampler(*m.process, r.sampler);
   auto gen = at::detail::createCPUGenerator(derive_seed(r.seed, "sampler"));
   return diffusion::sample(*m.process, m.objective, denoiser, x_T, r.sampler, &gen);

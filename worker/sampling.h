@@ -12,6 +12,7 @@
 
 #include "datasets/autoencoder.h"
 #include "shared/core/spec.h"
+#include "worker/condition_builder.h"
 #include "worker/diffusion/objective.h"
 #include "worker/diffusion/process.h"
 #include "worker/diffusion/sampler.h"
@@ -28,6 +29,7 @@ struct SamplingModel {
   std::unique_ptr<diffusion::NoiseProcess> process;
   diffusion::Objective objective = diffusion::Objective::eps;
   std::shared_ptr<data::Autoencoder> autoencoder;
+  std::shared_ptr<const ConditionBuilder> conditions;
   int64_t latent_channels = 0, latent_side = 0;
 };
 
@@ -36,13 +38,18 @@ struct SamplingModel {
 SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = true);
 
 struct SampleRequest {
-  std::vector<int64_t> labels;  // one per sample; num_classes = unconditional
+  std::vector<int64_t> labels;        // class task: one per sample; num_classes = unconditional
+  std::vector<std::string> captions;  // text task: one per sample
+  std::vector<data::ControlMeta> controls;  // one per sample when the recipe conditions on controls
   double cfg = 1.0;             // semantic guidance scale; 1 = plain conditional sampling
+  double cfg_control = 1.0;     // control guidance scale (recipes with controls); 1 = none
   diffusion::SamplerOptions sampler;
   uint64_t seed = 0;
 };
 
-// Latents [N, C, h, w]. Sample i's starting noise comes from its own generator seeded by
+// Latents [N, C, h, w]. Guidance: without controls, one scale (2 branches, skipped at cfg 1);
+// with controls, two scales (3 branches (∅,∅), (c,∅), (c,k); skipped at cfg = cfg_control = 1).
+// Sample i's starting noise comes from its own generator seeded by
 // (seed, i), so a sample does not depend on what else is in the batch.
 torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& request);
 

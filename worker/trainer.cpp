@@ -18,6 +18,7 @@
 #include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
 #include "worker/checkpoint.h"
+#include "worker/condition_builder.h"
 #include "worker/diffusion_setup.h"
 #include "worker/flat_params.h"
 #include "worker/models/denoiser.h"
@@ -100,19 +101,23 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
 
   // ---- model and optimiser: identical initialisation on every rank (same seed, no rank) ----
   const int64_t side = latent_side(spec, stage);
-  models::ModelGeometry geometry{ae->latent_channels(), side, side, spec.dataset.classes};
+  const auto process = make_process(spec, stage);
+  const ConditionBuilder conditions(spec, resolution_shift(spec, stage));
   auto init_gen = make_generator(spec, "init", 0);
-  auto model = models::build_denoiser(spec.recipe, geometry, init_gen);
+  auto model = models::build_denoiser(spec.recipe, conditions.geometry(ae->latent_channels(), side, side), init_gen);
   model->train();
   const auto& o = spec.recipe.optimizer;
   FlatParams flat(*model, o.decay_norms_and_biases);
   FlatAdamW optimizer(flat, {o.beta1, o.beta2, o.eps, o.weight_decay});
   FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);
-  const auto process = make_process(spec, stage);
   const diffusion::LossOptions loss_opts = loss_options(spec.recipe);
   auto gen_t = make_generator(spec, "timesteps", rank);
   auto gen_noise = make_generator(spec, "noise", rank);
-  auto gen_drop = make_generator(spec, "label-dropout", rank);
+  auto gen_drop = make_generator(spec, "semantic-dropout", rank);
+  auto gen_control_drop = make_generator(spec, "control-dropout", rank);
+  auto gen_pad = make_generator(spec, "padding-noise", rank);
+  auto gen_mask = make_generator(spec, "mask", rank);
+  const ConditionGenerators cond_gens{&gen_drop, &gen_control_drop, &gen_pad};
   if (rank == 0)
     log::info("model " + spec.recipe.family + " " + spec.recipe.preset + ": " + std::to_string(flat.numel()) +
               " trainable parameters in " + std::to_string(flat.buckets().size()) + " flat bucket(s); latent " +
@@ -134,7 +139,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   auto save_checkpoint = [&](int64_t step) -> std::string {
     // Every rank's generator states travel to rank 0 so a resume can restore them exactly.
     std::string mine;
-    for (auto* g : {&gen_t, &gen_noise, &gen_drop}) {
+    for (auto* g : {&gen_t, &gen_noise, &gen_drop, &gen_control_drop, &gen_pad, &gen_mask}) {
       auto state = g->get_state();
       mine.append(static_cast<const char*>(state.data_ptr()), state.numel());
     }
@@ -146,7 +151,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
                   {"stage_index", ctx.stage_index}, {"attempt", ctx.attempt}, {"world_size", world},
                   {"threads_per_rank", stage.threads_per_rank}, {"libtorch", TORCH_VERSION},
                   {"recipe", spec.recipe.family + " " + spec.recipe.preset}, {"autoencoder", ae->identity()},
-                  {"generators", {"timesteps", "noise", "label-dropout"}}};
+                  {"generators", {"timesteps", "noise", "semantic-dropout", "control-dropout", "padding-noise", "mask"}}};
     b.model = state_dict(flat.param_buffers());
     b.ema = state_dict(ema.buffers());
     for (std::size_t i = 0; i < flat.buckets().size(); ++i) {
@@ -182,7 +187,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     data::Batch batch = loader.batch_for_step(step - 1);
     // One vectorised check per batch; the per-record scan runs only to name the culprit.
     const auto bad = (batch.labels < 0).logical_or(batch.labels >= spec.dataset.classes);
-    if (bad.any().item<bool>()) {
+    if (!conditions.text_task() && bad.any().item<bool>()) {
       const int64_t i = bad.nonzero()[0][0].item<int64_t>();
       throw DataError(ddir + ": record " + std::to_string(batch.ids[static_cast<std::size_t>(i)]) + " has label " +
                       std::to_string(batch.labels[i].item<int64_t>()) + " outside [0, dataset.classes = " +
@@ -192,10 +197,13 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
       nlohmann::json ids = batch.ids, epochs = batch.epochs;
       records_log << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}}.dump() << "\n";
     }
-    // Classifier-free guidance training: drop labels to the null class with probability p.
-    auto drop = torch::rand({local_b}, gen_drop) < spec.recipe.class_dropout;
-    auto labels = torch::where(drop, torch::full_like(batch.labels, spec.dataset.classes), batch.labels);
     auto t = process->sample_training_t(local_b, gen_t);  // [b] float64, continuous time
+    // Semantic and control dropout (for guidance), caption padding, control weights' noise level.
+    ConditionInputs inputs;
+    if (conditions.text_task()) inputs.captions = batch.captions;
+    else inputs.labels.assign(batch.labels.data_ptr<int64_t>(), batch.labels.data_ptr<int64_t>() + local_b);
+    if (conditions.uses_controls()) inputs.controls = batch.controls;
+    const models::Condition cond = conditions.training(inputs, t, cond_gens);
     auto noise = torch::randn(batch.latents.sizes(), gen_noise);
 
     // Gradient accumulation: autograd sums the micro-batches' gradients into the flat buffers;
@@ -207,8 +215,14 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
       auto tk = t.narrow(0, k * micro_b, micro_b);
       auto nk = noise.narrow(0, k * micro_b, micro_b);
       auto x_t = diffusion::add_noise(*process, x0, nk, tk);
-      auto out = model->forward(x_t, process->model_time(tk).to(torch::kFloat32), labels.narrow(0, k * micro_b, micro_b));
-      auto loss = diffusion::diffusion_loss(*process, loss_opts, out, x0, nk, tk).loss.mean();
+      // mDT-v2 returns an unmasked and a masked prediction; their losses add up.
+      auto outs = model->training_outputs(x_t, process->model_time(tk).to(torch::kFloat32),
+                                          cond.narrow(k * micro_b, micro_b), gen_mask);
+      torch::Tensor loss;
+      for (const auto& out : outs) {
+        auto l = diffusion::diffusion_loss(*process, loss_opts, out, x0, nk, tk).loss.mean();
+        loss = loss.defined() ? loss + l : l;
+      }
       (loss / double(micro)).backward();
       local_loss += loss.item<double>() / double(micro);
     }

@@ -80,8 +80,9 @@ void validate(const ExperimentSpec& spec) {
     throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" +
                                 spec.task + "' (supported: " +
                                 join(family_tasks(spec.recipe.family), ", ") + ")");
-  if (spec.task == "text")
-    throw SpecError("task", "text-to-image training is not supported yet (no text recipe is built)");
+  const ConditioningSpec& k = spec.recipe.conditioning;
+  if (k.controls != "none" && !(k.use_size || k.use_crop || k.use_flip || k.use_aspect))
+    throw SpecError("recipe.conditioning.controls", "'" + k.controls + "' with every control group off (use_size/use_crop/use_flip/use_aspect); set controls = \"none\" instead");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
     throw SpecError("dataset.path", "is required when dataset.kind = 'shards'");
   const DiffusionSpec& d = spec.recipe.diffusion;
@@ -108,11 +109,13 @@ void validate(const ExperimentSpec& spec) {
       throw SpecError(p + "name", "'" + st.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
     if (!names.insert(st.name).second)
       throw SpecError(p + "name", "stage name '" + st.name + "' is used twice");
-    std::int64_t unit = spec.autoencoder.factor * preset->patch;
+    // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
+    const bool unet = preset->patch == 0;
+    const std::int64_t step = unet ? (std::int64_t{1} << (std::max<std::size_t>(preset->channel_mult.size(), 1) - 1)) : preset->patch;
+    const std::int64_t unit = spec.autoencoder.factor * step;
     if (st.resolution % unit != 0)
-      throw SpecError(p + "resolution", std::to_string(st.resolution) +
-                                            " is not divisible by autoencoder.factor * patch = " +
-                                            std::to_string(unit));
+      throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
+                                            (unet ? "2^(UNet levels - 1)" : "patch") + " = " + std::to_string(unit));
     if (st.lr_schedule != "constant" && st.warmup_steps > st.steps)
       throw SpecError(p + "warmup_steps", std::to_string(st.warmup_steps) + " warm-up steps exceed the stage's " +
                                               std::to_string(st.steps) + " steps");
@@ -137,6 +140,43 @@ RecipeSpec recipe_defaults(const std::string& family) {
     // weight decay 0; VP linear betas 1e-4..0.02 over 1000 steps; ε-prediction with learned
     // sigma (off by default here: the hybrid loss is opt-in); EMA 0.9999; 250 DDPM steps;
     // cfg 1.5 for FID. These are the struct defaults above.
+    return r;
+  }
+  if (family == "unet") {
+    // LDM (Rombach et al. 2022, main.py / ddpm.py): torch.optim.AdamW with its default weight
+    // decay 0.01, ε-prediction, 1000 steps, EMA 0.9999. LDM's "linear" schedule is linear in
+    // sqrt(beta) from 0.0015 to 0.0195; ours is linear in beta, so the DDPM betas stay [recon].
+    r.optimizer.weight_decay = 0.01;
+    return r;
+  }
+  if (family == "mdt") {
+    // MDTv2 (Gao et al. 2023): Adan (not supported yet: AdamW here), mask ratio 0.3, DiT's
+    // diffusion (VP linear, ε with learned sigma opt-in), EMA 0.9999.
+    return r;
+  }
+  if (family == "pixart") {
+    // PixArt-α (configs/pixart_config): AdamW lr 2e-5, weight decay 0.03, eps 1e-10; DiT's
+    // diffusion with learned sigma; 1-D tensors decayed too (the reference decays every tensor).
+    r.optimizer.weight_decay = 0.03;
+    r.optimizer.eps = 1e-10;
+    r.optimizer.decay_norms_and_biases = true;
+    return r;
+  }
+  if (family == "mmdit" || family == "proposed") {
+    // SD3 (Esser et al. 2024): rectified flow, velocity objective, logit-normal(0, 1) timesteps,
+    // AdamW, Euler sampling (50 steps: ours).
+    r.diffusion.process = "flow";
+    r.diffusion.objective = "flow";
+    r.diffusion.t_sampling = "logit-normal";
+    r.sampler.name = "euler";
+    r.sampler.steps = 50;
+    if (family == "proposed") {
+      // The paper's model: controls weighted by w_alpha(t) [paper], noisy-replicate caption
+      // padding [paper], Adam betas (0.9, 0.95) [paper appendix, via a third party].
+      r.conditioning.controls = "proposed";
+      r.conditioning.text_padding = "noisy_replicate";
+      r.optimizer.beta2 = 0.95;
+    }
     return r;
   }
   return r;

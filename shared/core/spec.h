@@ -79,11 +79,37 @@ struct OptimizerSpec {
   double grad_clip = 0.0;  // max global L2 norm of the gradient; 0 = off
 };
 
+// How semantic conditions (label, caption) and control metadata reach the network. Every [recon]
+// default here is ours (PAPER.md), not the paper's value.
+struct ConditioningSpec {
+  double semantic_dropout = 0.1;      // P(label/caption dropped) in training, for guidance [recon: 10%]
+  std::string controls = "none";      // none | sdxl (constant weight 1) | proposed (w_alpha(t) per group)
+  double control_dropout = 0.1;       // P(controls dropped), independent of the semantic drop [recon]
+  double alpha = 1.0;                 // w_alpha(t) = cos(pi t / 2)^alpha, shared default [recon]
+  double alpha_size = -1, alpha_crop = -1, alpha_flip = -1, alpha_aspect = -1;  // < 0: use alpha
+  bool use_size = true, use_crop = true, use_flip = true, use_aspect = true;
+  std::int64_t frequency_size = 256;  // Fourier features per control scalar [lit: SDXL]
+  std::string dropped_controls = "zero";  // zero | learned: what a dropped control embeds to [recon]
+  std::string control_time = "raw";   // raw | shifted: the noise level w_alpha sees [recon]
+  std::string text_padding = "zero";  // zero | replicate | noisy_replicate
+  double text_pad_noise = 0.1;        // sigma_pad of noisy_replicate in training [recon]
+  double text_pad_noise_inference = 0.0;  // sigma_pad when sampling [recon: off]
+  bool mask_padding = false;          // exclude padding slots as attention keys
+};
+
+struct TextEncoderSpec {
+  std::string kind = "builtin";  // builtin: seeded hashed-vocabulary encoder, NOT comparable with the paper's
+  std::int64_t dim = 64;         // token feature width
+  std::int64_t max_tokens = 16;  // token slots per caption
+};
+
 struct RecipeSpec {
   std::string family = "dit";
   std::string preset = "tiny/2";
   bool learn_sigma = false;     // DiT's learned-variance output channels (doubles out channels)
-  double class_dropout = 0.1;   // probability of replacing the label by the null class (for CFG)
+  double mask_ratio = 0.3;      // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
+  std::string pos_embed_resample = "interpolate";  // extrapolate | interpolate | rectified_grid
+  ConditioningSpec conditioning;
   DiffusionSpec diffusion;
   SamplerSpec sampler;
   OptimizerSpec optimizer;
@@ -113,6 +139,7 @@ struct ExperimentSpec {
   std::string task = "class";  // class (class-conditional) | text (text-to-image)
   DatasetSpec dataset;
   AutoencoderSpec autoencoder;
+  TextEncoderSpec text_encoder;
   RecipeSpec recipe;
   std::vector<StageSpec> stages;  // TOML: [[stage]]
 };
@@ -182,11 +209,43 @@ void describe(V& v, OptimizerSpec& s) {
 }
 
 template <class V>
+void describe(V& v, ConditioningSpec& s) {
+  v.field("semantic_dropout", s.semantic_dropout, {"probability of dropping the label/caption in training (guidance) [recon]", 0, 1});
+  v.field("controls", s.controls, {"control metadata: none | sdxl (summed into adaLN, weight 1) | proposed (weighted by w_alpha(t) per group)", 0, 0, {"none", "sdxl", "proposed"}});
+  v.field("control_dropout", s.control_dropout, {"probability of dropping the controls in training, independent of the semantic drop [recon]", 0, 1});
+  v.field("alpha", s.alpha, {"w_alpha(t) = cos(pi t/2)^alpha: shared steepness [recon]", 0, 100});
+  v.field("alpha_size", s.alpha_size, {"alpha of the size group; < 0 = alpha", -1, 100});
+  v.field("alpha_crop", s.alpha_crop, {"alpha of the crop group; < 0 = alpha", -1, 100});
+  v.field("alpha_flip", s.alpha_flip, {"alpha of the flip group; < 0 = alpha", -1, 100});
+  v.field("alpha_aspect", s.alpha_aspect, {"alpha of the aspect-ratio group; < 0 = alpha", -1, 100});
+  v.field("use_size", s.use_size, {"condition on the original height/width"});
+  v.field("use_crop", s.use_crop, {"condition on the crop box"});
+  v.field("use_flip", s.use_flip, {"condition on the flip flag"});
+  v.field("use_aspect", s.use_aspect, {"condition on the aspect ratio"});
+  v.field("frequency_size", s.frequency_size, {"Fourier features per control scalar", 2, 4096});
+  v.field("dropped_controls", s.dropped_controls, {"embedding of dropped controls: zero | learned null vector per group [recon]", 0, 0, {"zero", "learned"}});
+  v.field("control_time", s.control_time, {"noise level w_alpha is evaluated at: raw or resolution-shifted [recon]", 0, 0, {"raw", "shifted"}});
+  v.field("text_padding", s.text_padding, {"padding of the caption token buffer", 0, 0, {"zero", "replicate", "noisy_replicate"}});
+  v.field("text_pad_noise", s.text_pad_noise, {"noise scale of noisy_replicate padding in training [recon]", 0, 100});
+  v.field("text_pad_noise_inference", s.text_pad_noise_inference, {"noise scale of noisy_replicate padding when sampling [recon: 0]", 0, 100});
+  v.field("mask_padding", s.mask_padding, {"exclude caption padding slots as attention keys"});
+}
+
+template <class V>
+void describe(V& v, TextEncoderSpec& s) {
+  v.field("kind", s.kind, {"builtin: seeded hashed-vocabulary encoder (not comparable with the paper's)", 0, 0, {"builtin"}});
+  v.field("dim", s.dim, {"token feature width", 1, 65536});
+  v.field("max_tokens", s.max_tokens, {"token slots per caption", 1, 4096});
+}
+
+template <class V>
 void describe(V& v, RecipeSpec& s) {
   v.field("family", s.family, {"model family (see `ldm-coord presets`)"});
   v.field("preset", s.preset, {"size preset of the family, e.g. XL/2 or tiny/2"});
   v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels; hybrid loss)"});
-  v.field("class_dropout", s.class_dropout, {"probability of dropping the class label during training", 0, 1});
+  v.field("mask_ratio", s.mask_ratio, {"mDT-v2: fraction of image tokens masked in the masked training branch", 0, 0.95});
+  v.field("pos_embed_resample", s.pos_embed_resample, {"positional embeddings of a checkpoint loaded at another resolution", 0, 0, {"extrapolate", "interpolate", "rectified_grid"}});
+  v.table("conditioning", s.conditioning, "semantic and control conditioning");
   v.table("diffusion", s.diffusion, "noise process and training objective");
   v.table("sampler", s.sampler, "default sampling settings");
   v.table("optimizer", s.optimizer, "optimiser settings");
@@ -218,6 +277,7 @@ void describe(V& v, ExperimentSpec& s) {
   v.field("task", s.task, {"class: class-conditional; text: text-to-image", 0, 0, {"class", "text"}});
   v.table("dataset", s.dataset, "training data");
   v.table("autoencoder", s.autoencoder, "image <-> latent autoencoder");
+  v.table("text_encoder", s.text_encoder, "caption -> token features (task = \"text\")");
   v.table("recipe", s.recipe, "model family, size, diffusion and optimiser");
   v.array("stage", s.stages, "training stages, run in order");
 }

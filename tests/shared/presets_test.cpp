@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -77,15 +78,69 @@ TEST_CASE("the preset table lists DiT's paper sizes and the CPU presets") {
   CHECK(xl.patch == 2);
   CHECK(ldm::find_preset("dit", "XL/3") == nullptr);
   CHECK(ldm::find_preset("unet", "XL/2") == nullptr);
-  CHECK(ldm::preset_names("unet").empty());
+  CHECK(ldm::find_preset("unet", "LDM-4-G") != nullptr);
 }
 
-TEST_CASE("the recipe x task table: DiT is class-conditional only") {
+TEST_CASE("every family of the paper has its papers' preset names plus CPU presets") {
+  for (const char* family : {"dit", "mdt", "pixart", "mmdit", "proposed"}) {
+    CAPTURE(family);
+    CHECK(ldm::find_preset(family, "XL/2") != nullptr);
+    CHECK(ldm::find_preset(family, "tiny/2") != nullptr);
+    CHECK(ldm::find_preset(family, "small/2") != nullptr);
+  }
+  CHECK(ldm::find_preset("unet", "tiny") != nullptr);
+  CHECK(ldm::find_preset("unet", "small") != nullptr);
+  CHECK(ldm::find_preset("mmdit", "XL/2-matched") != nullptr);
+}
+
+TEST_CASE("the recipe x task table: Table 1 runs every family on both tasks; unknown pairs are refused") {
   CHECK(ldm::is_known_family("dit"));
   CHECK_FALSE(ldm::is_known_family("ditt"));
-  CHECK(ldm::family_supports_task("dit", "class"));
-  CHECK_FALSE(ldm::family_supports_task("dit", "text"));
+  for (const auto& family : ldm::recipe_families()) {
+    CHECK(ldm::family_supports_task(family, "class"));
+    CHECK(ldm::family_supports_task(family, "text"));
+    CHECK_FALSE(ldm::family_supports_task(family, "video"));
+  }
   CHECK_FALSE(ldm::family_supports_task("unknown", "class"));
+}
+
+TEST_CASE("PixArt-alpha-XL/2 (T5 captions, 120 tokens) has the reference's 610,856,096 trainable parameters") {
+  ldm::ModelShape s = imagenet256();
+  s.num_classes = 0;
+  s.text_channels = 4096;
+  s.text_tokens = 120;
+  const ldm::PresetInfo* p = ldm::find_preset("pixart", "XL/2");
+  REQUIRE(p);
+  // + the fixed 16x16x1152 positional table, which our module holds as a (frozen) parameter.
+  CHECK(ldm::analytic_param_count(*p, s) == 610856096 + 256 * 1152);
+}
+
+TEST_CASE("mmDiT at DiT-XL/2 sizing doubles DiT-XL/2; the matched preset is within 2% of it; proposed drops y_embedder") {
+  ldm::ModelShape s = imagenet256();
+  s.learn_sigma = false;  // SD3's rectified flow predicts no variance
+  const auto count = [&](const char* family, const char* preset) {
+    const ldm::PresetInfo* p = ldm::find_preset(family, preset);
+    REQUIRE(p);
+    return ldm::analytic_param_count(*p, s);
+  };
+  CHECK(count("mmdit", "XL/2") == 1331176336);
+  const double dit_xl = double(count("dit", "XL/2"));
+  CHECK(std::abs(double(count("mmdit", "XL/2-matched")) - dit_xl) / dit_xl < 0.02);
+  // The proposed model takes no pooled vector into adaLN: y_embedder.mlp.{0,2} (D->D twice) go.
+  const std::int64_t D = 1152;
+  CHECK(count("mmdit", "XL/2") - count("proposed", "XL/2") == 2 * (D * D + D));
+}
+
+TEST_CASE("control embedder size: one Fourier-MLP per enabled group") {
+  ldm::ControlShape c;
+  CHECK(ldm::control_embedder_param_count(64, c) == 0);  // disabled
+  c.enabled = true;
+  c.frequency_size = 8;
+  // size (2 columns), crop (4), flip (1), aspect (1): Linear(k*8 -> 64) + Linear(64 -> 64) each
+  const std::int64_t expected = (16 * 64 + 64) + (32 * 64 + 64) + 2 * (8 * 64 + 64) + 4 * (64 * 64 + 64);
+  CHECK(ldm::control_embedder_param_count(64, c) == expected);
+  c.flip = false;
+  CHECK(ldm::control_embedder_param_count(64, c) == expected - (8 * 64 + 64) - (64 * 64 + 64));
 }
 
 TEST_CASE("edit_distance counts insertions, deletions and substitutions") {

@@ -130,9 +130,9 @@ TEST_CASE("spec_from_json accepts an integer for a float field") {
 
 TEST_CASE("spec_from_json rejects out-of-range values and unknown choices") {
   json range = valid_json();
-  range["recipe"]["class_dropout"] = 1.5;
+  range["recipe"]["conditioning"]["semantic_dropout"] = 1.5;
   const SpecError r = json_error(range);
-  CHECK(r.key_path() == "recipe.class_dropout");
+  CHECK(r.key_path() == "recipe.conditioning.semantic_dropout");
   CHECK(r.detail() == "value 1.5 is out of range [0, 1]");
 
   json choice = valid_json();

@@ -59,7 +59,7 @@ ExperimentSpec everything_non_default() {
   s.autoencoder.shift = -0.5;
   s.recipe.preset = "XL/2";
   s.recipe.learn_sigma = true;
-  s.recipe.class_dropout = 1.0 / 3.0;
+  s.recipe.conditioning.semantic_dropout = 1.0 / 3.0;
   s.recipe.diffusion.timesteps = 500;
   s.recipe.diffusion.beta_start = 1.5e-4;
   s.recipe.diffusion.beta_end = 0.0195;

@@ -35,7 +35,7 @@ TEST_CASE("DiT parameter count equals the analytic count of the preset table") {
   const PresetInfo* p = find_preset("dit", "tiny/2");
   REQUIRE(p);
   for (bool sigma : {false, true})
-    CHECK(count(tiny_dit(16, 16, 0, sigma)) == analytic_param_count(*p, {12, 16, 10, sigma, true}));
+    CHECK(count(tiny_dit(16, 16, 0, sigma)) == analytic_param_count(*p, {12, 16, 10, sigma, true, 0, 0, {}}));
 }
 
 TEST_CASE("DiT uses the reference implementation's state-dict key names") {

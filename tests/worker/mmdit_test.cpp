@@ -244,7 +244,7 @@ MMDiTConfig xl_class() {
 int64_t dit_xl2_params() {
   const PresetInfo* p = find_preset("dit", "XL/2");
   REQUIRE(p);
-  return analytic_param_count(*p, {4, 32, 1000, /*learn_sigma=*/true, /*class_dropout=*/true});
+  return analytic_param_count(*p, {4, 32, 1000, /*learn_sigma=*/true, /*class_dropout=*/true, 0, 0, {}});
 }
 }  // namespace
 

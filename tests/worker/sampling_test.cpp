@@ -28,7 +28,7 @@ ExperimentSpec tiny_spec() {
   s.dataset.classes = 4;
   s.dataset.shard_records = 64;
   s.recipe.preset = "tiny/4";
-  s.recipe.class_dropout = 0.1;
+  s.recipe.conditioning.semantic_dropout = 0.1;
   s.stages.emplace_back();
   s.stages[0].resolution = 32;
   s.stages[0].steps = 40;

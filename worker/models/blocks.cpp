@@ -55,6 +55,11 @@ torch::Tensor TimestepEmbedderImpl::forward(const torch::Tensor& t) {
   return mlp->forward(frequency_embedding(t, frequency_size));
 }
 
+VectorEmbedderImpl::VectorEmbedderImpl(int64_t in, int64_t width) {
+  mlp = register_module(
+      "mlp", torch::nn::Sequential(torch::nn::Linear(in, width), torch::nn::SiLU(), torch::nn::Linear(width, width)));
+}
+
 LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes, int64_t dim, bool with_null_class) {
   embedding_table = register_module("embedding_table",
                                     torch::nn::Embedding(num_classes + (with_null_class ? 1 : 0), dim));

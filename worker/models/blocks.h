@@ -47,6 +47,14 @@ struct LabelEmbedderImpl : torch::nn::Module {
 };
 TORCH_MODULE(LabelEmbedder);
 
+// Pooled vector -> width: Linear-SiLU-Linear (SD3's VectorEmbedder; keys mlp.0 / mlp.2).
+struct VectorEmbedderImpl : torch::nn::Module {
+  VectorEmbedderImpl(int64_t in, int64_t width);
+  torch::Tensor forward(const torch::Tensor& v) { return mlp->forward(v); }  // [N,Cp] -> [N,D]
+  torch::nn::Sequential mlp{nullptr};
+};
+TORCH_MODULE(VectorEmbedder);
+
 // 2-D sin-cos positional embedding for a grid_h × grid_w token grid, row-major tokens: the first
 // half of the channels encodes the column, the second half the row (as DiT/MAE). [T, D] float32.
 torch::Tensor sincos_2d(int64_t dim, int64_t grid_h, int64_t grid_w);

@@ -45,12 +45,19 @@ DiT::DiT(const DiTConfig& c) : cfg_(c) {
   grid_w_ = c.latent_w / c.patch;
   x_embedder_ = register_module("x_embedder", std::make_shared<PatchEmbed>(c.in_channels, c.width, c.patch));
   t_embedder_ = register_module("t_embedder", TimestepEmbedder(c.width));
-  y_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, c.null_class));
+  if (c.num_classes > 0)
+    y_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, c.null_class));
+  else if (c.text_channels > 0)
+    caption_embedder_ = register_module("caption_embedder", VectorEmbedder(c.text_channels, c.width));
+  else
+    throw Error("DiT: set num_classes (class task) or text_channels (text task)");
   pos_embed_ = register_parameter("pos_embed", sincos_2d(c.width, grid_h_, grid_w_).unsqueeze(0),
                                   /*requires_grad=*/false);
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.depth; ++i) blocks_->push_back(DiTBlock(c.width, c.heads, c.mlp_ratio));
   final_layer_ = register_module("final_layer", DiTFinalLayer(c.width, c.patch, out_channels_));
+  control_embedder_ = make_control_embedder(c.controls, c.width);
+  if (control_embedder_) register_module("control_embedder", control_embedder_);
 }
 
 void DiT::initialize(at::Generator& gen) {
@@ -59,7 +66,9 @@ void DiT::initialize(at::Generator& gen) {
   // embedding like a Linear; N(0, 0.02) label and timestep-MLP weights; then zero the adaLN
   // modulation and the output layer (adaLN-Zero).
   init_linears_and_patch_embed_(*this, x_embedder_->proj, gen);
-  normal_(y_embedder_->embedding_table->weight, 0.02, gen);
+  if (y_embedder_) normal_(y_embedder_->embedding_table->weight, 0.02, gen);
+  if (caption_embedder_)
+    for (int i : {0, 2}) normal_(caption_embedder_->mlp[i]->as<torch::nn::Linear>()->weight, 0.02, gen);
   normal_(t_embedder_->mlp[0]->as<torch::nn::Linear>()->weight, 0.02, gen);
   normal_(t_embedder_->mlp[2]->as<torch::nn::Linear>()->weight, 0.02, gen);
   for (auto& b : *blocks_) {
@@ -73,21 +82,36 @@ void DiT::initialize(at::Generator& gen) {
   final_layer_->linear->weight.zero_();
   final_layer_->linear->bias.zero_();
   pos_embed_.copy_(sincos_2d(cfg_.width, grid_h_, grid_w_).unsqueeze(0));
+  if (control_embedder_) control_embedder_->initialize(gen);
+}
+
+std::vector<std::string> DiT::zero_initialised() const {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < cfg_.depth; ++i)
+    for (const char* w : {"weight", "bias"})
+      names.push_back("blocks." + std::to_string(i) + ".adaLN_modulation.1." + w);
+  for (const char* n : {"final_layer.adaLN_modulation.1.weight", "final_layer.adaLN_modulation.1.bias",
+                        "final_layer.linear.weight", "final_layer.linear.bias"})
+    names.push_back(n);
+  return names;
 }
 
 torch::Tensor DiT::unpatchify(const torch::Tensor& tokens) const {
   return models::unpatchify(tokens, grid_h_, grid_w_, cfg_.patch, out_channels_);
 }
 
-torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
   auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
-  auto c = t_embedder_->forward(t) + y_embedder_->forward(y);  // [N, D]
+  auto c = t_embedder_->forward(t);  // [N, D]
+  c = y_embedder_ ? c + y_embedder_->forward(require_field(cond.labels, "labels", "DiT"))
+                  : c + caption_embedder_->forward(pooled_with_drop(cond, "DiT"));
+  c = add_controls(c, control_embedder_, cond, "DiT");
   for (auto& b : *blocks_) h = b->as<DiTBlockImpl>()->forward(h, c);
   return unpatchify(final_layer_->forward(h, c));  // [N, C_out, H, W]
 }
 
-DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, bool learn_sigma) {
+DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
   DiTConfig c;
   c.in_channels = g.in_channels;
   c.latent_h = g.latent_h;
@@ -98,8 +122,14 @@ DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, bool learn_sig
   c.heads = p.heads;
   c.mlp_ratio = p.mlp_ratio;
   c.num_classes = g.num_classes;
-  c.learn_sigma = learn_sigma;
+  c.text_channels = g.num_classes > 0 ? 0 : g.text_channels;
+  c.learn_sigma = recipe.learn_sigma;
+  c.controls = control_options(recipe);
   return c;
+}
+
+std::shared_ptr<Denoiser> build_dit(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe) {
+  return std::make_shared<DiT>(dit_config(preset, geometry, recipe));
 }
 
 }  // namespace ldm::models

@@ -95,11 +95,6 @@ std::pair<torch::Tensor, torch::Tensor> MMDiTJointBlockImpl::forward(const torch
   return {context_block->post_attention(out.narrow(1, 0, L), cs), x_out};
 }
 
-VectorEmbedderImpl::VectorEmbedderImpl(int64_t in, int64_t width) {
-  mlp = register_module(
-      "mlp", torch::nn::Sequential(torch::nn::Linear(in, width), torch::nn::SiLU(), torch::nn::Linear(width, width)));
-}
-
 MMDiT::MMDiT(const MMDiTConfig& c) : cfg_(c) {
   if (c.latent_h % c.patch || c.latent_w % c.patch)
     throw Error("MMDiT: latent " + std::to_string(c.latent_h) + "x" + std::to_string(c.latent_w) +
@@ -114,7 +109,7 @@ MMDiT::MMDiT(const MMDiTConfig& c) : cfg_(c) {
   grid_w_ = c.latent_w / c.patch;
   x_embedder_ = register_module("x_embedder", std::make_shared<DiT::PatchEmbed>(c.in_channels, c.width, c.patch));
   t_embedder_ = register_module("t_embedder", TimestepEmbedder(c.width));
-  y_embedder_ = register_module("y_embedder", VectorEmbedder(cfg_.pooled_channels, c.width));
+  if (c.semantic_in_adaln) y_embedder_ = register_module("y_embedder", VectorEmbedder(cfg_.pooled_channels, c.width));
   context_embedder_ = register_module("context_embedder", torch::nn::Linear(cfg_.context_channels, c.width));
   if (class_mode) label_embedder_ = register_module("label_embedder", LabelEmbedder(c.num_classes, c.width, true));
   pos_embed_ = register_parameter("pos_embed", sincos_2d(c.width, grid_h_, grid_w_).unsqueeze(0),
@@ -124,6 +119,8 @@ MMDiT::MMDiT(const MMDiTConfig& c) : cfg_(c) {
     joint_blocks_->push_back(
         MMDiTJointBlock(c.width, c.heads, c.mlp_ratio, /*context_pre_only=*/i == c.depth - 1, c.qk_norm));
   final_layer_ = register_module("final_layer", DiTFinalLayer(c.width, c.patch, out_channels_));
+  control_embedder_ = make_control_embedder(c.controls, c.width);
+  if (control_embedder_) register_module("control_embedder", control_embedder_);
 }
 
 void MMDiT::initialize(at::Generator& gen) {
@@ -133,7 +130,7 @@ void MMDiT::initialize(at::Generator& gen) {
     if (auto* rms = m->as<RMSNorm>()) rms->weight.fill_(1.0);
   for (int i : {0, 2}) {
     normal_(t_embedder_->mlp[i]->as<torch::nn::Linear>()->weight, 0.02, gen);
-    normal_(y_embedder_->mlp[i]->as<torch::nn::Linear>()->weight, 0.02, gen);
+    if (y_embedder_) normal_(y_embedder_->mlp[i]->as<torch::nn::Linear>()->weight, 0.02, gen);
   }
   normal_(context_embedder_->weight, 0.02, gen);
   if (label_embedder_) normal_(label_embedder_->embedding_table->weight, 0.02, gen);
@@ -151,6 +148,19 @@ void MMDiT::initialize(at::Generator& gen) {
   final_layer_->linear->weight.zero_();
   final_layer_->linear->bias.zero_();
   pos_embed_.copy_(sincos_2d(cfg_.width, grid_h_, grid_w_).unsqueeze(0));
+  if (control_embedder_) control_embedder_->initialize(gen);
+}
+
+std::vector<std::string> MMDiT::zero_initialised() const {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < cfg_.depth; ++i)
+    for (const char* stream : {"x_block", "context_block"})
+      for (const char* w : {"weight", "bias"})
+        names.push_back("joint_blocks." + std::to_string(i) + "." + stream + ".adaLN_modulation.1." + w);
+  for (const char* n : {"final_layer.adaLN_modulation.1.weight", "final_layer.adaLN_modulation.1.bias",
+                        "final_layer.linear.weight", "final_layer.linear.bias"})
+    names.push_back(n);
+  return names;
 }
 
 torch::Tensor MMDiT::unpatchify(const torch::Tensor& tokens) const {
@@ -158,31 +168,44 @@ torch::Tensor MMDiT::unpatchify(const torch::Tensor& tokens) const {
 }
 
 torch::Tensor MMDiT::run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
-                         const torch::Tensor& key_keep, const torch::Tensor& pooled) {
+                         const torch::Tensor& key_keep, const torch::Tensor& pooled, const Condition& controls) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
   auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
-  auto c = t_embedder_->forward(t) + y_embedder_->forward(pooled);  // [N, D]
+  auto c = t_embedder_->forward(t);  // [N, D]
+  if (y_embedder_) c = c + y_embedder_->forward(pooled);
+  c = add_controls(c, control_embedder_, controls, "MMDiT");
   auto ctx = context_embedder_->forward(context);                   // [N, L, D]
   for (auto& b : *joint_blocks_) std::tie(ctx, h) = b->as<MMDiTJointBlockImpl>()->forward(ctx, h, c, key_keep);
   return unpatchify(final_layer_->forward(h, c));  // [N, C_out, H, W]
 }
 
-torch::Tensor MMDiT::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-  if (!label_embedder_) throw Error("MMDiT: built for text conditioning; call forward_text");
-  auto e = label_embedder_->forward(y);  // [N, D]: the pooled vector and the one context token
-  return run(x, t, e.unsqueeze(1), torch::Tensor(), e);
+torch::Tensor MMDiT::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {
+  if (label_embedder_) {
+    auto e = label_embedder_->forward(require_field(cond.labels, "labels", "MMDiT"));  // [N, D]
+    return run(x, t, e.unsqueeze(1), torch::Tensor(), e, cond);  // one context token; e also pooled
+  }
+  auto tokens = tokens_with_drop(cond, "MMDiT");
+  auto pooled = cfg_.semantic_in_adaln ? pooled_with_drop(cond, "MMDiT") : torch::Tensor();
+  check_text(x, tokens, cfg_.mask_padding ? cond.token_mask : torch::Tensor(), pooled);
+  return run(x, t, tokens, cfg_.mask_padding ? cond.token_mask : torch::Tensor(), pooled, cond);
+}
+
+void MMDiT::check_text(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& mask,
+                       const torch::Tensor& pooled) const {
+  TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == x.size(0) && tokens.size(2) == cfg_.context_channels,
+              "MMDiT: tokens must be [N, L, ", cfg_.context_channels, "], got ", tokens.sizes());
+  TORCH_CHECK(!pooled.defined() || (pooled.dim() == 2 && pooled.size(0) == x.size(0) && pooled.size(1) == cfg_.pooled_channels),
+              "MMDiT: pooled must be [N, ", cfg_.pooled_channels, "], got ", pooled.sizes());
+  TORCH_CHECK(!mask.defined() || (mask.dim() == 2 && mask.size(0) == tokens.size(0) && mask.size(1) == tokens.size(1)),
+              "MMDiT: mask must be [N, L] like tokens ", tokens.sizes(), ", got ", mask.sizes());
 }
 
 torch::Tensor MMDiT::forward_text(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& tokens,
                                   const torch::Tensor& mask, const torch::Tensor& pooled) {
   if (label_embedder_) throw Error("MMDiT: built for class conditioning; call forward(x, t, y)");
-  TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == x.size(0) && tokens.size(2) == cfg_.context_channels,
-              "MMDiT: tokens must be [N, L, ", cfg_.context_channels, "], got ", tokens.sizes());
-  TORCH_CHECK(pooled.dim() == 2 && pooled.size(0) == x.size(0) && pooled.size(1) == cfg_.pooled_channels,
-              "MMDiT: pooled must be [N, ", cfg_.pooled_channels, "], got ", pooled.sizes());
-  TORCH_CHECK(!mask.defined() || (mask.dim() == 2 && mask.size(0) == tokens.size(0) && mask.size(1) == tokens.size(1)),
-              "MMDiT: mask must be [N, L] like tokens ", tokens.sizes(), ", got ", mask.sizes());
-  return run(x, t, tokens, mask, pooled);
+  if (cfg_.semantic_in_adaln) require_field(pooled, "pooled", "MMDiT");
+  check_text(x, tokens, mask, pooled);
+  return run(x, t, tokens, mask, pooled, Condition());
 }
 
 int64_t mmdit_param_count(const MMDiTConfig& c) {
@@ -214,6 +237,29 @@ int64_t mmdit_param_matched_depth(const MMDiTConfig& config, int64_t target_para
     if (err < best_err) best = c.depth, best_err = err;
   }
   return best;
+}
+
+}  // namespace ldm::models
+
+namespace ldm::models {
+
+std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
+  MMDiTConfig c;
+  c.in_channels = g.in_channels;
+  c.latent_h = g.latent_h;
+  c.latent_w = g.latent_w;
+  c.patch = p.patch;
+  c.width = p.width;
+  c.depth = p.depth;
+  c.heads = p.heads;
+  c.mlp_ratio = p.mlp_ratio;
+  c.learn_sigma = recipe.learn_sigma;
+  c.num_classes = g.num_classes;
+  if (g.num_classes <= 0) c.context_channels = c.pooled_channels = g.text_channels;
+  c.semantic_in_adaln = p.family != "proposed";
+  c.controls = control_options(recipe);
+  c.mask_padding = recipe.conditioning.mask_padding;
+  return std::make_shared<MMDiT>(c);
 }
 
 }  // namespace ldm::models

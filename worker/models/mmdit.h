@@ -35,6 +35,14 @@ struct MMDiTConfig {
   // last (pre_only) context stream also gets ln_q although its queries are unused: that one
   // parameter never receives a gradient.
   bool qk_norm = false;
+  // SD3: the pooled condition (class embedding / pooled caption) joins the timestep in adaLN. The
+  // proposed model sets false: semantics reach the network only as attention tokens, adaLN carries
+  // timestep + controls [summary/recon], and there is no y_embedder.
+  bool semantic_in_adaln = true;
+  // Control metadata summed into c (adaLN of every stream); unset = no control conditioning.
+  std::optional<ControlEmbedderOptions> controls;
+  // forward(x, t, Condition) in text mode: exclude caption padding slots as attention keys.
+  bool mask_padding = false;
 };
 
 // x · rsqrt(mean(x²) + eps) · weight over the last dimension (key: weight).
@@ -89,19 +97,14 @@ struct MMDiTJointBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(MMDiTJointBlock);
 
-// Pooled vector -> width: Linear-SiLU-Linear (SD3's VectorEmbedder; keys mlp.0 / mlp.2).
-struct VectorEmbedderImpl : torch::nn::Module {
-  VectorEmbedderImpl(int64_t in, int64_t width);
-  torch::Tensor forward(const torch::Tensor& v) { return mlp->forward(v); }  // [N,Cp] -> [N,D]
-  torch::nn::Sequential mlp{nullptr};
-};
-TORCH_MODULE(VectorEmbedder);
-
 class MMDiT final : public Denoiser {
  public:
   explicit MMDiT(const MMDiTConfig& config);
-  // Class mode: y [N] int64, value num_classes = null label. Throws in text mode.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) override;
+  using Denoiser::forward;
+  // Class mode: cond.labels [N] int64, value num_classes = null label. Text mode: cond.tokens
+  // (rows of cond.semantic_drop zeroed), cond.pooled when semantic_in_adaln, cond.token_mask when
+  // mask_padding. Controls (when configured): cond.controls, control_drop, noise_level.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) override;
   // Text mode: tokens [N, L, context_channels]; mask [N, L] (bool or 0/1; true = real token,
   // false = padding, excluded as an attention key everywhere; undefined = all real);
   // pooled [N, pooled_channels]. Returns [N, C_out, H, W]. Throws in class mode.
@@ -112,12 +115,16 @@ class MMDiT final : public Denoiser {
   // and zero final layer (adaLN-Zero: the output is exactly zero at initialisation).
   void initialize(at::Generator& gen) override;
   int64_t out_channels() const override { return out_channels_; }
+  std::vector<std::string> zero_initialised() const override;
   const MMDiTConfig& config() const { return cfg_; }
   torch::Tensor unpatchify(const torch::Tensor& tokens) const;  // [N,T,p·p·C] -> [N,C,H,W]
 
  private:
+  void check_text(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& mask,
+                  const torch::Tensor& pooled) const;
+  // pooled may be undefined when !semantic_in_adaln; `controls` supplies the control fields only.
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
-                    const torch::Tensor& key_keep, const torch::Tensor& pooled);
+                    const torch::Tensor& key_keep, const torch::Tensor& pooled, const Condition& controls);
   MMDiTConfig cfg_;
   int64_t out_channels_, grid_h_, grid_w_;
   std::shared_ptr<DiT::PatchEmbed> x_embedder_;
@@ -128,7 +135,12 @@ class MMDiT final : public Denoiser {
   torch::Tensor pos_embed_;                // [1, T, D] fixed sin-cos, non-trainable parameter
   torch::nn::ModuleList joint_blocks_{nullptr};
   DiTFinalLayer final_layer_{nullptr};
+  ControlEmbedder control_embedder_{nullptr};
 };
+
+// Builds (without initialising) an MM-DiT for a preset of family "mmdit" (SD3 conditioning) or
+// "proposed" (semantic tokens through attention only; controls weighted by w_alpha(t)).
+std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe);
 
 // sum(p.numel() for p in parameters()) of MMDiT(config), pos_embed included, without building it.
 // DiT-XL/2 sizing (depth 28, width 1152, 16 heads, patch 2, 4 ch, 32×32, 1000 classes) gives

@@ -114,6 +114,8 @@ PixArt::PixArt(const PixArtConfig& c) : cfg_(c) {
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.depth; ++i) blocks_->push_back(PixArtBlock(c.width, c.heads, c.mlp_ratio));
   final_layer_ = register_module("final_layer", T2IFinalLayer(c.width, c.patch, out_channels_));
+  control_embedder_ = make_control_embedder(c.controls, c.width);
+  if (control_embedder_) register_module("control_embedder", control_embedder_);
 }
 
 void PixArt::initialize(at::Generator& gen) {
@@ -142,6 +144,16 @@ void PixArt::initialize(at::Generator& gen) {
   table_init_(final_layer_->scale_shift_table, gen);
   zero_linear_(final_layer_->linear);
   pos_embed_.copy_(sincos_2d(cfg_.width, grid_h_, grid_w_).unsqueeze(0));
+  if (control_embedder_) control_embedder_->initialize(gen);
+}
+
+std::vector<std::string> PixArt::zero_initialised() const {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < cfg_.depth; ++i)
+    for (const char* w : {"weight", "bias"}) names.push_back("blocks." + std::to_string(i) + ".cross_attn.proj." + w);
+  names.push_back("final_layer.linear.weight");
+  names.push_back("final_layer.linear.bias");
+  return names;
 }
 
 torch::Tensor PixArt::null_caption() const {
@@ -154,34 +166,67 @@ torch::Tensor PixArt::unpatchify(const torch::Tensor& tokens) const {
 }
 
 torch::Tensor PixArt::run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond,
-                          const torch::Tensor& mask) {
+                          const torch::Tensor& mask, const Condition& controls) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
   auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
-  auto t_emb = t_embedder_->forward(t);  // [N, D]
+  auto t_emb = add_controls(t_embedder_->forward(t), control_embedder_, controls, "PixArt");  // [N, D]
   auto t0 = t_block_->forward(t_emb);    // [N, 6D], shared by every block (adaLN-single)
   for (auto& b : *blocks_) h = b->as<PixArtBlockImpl>()->forward(h, cond, mask, t0);
   return unpatchify(final_layer_->forward(h, t_emb));  // [N, C_out, H, W]
 }
 
-torch::Tensor PixArt::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-  if (text_mode()) throw Error("PixArt: forward(x, t, labels) is class mode; this model is text mode (forward_text)");
-  return run(x, t, label_embedder_->forward(y).unsqueeze(1), /*mask=*/{});  // one token: [N, 1, D]
+torch::Tensor PixArt::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {
+  if (!text_mode())  // one label token: [N, 1, D]
+    return run(x, t, label_embedder_->forward(require_field(cond.labels, "labels", "PixArt")).unsqueeze(1),
+               /*mask=*/{}, cond);
+  const auto& tokens = require_field(cond.tokens, "tokens", "PixArt");
+  check_caption(tokens, x.size(0));
+  auto caption = tokens;  // [N, L, Cc]
+  if (cond.semantic_drop.defined()) caption = with_null_caption(tokens, cond.semantic_drop);
+  return run(x, t, caption_embedder_->forward(caption), cfg_.mask_padding ? cond.token_mask : torch::Tensor(), cond);
+}
+
+void PixArt::check_caption(const torch::Tensor& tokens, int64_t n) const {
+  TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == n && tokens.size(2) == cfg_.caption_channels &&
+                  tokens.size(1) <= cfg_.max_tokens,
+              "PixArt: tokens must be [N, L <= ", cfg_.max_tokens, ", ", cfg_.caption_channels, "], got ",
+              tokens.sizes());
+}
+
+torch::Tensor PixArt::with_null_caption(const torch::Tensor& tokens, const torch::Tensor& drop) const {
+  TORCH_CHECK(tokens.size(1) == cfg_.max_tokens, "PixArt: caption dropout needs L == max_tokens");
+  auto null = caption_embedder_->y_embedding.to(tokens.dtype()).unsqueeze(0);  // [1, L, Cc]
+  return torch::where(drop.to(torch::kBool).view({-1, 1, 1}), null, tokens);
 }
 
 torch::Tensor PixArt::forward_text(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& tokens,
                                    const torch::Tensor& mask, const torch::Tensor& drop) {
   if (!text_mode()) throw Error("PixArt: forward_text needs text mode (caption_channels > 0)");
-  TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == x.size(0) && tokens.size(2) == cfg_.caption_channels &&
-                  tokens.size(1) <= cfg_.max_tokens,
-              "PixArt: tokens must be [N, L <= ", cfg_.max_tokens, ", ", cfg_.caption_channels, "], got ",
-              tokens.sizes());
-  auto caption = tokens;  // [N, L, Cc]
-  if (drop.defined()) {
-    TORCH_CHECK(tokens.size(1) == cfg_.max_tokens, "PixArt: caption dropout needs L == max_tokens");
-    auto null = caption_embedder_->y_embedding.to(tokens.dtype()).unsqueeze(0);  // [1, L, Cc]
-    caption = torch::where(drop.to(torch::kBool).view({-1, 1, 1}), null, tokens);
+  check_caption(tokens, x.size(0));
+  auto caption = drop.defined() ? with_null_caption(tokens, drop) : tokens;  // [N, L, Cc]
+  return run(x, t, caption_embedder_->forward(caption), mask, Condition());  // condition tokens [N, L, D]
+}
+
+std::shared_ptr<Denoiser> build_pixart(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
+  PixArtConfig c;
+  c.in_channels = g.in_channels;
+  c.latent_h = g.latent_h;
+  c.latent_w = g.latent_w;
+  c.patch = p.patch;
+  c.width = p.width;
+  c.depth = p.depth;
+  c.heads = p.heads;
+  c.mlp_ratio = p.mlp_ratio;
+  c.learn_sigma = recipe.learn_sigma;
+  if (g.num_classes > 0) {
+    c.num_classes = g.num_classes;
+  } else {
+    c.caption_channels = g.text_channels;
+    c.max_tokens = g.text_tokens;
   }
-  return run(x, t, caption_embedder_->forward(caption), mask);  // condition tokens [N, L, D]
+  c.controls = control_options(recipe);
+  c.mask_padding = recipe.conditioning.mask_padding;
+  return std::make_shared<PixArt>(c);
 }
 
 }  // namespace ldm::models

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "worker/models/blocks.h"
+#include "shared/core/presets.h"
 #include "worker/models/denoiser.h"
 
 namespace ldm::models {
@@ -25,6 +26,11 @@ struct PixArtConfig {
   // The reference stores the null caption `y_embedder.y_embedding` [max_tokens, caption_channels]
   // as a buffer (random, never trained). true makes it a trainable parameter instead.
   bool learn_null_caption = false;
+  // Control metadata added to the timestep embedding before t_block (so every block's adaLN-single
+  // modulation and the final layer see it); unset = no control conditioning.
+  std::optional<ControlEmbedderOptions> controls;
+  // Text mode through forward(x, t, Condition): exclude caption padding slots as cross-attention keys.
+  bool mask_padding = false;
 };
 
 // Cross-attention from image tokens (queries) to condition tokens (keys/values), as the reference's
@@ -80,9 +86,12 @@ class PixArt final : public Denoiser {
  public:
   explicit PixArt(const PixArtConfig& config);
 
-  // Class mode only. x [N,C,H,W], t [N] model time, y [N] int64 (num_classes = null class)
-  // -> [N, C_out, H, W]. The label becomes a single cross-attention token.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) override;
+  using Denoiser::forward;
+  // Class mode: cond.labels [N] int64 (num_classes = null class) becomes a single cross-attention
+  // token. Text mode: cond.tokens [N, max_tokens, caption_channels], cond.semantic_drop replaces a
+  // caption by the null caption y_embedding, cond.token_mask masks keys when config.mask_padding.
+  // Controls (when configured): cond.controls, cond.control_drop, cond.noise_level.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) override;
 
   // Text mode only. tokens [N, L, caption_channels], L <= max_tokens; mask [N, L] bool, true = real
   // token (undefined: all real). drop [N] bool or undefined: rows set replace the caption with the
@@ -94,6 +103,7 @@ class PixArt final : public Denoiser {
   // As the reference's initialize_weights(); see pixart.cpp for which tensor gets what.
   void initialize(at::Generator& gen) override;
   int64_t out_channels() const override { return out_channels_; }
+  std::vector<std::string> zero_initialised() const override;
   const PixArtConfig& config() const { return cfg_; }
   bool text_mode() const { return cfg_.caption_channels > 0; }
   // The null caption [max_tokens, caption_channels] (text mode), e.g. for unconditional sampling.
@@ -109,8 +119,11 @@ class PixArt final : public Denoiser {
 
  private:
   // Shared trunk: cond [N, L, D] condition tokens, mask [N, L] bool or undefined.
+  void check_caption(const torch::Tensor& tokens, int64_t n) const;
+  torch::Tensor with_null_caption(const torch::Tensor& tokens, const torch::Tensor& drop) const;
+  // `controls` supplies the control fields only.
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond,
-                    const torch::Tensor& mask);
+                    const torch::Tensor& mask, const Condition& controls);
 
   PixArtConfig cfg_;
   int64_t out_channels_, grid_h_, grid_w_;
@@ -122,6 +135,12 @@ class PixArt final : public Denoiser {
   torch::Tensor pos_embed_;  // [1, T, D], fixed sin-cos (a non-trainable parameter, as DiT here)
   torch::nn::ModuleList blocks_{nullptr};
   T2IFinalLayer final_layer_{nullptr};
+  ControlEmbedder control_embedder_{nullptr};
 };
+
+// Builds (without initialising) PixArt-α for a preset of family "pixart": class mode when
+// geometry.num_classes > 0, else text mode with caption_channels = text_channels and
+// max_tokens = text_tokens.
+std::shared_ptr<Denoiser> build_pixart(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe);
 
 }  // namespace ldm::models

@@ -1,0 +1,122 @@
+// mDT-v2 (Gao et al., "Masked Diffusion Transformer is a Strong Image Synthesizer", MDTv2): presets,
+// parameter count and forward cost. Mirrors worker/models/mdt.{h,cpp} term by term; the worker test
+// checks that the built module's parameter count equals mdt_param_count().
+#include <string>
+
+#include "shared/core/error.h"
+#include "shared/core/presets.h"
+
+namespace ldm {
+namespace {
+
+struct MdtDims {
+  std::int64_t D, P, C, C_out, H, heads, grid, T;
+  std::int64_t encoder_half;  // en_inblocks = en_outblocks = (depth - decoder_depth) / 2
+  std::int64_t decoder;       // de_blocks
+  bool text;
+};
+
+MdtDims mdt_dims(const PresetInfo& p, const ModelShape& s) {
+  if (p.family != "mdt") throw Error("mdt: preset '" + p.family + " " + p.name + "' is not an mdt preset");
+  if (p.decoder_depth < 0 || p.decoder_depth > p.depth || (p.depth - p.decoder_depth) % 2)
+    throw Error("mdt: preset '" + p.name + "': depth " + std::to_string(p.depth) + " minus decoder_depth " +
+                std::to_string(p.decoder_depth) + " must be even and non-negative (encoder in/out halves)");
+  if (p.patch <= 0 || s.latent_size % p.patch)
+    throw Error("mdt: latent size " + std::to_string(s.latent_size) + " is not divisible by patch " +
+                std::to_string(p.patch));
+  if (s.num_classes <= 0 && s.text_channels <= 0)
+    throw Error("mdt: the shape has neither classes (class task) nor text_channels (text task)");
+  MdtDims d;
+  d.D = p.width;
+  d.P = p.patch;
+  d.C = s.in_channels;
+  d.C_out = s.learn_sigma ? 2 * d.C : d.C;
+  d.H = static_cast<std::int64_t>(p.width * p.mlp_ratio);
+  d.heads = p.heads;
+  d.grid = s.latent_size / p.patch;
+  d.T = d.grid * d.grid;
+  d.encoder_half = (p.depth - p.decoder_depth) / 2;
+  d.decoder = p.decoder_depth;
+  d.text = s.num_classes <= 0;
+  return d;
+}
+
+}  // namespace
+
+void add_mdt_presets(std::vector<PresetInfo>& table) {
+  auto add = [&](const char* name, int depth, int width, int heads, int decoder_depth, const char* source) {
+    PresetInfo p;
+    p.family = "mdt";
+    p.name = name;
+    p.depth = depth;
+    p.width = width;
+    p.heads = heads;
+    p.patch = 2;
+    p.mlp_ratio = 4.0;
+    p.decoder_depth = decoder_depth;
+    p.source = source;
+    table.push_back(p);
+  };
+  // MDTv2_{S,B,L,XL}_2 of sail-sg/MDT masked_diffusion/models.py; depth counts encoder + decoder
+  // blocks (the reference's `depth`), decoder_depth is its `decode_layer`. The one side-interpolator
+  // block comes on top of `depth`.
+  add("XL/2", 28, 1152, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
+  add("L/2", 24, 1024, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_L_2; decode_layer 4 = MDTv2's default");
+  add("B/2", 12, 768, 12, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_B_2; decode_layer 4 = MDTv2's default");
+  add("S/2", 12, 384, 6, 6, "sail-sg/MDT masked_diffusion/models.py MDTv2_S_2; decode_layer 6 as its run.sh");
+  // CPU-sized presets (ours): 1 in + 1 out encoder block, 2 decoder blocks, 1 side block.
+  add("tiny/2", 4, 64, 4, 2, "ours: CPU tests");
+  add("small/2", 4, 128, 4, 2, "ours: CPU benchmarks");
+}
+
+std::int64_t mdt_param_count(const PresetInfo& p, const ModelShape& s) {
+  const MdtDims d = mdt_dims(p, s);
+  const std::int64_t D = d.D, P = d.P, H = d.H;
+  const std::int64_t freq = 256;  // timestep frequency embedding size (as DiT)
+  std::int64_t n = 0;
+  n += P * P * d.C * D + D;                                   // x_embedder.proj (conv)
+  n += freq * D + D + D * D + D;                              // t_embedder.mlp.{0,2}
+  if (d.text)
+    n += s.text_channels * D + D + D * D + D;                 // y_embedder.y_proj.fc{1,2} (ours)
+  else
+    n += (s.num_classes + (s.class_dropout ? 1 : 0)) * D;     // y_embedder.embedding_table
+  n += 2 * d.T * D;                                           // pos_embed, decoder_pos_embed (learned)
+  n += D;                                                     // mask_token
+  const std::int64_t rel_table = ((2 * d.grid - 1) * (2 * d.grid - 1) + 3) * d.heads;
+  std::int64_t block = (D * 3 * D + 3 * D)                    // attn.qkv
+                       + (D * D + D)                          // attn.proj
+                       + rel_table                            // attn.rel_pos_bias.relative_position_bias_table
+                       + (D * H + H) + (H * D + D)            // mlp.fc1, mlp.fc2
+                       + (D * 6 * D + 6 * D);                 // adaLN_modulation.1
+  if (d.text)
+    block += (D * D + D) + (D * 2 * D + 2 * D) + (D * D + D);  // cross_attn.{q_linear,kv_linear,proj} (ours)
+  const std::int64_t skip = 2 * D * D + D;                    // skip_linear
+  n += (2 * d.encoder_half + d.decoder + 1) * block;          // en_in, en_out, de, side blocks
+  n += (d.encoder_half + d.decoder) * skip;                   // en_outblocks, de_blocks have skip_linear
+  n += D * P * P * d.C_out + P * P * d.C_out;                 // final_layer.linear
+  n += D * 2 * D + 2 * D;                                     // final_layer.adaLN_modulation.1
+  n += control_embedder_param_count(D, s.controls);           // control_embedder
+  return n;
+}
+
+double mdt_gflops(const PresetInfo& p, const ModelShape& s) {
+  // Multiply-adds of the unmasked (inference) forward pass: the side-interpolator is bypassed there.
+  // As the other transformer families, the (negligible) control embedder is not counted.
+  const MdtDims d = mdt_dims(p, s);
+  const double D = double(d.D), P = double(d.P), H = double(d.H), T = double(d.T);
+  const double L = s.text_tokens, Cc = s.text_channels;
+  double macs = 0;
+  macs += T * P * P * d.C * D;                                 // patch embedding
+  macs += 256 * D + D * D;                                     // timestep MLP
+  if (d.text) macs += L * (Cc * D + D * D);                    // caption projection
+  double block = T * (3 * D * D + D * D + 2 * D * H)          // qkv, proj, mlp
+                 + 2 * T * T * D                               // QK^T and AV
+                 + 6 * D * D;                                  // adaLN
+  if (d.text) block += 2 * T * D * D + 2 * L * D * D + 2 * T * L * D;  // cross-attention q/proj, kv, scores/AV
+  macs += double(2 * d.encoder_half + d.decoder) * block;
+  macs += double(d.encoder_half + d.decoder) * T * 2 * D * D;  // skip_linear
+  macs += T * D * P * P * d.C_out + 2 * D * D;                 // final layer
+  return macs / 1e9;
+}
+
+}  // namespace ldm

@@ -1,0 +1,109 @@
+"""End to end: every recipe family trains through the same worker from an experiment file, on
+class labels or captions, with and without control metadata; the paper's model samples from a
+caption with controls and both guidance scales. Real binaries, embedded coordinator (`ldm-coord
+run`), real mpirun. Run by ctest (see CMakeLists.txt here)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import ldm_e2e  # noqa: E402
+from ldm_e2e import experiment  # noqa: E402
+
+# family, task, controls: each family once, every task and control mode covered.
+VARIANTS = [
+    ("unet", "class", "sdxl"),
+    ("dit", "text", "none"),
+    ("mdt", "class", "proposed"),
+    ("pixart", "text", "sdxl"),
+    ("mmdit", "class", "none"),
+]
+
+
+def variant_toml(family, task, controls):
+    """The proposed-text experiment with another recipe, task and control mode."""
+    with open(experiment("proposed-text.toml")) as f:
+        text = f.read()
+    preset = "tiny" if family == "unet" else "tiny/2"
+    text = text.replace('name = "tiny-proposed-text"', f'name = "tiny-{family}-{task}"')
+    text = text.replace('task = "text"', f'task = "{task}"')
+    text = text.replace('family = "proposed"', f'family = "{family}"')
+    text = text.replace('preset = "tiny/2"', f'preset = "{preset}"')
+    text = text.replace('controls = "proposed"', f'controls = "{controls}"')
+    return text
+
+
+class EveryRecipeTrains(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.state = tempfile.mkdtemp(prefix="ldm-e2e-recipes-")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.state, ignore_errors=True)
+
+    def train(self, path, name):
+        proc = ldm_e2e.run_cli("run", path, "--state", self.state, timeout=600)
+        self.assertIn("done", proc.stdout, proc.stdout + proc.stderr)
+        run_dir = os.path.join(self.state, "runs", name, "train")
+        with open(os.path.join(run_dir, "logs", "rank-0.json")) as f:
+            rank0 = json.load(f)
+        self.assertEqual(rank0["step"], 10)
+        self.assertTrue(0 < rank0["final_loss"] < 10, rank0)
+        return run_dir
+
+    def test_each_family_trains_on_its_variant(self):
+        for family, task, controls in VARIANTS:
+            with self.subTest(family=family, task=task, controls=controls):
+                path = os.path.join(self.state, f"{family}.toml")
+                with open(path, "w") as f:
+                    f.write(variant_toml(family, task, controls))
+                self.train(path, f"tiny-{family}-{task}")
+
+    def test_proposed_model_trains_on_captions_and_samples_with_controls_and_two_guidance_scales(self):
+        run_dir = self.train(experiment("proposed-text.toml"), "tiny-proposed-text")
+        worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
+        base = [worker, "sample", "--checkpoint", os.path.join(run_dir, "checkpoints"), "--n", "2",
+                "--steps", "4", "--caption", "a red circle on the left"]
+        latents = {}
+        for key, extra in {"small": ["--controls", "orig_h=64,orig_w=64"],
+                           "large": ["--controls", "orig_h=1024,orig_w=1024"]}.items():
+            out = os.path.join(self.state, f"{key}.png")
+            lat = os.path.join(self.state, f"{key}.safetensors")
+            proc = subprocess.run(base + extra + ["--cfg", "3", "--cfg-control", "2", "--out", out, "--latents", lat],
+                                  capture_output=True, text=True, timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            with open(lat, "rb") as f:
+                latents[key] = f.read()
+        # The size control reaches the network: the same noise gives other latents.
+        self.assertNotEqual(latents["small"], latents["large"])
+        # A class label to a text model, and a control key that does not exist, are usage errors.
+        for bad, word in ((["--class", "1"], "--class"), (["--controls", "orig_hh=3"], "orig_h")):
+            proc = subprocess.run(base + bad + ["--out", os.path.join(self.state, "x.png")],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 2, proc.stderr)
+            self.assertIn(word, proc.stderr)
+
+
+class DescribeEveryFamily(unittest.TestCase):
+    def test_describe_checks_the_built_count_against_the_analytic_one(self):
+        worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
+        for family, preset in (("unet", "tiny"), ("dit", "tiny/2"), ("mdt", "tiny/2"), ("pixart", "tiny/2"),
+                               ("mmdit", "tiny/2"), ("proposed", "tiny/2")):
+            for extra in ([], ["--task", "text", "--text-dim", "32", "--text-tokens", "8", "--controls", "proposed"]):
+                with self.subTest(family=family, extra=extra):
+                    proc = subprocess.run([worker, "describe", family, "--preset", preset, "--resolution", "64",
+                                           "--json", *extra], capture_output=True, text=True, timeout=60)
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
+                    out = json.loads(proc.stdout)
+                    self.assertEqual(out["parameters"], out["analytic_parameters"])
+                    self.assertGreater(out["gflops"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

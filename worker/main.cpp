@@ -47,13 +47,15 @@ const char* kUsage =
     "                                        against the analytic count) and forward GFLOPs\n"
     "  sample --checkpoint C [--class K | --caption TEXT] [--controls K=V,...] [--n N] [--sampler S]\n"
     "         [--steps K] [--spacing S] [--eta E] [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X]\n"
-    "         [--columns M] [--no-ema] [--latents FILE.safetensors] [--threads T] --out grid.png\n"
+    "         [--columns M] [--no-ema] [--latents FILE.safetensors] [--threads T] [--resolution R]\n"
+    "         --out grid.png\n"
     "                                        generate N images (default: the recipe's sampler, steps\n"
     "                                        and guidance; EMA weights; classes 0,1,2,... unless\n"
     "                                        --class). --controls sets the control metadata, keys\n"
     "                                        orig_h orig_w crop_top crop_left crop_h crop_w flip\n"
     "                                        (default: an uncropped, unflipped image of the stage's\n"
-    "                                        resolution)\n"
+    "                                        resolution). --resolution samples at another size,\n"
+    "                                        resampling positional embeddings as the recipe says\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
 
@@ -216,7 +218,8 @@ data::ControlMeta parse_controls(const std::string& text, int64_t resolution) {
 int cmd_sample(const Args& a) {
   if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
-  SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
+  SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"),
+                                       a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0);
   const bool controls = m.conditions->uses_controls(), text = m.conditions->text_task();
   for (const char* flag : {"controls", "cfg-control"})
     if (a.has(flag) && !controls)
@@ -355,7 +358,7 @@ int main(int argc, char** argv) {
                                      {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
     if (cmd == "sample")
       return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
-                                   {"checkpoint", "class", "caption", "controls", "n", "sampler", "steps", "spacing", "eta",
+                                   {"checkpoint", "class", "caption", "controls", "n", "resolution", "sampler", "steps", "spacing", "eta",
                                     "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
     usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample"}));
   } catch (const std::exception& e) {

@@ -9,10 +9,12 @@
 #include "worker/checkpoint.h"
 #include "worker/diffusion/guidance.h"
 #include "worker/diffusion_setup.h"
+#include "worker/weights.h"
+#include "shared/core/presets.h"
 
 namespace ldm::worker {
 
-SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
+SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, int64_t resolution) {
   CheckpointBundle b = read_checkpoint(checkpoint);
   if (!b.manifest.contains("spec"))
     throw DataError(checkpoint + ": the manifest has no resolved spec (written by an older worker)");
@@ -21,7 +23,16 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
   m.stage_index = b.manifest.value("stage_index", 0);
   m.step = b.manifest.value("step", int64_t{0});
   m.ema = use_ema;
-  const StageSpec& stage = m.spec.stages.at(static_cast<std::size_t>(m.stage_index));
+  StageSpec& stage = m.spec.stages.at(static_cast<std::size_t>(m.stage_index));
+  const int64_t trained_side = latent_side(m.spec, stage);
+  if (resolution > 0 && resolution != stage.resolution) {
+    // Sampling at another resolution is a stage at that resolution: same reference resolution
+    // for the noise-schedule shift, so s = resolution / reference.
+    if (m.spec.recipe.diffusion.reference_resolution == 0)
+      m.spec.recipe.diffusion.reference_resolution = m.spec.stages.front().resolution;
+    stage.resolution = resolution;
+    validate(m.spec);
+  }
   const auto& ae = m.spec.autoencoder;
   m.autoencoder = std::make_shared<data::PatchAutoencoder>(static_cast<int>(ae.factor), ae.scale, ae.shift);
   m.latent_channels = m.autoencoder->latent_channels();
@@ -29,16 +40,12 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema) {
   m.conditions = std::make_shared<const ConditionBuilder>(m.spec, resolution_shift(m.spec, stage));
   auto gen = at::detail::createCPUGenerator(0);  // weights are overwritten below
   m.model = models::build_denoiser(m.spec.recipe, m.conditions->geometry(m.latent_channels, m.latent_side, m.latent_side), gen);
-  const TensorMap& weights = use_ema ? b.ema : b.model;
-  torch::NoGradGuard no_grad;
-  for (auto& item : m.model->named_parameters(true)) {
-    auto it = weights.find(item.key());
-    if (it == weights.end())
-      throw DataError(checkpoint + ": " + (use_ema ? "ema" : "model") + ".safetensors has no tensor '" + item.key() + "'");
-    if (it->second.sizes() != item.value().sizes())
-      throw DataError(checkpoint + ": tensor '" + item.key() + "' has a different shape than the model builds");
-    item.value().copy_(it->second);
-  }
+  const PresetInfo* preset = find_preset(m.spec.recipe.family, m.spec.recipe.preset);
+  const int64_t patch = preset && preset->patch > 0 ? preset->patch : 1;
+  GridChange grid{trained_side / patch, trained_side / patch, m.latent_side / patch, m.latent_side / patch,
+                  m.spec.recipe.pos_embed_resampling, m.spec.recipe.pos_embed_grid};
+  load_weights(*m.model, use_ema ? b.ema : b.model,
+               checkpoint + "/" + (use_ema ? "ema" : "model") + ".safetensors", grid);
   m.model->eval();
   m.process = make_process(m.spec, stage);
   m.objective = diffusion::parse_objective(m.spec.recipe.diffusion.objective);

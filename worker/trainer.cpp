@@ -23,6 +23,7 @@
 #include "worker/flat_params.h"
 #include "worker/models/denoiser.h"
 #include "worker/reporter.h"
+#include "worker/weights.h"
 
 namespace ldm::worker {
 namespace {
@@ -130,8 +131,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
 
   // A full state dict (trainable views + fixed tensors) with the trainable part taken from `flats`.
   auto state_dict = [&](const std::vector<torch::Tensor>& flats) {
-    TensorMap out;
-    for (const auto& item : model->named_parameters(true)) out[item.key()] = item.value().detach();
+    TensorMap out = model_state(*model);  // buffers too (PixArt's null caption, mDT's indices)
     for (auto& [name, view] : flat.unflatten(flats)) out[name] = view;
     return out;
   };

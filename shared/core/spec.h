@@ -108,7 +108,8 @@ struct RecipeSpec {
   std::string preset = "tiny/2";
   bool learn_sigma = false;     // DiT's learned-variance output channels (doubles out channels)
   double mask_ratio = 0.3;      // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
-  std::string pos_embed_resample = "interpolate";  // extrapolate | interpolate | rectified_grid
+  std::string pos_embed_resampling = "interpolate";  // extrapolate | interpolate | rectified_grid
+  std::string pos_embed_grid = "center";  // rectified_grid's coordinate convention [recon]
   ConditioningSpec conditioning;
   DiffusionSpec diffusion;
   SamplerSpec sampler;
@@ -244,7 +245,8 @@ void describe(V& v, RecipeSpec& s) {
   v.field("preset", s.preset, {"size preset of the family, e.g. XL/2 or tiny/2"});
   v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels; hybrid loss)"});
   v.field("mask_ratio", s.mask_ratio, {"mDT-v2: fraction of image tokens masked in the masked training branch", 0, 0.95});
-  v.field("pos_embed_resample", s.pos_embed_resample, {"positional embeddings of a checkpoint loaded at another resolution", 0, 0, {"extrapolate", "interpolate", "rectified_grid"}});
+  v.field("pos_embed_resampling", s.pos_embed_resampling, {"positional embeddings of weights loaded at another resolution: extrapolate (sin-cos on the larger grid), interpolate (bicubic of the old map), rectified_grid (sin-cos on the new grid rescaled to the old range)", 0, 0, {"extrapolate", "interpolate", "rectified_grid"}});
+  v.field("pos_embed_grid", s.pos_embed_grid, {"rectified_grid's mapping of new to old positions: center (token centres, align_corners=false), corners, origin (PixArt-alpha) [recon]", 0, 0, {"center", "corners", "origin"}});
   v.table("conditioning", s.conditioning, "semantic and control conditioning");
   v.table("diffusion", s.diffusion, "noise process and training objective");
   v.table("sampler", s.sampler, "default sampling settings");

@@ -107,6 +107,23 @@ class TrainTwoRanks(unittest.TestCase):
             header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
         self.assertEqual(header["latents"]["shape"], [6, 12, 16, 16])
 
+    def test_sample_command_samples_at_another_resolution_with_resampled_positions(self):
+        latents = os.path.join(self.coord.state, "latents-64.safetensors")
+        proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-worker"), "sample", "--checkpoint",
+                               os.path.join(self.run_dir, "checkpoints"), "--n", "2", "--resolution", "64",
+                               "--sampler", "ddim", "--steps", "5", "--out",
+                               os.path.join(self.coord.state, "grid-64.png"), "--latents", latents],
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(latents, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        self.assertEqual(header["latents"]["shape"], [2, 12, 32, 32])
+        bad = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-worker"), "sample", "--checkpoint",
+                              os.path.join(self.run_dir, "checkpoints"), "--resolution", "34", "--out",
+                              os.path.join(self.coord.state, "x.png")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("resolution", bad.stderr)
+
     def test_sample_command_rejects_a_class_out_of_range(self):
         proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-worker"), "sample", "--checkpoint",
                                os.path.join(self.run_dir, "checkpoints"), "--class", "11", "--out",

@@ -112,6 +112,60 @@ void FlatAdamW::step(double lr) {
   }
 }
 
+std::map<std::string, torch::Tensor> FlatAdamW::state() {
+  std::map<std::string, torch::Tensor> out;
+  for (std::size_t i = 0; i < m_.size(); ++i) {
+    out["bucket" + std::to_string(i) + ".exp_avg"] = m_[i];
+    out["bucket" + std::to_string(i) + ".exp_avg_sq"] = v_[i];
+  }
+  return out;
+}
+
+FlatAdan::FlatAdan(FlatParams& params, Options options) : p_(params), o_(options) {
+  for (const auto& b : p_.buckets()) {
+    m_.push_back(torch::zeros_like(b.params));
+    v_.push_back(torch::zeros_like(b.params));
+    n_.push_back(torch::zeros_like(b.params));
+    prev_.push_back(torch::zeros_like(b.params));
+  }
+}
+
+void FlatAdan::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double c1 = 1.0 - std::pow(o_.beta1, double(step_));
+  const double c2 = 1.0 - std::pow(o_.beta2, double(step_));
+  const double c3 = 1.0 - std::pow(o_.beta3, double(step_));
+  auto& buckets = p_.buckets();
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    auto& p = buckets[i].params;
+    const auto& g = buckets[i].grads;
+    if (step_ == 1) prev_[i].copy_(g);  // no difference at the first step
+    auto diff = g - prev_[i];
+    m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
+    v_[i].mul_(o_.beta2).add_(diff, 1.0 - o_.beta2);
+    auto nesterov = g + o_.beta2 * diff;
+    n_[i].mul_(o_.beta3).addcmul_(nesterov, nesterov, 1.0 - o_.beta3);
+    auto denom = (n_[i] / c3).sqrt_().add_(o_.eps);
+    p.addcdiv_(m_[i], denom, -lr / c1);
+    p.addcdiv_(v_[i], denom, -lr * o_.beta2 / c2);
+    if (buckets[i].decay && o_.weight_decay != 0) p.div_(1.0 + lr * o_.weight_decay);
+    prev_[i].copy_(g);
+  }
+}
+
+std::map<std::string, torch::Tensor> FlatAdan::state() {
+  std::map<std::string, torch::Tensor> out;
+  for (std::size_t i = 0; i < m_.size(); ++i) {
+    const std::string b = "bucket" + std::to_string(i) + ".";
+    out[b + "exp_avg"] = m_[i];
+    out[b + "exp_avg_diff"] = v_[i];
+    out[b + "exp_avg_sq"] = n_[i];
+    out[b + "prev_grad"] = prev_[i];
+  }
+  return out;
+}
+
 FlatEma::FlatEma(const FlatParams& params, double decay, bool warmup)
     : p_(params), decay_(decay), warmup_(warmup) {
   for (const auto& b : p_.buckets()) ema_.push_back(b.params.detach().clone());

@@ -47,15 +47,28 @@ class FlatParams {
 
 // Decoupled-weight-decay Adam on flat buffers, with PyTorch's AdamW update and every
 // hyper-parameter explicit (LibTorch's C++ AdamW defaults to weight decay 1e-2; DiT uses 0).
-class FlatAdamW {
+// An optimiser over the flat buckets. state() names every tensor a checkpoint must keep
+// ("bucket<i>.<name>").
+class FlatOptimizer {
+ public:
+  virtual ~FlatOptimizer() = default;
+  virtual void step(double lr) = 0;
+  virtual std::map<std::string, torch::Tensor> state() = 0;
+  int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t s) { step_ = s; }
+
+ protected:
+  int64_t step_ = 0;
+};
+
+class FlatAdamW final : public FlatOptimizer {
  public:
   struct Options {
     double beta1, beta2, eps, weight_decay;
   };
   FlatAdamW(FlatParams& params, Options options);
-  void step(double lr);
-  int64_t steps_taken() const { return step_; }
-  void set_steps_taken(int64_t s) { step_ = s; }
+  void step(double lr) override;
+  std::map<std::string, torch::Tensor> state() override;  // exp_avg, exp_avg_sq
   std::vector<torch::Tensor>& exp_avg() { return m_; }      // one per bucket
   std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
 
@@ -63,7 +76,29 @@ class FlatAdamW {
   FlatParams& p_;
   Options o_;
   std::vector<torch::Tensor> m_, v_;
-  int64_t step_ = 0;
+};
+
+// Adan (Xie et al. 2022, "Adaptive Nesterov Momentum"), MDTv2's optimiser. With g_k the gradient
+// and g_0 := g_1 (so the first difference is zero):
+//   m_k = β1·m + (1−β1)·g_k                     (gradient average)
+//   v_k = β2·v + (1−β2)·(g_k − g_{k−1})         (gradient-difference average)
+//   n_k = β3·n + (1−β3)·(g_k + β2·(g_k − g_{k−1}))²
+//   θ  ← (θ − lr·(m_k/c1 + β2·v_k/c2) / (√(n_k/c3) + ε)) / (1 + lr·λ)
+// with c_i = 1 − β_i^k and λ applied to decayed buckets only ("proximal" decay, the reference's
+// default). Betas as the Adan paper's convention: (0.98, 0.92, 0.99) by default there.
+class FlatAdan final : public FlatOptimizer {
+ public:
+  struct Options {
+    double beta1, beta2, beta3, eps, weight_decay;
+  };
+  FlatAdan(FlatParams& params, Options options);
+  void step(double lr) override;
+  std::map<std::string, torch::Tensor> state() override;  // exp_avg, exp_avg_diff, exp_avg_sq, prev_grad
+
+ private:
+  FlatParams& p_;
+  Options o_;
+  std::vector<torch::Tensor> m_, v_, n_, prev_;
 };
 
 // Exponential moving average of the trainable parameters: ema ← ema + (1 − d)·(θ − ema), one

@@ -109,7 +109,9 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   model->train();
   const auto& o = spec.recipe.optimizer;
   FlatParams flat(*model, o.decay_norms_and_biases);
-  FlatAdamW optimizer(flat, {o.beta1, o.beta2, o.eps, o.weight_decay});
+  std::unique_ptr<FlatOptimizer> optimizer;
+  if (o.name == "adan") optimizer = std::make_unique<FlatAdan>(flat, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
+  else optimizer = std::make_unique<FlatAdamW>(flat, FlatAdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
   FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);
   const diffusion::LossOptions loss_opts = loss_options(spec.recipe);
   auto gen_t = make_generator(spec, "timesteps", rank);
@@ -154,11 +156,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
                   {"generators", {"timesteps", "noise", "semantic-dropout", "control-dropout", "padding-noise", "mask"}}};
     b.model = state_dict(flat.param_buffers());
     b.ema = state_dict(ema.buffers());
-    for (std::size_t i = 0; i < flat.buckets().size(); ++i) {
-      b.optimizer["bucket" + std::to_string(i) + ".exp_avg"] = optimizer.exp_avg()[i];
-      b.optimizer["bucket" + std::to_string(i) + ".exp_avg_sq"] = optimizer.exp_avg_sq()[i];
-    }
-    b.optimizer["step"] = torch::tensor({optimizer.steps_taken()}, torch::kInt64);
+    for (auto& [name, tensor] : optimizer->state()) b.optimizer[name] = tensor;
+    b.optimizer["step"] = torch::tensor({optimizer->steps_taken()}, torch::kInt64);
     for (int r = 0; r < world; ++r) {
       const auto& bytes = all[static_cast<std::size_t>(r)];
       b.generators["rank" + std::to_string(r)] =
@@ -239,7 +238,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     const double grad_norm = flat.grad_norm();
     if (o.grad_clip > 0 && grad_norm > o.grad_clip) flat.scale_grads(o.grad_clip / (grad_norm + 1e-6));
     const double lr = learning_rate(stage, step);
-    optimizer.step(lr);
+    optimizer->step(lr);
     ema.update(step);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     last_samples_per_s = double(stage.batch_size) / std::max(dt, 1e-9);

@@ -95,8 +95,6 @@ void validate(const ExperimentSpec& spec) {
     throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
   if (spec.recipe.learn_sigma && d.objective != "eps")
     throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
-  if (spec.recipe.optimizer.name == "adan")
-    throw SpecError("recipe.optimizer.name", "Adan (MDTv2's optimiser) is not supported yet; use 'adamw'");
 
   if (spec.stages.empty()) throw SpecError("stage", "at least one [[stage]] is required");
   if (spec.stages.size() > 1)
@@ -150,8 +148,12 @@ RecipeSpec recipe_defaults(const std::string& family) {
     return r;
   }
   if (family == "mdt") {
-    // MDTv2 (Gao et al. 2023): Adan (not supported yet: AdamW here), mask ratio 0.3, DiT's
-    // diffusion (VP linear, ε with learned sigma opt-in), EMA 0.9999.
+    // MDTv2 (Gao et al. 2023, train_adan.py): Adan with betas (0.98, 0.92, 0.99), weight decay 0;
+    // mask ratio 0.3; DiT's diffusion (VP linear, ε with learned sigma opt-in), EMA 0.9999.
+    r.optimizer.name = "adan";
+    r.optimizer.beta1 = 0.98;
+    r.optimizer.beta2 = 0.92;
+    r.optimizer.beta3 = 0.99;
     return r;
   }
   if (family == "pixart") {

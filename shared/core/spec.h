@@ -70,9 +70,10 @@ struct EmaSpec {
 };
 
 struct OptimizerSpec {
-  std::string name = "adamw";  // adamw | adan (MDTv2's recipe; not supported yet)
+  std::string name = "adamw";  // adamw | adan (MDTv2's recipe)
   double beta1 = 0.9;    // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
   double beta2 = 0.999;  // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
+  double beta3 = 0.99;   // Adan only (its betas: beta1 0.98, beta2 0.92, beta3 0.99 [lit: Adan])
   double eps = 1e-8;
   double weight_decay = 0.0;
   bool decay_norms_and_biases = false;  // false: 1-D tensors (biases, norms) are not decayed
@@ -201,8 +202,9 @@ void describe(V& v, EmaSpec& s) {
 template <class V>
 void describe(V& v, OptimizerSpec& s) {
   v.field("name", s.name, {"optimiser", 0, 0, {"adamw", "adan"}});
-  v.field("beta1", s.beta1, {"Adam beta1", 0, 0.999999});
-  v.field("beta2", s.beta2, {"Adam beta2", 0, 0.999999999});
+  v.field("beta1", s.beta1, {"Adam beta1 (Adan: gradient average)", 0, 0.999999});
+  v.field("beta2", s.beta2, {"Adam beta2 (Adan: gradient-difference average)", 0, 0.999999999});
+  v.field("beta3", s.beta3, {"Adan only: squared-update average", 0, 0.999999999});
   v.field("eps", s.eps, {"Adam epsilon", 0, 1});
   v.field("weight_decay", s.weight_decay, {"decoupled weight decay (DiT recipe: 0)", 0, 10});
   v.field("decay_norms_and_biases", s.decay_norms_and_biases, {"also decay 1-D tensors (biases, norm scales)"});

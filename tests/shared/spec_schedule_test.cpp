@@ -69,8 +69,10 @@ TEST_CASE("diffusion and optimiser combinations that do not exist are spec error
   s.recipe.learn_sigma = true;
   CHECK(key_of_error(s) == "recipe.learn_sigma");
   s = one_stage();
-  s.recipe.optimizer.name = "adan";
-  CHECK(key_of_error(s) == "recipe.optimizer.name");
+  s.recipe.conditioning.controls = "sdxl";
+  s.recipe.conditioning.use_size = s.recipe.conditioning.use_crop = false;
+  s.recipe.conditioning.use_flip = s.recipe.conditioning.use_aspect = false;
+  CHECK(key_of_error(s) == "recipe.conditioning.controls");
   s = one_stage();
   s.stages[0].grad_accumulation = 3;  // 16 does not split into 3 micro-batches
   CHECK(key_of_error(s) == "stage.0.grad_accumulation");

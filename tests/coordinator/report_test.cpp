@@ -59,10 +59,13 @@ TEST_CASE("the summary gives each stage's state, steps, loss, throughput, wall t
 TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and GFLOPs") {
   const std::string t = format_presets_table();
   // DiT paper, Table 1: XL/2 has 675M parameters and 118.6 GFLOPs at 256x256.
-  const auto row = t.find("dit     XL/2");
+  const auto row = t.find("\ndit       XL/2 ");  // at a line start: not mmdit's row
   REQUIRE(row != std::string::npos);
   const std::string line = t.substr(row, t.find('\n', row) - row);
   CHECK(line.find("675.") != std::string::npos);
   CHECK(line.find("118.") != std::string::npos);
   CHECK(t.find("tiny/2") != std::string::npos);
+  for (const char* family : {"\nunet ", "\nmdt ", "\npixart ", "\nmmdit ", "\nproposed "})
+    CHECK_MESSAGE(t.find(family) != std::string::npos, family);
+  CHECK(t.find("LDM-4-G") != std::string::npos);
 }

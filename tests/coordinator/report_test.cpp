@@ -61,7 +61,7 @@ TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and
   // DiT paper, Table 1: XL/2 has 675M parameters and 118.6 GFLOPs at 256x256.
   const auto row = t.find("\ndit       XL/2 ");  // at a line start: not mmdit's row
   REQUIRE(row != std::string::npos);
-  const std::string line = t.substr(row, t.find('\n', row) - row);
+  const std::string line = t.substr(row + 1, t.find('\n', row + 1) - row - 1);
   CHECK(line.find("675.") != std::string::npos);
   CHECK(line.find("118.") != std::string::npos);
   CHECK(t.find("tiny/2") != std::string::npos);

@@ -18,6 +18,7 @@ packages=(
   libboost-dev                         # Boost.Asio / Beast (header-only parts)
   libtomlplusplus-dev                  # experiment TOML
   nlohmann-json3-dev doctest-dev zlib1g-dev libpng-dev
+  libzip-dev                           # .npz inputs of `ldm-worker forward`
   python3                              # end-to-end tests drive the real binaries from Python
   python3-torch python3-numpy          # reference checks: .pt files and an independent DiT in Python
 )

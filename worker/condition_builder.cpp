@@ -85,6 +85,16 @@ models::Condition ConditionBuilder::training(const ConditionInputs& in, const at
   return c;
 }
 
+models::Condition ConditionBuilder::with_drops(const models::Condition& c, bool drop_semantic, bool drop_controls) const {
+  models::Condition out = c;
+  if (drop_semantic) {
+    if (text_) out.semantic_drop = torch::ones_like(c.semantic_drop);
+    else out.labels = torch::full_like(c.labels, spec_.dataset.classes);
+  }
+  if (drop_controls && controls_) out.control_drop = torch::ones_like(c.control_drop);
+  return out;
+}
+
 models::Condition ConditionBuilder::inference(const ConditionInputs& in, bool drop_semantic, bool drop_controls,
                                               at::Generator* padding_noise) const {
   const auto& k = spec_.recipe.conditioning;

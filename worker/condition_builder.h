@@ -52,6 +52,9 @@ class ConditionBuilder {
   models::Condition inference(const ConditionInputs& in, bool drop_semantic, bool drop_controls,
                               at::Generator* padding_noise = nullptr) const;
 
+  // `c` with every row's semantic condition and/or controls dropped (guidance branches).
+  models::Condition with_drops(const models::Condition& c, bool drop_semantic, bool drop_controls) const;
+
   // The noise level w_alpha(t) sees for continuous times t [N]: raw t or shift_time(t, shift).
   at::Tensor noise_level(const at::Tensor& t) const;
 

@@ -22,6 +22,7 @@
 #include "shared/core/text.h"
 #include "worker/comm.h"
 #include "worker/fault.h"
+#include "worker/forward_cmd.h"
 #include "worker/models/denoiser.h"
 #include "worker/diffusion_setup.h"
 #include "worker/reporter.h"
@@ -48,6 +49,7 @@ const char* kUsage =
     "  sample --checkpoint C [--class K | --caption TEXT] [--controls K=V,...] [--n N] [--sampler S]\n"
     "         [--steps K] [--spacing S] [--eta E] [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X]\n"
     "         [--columns M] [--no-ema] [--latents FILE.safetensors] [--threads T] [--resolution R]\n"
+    "         [--shift S]\n"
     "         --out grid.png\n"
     "                                        generate N images (default: the recipe's sampler, steps\n"
     "                                        and guidance; EMA weights; classes 0,1,2,... unless\n"
@@ -55,7 +57,16 @@ const char* kUsage =
     "                                        orig_h orig_w crop_top crop_left crop_h crop_w flip\n"
     "                                        (default: an uncropped, unflipped image of the stage's\n"
     "                                        resolution). --resolution samples at another size,\n"
-    "                                        resampling positional embeddings as the recipe says\n"
+    "                                        resampling positional embeddings as the recipe says;\n"
+    "                                        the schedule keeps the trained shift unless --shift S\n"
+    "  forward --recipe R [--preset P] --checkpoint C --inputs IN.npz --out OUT.npy [--ema]\n"
+    "         [--learn-sigma] [--controls none|sdxl|proposed] [--classes N] [--threads T]\n"
+    "                                        one forward pass of a recipe on given inputs, for checks\n"
+    "                                        against reference implementations. IN.npz: x [N,C,H,W],\n"
+    "                                        t [N], and y [N] or ctx [N,L,D] (+ ctx_mask, pooled);\n"
+    "                                        optional controls [N,8], noise_level [N]. C: a bundle\n"
+    "                                        directory, a PyTorch .pt or a safetensors file. --preset\n"
+    "                                        is inferred for dit. Writes float32 OUT.npy\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
 
@@ -219,7 +230,8 @@ int cmd_sample(const Args& a) {
   if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
   SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"),
-                                       a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0);
+                                       a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0,
+                                       a.has("shift") ? std::stod(a.get("shift")) : 0.0);
   const bool controls = m.conditions->uses_controls(), text = m.conditions->text_task();
   for (const char* flag : {"controls", "cfg-control"})
     if (a.has(flag) && !controls)
@@ -358,9 +370,29 @@ int main(int argc, char** argv) {
                                      {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
     if (cmd == "sample")
       return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
-                                   {"checkpoint", "class", "caption", "controls", "n", "resolution", "sampler", "steps", "spacing", "eta",
+                                   {"checkpoint", "class", "caption", "controls", "n", "resolution", "shift", "sampler", "steps", "spacing", "eta",
                                     "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
-    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample"}));
+    if (cmd == "forward") {
+      const Args a = parse_args(argc, argv, 2, {"ema", "learn-sigma"},
+                                {"recipe", "preset", "checkpoint", "inputs", "out", "controls", "classes", "threads"});
+      if (!a.positional.empty()) usage_error("forward takes no positional arguments ('" + a.positional[0] + "')");
+      for (const char* k : {"recipe", "checkpoint", "inputs", "out"})
+        if (!a.has(k)) usage_error(std::string("forward needs --") + k);
+      ForwardArgs f;
+      f.recipe = a.get("recipe");
+      f.preset = a.get("preset");
+      f.checkpoint = a.get("checkpoint");
+      f.inputs = a.get("inputs");
+      f.out = a.get("out");
+      f.ema = a.has("ema");
+      f.learn_sigma = a.has("learn-sigma");
+      f.controls = a.get("controls");
+      f.classes = a.has("classes") ? to_int(a.get("classes"), "--classes") : 0;
+      f.threads = static_cast<int>(to_int(a.get("threads", "0"), "--threads"));
+      if (f.classes < 0 || f.threads < 0) usage_error("--classes and --threads must not be negative");
+      return cmd_forward(f);
+    }
+    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample", "forward"}));
   } catch (const std::exception& e) {
     std::cerr << "ldm-worker: error: " << error_text(e) << "\n";
     return 1;

@@ -14,7 +14,7 @@
 
 namespace ldm::worker {
 
-SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, int64_t resolution) {
+SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, int64_t resolution, double shift) {
   CheckpointBundle b = read_checkpoint(checkpoint);
   if (!b.manifest.contains("spec"))
     throw DataError(checkpoint + ": the manifest has no resolved spec (written by an older worker)");
@@ -25,13 +25,17 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   m.ema = use_ema;
   StageSpec& stage = m.spec.stages.at(static_cast<std::size_t>(m.stage_index));
   const int64_t trained_side = latent_side(m.spec, stage);
+  m.spec.recipe.diffusion.shift = shift > 0 ? shift : resolution_shift(m.spec, stage);
   if (resolution > 0 && resolution != stage.resolution) {
-    // Sampling at another resolution is a stage at that resolution: same reference resolution
-    // for the noise-schedule shift, so s = resolution / reference.
-    if (m.spec.recipe.diffusion.reference_resolution == 0)
-      m.spec.recipe.diffusion.reference_resolution = m.spec.stages.front().resolution;
+    if (m.spec.recipe.family == "mdt")
+      throw Error("--resolution " + std::to_string(resolution) + ": mDT-v2 checkpoints cannot change resolution yet " +
+                  "(learned positional maps and relative-position tables); sample at " + std::to_string(stage.resolution));
     stage.resolution = resolution;
-    validate(m.spec);
+    try {
+      validate(m.spec);
+    } catch (const SpecError& e) {
+      throw Error("--resolution " + std::to_string(resolution) + ": " + e.detail());
+    }
   }
   const auto& ae = m.spec.autoencoder;
   m.autoencoder = std::make_shared<data::PatchAutoencoder>(static_cast<int>(ae.factor), ae.scale, ae.shift);
@@ -65,15 +69,15 @@ torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
   auto x_T = torch::stack(noise);  // [N, C, h, w]
   auto pad_gen = at::detail::createCPUGenerator(derive_seed(r.seed, "padding-noise"));
   const ConditionBuilder& cb = *m.conditions;
-  // The branches of guidance, stacked along the batch: see guidance.h for the row layout.
+  // The branches of guidance, stacked along the batch (row layout: guidance.h). They share one
+  // encoding of the inputs (one padding-noise draw) and differ only in what is dropped.
+  const models::Condition c = cb.inference(in, false, false, &pad_gen);
   std::vector<models::Condition> branches;
   const bool two_scale = cb.uses_controls();
   const bool guided = two_scale ? (r.cfg != 1.0 || r.cfg_control != 1.0) : r.cfg != 1.0;
-  if (!guided) branches = {cb.inference(in, false, false, &pad_gen)};
-  else if (!two_scale) branches = {cb.inference(in, true, false, &pad_gen), cb.inference(in, false, false, &pad_gen)};
-  else
-    branches = {cb.inference(in, true, true, &pad_gen), cb.inference(in, false, true, &pad_gen),
-                cb.inference(in, false, false, &pad_gen)};
+  if (!guided) branches = {c};
+  else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
+  else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
   const models::Condition all = models::Condition::cat(branches);
   auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
     models::Condition c = all;

@@ -35,9 +35,12 @@ struct SamplingModel {
 
 // `checkpoint` is a bundle directory or a checkpoints directory (its `latest` is used).
 // EMA weights by default, as the DiT reference samples. `resolution` 0 samples at the stage's
-// resolution; another one builds the model for it, resamples the positional embeddings as
-// recipe.pos_embed_resampling says and shifts the noise schedule as for a stage at that resolution.
-SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = true, int64_t resolution = 0);
+// resolution; another one builds the model for it and resamples the positional embeddings as
+// recipe.pos_embed_resampling says. The noise schedule keeps the trained stage's shift (the
+// network was trained with it) unless `shift` > 0 sets another. mDT-v2 checkpoints (learned and
+// relative position tables) cannot change resolution yet.
+SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = true, int64_t resolution = 0,
+                                  double shift = 0);
 
 struct SampleRequest {
   std::vector<int64_t> labels;        // class task: one per sample; num_classes = unconditional

@@ -186,6 +186,10 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     data::Batch batch = loader.batch_for_step(step - 1);
     // One vectorised check per batch; the per-record scan runs only to name the culprit.
     const auto bad = (batch.labels < 0).logical_or(batch.labels >= spec.dataset.classes);
+    if (conditions.text_task())
+      for (std::size_t i = 0; i < batch.captions.size(); ++i)
+        if (batch.captions[i].empty())
+          throw DataError(ddir + ": record " + std::to_string(batch.ids[i]) + " has no caption (task = \"text\")");
     if (!conditions.text_task() && bad.any().item<bool>()) {
       const int64_t i = bad.nonzero()[0][0].item<int64_t>();
       throw DataError(ddir + ": record " + std::to_string(batch.ids[static_cast<std::size_t>(i)]) + " has label " +

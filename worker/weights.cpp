@@ -57,7 +57,10 @@ int load_weights(torch::nn::Module& model, const TensorMap& weights, const std::
     target.copy_(value);
   };
   for (auto& p : model.named_parameters(true)) assign(p.key(), p.value(), true);
-  for (auto& b : model.named_buffers(true)) assign(b.key(), b.value(), false);
+  // Buffers are state too (PixArt's null caption), except index tables the model derives from its
+  // configuration (mDT's relative-position indices).
+  for (auto& b : model.named_buffers(true))
+    assign(b.key(), b.value(), b.key().find("relative_position_index") == std::string::npos);
   if (!allow_unexpected)
     for (const auto& [key, value] : weights)
       if (!used.count(key)) throw DataError(source + ": tensor '" + key + "' is not part of the model built from the spec");

@@ -21,9 +21,8 @@ struct GridChange {
 };
 
 // Copies `weights` into every parameter and buffer of `model` with the same name.
-// - A parameter missing from `weights` is an error naming `source` and the key. A buffer missing
-//   from `weights` keeps the model's value (buffers derived from the configuration, such as mDT's
-//   relative-position indices, are rebuilt by the model).
+// - A parameter or buffer missing from `weights` is an error naming `source` and the key, except
+//   buffers the model derives from its configuration (mDT's relative-position indices).
 // - `pos_embed` / `decoder_pos_embed` tensors [1, h0·w0, D] are resampled to [1, h1·w1, D] with
 //   `grid.mode` when the grid changed (model tensors of that shape are the target).
 // - Any other shape mismatch is an error naming the key and both shapes; tensors in `weights` that

@@ -81,6 +81,11 @@ void validate(const ExperimentSpec& spec) {
                                 spec.task + "' (supported: " +
                                 join(family_tasks(spec.recipe.family), ", ") + ")");
   const ConditioningSpec& k = spec.recipe.conditioning;
+  if (k.mask_padding && k.text_padding != "zero")
+    throw SpecError("recipe.conditioning.mask_padding", "masking the padding slots makes text_padding = '" + k.text_padding +
+                                                            "' identical to 'zero'; turn one of them off");
+  if (spec.task == "text" && spec.recipe.family == "dit" && (k.text_padding != "zero" || k.mask_padding))
+    throw SpecError("recipe.conditioning.text_padding", "DiT's text path reads the pooled caption only, so caption padding and masking have no effect; leave text_padding = 'zero' and mask_padding = false");
   if (k.controls != "none" && !(k.use_size || k.use_crop || k.use_flip || k.use_aspect))
     throw SpecError("recipe.conditioning.controls", "'" + k.controls + "' with every control group off (use_size/use_crop/use_flip/use_aspect); set controls = \"none\" instead");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
@@ -130,7 +135,24 @@ void validate(const ExperimentSpec& spec) {
   }
 }
 
-RecipeSpec recipe_defaults(const std::string& family) {
+namespace {
+RecipeSpec family_recipe_defaults(const std::string& family);
+}
+
+RecipeSpec recipe_defaults(const std::string& family, const std::string& optimizer) {
+  RecipeSpec r = family_recipe_defaults(family);
+  if (!optimizer.empty() && optimizer != r.optimizer.name) {
+    const OptimizerSpec plain;  // AdamW's defaults
+    r.optimizer.name = optimizer;
+    r.optimizer.beta1 = optimizer == "adan" ? 0.98 : plain.beta1;
+    r.optimizer.beta2 = optimizer == "adan" ? 0.92 : plain.beta2;
+    r.optimizer.beta3 = plain.beta3;
+  }
+  return r;
+}
+
+namespace {
+RecipeSpec family_recipe_defaults(const std::string& family) {
   RecipeSpec r;
   r.family = family;
   if (family == "dit") {
@@ -183,6 +205,7 @@ RecipeSpec recipe_defaults(const std::string& family) {
   }
   return r;
 }
+}  // namespace
 
 double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage) {
   const DiffusionSpec& d = spec.recipe.diffusion;

@@ -292,7 +292,10 @@ void describe(V& v, ExperimentSpec& s) {
 // sampler and EMA defaults from the family's original paper, each with its source in
 // spec.cpp. Readers start from these before applying the file's keys. Unknown families get the
 // struct defaults (validation reports the unknown family).
-RecipeSpec recipe_defaults(const std::string& family);
+// `optimizer`, when set and not the family's own, replaces the family's optimiser name and betas
+// by that optimiser's own defaults (AdamW (0.9, 0.999); Adan (0.98, 0.92, 0.99)), so a file that
+// switches an mdt recipe to "adamw" does not silently inherit Adan's betas.
+RecipeSpec recipe_defaults(const std::string& family, const std::string& optimizer = "");
 
 // Range/choice check of one scalar; throws SpecError(path, ...).
 void check_field(const std::string& path, std::int64_t value, const FieldMeta& meta);

@@ -113,12 +113,21 @@ json spec_to_json(const ExperimentSpec& spec) {
   return out;
 }
 
+namespace {
+std::string optimizer_name(const nlohmann::json& recipe) {
+  if (recipe.contains("optimizer") && recipe["optimizer"].is_object() && recipe["optimizer"].contains("name") &&
+      recipe["optimizer"]["name"].is_string())
+    return recipe["optimizer"]["name"].get<std::string>();
+  return "";
+}
+}  // namespace
+
 ExperimentSpec spec_from_json(const json& j) {
   ExperimentSpec spec;
   // Start from the family's own recipe defaults; the document's keys override them.
   if (j.is_object() && j.contains("recipe") && j["recipe"].is_object() && j["recipe"].contains("family") &&
       j["recipe"]["family"].is_string())
-    spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>());
+    spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>(), optimizer_name(j["recipe"]));
   JsonReader::read_table(j, "", spec);
   validate(spec);
   return spec;

@@ -343,7 +343,8 @@ ExperimentSpec parse_experiment_string(const std::string& text, const std::strin
 
   ExperimentSpec spec;
   // Start from the family's own recipe defaults; the file's keys override them.
-  if (auto family = root["recipe"]["family"].value<std::string>()) spec.recipe = recipe_defaults(*family);
+  if (auto family = root["recipe"]["family"].value<std::string>())
+    spec.recipe = recipe_defaults(*family, root["recipe"]["optimizer"]["name"].value_or(std::string()));
   TomlReader::read_table(root, "", spec, ctx);
   try {
     validate(spec);

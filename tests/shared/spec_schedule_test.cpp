@@ -97,3 +97,25 @@ TEST_CASE("a family's recipe defaults are the starting point of a decoded spec")
   j["recipe"]["ema"] = {{"decay", 0.99}};
   CHECK(spec_from_json(j).recipe.ema.decay == 0.99);  // the document overrides the family default
 }
+
+TEST_CASE("family defaults: each family's optimiser and diffusion; switching the optimiser brings its own betas") {
+  CHECK(recipe_defaults("mdt").optimizer.name == "adan");
+  CHECK(recipe_defaults("mdt").optimizer.beta1 == 0.98);
+  CHECK(recipe_defaults("mmdit").diffusion.process == "flow");
+  CHECK(recipe_defaults("proposed").conditioning.controls == "proposed");
+  CHECK(recipe_defaults("proposed").conditioning.text_padding == "noisy_replicate");
+  CHECK(recipe_defaults("dit").conditioning.controls == "none");
+  nlohmann::json j = {{"name", "x"},
+                      {"recipe", {{"family", "mdt"}, {"preset", "tiny/2"}, {"optimizer", {{"name", "adamw"}}}}},
+                      {"stage", {nlohmann::json::object()}}};
+  ExperimentSpec s = spec_from_json(j);
+  CHECK(s.recipe.optimizer.name == "adamw");
+  CHECK(s.recipe.optimizer.beta1 == 0.9);
+  CHECK(s.recipe.optimizer.beta2 == 0.999);
+  j["recipe"]["family"] = "dit";
+  j["recipe"]["optimizer"] = {{"name", "adan"}, {"beta3", 0.9}};
+  s = spec_from_json(j);
+  CHECK(s.recipe.optimizer.beta1 == 0.98);
+  CHECK(s.recipe.optimizer.beta2 == 0.92);
+  CHECK(s.recipe.optimizer.beta3 == 0.9);  // the document's own value still wins
+}

@@ -129,7 +129,7 @@ TEST_CASE("ControlEmbedder rejects unknown weighting and dropped modes with a su
     ldm::models::ControlEmbedder m(o);
     FAIL("no error for an unknown weighting");
   } catch (const ldm::SpecError& e) {
-    CHECK(e.key_path() == "recipe.control_weighting");
+    CHECK(e.key_path() == "recipe.conditioning.controls");
     CHECK(std::string(e.what()).find("noise_weighted") != std::string::npos);
   }
   o = conditioning_test::small_options("constant");
@@ -338,7 +338,7 @@ TEST_CASE("text padding rejects bad lengths and unknown modes") {
     parse_text_padding("noisy_replicat");
     FAIL("no error for an unknown padding mode");
   } catch (const ldm::SpecError& e) {
-    CHECK(e.key_path() == "recipe.text_padding");
+    CHECK(e.key_path() == "recipe.conditioning.text_padding");
     CHECK(std::string(e.what()).find("did you mean 'noisy_replicate'") != std::string::npos);
   }
 }

@@ -126,6 +126,27 @@ TEST_CASE("every recipe x task x control mode builds with the analytic parameter
   }
 }
 
+TEST_CASE("analytic counts follow learned sigma, learned null controls and disabled control groups") {
+  for (const Combo& c : all_combos()) {
+    if (c.controls == "none") continue;
+    CAPTURE(c.name());
+    RecipeSpec r = recipe_for(c);
+    r.learn_sigma = c.family != "mmdit" && c.family != "proposed";  // flow recipes predict no variance
+    r.conditioning.dropped_controls = "learned";
+    r.conditioning.use_crop = false;
+    r.conditioning.use_aspect = false;
+    auto gen = at::detail::createCPUGenerator(0);
+    auto m = build_denoiser(r, geometry_for(c, 8, 8), gen);
+    int64_t built = 0;
+    for (const auto& p : m->parameters()) built += p.numel();
+    ModelShape s = shape_for(c, 8, r.learn_sigma);
+    s.controls.learned_null = true;
+    s.controls.crop = s.controls.aspect = false;
+    CHECK(m->out_channels() == (r.learn_sigma ? 2 : 1) * kChannels);
+    CHECK(built == analytic_param_count(*find_preset(c.family, r.preset), s));
+  }
+}
+
 TEST_CASE("every recipe predicts exactly zero at initialisation (zero-initialised output path)") {
   for (const Combo& c : all_combos()) {
     CAPTURE(c.name());

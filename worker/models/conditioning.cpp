@@ -18,7 +18,7 @@ constexpr double kPi = 3.14159265358979323846;
 
 void check_alpha(double alpha) {
   if (!(alpha >= 0.0) || !std::isfinite(alpha))
-    throw SpecError("recipe.control_alpha",
+    throw SpecError("recipe.conditioning.alpha",
                     "control weight steepness alpha must be a finite number >= 0, got " + std::to_string(alpha));
 }
 
@@ -118,21 +118,21 @@ bool ControlEmbedderOptions::uses(ControlGroup g) const {
 ControlEmbedderImpl::ControlEmbedderImpl(ControlEmbedderOptions o) : options_(std::move(o)) {
   if (options_.dim <= 0) throw Error("ControlEmbedder: width must be positive, got " + std::to_string(options_.dim));
   if (options_.frequency_size <= 0)
-    throw SpecError("recipe.control_frequency_size",
+    throw SpecError("recipe.conditioning.frequency_size",
                     "must be positive, got " + std::to_string(options_.frequency_size));
   if (options_.weighting == "noise_weighted") {
     noise_weighted_ = true;
   } else if (options_.weighting == "constant") {
     noise_weighted_ = false;
   } else {
-    throw SpecError("recipe.control_weighting", "unknown control weighting '" + options_.weighting +
+    throw SpecError("recipe.conditioning.controls", "unknown control weighting '" + options_.weighting +
                                                     "': expected constant or noise_weighted" +
                                                     did_you_mean(options_.weighting, {"constant", "noise_weighted"}));
   }
   if (options_.dropped == "learned") {
     learned_null_ = true;
   } else if (options_.dropped != "zero") {
-    throw SpecError("recipe.control_dropped", "unknown dropped-control embedding '" + options_.dropped +
+    throw SpecError("recipe.conditioning.dropped_controls", "unknown dropped-control embedding '" + options_.dropped +
                                                   "': expected zero or learned" +
                                                   did_you_mean(options_.dropped, {"zero", "learned"}));
   }
@@ -203,7 +203,7 @@ TextPadding parse_text_padding(const std::string& name) {
   if (name == "replicate") return TextPadding::Replicate;
   if (name == "noisy_replicate") return TextPadding::NoisyReplicate;
   const std::vector<std::string> valid = {"zero", "replicate", "noisy_replicate"};
-  throw SpecError("recipe.text_padding", "unknown text padding '" + name + "': expected one of " +
+  throw SpecError("recipe.conditioning.text_padding", "unknown text padding '" + name + "': expected one of " +
                                              join(valid, ", ") + did_you_mean(name, valid));
 }
 
@@ -227,7 +227,7 @@ torch::Tensor pad_text_tokens(const torch::Tensor& tokens, const torch::Tensor& 
     TORCH_CHECK(lo >= 0 && hi <= l, "pad_text_tokens: lengths must lie in [0, ", l, "], got [", lo, ", ", hi, "]");
   }
   if (!std::isfinite(noise_scale) || noise_scale < 0)
-    throw SpecError("recipe.text_pad_noise", "must be a finite number >= 0, got " + std::to_string(noise_scale));
+    throw SpecError("recipe.conditioning.text_pad_noise", "must be a finite number >= 0, got " + std::to_string(noise_scale));
 
   auto j = torch::arange(l, len.options()).unsqueeze(0);  // [1, L]
   auto real = j < len;                                     // [N, L]
@@ -253,7 +253,7 @@ torch::Tensor pad_text_tokens(const torch::Tensor& tokens, const torch::Tensor& 
 
 torch::Tensor drop_mask(int64_t n, double p, at::Generator& gen) {
   if (!(p >= 0.0 && p <= 1.0))
-    throw SpecError("recipe.condition_dropout", "dropout probability must lie in [0, 1], got " + std::to_string(p));
+    throw SpecError("recipe.conditioning.semantic_dropout", "dropout probability must lie in [0, 1], got " + std::to_string(p));
   TORCH_CHECK(n >= 0, "drop_mask: negative size ", n);
   auto u = torch::rand({n}, gen, torch::TensorOptions().dtype(torch::kFloat64).device(gen.device()));
   return u < p;  // u ∈ [0, 1): p = 0 never drops, p = 1 always drops

@@ -119,7 +119,7 @@ TORCH_MODULE(ControlEmbedder);
 // ---- text-token padding ---------------------------------------------------------------------------
 
 enum class TextPadding { Zero, Replicate, NoisyReplicate };
-// "zero" | "replicate" | "noisy_replicate"; anything else is SpecError("recipe.text_padding").
+// "zero" | "replicate" | "noisy_replicate"; anything else is SpecError("recipe.conditioning.text_padding").
 TextPadding parse_text_padding(const std::string& name);
 const char* to_string(TextPadding p);
 

@@ -218,7 +218,16 @@ int64_t mmdit_param_count(const MMDiTConfig& c) {
   int64_t n = c.in_channels * p * p * D + D;     // x_embedder
   n += tokens * D;                               // pos_embed
   n += linear(256, D) + linear(D, D);            // t_embedder
-  n += linear(cp, D) + linear(D, D);             // y_embedder
+  if (c.semantic_in_adaln) n += linear(cp, D) + linear(D, D);  // y_embedder
+  if (c.controls) {
+    ControlShape cs;
+    cs.enabled = true;
+    cs.size = c.controls->use_size, cs.crop = c.controls->use_crop, cs.flip = c.controls->use_flip;
+    cs.aspect = c.controls->use_aspect;
+    cs.frequency_size = static_cast<int>(c.controls->frequency_size);
+    cs.learned_null = c.controls->dropped == "learned";
+    n += control_embedder_param_count(D, cs);
+  }
   n += linear(cc, D);                            // context_embedder
   if (class_mode) n += (c.num_classes + 1) * D;  // label_embedder (with null row)
   const int64_t qkv = linear(D, 3 * D) + (c.qk_norm ? 2 * hd : 0);

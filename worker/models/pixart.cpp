@@ -47,7 +47,7 @@ CaptionEmbedderImpl::CaptionEmbedderImpl(int64_t caption_channels, int64_t dim, 
   y_proj = register_module("y_proj", std::make_shared<torch::nn::Module>("Mlp"));
   fc1 = y_proj->register_module("fc1", torch::nn::Linear(caption_channels, dim));
   fc2 = y_proj->register_module("fc2", torch::nn::Linear(dim, dim));
-  auto null = torch::randn({max_tokens, caption_channels}) / std::sqrt(double(caption_channels));
+  auto null = torch::zeros({max_tokens, caption_channels});  // drawn from the model generator in initialize()
   y_embedding = learn_null ? register_parameter("y_embedding", null) : register_buffer("y_embedding", null);
 }
 
@@ -61,7 +61,7 @@ PixArtBlockImpl::PixArtBlockImpl(int64_t width, int64_t heads, double mlp_ratio)
   cross_attn = register_module("cross_attn", CrossAttention(width, heads));
   norm2 = register_module("norm2", affine_free_norm(width));
   mlp = register_module("mlp", Mlp(width, static_cast<int64_t>(width * mlp_ratio)));
-  scale_shift_table = register_parameter("scale_shift_table", torch::randn({6, width}) / std::sqrt(double(width)));
+  scale_shift_table = register_parameter("scale_shift_table", torch::zeros({6, width}));  // drawn in initialize()
 }
 
 torch::Tensor PixArtBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cond, const torch::Tensor& mask,
@@ -78,7 +78,7 @@ torch::Tensor PixArtBlockImpl::forward(const torch::Tensor& x, const torch::Tens
 T2IFinalLayerImpl::T2IFinalLayerImpl(int64_t width, int64_t patch, int64_t out_channels) {
   norm_final = register_module("norm_final", affine_free_norm(width));
   linear = register_module("linear", torch::nn::Linear(width, patch * patch * out_channels));
-  scale_shift_table = register_parameter("scale_shift_table", torch::randn({2, width}) / std::sqrt(double(width)));
+  scale_shift_table = register_parameter("scale_shift_table", torch::zeros({2, width}));
 }
 
 torch::Tensor T2IFinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& t_emb) {

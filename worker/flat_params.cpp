@@ -88,12 +88,17 @@ std::vector<torch::Tensor> FlatParams::param_buffers() const {
   return out;
 }
 
-FlatAdamW::FlatAdamW(FlatParams& params, Options options) : p_(params), o_(options) {
-  for (const auto& b : p_.buckets()) {
-    m_.push_back(torch::zeros_like(b.params));
-    v_.push_back(torch::zeros_like(b.params));
-  }
+namespace {
+// One zero tensor per bucket, shaped like its parameters (an optimiser moment).
+std::vector<torch::Tensor> zero_moment(const FlatParams& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : params.buckets()) out.push_back(torch::zeros_like(b.params));
+  return out;
 }
+}  // namespace
+
+FlatAdamW::FlatAdamW(FlatParams& params, Options options)
+    : p_(params), o_(options), m_(zero_moment(params)), v_(zero_moment(params)) {}
 
 void FlatAdamW::step(double lr) {
   torch::NoGradGuard no_grad;
@@ -121,14 +126,13 @@ std::map<std::string, torch::Tensor> FlatAdamW::state() {
   return out;
 }
 
-FlatAdan::FlatAdan(FlatParams& params, Options options) : p_(params), o_(options) {
-  for (const auto& b : p_.buckets()) {
-    m_.push_back(torch::zeros_like(b.params));
-    v_.push_back(torch::zeros_like(b.params));
-    n_.push_back(torch::zeros_like(b.params));
-    prev_.push_back(torch::zeros_like(b.params));
-  }
-}
+FlatAdan::FlatAdan(FlatParams& params, Options options)
+    : p_(params),
+      o_(options),
+      m_(zero_moment(params)),
+      v_(zero_moment(params)),
+      n_(zero_moment(params)),
+      prev_(zero_moment(params)) {}
 
 void FlatAdan::step(double lr) {
   torch::NoGradGuard no_grad;

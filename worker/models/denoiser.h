@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "shared/core/presets.h"
 #include "shared/core/spec.h"
 #include "worker/models/conditioning.h"
 
@@ -85,6 +86,21 @@ ControlEmbedder make_control_embedder(const std::optional<ControlEmbedderOptions
 // cond.controls, and cond.noise_level for noise-weighted controls.
 torch::Tensor add_controls(const torch::Tensor& c, const ControlEmbedder& embedder, const Condition& cond,
                            const char* model);
+
+// Sets the fields every patch-transformer config shares (in_channels, latent_h/w, patch, width,
+// depth, heads, mlp_ratio, learn_sigma) from the preset, the geometry and the recipe.
+template <class Config>
+void set_transformer_shape(Config& c, const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
+  c.in_channels = g.in_channels;
+  c.latent_h = g.latent_h;
+  c.latent_w = g.latent_w;
+  c.patch = p.patch;
+  c.width = p.width;
+  c.depth = p.depth;
+  c.heads = p.heads;
+  c.mlp_ratio = p.mlp_ratio;
+  c.learn_sigma = recipe.learn_sigma;
+}
 
 // The recipe's control embedder settings (disabled when recipe.conditioning.controls = "none"),
 // with the output width left for the model to fill in.

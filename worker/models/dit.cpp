@@ -113,17 +113,9 @@ torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const
 
 DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
   DiTConfig c;
-  c.in_channels = g.in_channels;
-  c.latent_h = g.latent_h;
-  c.latent_w = g.latent_w;
-  c.patch = p.patch;
-  c.width = p.width;
-  c.depth = p.depth;
-  c.heads = p.heads;
-  c.mlp_ratio = p.mlp_ratio;
+  set_transformer_shape(c, p, g, recipe);
   c.num_classes = g.num_classes;
   c.text_channels = g.num_classes > 0 ? 0 : g.text_channels;
-  c.learn_sigma = recipe.learn_sigma;
   c.controls = control_options(recipe);
   return c;
 }

@@ -321,16 +321,8 @@ std::shared_ptr<Denoiser> build_mdt(const PresetInfo& p, const ModelGeometry& g,
   if (!(recipe.mask_ratio >= 0.0 && recipe.mask_ratio < 1.0))
     throw SpecError("recipe.mask_ratio", "must be in [0, 1), got " + std::to_string(recipe.mask_ratio));
   MDTConfig c;
-  c.in_channels = g.in_channels;
-  c.latent_h = g.latent_h;
-  c.latent_w = g.latent_w;
-  c.patch = p.patch;
-  c.width = p.width;
-  c.heads = p.heads;
-  c.depth = p.depth;
+  set_transformer_shape(c, p, g, recipe);
   c.decoder_depth = p.decoder_depth;
-  c.mlp_ratio = p.mlp_ratio;
-  c.learn_sigma = recipe.learn_sigma;
   if (g.num_classes > 0) {
     c.num_classes = g.num_classes;
     c.text_channels = 0;

@@ -254,15 +254,7 @@ namespace ldm::models {
 
 std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
   MMDiTConfig c;
-  c.in_channels = g.in_channels;
-  c.latent_h = g.latent_h;
-  c.latent_w = g.latent_w;
-  c.patch = p.patch;
-  c.width = p.width;
-  c.depth = p.depth;
-  c.heads = p.heads;
-  c.mlp_ratio = p.mlp_ratio;
-  c.learn_sigma = recipe.learn_sigma;
+  set_transformer_shape(c, p, g, recipe);
   c.num_classes = g.num_classes;
   if (g.num_classes <= 0) c.context_channels = c.pooled_channels = g.text_channels;
   c.semantic_in_adaln = p.family != "proposed";

@@ -209,15 +209,7 @@ torch::Tensor PixArt::forward_text(const torch::Tensor& x, const torch::Tensor& 
 
 std::shared_ptr<Denoiser> build_pixart(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
   PixArtConfig c;
-  c.in_channels = g.in_channels;
-  c.latent_h = g.latent_h;
-  c.latent_w = g.latent_w;
-  c.patch = p.patch;
-  c.width = p.width;
-  c.depth = p.depth;
-  c.heads = p.heads;
-  c.mlp_ratio = p.mlp_ratio;
-  c.learn_sigma = recipe.learn_sigma;
+  set_transformer_shape(c, p, g, recipe);
   if (g.num_classes > 0) {
     c.num_classes = g.num_classes;
   } else {

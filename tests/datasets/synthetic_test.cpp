@@ -65,7 +65,7 @@ ino_t inode(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("the same parameters render identical bytes; another seed renders other images") {
+TEST_CASE("the same parameters render identical bytes, another seed renders other images") {
   const SyntheticParams p = small_params();
   SyntheticParams other = p;
   other.seed = p.seed + 1;

@@ -93,7 +93,7 @@ TEST_CASE("every family of the paper has its papers' preset names plus CPU prese
   CHECK(ldm::find_preset("mmdit", "XL/2-matched") != nullptr);
 }
 
-TEST_CASE("the recipe x task table: Table 1 runs every family on both tasks; unknown pairs are refused") {
+TEST_CASE("the recipe x task table: Table 1 runs every family on both tasks, unknown pairs are refused") {
   CHECK(ldm::is_known_family("dit"));
   CHECK_FALSE(ldm::is_known_family("ditt"));
   for (const auto& family : ldm::recipe_families()) {
@@ -115,7 +115,7 @@ TEST_CASE("PixArt-alpha-XL/2 (T5 captions, 120 tokens) has the reference's 610,8
   CHECK(ldm::analytic_param_count(*p, s) == 610856096 + 256 * 1152);
 }
 
-TEST_CASE("mmDiT at DiT-XL/2 sizing doubles DiT-XL/2; the matched preset is within 2% of it; proposed drops y_embedder") {
+TEST_CASE("mmDiT at DiT-XL/2 sizing doubles DiT-XL/2, the matched preset is within 2% of it, proposed drops y_embedder") {
   ldm::ModelShape s = imagenet256();
   s.learn_sigma = false;  // SD3's rectified flow predicts no variance
   const auto count = [&](const char* family, const char* preset) {

@@ -98,7 +98,7 @@ TEST_CASE("a family's recipe defaults are the starting point of a decoded spec")
   CHECK(spec_from_json(j).recipe.ema.decay == 0.99);  // the document overrides the family default
 }
 
-TEST_CASE("family defaults: each family's optimiser and diffusion; switching the optimiser brings its own betas") {
+TEST_CASE("family defaults: each family's optimiser and diffusion, switching the optimiser brings its own betas") {
   CHECK(recipe_defaults("mdt").optimizer.name == "adan");
   CHECK(recipe_defaults("mdt").optimizer.beta1 == 0.98);
   CHECK(recipe_defaults("mmdit").diffusion.process == "flow");

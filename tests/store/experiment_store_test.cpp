@@ -340,7 +340,7 @@ TEST_CASE("metric scans do not leak into a stage or experiment whose name extend
   CHECK(keys_of(store->metrics("ab", "s")) == Keys{{"loss", 3}});
 }
 
-TEST_CASE("append_metrics stores points and the run; metrics() filters by metric and stage") {
+TEST_CASE("append_metrics stores points and the run, metrics() filters by metric and stage") {
   TempDir t;
   auto store = ExperimentStore::open(t.db());
   RunRecord run = make_run("exp", "pretrain", 2);

@@ -55,7 +55,7 @@ TEST_CASE("class task: semantic dropout sends labels to the null class, controls
   }
 }
 
-TEST_CASE("text task: captions encoded, padding replicated, pooled vectors; no controls unless asked") {
+TEST_CASE("text task: captions encoded, padding replicated, pooled vectors, no controls unless asked") {
   ExperimentSpec s = spec("text", "none");
   s.recipe.conditioning.text_padding = "replicate";
   ConditionBuilder b(s, 1.0);

@@ -40,7 +40,7 @@ struct FakeNetwork {
   }
 };
 
-TEST_CASE("guidance: two scales combine the three branches; 0,0 is unconditional, 1,0 semantic-only, 1,1 full") {
+TEST_CASE("guidance: two scales combine the three branches, 0,0 is unconditional, 1,0 semantic-only, 1,1 full") {
   const double u = 1.0, c = 3.0, k = 7.0;
   FakeNetwork net{{u, c, k}, true};
   auto x = torch::randn({2, 4, 3, 3}, torch::kFloat64);
@@ -57,7 +57,7 @@ TEST_CASE("guidance: two scales combine the three branches; 0,0 is unconditional
   CHECK(torch::allclose(out.narrow(1, 4, 4), torch::full({2, 4, 3, 3}, 12.0, torch::kFloat64)));
 }
 
-TEST_CASE("guidance: one scale combines two branches; 0 is unconditional, 1 conditional") {
+TEST_CASE("guidance: one scale combines two branches, 0 is unconditional, 1 conditional") {
   FakeNetwork net{{-1.0, 2.0}, false};
   auto x = torch::randn({3, 2}, torch::kFloat64);
   auto t = torch::full({3}, 0.25, torch::kFloat64);

@@ -198,7 +198,7 @@ TEST_CASE("mDT uses the reference's (sail-sg/MDT MDTv2) state-dict key names") {
   CHECK(with_controls.contains("control_embedder.aspect.2.bias"));
 }
 
-TEST_CASE("mDT: the built module's parameter count equals mdt_param_count (tiny, small, S/2; class, text, controls)") {
+TEST_CASE("mDT: the built module's parameter count equals mdt_param_count (tiny, small, S/2, class, text, controls)") {
   struct Case { const char* preset; int latent; };
   for (auto [name, latent] : {Case{"tiny/2", 8}, Case{"tiny/2", 16}, Case{"small/2", 8}, Case{"S/2", 8}}) {
     for (bool text : {false, true})
@@ -243,7 +243,7 @@ TEST_CASE("mDT-v2 XL/2: exact count of the reference structure, and the publishe
   CHECK(gflops < 135.0);
 }
 
-TEST_CASE("mDT at initialisation outputs exactly zero, masked pass included; zero_initialised() names exactly those tensors") {
+TEST_CASE("mDT at initialisation outputs exactly zero, masked pass included, zero_initialised() names exactly those tensors") {
   auto x = torch::randn({2, 4, 8, 12});
   auto t = torch::tensor({5.0, 500.0});
   for (bool text : {false, true}) {

@@ -220,7 +220,7 @@ TEST_CASE("safetensors export/import: a model loaded into one built from another
   }
 }
 
-TEST_CASE("controls change the prediction; noise-weighted controls have no effect at pure noise") {
+TEST_CASE("controls change the prediction, noise-weighted controls have no effect at pure noise") {
   for (const auto& family : recipe_families()) {
     CAPTURE(family);
     for (const char* mode : {"sdxl", "proposed"}) {

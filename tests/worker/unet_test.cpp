@@ -261,7 +261,7 @@ TEST_CASE("LDM-4-G's analytic parameter count matches the LDM paper's ~400M") {
   CHECK(ldm::unet_gflops(p, original) > 4 * ldm::unet_gflops(p, ours));
 }
 
-TEST_CASE("UNet at initialisation outputs exactly zero; zero_initialised names exactly the zero_module tensors") {
+TEST_CASE("UNet at initialisation outputs exactly zero, zero_initialised names exactly the zero_module tensors") {
   auto x = torch::randn({2, 4, 8, 12});
   auto t = torch::tensor({5.0, 500.0});
   auto cls = unet_test::build(unet_test::geometry(8, 12, false), unet_test::recipe(true), 3);
@@ -332,7 +332,7 @@ TEST_CASE("UNet class task: the null class row exists and semantic_drop selects 
   CHECK_THROWS_WITH_AS(m->forward(x, t, ldm::models::Condition{}), doctest::Contains("labels"), ldm::Error);
 }
 
-TEST_CASE("UNet text task: dropped captions are zero tokens; mask_padding hides padding slots") {
+TEST_CASE("UNet text task: dropped captions are zero tokens, mask_padding hides padding slots") {
   auto g = unet_test::geometry(8, 8, true);
   auto x = torch::randn({2, 4, 8, 8});
   auto t = torch::tensor({10.0, 900.0});

@@ -25,7 +25,7 @@ std::shared_ptr<models::Denoiser> dit(int64_t side, uint64_t seed) {
 
 using namespace weights_test;
 
-TEST_CASE("load_weights copies every tensor by name; same grid is an exact copy") {
+TEST_CASE("load_weights copies every tensor by name, same grid is an exact copy") {
   auto a = dit(8, 1), b = dit(8, 2);
   CHECK(load_weights(*b, model_state(*a), "a.safetensors") == 0);
   auto pa = a->named_parameters(), pb = b->named_parameters();

@@ -1,6 +1,10 @@
 // ldm-data: make and check shard datasets.
 //   ldm-data synth --out DIR [--records N] [--classes C] [--resolution R] [--seed S]
 //   [--shard-records K] ldm-data inspect SHARD [--records K]
+//   ldm-data verify DIR [--max-problems N]
+//   ldm-data stats DIR [--json]
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -12,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "datasets/dataset_tools.h"
 #include "datasets/shard.h"
 #include "datasets/synthetic.h"
 #include "shared/core/error.h"
@@ -28,6 +33,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  synth     render the synthetic class-conditional dataset into shards\n"
     "  inspect   print a shard's header, statistics and first records; verify every checksum\n"
+    "  verify    check every shard of a directory: checksums, index, footer, unique ids, headers\n"
+    "  stats     counts per class and shape, caption lengths, control metadata, channel mean/std\n"
     "\n"
     "Run 'ldm-data <command> --help' for a command's options.\n";
 
@@ -55,6 +62,27 @@ constexpr const char* kInspectUsage =
     "\n"
     "  --records K          how many records to print (default 3)\n";
 
+constexpr const char* kVerifyUsage =
+    "usage: ldm-data verify DIR [--max-problems N]\n"
+    "\n"
+    "Checks every DIR/*.ldms shard: header, footer and index, every record's length and checksum,\n"
+    "that record ids are unique across the directory, and that every shard agrees with the first\n"
+    "on payload kind, encoder and channel count. Goes on past each problem and names the shard,\n"
+    "record number and id of each. Progress goes to stderr. Exits 0 only when nothing is wrong.\n"
+    "\n"
+    "  --max-problems N     how many problems to print (default 100; all are counted)\n";
+
+constexpr const char* kStatsUsage =
+    "usage: ldm-data stats DIR [--json]\n"
+    "\n"
+    "Streams every record of DIR/*.ldms and prints: records per class and per payload shape,\n"
+    "caption length in words and characters, the range of original and crop sizes and the flip\n"
+    "fraction, and the per-channel mean and std of the payload (pixels in [0,1], or latents with\n"
+    "a suggested scale factor = 1/std over all latent values, as LDM's scale_factor). Records\n"
+    "that fail their checksum are skipped and counted.\n"
+    "\n"
+    "  --json               print JSON instead of a table\n";
+
 // A command-line mistake: reported with the command's usage, exit status 2.
 struct UsageError : std::runtime_error {
   UsageError(const std::string& message, const char* usage)
@@ -65,14 +93,18 @@ struct UsageError : std::runtime_error {
 struct Args {
   std::map<std::string, std::string> options;  // "records" -> "100"
   std::vector<std::string> positionals;
+  std::set<std::string> flags;  // options without a value: "json"
   bool help = false;
 };
 
-// Accepts "--name value" and "--name=value" for the `known` option names.
-Args parse_args(int argc, char** argv, const std::vector<std::string>& known, const char* usage) {
+// Accepts "--name value" and "--name=value" for the `known` option names, and "--name" alone for
+// the `known_flags`.
+Args parse_args(int argc, char** argv, const std::vector<std::string>& known,
+                const std::vector<std::string>& known_flags, const char* usage) {
   Args args;
   std::vector<std::string> flags;  // for "did you mean"
   for (const auto& k : known) flags.push_back("--" + k);
+  for (const auto& k : known_flags) flags.push_back("--" + k);
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -80,6 +112,12 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& known, co
     } else if (ldm::starts_with(arg, "--")) {
       const auto eq = arg.find('=');
       const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      if (std::find(known_flags.begin(), known_flags.end(), name) != known_flags.end()) {
+        if (eq != std::string::npos)
+          throw UsageError("option '--" + name + "' takes no value", usage);
+        args.flags.insert(name);
+        continue;
+      }
       if (std::find(known.begin(), known.end(), name) == known.end())
         throw UsageError("unknown option '--" + name + "'" + ldm::did_you_mean("--" + name, flags),
                          usage);
@@ -239,10 +277,69 @@ int run_inspect(const Args& args) {
   return 0;
 }
 
+// Progress on stderr: one updating line on a terminal, else a line per shard (for logs).
+void print_progress(const char* verb, std::size_t done, std::size_t total, const std::string& shard,
+                    std::uint64_t records, std::uint64_t bytes, double seconds) {
+  static const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const double rate = seconds > 0 ? records / seconds : 0.0;
+  const double mb_rate = seconds > 0 ? bytes / seconds / 1e6 : 0.0;
+  std::fprintf(
+      stderr, "%sldm-data: %s %zu/%zu shards (%s), %llu records, %.0f records/s, %.1f MB/s%s",
+      tty ? "\r" : "", verb, done, total, shard.c_str(), static_cast<unsigned long long>(records),
+      rate, mb_rate, tty && done < total ? "\x1b[K" : "\n");
+}
+
+int run_verify(const Args& args) {
+  if (args.positionals.size() != 1)
+    throw UsageError("verify needs exactly one DIR argument", kVerifyUsage);
+  const std::int64_t max_problems = int_option(args, "max-problems", 100, kVerifyUsage);
+  if (max_problems < 0) throw UsageError("option '--max-problems' must be >= 0", kVerifyUsage);
+  ldm::data::VerifyOptions options;
+  options.max_problems = static_cast<std::size_t>(max_problems);
+  const auto start = std::chrono::steady_clock::now();
+  options.progress = [&](const ldm::data::VerifyProgress& p) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    print_progress("verified", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done,
+                   seconds);
+  };
+  const ldm::data::VerifyReport report = ldm::data::verify_directory(args.positionals[0], options);
+  for (const auto& problem : report.problems) std::printf("%s\n", problem.text.c_str());
+  if (report.problem_count > report.problems.size())
+    std::printf("... and %llu more problems not shown (--max-problems)\n",
+                static_cast<unsigned long long>(report.problem_count - report.problems.size()));
+  std::printf("%s: %s\n", report.dir.c_str(), ldm::data::verify_summary(report).c_str());
+  return report.clean() ? 0 : 1;
+}
+
+int run_stats(const Args& args) {
+  if (args.positionals.size() != 1)
+    throw UsageError("stats needs exactly one DIR argument", kStatsUsage);
+  const auto start = std::chrono::steady_clock::now();
+  const ldm::data::DatasetStats stats = ldm::data::compute_stats(
+      args.positionals[0],
+      [&](const ldm::data::StatsProgress& p) {
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        print_progress("read", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done,
+                       seconds);
+      },
+      [](const std::string& error) {
+        std::fprintf(stderr, "ldm-data: skipped: %s\n", error.c_str());
+      });
+  if (args.flags.count("json")) {
+    std::printf("%s\n", ldm::data::stats_json(stats).c_str());
+  } else {
+    std::fputs(ldm::data::format_stats(stats).c_str(), stdout);
+  }
+  return 0;
+}
+
 struct Command {
   const char* name;
   const char* usage;
   std::vector<std::string> options;
+  std::vector<std::string> flags;
   int (*run)(const Args&);
 };
 
@@ -253,9 +350,14 @@ int main(int argc, char** argv) {
       {"synth",
        kSynthUsage,
        {"out", "records", "classes", "resolution", "seed", "shard-records"},
+       {},
        run_synth},
-      {"inspect", kInspectUsage, {"records"}, run_inspect},
+      {"inspect", kInspectUsage, {"records"}, {}, run_inspect},
+      {"verify", kVerifyUsage, {"max-problems"}, {}, run_verify},
+      {"stats", kStatsUsage, {}, {"json"}, run_stats},
   };
+  std::vector<std::string> names;  // for "did you mean"
+  for (const Command& c : commands) names.push_back(c.name);
   try {
     const std::string name = argc > 1 ? argv[1] : "";
     if (name == "--help" || name == "-h" || name == "help") {
@@ -264,16 +366,16 @@ int main(int argc, char** argv) {
     }
     for (const Command& c : commands) {
       if (name != c.name) continue;
-      const Args args = parse_args(argc, argv, c.options, c.usage);
+      const Args args = parse_args(argc, argv, c.options, c.flags, c.usage);
       if (args.help) {
         std::fputs(c.usage, stdout);
         return 0;
       }
       return c.run(args);
     }
-    throw UsageError(name.empty() ? "missing command"
-                                  : "unknown command '" + name + "'" +
-                                        ldm::did_you_mean(name, {"synth", "inspect"}),
+    throw UsageError(name.empty()
+                         ? "missing command"
+                         : "unknown command '" + name + "'" + ldm::did_you_mean(name, names),
                      kUsage);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ldm-data: %s\n\n%s", e.what(), e.usage);

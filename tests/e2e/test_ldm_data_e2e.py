@@ -1,0 +1,101 @@
+"""End to end: the real `ldm-data` binary makes a synthetic dataset, then `verify` and `stats`
+check it, and `verify` finds a flipped bit by shard and record number. Run by ctest with
+LDM_BIN set to the directory holding ldm-data (see CMakeLists.txt here)."""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("LDM_BIN", "")
+RECORDS, SHARD_RECORDS, CLASSES = 96, 32, 5
+
+
+def ldm_data(*args):
+    return subprocess.run([os.path.join(BIN, "ldm-data"), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def record_span(path, k):
+    """(first byte of the body, end of the record) of record k, found through the shard's index."""
+    with open(path, "rb") as f:
+        data = f.read()
+    index_offset, count = struct.unpack_from("<QQ", data, len(data) - 28)
+    offsets = struct.unpack_from("<%dQ" % count, data, index_offset)
+    end = offsets[k + 1] if k + 1 < count else index_offset
+    return offsets[k] + 8, end
+
+
+class LdmDataTools(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ldm-data-e2e-")
+        cls.clean = os.path.join(cls.tmp, "clean")
+        r = ldm_data("synth", "--out", cls.clean, "--records", str(RECORDS), "--classes",
+                     str(CLASSES), "--resolution", "16", "--shard-records", str(SHARD_RECORDS))
+        assert r.returncode == 0, r.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_verify_passes_a_clean_dataset(self):
+        r = ldm_data("verify", self.clean)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("3 shards, %d records, all checksums match" % RECORDS, r.stdout)
+        self.assertIn("3/3 shards", r.stderr)  # progress goes to stderr
+
+    def test_verify_names_the_shard_and_record_of_a_flipped_bit(self):
+        bad = os.path.join(self.tmp, "bad")
+        shutil.copytree(self.clean, bad)
+        shard = os.path.join(bad, "synth-00001.ldms")
+        body, end = record_span(shard, 17)
+        with open(shard, "r+b") as f:
+            f.seek(body)
+            (record_id,) = struct.unpack("<Q", f.read(8))
+            f.seek(end - 1)  # the last payload byte
+            byte = f.read(1)[0]
+            f.seek(end - 1)
+            f.write(bytes([byte ^ 0x20]))
+        r = ldm_data("verify", bad)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("synth-00001.ldms: record 17 (id %d): checksum mismatch (stored 0x"
+                      % record_id, r.stdout)
+        self.assertIn("1 problem (1 corrupt record)", r.stdout)
+
+    def test_verify_names_a_truncated_shard(self):
+        cut = os.path.join(self.tmp, "cut")
+        shutil.copytree(self.clean, cut)
+        shard = os.path.join(cut, "synth-00002.ldms")
+        os.truncate(shard, os.path.getsize(shard) // 2)
+        r = ldm_data("verify", cut)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("synth-00002.ldms: ", r.stdout)
+
+    def test_stats_json_counts_every_record_once(self):
+        r = ldm_data("stats", self.clean, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        stats = json.loads(r.stdout)
+        self.assertEqual(stats["records"], RECORDS)
+        self.assertEqual(sum(stats["labels"].values()), RECORDS)
+        self.assertEqual(len(stats["labels"]), CLASSES)
+        self.assertEqual(stats["shapes"], {"16x16x3": RECORDS})
+        self.assertEqual(len(stats["channels"]), 3)
+        for c in stats["channels"]:
+            self.assertTrue(0.0 <= c["mean"] <= 1.0 and 0.0 < c["std"] <= 0.5)
+
+    def test_stats_table_and_usage_errors(self):
+        r = ldm_data("stats", self.clean)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("records:    %d" % RECORDS, r.stdout)
+        self.assertEqual(ldm_data("stats").returncode, 2)
+        r = ldm_data("stats", self.clean, "--jsn")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("did you mean '--json'", r.stderr)
+        self.assertEqual(ldm_data("verify", os.path.join(self.tmp, "missing")).returncode, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -20,6 +20,7 @@ packages=(
   nlohmann-json3-dev doctest-dev zlib1g-dev libpng-dev
   libzip-dev                           # .npz inputs of `ldm-worker forward`
   libjpeg62-turbo-dev libwebp-dev libexif-dev  # image decoding for the dataset importers
+  libarchive-dev                       # WebDataset tar shards
   python3                              # end-to-end tests drive the real binaries from Python
   python3-torch python3-numpy          # reference checks: .pt files and an independent DiT in Python
   python3-pil                          # reference pixels for the image decode and crop tests

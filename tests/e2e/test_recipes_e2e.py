@@ -110,6 +110,54 @@ class EveryRecipeTrains(unittest.TestCase):
             self.assertIn(word, proc.stderr)
 
 
+class TrainOnImportedWebDataset(unittest.TestCase):
+    """A WebDataset tar (images + captions, as the common downloaders write them) goes through
+    `ldm-data import-wds` and the proposed model trains on the shards it wrote."""
+
+    def test_import_wds_then_train_text_to_image(self):
+        import io
+        import tarfile
+        from PIL import Image
+        state = tempfile.mkdtemp(prefix="ldm-e2e-wds-")
+        try:
+            tar_path = os.path.join(state, "cc-00000.tar")
+            with tarfile.open(tar_path, "w") as tar:
+                for i in range(12):
+                    img = Image.new("RGB", (48 + 8 * (i % 3), 40), ((40 * i) % 255, 100, 200 - 10 * i))
+                    buf = io.BytesIO()
+                    img.save(buf, format="JPEG" if i % 2 else "PNG")
+                    ext = "jpg" if i % 2 else "png"
+                    for name, data in ((f"s{i:03d}.{ext}", buf.getvalue()),
+                                       (f"s{i:03d}.txt", f"a colour field number {i}".encode())):
+                        info = tarfile.TarInfo(name)
+                        info.size = len(data)
+                        tar.addfile(info, io.BytesIO(data))
+            shards = os.path.join(state, "shards")
+            proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-data"), "import-wds",
+                                   os.path.join(state, "cc-{00000..00000}.tar"), "--out", shards,
+                                   "--resolution", "32", "--crop", "center", "--threads", "2"],
+                                  capture_output=True, text=True, timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            with open(experiment("proposed-text.toml")) as f:
+                text = f.read()
+            text = text.replace('name = "tiny-proposed-text"', 'name = "tiny-wds"')
+            text = text.replace("[dataset]\nrecords = 64", f'[dataset]\nkind = "shards"\npath = "{shards}"')
+            text = text.replace("batch_size = 8", "batch_size = 4")
+            path = os.path.join(state, "wds.toml")
+            with open(path, "w") as f:
+                f.write(text)
+            self.assertIn('kind = "shards"', text)
+            run = ldm_e2e.run_cli("run", path, "--state", state, timeout=600)
+            self.assertIn("done", run.stdout, run.stdout + run.stderr)
+            # The run read the imported shards: 12 records, ids of tar 0, an epoch of 3 steps.
+            with open(os.path.join(state, "runs", "tiny-wds", "train", "logs", "records-rank-0.jsonl")) as f:
+                steps = [json.loads(line) for line in f if line.strip()]
+            self.assertEqual(len(steps), 10)
+            self.assertEqual(sorted(i for s in steps[:3] for i in s["ids"]), list(range(12)))
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
 class DescribeEveryFamily(unittest.TestCase):
     def test_describe_checks_the_built_count_against_the_analytic_one(self):
         worker = os.path.join(ldm_e2e.BIN, "ldm-worker")

@@ -1,5 +1,7 @@
 #include "datasets/dataset_tools.h"
 
+#include "datasets/byte_order.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -24,16 +26,8 @@ namespace {
 constexpr std::size_t kFooterSize = 8 + 8 + 4 + 8;
 constexpr std::size_t kRecordPrefixSize = 4 + 4;
 
-std::uint32_t get_u32(const unsigned char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-std::uint64_t get_u64(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
+using le::get_u32;
+using le::get_u64;
 
 std::string hex32(std::uint32_t v) {
   char buf[16];

@@ -1,5 +1,7 @@
 #include "datasets/shard.h"
 
+#include "datasets/byte_order.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -27,22 +29,10 @@ constexpr std::size_t kFooterSize = 8 + 8 + 4 + kMagicSize;
 constexpr std::size_t kRecordPrefixSize = 4 + 4;  // body_len, crc32(body)
 
 // Explicit little-endian encoding, so shards read the same on any host.
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-std::uint32_t get_u32(const unsigned char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-std::uint64_t get_u64(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
+using le::get_u32;
+using le::get_u64;
+using le::put_u32;
+using le::put_u64;
 
 std::string hex32(std::uint32_t v) {
   char buf[9];

@@ -12,6 +12,7 @@
 
 #include "datasets/synthetic.h"
 #include "shared/core/error.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -20,14 +21,8 @@ using ldm::testing::TempDir;
 
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
+using ldm::testing::read_bytes;
+using ldm::testing::write_bytes;
 
 // A small image record whose caption is unique, so a test can find its bytes in the file.
 Record image_record(std::uint64_t id) {

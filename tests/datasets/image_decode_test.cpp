@@ -14,52 +14,17 @@
 #include <vector>
 
 #include "shared/core/error.h"
+#include "tests/support/pil_images.h"
 #include "tests/support/temp_dir.h"
 
 namespace image_decode_test {
 namespace fs = std::filesystem;
 
-std::string python() {
-  const char* p = std::getenv("LDM_TEST_PYTHON");
-  return p && *p ? p : "/usr/bin/python3";
-}
-
-// make_images.py, next to this file or under $LDM_SOURCE_DIR.
-fs::path script_path() {
-  const fs::path rel = "tests/datasets/reference/make_images.py";
-  const fs::path here = fs::path(__FILE__).parent_path() / "reference" / "make_images.py";
-  if (fs::exists(here)) return here;
-  if (const char* root = std::getenv("LDM_SOURCE_DIR"))
-    if (fs::exists(fs::path(root) / rel)) return fs::path(root) / rel;
-  return here;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs make_images.py once per process into a temp dir. A missing python3-pil/numpy or a failing
-// script is a test failure (never a silent pass).
-struct Images {
-  ldm::testing::TempDir dir{"ldm-image-decode"};
-  std::string error;
-  Images() {
-    const std::string log = dir.file("make_images.log");
-    if (std::system((python() + " -c 'import PIL, numpy' >/dev/null 2>&1").c_str()) != 0) {
-      error = "python3-pil and python3-numpy are required: `" + python() +
-              " -c 'import PIL, numpy'` failed (install Debian's python3-pil python3-numpy)";
-      return;
-    }
-    const std::string cmd = python() + " " + script_path().string() + " " + dir.path() + " >" + log + " 2>&1";
-    if (std::system(cmd.c_str()) != 0) error = "make_images.py failed:\n" + slurp(log);
-  }
-};
+using Images = ldm::testing::PilImages;
+inline std::string slurp(const std::string& path) { return ldm::testing::slurp_file(path); }
 
 const Images& images() {
-  static Images im;
+  static Images im{"ldm-image-decode"};
   REQUIRE_MESSAGE(im.error.empty(), im.error);
   return im;
 }

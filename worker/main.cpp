@@ -164,13 +164,7 @@ int cmd_describe(const Args& a) {
     params += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
-  ModelShape shape{static_cast<int>(in_channels), static_cast<int>(resolution / factor), static_cast<int>(classes),
-                   recipe.learn_sigma, true, 0, 0, {}};
-  if (task == "text") {
-    shape.text_channels = static_cast<int>(text_dim);
-    shape.text_tokens = static_cast<int>(text_tokens);
-  }
-  shape.controls.enabled = recipe.conditioning.controls != "none";
+  const ModelShape shape = models::model_shape(g, recipe);
   const int64_t analytic = analytic_param_count(*preset, shape);
   const double gflops = analytic_gflops(*preset, shape);
   if (a.has("json")) {
@@ -189,7 +183,7 @@ int cmd_describe(const Args& a) {
                 (long long)(resolution / factor), cond.c_str(), recipe.conditioning.controls.c_str());
     std::printf("  parameters  %lld (trainable %lld; analytic %lld)\n", (long long)params, (long long)trainable,
                 (long long)analytic);
-    std::printf("  forward     %.2f GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
+    std::printf("  forward     %.4g GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
   }
   if (params != analytic) {
     std::cerr << "ldm-worker: error: built module has " << params << " parameters but the analytic count is "

@@ -80,16 +80,7 @@ int main(int argc, char** argv) {
         auto gen = at::detail::createCPUGenerator(0);
         auto model = build_denoiser(r, g, gen);
         model->train();
-        ModelShape shape;
-        shape.in_channels = static_cast<int>(channels);
-        shape.latent_size = static_cast<int>(side);
-        shape.num_classes = text ? 0 : static_cast<int>(classes);
-        shape.learn_sigma = false;
-        shape.text_channels = text ? static_cast<int>(text_dim) : 0;
-        shape.text_tokens = text ? static_cast<int>(text_tokens) : 0;
-        shape.controls.enabled = std::string(controls) != "none";
-        const PresetInfo* p = find_preset(family, preset);
-        const double gflops = analytic_gflops(*p, shape);
+        const double gflops = analytic_gflops(*find_preset(family, preset), model_shape(g, r));
         int64_t params = 0;
         for (const auto& t : model->parameters()) params += t.numel();
 

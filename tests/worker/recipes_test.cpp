@@ -144,6 +144,8 @@ TEST_CASE("analytic counts follow learned sigma, learned null controls and disab
     s.controls.crop = s.controls.aspect = false;
     CHECK(m->out_channels() == (r.learn_sigma ? 2 : 1) * kChannels);
     CHECK(built == analytic_param_count(*find_preset(c.family, r.preset), s));
+    // model_shape (what `ldm-worker describe` and the benchmark count) derives the same shape.
+    CHECK(built == analytic_param_count(*find_preset(c.family, r.preset), model_shape(geometry_for(c, 8, 8), r)));
   }
 }
 

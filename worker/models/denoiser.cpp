@@ -5,19 +5,17 @@
 namespace ldm::models {
 namespace {
 
-template <class F>
-Condition map_fields(const Condition& c, F f) {
-  Condition out;
-  out.labels = f(c.labels);
-  out.tokens = f(c.tokens);
-  out.token_mask = f(c.token_mask);
-  out.pooled = f(c.pooled);
-  out.semantic_drop = f(c.semantic_drop);
-  out.controls = f(c.controls);
-  out.control_drop = f(c.control_drop);
-  out.noise_level = f(c.noise_level);
-  return out;
-}
+// Every tensor field of Condition, once: narrow() and cat() walk this list.
+struct ConditionField {
+  torch::Tensor Condition::*member;
+  const char* name;
+};
+constexpr ConditionField kConditionFields[] = {
+    {&Condition::labels, "labels"},   {&Condition::tokens, "tokens"},
+    {&Condition::token_mask, "token_mask"}, {&Condition::pooled, "pooled"},
+    {&Condition::semantic_drop, "semantic_drop"}, {&Condition::controls, "controls"},
+    {&Condition::control_drop, "control_drop"}, {&Condition::noise_level, "noise_level"},
+};
 
 torch::Tensor zero_dropped_rows(const torch::Tensor& x, const torch::Tensor& drop) {
   if (!drop.defined()) return x;
@@ -30,30 +28,24 @@ torch::Tensor zero_dropped_rows(const torch::Tensor& x, const torch::Tensor& dro
 }  // namespace
 
 Condition Condition::narrow(int64_t start, int64_t length) const {
-  return map_fields(*this, [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, start, length) : t; });
+  Condition out;
+  for (const auto& f : kConditionFields)
+    if ((this->*f.member).defined()) out.*f.member = (this->*f.member).narrow(0, start, length);
+  return out;
 }
 
 Condition Condition::cat(const std::vector<Condition>& parts) {
-  if (parts.empty()) return {};
-  // Gather one field across parts: all defined or all undefined.
-  auto gather = [&](torch::Tensor Condition::*field, const char* name) -> torch::Tensor {
+  Condition out;
+  for (const auto& f : kConditionFields) {
+    // One field across parts: all defined or all undefined.
     std::vector<torch::Tensor> ts;
     for (const auto& p : parts)
-      if ((p.*field).defined()) ts.push_back(p.*field);
-    if (ts.empty()) return {};
+      if ((p.*f.member).defined()) ts.push_back(p.*f.member);
+    if (ts.empty()) continue;
     if (ts.size() != parts.size())
-      throw Error(std::string("Condition::cat: field '") + name + "' is defined in some parts only");
-    return torch::cat(ts, 0);
-  };
-  Condition out;
-  out.labels = gather(&Condition::labels, "labels");
-  out.tokens = gather(&Condition::tokens, "tokens");
-  out.token_mask = gather(&Condition::token_mask, "token_mask");
-  out.pooled = gather(&Condition::pooled, "pooled");
-  out.semantic_drop = gather(&Condition::semantic_drop, "semantic_drop");
-  out.controls = gather(&Condition::controls, "controls");
-  out.control_drop = gather(&Condition::control_drop, "control_drop");
-  out.noise_level = gather(&Condition::noise_level, "noise_level");
+      throw Error(std::string("Condition::cat: field '") + f.name + "' is defined in some parts only");
+    out.*f.member = torch::cat(ts, 0);
+  }
   return out;
 }
 
@@ -82,11 +74,12 @@ torch::Tensor pooled_with_drop(const Condition& cond, const char* model) {
   return zero_dropped_rows(require_field(cond.pooled, "pooled", model), cond.semantic_drop);
 }
 
-ControlEmbedder make_control_embedder(const std::optional<ControlEmbedderOptions>& options, int64_t dim) {
+ControlEmbedder add_control_embedder(torch::nn::Module& owner, const std::optional<ControlEmbedderOptions>& options,
+                                     int64_t dim) {
   if (!options) return ControlEmbedder(nullptr);
   ControlEmbedderOptions o = *options;
   o.dim = dim;
-  return ControlEmbedder(o);
+  return owner.register_module("control_embedder", ControlEmbedder(o));
 }
 
 torch::Tensor add_controls(const torch::Tensor& c, const ControlEmbedder& embedder, const Condition& cond,

@@ -80,8 +80,10 @@ torch::Tensor pooled_with_drop(const Condition& cond, const char* model);
 // Throws ldm::Error("<model>: the condition has no <field> ...") when `t` is undefined; returns t.
 const torch::Tensor& require_field(const torch::Tensor& t, const char* field, const char* model);
 
-// A ControlEmbedder of output width `dim` when `options` is set, else an empty holder.
-ControlEmbedder make_control_embedder(const std::optional<ControlEmbedderOptions>& options, int64_t dim);
+// A ControlEmbedder of output width `dim`, registered in `owner` as "control_embedder", when
+// `options` is set; else an empty holder (nothing registered).
+ControlEmbedder add_control_embedder(torch::nn::Module& owner, const std::optional<ControlEmbedderOptions>& options,
+                                     int64_t dim);
 // c [N, D] plus the control embedding of `cond` (c itself when `embedder` is empty). Requires
 // cond.controls, and cond.noise_level for noise-weighted controls.
 torch::Tensor add_controls(const torch::Tensor& c, const ControlEmbedder& embedder, const Condition& cond,
@@ -101,6 +103,13 @@ void set_transformer_shape(Config& c, const PresetInfo& p, const ModelGeometry& 
   c.mlp_ratio = p.mlp_ratio;
   c.learn_sigma = recipe.learn_sigma;
 }
+
+// The shape the LibTorch-free preset table (shared/core/presets.h) counts for a model that
+// build_denoiser(recipe, geometry) builds: analytic_param_count(preset, model_shape(g, r)) equals
+// the built module's parameter count. The table is square-latent only: latent_h != latent_w throws.
+ModelShape model_shape(const ModelGeometry& geometry, const RecipeSpec& recipe);
+// The control embedder's size in the preset table's terms (disabled when `options` is unset).
+ControlShape control_shape(const std::optional<ControlEmbedderOptions>& options);
 
 // The recipe's control embedder settings (disabled when recipe.conditioning.controls = "none"),
 // with the output width left for the model to fill in.

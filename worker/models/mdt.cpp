@@ -162,8 +162,7 @@ MDT::MDT(const MDTConfig& c) : cfg_(c) {
   decoder_pos_embed_ = register_parameter("decoder_pos_embed", torch::zeros({1, T, c.width}));
   // As the reference: trainable when masking is on, a frozen zero otherwise.
   mask_token_ = register_parameter("mask_token", torch::zeros({1, 1, c.width}), /*requires_grad=*/c.mask_ratio > 0);
-  control_embedder_ = make_control_embedder(c.controls, c.width);
-  if (control_embedder_) register_module("control_embedder", control_embedder_);
+  control_embedder_ = add_control_embedder(*this, c.controls, c.width);
 }
 
 void MDT::initialize(at::Generator& gen) {

@@ -119,8 +119,7 @@ MMDiT::MMDiT(const MMDiTConfig& c) : cfg_(c) {
     joint_blocks_->push_back(
         MMDiTJointBlock(c.width, c.heads, c.mlp_ratio, /*context_pre_only=*/i == c.depth - 1, c.qk_norm));
   final_layer_ = register_module("final_layer", DiTFinalLayer(c.width, c.patch, out_channels_));
-  control_embedder_ = make_control_embedder(c.controls, c.width);
-  if (control_embedder_) register_module("control_embedder", control_embedder_);
+  control_embedder_ = add_control_embedder(*this, c.controls, c.width);
 }
 
 void MMDiT::initialize(at::Generator& gen) {
@@ -219,15 +218,7 @@ int64_t mmdit_param_count(const MMDiTConfig& c) {
   n += tokens * D;                               // pos_embed
   n += linear(256, D) + linear(D, D);            // t_embedder
   if (c.semantic_in_adaln) n += linear(cp, D) + linear(D, D);  // y_embedder
-  if (c.controls) {
-    ControlShape cs;
-    cs.enabled = true;
-    cs.size = c.controls->use_size, cs.crop = c.controls->use_crop, cs.flip = c.controls->use_flip;
-    cs.aspect = c.controls->use_aspect;
-    cs.frequency_size = static_cast<int>(c.controls->frequency_size);
-    cs.learned_null = c.controls->dropped == "learned";
-    n += control_embedder_param_count(D, cs);
-  }
+  n += control_embedder_param_count(D, control_shape(c.controls));
   n += linear(cc, D);                            // context_embedder
   if (class_mode) n += (c.num_classes + 1) * D;  // label_embedder (with null row)
   const int64_t qkv = linear(D, 3 * D) + (c.qk_norm ? 2 * hd : 0);

@@ -114,8 +114,7 @@ PixArt::PixArt(const PixArtConfig& c) : cfg_(c) {
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.depth; ++i) blocks_->push_back(PixArtBlock(c.width, c.heads, c.mlp_ratio));
   final_layer_ = register_module("final_layer", T2IFinalLayer(c.width, c.patch, out_channels_));
-  control_embedder_ = make_control_embedder(c.controls, c.width);
-  if (control_embedder_) register_module("control_embedder", control_embedder_);
+  control_embedder_ = add_control_embedder(*this, c.controls, c.width);
 }
 
 void PixArt::initialize(at::Generator& gen) {

@@ -29,6 +29,37 @@ std::optional<ControlEmbedderOptions> control_options(const RecipeSpec& recipe) 
   return o;
 }
 
+ModelShape model_shape(const ModelGeometry& g, const RecipeSpec& recipe) {
+  if (g.latent_h != g.latent_w)
+    throw Error("analytic sizes are tabulated for square latents, got " + std::to_string(g.latent_h) + "x" +
+                std::to_string(g.latent_w));
+  ModelShape s;
+  s.in_channels = static_cast<int>(g.in_channels);
+  s.latent_size = static_cast<int>(g.latent_h);
+  s.num_classes = static_cast<int>(g.num_classes);
+  s.learn_sigma = recipe.learn_sigma;
+  s.class_dropout = true;  // every family builds the null-class row
+  if (g.num_classes <= 0) {
+    s.text_channels = static_cast<int>(g.text_channels);
+    s.text_tokens = static_cast<int>(g.text_tokens);
+  }
+  s.controls = control_shape(control_options(recipe));
+  return s;
+}
+
+ControlShape control_shape(const std::optional<ControlEmbedderOptions>& o) {
+  ControlShape c;
+  if (!o) return c;
+  c.enabled = true;
+  c.size = o->use_size;
+  c.crop = o->use_crop;
+  c.flip = o->use_flip;
+  c.aspect = o->use_aspect;
+  c.frequency_size = static_cast<int>(o->frequency_size);
+  c.learned_null = o->dropped == "learned";
+  return c;
+}
+
 std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry,
                                          at::Generator& gen) {
   const PresetInfo* preset = find_preset(recipe.family, recipe.preset);

@@ -271,8 +271,7 @@ UNet::UNet(const UNetConfig& c) : cfg_(c) {
   if (!text_task())
     class_embedder_ = register_module(
         "class_embedder", unet_blocks::ClassEmbedder(c.num_classes + (c.null_class ? 1 : 0), c.context_dim));
-  control_embedder_ = make_control_embedder(c.controls, E);
-  if (control_embedder_) register_module("control_embedder", control_embedder_);
+  control_embedder_ = add_control_embedder(*this, c.controls, E);
 }
 
 void UNet::initialize(at::Generator& gen) {

@@ -21,9 +21,12 @@ packages=(
   libzip-dev                           # .npz inputs of `ldm-worker forward`
   libjpeg62-turbo-dev libwebp-dev libexif-dev  # image decoding for the dataset importers
   libarchive-dev                       # WebDataset tar shards
+  libsentencepiece-dev libssl-dev      # TorchScript text encoders' tokenizer; SHA-256 encoder identities
   python3                              # end-to-end tests drive the real binaries from Python
   python3-torch python3-numpy          # reference checks: .pt files and an independent DiT in Python
   python3-pil                          # reference pixels for the image decode and crop tests
+  python3-sentencepiece                # reference tokenizer for the TorchScript text encoder tests
+  python3-scipy                        # reference sqrtm for the Fréchet distance tests
 )
 
 missing=()

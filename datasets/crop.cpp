@@ -150,13 +150,19 @@ void map_back(int a, int len, int resized, int orig, std::int32_t* start, std::i
   *extent = static_cast<std::int32_t>(hi - lo);
 }
 
-// ADM's resize: BOX halvings while the shorter side >= 2*size, then BICUBIC to shorter side size.
-RgbImage adm_resize(const RgbImage& in, int size) {
+// ADM's resize generalised to an h x w target: BOX halvings while the image is at least twice the
+// target on both axes (for h == w == size: DiT's `min(*size) >= 2 * image_size`), then BICUBIC by
+// max(h/H, w/W), which for a square target is size/min(H, W) exactly as in DiT.
+RgbImage adm_resize(const RgbImage& in, int h, int w) {
   RgbImage img = in;
-  while (std::min(img.width, img.height) >= 2 * size)
+  while (img.height >= 2 * h && img.width >= 2 * w)
     img = resize_image(img, img.width / 2, img.height / 2, ResampleFilter::Box);
-  const double scale = static_cast<double>(size) / std::min(img.width, img.height);
-  return resize_image(img, py_round(img.width * scale), py_round(img.height * scale), ResampleFilter::Bicubic);
+  const double scale = std::max(static_cast<double>(h) / img.height, static_cast<double>(w) / img.width);
+  // Rounding cannot lose a pixel of a square target (the shorter side maps to size*(1 +- ulp));
+  // for a rectangle the clamp is a guard, never a change of the square path.
+  const int out_w = std::max(py_round(img.width * scale), w);
+  const int out_h = std::max(py_round(img.height * scale), h);
+  return resize_image(img, out_w, out_h, ResampleFilter::Bicubic);
 }
 
 constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
@@ -168,11 +174,31 @@ inline std::uint64_t mix64(std::uint64_t z) {  // splitmix64's finaliser
 
 constexpr std::uint64_t kCropStream = 1, kFlipStream = 2;
 
-void check_input(const RgbImage& in, int size) {
-  if (size < 1) throw Error("crop: output size must be >= 1, got " + std::to_string(size));
+void check_input(const RgbImage& in, int h, int w) {
+  if (h < 1 || w < 1)
+    throw Error("crop: output size must be >= 1, got " + std::to_string(h) + "x" + std::to_string(w) +
+                " (height x width)");
   if (in.width < 1 || in.height < 1 ||
       in.pixels.size() != static_cast<std::size_t>(in.width) * in.height * 3)
     throw Error("crop: empty or malformed input image");
+}
+
+// The output side of CropOptions: a negative height/width is an error, not "use size".
+void check_options(const CropOptions& o) {
+  if (o.height < 0) throw Error("crop: height must be >= 0 (0 = size), got " + std::to_string(o.height));
+  if (o.width < 0) throw Error("crop: width must be >= 0 (0 = size), got " + std::to_string(o.width));
+}
+
+// The h x w window at (top, left) of `r` (the ADM-resized `in`), with its box mapped back.
+RgbImage take_window(const RgbImage& in, const RgbImage& r, int top, int left, int h, int w, ControlMeta* meta) {
+  if (meta) {
+    *meta = ControlMeta{};
+    meta->orig_h = in.height;
+    meta->orig_w = in.width;
+    map_back(top, h, r.height, in.height, &meta->crop_top, &meta->crop_h);
+    map_back(left, w, r.width, in.width, &meta->crop_left, &meta->crop_w);
+  }
+  return crop_region(r, top, left, h, w);
 }
 
 }  // namespace
@@ -254,42 +280,41 @@ std::int64_t AugmentRng::uniform_int(std::int64_t lo, std::int64_t hi_exclusive)
   }
 }
 
+RgbImage resize_to_cover(const RgbImage& in, int height, int width) {
+  check_input(in, height, width);
+  return adm_resize(in, height, width);
+}
+
+RgbImage center_crop_rect(const RgbImage& in, int height, int width, ControlMeta* meta) {
+  check_input(in, height, width);
+  const RgbImage r = adm_resize(in, height, width);
+  return take_window(in, r, (r.height - height) / 2, (r.width - width) / 2, height, width, meta);
+}
+
 RgbImage center_crop_arr(const RgbImage& in, int size, ControlMeta* meta) {
-  check_input(in, size);
-  const RgbImage r = adm_resize(in, size);
-  const int top = (r.height - size) / 2, left = (r.width - size) / 2;
-  if (meta) {
-    *meta = ControlMeta{};
-    meta->orig_h = in.height;
-    meta->orig_w = in.width;
-    map_back(top, size, r.height, in.height, &meta->crop_top, &meta->crop_h);
-    map_back(left, size, r.width, in.width, &meta->crop_left, &meta->crop_w);
-  }
-  return crop_region(r, top, left, size, size);
+  return center_crop_rect(in, size, size, meta);
 }
 
 CropResult crop_image(const RgbImage& in, const CropOptions& o, const AugmentKey& key) {
-  check_input(in, o.size);
+  check_options(o);
+  const int out_h = o.out_height(), out_w = o.out_width();
+  check_input(in, out_h, out_w);
   CropResult res;
   ControlMeta& m = res.control;
   AugmentRng rng(key, kCropStream);
   switch (o.strategy) {
     case CropStrategy::Center:
-      res.image = center_crop_arr(in, o.size, &m);
+      res.image = center_crop_rect(in, out_h, out_w, &m);
       break;
     case CropStrategy::Random: {
-      const RgbImage r = adm_resize(in, o.size);
-      const int top = static_cast<int>(rng.uniform_int(0, r.height - o.size + 1));
-      const int left = static_cast<int>(rng.uniform_int(0, r.width - o.size + 1));
-      m.orig_h = in.height;
-      m.orig_w = in.width;
-      map_back(top, o.size, r.height, in.height, &m.crop_top, &m.crop_h);
-      map_back(left, o.size, r.width, in.width, &m.crop_left, &m.crop_w);
-      res.image = crop_region(r, top, left, o.size, o.size);
+      const RgbImage r = adm_resize(in, out_h, out_w);
+      const int top = static_cast<int>(rng.uniform_int(0, r.height - out_h + 1));
+      const int left = static_cast<int>(rng.uniform_int(0, r.width - out_w + 1));
+      res.image = take_window(in, r, top, left, out_h, out_w, &m);
       break;
     }
     case CropStrategy::RandomResized: {
-      // torchvision.transforms.RandomResizedCrop.get_params.
+      // torchvision.transforms.RandomResizedCrop.get_params (independent of the output size).
       const int H = in.height, W = in.width;
       const double area = static_cast<double>(H) * W;
       const double log_r0 = std::log(o.ratio_min), log_r1 = std::log(o.ratio_max);
@@ -330,7 +355,8 @@ CropResult crop_image(const RgbImage& in, const CropOptions& o, const AugmentKey
       m.crop_left = left;
       m.crop_h = h;
       m.crop_w = w;
-      res.image = resize_image(crop_region(in, top, left, h, w), o.size, o.size, o.resized_filter);
+      // F.resized_crop(img, top, left, h, w, (out_h, out_w)): PIL's img.resize((out_w, out_h)).
+      res.image = resize_image(crop_region(in, top, left, h, w), out_w, out_h, o.resized_filter);
       break;
     }
   }

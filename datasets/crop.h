@@ -1,14 +1,21 @@
-// Square crops of decoded images with the control metadata every record stores (original size,
+// Crops of decoded images with the control metadata every record stores (original size,
 // crop box in original pixel coordinates, flip flag), and PIL-exact resampling.
 //
-// Strategies (all produce size x size RGB):
-//  - Center: ADM / DiT `center_crop_arr`: halve with PIL's BOX filter while the shorter side is
-//    >= 2*size, then BICUBIC-resize so the shorter side is `size` (other side round(x*scale), Python
-//    rounding), then take the central size x size ((H'-size)//2, (W'-size)//2).
-//  - Random: the same two-step resize, then a uniformly random size x size window.
-//  - RandomResized: torchvision RandomResizedCrop.get_params (scale, log-uniform ratio, 10 tries,
-//    then the central crop clamped to the ratio range), then PIL crop + resize to size x size with
-//    `resized_filter` (torchvision's default is BILINEAR).
+// The output is h x w RGB with (h, w) = (CropOptions::height, CropOptions::width), a zero field
+// meaning `size`; by default both are zero, i.e. size x size, and every square result is exactly
+// what it was before rectangular targets existed (aspect-ratio buckets, datasets/buckets.h).
+//
+// Strategies:
+//  - Center: ADM / DiT `center_crop_arr`, generalised to an h x w target: halve with PIL's BOX
+//    filter ((W, H) -> (W//2, H//2)) while H >= 2h and W >= 2w, then BICUBIC-resize by
+//    scale = max(h/H, w/W) to (round(W*scale), round(H*scale)) (Python rounding; a side that
+//    rounding left below its target is clamped up to it), then take the central h x w window
+//    ((H'-h)//2, (W'-w)//2). For h == w == size this is DiT's function verbatim.
+//  - Random: the same two-step resize, then a uniformly random h x w window.
+//  - RandomResized: torchvision RandomResizedCrop(size=(h, w)): get_params (scale, log-uniform
+//    ratio, 10 tries, then the central crop clamped to the ratio range; it does not depend on the
+//    output size), then PIL crop + resize to (w, h) with `resized_filter` (torchvision's default
+//    is BILINEAR).
 // Then a horizontal flip with probability `flip_prob`.
 //
 // The crop box in ControlMeta is in ORIGINAL (decoded, EXIF-rotated) pixel coordinates. For Center
@@ -48,10 +55,15 @@ const char* crop_strategy_name(CropStrategy s);
 struct CropOptions {
   CropStrategy strategy = CropStrategy::Center;
   int size = 256;           // output side R
+  // Rectangular output (aspect-ratio buckets): height x width; 0 = use `size` (the default, square).
+  int height = 0, width = 0;
   double flip_prob = 0.0;   // probability of a horizontal flip
   double scale_min = 0.08, scale_max = 1.0;            // RandomResized: area fraction
   double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // RandomResized: aspect w/h
   ResampleFilter resized_filter = ResampleFilter::Bilinear;  // RandomResized's resize
+
+  int out_height() const { return height > 0 ? height : size; }
+  int out_width() const { return width > 0 ? width : size; }
 };
 
 // What the augmentation randomness is a function of.
@@ -75,14 +87,20 @@ class AugmentRng {
 };
 
 struct CropResult {
-  RgbImage image;       // size x size RGB
+  RgbImage image;       // out_height() x out_width() RGB
   ControlMeta control;  // orig_h/w, crop box in original coordinates, flip
 };
 
-// Throws ldm::Error for size < 1 or an empty input image.
+// Throws ldm::Error for an output side < 1 (size, or a negative height/width) or an empty input.
 CropResult crop_image(const RgbImage& in, const CropOptions& options, const AugmentKey& key);
 
 // DiT's center_crop_arr(pil_image, size) alone (no flip); `meta` (optional) gets the control data.
 RgbImage center_crop_arr(const RgbImage& in, int size, ControlMeta* meta = nullptr);
+// The same for a height x width target (Center above); center_crop_rect(in, s, s) ==
+// center_crop_arr(in, s).
+RgbImage center_crop_rect(const RgbImage& in, int height, int width, ControlMeta* meta = nullptr);
+// The two-step resize Center and Random crop from (BOX halvings, then BICUBIC so the image covers
+// height x width): both sides of the result are >= the target, one of them (rounding aside) equal.
+RgbImage resize_to_cover(const RgbImage& in, int height, int width);
 
 }  // namespace ldm::data

@@ -263,9 +263,15 @@ ImageResult make_records(const std::uint8_t* data, std::size_t size, const std::
     out.text = source + ": empty image";
     return out;
   }
+  CropOptions crop_options = o.crop;
+  if (!o.buckets.empty()) {
+    const Bucket& b = o.buckets[nearest_bucket(o.buckets, image.height, image.width)];
+    crop_options.height = b.height;
+    crop_options.width = b.width;
+  }
   for (int v = 0; v < o.views; ++v) {
     const AugmentKey key{o.seed, 0, image_id, static_cast<std::uint32_t>(v)};
-    CropResult crop = crop_image(image, o.crop, key);
+    CropResult crop = crop_image(image, crop_options, key);
     Record r;
     r.id = image_id * static_cast<std::uint64_t>(o.views) + static_cast<std::uint64_t>(v);
     r.label = label;
@@ -308,11 +314,39 @@ int thread_count(const ImportOptions& o) {
 }
 
 nlohmann::json options_json(const ImportOptions& o) {
-  return {{"resolution", o.crop.size},
-          {"crop", crop_strategy_name(o.crop.strategy)},
-          {"flip", o.crop.flip_prob},
-          {"views", o.views},
-          {"seed", o.seed}};
+  nlohmann::json j = {{"resolution", o.crop.size},
+                      {"crop", crop_strategy_name(o.crop.strategy)},
+                      {"flip", o.crop.flip_prob},
+                      {"views", o.views},
+                      {"seed", o.seed}};
+  if (!o.buckets.empty()) {
+    nlohmann::json b = nlohmann::json::array();
+    for (const Bucket& x : o.buckets) b.push_back({x.height, x.width});
+    j["buckets"] = b;
+  }
+  if (o.encoder) {  // absent for image shards, so image imports keep their identities
+    j["encoder"] = o.encoder->identity();
+    j["text_encoder"] = o.encoder->text_identity();
+  }
+  return j;
+}
+
+ShardHeader import_header(const ImportOptions& o, const std::string& identity) {
+  ShardHeader h{kShardFormatVersion, PayloadKind::ImageU8, "none", identity};
+  if (o.encoder) {
+    h.kind = o.encoder->kind();
+    h.encoder = o.encoder->identity();
+    h.text_encoder = o.encoder->text_identity();
+  }
+  h.views = o.views;
+  return h;
+}
+
+// Runs the shard's kept records through the encoder (if any); returns them in order.
+std::vector<Record> encoded(const ImportOptions& o, std::vector<Record> records, const std::vector<std::string>& keys,
+                            const std::string& shard) {
+  if (o.encoder && !records.empty()) o.encoder->encode(records, keys, shard);
+  return records;
 }
 
 // Refuses a directory whose dataset.json names another import.
@@ -643,7 +677,7 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
   sum.shards = shards;
   Progress progress(o, "images", items.size());
   WorkerPool pool(thread_count(o));
-  const ShardHeader header{kShardFormatVersion, PayloadKind::ImageU8, "none", sum.identity};
+  const ShardHeader header = import_header(o, sum.identity);
   for (std::size_t k = 0; k < shards; ++k) {
     const std::size_t begin = k * per, end = std::min(items.size(), begin + per);
     const std::string name = shard_name("imagenet-" + in.split, k);
@@ -675,7 +709,8 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
       progress.add(1, results[j].reason.empty() ? 1 : 0, data.size());
     });
     ShardStats s;
-    ShardWriter writer(path, header);
+    std::vector<Record> kept;
+    std::vector<std::string> keys;
     for (std::size_t j = 0; j < results.size(); ++j) {
       ++s.inputs;
       s.bytes += bytes[j];
@@ -684,8 +719,13 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
         continue;
       }
       ++s.kept;
-      for (const Record& r : results[j].records) writer.append(r);
+      for (Record& r : results[j].records) {
+        kept.push_back(std::move(r));
+        keys.push_back(items[begin + j].rel);
+      }
     }
+    ShardWriter writer(path, header);
+    for (const Record& r : encoded(o, std::move(kept), keys, name)) writer.append(r);
     // The sidecar goes first: a shard that exists always has its counts.
     write_file_atomic(sidecar_path(out_dir, name), to_json(s).dump() + "\n");
     writer.finish();
@@ -721,7 +761,7 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
   make_dirs(out_dir + "/.import");
   check_manifest(out_dir, sum.identity);
 
-  const ShardHeader header{kShardFormatVersion, PayloadKind::ImageU8, "none", sum.identity};
+  const ShardHeader header = import_header(o, sum.identity);
   Progress progress(o, "tars", tars.size());
   std::vector<ShardStats> per_tar(tars.size());
   std::vector<char> reused(tars.size(), 0);
@@ -755,7 +795,8 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
       note_skip(s, bad);
       progress.skip(bad.reason + ": " + bad.text);
     }
-    ShardWriter writer(path, header);
+    std::vector<Record> kept;
+    std::vector<std::string> keys;
     const std::string tar_name = fs::path(tars[k]).filename().string();
     for (std::size_t j = 0; j < samples.size(); ++j) {
       const WdsSample& smp = samples[j];
@@ -780,8 +821,13 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
         continue;
       }
       ++s.kept;
-      for (const Record& rec : r.records) writer.append(rec);
+      for (Record& rec : r.records) {
+        kept.push_back(std::move(rec));
+        keys.push_back(smp.key);
+      }
     }
+    ShardWriter writer(path, header);
+    for (const Record& rec : encoded(o, std::move(kept), keys, name)) writer.append(rec);
     write_file_atomic(sidecar_path(out_dir, name), to_json(s).dump() + "\n");
     writer.finish();
     per_tar[k] = s;

@@ -32,6 +32,11 @@
 //  Output shard k holds tar k of the expanded list; sample s of tar k gets record ids
 //  (k << 32) | (s*views + v).
 //
+// Encoding (ImportOptions::encoder): the records of a shard, all views of its images, go through
+//  the encoder in record order before the shard is written; the shard then holds latents and/or
+//  caption features, and its header names the encoders, so training can refuse shards made with
+//  another encoder. Text-only encoding (no VAE) keeps image payloads.
+//
 // Both: images are decoded (image_decode.h) and cropped (crop.h) with AugmentKey{seed, 0,
 // image id (= i for ImageNet, (k << 32) | s for WebDataset), view}. Work runs on a fixed pool of
 // `threads` std::threads (ImageNet: the images of one shard in parallel, then written in list
@@ -47,9 +52,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "datasets/buckets.h"
 #include "datasets/crop.h"
 
 namespace ldm::data {
@@ -62,8 +69,27 @@ struct ImportProgress {
   double seconds = 0.0;               // since the import started
 };
 
+// Turns an importer's image records into what the shards store: latents through an autoencoder
+// and/or caption features through a text encoder. The importers call it with all records of one
+// shard (in record order) and the source key of each (ImageNet: the path under the split
+// directory; WebDataset: the sample key), from any thread. `ldm-data` implements it with a child
+// `ldm-encode --serve` process, which keeps LibTorch out of `ldm-data` (encoder_process.h).
+class RecordEncoder {
+ public:
+  virtual ~RecordEncoder() = default;
+  virtual PayloadKind kind() const = 0;          // what the encoded payloads are
+  virtual std::string identity() const = 0;      // the shard header's `encoder`
+  virtual std::string text_identity() const = 0; // the shard header's `text_encoder` ("" = none)
+  virtual void encode(std::vector<Record>& records, const std::vector<std::string>& keys,
+                      const std::string& shard) const = 0;
+};
+
 struct ImportOptions {
   CropOptions crop;                    // strategy, size (= --resolution), flip probability
+  // Aspect-ratio buckets (buckets.h): when non-empty, each image is cropped to the bucket nearest
+  // its aspect ratio (all its views too) instead of size x size; shards then mix shapes and the
+  // loader batches by bucket.
+  std::vector<Bucket> buckets;
   int views = 1;                       // augmented views per image (>= 1)
   std::uint64_t seed = 0;              // augmentation seed
   std::int64_t shard_records = 1024;   // ImageNet: images (input files) per shard
@@ -72,6 +98,9 @@ struct ImportOptions {
   std::function<void(const ImportProgress&)> progress;
   // Called for each skipped input with "<source>: <reason>: <detail>" (under the same lock).
   std::function<void(const std::string&)> on_skip;
+  // Null: image shards. Otherwise each shard's records go through it before they are written, and
+  // its identities become part of the import's identity and the shard headers.
+  std::shared_ptr<const RecordEncoder> encoder;
 };
 
 struct ImportSummary {

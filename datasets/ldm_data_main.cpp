@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "datasets/dataset_tools.h"
+#include "datasets/encoder_process.h"
 #include "datasets/importers.h"
 #include "datasets/shard.h"
 #include "datasets/synthetic.h"
@@ -96,12 +98,26 @@ constexpr const char* kStatsUsage =
   "  --flip P             horizontal flip probability (default 0)\n"                           \
   "  --views K            augmented views per image (default 1)\n"                             \
   "  --seed S             augmentation seed (default 0)\n"                                     \
-  "  --threads T          decoding threads (default: hardware concurrency)\n"
+  "  --threads T          decoding threads (default: hardware concurrency)\n"                \
+  "  --buckets            aspect-ratio buckets: crop each image to the bucket nearest its aspect\n" \
+  "                       (sides multiples of --bucket-step, area <= R^2, aspect <= --bucket-max-\n" \
+  "                       aspect; defaults 32 and 2, our choice, not the paper's)\n"           \
+  "Encoding (runs the LibTorch child `ldm-encode --serve`; shards then hold latents and/or\n"    \
+  "caption features, and their headers name the encoders):\n"                                   \
+  "  --vae PATH           TorchScript VAE (tools/export/export_vae.py), or patch:F for the\n"      \
+  "                       built-in patch autoencoder (tests; not comparable with a real VAE)\n"   \
+  "  --text-encoder PATH  TorchScript text encoder (tools/export/export_text_encoder.py) with\n"   \
+  "                       --tokenizer MODEL (SentencePiece), or 'builtin' (with --text-dim D)\n"  \
+  "  --max-tokens N       caption token slots (default 120)\n"                                   \
+  "  --text-embeddings F  precomputed caption features: .npz file(s), a brace pattern, with\n"    \
+  "                       keys [N] (sample keys), tokens [N,L,D], optional lengths/mask, pooled\n" \
+  "  --encode-batch B     images / captions per encoder forward (default 16)\n"
 
 constexpr const char* kImportImageNetUsage =
     "usage: ldm-data import-imagenet ROOT --out DIR [--split train|val] [--resolution R]\n"
     "                      [--crop center|random|random_resized] [--flip P] [--views K]\n"
     "                      [--seed S] [--shard-records N] [--threads T] [--val-labels FILE]\n"
+    "                      [--vae PATH] [--text-encoder PATH --tokenizer MODEL | --text-embeddings F]\n"
     "\n"
     "Decodes ROOT/train/<wnid>/*.JPEG (or ROOT/val) in parallel, crops each image and writes\n"
     "DIR/imagenet-<split>-NNNNN.ldms plus DIR/dataset.json. Class index = position of the wnid in\n"
@@ -119,7 +135,8 @@ constexpr const char* kImportImageNetUsage =
 constexpr const char* kImportWdsUsage =
     "usage: ldm-data import-wds 'PATTERN-{00000..00099}.tar' --out DIR [--resolution R]\n"
     "                      [--crop center|random|random_resized] [--flip P] [--views K]\n"
-    "                      [--seed S] [--threads T]\n"
+    "                      [--seed S] [--threads T] [--vae PATH]\n"
+    "                      [--text-encoder PATH --tokenizer MODEL | --text-embeddings F]\n"
     "\n"
     "Reads WebDataset tars (brace ranges keep their zero padding; quote the pattern), groups\n"
     "members by key (path up to the first '.' of the file name): an image (.jpg .jpeg .png .webp),\n"
@@ -267,6 +284,13 @@ void print_record(const Record& r, const ldm::data::ShardHeader& header) {
               c.orig_h, c.orig_w, c.crop_top, c.crop_left, c.crop_h, c.crop_w,
               c.flip ? "yes" : "no");
   std::printf("  payload: %s, %zu bytes\n", shape_text(r.shape).c_str(), r.payload.size());
+  if (header.views > 1) std::printf("  view:    %u of %d\n", static_cast<unsigned>(r.view), header.views);
+  if (r.text_len > 0)
+    std::printf("  caption features: %d tokens x %d (pooled norm %.4g)\n", r.text_len, r.text_dim, [&] {
+      double n = 0;
+      for (float v : r.text_pooled) n += static_cast<double>(v) * v;
+      return std::sqrt(n);
+    }());
 }
 
 int run_inspect(const Args& args) {
@@ -281,6 +305,8 @@ int run_inspect(const Args& args) {
   std::printf("format version: %u\n", h.format_version);
   std::printf("kind:           %s\n", ldm::data::to_string(h.kind));
   std::printf("encoder:        %s\n", h.encoder.c_str());
+  std::printf("text encoder:   %s\n", h.text_encoder.empty() ? "(no caption features)" : h.text_encoder.c_str());
+  std::printf("views:          %d per image\n", h.views);
   std::printf("dataset:        %s\n", h.dataset.c_str());
   std::printf("records:        %zu\n", reader.size());
 
@@ -435,6 +461,37 @@ ldm::data::ImportOptions import_options(const Args& args, const char* usage, std
   if (threads < 0 || threads > 1024) throw UsageError("option '--threads' must be in 0..1024", usage);
   o.threads = static_cast<int>(threads);
 
+  if (args.flags.count("buckets")) {
+    const int step = static_cast<int>(int_option(args, "bucket-step", ldm::data::kDefaultBucketStep, usage));
+    const double aspect = double_option(args, "bucket-max-aspect", ldm::data::kDefaultBucketMaxAspect, usage);
+    try {
+      o.buckets = ldm::data::make_buckets(o.crop.size, step, aspect);
+    } catch (const ldm::Error& e) {
+      throw UsageError(e.what(), usage);
+    }
+  } else if (args.options.count("bucket-step") || args.options.count("bucket-max-aspect")) {
+    throw UsageError("--bucket-step / --bucket-max-aspect go with --buckets", usage);
+  }
+
+  // Encoders run in a child process, so ldm-data itself never links LibTorch.
+  std::vector<std::string> encode_args{"--serve"};
+  for (const char* key : {"vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch"})
+    if (auto it = args.options.find(key); it != args.options.end()) {
+      encode_args.push_back(std::string("--") + key);
+      encode_args.push_back(it->second);
+    }
+  if (args.options.count("tokenizer") && !args.options.count("text-encoder"))
+    throw UsageError("--tokenizer goes with --text-encoder", usage);
+  if (args.options.count("text-encoder") && args.options.count("text-embeddings"))
+    throw UsageError("caption features come from --text-encoder or --text-embeddings, not both", usage);
+  if (encode_args.size() > 1) {
+    if (!args.options.count("vae") && !args.options.count("text-encoder") && !args.options.count("text-embeddings"))
+      throw UsageError("encoder options need --vae, --text-encoder or --text-embeddings", usage);
+    o.encoder = std::make_shared<ldm::data::EncoderProcess>(ldm::data::sibling_program("ldm-encode"), encode_args);
+    std::fprintf(stderr, "ldm-data: encoding with %s%s%s\n", o.encoder->identity().c_str(),
+                 o.encoder->text_identity().empty() ? "" : " + ", o.encoder->text_identity().c_str());
+  }
+
   // Progress: "images 1200/5000 (24%), 310 images/s, ETA 0:12", at most ~5 times a second.
   static const bool tty = ::isatty(STDERR_FILENO) != 0;
   auto last = std::make_shared<double>(-1.0);
@@ -509,13 +566,15 @@ int main(int argc, char** argv) {
       {"import-imagenet",
        kImportImageNetUsage,
        {"out", "split", "resolution", "crop", "flip", "views", "seed", "shard-records", "threads",
-        "val-labels"},
-       {},
+        "val-labels", "vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings",
+        "encode-batch", "bucket-step", "bucket-max-aspect"},
+       {"buckets"},
        run_import_imagenet},
       {"import-wds",
        kImportWdsUsage,
-       {"out", "resolution", "crop", "flip", "views", "seed", "threads"},
-       {},
+       {"out", "resolution", "crop", "flip", "views", "seed", "threads", "vae", "text-encoder", "tokenizer",
+        "max-tokens", "text-dim", "text-embeddings", "encode-batch", "bucket-step", "bucket-max-aspect"},
+       {"buckets"},
        run_import_wds},
   };
   std::vector<std::string> names;  // for "did you mean"

@@ -93,6 +93,40 @@ class BodyCursor {
   const std::string& context_;
 };
 
+static_assert(sizeof(float) == 4, "the shard format stores IEEE-754 binary32 floats");
+
+void put_f32s(std::string& out, const std::vector<float>& values) {
+  for (float f : values) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    put_u32(out, bits);
+  }
+}
+
+std::vector<float> get_f32s(const unsigned char* p, std::size_t n) {
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t bits = get_u32(p + 4 * i);
+    std::memcpy(&out[i], &bits, 4);
+  }
+  return out;
+}
+
+// "" when the caption features are consistent, else what is wrong.
+std::string text_problem(const Record& r) {
+  if (r.text_len < 0 || r.text_dim < 0) return "negative caption feature size";
+  if (r.text_len > 0 && r.text_dim == 0) return "caption features with 0 dimensions";
+  const auto tokens = static_cast<std::uint64_t>(r.text_len) * static_cast<std::uint64_t>(r.text_dim);
+  if (r.text_tokens.size() != tokens)
+    return "caption features hold " + std::to_string(r.text_tokens.size()) + " values, " +
+           std::to_string(r.text_len) + " tokens x " + std::to_string(r.text_dim) + " need " +
+           std::to_string(tokens);
+  if (r.text_pooled.size() != static_cast<std::size_t>(r.text_dim))
+    return "pooled caption feature has " + std::to_string(r.text_pooled.size()) + " values, text_dim is " +
+           std::to_string(r.text_dim);
+  return "";
+}
+
 std::string encode_body(const Record& r) {
   std::string b;
   b.reserve(64 + r.caption.size() + r.payload.size());
@@ -103,6 +137,12 @@ std::string encode_body(const Record& r) {
   b += static_cast<char>(c.flip ? 1 : 0);
   put_u32(b, static_cast<std::uint32_t>(r.caption.size()));
   b += r.caption;
+  b += static_cast<char>(r.view & 0xff);
+  b += static_cast<char>(r.view >> 8);
+  put_u32(b, static_cast<std::uint32_t>(r.text_len));
+  put_u32(b, static_cast<std::uint32_t>(r.text_dim));
+  put_f32s(b, r.text_tokens);
+  put_f32s(b, r.text_pooled);
   b += static_cast<char>(r.shape.size());
   for (std::int64_t d : r.shape) put_u64(b, static_cast<std::uint64_t>(d));
   b.append(reinterpret_cast<const char*>(r.payload.data()), r.payload.size());
@@ -110,7 +150,7 @@ std::string encode_body(const Record& r) {
 }
 
 Record decode_body(const unsigned char* data, std::size_t size, PayloadKind kind,
-                   const std::string& context) {
+                   std::uint32_t version, const std::string& context) {
   BodyCursor in(data, size, context);
   Record r;
   r.id = in.u64("id");
@@ -122,6 +162,19 @@ Record decode_body(const unsigned char* data, std::size_t size, PayloadKind kind
   const std::uint32_t caption_len = in.u32("caption length");
   const unsigned char* caption = in.take(caption_len, "caption");
   r.caption.assign(reinterpret_cast<const char*>(caption), caption_len);
+  if (version >= 2) {
+    const unsigned char* view = in.take(2, "view");
+    r.view = static_cast<std::uint16_t>(view[0] | (view[1] << 8));
+    const std::uint32_t text_len = in.u32("text_len"), text_dim = in.u32("text_dim");
+    if (text_len > (1u << 20) || text_dim > (1u << 20))
+      throw DataError(context + "malformed body: caption features of " + std::to_string(text_len) + " x " +
+                      std::to_string(text_dim) + " are out of range");
+    r.text_len = static_cast<std::int32_t>(text_len);
+    r.text_dim = static_cast<std::int32_t>(text_dim);
+    const std::size_t n = static_cast<std::size_t>(text_len) * text_dim;
+    r.text_tokens = get_f32s(in.take(4 * n, "caption features"), n);
+    r.text_pooled = get_f32s(in.take(4 * std::size_t(text_dim), "pooled caption feature"), text_dim);
+  }
   const std::size_t ndim = *in.take(1, "ndim");
   for (std::size_t i = 0; i < ndim; ++i)
     r.shape.push_back(static_cast<std::int64_t>(in.u64("dims")));
@@ -174,9 +227,10 @@ std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_si
     throw DataError(path + ": truncated: " + size_text + " is smaller than an empty shard");
   pread_exact(fd, pre + kMagicSize, kPreambleSize - kMagicSize, kMagicSize, path, "preamble");
   header.format_version = get_u32(pre + kMagicSize);
-  if (header.format_version != kShardFormatVersion)
+  if (header.format_version < kOldestReadableShardVersion || header.format_version > kShardFormatVersion)
     throw DataError(path + ": shard format version " + std::to_string(header.format_version) +
-                    ", but this build reads version " + std::to_string(kShardFormatVersion));
+                    ", but this build reads versions " + std::to_string(kOldestReadableShardVersion) + " to " +
+                    std::to_string(kShardFormatVersion));
 
   const std::uint64_t header_len = get_u32(pre + kMagicSize + 4);
   const std::uint64_t header_end = kPreambleSize + header_len + 4;
@@ -195,6 +249,9 @@ std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_si
     header.kind = payload_kind_from_string(j.at("kind").get<std::string>(), path);
     header.encoder = j.at("encoder").get<std::string>();
     header.dataset = j.at("dataset").get<std::string>();
+    header.text_encoder = j.value("text_encoder", std::string());
+    header.views = j.value("views", 1);
+    if (header.views < 1) throw DataError(path + ": malformed header: views = " + std::to_string(header.views));
   } catch (const nlohmann::json::exception& e) {
     throw DataError(path + ": malformed header: " + e.what());
   }
@@ -204,7 +261,9 @@ std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_si
 // Reads and checks footer and index; returns each record's offset and sets `records_end` to
 // where the records stop (the index's offset).
 std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint64_t file_size,
-                                      std::uint64_t header_end, std::uint64_t& records_end) {
+                                      std::uint64_t header_end, std::uint32_t version,
+                                      std::uint64_t& records_end, std::vector<RecordShape>& shapes) {
+  const std::uint64_t entry = version >= 2 ? 16 : 8;  // offset, then (v2) height and width
   unsigned char foot[kFooterSize];
   pread_exact(fd, foot, kFooterSize, file_size - kFooterSize, path, "footer");
   if (std::memcmp(foot + kFooterSize - kMagicSize, kEndMagic, kMagicSize) != 0)
@@ -216,15 +275,15 @@ std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint
   const std::uint32_t stored = get_u32(foot + 16);
   const std::uint64_t index_end = file_size - kFooterSize;
   if (index_offset < header_end || index_offset > index_end ||
-      count > (index_end - index_offset) / 8)
+      count > (index_end - index_offset) / entry)
     throw DataError(path + ": index points outside the file (offset " +
                     std::to_string(index_offset) + ", " + std::to_string(count) + " entries, " +
                     std::to_string(file_size) + "-byte file)");
-  if (index_offset + count * 8 != index_end)
+  if (index_offset + count * entry != index_end)
     throw DataError(path + ": bad footer: index of " + std::to_string(count) +
                     " entries at offset " + std::to_string(index_offset) +
                     " does not end where the footer starts");
-  std::vector<unsigned char> index(count * 8);
+  std::vector<unsigned char> index(count * entry);
   pread_exact(fd, index.data(), index.size(), index_offset, path, "index");
   const std::uint32_t computed = crc32(index.data(), index.size());
   if (stored != computed)
@@ -240,6 +299,12 @@ std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint
                       "(offset " + std::to_string(offsets[i]) + ")");
     min_offset = offsets[i] + kRecordPrefixSize;
   }
+  shapes.assign(count, RecordShape{});
+  if (version >= 2)
+    for (std::size_t i = 0; i < count; ++i) {
+      shapes[i].height = get_u32(index.data() + 8 * count + 8 * i);
+      shapes[i].width = get_u32(index.data() + 8 * count + 8 * i + 4);
+    }
   records_end = index_offset;
   return offsets;
 }
@@ -266,12 +331,29 @@ std::uint32_t crc32(const void* data, std::size_t size) {
   return static_cast<std::uint32_t>(crc);
 }
 
+std::string encode_record(const Record& r) {
+  if (std::string problem = text_problem(r); !problem.empty()) throw DataError("record " + std::to_string(r.id) + ": " + problem);
+  return encode_body(r);
+}
+
+Record decode_record(const void* body, std::size_t size, PayloadKind kind, const std::string& context) {
+  return decode_body(static_cast<const unsigned char*>(body), size, kind, kShardFormatVersion, context);
+}
+
+RecordShape payload_shape(PayloadKind kind, const std::vector<std::int64_t>& shape) {
+  if (shape.size() != 3) return {};
+  const std::size_t h = kind == PayloadKind::ImageU8 ? 0 : 1;
+  return {static_cast<std::uint32_t>(shape[h]), static_cast<std::uint32_t>(shape[h + 1])};
+}
+
 // ---- writer ----------------------------------------------------------------------------
 
 ShardWriter::ShardWriter(std::string path, ShardHeader header)
     : path_(std::move(path)), tmp_(path_ + ".tmp"), kind_(header.kind) {
-  const nlohmann::json fields = {
-      {"kind", to_string(header.kind)}, {"encoder", header.encoder}, {"dataset", header.dataset}};
+  if (header.views < 1) throw Error(path_ + ": views must be >= 1");
+  const nlohmann::json fields = {{"kind", to_string(header.kind)}, {"encoder", header.encoder},
+                                 {"dataset", header.dataset},    {"text_encoder", header.text_encoder},
+                                 {"views", header.views}};
   const std::string json = fields.dump();
   std::string preamble(kMagic, kMagicSize);
   put_u32(preamble, kShardFormatVersion);
@@ -300,6 +382,7 @@ void ShardWriter::append(const Record& r) {
   const std::string context = record_context(path_, offsets_.size());
   if (std::string problem = shape_problem(kind_, r.shape, r.payload.size()); !problem.empty())
     throw DataError(context + problem);
+  if (std::string problem = text_problem(r); !problem.empty()) throw DataError(context + problem);
 
   const std::string body = encode_body(r);
   if (body.size() > std::numeric_limits<std::uint32_t>::max())
@@ -312,6 +395,7 @@ void ShardWriter::append(const Record& r) {
   framed += body;
   write_or_disable(fd_, framed, tmp_);
   offsets_.push_back(pos_);
+  shapes_.push_back(payload_shape(kind_, r.shape));
   pos_ += framed.size();
 }
 
@@ -320,6 +404,10 @@ void ShardWriter::finish() {
   if (fd_ < 0) throw Error(path_ + ": cannot finish: an earlier write failed");
   std::string index;
   for (std::uint64_t off : offsets_) put_u64(index, off);
+  for (const RecordShape& shape : shapes_) {
+    put_u32(index, shape.height);
+    put_u32(index, shape.width);
+  }
   std::string tail = index;
   put_u64(tail, pos_);
   put_u64(tail, offsets_.size());
@@ -347,7 +435,7 @@ ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
     if (::fstat(fd_, &st) != 0) throw DataError(path_ + ": cannot stat: " + std::strerror(errno));
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t header_end = read_header(fd_, path_, file_size, header_);
-    offsets_ = read_index(fd_, path_, file_size, header_end, records_end_);
+    offsets_ = read_index(fd_, path_, file_size, header_end, header_.format_version, records_end_, shapes_);
   } catch (...) {
     ::close(fd_);  // no destructor runs after a throwing constructor
     throw;
@@ -378,7 +466,7 @@ Record ShardReader::read(std::size_t index) const {
   if (stored != computed)
     throw DataError(context + "checksum mismatch (stored " + hex32(stored) + ", computed " +
                     hex32(computed) + ")");
-  return decode_body(body, body_len, header_.kind, context);
+  return decode_body(body, body_len, header_.kind, header_.format_version, context);
 }
 
 // ---- directory listing -----------------------------------------------------------------

@@ -365,7 +365,7 @@ std::optional<std::string> manifest_identity(const std::string& dir) {
 void render_dataset(const SyntheticParams& p, const std::string& dir, const std::string& identity,
                     const std::function<void(std::int64_t, std::int64_t)>& progress) {
   nlohmann::json shards = nlohmann::json::array();
-  const ShardHeader header{kShardFormatVersion, PayloadKind::ImageU8, "none", identity};
+  const ShardHeader header{kShardFormatVersion, PayloadKind::ImageU8, "none", identity, "", 1};
   for (std::int64_t first = 0; first < p.records; first += p.shard_records) {
     char name[32];
     std::snprintf(name, sizeof name, "synth-%05lld.ldms",

@@ -10,6 +10,13 @@
 
 namespace ldm::data {
 
+std::vector<TextEmbedding> TextEncoder::encode_batch(const std::vector<std::string>& captions) const {
+  std::vector<TextEmbedding> out;
+  out.reserve(captions.size());
+  for (const auto& c : captions) out.push_back(encode(c));
+  return out;
+}
+
 BuiltinTextEncoder::BuiltinTextEncoder(int dim, int max_tokens, std::uint64_t seed, int vocab)
     : dim_(dim), max_tokens_(max_tokens), vocab_(vocab), seed_(seed) {
   if (dim < 2 || dim % 2) throw Error("builtin text encoder: dim must be even and >= 2, got " + std::to_string(dim));

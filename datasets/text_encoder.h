@@ -20,6 +20,9 @@ class TextEncoder {
  public:
   virtual ~TextEncoder() = default;
   virtual TextEmbedding encode(const std::string& caption) const = 0;
+  // Encodes several captions; result i equals encode(captions[i]). The default loops over encode();
+  // encoders that batch (TorchScriptTextEncoder) override it.
+  virtual std::vector<TextEmbedding> encode_batch(const std::vector<std::string>& captions) const;
   virtual int dim() const = 0;
   virtual int max_tokens() const = 0;
   virtual std::string identity() const = 0;  // recorded in shard headers and checkpoints

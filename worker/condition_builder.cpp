@@ -2,32 +2,26 @@
 
 #include <torch/torch.h>
 
+#include "datasets/encoders.h"
 #include "shared/core/error.h"
 #include "worker/diffusion/process.h"
 
 namespace ldm::worker {
 
 int64_t ConditionInputs::size() const {
-  return static_cast<int64_t>(std::max({labels.size(), captions.size(), controls.size()}));
+  return static_cast<int64_t>(std::max({labels.size(), captions.size(), text.size(), controls.size()}));
 }
 
 ConditionBuilder::ConditionBuilder(const ExperimentSpec& spec, double shift)
     : spec_(spec), shift_(shift), text_(spec.task == "text"), controls_(spec.recipe.conditioning.controls != "none") {
-  if (text_) {
-    if (spec.text_encoder.kind != "builtin")
-      throw SpecError("text_encoder.kind", "text encoder '" + spec.text_encoder.kind + "' is not supported yet");
-    // Seeded from a constant, not the experiment seed: experiments that differ only in their seed
-    // must see the same caption features.
-    encoder_ = std::make_shared<data::BuiltinTextEncoder>(static_cast<int>(spec.text_encoder.dim),
-                                                          static_cast<int>(spec.text_encoder.max_tokens), 0);
-  }
+  if (text_) encoder_ = data::make_text_encoder(spec.text_encoder);
 }
 
 models::ModelGeometry ConditionBuilder::geometry(int64_t latent_channels, int64_t latent_h, int64_t latent_w) const {
   models::ModelGeometry g{latent_channels, latent_h, latent_w, text_ ? 0 : spec_.dataset.classes};
   if (text_) {
-    g.text_channels = encoder_->dim();
-    g.text_tokens = encoder_->max_tokens();
+    g.text_channels = spec_.text_encoder.dim;  // make_text_encoder checked the encoder agrees
+    g.text_tokens = spec_.text_encoder.max_tokens;
   }
   return g;
 }
@@ -42,12 +36,24 @@ models::Condition ConditionBuilder::base(const ConditionInputs& in, double pad_n
   models::Condition c;
   const int64_t n = in.size();
   if (text_) {
-    if (static_cast<int64_t>(in.captions.size()) != n)
-      throw Error("text task: " + std::to_string(in.captions.size()) + " captions for " + std::to_string(n) + " samples");
+    std::vector<data::TextEmbedding> features = in.text;
+    if (features.empty()) {
+      if (static_cast<int64_t>(in.captions.size()) != n)
+        throw Error("text task: " + std::to_string(in.captions.size()) + " captions for " + std::to_string(n) + " samples");
+      if (!encoder_)
+        throw Error("text_encoder.kind = \"precomputed\": captions can only come as stored features (no encoder "
+                    "to encode a caption with; use the encoder the shards were made with)");
+      features = encoder_->encode_batch(in.captions);
+    }
+    if (static_cast<int64_t>(features.size()) != n)
+      throw Error("text task: " + std::to_string(features.size()) + " caption features for " + std::to_string(n) + " samples");
     std::vector<at::Tensor> tokens, masks, pooled;
     std::vector<int64_t> lengths;
-    for (const auto& caption : in.captions) {
-      auto e = encoder_->encode(caption);
+    for (const auto& e : features) {
+      if (e.tokens.size(0) != spec_.text_encoder.max_tokens || e.tokens.size(1) != spec_.text_encoder.dim)
+        throw Error("caption features are " + std::to_string(e.tokens.size(0)) + " x " + std::to_string(e.tokens.size(1)) +
+                    " but the experiment has text_encoder.max_tokens = " + std::to_string(spec_.text_encoder.max_tokens) +
+                    ", dim = " + std::to_string(spec_.text_encoder.dim));
       tokens.push_back(e.tokens);
       masks.push_back(e.mask);
       pooled.push_back(e.pooled);

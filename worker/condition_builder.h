@@ -20,8 +20,9 @@ namespace ldm::worker {
 
 struct ConditionInputs {
   std::vector<int64_t> labels;               // class task: one per sample
-  std::vector<std::string> captions;         // text task: one per sample
+  std::vector<std::string> captions;         // text task: one per sample (encoded here) ...
   std::vector<data::ControlMeta> controls;   // one per sample when the recipe conditions on controls
+  std::vector<data::TextEmbedding> text;     // ... or the captions' stored features (used when non-empty)
   int64_t size() const;
 };
 
@@ -39,6 +40,7 @@ class ConditionBuilder {
 
   bool text_task() const { return text_; }
   bool uses_controls() const { return controls_; }
+  // Null when the captions' features come precomputed from the shards.
   const data::TextEncoder* text_encoder() const { return encoder_.get(); }
   models::ModelGeometry geometry(int64_t latent_channels, int64_t latent_h, int64_t latent_w) const;
 
@@ -63,7 +65,7 @@ class ConditionBuilder {
   ExperimentSpec spec_;
   double shift_;
   bool text_, controls_;
-  std::shared_ptr<data::TextEncoder> encoder_;
+  std::shared_ptr<const data::TextEncoder> encoder_;  // null for text_encoder.kind = "precomputed"
 };
 
 }  // namespace ldm::worker

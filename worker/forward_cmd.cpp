@@ -20,7 +20,7 @@
 #include "worker/checkpoint.h"
 #include "worker/models/conditioning.h"
 #include "worker/models/denoiser.h"
-#include "worker/npy.h"
+#include "datasets/npy.h"
 #include "worker/pt_reader.h"
 #include "worker/safetensors.h"
 #include "worker/weights.h"
@@ -183,7 +183,7 @@ struct Inputs {
 };
 
 Inputs read_inputs(const std::string& path) {
-  NpzMap in = read_npz(path);
+  data::NpzMap in = data::read_npz(path);
   for (const auto& kv : in)
     if (std::find(kInputKeys.begin(), kInputKeys.end(), kv.first) == kInputKeys.end())
       throw DataError(path + ": unknown input '" + kv.first + "'" + did_you_mean(kv.first, kInputKeys) +
@@ -384,7 +384,7 @@ int cmd_forward(const ForwardArgs& a) {
 
   model->eval();
   const torch::Tensor out = model->forward(in.x, in.t, in.cond).to(torch::kFloat32).contiguous();
-  write_npy(a.out, out);
+  data::write_npy(a.out, out);
   std::cout << "forward: " << recipe.family << " " << recipe.preset << " ("
             << (in.text ? "text " + std::to_string(g.text_tokens) + "x" + std::to_string(g.text_channels)
                         : std::to_string(g.num_classes) + " classes")

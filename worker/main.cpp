@@ -310,6 +310,7 @@ int cmd_train(int argc, char** argv, const Args& a) {
     ctx.run_dir = body.at("run_dir").get<std::string>();
     ctx.stage_index = body.value("stage_index", 0);
     ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
+    ctx.resume_from = body.value("resume_from", std::string());
     ctx.fault = fault;
     if (reporter) {
       reporter->set_attempt(ctx.attempt);

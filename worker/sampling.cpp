@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "datasets/encoders.h"
 #include "datasets/image_io.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
@@ -37,8 +38,10 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
       throw Error("--resolution " + std::to_string(resolution) + ": " + e.detail());
     }
   }
-  const auto& ae = m.spec.autoencoder;
-  m.autoencoder = std::make_shared<data::PatchAutoencoder>(static_cast<int>(ae.factor), ae.scale, ae.shift);
+  m.autoencoder = data::make_autoencoder(m.spec.autoencoder);
+  if (b.manifest.contains("autoencoder") && b.manifest["autoencoder"].get<std::string>() != m.autoencoder->identity())
+    throw DataError(checkpoint + ": trained on latents of autoencoder '" + b.manifest["autoencoder"].get<std::string>() +
+                    "', but the experiment's autoencoder is now '" + m.autoencoder->identity() + "'");
   m.latent_channels = m.autoencoder->latent_channels();
   m.latent_side = latent_side(m.spec, stage);
   m.conditions = std::make_shared<const ConditionBuilder>(m.spec, resolution_shift(m.spec, stage));
@@ -58,7 +61,7 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
 
 torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
   torch::NoGradGuard no_grad;
-  ConditionInputs in{r.labels, r.captions, r.controls};
+  ConditionInputs in{r.labels, r.captions, r.controls, {}};
   const int64_t n = in.size();
   if (n == 0) throw Error("sampling: no samples requested");
   std::vector<torch::Tensor> noise;

@@ -28,7 +28,7 @@ struct SamplingModel {
   std::shared_ptr<models::Denoiser> model;
   std::unique_ptr<diffusion::NoiseProcess> process;
   diffusion::Objective objective = diffusion::Objective::eps;
-  std::shared_ptr<data::Autoencoder> autoencoder;
+  std::shared_ptr<const data::Autoencoder> autoencoder;
   std::shared_ptr<const ConditionBuilder> conditions;
   int64_t latent_channels = 0, latent_side = 0;
 };

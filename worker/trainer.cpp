@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "datasets/autoencoder.h"
+#include "datasets/encoders.h"
 #include "datasets/loader.h"
 #include "datasets/synthetic.h"
 #include "shared/core/error.h"
@@ -45,16 +46,64 @@ std::string dataset_dir(const StageContext& ctx, const data::SyntheticParams& pa
   return ctx.data_dir + "/" + data::synthetic_identity(params);
 }
 
-// Shards made elsewhere must match what the stage builds the model for.
-void check_dataset(const data::ShardDataset& data, const StageSpec& stage) {
+// Shards made elsewhere must match what the stage builds the model for, and latents or caption
+// features must come from the experiment's own encoders.
+void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, const StageSpec& stage,
+                   const data::Autoencoder& ae, const data::TextEncoder* text_encoder) {
+  const data::ShardHeader& h = data.header();
   const data::Record first = data.read(0);
-  if (data.header().kind != data::PayloadKind::ImageU8)
-    throw DataError(data.dir() + ": " + data::to_string(data.header().kind) +
-                    " shards are not supported by the trainer yet (image shards only)");
-  if (first.shape.size() != 3 || first.shape[0] != stage.resolution || first.shape[1] != stage.resolution)
-    throw DataError(data.dir() + ": record " + std::to_string(first.id) + " is " +
-                    (first.shape.size() == 3 ? std::to_string(first.shape[0]) + "x" + std::to_string(first.shape[1]) : std::string("not an image")) +
-                    " but stage '" + stage.name + "' has resolution " + std::to_string(stage.resolution));
+  const bool images = h.kind == data::PayloadKind::ImageU8;
+  if (!images && h.encoder != ae.identity())
+    throw DataError(data.dir() + ": the shards' latents were made by encoder '" + h.encoder +
+                    "', but the experiment's autoencoder is '" + ae.identity() +
+                    "' (re-encode the shards, or set [autoencoder] to the encoder they were made with)");
+  if (!images && first.shape[0] != ae.latent_channels())
+    throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has " + std::to_string(first.shape[0]) +
+                    " latent channels, the autoencoder makes " + std::to_string(ae.latent_channels()));
+  const auto buckets = data.buckets();
+  if (buckets.size() > 1 && spec.recipe.family == "mdt")
+    throw DataError(data.dir() + ": " + std::to_string(buckets.size()) +
+                    " aspect-ratio buckets, but mDT-v2 cannot train on other latent grids than its own yet");
+  const int64_t factor = images ? 1 : ae.downsampling_factor();
+  if (buckets.size() <= 1) {
+    const data::RecordShape shape = data::payload_shape(h.kind, first.shape);
+    if (shape.height * factor != stage.resolution || shape.width * factor != stage.resolution)
+      throw DataError(data.dir() + ": record " + std::to_string(first.id) + " is " +
+                      std::to_string(shape.height * factor) + "x" + std::to_string(shape.width * factor) +
+                      " pixels but stage '" + stage.name + "' has resolution " + std::to_string(stage.resolution));
+  }
+  if (spec.task == "text") {
+    if (spec.text_encoder.kind == "precomputed" && h.text_encoder.empty())
+      throw DataError(data.dir() + ": text_encoder.kind = \"precomputed\" but the shards hold no caption features "
+                      "(import with --text-encoder or --text-embeddings)");
+    if (!h.text_encoder.empty() && text_encoder && h.text_encoder != text_encoder->identity())
+      throw DataError(data.dir() + ": the shards' caption features were made by '" + h.text_encoder +
+                      "', but the experiment's text encoder is '" + text_encoder->identity() +
+                      "' (set [text_encoder] to the one they were made with, or kind = \"precomputed\")");
+    if (!h.text_encoder.empty() && first.text_dim != spec.text_encoder.dim)
+      throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has caption features of width " +
+                      std::to_string(first.text_dim) + " but text_encoder.dim = " + std::to_string(spec.text_encoder.dim));
+  }
+}
+
+// The bundle to continue from: the one asked for, or the run directory's newest on a later attempt.
+std::string resume_bundle(const StageContext& ctx) {
+  if (!ctx.resume_from.empty()) return ctx.resume_from;
+  const std::string latest = ctx.run_dir + "/checkpoints/latest";
+  if (ctx.attempt > 1 && path_exists(latest)) return ctx.run_dir + "/checkpoints";
+  return "";
+}
+
+void copy_into(const std::map<std::string, torch::Tensor>& targets, const TensorMap& source, const std::string& what,
+               const std::string& path) {
+  for (const auto& [name, target] : targets) {
+    auto it = source.find(name);
+    if (it == source.end()) throw DataError(path + ": " + what + " has no tensor '" + name + "'");
+    if (!it->second.sizes().equals(target.sizes()))
+      throw DataError(path + ": " + what + " tensor '" + name + "' has another shape than the model's");
+    torch::NoGradGuard no_grad;
+    target.copy_(it->second);
+  }
 }
 
 }  // namespace
@@ -95,15 +144,20 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   }
   comm.barrier();
   auto dataset = std::make_shared<const data::ShardDataset>(ddir);
-  check_dataset(*dataset, stage);
-  auto ae = std::make_shared<const data::PatchAutoencoder>(
-      static_cast<int>(spec.autoencoder.factor), spec.autoencoder.scale, spec.autoencoder.shift);
-  data::RankLoader loader(dataset, ae, static_cast<uint64_t>(spec.seed), stage.batch_size, rank, world);
+  const auto ae = data::make_autoencoder(spec.autoencoder);
+  const auto process = make_process(spec, stage);
+  const ConditionBuilder conditions(spec, resolution_shift(spec, stage));
+  check_dataset(*dataset, spec, stage, *ae, conditions.text_encoder());
+  data::LoaderOptions loader_options;
+  loader_options.prefetch = 2;  // background readers stay two steps ahead
+  loader_options.text_tokens = static_cast<int>(spec.text_encoder.max_tokens);
+  data::RankLoader loader(dataset, ae, static_cast<uint64_t>(spec.seed), stage.batch_size, rank, world, loader_options);
+  if (rank == 0 && loader.plan().bucketed())
+    log::info("aspect-ratio buckets: " + std::to_string(dataset->buckets().size()) + " shapes, " +
+              std::to_string(loader.plan().batches_per_epoch()) + " batches per epoch");
 
   // ---- model and optimiser: identical initialisation on every rank (same seed, no rank) ----
   const int64_t side = latent_side(spec, stage);
-  const auto process = make_process(spec, stage);
-  const ConditionBuilder conditions(spec, resolution_shift(spec, stage));
   auto init_gen = make_generator(spec, "init", 0);
   auto model = models::build_denoiser(spec.recipe, conditions.geometry(ae->latent_channels(), side, side), init_gen);
   model->train();
@@ -127,9 +181,47 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
               std::to_string(ae->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
               std::to_string(dataset->size()) + " records; " + std::to_string(world) + " rank(s)");
 
+  // ---- resume: weights, EMA, optimiser moments, every generator and the data cursor ----
+  int64_t first_step = 1;
+  if (const std::string from = resume_bundle(ctx); !from.empty()) {
+    const CheckpointBundle b = read_checkpoint(from);
+    const auto& m = b.manifest;
+    if (m.value("spec_hash", std::string()) != spec_hash(spec))
+      throw DataError(from + ": written for another experiment spec (spec_hash " + m.value("spec_hash", std::string("?")) +
+                      ", this run's is " + spec_hash(spec) + "); cannot resume from it");
+    if (m.value("world_size", -1) != world)
+      throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
+                      std::to_string(world) + " (the data order and generators are per rank)");
+    const int64_t done = m.at("step").get<int64_t>();
+    if (m.value("data_cursor", int64_t{-1}) != done * stage.batch_size)
+      throw DataError(from + ": data cursor " + std::to_string(m.value("data_cursor", int64_t{-1})) +
+                      " does not match step " + std::to_string(done) + " x global batch " + std::to_string(stage.batch_size));
+    if (m.value("threads_per_rank", int64_t{0}) != stage.threads_per_rank && rank == 0)
+      log::warn(from + ": written with " + std::to_string(m.value("threads_per_rank", int64_t{0})) +
+                " threads per rank, resuming with " + std::to_string(stage.threads_per_rank) + ": not bit-exact");
+    copy_into(flat.unflatten(flat.param_buffers()), b.model, "model", from);
+    copy_into(flat.unflatten(ema.buffers()), b.ema, "ema", from);
+    copy_into(optimizer->state(), b.optimizer, "optimizer", from);
+    optimizer->set_steps_taken(b.optimizer.at("step").item<int64_t>());
+    const auto& mine = b.generators.at("rank" + std::to_string(rank));
+    int64_t offset = 0;
+    for (auto* g : {&gen_t, &gen_noise, &gen_drop, &gen_control_drop, &gen_pad, &gen_mask}) {
+      const int64_t n = g->get_state().numel();
+      if (offset + n > mine.numel()) throw DataError(from + ": generator state of rank " + std::to_string(rank) + " is too short");
+      g->set_state(mine.narrow(0, offset, n).clone());
+      offset += n;
+    }
+    first_step = done + 1;
+    if (rank == 0)
+      log::info("resuming from " + from + " at step " + std::to_string(first_step) + " (data cursor " +
+                std::to_string(done * stage.batch_size) + " records)");
+  }
+
   const std::string logs = ctx.run_dir + "/logs";
   make_dirs(logs);
-  std::ofstream records_log(logs + "/records-rank-" + std::to_string(rank) + ".jsonl", std::ios::trunc);
+  // A resumed run appends: the log's last entry for a step is the batch that step trained on.
+  std::ofstream records_log(logs + "/records-rank-" + std::to_string(rank) + ".jsonl",
+                            first_step > 1 ? std::ios::app : std::ios::trunc);
 
   // A full state dict (trainable views + fixed tensors) with the trainable part taken from `flats`.
   auto state_dict = [&](const std::vector<torch::Tensor>& flats) {
@@ -153,6 +245,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
                   {"stage_index", ctx.stage_index}, {"attempt", ctx.attempt}, {"world_size", world},
                   {"threads_per_rank", stage.threads_per_rank}, {"libtorch", TORCH_VERSION},
                   {"recipe", spec.recipe.family + " " + spec.recipe.preset}, {"autoencoder", ae->identity()},
+                  {"text_encoder", conditions.text_encoder() ? conditions.text_encoder()->identity() : dataset->header().text_encoder},
+                  {"dataset", {{"dir", ddir}, {"identity", dataset->header().dataset}, {"records", dataset->size()}}},
                   {"generators", {"timesteps", "noise", "semantic-dropout", "control-dropout", "padding-noise", "mask"}}};
     b.model = state_dict(flat.param_buffers());
     b.ema = state_dict(ema.buffers());
@@ -173,7 +267,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   const int64_t micro = stage.grad_accumulation;
   const int64_t micro_b = local_b / micro;
   double last_samples_per_s = 0;
-  for (int64_t step = 1; step <= stage.steps; ++step) {
+  result.steps = first_step - 1;
+  for (int64_t step = first_step; step <= stage.steps; ++step) {
     set_current_step(step);
     maybe_inject_fault(ctx.fault, rank, step);
     if (comm.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
@@ -186,7 +281,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     data::Batch batch = loader.batch_for_step(step - 1);
     // One vectorised check per batch; the per-record scan runs only to name the culprit.
     const auto bad = (batch.labels < 0).logical_or(batch.labels >= spec.dataset.classes);
-    if (conditions.text_task())
+    if (conditions.text_task() && batch.text.empty())
       for (std::size_t i = 0; i < batch.captions.size(); ++i)
         if (batch.captions[i].empty())
           throw DataError(ddir + ": record " + std::to_string(batch.ids[i]) + " has no caption (task = \"text\")");
@@ -203,7 +298,10 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     auto t = process->sample_training_t(local_b, gen_t);  // [b] float64, continuous time
     // Semantic and control dropout (for guidance), caption padding, control weights' noise level.
     ConditionInputs inputs;
-    if (conditions.text_task()) inputs.captions = batch.captions;
+    if (conditions.text_task()) {
+      inputs.captions = batch.captions;
+      inputs.text = batch.text;  // stored caption features, when the shards have them
+    }
     else inputs.labels.assign(batch.labels.data_ptr<int64_t>(), batch.labels.data_ptr<int64_t>() + local_b);
     if (conditions.uses_controls()) inputs.controls = batch.controls;
     const models::Condition cond = conditions.training(inputs, t, cond_gens);

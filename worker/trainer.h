@@ -19,6 +19,10 @@ struct StageContext {
   int attempt = 1;
   std::string run_dir;   // <runs>/<experiment>/<stage>
   std::string data_dir;  // cache of rendered synthetic datasets
+  // A checkpoint bundle to continue from (model, EMA, optimiser, generators and the data cursor,
+  // so the run goes on with exactly the batch it would have had). "" = the newest bundle of
+  // run_dir when attempt > 1, else a fresh start.
+  std::string resume_from;
   FaultPlan fault;
 };
 

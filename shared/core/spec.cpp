@@ -64,6 +64,14 @@ void validate(const ExperimentSpec& spec) {
   if (!valid_name(spec.name))
     throw SpecError("name", "'" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
 
+  if (spec.autoencoder.kind == "torchscript" && spec.autoencoder.path.empty())
+    throw SpecError("autoencoder.path", "is required with autoencoder.kind = \"torchscript\" (the exported VAE file)");
+  if (spec.text_encoder.kind == "torchscript" && (spec.text_encoder.path.empty() || spec.text_encoder.tokenizer.empty()))
+    throw SpecError(spec.text_encoder.path.empty() ? "text_encoder.path" : "text_encoder.tokenizer",
+                    "is required with text_encoder.kind = \"torchscript\" (the exported encoder and its SentencePiece model)");
+  if (spec.text_encoder.kind == "precomputed" && spec.dataset.kind != "shards")
+    throw SpecError("text_encoder.kind", "\"precomputed\" reads caption features from shards: set dataset.kind = \"shards\"");
+
   const auto families = recipe_families();
   if (!is_known_family(spec.recipe.family))
     throw SpecError("recipe.family", "unknown recipe family '" + spec.recipe.family +

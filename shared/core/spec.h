@@ -35,8 +35,10 @@ struct DatasetSpec {
 
 struct AutoencoderSpec {
   std::string kind = "patch";  // patch: built-in, exactly invertible; NOT comparable with the paper's VAE
+                               // torchscript: an exported VAE (tools/export/export_vae.py) at `path`
+  std::string path;            // torchscript: the exported file
   std::int64_t factor = 2;     // spatial down-sampling factor f; latent channels = 3·f² for patch
-  double scale = 1.0;          // latent = (encode(x) - shift) * scale
+  double scale = 1.0;          // patch: latent = (encode(x) - shift) * scale (torchscript: the file's)
   double shift = 0.0;
 };
 
@@ -100,6 +102,10 @@ struct ConditioningSpec {
 
 struct TextEncoderSpec {
   std::string kind = "builtin";  // builtin: seeded hashed-vocabulary encoder, NOT comparable with the paper's
+                                 // torchscript: an exported encoder at `path` with the SentencePiece `tokenizer`
+                                 // precomputed: caption features stored in the shards (no encoder at hand)
+  std::string path;              // torchscript: the exported file
+  std::string tokenizer;         // torchscript: the SentencePiece model
   std::int64_t dim = 64;         // token feature width
   std::int64_t max_tokens = 16;  // token slots per caption
 };
@@ -161,9 +167,10 @@ void describe(V& v, DatasetSpec& s) {
 
 template <class V>
 void describe(V& v, AutoencoderSpec& s) {
-  v.field("kind", s.kind, {"built-in exactly invertible patch autoencoder (not comparable with the paper's VAE)", 0, 0, {"patch"}});
+  v.field("kind", s.kind, {"patch: built-in exactly invertible patch autoencoder (not comparable with the paper's VAE); torchscript: an exported VAE (tools/export/export_vae.py)", 0, 0, {"patch", "torchscript"}});
+  v.field("path", s.path, {"torchscript: the exported VAE file (its scaling/shift factors are used; `factor` must equal its down-sampling factor)"});
   v.field("factor", s.factor, {"spatial down-sampling factor f (latent channels 3*f*f for patch)", 1, 64});
-  v.field("scale", s.scale, {"latent = (encode(x) - shift) * scale", 1e-6, 1e6});
+  v.field("scale", s.scale, {"patch: latent = (encode(x) - shift) * scale", 1e-6, 1e6});
   v.field("shift", s.shift, {"see scale", -1e6, 1e6});
 }
 
@@ -236,7 +243,9 @@ void describe(V& v, ConditioningSpec& s) {
 
 template <class V>
 void describe(V& v, TextEncoderSpec& s) {
-  v.field("kind", s.kind, {"builtin: seeded hashed-vocabulary encoder (not comparable with the paper's)", 0, 0, {"builtin"}});
+  v.field("kind", s.kind, {"builtin: seeded hashed-vocabulary encoder (not comparable with the paper's); torchscript: an exported encoder (tools/export/export_text_encoder.py) with a SentencePiece tokenizer; precomputed: caption features stored in the shards", 0, 0, {"builtin", "torchscript", "precomputed"}});
+  v.field("path", s.path, {"torchscript: the exported text encoder file"});
+  v.field("tokenizer", s.tokenizer, {"torchscript: the SentencePiece model file"});
   v.field("dim", s.dim, {"token feature width", 1, 65536});
   v.field("max_tokens", s.max_tokens, {"token slots per caption", 1, 4096});
 }

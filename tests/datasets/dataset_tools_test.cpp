@@ -39,7 +39,7 @@ Record image_record(std::uint64_t id) {
 
 void write_image_shard(const std::string& path, std::uint64_t first_id, std::size_t n,
                        const std::string& encoder = "none") {
-  ShardWriter w(path, {kShardFormatVersion, PayloadKind::ImageU8, encoder, "test-images"});
+  ShardWriter w(path, {kShardFormatVersion, PayloadKind::ImageU8, encoder, "test-images", "", 1});
   for (std::size_t i = 0; i < n; ++i) w.append(image_record(first_id + i));
   w.finish();
 }
@@ -190,7 +190,7 @@ TEST_CASE("shards that disagree on encoder, payload kind or channels are reporte
   write_image_shard(tmp.file("h-00001.ldms"), 3, 3, "vae-abc");
   {
     ShardWriter w(tmp.file("h-00002.ldms"),
-                  {kShardFormatVersion, PayloadKind::LatentF32, "none", "test-images"});
+                  {kShardFormatVersion, PayloadKind::LatentF32, "none", "test-images", "", 1});
     w.append(latent_record(100));
     w.finish();
   }
@@ -208,7 +208,7 @@ TEST_CASE("latent shards with different channel counts are reported per record")
   TempDir tmp("ldm-tools");
   for (int s = 0; s < 2; ++s) {
     ShardWriter w(tmp.file("c-0000" + std::to_string(s) + ".ldms"),
-                  {kShardFormatVersion, PayloadKind::LatentF32, "vae", "x"});
+                  {kShardFormatVersion, PayloadKind::LatentF32, "vae", "x", "", 1});
     Record r = latent_record(static_cast<std::uint64_t>(s));
     if (s == 1) {  // 2 channels instead of 3
       r.shape = {2, 2, 4};
@@ -302,7 +302,7 @@ TEST_CASE("latent stats: per-channel mean and std as computed directly, scale fa
   std::vector<Record> written;
   for (int s = 0; s < 2; ++s) {
     ShardWriter w(tmp.file("l-0000" + std::to_string(s) + ".ldms"),
-                  {kShardFormatVersion, PayloadKind::LatentF32, "test-vae", "latents"});
+                  {kShardFormatVersion, PayloadKind::LatentF32, "test-vae", "latents", "", 1});
     for (int i = 0; i < 5; ++i) {
       written.push_back(latent_record(static_cast<std::uint64_t>(s * 5 + i)));
       w.append(written.back());

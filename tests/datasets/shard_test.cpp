@@ -67,11 +67,16 @@ void check_same(const Record& a, const Record& b) {
   CHECK(a.control.flip == b.control.flip);
   CHECK(a.shape == b.shape);
   CHECK(a.payload == b.payload);
+  CHECK(a.view == b.view);
+  CHECK(a.text_len == b.text_len);
+  CHECK(a.text_dim == b.text_dim);
+  CHECK(a.text_tokens == b.text_tokens);
+  CHECK(a.text_pooled == b.text_pooled);
 }
 
 // Writes image_record(0) ... image_record(n - 1) to `path`.
 void write_image_shard(const std::string& path, std::size_t n) {
-  ShardWriter w(path, {kShardFormatVersion, PayloadKind::ImageU8, "none", "test-images"});
+  ShardWriter w(path, {kShardFormatVersion, PayloadKind::ImageU8, "none", "test-images", "", 1});
   for (std::size_t i = 0; i < n; ++i) w.append(image_record(i));
   w.finish();
 }
@@ -108,7 +113,7 @@ TEST_CASE("shard round trip keeps every field of latent records, floats bit for 
   const std::string path = dir.file("latents.ldms");
   {
     ShardWriter w(path,
-                  {kShardFormatVersion, PayloadKind::LatentF32, "sd-vae-ft-mse@abc", "imagenet"});
+                  {kShardFormatVersion, PayloadKind::LatentF32, "sd-vae-ft-mse@abc", "imagenet", "", 1});
     for (std::uint64_t i = 0; i < 3; ++i) w.append(latent_record(i));
     CHECK(w.count() == 3);
     w.finish();
@@ -195,7 +200,7 @@ TEST_CASE(
   bytes[8] = 7;  // u32 format_version follows the 8-byte magic
   write_bytes(path, bytes);
   CHECK_THROWS_WITH_AS(ShardReader{path},
-                       doctest::Contains("format version 7, but this build reads version 1"),
+                       doctest::Contains("format version 7, but this build reads versions 1 to 2"),
                        ldm::DataError);
 }
 
@@ -284,3 +289,91 @@ TEST_CASE("list_shards returns the directory's .ldms files sorted, and names a m
 }
 
 TEST_CASE("crc32 is the standard (zlib) CRC-32") { CHECK(crc32("123456789", 9) == 0xcbf43926u); }
+
+TEST_CASE("format 2: views, caption features and per-record shapes in the index round-trip") {
+  TempDir dir("ldm-shard-v2");
+  const std::string path = dir.file("v2.ldms");
+  std::vector<Record> written;
+  {
+    ShardWriter w(path, {kShardFormatVersion, PayloadKind::LatentF32, "vae-x", "latents", "t5-y", 2});
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      Record r = latent_record(i);
+      r.view = static_cast<std::uint16_t>(i % 2);
+      if (i >= 4) r.shape = {4, 3, 2};  // another bucket
+      if (i != 3) {                      // record 3 has no caption features
+        r.text_len = static_cast<std::int32_t>(1 + i);
+        r.text_dim = 3;
+        for (std::int32_t k = 0; k < r.text_len * 3; ++k) r.text_tokens.push_back(0.25f * k - static_cast<float>(i));
+        r.text_pooled = {1.0f, -2.0f, static_cast<float>(i)};
+      }
+      w.append(r);
+      written.push_back(r);
+    }
+    w.finish();
+  }
+  ShardReader reader(path);
+  CHECK(reader.header().format_version == 2);
+  CHECK(reader.header().text_encoder == "t5-y");
+  CHECK(reader.header().views == 2);
+  REQUIRE(reader.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) check_same(reader.read(i), written[i]);
+  CHECK(reader.shapes()[0] == RecordShape{2, 3});
+  CHECK(reader.shapes()[5] == RecordShape{3, 2});
+}
+
+TEST_CASE("records with inconsistent caption features are refused before they are written") {
+  TempDir dir("ldm-shard-v2-bad");
+  ShardWriter w(dir.file("bad.ldms"), {kShardFormatVersion, PayloadKind::ImageU8, "none", "x", "", 1});
+  Record r = image_record(0);
+  r.text_len = 2;
+  r.text_dim = 3;
+  r.text_tokens.assign(5, 0.0f);  // needs 6
+  r.text_pooled.assign(3, 0.0f);
+  CHECK_THROWS_WITH_AS(w.append(r), doctest::Contains("caption features hold 5 values"), ldm::DataError);
+}
+
+TEST_CASE("format-1 shards written by earlier builds are still read") {
+  // A version-1 file built by hand: v1 record bodies (no view, no caption features) and an index
+  // of offsets only.
+  TempDir dir("ldm-shard-v1");
+  const Record rec = image_record(3);
+  std::string body;
+  auto u32 = [](std::string& out, std::uint32_t v) { for (int i = 0; i < 4; ++i) out += static_cast<char>(v >> (8 * i)); };
+  auto u64 = [](std::string& out, std::uint64_t v) { for (int i = 0; i < 8; ++i) out += static_cast<char>(v >> (8 * i)); };
+  u64(body, rec.id);
+  for (std::int32_t v : {rec.label, rec.control.orig_h, rec.control.orig_w, rec.control.crop_top, rec.control.crop_left,
+                         rec.control.crop_h, rec.control.crop_w})
+    u32(body, static_cast<std::uint32_t>(v));
+  body += static_cast<char>(rec.control.flip ? 1 : 0);
+  u32(body, static_cast<std::uint32_t>(rec.caption.size()));
+  body += rec.caption;
+  body += static_cast<char>(3);
+  for (auto d : rec.shape) u64(body, static_cast<std::uint64_t>(d));
+  body.append(rec.payload.begin(), rec.payload.end());
+  const std::string header = R"({"kind":"image_u8","encoder":"none","dataset":"old"})";
+  std::string file = "LDMSHRD1";
+  u32(file, 1);
+  u32(file, static_cast<std::uint32_t>(header.size()));
+  file += header;
+  u32(file, crc32(header.data(), header.size()));
+  const std::uint64_t offset = file.size();
+  u32(file, static_cast<std::uint32_t>(body.size()));
+  u32(file, crc32(body.data(), body.size()));
+  file += body;
+  const std::uint64_t index_offset = file.size();
+  std::string index;
+  u64(index, offset);
+  file += index;
+  u64(file, index_offset);
+  u64(file, 1);
+  u32(file, crc32(index.data(), index.size()));
+  file += "LDMSHEND";
+  write_bytes(dir.file("old.ldms"), file);
+  ShardReader reader(dir.file("old.ldms"));
+  CHECK(reader.header().format_version == 1);
+  CHECK(reader.header().views == 1);
+  CHECK(reader.header().text_encoder.empty());
+  REQUIRE(reader.size() == 1);
+  check_same(reader.read(0), rec);
+  CHECK(reader.shapes()[0] == RecordShape{});  // v1 stores no shapes in its index
+}

@@ -20,6 +20,43 @@ def experiment(name):
     return os.path.join(REPO, "experiments", "tiny", name)
 
 
+def write_wds_tar(path, n, sizes=((48, 40), (56, 40), (64, 40))):
+    """A WebDataset tar as the common downloaders write it: s000.jpg|png + s000.txt, ... (PIL)."""
+    import io
+    import tarfile
+    from PIL import Image
+    with tarfile.open(path, "w") as tar:
+        for i in range(n):
+            img = Image.new("RGB", sizes[i % len(sizes)], ((40 * i) % 255, 100, (200 - 10 * i) % 255))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG" if i % 2 else "PNG")
+            ext = "jpg" if i % 2 else "png"
+            for name, data in ((f"s{i:03d}.{ext}", buf.getvalue()),
+                               (f"s{i:03d}.txt", f"a colour field number {i}".encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def ldm_data(*args, timeout=300):
+    """Runs ldm-data with args; returns the CompletedProcess (text)."""
+    return subprocess.run([os.path.join(BIN, "ldm-data"), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def shards_experiment(base, name, shards, replacements=()):
+    """The text of experiments/tiny/BASE renamed to NAME and reading the shard directory SHARDS."""
+    with open(experiment(base)) as f:
+        text = f.read()
+    text = text.replace('name = "%s"' % text.split('name = "')[1].split('"')[0], f'name = "{name}"', 1)
+    text = text.replace("[dataset]\nrecords = 64", f'[dataset]\nkind = "shards"\npath = "{shards}"')
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    assert 'kind = "shards"' in text
+    return text
+
+
 def run_cli(*args, check=True, timeout=120):
     """Runs ldm-coord with args; returns the CompletedProcess (text)."""
     proc = subprocess.run([os.path.join(BIN, "ldm-coord"), *args], capture_output=True, text=True,

@@ -115,38 +115,18 @@ class TrainOnImportedWebDataset(unittest.TestCase):
     `ldm-data import-wds` and the proposed model trains on the shards it wrote."""
 
     def test_import_wds_then_train_text_to_image(self):
-        import io
-        import tarfile
-        from PIL import Image
         state = tempfile.mkdtemp(prefix="ldm-e2e-wds-")
         try:
-            tar_path = os.path.join(state, "cc-00000.tar")
-            with tarfile.open(tar_path, "w") as tar:
-                for i in range(12):
-                    img = Image.new("RGB", (48 + 8 * (i % 3), 40), ((40 * i) % 255, 100, 200 - 10 * i))
-                    buf = io.BytesIO()
-                    img.save(buf, format="JPEG" if i % 2 else "PNG")
-                    ext = "jpg" if i % 2 else "png"
-                    for name, data in ((f"s{i:03d}.{ext}", buf.getvalue()),
-                                       (f"s{i:03d}.txt", f"a colour field number {i}".encode())):
-                        info = tarfile.TarInfo(name)
-                        info.size = len(data)
-                        tar.addfile(info, io.BytesIO(data))
+            ldm_e2e.write_wds_tar(os.path.join(state, "cc-00000.tar"), 12)
             shards = os.path.join(state, "shards")
-            proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-data"), "import-wds",
-                                   os.path.join(state, "cc-{00000..00000}.tar"), "--out", shards,
-                                   "--resolution", "32", "--crop", "center", "--threads", "2"],
-                                  capture_output=True, text=True, timeout=120)
+            proc = ldm_e2e.ldm_data("import-wds", os.path.join(state, "cc-{00000..00000}.tar"), "--out", shards,
+                                    "--resolution", "32", "--crop", "center", "--threads", "2")
             self.assertEqual(proc.returncode, 0, proc.stderr)
-            with open(experiment("proposed-text.toml")) as f:
-                text = f.read()
-            text = text.replace('name = "tiny-proposed-text"', 'name = "tiny-wds"')
-            text = text.replace("[dataset]\nrecords = 64", f'[dataset]\nkind = "shards"\npath = "{shards}"')
-            text = text.replace("batch_size = 8", "batch_size = 4")
+            text = ldm_e2e.shards_experiment("proposed-text.toml", "tiny-wds", shards,
+                                             [("batch_size = 8", "batch_size = 4")])
             path = os.path.join(state, "wds.toml")
             with open(path, "w") as f:
                 f.write(text)
-            self.assertIn('kind = "shards"', text)
             run = ldm_e2e.run_cli("run", path, "--state", state, timeout=600)
             self.assertIn("done", run.stdout, run.stdout + run.stderr)
             # The run read the imported shards: 12 records, ids of tar 0, an epoch of 3 steps.

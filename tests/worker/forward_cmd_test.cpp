@@ -15,7 +15,7 @@
 #include "worker/checkpoint.h"
 #include "worker/forward_cmd.h"
 #include "worker/models/denoiser.h"
-#include "worker/npy.h"
+#include "datasets/npy.h"
 #include "worker/safetensors.h"
 
 // `ldm-worker forward` (cmd_forward): the output must equal the in-memory model's forward bitwise
@@ -30,7 +30,7 @@ using ldm::models::Denoiser;
 using ldm::models::ModelGeometry;
 using ldm::testing::TempDir;
 using ldm::worker::ForwardArgs;
-using ldm::worker::NpzMap;
+using ldm::data::NpzMap;
 using ldm::worker::TensorMap;
 
 // Parameters (and buffers, unless `params_only`, which is how our bundles store a model).
@@ -87,7 +87,7 @@ torch::Tensor expected_forward(Denoiser& model, const torch::Tensor& x, const to
 // Runs cmd_forward and reads its output.
 torch::Tensor run(const ForwardArgs& a) {
   REQUIRE(ldm::worker::cmd_forward(a) == 0);
-  return ldm::worker::read_npy(a.out);
+  return ldm::data::read_npy(a.out);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -117,7 +117,7 @@ struct ClassBatch {
     t = torch::tensor({0.0f, 500.5f, 999.0f});
     y = torch::tensor({int64_t{3}, classes, int64_t{1}});
   }
-  void write(const std::string& path) const { ldm::worker::write_npz(path, {{"x", x}, {"t", t}, {"y", y}}); }
+  void write(const std::string& path) const { ldm::data::write_npz(path, {{"x", x}, {"t", t}, {"y", y}}); }
   Condition cond() const {
     Condition c;
     c.labels = y;
@@ -149,7 +149,7 @@ TEST_CASE("forward: a tiny DiT from safetensors (preset and classes inferred) eq
     ft::save_safetensors(dir.file("w.safetensors"), ft::state_dict(*model));
     const ft::ClassBatch b(8, 12, 10, 3);
     // numpy's default float64 latents are accepted (and computed in float32).
-    ldm::worker::write_npz(dir.file("in.npz"), {{"x", b.x.to(torch::kFloat64)}, {"t", b.t}, {"y", b.y}});
+    ldm::data::write_npz(dir.file("in.npz"), {{"x", b.x.to(torch::kFloat64)}, {"t", b.t}, {"y", b.y}});
     auto a = ft::args(dir, "dit", dir.file("w.safetensors"));
     a.learn_sigma = learn_sigma;
     const auto out = ft::run(a);
@@ -182,7 +182,7 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     r.conditioning.mask_padding = true;  // what a given ctx_mask turns on
     auto model = ft::build(r, g, 21);
     ft::save_safetensors(dir.file("w.safetensors"), ft::state_dict(*model));
-    ldm::worker::write_npz(dir.file("in.npz"),
+    ldm::data::write_npz(dir.file("in.npz"),
                            {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled}, {"controls", controls}});
     auto a = ft::args(dir, "proposed", dir.file("w.safetensors"));
     a.preset = "tiny/2";
@@ -197,7 +197,7 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     CHECK(torch::equal(ft::run(a), expected));
     // An explicit noise level reaches the control weighting.
     c.noise_level = torch::tensor({0.9f, 0.1f, 0.5f});
-    ldm::worker::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled},
+    ldm::data::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled},
                                                 {"controls", controls}, {"noise_level", c.noise_level}});
     const auto expected2 = ft::expected_forward(*model, x, t, c);
     CHECK_FALSE(torch::equal(expected, expected2));
@@ -212,7 +212,7 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     r.conditioning.mask_padding = true;
     auto model = ft::build(r, g, 31);
     ft::save_safetensors(dir.file("w.safetensors"), ft::state_dict(*model));
-    ldm::worker::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask.to(torch::kBool)},
+    ldm::data::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask.to(torch::kBool)},
                                                 {"semantic_drop", torch::tensor({false, true, false})}});
     auto a = ft::args(dir, "pixart", dir.file("w.safetensors"));
     a.preset = "tiny/2";
@@ -274,7 +274,7 @@ TEST_CASE("forward: a checkpoint bundle: model or --ema weights, the manifest's 
 
   const ft::ClassBatch b(8, 8, 10, 6);
   const auto controls = torch::tensor({256.f, 256.f, 0.f, 0.f, 256.f, 256.f, 0.f, 1.f}).repeat({3, 1});
-  ldm::worker::write_npz(dir.file("in.npz"), {{"x", b.x}, {"t", b.t}, {"y", b.y}, {"controls", controls}});
+  ldm::data::write_npz(dir.file("in.npz"), {{"x", b.x}, {"t", b.t}, {"y", b.y}, {"controls", controls}});
   ft::Condition c = b.cond();
   c.controls = controls;
   c.noise_level = (b.t / 1000.0).clamp(0.0, 1.0);
@@ -346,12 +346,12 @@ TEST_CASE("forward: missing, unexpected and mis-shaped weights and bad inputs ar
   a.preset = "";
 
   // Latents with 3 channels: the patch embedding does not fit.
-  ldm::worker::write_npz(a.inputs, {{"x", b.x.narrow(1, 0, 3)}, {"t", b.t}, {"y", b.y}});
+  ldm::data::write_npz(a.inputs, {{"x", b.x.narrow(1, 0, 3)}, {"t", b.t}, {"y", b.y}});
   CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("'x_embedder.proj.weight' has shape [64, 4, 2, 2]") !=
         std::string::npos);
   // Inputs.
   auto input_error = [&](const ft::NpzMap& in) {
-    ldm::worker::write_npz(a.inputs, in);
+    ldm::data::write_npz(a.inputs, in);
     return ft::error_of([&] { ldm::worker::cmd_forward(a); });
   };
   e = input_error({{"x", b.x}, {"t", b.t}, {"labels", b.y}});
@@ -388,7 +388,7 @@ TEST_CASE("forward: the reference DiT's .pt checkpoints (plain, training dict, b
       a.checkpoint = file(checkpoint);
       a.ema = ema;
       const auto out = ft::run(a).to(torch::kFloat64);
-      const auto expected = ldm::worker::read_npy(file(expected_file));
+      const auto expected = ldm::data::read_npy(file(expected_file));
       REQUIRE(out.sizes() == expected.sizes());
       const double diff = (out - expected).abs().max().item<double>();
       MESSAGE(c, " ", checkpoint, std::string(ema ? " --ema" : ""), ": max |ours - reference(float64)| = ", diff);

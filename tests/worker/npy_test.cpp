@@ -14,13 +14,13 @@
 
 #include "shared/core/error.h"
 #include "tests/support/temp_dir.h"
-#include "worker/npy.h"
+#include "datasets/npy.h"
 
 // .npy / .npz reading and writing, against files written by Debian's numpy (/usr/bin/python3).
 namespace npy_test {
 
 using ldm::testing::TempDir;
-using ldm::worker::NpzMap;
+using ldm::data::NpzMap;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -95,7 +95,7 @@ TEST_CASE("npy: every dtype round-trips through write_npy/read_npy with exact bi
   for (const auto& [name, t] : nt::dtype_samples()) {
     CAPTURE(name);
     const std::string path = dir.file(name + ".npy");
-    ldm::worker::write_npy(path, t);
+    ldm::data::write_npy(path, t);
     const std::string bytes = nt::slurp(path);
     REQUIRE(bytes.size() >= 16);
     CHECK(bytes.compare(0, 6, "\x93NUMPY") == 0);
@@ -103,22 +103,22 @@ TEST_CASE("npy: every dtype round-trips through write_npy/read_npy with exact bi
     const std::size_t header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
     CHECK((10 + header_len) % 64 == 0);  // data aligned as numpy aligns it
     CHECK(bytes[10 + header_len - 1] == '\n');
-    const auto back = ldm::worker::read_npy(path);
+    const auto back = ldm::data::read_npy(path);
     CHECK(nt::same_bits(back, t));
     CHECK(back.is_contiguous());
   }
   // Non-contiguous input is written in C order.
   auto base = torch::arange(12, torch::kInt32).reshape({3, 4});
-  CHECK(nt::same_bits(ldm::worker::npy_decode(ldm::worker::npy_encode(base.t()), "mem"), base.t().contiguous()));
-  CHECK(nt::error_of([] { ldm::worker::npy_encode(torch::zeros({2}, torch::kBFloat16)); }).find("BFloat16") !=
+  CHECK(nt::same_bits(ldm::data::npy_decode(ldm::data::npy_encode(base.t()), "mem"), base.t().contiguous()));
+  CHECK(nt::error_of([] { ldm::data::npy_encode(torch::zeros({2}, torch::kBFloat16)); }).find("BFloat16") !=
         std::string::npos);
 }
 
 TEST_CASE("npy: corrupt, truncated and unsupported .npy data are errors naming the source") {
   namespace nt = npy_test;
-  const std::string good = ldm::worker::npy_encode(torch::arange(6, torch::kFloat32));
+  const std::string good = ldm::data::npy_encode(torch::arange(6, torch::kFloat32));
   auto err = [](const std::string& bytes) {
-    return nt::error_of([&] { ldm::worker::npy_decode(bytes, "thing.npy"); });
+    return nt::error_of([&] { ldm::data::npy_decode(bytes, "thing.npy"); });
   };
   CHECK(err("hello").find("thing.npy: not a .npy file") == 0);
   CHECK(err(good.substr(0, good.size() - 1)).find("thing.npy: truncated data") == 0);
@@ -145,9 +145,9 @@ TEST_CASE("npy: corrupt, truncated and unsupported .npy data are errors naming t
   CHECK(err(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }")).find("bad .npy header") !=
         std::string::npos);
   // A valid hand-written header: the one-byte types accept any byte-order character, `=` is native.
-  CHECK(ldm::worker::npy_decode(with_header("{'descr': '=f4', 'fortran_order': False, 'shape': (0, 2), }"), "m")
+  CHECK(ldm::data::npy_decode(with_header("{'descr': '=f4', 'fortran_order': False, 'shape': (0, 2), }"), "m")
             .sizes() == torch::IntArrayRef({0, 2}));
-  CHECK_THROWS_AS(ldm::worker::read_npy("/nonexistent/dir/a.npy"), ldm::DataError);
+  CHECK_THROWS_AS(ldm::data::read_npy("/nonexistent/dir/a.npy"), ldm::DataError);
 }
 
 TEST_CASE("npy: files written by numpy (formats 1.0, 2.0, 3.0, every dtype) read with exact values") {
@@ -178,19 +178,19 @@ np.save(os.path.join(d, 'big.npy'), np.ones(3, dtype='>f4'))
   const auto a = torch::arange(24, torch::kFloat32).reshape({2, 3, 4}) * 0.5 - 3;
   for (int v : {1, 2, 3}) {
     CAPTURE(v);
-    CHECK(nt::same_bits(ldm::worker::read_npy(dir.file("v" + std::to_string(v) + ".npy")), a));
+    CHECK(nt::same_bits(ldm::data::read_npy(dir.file("v" + std::to_string(v) + ".npy")), a));
   }
   const auto samples = nt::dtype_samples();
   for (const char* name : {"f8", "f2", "i8", "i4", "u1", "b1", "scalar"}) {
     CAPTURE(name);
-    CHECK(nt::same_bits(ldm::worker::read_npy(dir.file(std::string(name) + ".npy")), samples.at(name)));
+    CHECK(nt::same_bits(ldm::data::read_npy(dir.file(std::string(name) + ".npy")), samples.at(name)));
   }
-  CHECK(nt::same_bits(ldm::worker::read_npy(dir.file("strided.npy")),
+  CHECK(nt::same_bits(ldm::data::read_npy(dir.file("strided.npy")),
                       torch::arange(12, torch::kInt32).reshape({3, 4}).slice(1, 0, 4, 2).contiguous()));
-  const std::string fortran = nt::error_of([&] { ldm::worker::read_npy(dir.file("fortran.npy")); });
+  const std::string fortran = nt::error_of([&] { ldm::data::read_npy(dir.file("fortran.npy")); });
   CHECK(fortran.find(dir.file("fortran.npy")) == 0);
   CHECK(fortran.find("fortran_order is True") != std::string::npos);
-  CHECK(nt::error_of([&] { ldm::worker::read_npy(dir.file("big.npy")); }).find("big-endian") != std::string::npos);
+  CHECK(nt::error_of([&] { ldm::data::read_npy(dir.file("big.npy")); }).find("big-endian") != std::string::npos);
 }
 
 TEST_CASE("npz: archives written by numpy.savez and numpy.savez_compressed read back with exact values") {
@@ -227,7 +227,7 @@ np.savez_compressed(os.path.join(d, 'deflated.npz'), **arrays)
   expected["bytes"] = torch::tensor({0, 200}, torch::kUInt8);
   for (const char* file : {"stored.npz", "deflated.npz"}) {
     CAPTURE(file);
-    const nt::NpzMap got = ldm::worker::read_npz(dir.file(file));
+    const nt::NpzMap got = ldm::data::read_npz(dir.file(file));
     std::set<std::string> keys;
     for (const auto& kv : got) keys.insert(kv.first);
     std::set<std::string> want;
@@ -243,7 +243,7 @@ np.savez_compressed(os.path.join(d, 'deflated.npz'), **arrays)
   // Truncated in the middle: the central directory is gone.
   const std::string bytes = nt::slurp(dir.file("deflated.npz"));
   nt::spit(dir.file("truncated.npz"), bytes.substr(0, bytes.size() / 2));
-  const std::string msg = nt::error_of([&] { ldm::worker::read_npz(dir.file("truncated.npz")); });
+  const std::string msg = nt::error_of([&] { ldm::data::read_npz(dir.file("truncated.npz")); });
   CHECK(msg.find(dir.file("truncated.npz")) == 0);
 }
 
@@ -254,8 +254,8 @@ TEST_CASE("npz: write_npz (stored and deflated) round-trips and numpy reads what
   for (bool compress : {false, true}) {
     CAPTURE(compress);
     const std::string path = dir.file(compress ? "deflated.npz" : "stored.npz");
-    ldm::worker::write_npz(path, samples, compress);
-    const nt::NpzMap back = ldm::worker::read_npz(path);
+    ldm::data::write_npz(path, samples, compress);
+    const nt::NpzMap back = ldm::data::read_npz(path);
     REQUIRE(back.size() == samples.size());
     for (const auto& [key, t] : samples) {
       CAPTURE(key);
@@ -293,10 +293,10 @@ TEST_CASE("npz: missing, non-zip, truncated and corrupt archives are errors nami
   nt::NpzMap m;
   m["x"] = torch::arange(4096, torch::kFloat32);
   m["y"] = torch::arange(100, torch::kInt64);
-  ldm::worker::write_npz(stored, m, false);
-  ldm::worker::write_npz(deflated, m, true);
+  ldm::data::write_npz(stored, m, false);
+  ldm::data::write_npz(deflated, m, true);
   auto err = [](const std::string& path) {
-    return nt::error_of([&] { ldm::worker::read_npz(path); });
+    return nt::error_of([&] { ldm::data::read_npz(path); });
   };
 
   CHECK(err(dir.file("missing.npz")).find(dir.file("missing.npz") + ": cannot open") == 0);
@@ -331,5 +331,5 @@ TEST_CASE("npz: missing, non-zip, truncated and corrupt archives are errors nami
   MESSAGE("damaged deflated member: ", inflate);
 
   // An empty archive cannot be written (libzip would delete it).
-  CHECK_THROWS_AS(ldm::worker::write_npz(dir.file("none.npz"), nt::NpzMap()), ldm::Error);
+  CHECK_THROWS_AS(ldm::data::write_npz(dir.file("none.npz"), nt::NpzMap()), ldm::Error);
 }

@@ -102,6 +102,8 @@ void set_transformer_shape(Config& c, const PresetInfo& p, const ModelGeometry& 
   c.heads = p.heads;
   c.mlp_ratio = p.mlp_ratio;
   c.learn_sigma = recipe.learn_sigma;
+  c.pos_embed_resampling = recipe.pos_embed_resampling;
+  c.pos_embed_grid = recipe.pos_embed_grid;
 }
 
 // The shape the LibTorch-free preset table (shared/core/presets.h) counts for a model that

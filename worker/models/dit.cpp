@@ -1,6 +1,7 @@
 #include "worker/models/dit.h"
 
 #include "shared/core/error.h"
+#include "worker/models/pos_embed.h"
 
 namespace ldm::models {
 
@@ -101,13 +102,15 @@ torch::Tensor DiT::unpatchify(const torch::Tensor& tokens) const {
 
 torch::Tensor DiT::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
-  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
+  const int64_t gh = x.size(2) / cfg_.patch, gw = x.size(3) / cfg_.patch;
+  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) +
+           pos_embed_for_grid(pos_embed_, grid_h_, grid_w_, gh, gw, cfg_.pos_embed_resampling, cfg_.pos_embed_grid);
   auto c = t_embedder_->forward(t);  // [N, D]
   c = y_embedder_ ? c + y_embedder_->forward(require_field(cond.labels, "labels", "DiT"))
                   : c + caption_embedder_->forward(pooled_with_drop(cond, "DiT"));
   c = add_controls(c, control_embedder_, cond, "DiT");
   for (auto& b : *blocks_) h = b->as<DiTBlockImpl>()->forward(h, c);
-  return unpatchify(final_layer_->forward(h, c));  // [N, C_out, H, W]
+  return models::unpatchify(final_layer_->forward(h, c), gh, gw, cfg_.patch, out_channels_);  // [N, C_out, H, W]
 }
 
 DiTConfig dit_config(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {

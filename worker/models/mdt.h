@@ -34,6 +34,10 @@ namespace ldm::models {
 constexpr double kMdtMaskRatioJitter = 0.2;
 
 struct MDTConfig {
+  // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
+  // positional embedding resampled this way (RecipeSpec's knobs of the same names).
+  std::string pos_embed_resampling = "interpolate";
+  std::string pos_embed_grid = "center";
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, heads = 16;
   int64_t depth = 28;          // encoder + decoder blocks (the reference's depth); the side block is extra

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "shared/core/error.h"
+#include "worker/models/pos_embed.h"
 
 namespace ldm::models {
 
@@ -169,13 +170,15 @@ torch::Tensor MMDiT::unpatchify(const torch::Tensor& tokens) const {
 torch::Tensor MMDiT::run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
                          const torch::Tensor& key_keep, const torch::Tensor& pooled, const Condition& controls) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
-  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
+  const int64_t gh = x.size(2) / cfg_.patch, gw = x.size(3) / cfg_.patch;
+  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) +
+           pos_embed_for_grid(pos_embed_, grid_h_, grid_w_, gh, gw, cfg_.pos_embed_resampling, cfg_.pos_embed_grid);
   auto c = t_embedder_->forward(t);  // [N, D]
   if (y_embedder_) c = c + y_embedder_->forward(pooled);
   c = add_controls(c, control_embedder_, controls, "MMDiT");
   auto ctx = context_embedder_->forward(context);                   // [N, L, D]
   for (auto& b : *joint_blocks_) std::tie(ctx, h) = b->as<MMDiTJointBlockImpl>()->forward(ctx, h, c, key_keep);
-  return unpatchify(final_layer_->forward(h, c));  // [N, C_out, H, W]
+  return models::unpatchify(final_layer_->forward(h, c), gh, gw, cfg_.patch, out_channels_);  // [N, C_out, H, W]
 }
 
 torch::Tensor MMDiT::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {

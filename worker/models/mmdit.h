@@ -21,6 +21,10 @@
 namespace ldm::models {
 
 struct MMDiTConfig {
+  // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
+  // positional embedding resampled this way (RecipeSpec's knobs of the same names).
+  std::string pos_embed_resampling = "interpolate";
+  std::string pos_embed_grid = "center";
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, depth = 28, heads = 16;
   double mlp_ratio = 4.0;    // MLP hidden = int(width · mlp_ratio), both streams

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "shared/core/error.h"
+#include "worker/models/pos_embed.h"
 
 namespace ldm::models {
 
@@ -167,11 +168,13 @@ torch::Tensor PixArt::unpatchify(const torch::Tensor& tokens) const {
 torch::Tensor PixArt::run(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond,
                           const torch::Tensor& mask, const Condition& controls) {
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus fixed positions
-  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
+  const int64_t gh = x.size(2) / cfg_.patch, gw = x.size(3) / cfg_.patch;
+  auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) +
+           pos_embed_for_grid(pos_embed_, grid_h_, grid_w_, gh, gw, cfg_.pos_embed_resampling, cfg_.pos_embed_grid);
   auto t_emb = add_controls(t_embedder_->forward(t), control_embedder_, controls, "PixArt");  // [N, D]
   auto t0 = t_block_->forward(t_emb);    // [N, 6D], shared by every block (adaLN-single)
   for (auto& b : *blocks_) h = b->as<PixArtBlockImpl>()->forward(h, cond, mask, t0);
-  return unpatchify(final_layer_->forward(h, t_emb));  // [N, C_out, H, W]
+  return models::unpatchify(final_layer_->forward(h, t_emb), gh, gw, cfg_.patch, out_channels_);  // [N, C_out, H, W]
 }
 
 torch::Tensor PixArt::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& cond) {

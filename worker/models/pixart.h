@@ -15,6 +15,10 @@ namespace ldm::models {
 // Exactly one of the two condition modes is active: class mode when num_classes > 0, text mode
 // when caption_channels > 0 (setting both or neither throws ldm::Error at construction).
 struct PixArtConfig {
+  // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
+  // positional embedding resampled this way (RecipeSpec's knobs of the same names).
+  std::string pos_embed_resampling = "interpolate";
+  std::string pos_embed_grid = "center";
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, depth = 28, heads = 16;
   double mlp_ratio = 4.0;

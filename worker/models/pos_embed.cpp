@@ -128,4 +128,10 @@ torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w
   return batched ? out.unsqueeze(0) : out;
 }
 
+at::Tensor pos_embed_for_grid(const at::Tensor& built, int64_t h0, int64_t w0, int64_t h, int64_t w,
+                              const std::string& mode, const std::string& grid_convention) {
+  if (h == h0 && w == w0) return built;
+  return resample_pos_embed(built, h0, w0, h, w, mode, grid_convention);
+}
+
 }  // namespace ldm::models

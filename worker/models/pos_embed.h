@@ -57,4 +57,11 @@ at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int
 at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
                               PosEmbedResampling mode, GridConvention grid_convention = GridConvention::Center);
 
+// The positional embedding for an input of h × w tokens to a model built for h0 × w0 (aspect-ratio
+// buckets): `built` itself when the grids agree, else resample_pos_embed(built, ..., mode, grid)
+// with the recipe's pos_embed_resampling / pos_embed_grid, so bucketed training and sampling at a
+// new shape place tokens the same way.
+at::Tensor pos_embed_for_grid(const at::Tensor& built, int64_t h0, int64_t w0, int64_t h, int64_t w,
+                              const std::string& mode, const std::string& grid_convention);
+
 }  // namespace ldm::models

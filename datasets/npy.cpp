@@ -1,10 +1,12 @@
-#include "worker/npy.h"
+#include "datasets/npy.h"
 
 #include <zip.h>
 
 #include <torch/torch.h>
 
 #include <cctype>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -17,7 +19,7 @@
 // The data of .npy files is read and written as little-endian bytes in memory order.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy.cpp assumes a little-endian host");
 
-namespace ldm::worker {
+namespace ldm::data {
 
 namespace {
 
@@ -189,10 +191,16 @@ struct ZipDiscard {
 struct ZipFileClose {
   void operator()(zip_file_t* f) const { zip_fclose(f); }
 };
+using ZipArchive = std::unique_ptr<zip_t, ZipDiscard>;
 
-}  // namespace
+// A parsed .npy file: its header and where its data starts.
+struct NpyLayout {
+  NpyHeader header;
+  std::size_t data_pos = 0;
+};
 
-at::Tensor npy_decode(const std::string& bytes, const std::string& source) {
+// Checks the magic and version and parses the header (any descr; the callers check it).
+NpyLayout npy_parse(const std::string& bytes, const std::string& source) {
   if (bytes.size() < kNpyMagicSize + 2 || std::memcmp(bytes.data(), kNpyMagic, kNpyMagicSize) != 0)
     throw DataError(source + ": not a .npy file (no \\x93NUMPY magic)");
   const int major = static_cast<unsigned char>(bytes[6]), minor = static_cast<unsigned char>(bytes[7]);
@@ -214,28 +222,194 @@ at::Tensor npy_decode(const std::string& bytes, const std::string& source) {
     throw DataError(source + ": truncated .npy header (" + std::to_string(header_len) + " bytes announced, " +
                     std::to_string(bytes.size() - pos) + " present)");
   const std::string header_text = bytes.substr(pos, header_len);
-  pos += header_len;
-  const NpyHeader h = NpyHeaderParser(header_text, source).parse();
-  const at::ScalarType type = npy_type_of(h.descr, source);
-  if (h.fortran_order)
-    throw DataError(source + ": fortran_order is True (column-major data) and only C order is supported; "
-                    "save np.ascontiguousarray(a) instead");
-  // Size in bytes, with overflow checks (a corrupt header must not make us allocate garbage).
-  const std::size_t item = c10::elementSize(type);
+  NpyLayout out;
+  out.header = NpyHeaderParser(header_text, source).parse();
+  out.data_pos = pos + header_len;
+  return out;
+}
+
+// Checks that the data after the header is exactly shape x item bytes (with overflow checks: a
+// corrupt header must not make us allocate garbage) and returns the element count.
+std::size_t npy_check_data_size(const std::string& bytes, const NpyLayout& layout, std::size_t item,
+                                const std::string& source) {
+  const NpyHeader& h = layout.header;
   std::size_t count = 1;
   for (int64_t d : h.shape) {
     if (d != 0 && count > std::numeric_limits<std::size_t>::max() / item / static_cast<std::size_t>(d))
       throw DataError(source + ": shape " + npy_shape_literal(h.shape) + " is too large");
     count *= static_cast<std::size_t>(d);
   }
-  const std::size_t expected = count * item;
-  if (bytes.size() - pos != expected)
-    throw DataError(source + ": " + (bytes.size() - pos < expected ? "truncated data: " : "trailing bytes: ") +
-                    "shape " + npy_shape_literal(h.shape) + " of " + h.descr + " needs " + std::to_string(expected) +
-                    " bytes, the file has " + std::to_string(bytes.size() - pos));
+  const std::size_t expected = count * item, present = bytes.size() - layout.data_pos;
+  if (present != expected)
+    throw DataError(source + ": " + (present < expected ? "truncated data: " : "trailing bytes: ") + "shape " +
+                    npy_shape_literal(h.shape) + " of " + h.descr + " needs " + std::to_string(expected) +
+                    " bytes, the file has " + std::to_string(present));
+  return count;
+}
+
+// Appends the UTF-8 bytes of one Unicode scalar value (the caller has checked the range).
+void append_utf8(std::string& out, uint32_t c) {
+  if (c < 0x80) {
+    out.push_back(static_cast<char>(c));
+  } else if (c < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else if (c < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  }
+}
+
+ZipArchive open_npz(const std::string& path) {
+  int code = 0;
+  ZipArchive za(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
+  if (!za) {
+    if (code == ZIP_ER_NOENT) throw DataError(path + ": cannot open the .npz file (no such file)");
+    throw DataError(path + ": not a readable .npz (zip) archive: " + zip_code_message(code));
+  }
+  return za;
+}
+
+zip_stat_t stat_member(zip_t* za, zip_uint64_t index, const std::string& path) {
+  zip_stat_t st;
+  zip_stat_init(&st);
+  if (zip_stat_index(za, index, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE))
+    throw DataError(path + ": cannot read the directory entry of member " + std::to_string(index) + ": " +
+                    zip_strerror(za));
+  return st;
+}
+
+// The key read_npz gives a member: its name without a ".npy" suffix.
+std::string npz_key(const std::string& name) {
+  std::string key = name;
+  if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
+  return key;
+}
+
+// Reads (inflates) one member completely; `member` names it in errors.
+std::string read_member_bytes(zip_t* za, zip_uint64_t index, const zip_stat_t& st, const std::string& member) {
+  std::unique_ptr<zip_file_t, ZipFileClose> f(zip_fopen_index(za, index, 0));
+  if (!f) throw DataError(member + ": cannot open: " + zip_strerror(za));
+  std::string bytes;
+  try {
+    bytes.resize(st.size);
+  } catch (const std::exception&) {  // a corrupt size field
+    throw DataError(member + ": its size " + std::to_string(st.size) + " bytes cannot be allocated");
+  }
+  zip_uint64_t done = 0;
+  while (done < st.size) {
+    const zip_int64_t n = zip_fread(f.get(), bytes.data() + done, st.size - done);
+    if (n < 0) throw DataError(member + ": cannot read: " + zip_file_strerror(f.get()));
+    if (n == 0) break;
+    done += static_cast<zip_uint64_t>(n);
+  }
+  if (done != st.size)
+    throw DataError(member + ": truncated (" + std::to_string(done) + " of " + std::to_string(st.size) + " bytes)");
+  // Reading to the end makes libzip compare the CRC-32 of what it inflated with the stored one.
+  char extra;
+  const zip_int64_t tail = zip_fread(f.get(), &extra, 1);
+  if (tail < 0) throw DataError(member + ": cannot read: " + zip_file_strerror(f.get()));
+  if (tail > 0) throw DataError(member + ": holds more bytes than its directory entry says");
+  return bytes;
+}
+
+// The index of the member with key `key` ("<key>.npy", or a member named exactly `key` that has
+// no ".npy" suffix, as read_npz keys them), found through the central directory alone.
+zip_uint64_t locate_member(zip_t* za, const std::string& path, const std::string& key) {
+  const zip_int64_t with_suffix = zip_name_locate(za, (key + ".npy").c_str(), 0);
+  const bool bare_is_key = !key.empty() && npz_key(key) == key;  // "x.npy" is the key "x", not "x.npy"
+  const zip_int64_t bare = bare_is_key ? zip_name_locate(za, key.c_str(), 0) : -1;
+  if (with_suffix >= 0 && bare >= 0)
+    throw DataError(path + ": member '" + key + "': a second member with the key '" + key + "'");
+  if (with_suffix >= 0) return static_cast<zip_uint64_t>(with_suffix);
+  if (bare >= 0) return static_cast<zip_uint64_t>(bare);
+  std::string present;
+  const zip_int64_t entries = zip_get_num_entries(za, 0);
+  for (zip_int64_t i = 0; i < entries && i < 32; ++i) {
+    const char* name = zip_get_name(za, static_cast<zip_uint64_t>(i), 0);
+    if (!name) continue;
+    present += (present.empty() ? "" : ", ") + npz_key(name);
+  }
+  if (entries > 32) present += ", ...";
+  throw DataError(path + ": no member '" + key + "' (members: " + (present.empty() ? "none" : present) + ")");
+}
+
+}  // namespace
+
+at::Tensor npy_decode(const std::string& bytes, const std::string& source) {
+  const NpyLayout layout = npy_parse(bytes, source);
+  const NpyHeader& h = layout.header;
+  if (h.descr.size() >= 2 && (h.descr[1] == 'U' || h.descr[1] == 'S'))
+    throw DataError(source + ": dtype '" + h.descr + "' is not supported as a tensor (it is a string array: "
+                    "read it with npy_decode_strings or read_npz_strings)");
+  const at::ScalarType type = npy_type_of(h.descr, source);
+  if (h.fortran_order)
+    throw DataError(source + ": fortran_order is True (column-major data) and only C order is supported; "
+                    "save np.ascontiguousarray(a) instead");
+  const std::size_t item = c10::elementSize(type);
+  const std::size_t expected = npy_check_data_size(bytes, layout, item, source) * item;
   at::Tensor t = torch::empty(h.shape, torch::TensorOptions().dtype(type));
-  if (expected) std::memcpy(t.data_ptr(), bytes.data() + pos, expected);
+  if (expected) std::memcpy(t.data_ptr(), bytes.data() + layout.data_pos, expected);
   return t;
+}
+
+std::vector<std::string> npy_decode_strings(const std::string& bytes, const std::string& source) {
+  const NpyLayout layout = npy_parse(bytes, source);
+  const NpyHeader& h = layout.header;
+  const std::string& d = h.descr;
+  const bool unicode = d.size() >= 3 && d[1] == 'U', raw = d.size() >= 3 && d[1] == 'S';
+  const bool digits = d.size() >= 3 && d.find_first_not_of("0123456789", 2) == std::string::npos;
+  if (!(unicode || raw) || !digits || std::string("<>|=").find(d[0]) == std::string::npos)
+    throw DataError(source + ": dtype '" + d + "' is not a string array (expected '<U<n>' or '|S<n>')");
+  if (unicode && d[0] == '>')
+    throw DataError(source + ": big-endian dtype '" + d + "' is not supported (save with '<' byte order)");
+  if (d.size() > 12) throw DataError(source + ": dtype '" + d + "': element size too large");
+  const std::size_t chars = static_cast<std::size_t>(std::stoull(d.substr(2)));
+  if (h.shape.size() != 1)
+    throw DataError(source + ": string arrays must be 1-D, this one has shape " + npy_shape_literal(h.shape));
+  // (For one dimension C and Fortran order are the same layout, so fortran_order does not matter.)
+  const std::size_t unit = unicode ? 4 : 1, item = chars * unit;
+  const std::size_t count = item ? npy_check_data_size(bytes, layout, item, source) : static_cast<std::size_t>(h.shape[0]);
+  if (!item && bytes.size() != layout.data_pos)
+    throw DataError(source + ": trailing bytes after the header of a zero-width string array");
+  std::vector<std::string> out;
+  out.reserve(count);
+  const unsigned char* data = reinterpret_cast<const unsigned char*>(bytes.data()) + layout.data_pos;
+  for (std::size_t i = 0; i < count; ++i) {
+    const unsigned char* e = data + i * item;
+    std::size_t n = chars;  // drop the trailing NULs (the padding), as numpy does
+    if (unicode) {
+      auto code = [&](std::size_t k) {
+        const unsigned char* p = e + 4 * k;
+        return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+               static_cast<uint32_t>(p[3]) << 24;
+      };
+      while (n > 0 && code(n - 1) == 0) --n;
+      std::string s;
+      s.reserve(n);
+      for (std::size_t k = 0; k < n; ++k) {
+        const uint32_t c = code(k);
+        if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+          char hex[16];
+          std::snprintf(hex, sizeof hex, "0x%X", c);
+          throw DataError(source + ": element " + std::to_string(i) + " holds " + hex +
+                          ", which is not a Unicode scalar value (not valid UTF-32)");
+        }
+        append_utf8(s, c);
+      }
+      out.push_back(std::move(s));
+    } else {
+      while (n > 0 && e[n - 1] == 0) --n;
+      out.emplace_back(reinterpret_cast<const char*>(e), n);
+    }
+  }
+  return out;
 }
 
 std::string npy_encode(const at::Tensor& tensor) {
@@ -290,52 +464,53 @@ void write_npy(const std::string& path, const at::Tensor& t) {
 }
 
 NpzMap read_npz(const std::string& path) {
-  int code = 0;
-  std::unique_ptr<zip_t, ZipDiscard> za(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
-  if (!za) {
-    if (code == ZIP_ER_NOENT) throw DataError(path + ": cannot open the .npz file (no such file)");
-    throw DataError(path + ": not a readable .npz (zip) archive: " + zip_code_message(code));
-  }
+  const ZipArchive za = open_npz(path);
   NpzMap out;
   const zip_int64_t entries = zip_get_num_entries(za.get(), 0);
   for (zip_int64_t i = 0; i < entries; ++i) {
-    zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
-        !(st.valid & ZIP_STAT_SIZE))
-      throw DataError(path + ": cannot read the directory entry of member " + std::to_string(i) + ": " +
-                      zip_strerror(za.get()));
+    const auto index = static_cast<zip_uint64_t>(i);
+    const zip_stat_t st = stat_member(za.get(), index, path);
     const std::string name = st.name;
     if (!name.empty() && name.back() == '/') continue;  // a directory entry
     const std::string member = path + ": member '" + name + "'";
-    std::unique_ptr<zip_file_t, ZipFileClose> f(zip_fopen_index(za.get(), static_cast<zip_uint64_t>(i), 0));
-    if (!f) throw DataError(member + ": cannot open: " + zip_strerror(za.get()));
-    std::string bytes;
-    try {
-      bytes.resize(st.size);
-    } catch (const std::exception&) {  // a corrupt size field
-      throw DataError(member + ": its size " + std::to_string(st.size) + " bytes cannot be allocated");
-    }
-    zip_uint64_t done = 0;
-    while (done < st.size) {
-      const zip_int64_t n = zip_fread(f.get(), bytes.data() + done, st.size - done);
-      if (n < 0) throw DataError(member + ": cannot read: " + zip_file_strerror(f.get()));
-      if (n == 0) break;
-      done += static_cast<zip_uint64_t>(n);
-    }
-    if (done != st.size)
-      throw DataError(member + ": truncated (" + std::to_string(done) + " of " + std::to_string(st.size) + " bytes)");
-    // Reading to the end makes libzip compare the CRC-32 of what it inflated with the stored one.
-    char extra;
-    const zip_int64_t tail = zip_fread(f.get(), &extra, 1);
-    if (tail < 0) throw DataError(member + ": cannot read: " + zip_file_strerror(f.get()));
-    if (tail > 0) throw DataError(member + ": holds more bytes than its directory entry says");
-    std::string key = name;
-    if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
+    const std::string bytes = read_member_bytes(za.get(), index, st, member);
+    const std::string key = npz_key(name);
     if (out.count(key)) throw DataError(member + ": a second member with the key '" + key + "'");
     out[key] = npy_decode(bytes, member);
   }
   return out;
+}
+
+NpzMap read_npz_members(const std::string& path, const std::vector<std::string>& names) {
+  const ZipArchive za = open_npz(path);
+  NpzMap out;
+  for (const std::string& key : names) {
+    if (out.count(key)) continue;
+    const zip_uint64_t index = locate_member(za.get(), path, key);
+    const zip_stat_t st = stat_member(za.get(), index, path);
+    const std::string member = path + ": member '" + st.name + "'";
+    out[key] = npy_decode(read_member_bytes(za.get(), index, st, member), member);
+  }
+  return out;
+}
+
+std::vector<std::string> npz_keys(const std::string& path) {
+  const ZipArchive za = open_npz(path);
+  std::vector<std::string> keys;
+  const zip_int64_t entries = zip_get_num_entries(za.get(), 0);
+  for (zip_int64_t i = 0; i < entries; ++i) {
+    const char* name = zip_get_name(za.get(), static_cast<zip_uint64_t>(i), 0);
+    if (name && *name && name[std::strlen(name) - 1] != '/') keys.push_back(npz_key(name));
+  }
+  return keys;
+}
+
+std::vector<std::string> read_npz_strings(const std::string& path, const std::string& key) {
+  const ZipArchive za = open_npz(path);
+  const zip_uint64_t index = locate_member(za.get(), path, key);
+  const zip_stat_t st = stat_member(za.get(), index, path);
+  const std::string member = path + ": member '" + st.name + "'";
+  return npy_decode_strings(read_member_bytes(za.get(), index, st, member), member);
 }
 
 void write_npz(const std::string& path, const NpzMap& tensors, bool compress) {
@@ -374,4 +549,4 @@ void write_npz(const std::string& path, const NpzMap& tensors, bool compress) {
   za.release();  // zip_close freed it
 }
 
-}  // namespace ldm::worker
+}  // namespace ldm::data

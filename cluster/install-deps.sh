@@ -27,6 +27,7 @@ packages=(
   python3-pil                          # reference pixels for the image decode and crop tests
   python3-sentencepiece                # reference tokenizer for the TorchScript text encoder tests
   python3-scipy                        # reference sqrtm for the Fréchet distance tests
+  python3-torchvision                  # reference Inception-v3 for the FID feature tests
 )
 
 missing=()

@@ -320,8 +320,10 @@ Batch RankLoader::finish(Prepared&& p) const {
   std::vector<std::int64_t> labels;
   const bool images = data_->header().kind == PayloadKind::ImageU8;
   const Record& first = p.records.front();
-  std::vector<at::Tensor> pictures;
-  if (!images) batch.latents = torch::empty({b, first.shape[0], first.shape[1], first.shape[2]}, torch::kFloat32);
+  // Payload bytes are copied straight into one batch tensor; the conversion is one ATen call.
+  at::Tensor pixels;  // images: [b, H, W, 3] uint8
+  if (images) pixels = torch::empty({b, first.shape[0], first.shape[1], first.shape[2]}, torch::kUInt8);
+  else batch.latents = torch::empty({b, first.shape[0], first.shape[1], first.shape[2]}, torch::kFloat32);
   int text_tokens = options_.text_tokens;
   if (text_tokens == 0)
     for (const Record& r : p.records) text_tokens = std::max(text_tokens, r.text_len);
@@ -333,7 +335,7 @@ Batch RankLoader::finish(Prepared&& p) const {
     if (images) {
       if (r.shape[2] != 3)
         throw DataError(data_->dir() + ": record " + std::to_string(r.id) + ": expected an HxWx3 image payload");
-      pictures.push_back(image_u8_to_tensor(r.payload.data(), r.shape[0], r.shape[1]));
+      std::memcpy(pixels[i].data_ptr<std::uint8_t>(), r.payload.data(), r.payload.size());
     } else {
       // Latent payloads are little-endian f32, as this (little-endian) host stores floats.
       std::memcpy(batch.latents[i].data_ptr<float>(), r.payload.data(), r.payload.size());
@@ -363,7 +365,9 @@ Batch RankLoader::finish(Prepared&& p) const {
   if (images) {
     // [b,3,H,W] images in [-1,1] -> latents [b,C,H/f,W/f]
     torch::NoGradGuard no_grad;
-    batch.latents = ae_->encode(torch::stack(pictures));
+    // uint8 HWC -> float [b,3,H,W] in [-1, 1], as image_u8_to_tensor
+    const auto x = pixels.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(127.5).sub_(1.0).contiguous();
+    batch.latents = ae_->encode(x);
   }
   batch.labels = torch::tensor(labels, torch::kInt64);
   return batch;

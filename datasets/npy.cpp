@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shared/core/error.h"
+#include "shared/core/text.h"
 #include "shared/core/safe_file.h"
 
 // The data of .npy files is read and written as little-endian bytes in memory order.
@@ -247,24 +248,6 @@ std::size_t npy_check_data_size(const std::string& bytes, const NpyLayout& layou
   return count;
 }
 
-// Appends the UTF-8 bytes of one Unicode scalar value (the caller has checked the range).
-void append_utf8(std::string& out, uint32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
 
 ZipArchive open_npz(const std::string& path) {
   int code = 0;
@@ -401,7 +384,7 @@ std::vector<std::string> npy_decode_strings(const std::string& bytes, const std:
           throw DataError(source + ": element " + std::to_string(i) + " holds " + hex +
                           ", which is not a Unicode scalar value (not valid UTF-32)");
         }
-        append_utf8(s, c);
+        ldm::append_utf8(s, static_cast<char32_t>(c));
       }
       out.push_back(std::move(s));
     } else {

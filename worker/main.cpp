@@ -25,6 +25,7 @@
 #include "worker/forward_cmd.h"
 #include "worker/models/denoiser.h"
 #include "worker/diffusion_setup.h"
+#include "worker/eval/eval_cli.h"
 #include "worker/reporter.h"
 #include "worker/safetensors.h"
 #include "worker/sampling.h"
@@ -67,6 +68,13 @@ const char* kUsage =
     "                                        optional controls [N,8], noise_level [N]. C: a bundle\n"
     "                                        directory, a PyTorch .pt or a safetensors file. --preset\n"
     "                                        is inferred for dit. Writes float32 OUT.npy\n"
+    "  generate --checkpoint C --n N --out DIR [--seed X] [--sampler S] [--steps K] [--cfg S_SEM]\n"
+    "         [--cfg-control S_CTRL] [--captions FILE] [--batch B] [--threads T] [--no-ema]\n"
+    "                                        N evaluation samples as DIR/samples/NNNNNN.png (+ grid);\n"
+    "                                        under mpirun each rank generates its share\n"
+    "  disentanglement --checkpoint C [--sizes 64,128,...] [--lpips PATH] [--draws M] [--json] ...\n"
+    "                                        the paper's size-condition disentanglement metric\n"
+    "                                        (see 'ldm-worker generate|disentanglement --help')\n"
     "\n"
     "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
 
@@ -367,6 +375,8 @@ int main(int argc, char** argv) {
       return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
                                    {"checkpoint", "class", "caption", "controls", "n", "resolution", "shift", "sampler", "steps", "spacing", "eta",
                                     "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
+    if (cmd == "generate") return ldm::eval::run_generate_cli(argc, argv);
+    if (cmd == "disentanglement") return ldm::eval::run_disentanglement_cli(argc, argv);
     if (cmd == "forward") {
       const Args a = parse_args(argc, argv, 2, {"ema", "learn-sigma"},
                                 {"recipe", "preset", "checkpoint", "inputs", "out", "controls", "classes", "threads"});
@@ -387,7 +397,7 @@ int main(int argc, char** argv) {
       if (f.classes < 0 || f.threads < 0) usage_error("--classes and --threads must not be negative");
       return cmd_forward(f);
     }
-    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample", "forward"}));
+    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample", "forward", "generate", "disentanglement"}));
   } catch (const std::exception& e) {
     std::cerr << "ldm-worker: error: " << error_text(e) << "\n";
     return 1;

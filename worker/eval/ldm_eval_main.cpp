@@ -19,6 +19,7 @@
 #include "datasets/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/error.h"
 #include "shared/core/text.h"
+#include "worker/eval/clip_score.h"
 #include "worker/eval/features.h"
 #include "worker/eval/fid_stats.h"
 #include "worker/eval/frechet.h"
@@ -32,6 +33,12 @@ constexpr const char* kUsage =
     "commands:\n"
     "  fid A B     Frechet Inception Distance between two image collections or statistics files\n"
     "  stats IN    feature statistics (mu, sigma) of a folder of images or of image shards, as .npz\n"
+    "  clip-score FOLDER --captions FILE\n"
+    "              CLIP score of images and their captions (TorchScript CLIP towers from\n"
+    "              tools/export/export_clip.py and CLIP's BPE merges file)\n"
+    "\n"
+    "Samples to evaluate come from 'ldm-worker generate' (under mpirun, split over ranks); the\n"
+    "size-condition disentanglement metric is 'ldm-worker disentanglement'.\n"
     "\n"
     "Real FID needs --inception FILE, a TorchScript export of the FID Inception network\n"
     "(tools/export/export_inception.py); without it a small built-in network is used whose numbers\n"
@@ -358,8 +365,10 @@ int main(int argc, char** argv) {
     }
     if (command == "fid") return run_fid(rest);
     if (command == "stats") return run_stats(rest);
+    if (command == "clip-score") return ldm::eval::run_clip_score_cli(argc - 1, argv + 1);
     throw UsageError(command.empty() ? "missing command"
-                                     : "unknown command '" + command + "'" + ldm::did_you_mean(command, {"fid", "stats"}));
+                                     : "unknown command '" + command + "'" +
+                                           ldm::did_you_mean(command, {"fid", "stats", "clip-score"}));
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ldm-eval: %s (see '%s')\n", one_line(e.what()).c_str(), e.help.c_str());
     return 2;

@@ -59,9 +59,40 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   return m;
 }
 
-torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
+torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& in, const torch::Tensor& x_T,
+                                const GuidedSampling& s, at::Generator& sampler_gen, at::Generator& padding_gen) {
   torch::NoGradGuard no_grad;
-  ConditionInputs in{r.labels, r.captions, r.controls, {}};
+  const int64_t n = in.size();
+  if (n == 0) throw Error("sampling: no samples requested");
+  if (x_T.dim() != 4 || x_T.size(0) != n || x_T.size(1) != m.latent_channels || x_T.size(2) != m.latent_side ||
+      x_T.size(3) != m.latent_side)
+    throw Error("sampling: the starting noise must be [" + std::to_string(n) + ", " + std::to_string(m.latent_channels) +
+                ", " + std::to_string(m.latent_side) + ", " + std::to_string(m.latent_side) + "]");
+  const ConditionBuilder& cb = *m.conditions;
+  // The branches of guidance, stacked along the batch (row layout: guidance.h).
+  const models::Condition c = cb.inference(in, false, s.drop_controls, &padding_gen);
+  std::vector<models::Condition> branches;
+  const bool two_scale = cb.uses_controls();
+  const bool guided = two_scale ? (s.cfg != 1.0 || s.cfg_control != 1.0) : s.cfg != 1.0;
+  if (!guided) branches = {c};
+  else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
+  else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
+  const models::Condition all = models::Condition::cat(branches);
+  auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    models::Condition cond = all;
+    cond.noise_level = cb.noise_level(t);
+    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), cond);
+  };
+  diffusion::Denoiser denoiser = net;
+  if (guided && two_scale) denoiser = diffusion::guided_denoiser(net, s.cfg, s.cfg_control);
+  else if (guided) denoiser = diffusion::guided_denoiser(net, s.cfg);
+  diffusion::validate_sampler(*m.process, s.sampler);
+  return diffusion::sample(*m.process, m.objective, denoiser, x_T.to(torch::kFloat32).contiguous(), s.sampler,
+                           &sampler_gen);
+}
+
+torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
+  const ConditionInputs in{r.labels, r.captions, r.controls, {}};
   const int64_t n = in.size();
   if (n == 0) throw Error("sampling: no samples requested");
   std::vector<torch::Tensor> noise;
@@ -69,30 +100,10 @@ torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
     auto g = at::detail::createCPUGenerator(derive_seed(r.seed, "sample-noise", static_cast<uint64_t>(i)));
     noise.push_back(torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g));
   }
-  auto x_T = torch::stack(noise);  // [N, C, h, w]
   auto pad_gen = at::detail::createCPUGenerator(derive_seed(r.seed, "padding-noise"));
-  const ConditionBuilder& cb = *m.conditions;
-  // The branches of guidance, stacked along the batch (row layout: guidance.h). They share one
-  // encoding of the inputs (one padding-noise draw) and differ only in what is dropped.
-  const models::Condition c = cb.inference(in, false, false, &pad_gen);
-  std::vector<models::Condition> branches;
-  const bool two_scale = cb.uses_controls();
-  const bool guided = two_scale ? (r.cfg != 1.0 || r.cfg_control != 1.0) : r.cfg != 1.0;
-  if (!guided) branches = {c};
-  else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
-  else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
-  const models::Condition all = models::Condition::cat(branches);
-  auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    models::Condition c = all;
-    c.noise_level = cb.noise_level(t);
-    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), c);
-  };
-  diffusion::Denoiser denoiser = net;
-  if (guided && two_scale) denoiser = diffusion::guided_denoiser(net, r.cfg, r.cfg_control);
-  else if (guided) denoiser = diffusion::guided_denoiser(net, r.cfg);
-  diffusion::validate_sampler(*m.process, r.sampler);
   auto gen = at::detail::createCPUGenerator(derive_seed(r.seed, "sampler"));
-  return diffusion::sample(*m.process, m.objective, denoiser, x_T, r.sampler, &gen);
+  return sample_from_noise(m, in, torch::stack(noise), GuidedSampling{r.sampler, r.cfg, r.cfg_control, false}, gen,
+                           pad_gen);
 }
 
 torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents) {

@@ -58,6 +58,23 @@ struct SampleRequest {
 // (seed, i), so a sample does not depend on what else is in the batch.
 torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& request);
 
+// How latents are sampled from given noise: sampler, guidance scales (sample_latents' meaning:
+// one scale without controls, two with), and whether every row's controls are dropped.
+struct GuidedSampling {
+  diffusion::SamplerOptions sampler;
+  double cfg = 1.0;
+  double cfg_control = 1.0;
+  bool drop_controls = false;  // the control-dropped condition for every row (diagnostics)
+};
+
+// sample_latents() with the caller's starting noise x_T [N, C, h, w] (instead of noise drawn
+// from (seed, i)) and generators: `sampler_gen` for stochastic samplers, `padding_gen` for noisy
+// caption padding (both CPU). Returns latents [N, C, h, w]. The guidance branches share one
+// encoding of the inputs (one padding-noise draw) and differ only in what is dropped.
+torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& inputs, const torch::Tensor& x_T,
+                                const GuidedSampling& sampling, at::Generator& sampler_gen,
+                                at::Generator& padding_gen);
+
 // [N, C, h, w] latents -> [N, 3, H, W] images in [-1, 1].
 torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents);
 

@@ -27,37 +27,6 @@ GuidedSampling recipe_sampling(const worker::SamplingModel& m) {
 
 // Mirrors worker::sample_latents (sampling.cpp) after its noise is drawn; keep the two in step.
 // (sampling.h could offer this overload itself: sample_latents(m, request, x_T, generators).)
-at::Tensor sample_from_noise(const worker::SamplingModel& m, const worker::ConditionInputs& in, const at::Tensor& x_T,
-                             const GuidedSampling& s, at::Generator& sampler_gen, at::Generator& padding_gen) {
-  torch::NoGradGuard no_grad;
-  const int64_t n = in.size();
-  if (n == 0) throw Error("sampling: no samples requested");
-  if (x_T.dim() != 4 || x_T.size(0) != n || x_T.size(1) != m.latent_channels || x_T.size(2) != m.latent_side ||
-      x_T.size(3) != m.latent_side)
-    throw Error("sampling: the starting noise must be [" + std::to_string(n) + ", " + std::to_string(m.latent_channels) +
-                ", " + std::to_string(m.latent_side) + ", " + std::to_string(m.latent_side) + "]");
-  const worker::ConditionBuilder& cb = *m.conditions;
-  const models::Condition c = cb.inference(in, false, s.drop_controls, &padding_gen);
-  std::vector<models::Condition> branches;
-  const bool two_scale = cb.uses_controls();
-  const bool guided = two_scale ? (s.cfg != 1.0 || s.cfg_control != 1.0) : s.cfg != 1.0;
-  if (!guided) branches = {c};
-  else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
-  else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
-  const models::Condition all = models::Condition::cat(branches);
-  auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    models::Condition cond = all;
-    cond.noise_level = cb.noise_level(t);
-    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), cond);
-  };
-  diffusion::Denoiser denoiser = net;
-  if (guided && two_scale) denoiser = diffusion::guided_denoiser(net, s.cfg, s.cfg_control);
-  else if (guided) denoiser = diffusion::guided_denoiser(net, s.cfg);
-  diffusion::validate_sampler(*m.process, s.sampler);
-  return diffusion::sample(*m.process, m.objective, denoiser, x_T.to(torch::kFloat32).contiguous(), s.sampler,
-                           &sampler_gen);
-}
-
 at::Tensor images_to_u8(const at::Tensor& images) {
   // [N,3,H,W] in [-1,1] -> [N,H,W,3] u8 (write_image_grid's rounding)
   return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();

@@ -39,32 +39,15 @@
 #include "worker/comm.h"
 #include "worker/condition_builder.h"
 #include "worker/diffusion/sampler.h"
-
-namespace ldm::worker {
-struct SamplingModel;  // worker/sampling.h
-}
+#include "worker/sampling.h"  // SamplingModel, GuidedSampling, sample_from_noise
 
 namespace ldm::eval {
 
-// How latents are sampled from given noise: sampler, guidance scales (sample_latents' meaning:
-// one scale without controls, two with), and whether every row's controls are dropped.
-struct GuidedSampling {
-  diffusion::SamplerOptions sampler;
-  double cfg = 1.0;
-  double cfg_control = 1.0;
-  bool drop_controls = false;  // the control-dropped condition for every row (diagnostics)
-};
+using worker::GuidedSampling;     // sampling.h
+using worker::sample_from_noise;  // sampling.h
 
 // The recipe's own sampler and guidance scales (recipe.sampler), as `ldm-worker sample` uses them.
 GuidedSampling recipe_sampling(const worker::SamplingModel& m);
-
-// sample_latents() with the caller's starting noise x_T [N, C, h, w] (instead of noise drawn
-// from (seed, i)) and generators: `sampler_gen` for stochastic samplers, `padding_gen` for noisy
-// caption padding (both required, both CPU). Returns latents [N, C, h, w]. Row i of the result
-// depends only on row i of the inputs, up to the round-off of the batch shape (see above).
-at::Tensor sample_from_noise(const worker::SamplingModel& m, const worker::ConditionInputs& inputs,
-                             const at::Tensor& x_T, const GuidedSampling& sampling, at::Generator& sampler_gen,
-                             at::Generator& padding_gen);
 
 // Decoded images [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3], as write_image_grid rounds them.
 at::Tensor images_to_u8(const at::Tensor& images);

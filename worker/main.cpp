@@ -201,33 +201,6 @@ int cmd_describe(const Args& a) {
   return 0;
 }
 
-// "orig_h=512,orig_w=384,flip=1": unnamed fields default to an uncropped, unflipped square image
-// of the stage's resolution.
-data::ControlMeta parse_controls(const std::string& text, int64_t resolution) {
-  data::ControlMeta c;
-  c.orig_h = c.orig_w = c.crop_h = c.crop_w = static_cast<int32_t>(resolution);
-  std::map<std::string, int32_t*> fields = {{"orig_h", &c.orig_h},     {"orig_w", &c.orig_w}, {"crop_top", &c.crop_top},
-                                            {"crop_left", &c.crop_left}, {"crop_h", &c.crop_h}, {"crop_w", &c.crop_w}};
-  for (const std::string& item : split(text, ',')) {
-    if (item.empty()) continue;
-    const auto eq = item.find('=');
-    const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
-    if (eq == std::string::npos) usage_error("--controls: '" + item + "' is not KEY=VALUE");
-    if (key == "flip") {
-      c.flip = to_int(value, "--controls flip") != 0;
-      continue;
-    }
-    auto it = fields.find(key);
-    if (it == fields.end()) {
-      std::vector<std::string> keys = {"flip"};
-      for (const auto& f : fields) keys.push_back(f.first);
-      usage_error("--controls: unknown key '" + key + "'" + did_you_mean(key, keys));
-    }
-    *it->second = static_cast<int32_t>(to_int(value, "--controls " + key));
-  }
-  return c;
-}
-
 int cmd_sample(const Args& a) {
   if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
@@ -254,7 +227,12 @@ int cmd_sample(const Args& a) {
   const int64_t n = to_int(a.get("n", "8"), "--n"), classes = m.spec.dataset.classes;
   if (n < 1) usage_error("--n must be at least 1");
   const int64_t resolution = m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution;
-  const data::ControlMeta control = parse_controls(a.get("controls"), resolution);
+  data::ControlMeta control;
+  try {
+    control = parse_control_meta(a.get("controls"), resolution);
+  } catch (const Error& e) {
+    usage_error(e.what());
+  }
   for (int64_t i = 0; i < n; ++i) {
     if (text) {
       r.captions.push_back(a.get("caption"));

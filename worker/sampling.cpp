@@ -1,12 +1,17 @@
 #include "worker/sampling.h"
 
+#include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstdlib>
+#include <map>
 
 #include "datasets/encoders.h"
 #include "datasets/image_io.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/spec_json.h"
+#include "shared/core/text.h"
 #include "worker/checkpoint.h"
 #include "worker/diffusion/guidance.h"
 #include "worker/diffusion_setup.h"
@@ -104,6 +109,37 @@ torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
   auto gen = at::detail::createCPUGenerator(derive_seed(r.seed, "sampler"));
   return sample_from_noise(m, in, torch::stack(noise), GuidedSampling{r.sampler, r.cfg, r.cfg_control, false}, gen,
                            pad_gen);
+}
+
+data::ControlMeta parse_control_meta(const std::string& text, int64_t resolution) {
+  data::ControlMeta c;
+  c.orig_h = c.orig_w = c.crop_h = c.crop_w = static_cast<int32_t>(resolution);
+  const std::map<std::string, int32_t*> fields = {{"orig_h", &c.orig_h},       {"orig_w", &c.orig_w},
+                                                  {"crop_top", &c.crop_top},   {"crop_left", &c.crop_left},
+                                                  {"crop_h", &c.crop_h},       {"crop_w", &c.crop_w}};
+  for (const std::string& item : split(text, ',')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) throw Error("--controls: '" + item + "' is not KEY=VALUE");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end || errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
+      throw Error("--controls " + key + ": '" + value + "' is not an integer");
+    if (key == "flip") {
+      c.flip = v != 0;
+      continue;
+    }
+    const auto it = fields.find(key);
+    if (it == fields.end()) {
+      std::vector<std::string> keys = {"flip"};
+      for (const auto& f : fields) keys.push_back(f.first);
+      throw Error("--controls: unknown key '" + key + "'" + did_you_mean(key, keys));
+    }
+    *it->second = static_cast<int32_t>(v);
+  }
+  return c;
 }
 
 torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents) {

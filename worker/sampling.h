@@ -75,6 +75,11 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
                                 const GuidedSampling& sampling, at::Generator& sampler_gen,
                                 at::Generator& padding_gen);
 
+// Control metadata from "orig_h=512,orig_w=384,crop_top=0,crop_left=0,crop_h=..,crop_w=..,flip=1"
+// (the --controls option of `ldm-worker sample|generate`): unnamed fields are those of an
+// uncropped, unflipped square image of side `resolution`. Throws ldm::Error naming the bad item.
+data::ControlMeta parse_control_meta(const std::string& text, int64_t resolution);
+
 // [N, C, h, w] latents -> [N, 3, H, W] images in [-1, 1].
 torch::Tensor decode_latents(const SamplingModel& m, const torch::Tensor& latents);
 

@@ -95,6 +95,11 @@ class GenerateOnOneAndTwoRanks(unittest.TestCase):
         proc = run([worker(), "generate", "--checkpoint", self.checkpoint, "--out", os.path.join(self.state, "x")])
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("--n", proc.stderr)
+        # the DiT recipe has no control conditioning: no --controls
+        proc = run([worker(), "generate", "--checkpoint", self.checkpoint, "--n", "2", "--out",
+                    os.path.join(self.state, "x"), "--controls", "orig_h=64"])
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("no control conditioning", proc.stderr)
         proc = run([worker(), "generate", "--checkpoint", self.checkpoint, "--n", "2", "--out",
                     os.path.join(self.state, "x"), "--captions", "/nonexistent"])
         self.assertEqual(proc.returncode, 2, proc.stderr)
@@ -138,6 +143,40 @@ class DisentanglementOfTheProposedModel(unittest.TestCase):
         # the same size twice, and every generation with its controls dropped: nothing to tell apart
         self.assertEqual(self.metric("--no-ema", "--sizes", "256,256", "--pixel")["all_pairs"], 0.0)
         self.assertEqual(self.metric("--no-ema", "--drop-controls", "--pixel")["all_pairs"], 0.0)
+
+    def test_generate_with_controls_and_another_resolution(self):
+        from PIL import Image
+        captions = os.path.join(self.state, "captions.txt")
+        with open(captions, "w") as f:
+            f.write("a red circle on the left\na blue square\n")
+
+        def generate(out, *extra):
+            # raw weights: after 10 steps the EMA is still almost the zero-initialised network
+            proc = run([worker(), "generate", "--checkpoint", self.checkpoint, "--n", "2", "--out", out,
+                        "--captions", captions, "--steps", "3", "--no-ema", *extra])
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            with open(os.path.join(out, "generate.json")) as f:
+                return json.load(f)
+
+        base = generate(os.path.join(self.state, "g-default"))
+        self.assertEqual(base["resolution"], 32)
+        self.assertEqual(base["controls"], {"orig_h": 32, "orig_w": 32, "crop_top": 0, "crop_left": 0, "crop_h": 32,
+                                            "crop_w": 32, "flip": False})
+        big = generate(os.path.join(self.state, "g-big"), "--controls", "orig_h=1024,orig_w=768,flip=1")
+        self.assertEqual((big["controls"]["orig_h"], big["controls"]["orig_w"], big["controls"]["flip"]),
+                         (1024, 768, True))
+        # the controls reach the images: same noise and captions, other files
+        self.assertNotEqual(read_bytes(os.path.join(self.state, "g-default", "samples", "000000.png")),
+                            read_bytes(os.path.join(self.state, "g-big", "samples", "000000.png")))
+        hi = generate(os.path.join(self.state, "g-48"), "--resolution", "48")
+        self.assertEqual(hi["resolution"], 48)
+        self.assertEqual(hi["controls"]["orig_h"], 48)  # the default follows the sampled resolution
+        with Image.open(os.path.join(self.state, "g-48", "samples", "000001.png")) as im:
+            self.assertEqual(im.size, (48, 48))
+        bad = run([worker(), "generate", "--checkpoint", self.checkpoint, "--n", "1", "--captions", captions, "--out",
+                   os.path.join(self.state, "x"), "--controls", "orig_hh=3"])
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("unknown key 'orig_hh'", bad.stderr)
 
     def test_text_output_ends_with_the_metric(self):
         proc = run([worker(), "disentanglement", "--checkpoint", self.checkpoint, "--caption", "a blue square",

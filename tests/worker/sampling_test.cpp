@@ -158,3 +158,34 @@ TEST_CASE("training the tiny DiT lowers the loss on a fixed validation set for e
     CHECK(after < 0.8 * before);
   }
 }
+
+TEST_CASE("control metadata from --controls: defaults of an uncropped square image, named errors") {
+  const data::ControlMeta d = parse_control_meta("", 256);
+  CHECK(d.orig_h == 256);
+  CHECK(d.orig_w == 256);
+  CHECK(d.crop_h == 256);
+  CHECK(d.crop_w == 256);
+  CHECK(d.crop_top == 0);
+  CHECK(d.crop_left == 0);
+  CHECK_FALSE(d.flip);
+  const data::ControlMeta c = parse_control_meta("orig_h=512,orig_w=384,crop_top=7,crop_left=9,flip=1", 64);
+  CHECK(c.orig_h == 512);
+  CHECK(c.orig_w == 384);
+  CHECK(c.crop_top == 7);
+  CHECK(c.crop_left == 9);
+  CHECK(c.crop_h == 64);  // unnamed: the sampled resolution
+  CHECK(c.flip);
+  auto message = [](const std::string& text) {
+    try {
+      parse_control_meta(text, 32);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message("orig_hh=3").find("unknown key 'orig_hh'") != std::string::npos);
+  CHECK(message("orig_hh=3").find("orig_h") != std::string::npos);  // the suggestion
+  CHECK(message("orig_h").find("not KEY=VALUE") != std::string::npos);
+  CHECK(message("orig_h=big").find("--controls orig_h: 'big' is not an integer") != std::string::npos);
+  CHECK(message("crop_w=99999999999").find("not an integer") != std::string::npos);
+}

@@ -31,13 +31,17 @@ namespace eval_cli_detail {
 const char* kGenerateUsage =
     "usage: generate --checkpoint DIR --n N --out DIR [--seed S] [--sampler M] [--steps K]\n"
     "                [--spacing S] [--eta E] [--cfg S_SEM] [--cfg-control S_CTRL] [--captions FILE]\n"
-    "                [--batch B] [--threads T] [--no-ema]\n"
+    "                [--controls K=V,...] [--resolution R] [--batch B] [--threads T] [--no-ema]\n"
     "\n"
     "Generates N evaluation samples from a checkpoint (a bundle or a checkpoints directory; EMA\n"
     "weights unless --no-ema) and writes OUT/samples/000000.png ... (one 8-bit RGB PNG each),\n"
     "OUT/grid.png (the first 64) and OUT/generate.json. Sample i is seeded by (seed, i) and gets\n"
     "class i % classes, or caption i % count of FILE (one caption per line; required for\n"
     "text-to-image checkpoints). Sampler and guidance default to the recipe's.\n"
+    "--controls orig_h=512,orig_w=512,crop_top=0,crop_left=0,crop_h=..,crop_w=..,flip=0: the control\n"
+    "metadata of every sample (recipes with controls; default: an uncropped, unflipped image of the\n"
+    "sampled resolution). --resolution R: sample at R pixels instead of the trained stage's (the\n"
+    "positional embeddings are resampled as recipe.pos_embed_resampling says; not for mDT-v2).\n"
     "Under mpirun (-n W) rank r generates samples [r*N/W, (r+1)*N/W); the files are byte-identical\n"
     "for any W (same --batch and --threads). --batch B: samples per network batch (default 8);\n"
     "--threads T: intra-op threads per process (default 1).\n";
@@ -174,7 +178,8 @@ int run_generate_cli(int argc, char** argv) {
   const std::string prog = program(argc, argv);
   Args a;
   try {
-    std::vector<std::string> valued = {"checkpoint", "n", "out", "seed", "captions", "batch", "threads"};
+    std::vector<std::string> valued = {"checkpoint", "n",     "out",     "seed",      "captions",
+                                       "batch",      "threads", "controls", "resolution"};
     valued.insert(valued.end(), kSamplingOptions.begin(), kSamplingOptions.end());
     a = parse(argc, argv, {"no-ema"}, valued);
     if (a.help) {
@@ -192,8 +197,21 @@ int run_generate_cli(int argc, char** argv) {
   const int rank = comm->rank();
   try {
     at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
-    const worker::SamplingModel m = worker::load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
+    const int64_t resolution = a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0;
+    if (a.has("resolution") && resolution < 1) throw UsageError("--resolution must be a positive number of pixels");
+    const worker::SamplingModel m = worker::load_sampling_model(a.get("checkpoint"), !a.has("no-ema"), resolution);
     GenerateOptions o;
+    if (a.has("controls")) {
+      if (!m.conditions->uses_controls())
+        throw UsageError("--controls: this checkpoint's recipe has no control conditioning "
+                         "(recipe.conditioning.controls = \"none\")");
+      try {
+        o.controls = worker::parse_control_meta(
+            a.get("controls"), m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
+      } catch (const Error& e) {
+        throw UsageError(e.what());
+      }
+    }
     o.n = to_int(a.get("n"), "--n");
     o.out_dir = a.get("out");
     o.seed = static_cast<uint64_t>(to_int(a.get("seed", "0"), "--seed"));
@@ -213,7 +231,7 @@ int run_generate_cli(int argc, char** argv) {
       std::cout << "generating " << o.n << " samples from " << m.spec.name << " step " << m.step << " ("
                 << (m.ema ? "EMA" : "raw") << " weights) on " << comm->size() << " rank(s) with "
                 << o.sampling.sampler.method << ", " << o.sampling.sampler.steps << " steps, cfg " << o.sampling.cfg
-                << std::endl;
+                << " at " << m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution << " px" << std::endl;
     const GenerateResult r = generate_for_eval(m, o, *comm);
     std::cout << "rank " << rank << ": samples [" << mine.begin << ", " << mine.end << ")" << std::endl;
     if (rank == 0) {

@@ -68,10 +68,7 @@ void check_options(const worker::SamplingModel& m, const GenerateOptions& o) {
 }
 
 data::ControlMeta default_controls(const worker::SamplingModel& m) {
-  const int32_t r = static_cast<int32_t>(m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
-  data::ControlMeta c;
-  c.orig_h = c.orig_w = c.crop_h = c.crop_w = r;
-  return c;
+  return worker::parse_control_meta("", m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
 }
 
 }  // namespace generate_detail
@@ -145,12 +142,19 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
     worker::write_image_grid(torch::stack(images), result.grid, o.grid_columns);
   }
   const auto& s = o.sampling;
+  nlohmann::json controls_json = nullptr;  // recipes without control conditioning
+  if (m.conditions->uses_controls()) {
+    const data::ControlMeta c = o.controls ? *o.controls : default_controls(m);
+    controls_json = {{"orig_h", c.orig_h},     {"orig_w", c.orig_w}, {"crop_top", c.crop_top}, {"crop_left", c.crop_left},
+                     {"crop_h", c.crop_h},     {"crop_w", c.crop_w}, {"flip", c.flip}};
+  }
   const nlohmann::json manifest = {
       {"source", o.source},
       {"experiment", m.spec.name},
       {"stage_index", m.stage_index},
       {"step", m.step},
       {"weights", m.ema ? "ema" : "model"},
+      {"resolution", m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution},
       {"n", o.n},
       {"seed", o.seed},
       {"batch", o.batch},
@@ -159,6 +163,7 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
       {"cfg", s.cfg},
       {"cfg_control", s.cfg_control},
       {"captions", o.captions.size()},
+      {"controls", controls_json},
       {"world_size", comm.size()},
       {"ranks", ranks},
       {"files", "samples/%06d.png"},

@@ -26,7 +26,14 @@ at::Tensor checked_images(const at::Tensor& x) {
   return x.contiguous();
 }
 
-std::string first_line(std::string s) {
+// The useful line of a LibTorch error: the first line of a c10::Error, the last non-empty line of
+// an error raised inside a TorchScript module (its first lines are the interpreter's traceback
+// header, e.g. "The following operation failed in the TorchScript interpreter.").
+std::string error_line(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string s = c10 ? c10->what_without_backtrace() : e.what();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (c10 == nullptr && s.find('\n') != std::string::npos) return s.substr(s.rfind('\n') + 1);
   if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
   return s;
 }
@@ -41,9 +48,9 @@ ImageDistance lpips_distance(const std::string& path) {
   auto module = std::make_shared<torch::jit::Module>();
   try {
     *module = torch::jit::load(path, torch::kCPU);
-  } catch (const c10::Error& e) {
-    throw DataError("LPIPS network " + path + ": not a TorchScript archive this LibTorch can load (" +
-                    first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::exception& e) {
+    throw DataError("LPIPS network " + path + ": not a TorchScript archive this LibTorch can load (" + error_line(e) +
+                    ")");
   }
   module->eval();
   if (!module->find_method("forward"))
@@ -58,10 +65,9 @@ ImageDistance lpips_distance(const std::string& path) {
     at::Tensor out;
     try {
       out = module->forward({a, b}).toTensor();
-    } catch (const c10::Error& e) {
+    } catch (const std::exception& e) {
       throw DataError("LPIPS network " + path + ": forward(x, y) failed on " + std::to_string(a.size(0)) + " images of " +
-                      std::to_string(a.size(2)) + "x" + std::to_string(a.size(3)) + " (" +
-                      first_line(e.what_without_backtrace()) + ")");
+                      std::to_string(a.size(2)) + "x" + std::to_string(a.size(3)) + " (" + error_line(e) + ")");
     }
     if (out.numel() != a.size(0))
       throw DataError("LPIPS network " + path + ": forward(x, y) returned " + std::to_string(out.numel()) +

@@ -42,12 +42,7 @@ using ldm::eval::FeatureStats;
 using ldm::eval::InceptionExtractor;
 using ldm::eval::InceptionOptions;
 
-fs::path export_script() {
-  const fs::path here = fs::path(__FILE__).parent_path().parent_path().parent_path() / "tools/export/export_inception.py";
-  if (fs::exists(here)) return here;
-  if (const char* root = std::getenv("LDM_SOURCE_DIR")) return fs::path(root) / "tools/export/export_inception.py";
-  return here;
-}
+fs::path export_script() { return ldm::testing::source_path("tools/export/export_inception.py"); }
 
 // Writes into OUT:
 //   img0.png .. img4.png     RGB images of different sizes (one is 299x299 already)

@@ -27,12 +27,7 @@ namespace lpips_export_test {
 
 namespace fs = std::filesystem;
 
-fs::path export_script() {
-  const fs::path here = fs::path(__FILE__).parent_path().parent_path().parent_path() / "tools/export/export_lpips.py";
-  if (fs::exists(here)) return here;
-  if (const char* root = std::getenv("LDM_SOURCE_DIR")) return fs::path(root) / "tools/export/export_lpips.py";
-  return here;
-}
+fs::path export_script() { return ldm::testing::source_path("tools/export/export_lpips.py"); }
 
 // Writes into OUT:
 //   x_<S>.npy, y_<S>.npy        float32 [3,3,H,W] image pairs in [-1,1], S = 64x64 and 48x80

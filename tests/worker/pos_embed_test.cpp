@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "shared/core/error.h"
+#include "tests/support/python_reference.h"
 #include "tests/support/temp_dir.h"
 #include "worker/models/blocks.h"
 #include "worker/models/pos_embed.h"
@@ -33,16 +34,8 @@ std::string python() {
   return p && *p ? p : "/usr/bin/python3";
 }
 
-// tests/worker/reference/pos_embed_reference.py, found next to this source file, else under
-// $LDM_SOURCE_DIR.
 std::string reference_script() {
-  namespace fs = std::filesystem;
-  const fs::path here = fs::path(__FILE__).parent_path() / "reference" / "pos_embed_reference.py";
-  if (fs::exists(here)) return here.string();
-  if (const char* root = std::getenv("LDM_SOURCE_DIR"))
-    if (fs::exists(fs::path(root) / "tests/worker/reference/pos_embed_reference.py"))
-      return (fs::path(root) / "tests/worker/reference/pos_embed_reference.py").string();
-  return here.string();
+  return ldm::testing::source_path("tests/worker/reference/pos_embed_reference.py").string();
 }
 
 std::string slurp(const std::string& path) {

@@ -108,6 +108,29 @@ SubmitResult Coordinator::submit(const Submission& submission) {
   return {e.name, launch_ready_stages(e.name)};
 }
 
+std::string Coordinator::resume(const std::string& experiment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto e = store_.get_experiment(experiment);
+  if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
+  if (is_active(e->state)) throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + ": nothing to resume");
+  if (e->state == RunState::Done) throw ConflictError("experiment " + experiment + " is done: nothing to resume");
+  for (StageRecord stage : store_.list_stages(experiment)) {
+    if (stage.state == RunState::Done) continue;
+    stage.state = RunState::Pending;
+    store_.put_stage(stage);
+    log::info("experiment " + experiment + ": resumed by request at stage " + stage.name + " (after " +
+              std::to_string(stage.attempts) + " attempt(s))");
+    e->state = RunState::Running;
+    e->error.clear();
+    e->finished_at = 0;
+    store_.put_experiment(*e);
+    const std::vector<std::string> runs = launch_ready_stages(experiment);
+    if (runs.empty()) throw Error("experiment " + experiment + ": stage " + stage.name + " could not be started");
+    return runs.front();
+  }
+  throw ConflictError("experiment " + experiment + " has no unfinished stage");
+}
+
 void Coordinator::tick() {
   std::lock_guard<std::mutex> lock(mu_);
   for (const ProcessExit& exit : executor_.poll_exits()) reap(exit);
@@ -128,8 +151,11 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
   for (const StageRecord& stage : store_.list_stages(experiment)) {
     if (stage.state == RunState::Done) continue;
     // Stages run in order: the first unfinished one either starts now or is still going.
-    if (stage.state == RunState::Pending && stage.attempts == 0) return {start_attempt(*e, stage)};
-    return {};
+    if (stage.state != RunState::Pending) return {};
+    // A pending stage whose latest attempt is still active has been launched already.
+    if (!stage.current_run.empty())
+      if (auto current = store_.get_run(stage.current_run); current && is_active(current->state)) return {};
+    return {start_attempt(*e, stage)};
   }
   return {};
 }
@@ -152,7 +178,31 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   stage.attempts = run.attempt;
   stage.current_run = run.id;
   stage.total_steps = stage_spec.steps;
-  store_.put_run(run);
+  if (run.attempt == 1) {
+    store_.put_run(run);
+  } else {
+    // Continue from the newest checkpoint; the stage's curves lose the points after it in the same
+    // write batch that records the run, so they never hold the abandoned attempt's tail.
+    try {
+      if (const auto from = newest_checkpoint(run.run_dir)) {
+        run.resume_from = from->bundle;
+        run.resume_step = from->step;
+        run.step = from->step;
+      }
+    } catch (const std::exception& ex) {
+      const std::string error = "cannot resume run " + run.id + ": " + ex.what();
+      log::error(error);
+      store_.put_run(run);
+      store_.put_stage(stage);
+      finish_run(std::move(run), RunState::Failed, error);
+      return make_run_id(e.name, stage.name, stage.attempts);
+    }
+    store_.record_resume(run, run.resume_step);
+    log::info("run " + run.id + ": attempt " + std::to_string(run.attempt) + " of stage " + stage.name + " " +
+              (run.resume_from.empty() ? std::string("starts from scratch (no checkpoint yet)")
+                                       : "resumes from step " + std::to_string(run.resume_step) + " (" +
+                                             run.resume_from + ")"));
+  }
   store_.put_stage(stage);
   clear_failure_notes(run.run_dir);  // notes of an earlier attempt must not explain this one
 
@@ -198,10 +248,10 @@ void Coordinator::reap(const ProcessExit& exit) {
     log::error(what + " (" + how + "): " + outcome.error);
   else
     log::error(what + ": " + outcome.error);
-  finish_run(std::move(*run), outcome.state, outcome.error);
+  finish_run(std::move(*run), outcome.state, outcome.error, outcome.retryable);
 }
 
-void Coordinator::finish_run(RunRecord run, RunState state, const std::string& error) {
+void Coordinator::finish_run(RunRecord run, RunState state, const std::string& error, bool retryable) {
   const double t = now();
   run.state = state;
   if (!error.empty()) run.error = error;
@@ -215,8 +265,24 @@ void Coordinator::finish_run(RunRecord run, RunState state, const std::string& e
     log::error("run " + run.id + ": its experiment or stage is missing from the store");
     return;
   }
-  stage->state = state;
   stage->step = std::max(stage->step, run.step);
+  if (retryable) {
+    const ExperimentSpec spec = spec_from_json(e->spec);
+    const std::int64_t max_attempts =
+        static_cast<std::size_t>(stage->index) < spec.stages.size() ? spec.stages[stage->index].max_attempts : 1;
+    if (stage->attempts < max_attempts) {
+      log::warn("run " + run.id + " ended " + to_string(state) + (run.error.empty() ? "" : " (" + run.error + ")") +
+                "; stage " + stage->name + " gets attempt " + std::to_string(stage->attempts + 1) + " of " +
+                std::to_string(max_attempts) + ", from its newest checkpoint");
+      stage->state = RunState::Pending;  // launched on the next tick
+      store_.put_stage(*stage);
+      e->state = RunState::Running;
+      store_.put_experiment(*e);
+      to_schedule_.insert(e->name);
+      return;
+    }
+  }
+  stage->state = state;
   store_.put_stage(*stage);
 
   const std::size_t stage_count = store_.list_stages(run.experiment).size();
@@ -311,6 +377,7 @@ Message Coordinator::on_hello(const Message& m, RunRecord run) {
   return protocol::make(Type::Spec, run.id, run.token,
                         {{"spec", e->spec},
                          {"attempt", run.attempt},
+                         {"resume_from", run.resume_from},
                          {"run_dir", run.run_dir},
                          {"stage_index", stage->index},
                          {"data_dir", options_.runs_root + "/data"}});

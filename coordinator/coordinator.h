@@ -11,8 +11,15 @@
 // worker's hello -> metrics / heartbeats / checkpoints -> the worker reports done, failed or
 // preempted -> when mpirun exits the run becomes DONE, FAILED or PREEMPTED (see run_outcome.h).
 // Stage and experiment states follow their run; a DONE stage lets the next stage launch.
+// Retries: a run that was preempted, or whose job crashed, was killed or vanished without a rank
+// reporting an error (RunOutcome::retryable), gets a new attempt while the stage's max_attempts
+// allow. A new attempt continues from the newest checkpoint in the stage's run directory: it is
+// recorded (with the deletion of the stage's metric points after that step, one write batch)
+// before it is launched, and the worker is told which bundle to load. resume() starts a new
+// attempt of a stopped experiment by hand.
 // On construction, runs left PENDING/RUNNING by a previous coordinator become LOST (their
-// processes are not ours); resuming them is future work, so their experiments stop there.
+// processes are not ours and may still run), and their experiments stop there; `ldm-coord resume`
+// continues them once those processes are gone.
 //
 // Thread-safety: every public method locks one internal mutex, so the ZeroMQ and HTTP threads may
 // call concurrently. The Executor is only ever called under that mutex.
@@ -45,6 +52,12 @@ class NameTakenError : public Error {
 
 // A query for an experiment or stage that does not exist (HTTP 404).
 class NotFoundError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A request that the experiment's state does not allow, e.g. resuming a running one (HTTP 409).
+class ConflictError : public Error {
  public:
   using Error::Error;
 };
@@ -87,6 +100,12 @@ class Coordinator {
   // (invalid spec or name), NameTakenError, StoreError.
   SubmitResult submit(const Submission& submission);
 
+  // Starts a new attempt of the first unfinished stage of a stopped (failed, lost, preempted,
+  // cancelled, diverged) experiment, continuing from that stage's newest checkpoint; manual
+  // resumes are not counted against max_attempts. Returns the run created. Throws NotFoundError,
+  // ConflictError (running or pending, or done), StoreError.
+  std::string resume(const std::string& experiment);
+
   // One wire frame in, one reply out (spec, ack or error). Never throws: malformed,
   // unauthenticated and failing requests are logged and answered with an error message.
   protocol::Message handle_frame(const std::string& frame);
@@ -114,7 +133,8 @@ class Coordinator {
   // Scheduling.
   std::vector<std::string> launch_ready_stages(const std::string& experiment);
   std::string start_attempt(const ExperimentRecord& e, StageRecord stage);
-  void finish_run(RunRecord run, RunState state, const std::string& error);
+  // `retryable`: the stage gets another attempt if its max_attempts allow (see the header comment).
+  void finish_run(RunRecord run, RunState state, const std::string& error, bool retryable = false);
   void reap(const ProcessExit& exit);
 
   // Worker messages (the run is authenticated and still active).

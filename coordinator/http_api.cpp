@@ -123,6 +123,17 @@ HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const T
     return reply(200, {{"experiments", std::move(list)}});
   }
   const std::string& name = seg[3];
+  if (seg.size() == 5 && seg[4] == "resume") {
+    if (request.method != "POST") return not_allowed(request);
+    try {
+      const std::string run = coordinator.resume(name);
+      return reply(200, {{"experiment", name}, {"run", run}});
+    } catch (const NotFoundError& ex) {
+      return fail(404, ex.what());
+    } catch (const ConflictError& ex) {
+      return fail(409, ex.what());
+    }
+  }
   if (seg.size() == 5 && seg[4] != "metrics") return not_found(request);
   if (!get) return not_allowed(request);
   if (seg.size() == 4) {

@@ -108,7 +108,8 @@ CoordinatorClient client_for(const ParsedArgs& a) {
   return CoordinatorClient(where.url, where.via);
 }
 
-// Stopped for good: terminal, or lost/preempted with no retries to come (retries: future work).
+// Stopped for good: terminal, or lost/preempted with no retries to come (a run that gets another
+// attempt leaves its experiment running).
 bool settled(RunState s) { return s != RunState::Pending && s != RunState::Running; }
 
 // ---- commands ------------------------------------------------------------------------------------
@@ -136,6 +137,15 @@ int cmd_submit(const ParsedArgs& a) {
   if (!s.fault.empty()) body["fault"] = s.fault;
   const nlohmann::json reply = client.post("/api/v1/experiments", body);
   std::printf("submitted %s\n", reply.value("experiment", std::string("?")).c_str());
+  return 0;
+}
+
+int cmd_resume(const ParsedArgs& a) {
+  CoordinatorClient client = client_for(a);
+  const nlohmann::json reply =
+      client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
+  std::printf("resumed %s: run %s\n", reply.value("experiment", std::string("?")).c_str(),
+              reply.value("run", std::string("?")).c_str());
   return 0;
 }
 
@@ -240,6 +250,11 @@ const std::vector<Command>& commands() {
       {{"submit", {"FILE"}, "Validate an experiment file and submit it to the running coordinator.",
         {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag}},
        cmd_submit},
+      {{"resume", {"EXPERIMENT"},
+        "Start a new attempt of a stopped experiment's first unfinished stage on the running coordinator, "
+        "continuing from that stage's newest checkpoint.",
+        {kCoordFlag, kStateFlag}},
+       cmd_resume},
       {{"status", {"[EXPERIMENT]"}, "Show experiments, their stages and runs (or one experiment in detail).",
         {{"json", "", "print the API's JSON instead of a table"}, kCoordFlag, kStateFlag}},
        cmd_status},

@@ -148,7 +148,8 @@ std::string format_summary(const ExperimentView& v) {
     out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " +
            loss_text(r) + ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
     if (!r) continue;
-    out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) + ")\n";
+    out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) +
+           (r->resume_from.empty() ? std::string() : ", resumed from step " + std::to_string(r->resume_step)) + ")\n";
     out += "    run dir:    " + r->run_dir + "\n";
     if (!r->checkpoint.empty()) out += "    checkpoint: " + r->checkpoint + "\n";
     if (!r->error.empty()) out += "    error:\n" + indent(r->error, "      ");

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
+#include "shared/core/error.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/text.h"
 
@@ -114,12 +117,30 @@ std::string tail_lines(const std::string& path, int n) {
   return join(std::vector<std::string>(lines.begin() + static_cast<long>(first), lines.end()), "\n");
 }
 
+std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir) {
+  const std::string latest = run_dir + "/checkpoints/latest";
+  if (!path_exists(latest)) return std::nullopt;
+  const std::string name = trim(read_file(latest));
+  if (name.empty() || name.find('/') != std::string::npos)
+    throw Error(latest + ": does not name a checkpoint bundle (got '" + name + "')");
+  ResumePoint p;
+  p.bundle = run_dir + "/checkpoints/" + name;
+  const std::string manifest = p.bundle + "/manifest.json";
+  if (!path_exists(manifest)) throw Error(latest + " names " + name + ", which has no manifest.json");
+  try {
+    p.step = nlohmann::json::parse(read_file(manifest)).at("step").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(manifest + ": no readable step (" + e.what() + ")");
+  }
+  return p;
+}
+
 RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit,
                               const std::string& run_dir) {
   const bool clean_exit = exit.signal == 0 && exit.exit_code == 0;
   switch (report.kind) {
     case WorkerReport::Preempted:
-      return {RunState::Preempted, ""};
+      return {RunState::Preempted, "", true};
     case WorkerReport::Failed:
       if (!report.message.empty()) return {RunState::Failed, report.message};
       break;
@@ -134,7 +155,11 @@ RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit&
   std::string error = notes.empty() ? describe_exit_with_log(exit, run_dir) : join(notes, "; ");
   if (report.kind == WorkerReport::Done)
     error = "worker reported completion at step " + std::to_string(report.step) + " but " + error;
-  return {RunState::Failed, error};
+  // A handled error leaves "rank R: error at step S: ..." (worker/main.cpp); a crash leaves
+  // "rank R: crashed with signal ..." and a killed job leaves nothing.
+  bool reported_error = report.kind == WorkerReport::Failed;
+  for (const std::string& note : notes) reported_error = reported_error || note.find(": error at step ") != std::string::npos;
+  return {RunState::Failed, error, !reported_error};
 }
 
 }  // namespace ldm::coord

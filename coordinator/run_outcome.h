@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct WorkerReportInfo {
 struct RunOutcome {
   RunState state = RunState::Failed;
   std::string error;  // "" unless failed
+  // Another attempt could succeed: the run was preempted, or its job crashed, was killed or
+  // vanished without any rank reporting an error. An error a rank reported (a note "rank R: error
+  // at step S: ..." or a failed message: bad data, a bad spec) would only happen again.
+  bool retryable = false;
 };
 
 RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit,
@@ -35,6 +40,16 @@ std::vector<std::string> read_failure_notes(const std::string& run_dir);
 
 // Removes failure notes left in `run_dir` by an earlier attempt (before a new one starts).
 void clear_failure_notes(const std::string& run_dir);
+
+// The bundle a new attempt of the stage in `run_dir` continues from: the one
+// <run_dir>/checkpoints/latest names, with the step of its manifest. nullopt when there is none
+// yet (the attempt starts from scratch); throws Error naming the file when `latest` or the
+// manifest is unreadable or names no complete bundle.
+struct ResumePoint {
+  std::string bundle;  // absolute path of checkpoints/step-NNNNNNN
+  std::int64_t step = 0;
+};
+std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir);
 
 // "mpirun exited with code 3" / "mpirun was killed by signal 9 (SIGKILL)".
 std::string describe_exit_status(const ProcessExit& exit);

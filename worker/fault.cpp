@@ -17,7 +17,7 @@ FaultPlan parse_fault(const std::string& text) {
   FaultPlan plan;
   if (text.empty()) return plan;
   const auto bad = [&](const std::string& why) {
-    return Error("LDM_FAULT='" + text + "': " + why + " (expected KIND@step:S,rank:R with KIND abort|throw|exit)");
+    return Error("LDM_FAULT='" + text + "': " + why + " (expected KIND@step:S,rank:R[,attempt:A] with KIND abort|throw|exit)");
   };
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
@@ -32,6 +32,8 @@ FaultPlan parse_fault(const std::string& text) {
     if (value.empty() || *end) throw bad("'" + value + "' is not an integer");
     if (key == "step") plan.step = v;
     else if (key == "rank") plan.rank = static_cast<int>(v);
+    else if (key == "attempt" && v >= 1) plan.attempt = static_cast<int>(v);
+    else if (key == "attempt") throw bad("attempt must be >= 1");
     else throw bad("unknown key '" + key + "'");
   }
   if (plan.step < 1 || plan.rank < 0) throw bad("step (>= 1) and rank (>= 0) are required");
@@ -43,8 +45,9 @@ FaultPlan fault_from_env() {
   return parse_fault(env ? env : "");
 }
 
-void maybe_inject_fault(const FaultPlan& plan, int rank, int64_t step) {
+void maybe_inject_fault(const FaultPlan& plan, int rank, int64_t step, int attempt) {
   if (plan.kind.empty() || plan.rank != rank || plan.step != step) return;
+  if (plan.attempt != -1 && plan.attempt != attempt) return;
   if (plan.kind == "abort") std::abort();
   if (plan.kind == "exit") ::_exit(3);
   throw Error("injected fault (LDM_FAULT) on rank " + std::to_string(rank) + " at step " + std::to_string(step));

@@ -257,6 +257,11 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
       b.generators["rank" + std::to_string(r)] =
           torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
     }
+    // Every metric point up to `step` is in the store before the bundle exists: a later attempt that
+    // resumes from it re-reports only the steps after it, so the stage's curves have no gap.
+    if (reporter && !reporter->flush(step, 60.0))
+      log::warn("the coordinator did not acknowledge the metric points up to step " + std::to_string(step) +
+                " before this checkpoint; if a later attempt resumes from it, those points may be missing");
     auto dir = write_checkpoint(ctx.run_dir + "/checkpoints", b);
     if (reporter) reporter->send_event(protocol::Type::Checkpoint, {{"step", step}, {"path", dir}}, 30.0);
     return dir;
@@ -270,7 +275,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   result.steps = first_step - 1;
   for (int64_t step = first_step; step <= stage.steps; ++step) {
     set_current_step(step);
-    maybe_inject_fault(ctx.fault, rank, step);
+    maybe_inject_fault(ctx.fault, rank, step, ctx.attempt);
     if (comm.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
       result.checkpoint = save_checkpoint(step - 1);
       result.steps = step - 1;

@@ -12,7 +12,8 @@
 //   failed      {step, rank, message}                     -> reply "ack"
 //   preempted   {step, checkpoint}                        -> reply "ack"
 // Coordinator -> worker:
-//   spec        {spec, attempt, run_dir, stage_index, data_dir}
+//   spec        {spec, attempt, resume_from, run_dir, stage_index, data_dir}  (resume_from: the
+//               checkpoint bundle a later attempt continues from, "" = from scratch)
 //   ack         {seq}
 //   error       {message}   (malformed / unknown / unauthenticated request; never a crash)
 // Metric batches stay buffered on the worker until their ack arrives (sent after the store write).

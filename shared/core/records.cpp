@@ -84,7 +84,8 @@ void to_json(nlohmann::json& j, const RunRecord& r) {
        {"ranks", r.ranks}, {"pid", r.pid}, {"step", r.step}, {"last_loss", r.last_loss},
        {"samples_per_s", r.samples_per_s}, {"last_seq", r.last_seq},
        {"started_at", r.started_at}, {"finished_at", r.finished_at},
-       {"last_heartbeat", r.last_heartbeat}, {"error", r.error}, {"checkpoint", r.checkpoint}};
+       {"last_heartbeat", r.last_heartbeat}, {"error", r.error}, {"checkpoint", r.checkpoint},
+       {"resume_from", r.resume_from}, {"resume_step", r.resume_step}};
 }
 void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "id", r.id);
@@ -105,6 +106,8 @@ void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "last_heartbeat", r.last_heartbeat);
   get_opt(j, "error", r.error);
   get_opt(j, "checkpoint", r.checkpoint);
+  get_opt(j, "resume_from", r.resume_from);
+  get_opt(j, "resume_step", r.resume_step);
 }
 
 void to_json(nlohmann::json& j, const MetricPoint& p) {

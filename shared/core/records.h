@@ -11,7 +11,7 @@
 namespace ldm {
 
 // Run (attempt) states, DESIGN.md "A run". Terminal: cancelled, diverged, done, failed;
-// preempted and lost get a new attempt when retries remain.
+// a preempted, lost or crashed attempt gets a new one while the stage's max_attempts allow.
 enum class RunState { Pending, Running, Preempted, Lost, Cancelled, Diverged, Done, Failed };
 
 const char* to_string(RunState s);
@@ -61,6 +61,8 @@ struct RunRecord {
   double last_heartbeat = 0;
   std::string error;         // why it failed, naming rank and step where known
   std::string checkpoint;    // last checkpoint directory reported
+  std::string resume_from;   // the checkpoint bundle this attempt continues from ("" = from scratch)
+  std::int64_t resume_step = 0;  // its step (the stage's metric points after it were deleted)
 };
 
 // One metric point. Keyed in the store by (experiment, stage, metric, step); attempt in the value.

@@ -138,6 +138,7 @@ struct StageSpec {
   std::int64_t threads_per_rank = 1;   // intra-op threads per rank
   std::int64_t log_every = 1;          // steps between metric points
   std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
+  std::int64_t max_attempts = 3;       // attempts before the stage fails for good [ours]
 };
 
 struct ExperimentSpec {
@@ -280,6 +281,9 @@ void describe(V& v, StageSpec& s) {
   v.field("threads_per_rank", s.threads_per_rank, {"intra-op CPU threads per rank", 1, 1024});
   v.field("log_every", s.log_every, {"steps between metric points", 1, 1e9});
   v.field("checkpoint_every", s.checkpoint_every, {"steps between checkpoints; 0 = only the final one", 0, 1e9});
+  v.field("max_attempts", s.max_attempts, {"attempts before the stage fails for good: a crashed, killed or preempted "
+                                           "attempt is retried from the newest checkpoint (an error the worker "
+                                           "reports, e.g. bad data, is not retried)", 1, 100});
 }
 
 template <class V>

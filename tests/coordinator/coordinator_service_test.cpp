@@ -96,7 +96,7 @@ TEST_CASE("over real sockets a worker gets its spec and acks, and HTTP answers h
   CHECK(discovered->pid == ::getpid());
 
   Submission submission;
-  submission.spec = small_spec("sock");
+  submission.spec = small_spec("sock", 20, 1, 1);  // one attempt: the killed job fails the experiment
   const std::string run_id = service.coordinator().submit(submission).runs.at(0);
   const std::string token_file = service.state_dir() + "/runs/sock/train/token.txt";
   REQUIRE(wait_until([&] { return path_exists(token_file) && !read_file(token_file).empty(); }));

@@ -32,10 +32,10 @@ struct Fixture {
     return std::make_unique<Coordinator>(*store, executor, o);
   }
 
-  RunRecord submit(const std::string& name = "exp1", const std::string& fault = "") {
+  RunRecord submit(const std::string& name = "exp1", const std::string& fault = "", std::int64_t max_attempts = 1) {
     Submission s;
     s.source = "/x/" + name + ".toml";
-    s.spec = small_spec(name, 20, 2);
+    s.spec = small_spec(name, 20, 2, max_attempts);
     s.fault = fault;
     const SubmitResult r = coord->submit(s);
     REQUIRE(r.runs.size() == 1);
@@ -420,4 +420,157 @@ TEST_CASE("metric queries default to the first stage and name unknown experiment
   CHECK_THROWS_WITH_AS(f.coord->metrics("nope", "", ""), "no experiment named 'nope'", NotFoundError);
   CHECK_THROWS_WITH_AS(f.coord->metrics("exp1", "x", ""),
                        "experiment 'exp1' has no stage 'x' (stages: train)", NotFoundError);
+}
+
+// ---- retries and resume ------------------------------------------------------------------------
+
+namespace {
+
+// A checkpoint bundle as the worker leaves it: checkpoints/step-N/manifest.json + latest.
+void write_bundle(const std::string& run_dir, std::int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(step));
+  make_dirs(run_dir + "/checkpoints/" + name);
+  write_file_atomic(run_dir + "/checkpoints/" + name + "/manifest.json", json{{"step", step}}.dump());
+  write_file_atomic(run_dir + "/checkpoints/latest", std::string(name) + "\n");
+}
+
+std::vector<std::int64_t> loss_steps(const Fixture& f) {
+  std::vector<std::int64_t> steps;
+  for (const MetricPoint& p : f.store->metrics("exp1", "train", "loss")) steps.push_back(p.step);
+  return steps;
+}
+
+}  // namespace
+
+TEST_CASE("a crashed attempt is retried from the newest checkpoint, and the stage's curve loses the abandoned tail") {
+  Fixture f;
+  const RunRecord r1 = f.submit("exp1", "", 3);
+  f.hello(r1);
+  for (std::int64_t step = 1; step <= 7; ++step) f.metrics(f.run(r1.id), step, step, 1.0 / double(step));
+  write_bundle(r1.run_dir, 5);
+  write_file_atomic(r1.run_dir + "/failure-rank-1.txt", "rank 1: crashed with signal 6 (SIGABRT) at step 8\n");
+  f.exit_job(f.run(r1.id), 134);
+  CHECK(f.run(r1.id).state == RunState::Failed);
+  CHECK(f.run(r1.id).error == "rank 1: crashed with signal 6 (SIGABRT) at step 8");
+  CHECK(f.experiment().state == RunState::Running);  // not failed: another attempt comes
+  CHECK(f.stage().state == RunState::Pending);
+  f.coord->tick();  // launches attempt 2
+  REQUIRE(f.executor.launches.size() == 2);
+  const RunRecord r2 = f.run(f.executor.launches[1].run_id);
+  CHECK(r2.attempt == 2);
+  CHECK(r2.run_dir == r1.run_dir);
+  CHECK(r2.resume_from == r1.run_dir + "/checkpoints/step-0000005");
+  CHECK(r2.resume_step == 5);
+  CHECK(f.stage().attempts == 2);
+  CHECK(f.stage().current_run == r2.id);
+  CHECK_FALSE(path_exists(r1.run_dir + "/failure-rank-1.txt"));  // the old note cannot explain attempt 2
+  // The points after the checkpoint are gone; those up to it stay.
+  CHECK(loss_steps(f) == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+  // The worker is told its attempt and the bundle to load.
+  const Message spec = f.hello(r2);
+  REQUIRE(spec.type == Type::Spec);
+  CHECK(spec.body.at("attempt") == 2);
+  CHECK(spec.body.at("resume_from") == r2.resume_from);
+  CHECK(f.experiment().state == RunState::Running);
+  // Attempt 2 re-reports steps 6..20 and finishes: one point per step, the stage done.
+  for (std::int64_t step = 6; step <= 20; ++step) f.metrics(f.run(r2.id), step - 5, step, 0.5);
+  f.send(Type::Done, f.run(r2.id), {{"step", 20}});
+  f.exit_job(f.run(r2.id), 0);
+  CHECK(f.experiment().state == RunState::Done);
+  std::vector<std::int64_t> all(20);
+  for (int i = 0; i < 20; ++i) all[static_cast<std::size_t>(i)] = i + 1;
+  CHECK(loss_steps(f) == all);
+  // a tick later nothing else is launched
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 2);
+}
+
+TEST_CASE("retries stop at max_attempts, and a reported error is never retried") {
+  SUBCASE("crashes") {
+    Fixture f;
+    RunRecord r = f.submit("exp1", "", 2);
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+      CHECK(f.run(r.id).attempt == attempt);
+      f.executor.kill(r.pid, 9);
+      f.coord->tick();  // reaps, and on the first failure launches attempt 2
+      if (attempt == 1) r = f.run(f.executor.launches.back().run_id);
+    }
+    CHECK(f.executor.launches.size() == 2);
+    CHECK(f.experiment().state == RunState::Failed);
+    CHECK(f.stage().state == RunState::Failed);
+    CHECK(f.stage().attempts == 2);
+    CHECK(f.experiment().error.find("SIGKILL") != std::string::npos);
+    // no checkpoint yet: attempt 2 started from scratch
+    CHECK(f.run(r.id).resume_from.empty());
+  }
+  SUBCASE("a failed report") {
+    Fixture f;
+    const RunRecord r = f.submit("exp1", "", 3);
+    f.hello(r);
+    f.send(Type::Failed, r, {{"step", 3}, {"rank", 0}, {"message", "rank 0: error at step 3: bad shard"}});
+    f.exit_job(f.run(r.id), 1);
+    f.coord->tick();
+    CHECK(f.executor.launches.size() == 1);
+    CHECK(f.experiment().state == RunState::Failed);
+  }
+  SUBCASE("an error note of a rank that could not report") {
+    Fixture f;
+    const RunRecord r = f.submit("exp1", "", 3);
+    make_dirs(r.run_dir);
+    write_file_atomic(r.run_dir + "/failure-rank-1.txt", "rank 1: error at step 2: record 7 is corrupt\n");
+    f.exit_job(r, 1);
+    f.coord->tick();
+    CHECK(f.executor.launches.size() == 1);
+    CHECK(f.experiment().state == RunState::Failed);
+  }
+  SUBCASE("preemption") {
+    Fixture f;
+    const RunRecord r = f.submit("exp1", "", 3);
+    f.hello(r);
+    write_bundle(r.run_dir, 9);
+    f.send(Type::Preempted, r, {{"step", 9}, {"checkpoint", r.run_dir + "/checkpoints/step-0000009"}});
+    f.exit_job(f.run(r.id), 0);
+    CHECK(f.run(r.id).state == RunState::Preempted);
+    f.coord->tick();
+    REQUIRE(f.executor.launches.size() == 2);
+    CHECK(f.run(f.executor.launches[1].run_id).resume_step == 9);
+  }
+}
+
+TEST_CASE("an unreadable latest pointer fails the new attempt naming the file") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", "", 3);
+  make_dirs(r.run_dir + "/checkpoints");
+  write_file_atomic(r.run_dir + "/checkpoints/latest", "step-0000004\n");  // no such bundle
+  f.executor.kill(r.pid, 9);
+  f.coord->tick();
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 1);
+  CHECK(f.experiment().state == RunState::Failed);
+  CHECK(f.experiment().error.find("checkpoints/latest names step-0000004") != std::string::npos);
+}
+
+TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses running, done and unknown ones") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", "", 1);
+  CHECK_THROWS_AS(f.coord->resume("exp1"), ConflictError);  // still running
+  CHECK_THROWS_AS(f.coord->resume("nope"), NotFoundError);
+  f.hello(r);
+  write_bundle(r.run_dir, 10);
+  f.executor.kill(r.pid, 9);
+  f.coord->tick();
+  CHECK(f.experiment().state == RunState::Failed);  // max_attempts 1: no automatic retry
+  const std::string id = f.coord->resume("exp1");
+  const RunRecord r2 = f.run(id);
+  CHECK(r2.attempt == 2);
+  CHECK(r2.resume_step == 10);
+  CHECK(f.experiment().state == RunState::Running);
+  CHECK(f.experiment().error.empty());
+  REQUIRE(f.executor.launches.size() == 2);
+  f.hello(r2);
+  f.send(Type::Done, r2, {{"step", 20}});
+  f.exit_job(f.run(r2.id), 0);
+  CHECK(f.experiment().state == RunState::Done);
+  CHECK_THROWS_AS(f.coord->resume("exp1"), ConflictError);  // done
 }

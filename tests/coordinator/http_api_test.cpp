@@ -134,3 +134,21 @@ TEST_CASE("unknown paths are 404 and wrong methods 405, naming the request") {
         "method not allowed: DELETE /api/v1/experiments");
   api.call_json("POST", "/api/v1/health", 405);
 }
+
+TEST_CASE("POST .../resume starts a new attempt of a stopped experiment: 409 while running, 404 unknown") {
+  Api api;
+  api.call_json("POST", "/api/v1/experiments", 201,
+                json{{"source", "/x.toml"}, {"spec", small_spec("exp1", 20, 1, 1)}}.dump());
+  const json running = api.call_json("POST", "/api/v1/experiments/exp1/resume", 409, "{}");
+  CHECK(running.at("error").get<std::string>().find("nothing to resume") != std::string::npos);
+  api.call_json("POST", "/api/v1/experiments/nope/resume", 404, "{}");
+  CHECK(api.call("GET", "/api/v1/experiments/exp1/resume").status == 405);
+  REQUIRE(api.executor.launches.size() == 1);
+  api.executor.kill(1000, 9);  // the fake executor's first pid
+  api.coord.tick();
+  REQUIRE(api.store->get_experiment("exp1")->state == RunState::Failed);  // max_attempts 1
+  const json resumed = api.call_json("POST", "/api/v1/experiments/exp1/resume", 200, "{}");
+  CHECK(resumed.at("run") == "exp1.train.a2");
+  CHECK(api.executor.launches.size() == 2);
+  CHECK(api.store->get_experiment("exp1")->state == RunState::Running);
+}

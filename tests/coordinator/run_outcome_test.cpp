@@ -53,3 +53,37 @@ TEST_CASE("failure notes of an earlier attempt are cleared before the next one s
   CHECK(read_failure_notes(dir.path()).empty());
   CHECK(path_exists(dir.path() + "/keep.txt"));
 }
+
+TEST_CASE("crashes, kills and preemption are retryable, errors a rank reported are not") {
+  const ProcessExit clean{1, 0, 0}, crashed{1, 134, 0}, killed{1, -1, 9};
+  CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, clean, "/nonexistent").retryable);
+  CHECK(decide_run_outcome({}, killed, "/nonexistent").retryable);
+  CHECK_FALSE(decide_run_outcome({WorkerReport::Failed, 5, "rank 0: error at step 5: bad shard"}, crashed,
+                                 "/nonexistent").retryable);
+  CHECK_FALSE(decide_run_outcome({WorkerReport::Done, 5, ""}, clean, "/nonexistent").retryable);
+  CHECK_FALSE(decide_run_outcome({}, clean, "/nonexistent").retryable);  // exit 0 without a word
+  TempDir dir;
+  write_file_atomic(dir.path() + "/failure-rank-1.txt", "rank 1: crashed with signal 6 (SIGABRT) at step 5\n");
+  CHECK(decide_run_outcome({}, crashed, dir.path()).retryable);
+  // a rank that hit an error could not report it (rank 0 reports), but its note says so
+  write_file_atomic(dir.path() + "/failure-rank-2.txt", "rank 2: error at step 5: record 9 is corrupt\n");
+  CHECK_FALSE(decide_run_outcome({}, crashed, dir.path()).retryable);
+}
+
+TEST_CASE("the newest checkpoint of a run directory is the bundle `latest` names, with its manifest's step") {
+  TempDir dir;
+  CHECK_FALSE(newest_checkpoint(dir.path()).has_value());  // none yet: start from scratch
+  make_dirs(dir.path() + "/checkpoints/step-0000040");
+  write_file_atomic(dir.path() + "/checkpoints/step-0000040/manifest.json", R"({"step": 40, "spec_hash": "x"})");
+  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000040\n");
+  const auto p = newest_checkpoint(dir.path());
+  REQUIRE(p.has_value());
+  CHECK(p->bundle == dir.path() + "/checkpoints/step-0000040");
+  CHECK(p->step == 40);
+  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000060\n");
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("names step-0000060, which has no manifest.json"),
+                       Error);
+  write_file_atomic(dir.path() + "/checkpoints/step-0000040/manifest.json", "{}");
+  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000040\n");
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("manifest.json: no readable step"), Error);
+}

@@ -56,12 +56,14 @@ class FakeExecutor : public Executor {
 };
 
 // A valid one-stage experiment spec as JSON.
-inline nlohmann::json small_spec(const std::string& name, std::int64_t steps = 20, std::int64_t ranks = 1) {
+inline nlohmann::json small_spec(const std::string& name, std::int64_t steps = 20, std::int64_t ranks = 1,
+                                 std::int64_t max_attempts = 3) {
   ExperimentSpec spec;
   spec.name = name;
   StageSpec stage;
   stage.steps = steps;
   stage.ranks = ranks;
+  stage.max_attempts = max_attempts;
   stage.batch_size = 4 * ranks;
   spec.stages.push_back(stage);
   return spec_to_json(spec);

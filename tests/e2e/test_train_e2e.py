@@ -150,6 +150,8 @@ class Failures(unittest.TestCase):
                        "--inject-fault", "abort@step:5,rank:1")
         failed = self.coord.wait_terminal("faulty")
         self.assertEqual(failed["experiment"]["state"], "failed")
+        # the fault fires in every attempt: the stage's 3 attempts (max_attempts) all crash
+        self.assertEqual([r["attempt"] for r in failed["runs"]], [1, 2, 3], json.dumps(failed, indent=1))
         error = failed["runs"][-1]["error"]
         self.assertIn("rank 1", error)
         self.assertIn("step 5", error)
@@ -164,8 +166,68 @@ class Failures(unittest.TestCase):
                        "--inject-fault", "exit@step:1,rank:0")
         failed = self.coord.wait_terminal("silent")
         self.assertEqual(failed["experiment"]["state"], "failed")
+        self.assertEqual(len(failed["runs"]), 3)
         self.assertIn("exit", failed["runs"][-1]["error"].lower())
         self.assertTrue(self.coord.get("/api/v1/health")["ok"])
+
+    def _checkpointed(self, name, extra=""):
+        toml = os.path.join(self.coord.state, name + ".toml")
+        with open(experiment("dit-2rank.toml")) as f:
+            text = f.read().replace('name = "tiny-dit-2rank"', f'name = "{name}"')
+        assert "log_every = 1\n" in text
+        with open(toml, "w") as f:
+            f.write(text.replace("log_every = 1\n", "log_every = 1\ncheckpoint_every = 20\n" + extra))
+        return toml
+
+    def test_a_crashed_attempt_is_retried_from_its_checkpoint_and_ends_as_if_never_interrupted(self):
+        self.coord.cli("submit", self._checkpointed("straight"))
+        straight = self.coord.wait_terminal("straight")
+        self.assertEqual(straight["experiment"]["state"], "done", json.dumps(straight, indent=1))
+        # rank 1 aborts at step 25 of the first attempt only; the checkpoint of step 20 survives
+        self.coord.cli("submit", self._checkpointed("retried"), "--inject-fault", "abort@step:25,rank:1,attempt:1")
+        retried = self.coord.wait_terminal("retried")
+        self.assertEqual(retried["experiment"]["state"], "done", json.dumps(retried, indent=1))
+        first, second = retried["runs"]
+        self.assertEqual((first["attempt"], first["state"]), (1, "failed"))
+        self.assertIn("rank 1", first["error"])
+        self.assertIn("step 25", first["error"])
+        self.assertEqual((second["attempt"], second["state"], second["step"]), (2, "done", 60))
+        self.assertEqual(second["resume_step"], 20)
+        self.assertTrue(second["resume_from"].endswith("checkpoints/step-0000020"), second["resume_from"])
+
+        def points(name):
+            pts = self.coord.get(f"/api/v1/experiments/{name}/metrics?stage=train&metric=loss")["points"]
+            return sorted(pts, key=lambda p: p["step"])
+
+        got, want = points("retried"), points("straight")
+        # one point per step, steps after the checkpoint from attempt 2: no duplicates, no stale tail
+        self.assertEqual([p["step"] for p in got], list(range(1, 61)))
+        self.assertEqual({p["attempt"] for p in got if p["step"] <= 20}, {1})
+        self.assertEqual({p["attempt"] for p in got if p["step"] > 20}, {2})
+        # the resume is bit-exact: the same losses and the same final parameters as the straight run
+        self.assertEqual([p["value"] for p in got], [p["value"] for p in want])
+        sums = {}
+        for name, view in (("straight", straight), ("retried", retried)):
+            files = sorted(glob.glob(os.path.join(view["runs"][-1]["run_dir"], "logs", "rank-*.json")))
+            self.assertEqual(len(files), 2, name)
+            sums[name] = {read_json(p)["param_checksum"] for p in files}
+            self.assertEqual(len(sums[name]), 1, name)
+        self.assertEqual(sums["retried"], sums["straight"])
+
+    def test_resume_restarts_a_failed_experiment_from_its_checkpoint(self):
+        self.coord.cli("submit", self._checkpointed("resumable", "max_attempts = 1\n"), "--inject-fault", "exit@step:30,rank:0,attempt:1")
+        failed = self.coord.wait_terminal("resumable")
+        self.assertEqual(failed["experiment"]["state"], "failed")
+        self.assertEqual(len(failed["runs"]), 1)  # max_attempts = 1: no automatic retry
+        out = self.coord.cli("resume", "resumable").stdout
+        self.assertIn("resumable.train.a2", out)
+        done = self.coord.wait_terminal("resumable")
+        self.assertEqual(done["experiment"]["state"], "done", json.dumps(done, indent=1))
+        self.assertEqual(done["runs"][-1]["resume_step"], 20)
+        # a done experiment has nothing to resume
+        proc = self.coord.cli("resume", "resumable", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("done", proc.stderr)
 
     def test_bad_spec_is_refused_with_its_location_and_the_coordinator_keeps_serving(self):
         bad = os.path.join(self.coord.state, "bad.toml")

@@ -11,11 +11,14 @@ TEST_CASE("LDM_FAULT syntax parses kind, step and rank") {
   CHECK(p.kind == "abort");
   CHECK(p.step == 5);
   CHECK(p.rank == 1);
+  CHECK(p.attempt == -1);  // every attempt
+  CHECK(parse_fault("exit@step:2,rank:0,attempt:1").attempt == 1);
   CHECK(parse_fault("").kind.empty());
 }
 
 TEST_CASE("malformed LDM_FAULT values are errors that quote the value") {
-  for (const char* bad : {"abort", "boom@step:1,rank:0", "abort@step:x,rank:0", "abort@rank:0", "abort@step:1,ranks:0"}) {
+  for (const char* bad : {"abort", "boom@step:1,rank:0", "abort@step:x,rank:0", "abort@rank:0", "abort@step:1,ranks:0",
+                          "abort@step:1,rank:0,attempt:0"}) {
     try {
       parse_fault(bad);
       FAIL("expected an error for " << bad);
@@ -30,4 +33,13 @@ TEST_CASE("a throw fault fires only on its rank and step") {
   CHECK_NOTHROW(maybe_inject_fault(p, 0, 3));
   CHECK_NOTHROW(maybe_inject_fault(p, 1, 2));
   CHECK_THROWS_WITH(maybe_inject_fault(p, 1, 3), doctest::Contains("rank 1 at step 3"));
+}
+
+TEST_CASE("a fault with attempt:A fires only in that attempt, one without in every attempt") {
+  auto once = parse_fault("throw@step:3,rank:0,attempt:1");
+  CHECK_THROWS_WITH(maybe_inject_fault(once, 0, 3, 1), doctest::Contains("rank 0 at step 3"));
+  CHECK_NOTHROW(maybe_inject_fault(once, 0, 3, 2));
+  auto always = parse_fault("throw@step:3,rank:0");
+  CHECK_THROWS(maybe_inject_fault(always, 0, 3, 1));
+  CHECK_THROWS(maybe_inject_fault(always, 0, 3, 4));
 }

@@ -24,6 +24,16 @@ inline std::filesystem::path source_path(const std::string& relative) {
   return here;
 }
 
+// An inline reference script with its "__TOOLS__" placeholder replaced by the tools/export folder
+// (a Python raw string literal), so it can import the export scripts.
+inline std::string with_tools_dir(std::string script) {
+  const std::string key = "__TOOLS__";
+  const std::string tools = "r'" + source_path("tools/export").string() + "'";
+  for (auto at = script.find(key); at != std::string::npos; at = script.find(key, at + tools.size()))
+    script.replace(at, key.size(), tools);
+  return script;
+}
+
 struct PythonReference {
   std::filesystem::path dir;  // the script's output directory (removed on destruction)
   std::string error;          // non-empty: why the reference could not be produced

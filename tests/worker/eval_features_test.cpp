@@ -42,7 +42,6 @@ using ldm::eval::FeatureStats;
 using ldm::eval::InceptionExtractor;
 using ldm::eval::InceptionOptions;
 
-fs::path export_script() { return ldm::testing::source_path("tools/export/export_inception.py"); }
 
 // Writes into OUT:
 //   img0.png .. img4.png     RGB images of different sizes (one is 299x299 already)
@@ -110,16 +109,10 @@ with torch.no_grad():
 print("done")
 )PY";
 
-std::string reference_source() {
-  std::string s = kReferenceScript;
-  const std::string key = "__TOOLS__";
-  const std::string tools = "r'" + export_script().parent_path().string() + "'";
-  s.replace(s.find(key), key.size(), tools);
-  return s;
-}
 
 const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-eval-features", "eval_features_reference.py", reference_source());
+  static ldm::testing::PythonReference f("ldm-eval-features", "eval_features_reference.py",
+                                          ldm::testing::with_tools_dir(kReferenceScript));
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }

@@ -25,9 +25,7 @@
 // off their `features` by index, the LPIPS formula written out in float64.
 namespace lpips_export_test {
 
-namespace fs = std::filesystem;
 
-fs::path export_script() { return ldm::testing::source_path("tools/export/export_lpips.py"); }
 
 // Writes into OUT:
 //   x_<S>.npy, y_<S>.npy        float32 [3,3,H,W] image pairs in [-1,1], S = 64x64 and 48x80
@@ -225,16 +223,10 @@ assert not (out / "bad.pt").exists()
 print("done")
 )PY";
 
-std::string reference_source() {
-  std::string s = kReferenceScript;
-  const std::string key = "__TOOLS__";
-  const std::string tools = "r'" + export_script().parent_path().string() + "'";
-  s.replace(s.find(key), key.size(), tools);
-  return s;
-}
 
 const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-lpips-export", "lpips_export_reference.py", reference_source());
+  static ldm::testing::PythonReference f("ldm-lpips-export", "lpips_export_reference.py",
+                                          ldm::testing::with_tools_dir(kReferenceScript));
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }

@@ -192,10 +192,11 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
     } catch (const std::exception& ex) {
       const std::string error = "cannot resume run " + run.id + ": " + ex.what();
       log::error(error);
+      const std::string id = run.id;
       store_.put_run(run);
       store_.put_stage(stage);
       finish_run(std::move(run), RunState::Failed, error);
-      return make_run_id(e.name, stage.name, stage.attempts);
+      return id;
     }
     store_.record_resume(run, run.resume_step);
     log::info("run " + run.id + ": attempt " + std::to_string(run.attempt) + " of stage " + stage.name + " " +

@@ -38,6 +38,14 @@ def write_wds_tar(path, n, sizes=((48, 40), (56, 40), (64, 40))):
                 tar.addfile(info, io.BytesIO(data))
 
 
+def mpirun(ranks):
+    """The mpirun prefix for RANKS local ranks (root needs --allow-run-as-root; 2 cores: oversubscribe)."""
+    args = ["mpirun"]
+    if os.geteuid() == 0:
+        args.append("--allow-run-as-root")
+    return args + ["--oversubscribe", "--bind-to", "none", "-n", str(ranks)]
+
+
 def ldm_data(*args, timeout=300):
     """Runs ldm-data with args; returns the CompletedProcess (text)."""
     return subprocess.run([os.path.join(BIN, "ldm-data"), *args], capture_output=True, text=True,

@@ -13,20 +13,13 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ldm_e2e  # noqa: E402
-from ldm_e2e import experiment  # noqa: E402
+from ldm_e2e import experiment, mpirun  # noqa: E402
 
 N = 6
 
 
 def worker():
     return os.path.join(ldm_e2e.BIN, "ldm-worker")
-
-
-def mpirun(ranks):
-    args = ["mpirun"]
-    if os.geteuid() == 0:
-        args.append("--allow-run-as-root")
-    return args + ["--oversubscribe", "--bind-to", "none", "-n", str(ranks)]
 
 
 def run(args, timeout=300):

@@ -18,20 +18,13 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ldm_e2e  # noqa: E402
-from ldm_e2e import experiment  # noqa: E402
+from ldm_e2e import experiment, mpirun  # noqa: E402
 
 SAMPLES = 512
 
 
 def binary(name):
     return os.path.join(ldm_e2e.BIN, name)
-
-
-def mpirun(ranks):
-    args = ["mpirun"]
-    if os.geteuid() == 0:
-        args.append("--allow-run-as-root")
-    return args + ["--oversubscribe", "--bind-to", "none", "-n", str(ranks)]
 
 
 def run(args, timeout=600):

@@ -20,6 +20,7 @@
 #include "datasets/image_io.h"
 #include "datasets/npy.h"
 #include "shared/core/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/python_reference.h"
 #include "tests/support/temp_dir.h"
 #include "worker/eval/clip_score.h"
@@ -31,6 +32,9 @@
 // Compose), and a tiny CLIP written like OpenAI's clip/model.py whose weights are exported with
 // tools/export/export_clip.py (OpenAI names, Hugging Face names, and --random).
 namespace clip_score_test {
+
+using ldm::testing::error_of;
+using ldm::testing::contains;
 
 namespace fs = std::filesystem;
 using ldm::eval::ClipModel;
@@ -89,17 +93,6 @@ double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
   const double scale = std::max(1.0, b.abs().max().item<double>());
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ldm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string utf8(char32_t c) {
   std::string s;

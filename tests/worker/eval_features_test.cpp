@@ -22,6 +22,7 @@
 #include "datasets/shard.h"
 #include "datasets/torchscript_encoders.h"
 #include "shared/core/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/python_reference.h"
 #include "tests/support/temp_dir.h"
 #include "worker/eval/features.h"
@@ -35,6 +36,9 @@
 // export_inception.py and computes their features on PNG files the way pytorch-fid does
 // (PIL -> ToTensor -> F.interpolate(299, bilinear, align_corners=False) -> 2x - 1 -> network).
 namespace eval_features_test {
+
+using ldm::testing::error_of;
+using ldm::testing::contains;
 
 namespace fs = std::filesystem;
 using ldm::eval::BuiltinExtractor;
@@ -130,17 +134,6 @@ double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
   REQUIRE(a.sizes() == b.sizes());
   const double scale = std::max(1.0, b.abs().max().item<double>());
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ldm::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // An RGB image with a deterministic pattern that depends on `seed`.

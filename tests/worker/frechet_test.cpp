@@ -9,6 +9,7 @@
 
 #include "datasets/npy.h"
 #include "shared/core/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/python_reference.h"
 #include "tests/support/temp_dir.h"
@@ -18,6 +19,9 @@
 // FID statistics, the Fréchet distance and the statistics .npz files, against pytorch-fid's
 // calculate_frechet_distance run with Debian's numpy and scipy (scipy.linalg.sqrtm).
 namespace frechet_test {
+
+using ldm::testing::error_of;
+using ldm::testing::contains;
 
 using ldm::eval::FeatureStats;
 
@@ -34,17 +38,6 @@ bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
   const auto ac = a.contiguous(), bc = b.contiguous();
   return std::memcmp(ac.data_ptr(), bc.data_ptr(), static_cast<std::size_t>(ac.numel()) * ac.element_size()) == 0;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ldm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Features [n, d] with correlated dimensions and a mean offset (fixed seed).
 torch::Tensor features(int64_t n, int64_t d, uint64_t seed, double offset = 0.5) {

@@ -13,6 +13,7 @@
 
 #include "datasets/npy.h"
 #include "shared/core/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/python_reference.h"
 #include "worker/eval/disentanglement.h"
 
@@ -24,6 +25,8 @@
 // implementation: torchvision.models.alexnet() / vgg16() holding the same weights, the taps read
 // off their `features` by index, the LPIPS formula written out in float64.
 namespace lpips_export_test {
+
+using ldm::testing::contains;
 
 
 
@@ -245,8 +248,6 @@ at::Tensor lpips(const ldm::eval::ImageDistance& d, const at::Tensor& x, const a
 }
 
 double max_abs(const at::Tensor& t) { return t.numel() ? t.abs().max().item<double>() : 0.0; }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string values(const at::Tensor& t) {
   std::ostringstream s;

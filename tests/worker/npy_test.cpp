@@ -13,11 +13,14 @@
 #include <string>
 
 #include "shared/core/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/temp_dir.h"
 #include "datasets/npy.h"
 
 // .npy / .npz reading and writing, against files written by Debian's numpy (/usr/bin/python3).
 namespace npy_test {
+
+using ldm::testing::error_of;
 
 using ldm::testing::TempDir;
 using ldm::data::NpzMap;
@@ -77,15 +80,6 @@ std::string run_numpy(const TempDir& dir, const std::string& script) {
     MESSAGE("SKIPPED: numpy is missing (`/usr/bin/python3 -c 'import numpy'` failed; install python3-numpy)"); \
     return;                                                                                          \
   }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ldm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace npy_test
 

@@ -29,9 +29,7 @@ std::string ParsedArgs::value(const std::string& flag, const std::string& fallba
   return it == values.end() ? fallback : it->second;
 }
 
-bool ParsedArgs::has(const std::string& flag) const {
-  return values.count(flag) > 0 || switches.count(flag) > 0;
-}
+bool ParsedArgs::has(const std::string& flag) const { return values.count(flag) > 0 || switches.count(flag) > 0; }
 
 int ParsedArgs::port(const std::string& flag, int fallback) const {
   if (!values.count(flag)) return fallback;
@@ -53,43 +51,36 @@ ParsedArgs parse_command_args(const CommandSpec& spec, const std::vector<std::st
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (!starts_with(arg, "--") || arg == "--") {
-      if (starts_with(arg, "-") && arg.size() > 1)
-        throw UsageError("unknown option '" + arg + "'");
+      if (starts_with(arg, "-") && arg.size() > 1) throw UsageError("unknown option '" + arg + "'");
       out.positional.push_back(arg);
       continue;
     }
     const auto eq = arg.find('=');
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const FlagSpec* flag = find_flag(spec, name);
-    if (!flag)
-      throw UsageError("unknown option '--" + name + "'" + did_you_mean("--" + name, flag_names(spec)));
+    if (!flag) throw UsageError("unknown option '--" + name + "'" + did_you_mean("--" + name, flag_names(spec)));
     if (flag->value_name.empty()) {
       if (eq != std::string::npos) throw UsageError("option '--" + name + "' takes no value");
       out.switches.insert(name);
     } else if (eq != std::string::npos) {
       out.values[name] = arg.substr(eq + 1);
     } else {
-      if (i + 1 >= args.size())
-        throw UsageError("option '--" + name + "' needs a value (" + flag->value_name + ")");
+      if (i + 1 >= args.size()) throw UsageError("option '--" + name + "' needs a value (" + flag->value_name + ")");
       out.values[name] = args[++i];
     }
   }
   const std::size_t max = spec.positional.size();
-  const std::size_t min = static_cast<std::size_t>(
-      std::count_if(spec.positional.begin(), spec.positional.end(),
-                    [](const std::string& p) { return !optional_positional(p); }));
-  if (out.positional.size() < min)
-    throw UsageError("missing " + spec.positional[out.positional.size()]);
-  if (out.positional.size() > max)
-    throw UsageError("unexpected argument '" + out.positional[max] + "'");
+  const std::size_t min = static_cast<std::size_t>(std::count_if(
+      spec.positional.begin(), spec.positional.end(), [](const std::string& p) { return !optional_positional(p); }));
+  if (out.positional.size() < min) throw UsageError("missing " + spec.positional[out.positional.size()]);
+  if (out.positional.size() > max) throw UsageError("unexpected argument '" + out.positional[max] + "'");
   return out;
 }
 
 std::string command_usage(const CommandSpec& spec) {
   std::string out = "usage: ldm-coord " + spec.name;
   for (const std::string& p : spec.positional) out += " " + p;
-  for (const FlagSpec& f : spec.flags)
-    out += " [--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name) + "]";
+  for (const FlagSpec& f : spec.flags) out += " [--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name) + "]";
   return out + "\n";
 }
 

@@ -17,8 +17,7 @@ using tcp = asio::ip::tcp;
 
 }  // namespace
 
-CoordinatorClient::CoordinatorClient(const std::string& base_url, std::string via,
-                                     std::chrono::seconds timeout)
+CoordinatorClient::CoordinatorClient(const std::string& base_url, std::string via, std::chrono::seconds timeout)
     : url_(base_url), via_(std::move(via)), timeout_(timeout) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
   const std::string scheme = "http://";
@@ -26,8 +25,7 @@ CoordinatorClient::CoordinatorClient(const std::string& base_url, std::string vi
   const auto colon = rest.rfind(':');
   if (rest.empty() || colon == std::string::npos || colon == 0 || colon + 1 == rest.size() ||
       rest.find('/') != std::string::npos)
-    throw Error("coordinator URL '" + base_url + "' (from " + via_ +
-                ") is not of the form http://HOST:PORT");
+    throw Error("coordinator URL '" + base_url + "' (from " + via_ + ") is not of the form http://HOST:PORT");
   host_ = rest.substr(0, colon);
   port_ = rest.substr(colon + 1);
 }
@@ -38,8 +36,7 @@ nlohmann::json CoordinatorClient::post(const std::string& path, const nlohmann::
   return request("POST", path, body.dump());
 }
 
-nlohmann::json CoordinatorClient::request(const std::string& method, const std::string& path,
-                                          const std::string& body) {
+nlohmann::json CoordinatorClient::request(const std::string& method, const std::string& path, const std::string& body) {
   http::response<http::string_body> res;
   try {
     asio::io_context io;
@@ -69,8 +66,8 @@ nlohmann::json CoordinatorClient::request(const std::string& method, const std::
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   } catch (const boost::system::system_error& ex) {
-    throw Error("cannot reach the coordinator at " + url_ + " (from " + via_ + "): " +
-                ex.code().message() + "; is `ldm-coord serve` running?");
+    throw Error("cannot reach the coordinator at " + url_ + " (from " + via_ + "): " + ex.code().message() +
+                "; is `ldm-coord serve` running?");
   }
   const nlohmann::json j = nlohmann::json::parse(res.body(), nullptr, false);
   const int status = static_cast<int>(res.result_int());
@@ -78,8 +75,7 @@ nlohmann::json CoordinatorClient::request(const std::string& method, const std::
   std::string message = "HTTP " + std::to_string(status);
   if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_string())
     message = j["error"].get<std::string>();
-  else if (!res.body().empty())
-    message += ": " + res.body().substr(0, 200);
+  else if (!res.body().empty()) message += ": " + res.body().substr(0, 200);
   throw Error(message);
 }
 

@@ -101,9 +101,8 @@ SubmitResult Coordinator::submit(const Submission& submission) {
     stages.push_back(std::move(s));
   }
   store_.put_submission(e, stages);
-  log::info("experiment " + e.name + ": submitted from " +
-            (e.source.empty() ? std::string("(no file)") : e.source) + " with " +
-            std::to_string(stages.size()) + " stage(s)" +
+  log::info("experiment " + e.name + ": submitted from " + (e.source.empty() ? std::string("(no file)") : e.source) +
+            " with " + std::to_string(stages.size()) + " stage(s)" +
             (e.fault.empty() ? "" : ", fault injection '" + e.fault + "'"));
   return {e.name, launch_ready_stages(e.name)};
 }
@@ -112,7 +111,8 @@ std::string Coordinator::resume(const std::string& experiment) {
   std::lock_guard<std::mutex> lock(mu_);
   auto e = store_.get_experiment(experiment);
   if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
-  if (is_active(e->state)) throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + ": nothing to resume");
+  if (is_active(e->state))
+    throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + ": nothing to resume");
   if (e->state == RunState::Done) throw ConflictError("experiment " + experiment + " is done: nothing to resume");
   for (StageRecord stage : store_.list_stages(experiment)) {
     if (stage.state == RunState::Done) continue;
@@ -163,8 +163,8 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
 std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord stage) {
   const ExperimentSpec spec = spec_from_json(e.spec);
   if (stage.index < 0 || static_cast<std::size_t>(stage.index) >= spec.stages.size())
-    throw Error("experiment " + e.name + ": stage '" + stage.name + "' (index " +
-                std::to_string(stage.index) + ") is not in its spec");
+    throw Error("experiment " + e.name + ": stage '" + stage.name + "' (index " + std::to_string(stage.index) +
+                ") is not in its spec");
   const StageSpec& stage_spec = spec.stages[static_cast<std::size_t>(stage.index)];
 
   RunRecord run;
@@ -200,9 +200,9 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
     }
     store_.record_resume(run, run.resume_step);
     log::info("run " + run.id + ": attempt " + std::to_string(run.attempt) + " of stage " + stage.name + " " +
-              (run.resume_from.empty() ? std::string("starts from scratch (no checkpoint yet)")
-                                       : "resumes from step " + std::to_string(run.resume_step) + " (" +
-                                             run.resume_from + ")"));
+              (run.resume_from.empty()
+                   ? std::string("starts from scratch (no checkpoint yet)")
+                   : "resumes from step " + std::to_string(run.resume_step) + " (" + run.resume_from + ")"));
   }
   store_.put_stage(stage);
   clear_failure_notes(run.run_dir);  // notes of an earlier attempt must not explain this one
@@ -238,17 +238,13 @@ void Coordinator::reap(const ProcessExit& exit) {
     return;
   }
   const auto report = reports_.find(run_id);
-  const RunOutcome outcome = decide_run_outcome(
-      report == reports_.end() ? WorkerReportInfo{} : report->second, exit, run->run_dir);
+  const RunOutcome outcome =
+      decide_run_outcome(report == reports_.end() ? WorkerReportInfo{} : report->second, exit, run->run_dir);
   const std::string how = describe_exit_status(exit);
-  const std::string what = "run " + run_id + ": " + to_string(outcome.state) + " at step " +
-                           std::to_string(run->step);
-  if (outcome.state != RunState::Failed)
-    log::info(what + " (" + how + ")");
-  else if (outcome.error.find(how) == std::string::npos)
-    log::error(what + " (" + how + "): " + outcome.error);
-  else
-    log::error(what + ": " + outcome.error);
+  const std::string what = "run " + run_id + ": " + to_string(outcome.state) + " at step " + std::to_string(run->step);
+  if (outcome.state != RunState::Failed) log::info(what + " (" + how + ")");
+  else if (outcome.error.find(how) == std::string::npos) log::error(what + " (" + how + "): " + outcome.error);
+  else log::error(what + ": " + outcome.error);
   finish_run(std::move(*run), outcome.state, outcome.error, outcome.retryable);
 }
 
@@ -313,8 +309,7 @@ Message Coordinator::handle_frame(const std::string& frame) {
 
 Message Coordinator::handle(const Message& m) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string what = std::string("'") + protocol::to_string(m.type) + "' message for run '" +
-                           m.run + "'";
+  const std::string what = std::string("'") + protocol::to_string(m.type) + "' message for run '" + m.run + "'";
   try {
     auto run = store_.get_run(m.run);
     if (!run || !same_secret(run->token, m.token)) {
@@ -323,24 +318,30 @@ Message Coordinator::handle(const Message& m) {
     }
     if (!is_active(run->state)) {
       log::warn("rejected " + what + ": the run is already " + to_string(run->state));
-      return error_reply(m.run, "run " + run->id + " is already " + to_string(run->state) +
-                                    " and accepts no more messages");
+      return error_reply(m.run,
+                         "run " + run->id + " is already " + to_string(run->state) + " and accepts no more messages");
     }
     switch (m.type) {
-      case Type::Hello: return on_hello(m, std::move(*run));
-      case Type::Metrics: return on_metrics(m, std::move(*run));
-      case Type::Heartbeat: return on_heartbeat(m, std::move(*run));
-      case Type::Checkpoint: return on_checkpoint(m, std::move(*run));
+      case Type::Hello:
+        return on_hello(m, std::move(*run));
+      case Type::Metrics:
+        return on_metrics(m, std::move(*run));
+      case Type::Heartbeat:
+        return on_heartbeat(m, std::move(*run));
+      case Type::Checkpoint:
+        return on_checkpoint(m, std::move(*run));
       case Type::Done:
       case Type::Failed:
-      case Type::Preempted: return on_report(m, std::move(*run));
+      case Type::Preempted:
+        return on_report(m, std::move(*run));
       case Type::Spec:
       case Type::Ack:
-      case Type::Error: break;
+      case Type::Error:
+        break;
     }
     log::warn("rejected " + what + ": it is a coordinator-to-worker message");
-    return error_reply(m.run, std::string("'") + protocol::to_string(m.type) +
-                                  "' is sent by the coordinator, not to it");
+    return error_reply(m.run,
+                       std::string("'") + protocol::to_string(m.type) + "' is sent by the coordinator, not to it");
   } catch (const std::exception& ex) {
     log::error(what + " failed: " + ex.what());
     return error_reply(m.run, what + " failed: " + ex.what());
@@ -350,12 +351,12 @@ Message Coordinator::handle(const Message& m) {
 Message Coordinator::on_hello(const Message& m, RunRecord run) {
   const auto& b = m.body;
   const std::int64_t world = b.at("world_size").get<std::int64_t>();
-  log::info("run " + run.id + ": hello from rank " + std::to_string(b.at("rank").get<std::int64_t>()) +
-            " of " + std::to_string(world) + " on " + b.value("host", std::string("?")) +
-            " (pid " + std::to_string(b.value("pid", std::int64_t{0})) + ")");
+  log::info("run " + run.id + ": hello from rank " + std::to_string(b.at("rank").get<std::int64_t>()) + " of " +
+            std::to_string(world) + " on " + b.value("host", std::string("?")) + " (pid " +
+            std::to_string(b.value("pid", std::int64_t{0})) + ")");
   if (world != run.ranks)
-    log::warn("run " + run.id + ": worker reports world size " + std::to_string(world) +
-              ", the stage asked for " + std::to_string(run.ranks) + " ranks");
+    log::warn("run " + run.id + ": worker reports world size " + std::to_string(world) + ", the stage asked for " +
+              std::to_string(run.ranks) + " ranks");
   const double t = now();
   if (run.state != RunState::Running) {
     run.state = RunState::Running;
@@ -454,13 +455,13 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
     info.kind = WorkerReport::Failed;
     info.message = b.at("message").get<std::string>();
     run.error = info.message;
-    log::error(where + "rank " + std::to_string(b.at("rank").get<std::int64_t>()) +
-               " reports failure at step " + std::to_string(info.step) + ": " + info.message);
+    log::error(where + "rank " + std::to_string(b.at("rank").get<std::int64_t>()) + " reports failure at step " +
+               std::to_string(info.step) + ": " + info.message);
   } else {
     info.kind = WorkerReport::Preempted;
     run.checkpoint = b.at("checkpoint").get<std::string>();
-    log::info(where + "worker stopped for preemption at step " + std::to_string(info.step) +
-              ", checkpoint " + run.checkpoint);
+    log::info(where + "worker stopped for preemption at step " + std::to_string(info.step) + ", checkpoint " +
+              run.checkpoint);
   }
   store_.put_run(run);
   // A failure stays reported even if the worker later claims completion.
@@ -479,8 +480,7 @@ ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
   std::map<std::string, int> stage_index;
   for (const StageRecord& stage : v.stages) stage_index[stage.name] = stage.index;
   std::sort(v.runs.begin(), v.runs.end(), [&](const RunRecord& a, const RunRecord& b) {
-    return std::make_pair(stage_index[a.stage], a.attempt) <
-           std::make_pair(stage_index[b.stage], b.attempt);
+    return std::make_pair(stage_index[a.stage], a.attempt) < std::make_pair(stage_index[b.stage], b.attempt);
   });
   return v;
 }
@@ -499,12 +499,10 @@ std::vector<ExperimentView> Coordinator::experiments() const {
   return out;
 }
 
-std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment,
-                                              const std::string& stage,
+std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment, const std::string& stage,
                                               const std::string& metric) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!store_.get_experiment(experiment))
-    throw NotFoundError("no experiment named '" + experiment + "'");
+  if (!store_.get_experiment(experiment)) throw NotFoundError("no experiment named '" + experiment + "'");
   const std::vector<StageRecord> stages = store_.list_stages(experiment);
   std::string chosen = stage;
   if (chosen.empty()) {
@@ -513,8 +511,8 @@ std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment,
   } else if (!store_.get_stage(experiment, chosen)) {
     std::vector<std::string> names;
     for (const auto& s : stages) names.push_back(s.name);
-    throw NotFoundError("experiment '" + experiment + "' has no stage '" + chosen +
-                        "' (stages: " + join(names, ", ") + ")");
+    throw NotFoundError("experiment '" + experiment + "' has no stage '" + chosen + "' (stages: " + join(names, ", ") +
+                        ")");
   }
   return store_.metrics(experiment, chosen, metric);
 }

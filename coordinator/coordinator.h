@@ -63,16 +63,16 @@ class ConflictError : public Error {
 };
 
 struct CoordinatorOptions {
-  std::string runs_root;     // absolute; run dirs are <runs_root>/<experiment>/<stage>/
-  std::string zmq_endpoint;  // what workers connect to, e.g. "tcp://127.0.0.1:7622"
+  std::string runs_root;          // absolute; run dirs are <runs_root>/<experiment>/<stage>/
+  std::string zmq_endpoint;       // what workers connect to, e.g. "tcp://127.0.0.1:7622"
   std::function<double()> clock;  // wall-clock seconds for records; empty = log::now_seconds
 };
 
 struct Submission {
-  std::string source;  // file it came from (for messages)
-  nlohmann::json spec; // resolved spec (spec_to_json); re-validated here
-  std::string name;    // "" = the spec's own name
-  std::string fault;   // LDM_FAULT for its workers ("" = none)
+  std::string source;   // file it came from (for messages)
+  nlohmann::json spec;  // resolved spec (spec_to_json); re-validated here
+  std::string name;     // "" = the spec's own name
+  std::string fault;    // LDM_FAULT for its workers ("" = none)
 };
 
 struct SubmitResult {
@@ -149,9 +149,9 @@ class Coordinator {
   CoordinatorOptions options_;
 
   mutable std::mutex mu_;
-  std::map<ProcessId, std::string> jobs_;             // launched and not yet reaped: pid -> run id
-  std::map<std::string, WorkerReportInfo> reports_;   // run id -> last terminal report
-  std::set<std::string> to_schedule_;                 // experiments that may have a stage to launch
+  std::map<ProcessId, std::string> jobs_;            // launched and not yet reaped: pid -> run id
+  std::map<std::string, WorkerReportInfo> reports_;  // run id -> last terminal report
+  std::set<std::string> to_schedule_;                // experiments that may have a stage to launch
 };
 
 }  // namespace ldm::coord

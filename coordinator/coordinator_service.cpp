@@ -27,9 +27,8 @@ std::unique_ptr<ExperimentStore> open_store(const std::string& state_dir) {
     } catch (const std::exception&) {
     }
     if (holder && process_alive(holder->pid))
-      throw Error("the store " + db + " is in use by a running coordinator (pid " +
-                  std::to_string(holder->pid) + ", " + holder->http +
-                  "); submit to it with `ldm-coord submit FILE --state " + state_dir +
+      throw Error("the store " + db + " is in use by a running coordinator (pid " + std::to_string(holder->pid) + ", " +
+                  holder->http + "); submit to it with `ldm-coord submit FILE --state " + state_dir +
                   "`, or use another --state");
     throw;
   }
@@ -64,17 +63,15 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   copts.runs_root = runs_root;
   copts.zmq_endpoint = zmq_->endpoint();
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
-  http_ = std::make_unique<HttpServer>(options.http_port, [this](const HttpRequest& r) {
-    return handle_api_request(*coordinator_, r);
-  });
+  http_ = std::make_unique<HttpServer>(options.http_port,
+                                       [this](const HttpRequest& r) { return handle_api_request(*coordinator_, r); });
 
-  zmq_->start(
-      [this](const std::string& frame) { return protocol::encode(coordinator_->handle_frame(frame)); },
-      [this] { coordinator_->tick(); });
+  zmq_->start([this](const std::string& frame) { return protocol::encode(coordinator_->handle_frame(frame)); },
+              [this] { coordinator_->tick(); });
   http_->start();
   write_discovery_file(state_dir_, {http_->url(), zmq_->endpoint(), static_cast<long>(::getpid())});
-  log::info("coordinator serving " + http_->url() + " (workers: " + zmq_->endpoint() + "), store " +
-            store_->path() + ", runs in " + runs_root);
+  log::info("coordinator serving " + http_->url() + " (workers: " + zmq_->endpoint() + "), store " + store_->path() +
+            ", runs in " + runs_root);
 }
 
 CoordinatorService::~CoordinatorService() {

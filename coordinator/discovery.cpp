@@ -24,8 +24,7 @@ void write_discovery_file(const std::string& state_dir, const CoordinatorAddress
 void remove_discovery_file(const std::string& state_dir) {
   try {
     auto a = read_discovery_file(state_dir);
-    if (a && a->pid == static_cast<long>(::getpid()))
-      std::remove(discovery_file_path(state_dir).c_str());
+    if (a && a->pid == static_cast<long>(::getpid())) std::remove(discovery_file_path(state_dir).c_str());
   } catch (const std::exception&) {
     // Unreadable: not ours to delete.
   }
@@ -44,9 +43,7 @@ std::optional<CoordinatorAddress> read_discovery_file(const std::string& state_d
   return a;
 }
 
-bool process_alive(long pid) {
-  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-}
+bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
 LocatedCoordinator locate_coordinator(const std::string& coord_flag, const std::string& state_dir) {
   if (!coord_flag.empty()) return {coord_flag, "--coord"};
@@ -57,9 +54,8 @@ LocatedCoordinator locate_coordinator(const std::string& coord_flag, const std::
     throw Error("no coordinator found: no --coord URL, no LDM_COORD, and no " + path +
                 " (start one with `ldm-coord serve --state " + state_dir + "`)");
   if (a->pid > 0 && !process_alive(a->pid))
-    throw Error("no coordinator running: " + path + " names pid " + std::to_string(a->pid) +
-                " (" + a->http + "), which has exited; start one with `ldm-coord serve --state " +
-                state_dir + "`");
+    throw Error("no coordinator running: " + path + " names pid " + std::to_string(a->pid) + " (" + a->http +
+                "), which has exited; start one with `ldm-coord serve --state " + state_dir + "`");
   return {a->http, path};
 }
 

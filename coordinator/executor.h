@@ -16,12 +16,12 @@ using ProcessId = std::int64_t;
 
 // Everything a launcher needs to start one run (attempt) of one stage.
 struct LaunchRequest {
-  std::string run_id;         // passed to the worker as `--run`
-  std::string token;          // exported as LDM_RUN_TOKEN (never on the command line)
-  std::string fault;          // exported as LDM_FAULT when non-empty (fault-injection tests)
-  int ranks = 1;              // MPI ranks
-  std::string run_dir;        // working directory; logs go to <run_dir>/logs/
-  std::string coord_endpoint; // ZeroMQ endpoint the worker's rank 0 connects to
+  std::string run_id;          // passed to the worker as `--run`
+  std::string token;           // exported as LDM_RUN_TOKEN (never on the command line)
+  std::string fault;           // exported as LDM_FAULT when non-empty (fault-injection tests)
+  int ranks = 1;               // MPI ranks
+  std::string run_dir;         // working directory; logs go to <run_dir>/logs/
+  std::string coord_endpoint;  // ZeroMQ endpoint the worker's rank 0 connects to
 };
 
 // How a job ended: exactly one of `exit_code` (>= 0) or `signal` (> 0) is meaningful.

@@ -27,8 +27,7 @@ int hex_value(char c) {
 std::string url_decode(const std::string& s, bool plus_is_space) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-        hex_value(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
       out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
       i += 2;
     } else {
@@ -85,8 +84,7 @@ HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   Submission s;
   s.spec = body["spec"];
   std::string error;
-  if (!optional_string(body, "source", s.source, error) ||
-      !optional_string(body, "name", s.name, error) ||
+  if (!optional_string(body, "source", s.source, error) || !optional_string(body, "name", s.name, error) ||
       !optional_string(body, "fault", s.fault, error))
     return fail(400, error);
   try {
@@ -99,12 +97,8 @@ HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   }
 }
 
-HttpResponse not_found(const HttpRequest& r) {
-  return fail(404, "no such endpoint: " + r.method + " " + r.target);
-}
-HttpResponse not_allowed(const HttpRequest& r) {
-  return fail(405, "method not allowed: " + r.method + " " + r.target);
-}
+HttpResponse not_found(const HttpRequest& r) { return fail(404, "no such endpoint: " + r.method + " " + r.target); }
+HttpResponse not_allowed(const HttpRequest& r) { return fail(405, "method not allowed: " + r.method + " " + r.target); }
 
 HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const Target& t) {
   const auto& seg = t.segments;

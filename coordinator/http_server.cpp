@@ -30,37 +30,30 @@ void set_cloexec(int fd) {
   if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
-std::string error_body(const std::string& message) {
-  return nlohmann::json{{"error", message}}.dump();
-}
+std::string error_body(const std::string& message) { return nlohmann::json{{"error", message}}.dump(); }
 
 // One client connection: read a request, answer it, repeat while the client keeps it alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServer::Handler& handler)
-      : stream_(std::move(socket)), handler_(handler) {}
+  Session(tcp::socket socket, const HttpServer::Handler& handler) : stream_(std::move(socket)), handler_(handler) {}
 
   void read() {
     parser_.emplace();
     parser_->body_limit(HttpServer::kMaxBodyBytes);
     stream_.expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
  private:
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof) {
       close();
       return;
     }
     if (ec == http::error::body_limit) {
-      respond(413, error_body("request body exceeds " + std::to_string(HttpServer::kMaxBodyBytes) +
-                              " bytes"), false);
+      respond(413, error_body("request body exceeds " + std::to_string(HttpServer::kMaxBodyBytes) + " bytes"), false);
       return;
     }
     if (ec) {
@@ -68,8 +61,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     http::request<http::string_body> req = parser_->release();
-    HttpRequest request{std::string(req.method_string()), std::string(req.target()),
-                        std::move(req.body())};
+    HttpRequest request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
     HttpResponse response;
     try {
       response = handler_(request);
@@ -90,11 +82,10 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.body() = std::move(body);
     response_.prepare_payload();
     stream_.expires_after(kIdleTimeout);
-    http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
-                        if (ec || !keep_alive) return self->close();
-                        self->read();
-                      });
+    http::async_write(stream_, response_, [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+      if (ec || !keep_alive) return self->close();
+      self->read();
+    });
   }
 
   void close() {

@@ -78,9 +78,8 @@ const char* errno_text(int err) {
 }
 
 // Runs in the forked child: only async-signal-safe calls, no allocation. Never returns.
-[[noreturn]] void exec_child(const char* exe, char* const* argv, char* const* envp,
-                             const char* run_dir, int null_fd, int log_fd, long max_fd,
-                             const char* exec_error) {
+[[noreturn]] void exec_child(const char* exe, char* const* argv, char* const* envp, const char* run_dir, int null_fd,
+                             int log_fd, long max_fd, const char* exec_error) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -147,11 +146,11 @@ ProcessId LocalExecutor::launch(const LaunchRequest& r) {
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("run " + r.run_id + ": fork failed for", exe);
   if (pid == 0)
-    exec_child(exe.c_str(), argv.data(), envp.data(), r.run_dir.c_str(), null_fd.get(),
-               log_fd.get(), max_fd, exec_error.c_str());
+    exec_child(exe.c_str(), argv.data(), envp.data(), r.run_dir.c_str(), null_fd.get(), log_fd.get(), max_fd,
+               exec_error.c_str());
   children_.insert(pid);
-  log::info("run " + r.run_id + ": started mpirun (pid " + std::to_string(pid) + ") in " +
-            r.run_dir + ": " + join(args, " "));
+  log::info("run " + r.run_id + ": started mpirun (pid " + std::to_string(pid) + ") in " + r.run_dir + ": " +
+            join(args, " "));
   return pid;
 }
 

@@ -76,8 +76,7 @@ void block_shutdown_signals() {
 // Waits up to `timeout` for SIGINT/SIGTERM; returns the signal, or 0 on timeout.
 int wait_for_shutdown(std::chrono::milliseconds timeout) {
   const sigset_t set = shutdown_signals();
-  const timespec ts{static_cast<time_t>(timeout.count() / 1000),
-                    static_cast<long>(timeout.count() % 1000) * 1000000L};
+  const timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>(timeout.count() % 1000) * 1000000L};
   const int sig = sigtimedwait(&set, nullptr, &ts);
   return sig > 0 ? sig : 0;
 }
@@ -201,8 +200,8 @@ int cmd_run(const ParsedArgs& a) {
     std::printf("experiment '%s' exists in this store; running this one as '%s'\n", base.c_str(),
                 submission.name.c_str());
   const std::string name = submitted.experiment;
-  std::printf("submitted %s (coordinator %s, state %s); Ctrl-C stops waiting, jobs keep running\n",
-              name.c_str(), service.http_url().c_str(), service.state_dir().c_str());
+  std::printf("submitted %s (coordinator %s, state %s); Ctrl-C stops waiting, jobs keep running\n", name.c_str(),
+              service.http_url().c_str(), service.state_dir().c_str());
   std::fflush(stdout);
 
   std::string last_line;
@@ -224,8 +223,7 @@ int cmd_run(const ParsedArgs& a) {
     }
     if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {
       std::printf("interrupted (%s): experiment %s is still %s; its jobs keep running\n",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM", name.c_str(),
-                  to_string(view->experiment.state));
+                  sig == SIGINT ? "SIGINT" : "SIGTERM", name.c_str(), to_string(view->experiment.state));
       return 130;
     }
   }
@@ -240,29 +238,36 @@ struct Command {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
-      {{"serve", {}, "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
+      {{"serve",
+        {},
+        "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
         {kStateFlag,
          {"http-port", "P", "HTTP API port on 127.0.0.1 (default 7621; 0 = any free port)"},
          {"zmq-port", "P", "worker endpoint port on 127.0.0.1 (default 7622; 0 = any free port)"},
          {"runs", "DIR", "run directories (default <state>/runs)"},
-         kWorkerFlag, kMpirunFlag}},
+         kWorkerFlag,
+         kMpirunFlag}},
        cmd_serve},
-      {{"submit", {"FILE"}, "Validate an experiment file and submit it to the running coordinator.",
+      {{"submit",
+        {"FILE"},
+        "Validate an experiment file and submit it to the running coordinator.",
         {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag}},
        cmd_submit},
-      {{"resume", {"EXPERIMENT"},
+      {{"resume",
+        {"EXPERIMENT"},
         "Start a new attempt of a stopped experiment's first unfinished stage on the running coordinator, "
         "continuing from that stage's newest checkpoint.",
         {kCoordFlag, kStateFlag}},
        cmd_resume},
-      {{"status", {"[EXPERIMENT]"}, "Show experiments, their stages and runs (or one experiment in detail).",
+      {{"status",
+        {"[EXPERIMENT]"},
+        "Show experiments, their stages and runs (or one experiment in detail).",
         {{"json", "", "print the API's JSON instead of a table"}, kCoordFlag, kStateFlag}},
        cmd_status},
-      {{"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}},
-       cmd_show},
-      {{"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}},
-       cmd_presets},
-      {{"run", {"FILE"},
+      {{"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}}, cmd_show},
+      {{"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}}, cmd_presets},
+      {{"run",
+        {"FILE"},
         "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
         {kStateFlag, kNameFlag, kFaultFlag, kWorkerFlag, kMpirunFlag}},
        cmd_run},
@@ -300,13 +305,11 @@ int main(int argc, char** argv) {
   for (const Command& c : commands())
     if (c.spec.name == args[0]) command = &c;
   if (!command) {
-    std::fprintf(stderr, "ldm-coord: error: unknown command '%s'\n\n%s", args[0].c_str(),
-                 general_usage().c_str());
+    std::fprintf(stderr, "ldm-coord: error: unknown command '%s'\n\n%s", args[0].c_str(), general_usage().c_str());
     return 2;
   }
   try {
-    const ParsedArgs parsed =
-        parse_command_args(command->spec, std::vector<std::string>(args.begin() + 1, args.end()));
+    const ParsedArgs parsed = parse_command_args(command->spec, std::vector<std::string>(args.begin() + 1, args.end()));
     if (parsed.help) {
       std::fputs(command_help(command->spec).c_str(), stdout);
       return 0;

@@ -29,14 +29,10 @@ const RunRecord* current_run(const ExperimentView& v, const StageRecord& stage) 
   return nullptr;
 }
 
-std::string steps(const StageRecord& s) {
-  return std::to_string(s.step) + "/" + std::to_string(s.total_steps);
-}
+std::string steps(const StageRecord& s) { return std::to_string(s.step) + "/" + std::to_string(s.total_steps); }
 
 // Loss and throughput exist once the run has reported a metric batch.
-std::string loss_text(const RunRecord* r) {
-  return r && r->last_seq > 0 ? printf_string("%.4g", r->last_loss) : "-";
-}
+std::string loss_text(const RunRecord* r) { return r && r->last_seq > 0 ? printf_string("%.4g", r->last_loss) : "-"; }
 std::string rate_text(const RunRecord* r) {
   return r && r->samples_per_s > 0 ? printf_string("%.1f", r->samples_per_s) : "-";
 }
@@ -46,10 +42,8 @@ std::string duration_text(double seconds) {
   if (seconds < 60) return printf_string("%.1fs", seconds);
   const long s = static_cast<long>(seconds + 0.5);
   char buf[32];
-  if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  if (s < 3600) std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
   return buf;
 }
 
@@ -87,20 +81,19 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows) {
 
 std::string format_status_table(const std::vector<ExperimentView>& experiments) {
   if (experiments.empty()) return "no experiments (submit one with `ldm-coord submit FILE`)\n";
-  std::vector<std::vector<std::string>> rows = {
-      {"EXPERIMENT", "STATE", "STAGE", "STEP", "LOSS", "SAMPLES/S", "ERROR"}};
+  std::vector<std::vector<std::string>> rows = {{"EXPERIMENT", "STATE", "STAGE", "STEP", "LOSS", "SAMPLES/S", "ERROR"}};
   for (const ExperimentView& v : experiments) {
     bool first = true;
     for (const StageRecord& s : v.stages) {
       const RunRecord* r = current_run(v, s);
       rows.push_back({first ? v.experiment.name : "", first ? to_string(v.experiment.state) : "",
-                      s.name + " (" + to_string(s.state) + ")", steps(s), loss_text(r),
-                      rate_text(r), r ? first_line(r->error) : ""});
+                      s.name + " (" + to_string(s.state) + ")", steps(s), loss_text(r), rate_text(r),
+                      r ? first_line(r->error) : ""});
       first = false;
     }
     if (v.stages.empty())
-      rows.push_back({v.experiment.name, to_string(v.experiment.state), "-", "-", "-", "-",
-                      first_line(v.experiment.error)});
+      rows.push_back(
+          {v.experiment.name, to_string(v.experiment.state), "-", "-", "-", "-", first_line(v.experiment.error)});
   }
   return format_table(rows);
 }
@@ -118,9 +111,8 @@ std::string format_experiment_detail(const ExperimentView& v) {
   std::vector<std::vector<std::string>> runs = {
       {"RUN", "STATE", "STEP", "LOSS", "SAMPLES/S", "WALL", "RANKS", "PID", "RUN DIR"}};
   for (const RunRecord& r : v.runs)
-    runs.push_back({r.id, to_string(r.state), std::to_string(r.step), loss_text(&r), rate_text(&r),
-                    wall_text(&r), std::to_string(r.ranks), r.pid ? std::to_string(r.pid) : "-",
-                    r.run_dir});
+    runs.push_back({r.id, to_string(r.state), std::to_string(r.step), loss_text(&r), rate_text(&r), wall_text(&r),
+                    std::to_string(r.ranks), r.pid ? std::to_string(r.pid) : "-", r.run_dir});
   out += "\n" + format_table(runs);
   for (const RunRecord& r : v.runs)
     if (!r.error.empty()) out += "\nrun " + r.id + " error:\n" + indent(r.error, "  ");
@@ -131,8 +123,8 @@ std::string format_progress_line(const ExperimentView& v) {
   for (const StageRecord& s : v.stages) {
     if (s.state == RunState::Done && &s != &v.stages.back()) continue;
     const RunRecord* r = current_run(v, s);
-    return v.experiment.name + "/" + s.name + ": " + to_string(s.state) + ", step " + steps(s) +
-           ", loss " + loss_text(r) + ", " + rate_text(r) + " samples/s";
+    return v.experiment.name + "/" + s.name + ": " + to_string(s.state) + ", step " + steps(s) + ", loss " +
+           loss_text(r) + ", " + rate_text(r) + " samples/s";
   }
   return v.experiment.name + ": " + to_string(v.experiment.state);
 }
@@ -145,8 +137,8 @@ std::string format_summary(const ExperimentView& v) {
   out += "\n";
   for (const StageRecord& s : v.stages) {
     const RunRecord* r = current_run(v, s);
-    out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " +
-           loss_text(r) + ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
+    out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " + loss_text(r) +
+           ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
     if (!r) continue;
     out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) +
            (r->resume_from.empty() ? std::string() : ", resumed from step " + std::to_string(r->resume_step)) + ")\n";
@@ -164,8 +156,8 @@ std::string size_text(const PresetInfo& p) {
     std::vector<std::string> mult, attn;
     for (int m : p.channel_mult) mult.push_back(std::to_string(m));
     for (int d : p.attention_ds) attn.push_back(std::to_string(d));
-    return "ch" + std::to_string(p.model_channels) + " x" + join(mult, ",") + " res" + std::to_string(p.num_res_blocks) +
-           " attn@" + join(attn, ",");
+    return "ch" + std::to_string(p.model_channels) + " x" + join(mult, ",") + " res" +
+           std::to_string(p.num_res_blocks) + " attn@" + join(attn, ",");
   }
   std::string s = "d" + std::to_string(p.depth) + " w" + std::to_string(p.width) + " h" + std::to_string(p.heads) +
                   " p" + std::to_string(p.patch);

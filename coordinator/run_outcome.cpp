@@ -28,19 +28,32 @@ std::string trim(const std::string& s) {
 
 const char* signal_name(int sig) {
   switch (sig) {
-    case 1: return "SIGHUP";
-    case 2: return "SIGINT";
-    case 3: return "SIGQUIT";
-    case 4: return "SIGILL";
-    case 6: return "SIGABRT";
-    case 7: return "SIGBUS";
-    case 8: return "SIGFPE";
-    case 9: return "SIGKILL";
-    case 10: return "SIGUSR1";
-    case 11: return "SIGSEGV";
-    case 13: return "SIGPIPE";
-    case 15: return "SIGTERM";
-    default: return nullptr;
+    case 1:
+      return "SIGHUP";
+    case 2:
+      return "SIGINT";
+    case 3:
+      return "SIGQUIT";
+    case 4:
+      return "SIGILL";
+    case 6:
+      return "SIGABRT";
+    case 7:
+      return "SIGBUS";
+    case 8:
+      return "SIGFPE";
+    case 9:
+      return "SIGKILL";
+    case 10:
+      return "SIGUSR1";
+    case 11:
+      return "SIGSEGV";
+    case 13:
+      return "SIGPIPE";
+    case 15:
+      return "SIGTERM";
+    default:
+      return nullptr;
   }
 }
 
@@ -135,8 +148,7 @@ std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir) {
   return p;
 }
 
-RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit,
-                              const std::string& run_dir) {
+RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit, const std::string& run_dir) {
   const bool clean_exit = exit.signal == 0 && exit.exit_code == 0;
   switch (report.kind) {
     case WorkerReport::Preempted:
@@ -158,7 +170,8 @@ RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit&
   // A handled error leaves "rank R: error at step S: ..." (worker/main.cpp); a crash leaves
   // "rank R: crashed with signal ..." and a killed job leaves nothing.
   bool reported_error = report.kind == WorkerReport::Failed;
-  for (const std::string& note : notes) reported_error = reported_error || note.find(": error at step ") != std::string::npos;
+  for (const std::string& note : notes)
+    reported_error = reported_error || note.find(": error at step ") != std::string::npos;
   return {RunState::Failed, error, !reported_error};
 }
 

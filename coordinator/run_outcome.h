@@ -32,8 +32,7 @@ struct RunOutcome {
   bool retryable = false;
 };
 
-RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit,
-                              const std::string& run_dir);
+RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit, const std::string& run_dir);
 
 // The one-line notes of <run_dir>/failure-rank-*.txt, ordered by rank.
 std::vector<std::string> read_failure_notes(const std::string& run_dir);

@@ -71,14 +71,12 @@ bool ZmqEndpoint::serve_one() {
   if (frames.size() == 2) {
     reply = handler_(frames[1].to_string());
   } else {
-    const std::string problem = "expected exactly one frame per message, got " +
-                                std::to_string(frames.size() - 1);
+    const std::string problem = "expected exactly one frame per message, got " + std::to_string(frames.size() - 1);
     log::warn("worker endpoint: rejected a message: " + problem);
     reply = protocol::encode(protocol::make(protocol::Type::Error, "", "", {{"message", problem}}));
   }
   // ROUTER drops replies to peers that are gone or over their high-water mark; never blocks.
-  socket_.send(zmq::buffer(frames[0].data(), frames[0].size()),
-               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  socket_.send(zmq::buffer(frames[0].data(), frames[0].size()), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
   socket_.send(zmq::buffer(reply), zmq::send_flags::dontwait);
   return true;
 }

@@ -15,22 +15,18 @@ PatchAutoencoder::PatchAutoencoder(int factor, double scale, double shift)
 }
 
 at::Tensor PatchAutoencoder::encode(const at::Tensor& images) const {
-  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "patch autoencoder: expected [N,3,H,W], got ",
-              images.sizes());
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "patch autoencoder: expected [N,3,H,W], got ", images.sizes());
   const int64_t n = images.size(0), h = images.size(2), w = images.size(3), f = factor_;
-  TORCH_CHECK(h % f == 0 && w % f == 0, "patch autoencoder: image ", h, "x", w,
-              " is not divisible by factor ", f);
+  TORCH_CHECK(h % f == 0 && w % f == 0, "patch autoencoder: image ", h, "x", w, " is not divisible by factor ", f);
   // [N,3,H,W] -> [N,3,H/f,f,W/f,f] -> [N,3,f,f,H/f,W/f] -> [N,3·f·f,H/f,W/f]
-  auto z = images.reshape({n, 3, h / f, f, w / f, f})
-               .permute({0, 1, 3, 5, 2, 4})
-               .reshape({n, 3 * f * f, h / f, w / f});
+  auto z = images.reshape({n, 3, h / f, f, w / f, f}).permute({0, 1, 3, 5, 2, 4}).reshape({n, 3 * f * f, h / f, w / f});
   return (z - shift_) * scale_;
 }
 
 at::Tensor PatchAutoencoder::decode(const at::Tensor& latents) const {
   const int64_t f = factor_;
-  TORCH_CHECK(latents.dim() == 4 && latents.size(1) == 3 * f * f,
-              "patch autoencoder: expected [N,", 3 * f * f, ",h,w], got ", latents.sizes());
+  TORCH_CHECK(latents.dim() == 4 && latents.size(1) == 3 * f * f, "patch autoencoder: expected [N,", 3 * f * f,
+              ",h,w], got ", latents.sizes());
   const int64_t n = latents.size(0), h = latents.size(2), w = latents.size(3);
   auto z = latents / scale_ + shift_;
   // exact inverse of encode's permutation

@@ -34,9 +34,12 @@ struct Filter {
 };
 Filter filter_of(ResampleFilter f) {
   switch (f) {
-    case ResampleFilter::Box: return {box_filter, 0.5};
-    case ResampleFilter::Bilinear: return {bilinear_filter, 1.0};
-    default: return {bicubic_filter, 2.0};
+    case ResampleFilter::Box:
+      return {box_filter, 0.5};
+    case ResampleFilter::Bilinear:
+      return {bilinear_filter, 1.0};
+    default:
+      return {bicubic_filter, 2.0};
   }
 }
 
@@ -178,8 +181,7 @@ void check_input(const RgbImage& in, int h, int w) {
   if (h < 1 || w < 1)
     throw Error("crop: output size must be >= 1, got " + std::to_string(h) + "x" + std::to_string(w) +
                 " (height x width)");
-  if (in.width < 1 || in.height < 1 ||
-      in.pixels.size() != static_cast<std::size_t>(in.width) * in.height * 3)
+  if (in.width < 1 || in.height < 1 || in.pixels.size() != static_cast<std::size_t>(in.width) * in.height * 3)
     throw Error("crop: empty or malformed input image");
 }
 
@@ -250,9 +252,12 @@ CropStrategy parse_crop_strategy(const std::string& name) {
 
 const char* crop_strategy_name(CropStrategy s) {
   switch (s) {
-    case CropStrategy::Center: return "center";
-    case CropStrategy::Random: return "random";
-    default: return "random_resized";
+    case CropStrategy::Center:
+      return "center";
+    case CropStrategy::Random:
+      return "random";
+    default:
+      return "random_resized";
   }
 }
 

@@ -54,12 +54,12 @@ const char* crop_strategy_name(CropStrategy s);
 
 struct CropOptions {
   CropStrategy strategy = CropStrategy::Center;
-  int size = 256;           // output side R
+  int size = 256;  // output side R
   // Rectangular output (aspect-ratio buckets): height x width; 0 = use `size` (the default, square).
   int height = 0, width = 0;
-  double flip_prob = 0.0;   // probability of a horizontal flip
-  double scale_min = 0.08, scale_max = 1.0;            // RandomResized: area fraction
-  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // RandomResized: aspect w/h
+  double flip_prob = 0.0;                                    // probability of a horizontal flip
+  double scale_min = 0.08, scale_max = 1.0;                  // RandomResized: area fraction
+  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;       // RandomResized: aspect w/h
   ResampleFilter resized_filter = ResampleFilter::Bilinear;  // RandomResized's resize
 
   int out_height() const { return height > 0 ? height : size; }
@@ -78,8 +78,8 @@ class AugmentRng {
  public:
   AugmentRng(const AugmentKey& key, std::uint64_t purpose);
   std::uint64_t next_u64();
-  double uniform();                              // [0, 1), 53 bits
-  double uniform(double lo, double hi);          // [lo, hi)
+  double uniform();                                                      // [0, 1), 53 bits
+  double uniform(double lo, double hi);                                  // [lo, hi)
   std::int64_t uniform_int(std::int64_t lo, std::int64_t hi_exclusive);  // unbiased
 
  private:

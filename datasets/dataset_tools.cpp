@@ -35,9 +35,7 @@ std::string hex32(std::uint32_t v) {
   return buf;
 }
 
-std::string file_name(const std::string& path) {
-  return std::filesystem::path(path).filename().string();
-}
+std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 // The reader's messages start with the shard's path (and "record N: "): drop what we print anyway.
 std::string strip_prefix(const std::string& text, const std::string& prefix) {
@@ -84,8 +82,8 @@ class RawShard {
     if (available >= 8) d.id = get_u64(body);
     const std::uint64_t body_len = get_u32(buf.data());
     if (body_len != available) {
-      d.text = "length " + std::to_string(body_len) + " disagrees with the index (" +
-               std::to_string(available) + " bytes until the next record)";
+      d.text = "length " + std::to_string(body_len) + " disagrees with the index (" + std::to_string(available) +
+               " bytes until the next record)";
       return d;
     }
     const std::uint32_t stored = get_u32(buf.data() + 4);
@@ -135,8 +133,7 @@ std::uint64_t file_size_or_zero(const std::string& path) {
 class ProblemSink {
  public:
   ProblemSink(VerifyReport& report, std::size_t limit) : report_(report), limit_(limit) {}
-  void add(const std::string& shard, std::int64_t record, std::optional<std::uint64_t> id,
-           const std::string& detail) {
+  void add(const std::string& shard, std::int64_t record, std::optional<std::uint64_t> id, const std::string& detail) {
     ++report_.problem_count;
     if (report_.problems.size() >= limit_) return;
     std::string text = shard.empty() ? detail : shard + ": ";
@@ -198,14 +195,12 @@ VerifyReport verify_directory(const std::string& dir, const VerifyOptions& optio
       } else {
         std::vector<std::string> diffs;
         if (h.kind != reference_header.kind)
-          diffs.push_back(std::string("payload kind ") + to_string(h.kind) + " vs " +
-                          to_string(reference_header.kind));
+          diffs.push_back(std::string("payload kind ") + to_string(h.kind) + " vs " + to_string(reference_header.kind));
         if (h.encoder != reference_header.encoder)
           diffs.push_back("encoder '" + h.encoder + "' vs '" + reference_header.encoder + "'");
         if (!diffs.empty()) {
           ++report.disagreements;
-          problems.add(name, -1, std::nullopt,
-                       "header disagrees with " + names[*reference] + ": " + join(diffs, "; "));
+          problems.add(name, -1, std::nullopt, "header disagrees with " + names[*reference] + ": " + join(diffs, "; "));
         }
       }
       report.records += reader->size();
@@ -234,9 +229,8 @@ VerifyReport verify_directory(const std::string& dir, const VerifyOptions& optio
         } else if (channels != reference_channels) {
           ++report.disagreements;
           problems.add(name, static_cast<std::int64_t>(i), r.id,
-                       "payload has " + std::to_string(channels) + " channels (shape " +
-                           shape_key(r.shape) + "), " + channels_from + " has " +
-                           std::to_string(reference_channels));
+                       "payload has " + std::to_string(channels) + " channels (shape " + shape_key(r.shape) + "), " +
+                           channels_from + " has " + std::to_string(reference_channels));
         }
       }
     }
@@ -258,9 +252,9 @@ VerifyReport verify_directory(const std::string& dir, const VerifyOptions& optio
     std::size_t first = k - 1;  // the run of equal ids starts at its earliest place
     while (first > 0 && ids[first - 1].id == ids[k].id) --first;
     ++report.duplicate_ids;
-    problems.add(names[ids[k].shard], ids[k].record, ids[k].id,
-                 "duplicate id, first seen in " + names[ids[first].shard] + " record " +
-                     std::to_string(ids[first].record));
+    problems.add(
+        names[ids[k].shard], ids[k].record, ids[k].id,
+        "duplicate id, first seen in " + names[ids[first].shard] + " record " + std::to_string(ids[first].record));
   }
   return report;
 }
@@ -276,10 +270,8 @@ std::string verify_summary(const VerifyReport& report) {
   part(report.unreadable_shards, "unreadable shard", "unreadable shards");
   part(report.corrupt_records, "corrupt record", "corrupt records");
   part(report.duplicate_ids, "duplicate id", "duplicate ids");
-  part(report.disagreements, "disagreement with the first shard",
-       "disagreements with the first shard");
-  s += ": " + std::to_string(report.problem_count) +
-       (report.problem_count == 1 ? " problem" : " problems");
+  part(report.disagreements, "disagreement with the first shard", "disagreements with the first shard");
+  s += ": " + std::to_string(report.problem_count) + (report.problem_count == 1 ? " problem" : " problems");
   if (!kinds.empty()) s += " (" + join(kinds, ", ") + ")";
   return s;
 }
@@ -372,10 +364,8 @@ void add_payload(DatasetStats& st, PayloadKind kind, const Record& r) {
     const unsigned char* p = r.payload.data() + 4 * k * plane;
     for (std::size_t i = 0; i < plane; ++i) {
       const float v = get_f32(p + 4 * i);
-      if (std::isfinite(v))
-        values.push_back(v);
-      else
-        ++st.non_finite;
+      if (std::isfinite(v)) values.push_back(v);
+      else ++st.non_finite;
     }
     if (values.empty()) continue;
     Moments m;
@@ -391,8 +381,7 @@ void add_payload(DatasetStats& st, PayloadKind kind, const Record& r) {
 
 }  // namespace
 
-DatasetStats compute_stats(const std::string& dir,
-                           const std::function<void(const StatsProgress&)>& progress,
+DatasetStats compute_stats(const std::string& dir, const std::function<void(const StatsProgress&)>& progress,
                            const std::function<void(const std::string&)>& on_error) {
   DatasetStats st;
   st.dir = dir;
@@ -412,8 +401,8 @@ DatasetStats compute_stats(const std::string& dir,
       st.dataset = h.dataset;
       first_name = name;
     } else if (h.kind != st.kind) {
-      throw DataError(name + " holds " + to_string(h.kind) + " payloads but " + first_name +
-                      " holds " + to_string(st.kind) + " (run 'ldm-data verify')");
+      throw DataError(name + " holds " + to_string(h.kind) + " payloads but " + first_name + " holds " +
+                      to_string(st.kind) + " (run 'ldm-data verify')");
     }
     bytes += file_size_or_zero(paths[s]);
     for (std::size_t i = 0; i < reader.size(); ++i) {
@@ -430,9 +419,8 @@ DatasetStats compute_stats(const std::string& dir,
         reference_channels = channels;
         channels_from = name + " record " + std::to_string(i);
       } else if (channels != reference_channels) {
-        throw DataError(name + ": record " + std::to_string(i) + " has " +
-                        std::to_string(channels) + " channels, " + channels_from + " has " +
-                        std::to_string(reference_channels) + " (run 'ldm-data verify')");
+        throw DataError(name + ": record " + std::to_string(i) + " has " + std::to_string(channels) + " channels, " +
+                        channels_from + " has " + std::to_string(reference_channels) + " (run 'ldm-data verify')");
       }
       ++st.records;
       ++st.labels[r.label];
@@ -487,9 +475,7 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
-std::string range_text(const MinMeanMax& m) {
-  return fmt("%.0f", m.min) + ".." + fmt("%.0f", m.max);
-}
+std::string range_text(const MinMeanMax& m) { return fmt("%.0f", m.min) + ".." + fmt("%.0f", m.max); }
 
 }  // namespace
 
@@ -511,27 +497,24 @@ std::string format_stats(const DatasetStats& st) {
   for (const auto& [label, count] : st.labels) {
     char line[160];
     const std::string label_text = label_name(label, st);
-    std::snprintf(line, sizeof line, "  %-9s %8llu  %5.1f%%%s%s\n",
-                  label < 0 ? "none" : std::to_string(label).c_str(),
-                  static_cast<unsigned long long>(count), 100.0 * count / n,
-                  label_text.empty() ? "" : "  ", label_text.c_str());
+    std::snprintf(line, sizeof line, "  %-9s %8llu  %5.1f%%%s%s\n", label < 0 ? "none" : std::to_string(label).c_str(),
+                  static_cast<unsigned long long>(count), 100.0 * count / n, label_text.empty() ? "" : "  ",
+                  label_text.c_str());
     o << line;
   }
 
   o << "captions:   " << st.captioned << " of " << st.records << " records";
   if (st.captioned > 0)
-    o << "; words min " << fmt("%.0f", st.caption_words.min) << ", mean "
-      << fmt("%.2f", st.caption_words.mean()) << ", max " << fmt("%.0f", st.caption_words.max)
-      << "; chars min " << fmt("%.0f", st.caption_chars.min) << ", mean "
-      << fmt("%.1f", st.caption_chars.mean()) << ", max " << fmt("%.0f", st.caption_chars.max);
+    o << "; words min " << fmt("%.0f", st.caption_words.min) << ", mean " << fmt("%.2f", st.caption_words.mean())
+      << ", max " << fmt("%.0f", st.caption_words.max) << "; chars min " << fmt("%.0f", st.caption_chars.min)
+      << ", mean " << fmt("%.1f", st.caption_chars.mean()) << ", max " << fmt("%.0f", st.caption_chars.max);
   o << "\n";
 
   o << "shapes:     " << st.shapes.size() << " distinct ("
     << (st.kind == PayloadKind::ImageU8 ? "H x W x 3" : "C x H x W") << ")\n";
   for (const auto& [shape, count] : st.shapes) {
     char line[160];
-    std::snprintf(line, sizeof line, "  %-18s %8llu\n", shape.c_str(),
-                  static_cast<unsigned long long>(count));
+    std::snprintf(line, sizeof line, "  %-18s %8llu\n", shape.c_str(), static_cast<unsigned long long>(count));
     o << line;
   }
 
@@ -540,16 +523,13 @@ std::string format_stats(const DatasetStats& st) {
     o << "; original h " << range_text(st.orig_h) << " w " << range_text(st.orig_w) << "; crop h "
       << range_text(st.crop_h) << " w " << range_text(st.crop_w);
   o << "\n";
-  o << "flipped:    " << st.flipped << " of " << st.records << " ("
-    << fmt("%.1f", 100.0 * st.flipped / n) << "%)\n";
+  o << "flipped:    " << st.flipped << " of " << st.records << " (" << fmt("%.1f", 100.0 * st.flipped / n) << "%)\n";
 
-  o << "channels:   "
-    << (st.kind == PayloadKind::ImageU8 ? "pixel values in [0,1]" : "latent values") << "\n";
+  o << "channels:   " << (st.kind == PayloadKind::ImageU8 ? "pixel values in [0,1]" : "latent values") << "\n";
   o << "  channel       mean          std\n";
   for (std::size_t k = 0; k < st.channels.size(); ++k) {
     char line[160];
-    std::snprintf(line, sizeof line, "  %-7zu %12.6g %12.6g\n", k, st.channels[k].mean,
-                  st.channels[k].std());
+    std::snprintf(line, sizeof line, "  %-7zu %12.6g %12.6g\n", k, st.channels[k].mean, st.channels[k].std());
     o << line;
   }
   {
@@ -586,10 +566,7 @@ std::string stats_json(const DatasetStats& st) {
       {"encoder", st.encoder},
       {"dataset", st.dataset},
       {"labels", labels},
-      {"captions",
-       {{"count", st.captioned},
-        {"words", mmm(st.caption_words)},
-        {"chars", mmm(st.caption_chars)}}},
+      {"captions", {{"count", st.captioned}, {"words", mmm(st.caption_words)}, {"chars", mmm(st.caption_chars)}}},
       {"shapes", shapes},
       {"shape_order", st.kind == PayloadKind::ImageU8 ? "HxWx3" : "CxHxW"},
       {"control",
@@ -604,8 +581,7 @@ std::string stats_json(const DatasetStats& st) {
       {"channels", channels},
       {"all_channels", {{"mean", st.all.mean}, {"std", st.all.std()}, {"count", st.all.count}}},
       {"non_finite_values", st.non_finite},
-      {"suggested_scale_factor",
-       st.suggested_scale_factor ? json(*st.suggested_scale_factor) : json(nullptr)},
+      {"suggested_scale_factor", st.suggested_scale_factor ? json(*st.suggested_scale_factor) : json(nullptr)},
   };
   return j.dump(2);
 }

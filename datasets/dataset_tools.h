@@ -97,9 +97,9 @@ struct DatasetStats {
   std::uint64_t captioned = 0;                   // records with a non-empty caption
   MinMeanMax caption_words, caption_chars;       // over captioned records
   std::map<std::string, std::uint64_t> shapes;   // "4x32x32" (dims as stored) -> records
-  std::uint64_t with_control = 0;             // records with control metadata (orig_h, orig_w > 0)
-  MinMeanMax orig_h, orig_w, crop_h, crop_w;  // over records with control metadata
-  std::uint64_t flipped = 0;                  // over all records
+  std::uint64_t with_control = 0;                // records with control metadata (orig_h, orig_w > 0)
+  MinMeanMax orig_h, orig_w, crop_h, crop_w;     // over records with control metadata
+  std::uint64_t flipped = 0;                     // over all records
   // Per-channel statistics: ImageU8 pixels scaled to [0,1] (channel = R, G, B); LatentF32
   // values (channel = C index). `all` pools every channel's values.
   std::vector<Moments> channels;
@@ -120,8 +120,7 @@ struct StatsProgress {
 // in `unreadable_records` and reported through `on_error` (if given) with the reader's message.
 // Throws DataError if there are no shards, a shard cannot be opened, or shards disagree on
 // payload kind or on the latent channel count (statistics across them would mean nothing).
-DatasetStats compute_stats(const std::string& dir,
-                           const std::function<void(const StatsProgress&)>& progress = {},
+DatasetStats compute_stats(const std::string& dir, const std::function<void(const StatsProgress&)>& progress = {},
                            const std::function<void(const std::string&)>& on_error = {});
 
 // A human-readable table.

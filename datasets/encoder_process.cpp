@@ -19,7 +19,9 @@ extern char** environ;
 
 namespace ldm::data::pipe {
 
-void write_bytes(int fd, const std::string& bytes, const std::string& what) { write_all(fd, bytes.data(), bytes.size(), what); }
+void write_bytes(int fd, const std::string& bytes, const std::string& what) {
+  write_all(fd, bytes.data(), bytes.size(), what);
+}
 
 void write_u32(int fd, std::uint32_t v, const std::string& what) {
   std::string b;
@@ -173,9 +175,8 @@ void EncoderProcess::encode(std::vector<Record>& records, const std::vector<std:
 
 void serve_encoder(const RecordEncoder& encoder, int in, int out) {
   const std::string what = "encoder input";
-  const nlohmann::json hello = {{"kind", to_string(encoder.kind())},
-                                {"encoder", encoder.identity()},
-                                {"text_encoder", encoder.text_identity()}};
+  const nlohmann::json hello = {
+      {"kind", to_string(encoder.kind())}, {"encoder", encoder.identity()}, {"text_encoder", encoder.text_identity()}};
   pipe::write_u32(out, static_cast<std::uint32_t>(hello.dump().size()), "encoder output");
   pipe::write_bytes(out, hello.dump(), "encoder output");
   for (;;) {
@@ -189,8 +190,8 @@ void serve_encoder(const RecordEncoder& encoder, int in, int out) {
       keys.push_back(pipe::read_bytes(in, n, what));
       pipe::read_u32(in, n, what);
       const std::string body = pipe::read_bytes(in, n, what);
-      records.push_back(decode_record(body.data(), body.size(), PayloadKind::ImageU8,
-                                      "request record " + std::to_string(i) + ": "));
+      records.push_back(
+          decode_record(body.data(), body.size(), PayloadKind::ImageU8, "request record " + std::to_string(i) + ": "));
     }
     std::string reply;
     try {

@@ -24,8 +24,8 @@ std::shared_ptr<const TextEncoder> make_text_encoder(const TextEncoderSpec& s) {
   if (s.kind != "torchscript") throw SpecError("text_encoder.kind", "unknown text encoder '" + s.kind + "'");
   auto te = std::make_shared<const TorchScriptTextEncoder>(s.path, s.tokenizer, static_cast<int>(s.max_tokens));
   if (te->dim() != s.dim)
-    throw SpecError("text_encoder.dim", std::to_string(s.dim) + " but " + s.path + " has hidden size " +
-                                            std::to_string(te->dim()));
+    throw SpecError("text_encoder.dim",
+                    std::to_string(s.dim) + " but " + s.path + " has hidden size " + std::to_string(te->dim()));
   return te;
 }
 

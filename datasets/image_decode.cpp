@@ -136,7 +136,8 @@ bool run_jpeg(JpegJob& job) {
   return true;
 }
 
-RgbImage decode_jpeg(const std::uint8_t* data, std::size_t size, const std::string& source, std::vector<std::uint8_t>& exif) {
+RgbImage decode_jpeg(const std::uint8_t* data, std::size_t size, const std::string& source,
+                     std::vector<std::uint8_t>& exif) {
   JpegJob job;
   job.data = data;
   job.size = size;
@@ -212,7 +213,8 @@ bool run_png(PngJob& job) {
   return true;
 }
 
-RgbImage decode_png(const std::uint8_t* data, std::size_t size, const std::string& source, std::vector<std::uint8_t>& exif) {
+RgbImage decode_png(const std::uint8_t* data, std::size_t size, const std::string& source,
+                    std::vector<std::uint8_t>& exif) {
   PngJob job;
   job.data = data;
   job.size = size;
@@ -235,18 +237,27 @@ RgbImage decode_png(const std::uint8_t* data, std::size_t size, const std::strin
 
 const char* webp_status(VP8StatusCode s) {
   switch (s) {
-    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
-    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
-    case VP8_STATUS_BITSTREAM_ERROR: return "corrupt WebP bitstream";
-    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported WebP feature";
-    case VP8_STATUS_SUSPENDED: return "decoding suspended";
-    case VP8_STATUS_USER_ABORT: return "decoding aborted";
-    case VP8_STATUS_NOT_ENOUGH_DATA: return "truncated WebP data";
-    default: return "unknown WebP error";
+    case VP8_STATUS_OUT_OF_MEMORY:
+      return "out of memory";
+    case VP8_STATUS_INVALID_PARAM:
+      return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR:
+      return "corrupt WebP bitstream";
+    case VP8_STATUS_UNSUPPORTED_FEATURE:
+      return "unsupported WebP feature";
+    case VP8_STATUS_SUSPENDED:
+      return "decoding suspended";
+    case VP8_STATUS_USER_ABORT:
+      return "decoding aborted";
+    case VP8_STATUS_NOT_ENOUGH_DATA:
+      return "truncated WebP data";
+    default:
+      return "unknown WebP error";
   }
 }
 
-RgbImage decode_webp(const std::uint8_t* data, std::size_t size, const std::string& source, std::vector<std::uint8_t>& exif) {
+RgbImage decode_webp(const std::uint8_t* data, std::size_t size, const std::string& source,
+                     std::vector<std::uint8_t>& exif) {
   WebPBitstreamFeatures features;
   VP8StatusCode st = WebPGetFeatures(data, size, &features);
   if (st != VP8_STATUS_OK) throw DataError(source + ": cannot decode WebP: " + webp_status(st));
@@ -263,8 +274,7 @@ RgbImage decode_webp(const std::uint8_t* data, std::size_t size, const std::stri
     config.output.colorspace = MODE_RGB;
     st = WebPDecode(data, size, &config);
     WebPFreeDecBuffer(&config.output);
-    throw DataError(source + ": cannot decode WebP: " +
-                    (st == VP8_STATUS_OK ? "corrupt WebP data" : webp_status(st)));
+    throw DataError(source + ": cannot decode WebP: " + (st == VP8_STATUS_OK ? "corrupt WebP data" : webp_status(st)));
   }
   WebPData wd{data, size};
   if (WebPDemuxer* demux = WebPDemux(&wd)) {
@@ -290,10 +300,14 @@ ImageFormat detect_image_format(const std::uint8_t* d, std::size_t n) {
 
 const char* image_format_name(ImageFormat f) {
   switch (f) {
-    case ImageFormat::Jpeg: return "jpeg";
-    case ImageFormat::Png: return "png";
-    case ImageFormat::Webp: return "webp";
-    default: return "unknown";
+    case ImageFormat::Jpeg:
+      return "jpeg";
+    case ImageFormat::Png:
+      return "png";
+    case ImageFormat::Webp:
+      return "webp";
+    default:
+      return "unknown";
   }
 }
 
@@ -341,13 +355,34 @@ RgbImage apply_exif_orientation(RgbImage in, int orientation) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (orientation) {
-        case 2: sx = W - 1 - x; sy = y; break;          // FLIP_LEFT_RIGHT
-        case 3: sx = W - 1 - x; sy = H - 1 - y; break;  // ROTATE_180
-        case 4: sx = x; sy = H - 1 - y; break;          // FLIP_TOP_BOTTOM
-        case 5: sx = y; sy = x; break;                  // TRANSPOSE
-        case 6: sx = y; sy = H - 1 - x; break;          // ROTATE_270 (90 clockwise)
-        case 7: sx = W - 1 - y; sy = H - 1 - x; break;  // TRANSVERSE
-        case 8: sx = W - 1 - y; sy = x; break;          // ROTATE_90 (counter-clockwise)
+        case 2:
+          sx = W - 1 - x;
+          sy = y;
+          break;  // FLIP_LEFT_RIGHT
+        case 3:
+          sx = W - 1 - x;
+          sy = H - 1 - y;
+          break;  // ROTATE_180
+        case 4:
+          sx = x;
+          sy = H - 1 - y;
+          break;  // FLIP_TOP_BOTTOM
+        case 5:
+          sx = y;
+          sy = x;
+          break;  // TRANSPOSE
+        case 6:
+          sx = y;
+          sy = H - 1 - x;
+          break;  // ROTATE_270 (90 clockwise)
+        case 7:
+          sx = W - 1 - y;
+          sy = H - 1 - x;
+          break;  // TRANSVERSE
+        case 8:
+          sx = W - 1 - y;
+          sy = x;
+          break;  // ROTATE_90 (counter-clockwise)
       }
       const std::uint8_t* s = in.pixels.data() + (static_cast<std::size_t>(sy) * W + sx) * 3;
       std::uint8_t* d = out.pixels.data() + (static_cast<std::size_t>(y) * out.width + x) * 3;
@@ -363,9 +398,15 @@ RgbImage decode_image(const std::uint8_t* data, std::size_t size, const std::str
   std::vector<std::uint8_t> exif;
   RgbImage img;
   switch (detect_image_format(data, size)) {
-    case ImageFormat::Jpeg: img = decode_jpeg(data, size, source, exif); break;
-    case ImageFormat::Png: img = decode_png(data, size, source, exif); break;
-    case ImageFormat::Webp: img = decode_webp(data, size, source, exif); break;
+    case ImageFormat::Jpeg:
+      img = decode_jpeg(data, size, source, exif);
+      break;
+    case ImageFormat::Png:
+      img = decode_png(data, size, source, exif);
+      break;
+    case ImageFormat::Webp:
+      img = decode_webp(data, size, source, exif);
+      break;
     default:
       throw DataError(source + (size == 0 ? ": empty image file" : ": unknown image format (not JPEG, PNG or WebP)"));
   }

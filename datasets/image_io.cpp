@@ -11,7 +11,9 @@
 namespace ldm::data {
 namespace {
 struct FileCloser {
-  void operator()(std::FILE* f) const { if (f) std::fclose(f); }
+  void operator()(std::FILE* f) const {
+    if (f) std::fclose(f);
+  }
 };
 using File = std::unique_ptr<std::FILE, FileCloser>;
 }  // namespace

@@ -55,8 +55,7 @@ std::string strip(const std::string& s) {
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw DataError(path + ": read error");
   return bytes;
 }
@@ -152,8 +151,7 @@ struct ShardStats {
 };
 
 nlohmann::json to_json(const ShardStats& s) {
-  return {{"inputs", s.inputs}, {"kept", s.kept},   {"bytes", s.bytes},
-          {"skipped", s.skipped}, {"names", s.names}};
+  return {{"inputs", s.inputs}, {"kept", s.kept}, {"bytes", s.bytes}, {"skipped", s.skipped}, {"names", s.names}};
 }
 
 ShardStats stats_from_json(const nlohmann::json& j) {
@@ -161,8 +159,7 @@ ShardStats stats_from_json(const nlohmann::json& j) {
   s.inputs = j.value("inputs", std::uint64_t{0});
   s.kept = j.value("kept", std::uint64_t{0});
   s.bytes = j.value("bytes", std::uint64_t{0});
-  if (j.contains("skipped"))
-    s.skipped = j.at("skipped").get<std::map<std::string, std::uint64_t>>();
+  if (j.contains("skipped")) s.skipped = j.at("skipped").get<std::map<std::string, std::uint64_t>>();
   if (j.contains("names")) s.names = j.at("names").get<std::vector<std::string>>();
   return s;
 }
@@ -192,8 +189,7 @@ bool reusable_shard(const std::string& path, const std::string& identity) {
 }
 
 // Counts of a reused shard: its sidecar, else its record count (skips unknown).
-ShardStats reused_stats(const std::string& dir, const std::string& name, int views,
-                        std::uint64_t inputs_if_known) {
+ShardStats reused_stats(const std::string& dir, const std::string& name, int views, std::uint64_t inputs_if_known) {
   const std::string side = sidecar_path(dir, name);
   if (path_exists(side)) {
     try {
@@ -212,8 +208,7 @@ ShardStats reused_stats(const std::string& dir, const std::string& name, int vie
 // Shared progress state; report() is called after each image / tar.
 class Progress {
  public:
-  Progress(const ImportOptions& o, const char* unit, std::uint64_t total)
-      : options_(o), start_(Clock::now()) {
+  Progress(const ImportOptions& o, const char* unit, std::uint64_t total) : options_(o), start_(Clock::now()) {
     p_.unit = unit;
     p_.total = total;
   }
@@ -246,9 +241,9 @@ struct ImageResult {
 
 // Decodes and crops one image. `orig_h/orig_w` > 0 replace the decoded size as the recorded
 // original size (WebDataset's json), with the crop box scaled to match.
-ImageResult make_records(const std::uint8_t* data, std::size_t size, const std::string& source,
-                         std::uint64_t image_id, std::int32_t label, const std::string& caption,
-                         const ImportOptions& o, int orig_h = 0, int orig_w = 0) {
+ImageResult make_records(const std::uint8_t* data, std::size_t size, const std::string& source, std::uint64_t image_id,
+                         std::int32_t label, const std::string& caption, const ImportOptions& o, int orig_h = 0,
+                         int orig_w = 0) {
   ImageResult out;
   RgbImage image;
   try {
@@ -304,8 +299,7 @@ void check_options(const ImportOptions& o) {
   if (o.crop.size < 1 || o.crop.size > 8192) throw Error("resolution must be in 1..8192");
   if (o.views < 1 || o.views > 1024) throw Error("views must be in 1..1024");
   if (o.shard_records < 1) throw Error("shard records must be >= 1");
-  if (!(o.crop.flip_prob >= 0.0 && o.crop.flip_prob <= 1.0))
-    throw Error("flip probability must be in [0, 1]");
+  if (!(o.crop.flip_prob >= 0.0 && o.crop.flip_prob <= 1.0)) throw Error("flip probability must be in [0, 1]");
 }
 
 int thread_count(const ImportOptions& o) {
@@ -446,23 +440,19 @@ std::vector<ImageNetItem> imagenet_items(const fs::path& root, const ImageNetOpt
   if (in.split == "train" || has_subdirectories(split)) {
     if (classes.empty()) {  // val/<wnid>/ without train/: index the val folders
       classes = imagenet_classes(split.string());
-      for (std::size_t i = 0; i < classes.size(); ++i)
-        index[classes[i]] = static_cast<std::int32_t>(i);
+      for (std::size_t i = 0; i < classes.size(); ++i) index[classes[i]] = static_cast<std::int32_t>(i);
     }
     for (const auto& e : fs::directory_iterator(split)) {
       if (!e.is_directory()) continue;
       const std::string wnid = e.path().filename().string();
       const auto it = index.find(wnid);
-      if (it == index.end())
-        throw DataError(e.path().string() + ": class folder not among ROOT/train's classes");
+      if (it == index.end()) throw DataError(e.path().string() + ": class folder not among ROOT/train's classes");
       for (const auto& f : image_files(e.path())) items.push_back({wnid + "/" + f, it->second});
     }
   } else {
-    if (in.val_labels.empty())
-      throw Error(split.string() + " is flat: give its labels with --val-labels FILE");
+    if (in.val_labels.empty()) throw Error(split.string() + " is flat: give its labels with --val-labels FILE");
     for (const auto& f : image_files(split)) items.push_back({f, -1});
-    std::sort(items.begin(), items.end(),
-              [](const ImageNetItem& a, const ImageNetItem& b) { return a.rel < b.rel; });
+    std::sort(items.begin(), items.end(), [](const ImageNetItem& a, const ImageNetItem& b) { return a.rel < b.rel; });
     std::ifstream file(in.val_labels);
     if (!file) throw Error(in.val_labels + ": cannot open labels file");
     std::map<std::string, std::size_t> by_stem;
@@ -483,8 +473,8 @@ std::vector<ImageNetItem> imagenet_items(const fs::path& root, const ImageNetOpt
       if (!extra.empty()) throw DataError(where + ": expected '<file> <label>' or '<label>'");
       if (b.empty()) {
         if (sequential >= items.size())
-          throw DataError(where + ": more labels than the " + std::to_string(items.size()) +
-                          " images in " + split.string());
+          throw DataError(where + ": more labels than the " + std::to_string(items.size()) + " images in " +
+                          split.string());
         items[sequential++].label = parse_label(a, index, where);
       } else {
         const std::string name = fs::path(a).filename().string();
@@ -495,14 +485,11 @@ std::vector<ImageNetItem> imagenet_items(const fs::path& root, const ImageNetOpt
         ++named;
       }
     }
-    if (sequential > 0 && named > 0)
-      throw DataError(in.val_labels + ": mixes '<file> <label>' and '<label>' lines");
+    if (sequential > 0 && named > 0) throw DataError(in.val_labels + ": mixes '<file> <label>' and '<label>' lines");
     for (const auto& item : items)
-      if (item.label < 0)
-        throw DataError(in.val_labels + ": no label for " + (split / item.rel).string());
+      if (item.label < 0) throw DataError(in.val_labels + ": no label for " + (split / item.rel).string());
   }
-  std::sort(items.begin(), items.end(),
-            [](const ImageNetItem& a, const ImageNetItem& b) { return a.rel < b.rel; });
+  std::sort(items.begin(), items.end(), [](const ImageNetItem& a, const ImageNetItem& b) { return a.rel < b.rel; });
   return items;
 }
 
@@ -532,8 +519,7 @@ std::vector<WdsSample> read_tar(const std::string& path, std::string& error) {
   archive_entry* entry = nullptr;
   int r;
   std::vector<std::uint8_t> data;
-  while ((r = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK ||
-         r == ARCHIVE_WARN) {
+  while ((r = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
     if (archive_entry_filetype(entry) != AE_IFREG) continue;
     const std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
     data.clear();
@@ -577,8 +563,7 @@ std::pair<int, int> json_original_size(const std::string& text) {
   const auto get = [&](const char* h, const char* w) -> std::pair<int, int> {
     if (j.contains(h) && j.contains(w) && j[h].is_number() && j[w].is_number()) {
       const double hv = j[h].get<double>(), wv = j[w].get<double>();
-      if (hv >= 1 && wv >= 1 && hv < 1e9 && wv < 1e9)
-        return {static_cast<int>(hv), static_cast<int>(wv)};
+      if (hv >= 1 && wv >= 1 && hv < 1e9 && wv < 1e9) return {static_cast<int>(hv), static_cast<int>(wv)};
     }
     return {0, 0};
   };
@@ -634,8 +619,7 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
     std::size_t start = 0;
     for (;;) {
       const auto comma = body.find(',', start);
-      choices.push_back(body.substr(start, comma == std::string::npos ? std::string::npos
-                                                                        : comma - start));
+      choices.push_back(body.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -647,11 +631,10 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
   return out;
 }
 
-ImportSummary import_imagenet(const std::string& root, const std::string& out_dir,
-                              const ImageNetOptions& in, const ImportOptions& o) {
+ImportSummary import_imagenet(const std::string& root, const std::string& out_dir, const ImageNetOptions& in,
+                              const ImportOptions& o) {
   check_options(o);
-  if (in.split != "train" && in.split != "val")
-    throw Error("split must be 'train' or 'val', got '" + in.split + "'");
+  if (in.split != "train" && in.split != "val") throw Error("split must be 'train' or 'val', got '" + in.split + "'");
   if (!fs::is_directory(root)) throw Error(root + ": no such directory");
   std::vector<std::string> classes;
   const std::vector<ImageNetItem> items = imagenet_items(root, in, classes);
@@ -734,18 +717,15 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
   }
   sum.records = sum.images_kept * static_cast<std::uint64_t>(o.views);
   sum.seconds = progress.seconds();
-  nlohmann::json extra = {{"root", fs::absolute(root).string()},
-                          {"split", in.split},
-                          {"options", options_json(o)},
-                          {"classes", classes}};
+  nlohmann::json extra = {
+      {"root", fs::absolute(root).string()}, {"split", in.split}, {"options", options_json(o)}, {"classes", classes}};
   extra["options"]["shard_records"] = o.shard_records;
   if (!in.val_labels.empty()) extra["val_labels"] = in.val_labels;
   write_manifest(out_dir, sum, extra);
   return sum;
 }
 
-ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir,
-                                const ImportOptions& o) {
+ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir, const ImportOptions& o) {
   check_options(o);
   const std::vector<std::string> tars = expand_braces(pattern);
   if (tars.size() > 0xffffffffull) throw Error("too many tar files");
@@ -812,8 +792,8 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
       } else {
         const auto [oh, ow] = json_original_size(smp.json);
         const std::uint64_t image_id = (static_cast<std::uint64_t>(k) << 32) | j;
-        r = make_records(smp.image.data(), smp.image.size(), tar_name + ":" + smp.image_member,
-                         image_id, -1, smp.caption, o, oh, ow);
+        r = make_records(smp.image.data(), smp.image.size(), tar_name + ":" + smp.image_member, image_id, -1,
+                         smp.caption, o, oh, ow);
       }
       if (!r.reason.empty()) {
         note_skip(s, r);
@@ -843,9 +823,7 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
   }
   sum.records = sum.images_kept * static_cast<std::uint64_t>(o.views);
   sum.seconds = progress.seconds();
-  nlohmann::json extra = {{"pattern", pattern},
-                          {"tars", tars.size()},
-                          {"options", options_json(o)}};
+  nlohmann::json extra = {{"pattern", pattern}, {"tars", tars.size()}, {"options", options_json(o)}};
   write_manifest(out_dir, sum, extra);
   return sum;
 }
@@ -858,15 +836,13 @@ std::string format_import_summary(const ImportSummary& s, std::size_t max_names)
   out << "kept:        " << s.images_kept << " images, " << s.records << " records\n";
   out << "skipped:     " << s.skipped_total() << "\n";
   for (const auto& [reason, n] : s.skipped) out << "  " << reason << ": " << n << "\n";
-  for (std::size_t i = 0; i < s.skipped_names.size() && i < max_names; ++i)
-    out << "  - " << s.skipped_names[i] << "\n";
+  for (std::size_t i = 0; i < s.skipped_names.size() && i < max_names; ++i) out << "  - " << s.skipped_names[i] << "\n";
   if (s.skipped_names.size() > max_names)
     out << "  ... and " << (s.skipped_names.size() - max_names) << " more (dataset.json)\n";
-  out << "shards:      " << s.shards << " (" << s.shards_written << " written, "
-      << s.shards_reused << " reused)\n";
+  out << "shards:      " << s.shards << " (" << s.shards_written << " written, " << s.shards_reused << " reused)\n";
   char buf[128];
-  std::snprintf(buf, sizeof buf, "bytes read:  %llu (%.1f MB)\n",
-                static_cast<unsigned long long>(s.bytes_read), s.bytes_read / 1e6);
+  std::snprintf(buf, sizeof buf, "bytes read:  %llu (%.1f MB)\n", static_cast<unsigned long long>(s.bytes_read),
+                s.bytes_read / 1e6);
   out << buf;
   std::snprintf(buf, sizeof buf, "seconds:     %.3f", s.seconds);
   out << buf;

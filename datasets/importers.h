@@ -77,23 +77,23 @@ struct ImportProgress {
 class RecordEncoder {
  public:
   virtual ~RecordEncoder() = default;
-  virtual PayloadKind kind() const = 0;          // what the encoded payloads are
-  virtual std::string identity() const = 0;      // the shard header's `encoder`
-  virtual std::string text_identity() const = 0; // the shard header's `text_encoder` ("" = none)
+  virtual PayloadKind kind() const = 0;           // what the encoded payloads are
+  virtual std::string identity() const = 0;       // the shard header's `encoder`
+  virtual std::string text_identity() const = 0;  // the shard header's `text_encoder` ("" = none)
   virtual void encode(std::vector<Record>& records, const std::vector<std::string>& keys,
                       const std::string& shard) const = 0;
 };
 
 struct ImportOptions {
-  CropOptions crop;                    // strategy, size (= --resolution), flip probability
+  CropOptions crop;  // strategy, size (= --resolution), flip probability
   // Aspect-ratio buckets (buckets.h): when non-empty, each image is cropped to the bucket nearest
   // its aspect ratio (all its views too) instead of size x size; shards then mix shapes and the
   // loader batches by bucket.
   std::vector<Bucket> buckets;
-  int views = 1;                       // augmented views per image (>= 1)
-  std::uint64_t seed = 0;              // augmentation seed
-  std::int64_t shard_records = 1024;   // ImageNet: images (input files) per shard
-  int threads = 0;                     // 0 = std::thread::hardware_concurrency()
+  int views = 1;                      // augmented views per image (>= 1)
+  std::uint64_t seed = 0;             // augmentation seed
+  std::int64_t shard_records = 1024;  // ImageNet: images (input files) per shard
+  int threads = 0;                    // 0 = std::thread::hardware_concurrency()
   // Called under a lock from any thread, after each image / tar (keep it cheap).
   std::function<void(const ImportProgress&)> progress;
   // Called for each skipped input with "<source>: <reason>: <detail>" (under the same lock).
@@ -104,16 +104,16 @@ struct ImportOptions {
 };
 
 struct ImportSummary {
-  std::string source;     // "imagenet" | "webdataset"
-  std::string identity;   // the shard headers' dataset field
+  std::string source;    // "imagenet" | "webdataset"
+  std::string identity;  // the shard headers' dataset field
   std::string out_dir;
-  std::uint64_t inputs = 0;       // images (ImageNet) or samples found (WebDataset; reused too)
-  std::uint64_t images_kept = 0;  // images that became records
-  std::uint64_t records = 0;      // images_kept * views
+  std::uint64_t inputs = 0;                      // images (ImageNet) or samples found (WebDataset; reused too)
+  std::uint64_t images_kept = 0;                 // images that became records
+  std::uint64_t records = 0;                     // images_kept * views
   std::map<std::string, std::uint64_t> skipped;  // reason -> count: "unreadable", "truncated",
                                                  // "missing image", "missing caption"
   std::vector<std::string> skipped_names;        // "<source>: <reason>" (first 1000)
-  std::uint64_t bytes_read = 0;   // input bytes read by this run
+  std::uint64_t bytes_read = 0;                  // input bytes read by this run
   std::size_t shards = 0, shards_written = 0, shards_reused = 0;
   double seconds = 0.0;
   std::uint64_t skipped_total() const;
@@ -133,10 +133,9 @@ std::vector<std::string> expand_braces(const std::string& pattern);
 
 // Throws Error / DataError for a missing ROOT, an empty input list, a bad labels file or a
 // directory holding another import; never for a bad image.
-ImportSummary import_imagenet(const std::string& root, const std::string& out_dir,
-                              const ImageNetOptions& imagenet, const ImportOptions& options);
-ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir,
-                                const ImportOptions& options);
+ImportSummary import_imagenet(const std::string& root, const std::string& out_dir, const ImageNetOptions& imagenet,
+                              const ImportOptions& options);
+ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir, const ImportOptions& options);
 
 // Human-readable multi-line summary (kept, skipped by reason with names, bytes, time).
 std::string format_import_summary(const ImportSummary& summary, std::size_t max_names = 20);

@@ -91,26 +91,26 @@ constexpr const char* kStatsUsage =
     "\n"
     "  --json               print JSON instead of a table\n";
 
-#define LDM_IMPORT_CROP_OPTIONS                                                                \
-  "  --out DIR            output directory (required)\n"                                       \
-  "  --resolution R       output side in pixels (default 256)\n"                               \
-  "  --crop S             center | random | random_resized (default center)\n"                 \
-  "  --flip P             horizontal flip probability (default 0)\n"                           \
-  "  --views K            augmented views per image (default 1)\n"                             \
-  "  --seed S             augmentation seed (default 0)\n"                                     \
-  "  --threads T          decoding threads (default: hardware concurrency)\n"                \
-  "  --buckets            aspect-ratio buckets: crop each image to the bucket nearest its aspect\n" \
+#define LDM_IMPORT_CROP_OPTIONS                                                                      \
+  "  --out DIR            output directory (required)\n"                                             \
+  "  --resolution R       output side in pixels (default 256)\n"                                     \
+  "  --crop S             center | random | random_resized (default center)\n"                       \
+  "  --flip P             horizontal flip probability (default 0)\n"                                 \
+  "  --views K            augmented views per image (default 1)\n"                                   \
+  "  --seed S             augmentation seed (default 0)\n"                                           \
+  "  --threads T          decoding threads (default: hardware concurrency)\n"                        \
+  "  --buckets            aspect-ratio buckets: crop each image to the bucket nearest its aspect\n"  \
   "                       (sides multiples of --bucket-step, area <= R^2, aspect <= --bucket-max-\n" \
-  "                       aspect; defaults 32 and 2, our choice, not the paper's)\n"           \
-  "Encoding (runs the LibTorch child `ldm-encode --serve`; shards then hold latents and/or\n"    \
-  "caption features, and their headers name the encoders):\n"                                   \
-  "  --vae PATH           TorchScript VAE (tools/export/export_vae.py), or patch:F for the\n"      \
-  "                       built-in patch autoencoder (tests; not comparable with a real VAE)\n"   \
-  "  --text-encoder PATH  TorchScript text encoder (tools/export/export_text_encoder.py) with\n"   \
-  "                       --tokenizer MODEL (SentencePiece), or 'builtin' (with --text-dim D)\n"  \
-  "  --max-tokens N       caption token slots (default 120)\n"                                   \
-  "  --text-embeddings F  precomputed caption features: .npz file(s), a brace pattern, with\n"    \
-  "                       keys [N] (sample keys), tokens [N,L,D], optional lengths/mask, pooled\n" \
+  "                       aspect; defaults 32 and 2, our choice, not the paper's)\n"                 \
+  "Encoding (runs the LibTorch child `ldm-encode --serve`; shards then hold latents and/or\n"        \
+  "caption features, and their headers name the encoders):\n"                                        \
+  "  --vae PATH           TorchScript VAE (tools/export/export_vae.py), or patch:F for the\n"        \
+  "                       built-in patch autoencoder (tests; not comparable with a real VAE)\n"      \
+  "  --text-encoder PATH  TorchScript text encoder (tools/export/export_text_encoder.py) with\n"     \
+  "                       --tokenizer MODEL (SentencePiece), or 'builtin' (with --text-dim D)\n"     \
+  "  --max-tokens N       caption token slots (default 120)\n"                                       \
+  "  --text-embeddings F  precomputed caption features: .npz file(s), a brace pattern, with\n"       \
+  "                       keys [N] (sample keys), tokens [N,L,D], optional lengths/mask, pooled\n"   \
   "  --encode-batch B     images / captions per encoder forward (default 16)\n"
 
 constexpr const char* kImportImageNetUsage =
@@ -148,8 +148,7 @@ constexpr const char* kImportWdsUsage =
 
 // A command-line mistake: reported with the command's usage, exit status 2.
 struct UsageError : std::runtime_error {
-  UsageError(const std::string& message, const char* usage)
-      : std::runtime_error(message), usage(usage) {}
+  UsageError(const std::string& message, const char* usage) : std::runtime_error(message), usage(usage) {}
   const char* usage;
 };
 
@@ -176,14 +175,12 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& known,
       const auto eq = arg.find('=');
       const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
       if (std::find(known_flags.begin(), known_flags.end(), name) != known_flags.end()) {
-        if (eq != std::string::npos)
-          throw UsageError("option '--" + name + "' takes no value", usage);
+        if (eq != std::string::npos) throw UsageError("option '--" + name + "' takes no value", usage);
         args.flags.insert(name);
         continue;
       }
       if (std::find(known.begin(), known.end(), name) == known.end())
-        throw UsageError("unknown option '--" + name + "'" + ldm::did_you_mean("--" + name, flags),
-                         usage);
+        throw UsageError("unknown option '--" + name + "'" + ldm::did_you_mean("--" + name, flags), usage);
       if (eq != std::string::npos) {
         args.options[name] = arg.substr(eq + 1);
       } else if (i + 1 < argc) {
@@ -200,8 +197,7 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& known,
   return args;
 }
 
-std::int64_t int_option(const Args& args, const std::string& name, std::int64_t fallback,
-                        const char* usage) {
+std::int64_t int_option(const Args& args, const std::string& name, std::int64_t fallback, const char* usage) {
   const auto it = args.options.find(name);
   if (it == args.options.end()) return fallback;
   std::size_t used = 0;
@@ -215,8 +211,7 @@ std::int64_t int_option(const Args& args, const std::string& name, std::int64_t 
 
 int run_synth(const Args& args) {
   if (!args.positionals.empty())
-    throw UsageError("synth takes no positional arguments (got '" + args.positionals[0] + "')",
-                     kSynthUsage);
+    throw UsageError("synth takes no positional arguments (got '" + args.positionals[0] + "')", kSynthUsage);
   const auto out = args.options.find("out");
   if (out == args.options.end()) throw UsageError("synth needs --out DIR", kSynthUsage);
   const std::string dir = out->second;
@@ -235,8 +230,7 @@ int run_synth(const Args& args) {
                  static_cast<long long>(total));
     if (done == total) std::fputc('\n', stderr);
   });
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const std::vector<std::string> shards = ldm::data::list_shards(dir);
   std::uintmax_t bytes = 0;
@@ -251,8 +245,7 @@ int run_synth(const Args& args) {
   if (!reused && seconds > 0) std::printf(" (%.0f records/s)", p.records / seconds);
   std::printf("\nclasses:   %lld\n", static_cast<long long>(p.classes));
   for (std::int64_t k = 0; k < p.classes; ++k)
-    std::printf("  %3lld  %s\n", static_cast<long long>(k),
-                ldm::data::synthetic_class_name(k).c_str());
+    std::printf("  %3lld  %s\n", static_cast<long long>(k), ldm::data::synthetic_class_name(k).c_str());
   return 0;
 }
 
@@ -280,9 +273,8 @@ void print_record(const Record& r, const ldm::data::ShardHeader& header) {
   std::printf("record id %llu\n", static_cast<unsigned long long>(r.id));
   std::printf("  label:   %s\n", label_text(r.label, header).c_str());
   std::printf("  caption: \"%s\"\n", r.caption.c_str());
-  std::printf("  control: original %dx%d (h x w), crop top %d left %d size %dx%d, flip %s\n",
-              c.orig_h, c.orig_w, c.crop_top, c.crop_left, c.crop_h, c.crop_w,
-              c.flip ? "yes" : "no");
+  std::printf("  control: original %dx%d (h x w), crop top %d left %d size %dx%d, flip %s\n", c.orig_h, c.orig_w,
+              c.crop_top, c.crop_left, c.crop_h, c.crop_w, c.flip ? "yes" : "no");
   std::printf("  payload: %s, %zu bytes\n", shape_text(r.shape).c_str(), r.payload.size());
   if (header.views > 1) std::printf("  view:    %u of %d\n", static_cast<unsigned>(r.view), header.views);
   if (r.text_len > 0)
@@ -294,8 +286,7 @@ void print_record(const Record& r, const ldm::data::ShardHeader& header) {
 }
 
 int run_inspect(const Args& args) {
-  if (args.positionals.size() != 1)
-    throw UsageError("inspect needs exactly one SHARD argument", kInspectUsage);
+  if (args.positionals.size() != 1) throw UsageError("inspect needs exactly one SHARD argument", kInspectUsage);
   const std::int64_t show = int_option(args, "records", 3, kInspectUsage);
   if (show < 0) throw UsageError("option '--records' must be >= 0", kInspectUsage);
 
@@ -336,8 +327,8 @@ int run_inspect(const Args& args) {
   for (const auto& [label, n] : labels)
     std::printf("  %-24s %lld\n", label_text(label, h).c_str(), static_cast<long long>(n));
   if (good > 0)
-    std::printf("caption chars:  min %zu, mean %.1f, max %zu\n", caption_min,
-                static_cast<double>(caption_total) / good, caption_max);
+    std::printf("caption chars:  min %zu, mean %.1f, max %zu\n", caption_min, static_cast<double>(caption_total) / good,
+                caption_max);
   for (const auto& [shape, n] : shapes)
     std::printf("payload shape:  %s x %lld\n", shape.c_str(), static_cast<long long>(n));
   for (const Record& r : first) print_record(r, h);
@@ -355,25 +346,21 @@ void print_progress(const char* verb, std::size_t done, std::size_t total, const
   static const bool tty = ::isatty(STDERR_FILENO) != 0;
   const double rate = seconds > 0 ? records / seconds : 0.0;
   const double mb_rate = seconds > 0 ? bytes / seconds / 1e6 : 0.0;
-  std::fprintf(
-      stderr, "%sldm-data: %s %zu/%zu shards (%s), %llu records, %.0f records/s, %.1f MB/s%s",
-      tty ? "\r" : "", verb, done, total, shard.c_str(), static_cast<unsigned long long>(records),
-      rate, mb_rate, tty && done < total ? "\x1b[K" : "\n");
+  std::fprintf(stderr, "%sldm-data: %s %zu/%zu shards (%s), %llu records, %.0f records/s, %.1f MB/s%s", tty ? "\r" : "",
+               verb, done, total, shard.c_str(), static_cast<unsigned long long>(records), rate, mb_rate,
+               tty && done < total ? "\x1b[K" : "\n");
 }
 
 int run_verify(const Args& args) {
-  if (args.positionals.size() != 1)
-    throw UsageError("verify needs exactly one DIR argument", kVerifyUsage);
+  if (args.positionals.size() != 1) throw UsageError("verify needs exactly one DIR argument", kVerifyUsage);
   const std::int64_t max_problems = int_option(args, "max-problems", 100, kVerifyUsage);
   if (max_problems < 0) throw UsageError("option '--max-problems' must be >= 0", kVerifyUsage);
   ldm::data::VerifyOptions options;
   options.max_problems = static_cast<std::size_t>(max_problems);
   const auto start = std::chrono::steady_clock::now();
   options.progress = [&](const ldm::data::VerifyProgress& p) {
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    print_progress("verified", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done,
-                   seconds);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    print_progress("verified", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done, seconds);
   };
   const ldm::data::VerifyReport report = ldm::data::verify_directory(args.positionals[0], options);
   for (const auto& problem : report.problems) std::printf("%s\n", problem.text.c_str());
@@ -385,20 +372,15 @@ int run_verify(const Args& args) {
 }
 
 int run_stats(const Args& args) {
-  if (args.positionals.size() != 1)
-    throw UsageError("stats needs exactly one DIR argument", kStatsUsage);
+  if (args.positionals.size() != 1) throw UsageError("stats needs exactly one DIR argument", kStatsUsage);
   const auto start = std::chrono::steady_clock::now();
   const ldm::data::DatasetStats stats = ldm::data::compute_stats(
       args.positionals[0],
       [&](const ldm::data::StatsProgress& p) {
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        print_progress("read", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done,
-                       seconds);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        print_progress("read", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done, seconds);
       },
-      [](const std::string& error) {
-        std::fprintf(stderr, "ldm-data: skipped: %s\n", error.c_str());
-      });
+      [](const std::string& error) { std::fprintf(stderr, "ldm-data: skipped: %s\n", error.c_str()); });
   if (args.flags.count("json")) {
     std::printf("%s\n", ldm::data::stats_json(stats).c_str());
   } else {
@@ -407,8 +389,7 @@ int run_stats(const Args& args) {
   return 0;
 }
 
-double double_option(const Args& args, const std::string& name, double fallback,
-                     const char* usage) {
+double double_option(const Args& args, const std::string& name, double fallback, const char* usage) {
   const auto it = args.options.find(name);
   if (it == args.options.end()) return fallback;
   std::size_t used = 0;
@@ -439,8 +420,7 @@ ldm::data::ImportOptions import_options(const Args& args, const char* usage, std
   dir = out->second;
   ldm::data::ImportOptions o;
   o.crop.size = static_cast<int>(int_option(args, "resolution", 256, usage));
-  if (o.crop.size < 1 || o.crop.size > 8192)
-    throw UsageError("option '--resolution' must be in 1..8192", usage);
+  if (o.crop.size < 1 || o.crop.size > 8192) throw UsageError("option '--resolution' must be in 1..8192", usage);
   const auto crop = args.options.find("crop");
   if (crop != args.options.end()) {
     try {
@@ -475,7 +455,8 @@ ldm::data::ImportOptions import_options(const Args& args, const char* usage, std
 
   // Encoders run in a child process, so ldm-data itself never links LibTorch.
   std::vector<std::string> encode_args{"--serve"};
-  for (const char* key : {"vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch"})
+  for (const char* key :
+       {"vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch"})
     if (auto it = args.options.find(key); it != args.options.end()) {
       encode_args.push_back(std::string("--") + key);
       encode_args.push_back(it->second);
@@ -506,11 +487,10 @@ ldm::data::ImportOptions import_options(const Args& args, const char* usage, std
                  "%sldm-data: %s %llu/%llu (%.0f%%), %llu images kept, %.1f images/s, "
                  "%.1f MB/s, ETA %s%s",
                  tty ? "\r" : "", p.unit, static_cast<unsigned long long>(p.done),
-                 static_cast<unsigned long long>(p.total),
-                 p.total ? 100.0 * p.done / p.total : 100.0,
+                 static_cast<unsigned long long>(p.total), p.total ? 100.0 * p.done / p.total : 100.0,
                  static_cast<unsigned long long>(p.images_kept), image_rate,
-                 p.seconds > 0 ? p.bytes_read / p.seconds / 1e6 : 0.0,
-                 format_duration(eta).c_str(), tty && !final ? "\x1b[K" : "\n");
+                 p.seconds > 0 ? p.bytes_read / p.seconds / 1e6 : 0.0, format_duration(eta).c_str(),
+                 tty && !final ? "\x1b[K" : "\n");
   };
   o.on_skip = [](const std::string& text) {
     std::fprintf(stderr, "%sldm-data: skipped %s\n", tty ? "\r\x1b[K" : "", text.c_str());
@@ -534,8 +514,7 @@ int run_import_imagenet(const Args& args) {
 }
 
 int run_import_wds(const Args& args) {
-  if (args.positionals.size() != 1)
-    throw UsageError("import-wds needs exactly one PATTERN argument", kImportWdsUsage);
+  if (args.positionals.size() != 1) throw UsageError("import-wds needs exactly one PATTERN argument", kImportWdsUsage);
   std::string dir;
   const ldm::data::ImportOptions o = import_options(args, kImportWdsUsage, dir);
   const auto summary = ldm::data::import_webdataset(args.positionals[0], dir, o);
@@ -555,19 +534,15 @@ struct Command {
 
 int main(int argc, char** argv) {
   const std::vector<Command> commands = {
-      {"synth",
-       kSynthUsage,
-       {"out", "records", "classes", "resolution", "seed", "shard-records"},
-       {},
-       run_synth},
+      {"synth", kSynthUsage, {"out", "records", "classes", "resolution", "seed", "shard-records"}, {}, run_synth},
       {"inspect", kInspectUsage, {"records"}, {}, run_inspect},
       {"verify", kVerifyUsage, {"max-problems"}, {}, run_verify},
       {"stats", kStatsUsage, {}, {"json"}, run_stats},
       {"import-imagenet",
        kImportImageNetUsage,
-       {"out", "split", "resolution", "crop", "flip", "views", "seed", "shard-records", "threads",
-        "val-labels", "vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings",
-        "encode-batch", "bucket-step", "bucket-max-aspect"},
+       {"out", "split", "resolution", "crop", "flip", "views", "seed", "shard-records", "threads", "val-labels", "vae",
+        "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch", "bucket-step",
+        "bucket-max-aspect"},
        {"buckets"},
        run_import_imagenet},
       {"import-wds",
@@ -594,10 +569,8 @@ int main(int argc, char** argv) {
       }
       return c.run(args);
     }
-    throw UsageError(name.empty()
-                         ? "missing command"
-                         : "unknown command '" + name + "'" + ldm::did_you_mean(name, names),
-                     kUsage);
+    throw UsageError(
+        name.empty() ? "missing command" : "unknown command '" + name + "'" + ldm::did_you_mean(name, names), kUsage);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ldm-data: %s\n\n%s", e.what(), e.usage);
     return 2;

@@ -80,8 +80,7 @@ int main(int argc, char** argv) {
     if (auto it = o.find("vae"); it != o.end()) {
       if (it->second.rfind("patch:", 0) == 0)
         ae = std::make_shared<const ldm::data::PatchAutoencoder>(std::stoi(it->second.substr(6)));
-      else
-        ae = std::make_shared<const ldm::data::TorchScriptAutoencoder>(it->second);
+      else ae = std::make_shared<const ldm::data::TorchScriptAutoencoder>(it->second);
     }
     std::shared_ptr<const ldm::data::TextEncoder> text;
     if (auto it = o.find("text-encoder"); it != o.end()) {

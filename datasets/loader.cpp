@@ -22,8 +22,7 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
   for (const auto& path : list_shards(dir)) {
     auto reader = std::make_unique<ShardReader>(path);
     const auto shard = static_cast<std::uint32_t>(shards_.size());
-    for (std::size_t i = 0; i < reader->size(); ++i)
-      locations_.emplace_back(shard, static_cast<std::uint32_t>(i));
+    for (std::size_t i = 0; i < reader->size(); ++i) locations_.emplace_back(shard, static_cast<std::uint32_t>(i));
     if (!shards_.empty()) {
       const ShardHeader& a = shards_.front()->header();
       const ShardHeader& b = reader->header();
@@ -38,8 +37,8 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
       differs("views", std::to_string(a.views), std::to_string(b.views));
     }
     if (reader->size() % static_cast<std::size_t>(reader->header().views) != 0)
-      throw DataError(path + ": " + std::to_string(reader->size()) + " records is not a multiple of views = " +
-                      std::to_string(reader->header().views));
+      throw DataError(path + ": " + std::to_string(reader->size()) +
+                      " records is not a multiple of views = " + std::to_string(reader->header().views));
     shards_.push_back(std::move(reader));
   }
   if (locations_.empty()) throw DataError(dir + ": no records (no *.ldms shard with records)");
@@ -87,7 +86,9 @@ int view_for_epoch(std::uint64_t seed, std::int64_t epoch, std::uint64_t unit, i
 }
 
 BatchPlan::BatchPlan(const ShardDataset& data, std::uint64_t seed, std::int64_t global_batch)
-    : seed_(seed), global_batch_(global_batch), units_(static_cast<std::int64_t>(data.units())),
+    : seed_(seed),
+      global_batch_(global_batch),
+      units_(static_cast<std::int64_t>(data.units())),
       views_(data.header().views) {
   if (global_batch < 1) throw Error("global batch must be >= 1, is " + std::to_string(global_batch));
   const auto views = static_cast<std::size_t>(views_);
@@ -148,9 +149,8 @@ std::shared_ptr<const std::vector<std::int64_t>> BatchPlan::permutation(std::int
 }
 
 std::shared_ptr<const std::vector<std::vector<std::int64_t>>> BatchPlan::batches(std::int64_t epoch) const {
-  return cached(cache_mu_, batch_cache_, epoch, [&] {
-    return std::make_shared<const std::vector<std::vector<std::int64_t>>>(epoch_batches(epoch));
-  });
+  return cached(cache_mu_, batch_cache_, epoch,
+                [&] { return std::make_shared<const std::vector<std::vector<std::int64_t>>>(epoch_batches(epoch)); });
 }
 
 std::vector<std::vector<std::int64_t>> BatchPlan::epoch_batches(std::int64_t epoch) const {
@@ -164,8 +164,8 @@ std::vector<std::vector<std::int64_t>> BatchPlan::epoch_batches(std::int64_t epo
          b += static_cast<std::size_t>(global_batch_))
       batches.emplace_back(units.begin() + static_cast<std::ptrdiff_t>(b),
                            units.begin() + static_cast<std::ptrdiff_t>(b) + global_batch_);
-  const auto order = epoch_permutation(static_cast<std::int64_t>(batches.size()),
-                                       derive_seed(seed_, "bucket-batch-order"), epoch);
+  const auto order =
+      epoch_permutation(static_cast<std::int64_t>(batches.size()), derive_seed(seed_, "bucket-batch-order"), epoch);
   std::vector<std::vector<std::int64_t>> shuffled;
   shuffled.reserve(batches.size());
   for (std::int64_t i : order) shuffled.push_back(std::move(batches[static_cast<std::size_t>(i)]));
@@ -285,17 +285,20 @@ struct RankLoader::Prefetcher {
 };
 
 RankLoader::RankLoader(std::shared_ptr<const ShardDataset> data, std::shared_ptr<const Autoencoder> ae,
-                       std::uint64_t seed, std::int64_t global_batch, int rank, int world_size,
-                       LoaderOptions options)
-    : data_(std::move(data)), ae_(std::move(ae)), global_batch_(global_batch), rank_(rank),
-      world_(world_size), options_(options), plan_(*data_, seed, global_batch) {
+                       std::uint64_t seed, std::int64_t global_batch, int rank, int world_size, LoaderOptions options)
+    : data_(std::move(data)),
+      ae_(std::move(ae)),
+      global_batch_(global_batch),
+      rank_(rank),
+      world_(world_size),
+      options_(options),
+      plan_(*data_, seed, global_batch) {
   if (global_batch % world_size != 0)
-    throw Error("global batch " + std::to_string(global_batch) + " is not divisible by " +
-                std::to_string(world_size) + " ranks");
+    throw Error("global batch " + std::to_string(global_batch) + " is not divisible by " + std::to_string(world_size) +
+                " ranks");
   if (data_->header().kind == PayloadKind::ImageU8 && !ae_)
     throw Error(data_->dir() + ": image shards need an autoencoder to make latents");
-  if (options_.prefetch > 0)
-    prefetcher_ = std::make_unique<Prefetcher>(this, std::max(1, options_.prefetch_threads));
+  if (options_.prefetch > 0) prefetcher_ = std::make_unique<Prefetcher>(this, std::max(1, options_.prefetch_threads));
 }
 
 RankLoader::~RankLoader() = default;

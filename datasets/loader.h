@@ -52,10 +52,10 @@ class ShardDataset {
  public:
   explicit ShardDataset(const std::string& dir);  // throws DataError naming the dir if empty
   std::size_t size() const { return locations_.size(); }
-  Record read(std::size_t index) const;           // errors name the shard file and record
+  Record read(std::size_t index) const;  // errors name the shard file and record
   const ShardHeader& header() const;
   const std::string& dir() const { return dir_; }
-  RecordShape shape(std::size_t index) const;     // from the index (0 x 0 for v1 shards)
+  RecordShape shape(std::size_t index) const;  // from the index (0 x 0 for v1 shards)
   std::size_t units() const { return size() / static_cast<std::size_t>(header().views); }
   // The distinct payload shapes and how many units each has (a single entry: no buckets).
   std::map<RecordShape, std::size_t> buckets() const;
@@ -72,20 +72,20 @@ std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, 
 int view_for_epoch(std::uint64_t seed, std::int64_t epoch, std::uint64_t unit, int views);
 
 struct Batch {
-  at::Tensor latents;                  // [b, C, h, w] float32
-  at::Tensor labels;                   // [b] int64
-  std::vector<std::uint64_t> ids;      // record ids, in batch order
-  std::vector<std::int64_t> epochs;    // the epoch each sample came from
+  at::Tensor latents;                // [b, C, h, w] float32
+  at::Tensor labels;                 // [b] int64
+  std::vector<std::uint64_t> ids;    // record ids, in batch order
+  std::vector<std::int64_t> epochs;  // the epoch each sample came from
   std::vector<ControlMeta> controls;
-  std::vector<std::string> captions;   // "" where the record has none
+  std::vector<std::string> captions;  // "" where the record has none
   // The records' stored caption features (when the shards hold them), padded to the dataset's
   // longest feature sequence; empty otherwise.
   std::vector<TextEmbedding> text;
 };
 
 struct LoaderOptions {
-  int prefetch = 0;         // global steps prepared ahead by background threads (0 = synchronous)
-  int prefetch_threads = 1; // background reader threads (used when prefetch > 0)
+  int prefetch = 0;          // global steps prepared ahead by background threads (0 = synchronous)
+  int prefetch_threads = 1;  // background reader threads (used when prefetch > 0)
   // Caption features are padded to this many token slots (0 = the longest stored sequence of the
   // batch); a record with more is an error naming it.
   int text_tokens = 0;
@@ -124,9 +124,8 @@ class BatchPlan {
 
 class RankLoader {
  public:
-  RankLoader(std::shared_ptr<const ShardDataset> data, std::shared_ptr<const Autoencoder> ae,
-             std::uint64_t seed, std::int64_t global_batch, int rank, int world_size,
-             LoaderOptions options = {});
+  RankLoader(std::shared_ptr<const ShardDataset> data, std::shared_ptr<const Autoencoder> ae, std::uint64_t seed,
+             std::int64_t global_batch, int rank, int world_size, LoaderOptions options = {});
   ~RankLoader();
   RankLoader(const RankLoader&) = delete;
   RankLoader& operator=(const RankLoader&) = delete;

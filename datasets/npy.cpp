@@ -34,7 +34,7 @@ struct NpyDtype {
 // Writing uses the first descr of a type; reading also accepts the other spellings of the
 // one-byte types ('|', '<', '>' and '=' mean the same for them).
 constexpr NpyDtype kNpyDtypes[] = {
-    {"<f4", at::kFloat}, {"<f8", at::kDouble}, {"<f2", at::kHalf}, {"<i8", at::kLong},  {"<i4", at::kInt},
+    {"<f4", at::kFloat}, {"<f8", at::kDouble}, {"<f2", at::kHalf}, {"<i8", at::kLong}, {"<i4", at::kInt},
     {"<i2", at::kShort}, {"|i1", at::kChar},   {"|u1", at::kByte}, {"|b1", at::kBool},
 };
 
@@ -47,12 +47,13 @@ std::string npy_descr_of(at::ScalarType type, const std::string& what) {
 
 at::ScalarType npy_type_of(std::string descr, const std::string& source) {
   if (descr.size() == 3 && (descr[1] == 'b' || descr[1] == 'u' || descr[1] == 'i') && descr[2] == '1')
-    descr[0] = '|';  // one-byte types have no byte order
+    descr[0] = '|';                                          // one-byte types have no byte order
   if (descr.size() == 3 && descr[0] == '=') descr[0] = '<';  // native order of a little-endian host
   for (const auto& d : kNpyDtypes)
     if (descr == d.descr) return d.type;
   if (!descr.empty() && descr[0] == '>')
-    throw DataError(source + ": big-endian dtype '" + descr + "' is not supported (save with '<' byte order, "
+    throw DataError(source + ": big-endian dtype '" + descr +
+                    "' is not supported (save with '<' byte order, "
                     "e.g. a.astype(a.dtype.newbyteorder('<')))");
   throw DataError(source + ": dtype '" + descr + "' is not supported (supported: <f4 <f8 <f2 <i8 <i4 <i2 |i1 |u1 |b1)");
 }
@@ -248,7 +249,6 @@ std::size_t npy_check_data_size(const std::string& bytes, const NpyLayout& layou
   return count;
 }
 
-
 ZipArchive open_npz(const std::string& path) {
   int code = 0;
   ZipArchive za(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
@@ -329,11 +329,13 @@ at::Tensor npy_decode(const std::string& bytes, const std::string& source) {
   const NpyLayout layout = npy_parse(bytes, source);
   const NpyHeader& h = layout.header;
   if (h.descr.size() >= 2 && (h.descr[1] == 'U' || h.descr[1] == 'S'))
-    throw DataError(source + ": dtype '" + h.descr + "' is not supported as a tensor (it is a string array: "
+    throw DataError(source + ": dtype '" + h.descr +
+                    "' is not supported as a tensor (it is a string array: "
                     "read it with npy_decode_strings or read_npz_strings)");
   const at::ScalarType type = npy_type_of(h.descr, source);
   if (h.fortran_order)
-    throw DataError(source + ": fortran_order is True (column-major data) and only C order is supported; "
+    throw DataError(source +
+                    ": fortran_order is True (column-major data) and only C order is supported; "
                     "save np.ascontiguousarray(a) instead");
   const std::size_t item = c10::elementSize(type);
   const std::size_t expected = npy_check_data_size(bytes, layout, item, source) * item;
@@ -358,7 +360,8 @@ std::vector<std::string> npy_decode_strings(const std::string& bytes, const std:
     throw DataError(source + ": string arrays must be 1-D, this one has shape " + npy_shape_literal(h.shape));
   // (For one dimension C and Fortran order are the same layout, so fortran_order does not matter.)
   const std::size_t unit = unicode ? 4 : 1, item = chars * unit;
-  const std::size_t count = item ? npy_check_data_size(bytes, layout, item, source) : static_cast<std::size_t>(h.shape[0]);
+  const std::size_t count =
+      item ? npy_check_data_size(bytes, layout, item, source) : static_cast<std::size_t>(h.shape[0]);
   if (!item && bytes.size() != layout.data_pos)
     throw DataError(source + ": trailing bytes after the header of a zero-width string array");
   std::vector<std::string> out;
@@ -399,7 +402,8 @@ std::string npy_encode(const at::Tensor& tensor) {
   if (!tensor.defined()) throw Error("npy_encode: undefined tensor");
   const at::Tensor t = tensor.to(torch::kCPU).contiguous();
   const std::string descr = npy_descr_of(t.scalar_type(), "npy_encode");
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + npy_shape_literal(t.sizes()) + ", }";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + npy_shape_literal(t.sizes()) + ", }";
   // Pad with spaces and end with '\n' so the data starts at a multiple of 64 bytes.
   std::size_t prefix = kNpyMagicSize + 2 + 2;
   bool v2 = false;

@@ -27,14 +27,15 @@ PrecomputedText::PrecomputedText(const std::vector<std::string>& files) {
       return it == m.end() ? at::Tensor() : it->second;
     };
     at::Tensor tokens = member("tokens");
-    if (!tokens.defined() || tokens.dim() != 3)
-      throw DataError(path + ": needs a 'tokens' member of shape [N, L, D]");
+    if (!tokens.defined() || tokens.dim() != 3) throw DataError(path + ": needs a 'tokens' member of shape [N, L, D]");
     tokens = tokens.to(torch::kFloat32);
     const int64_t n = tokens.size(0), l = tokens.size(1), d = tokens.size(2);
     if (static_cast<int64_t>(keys.size()) != n)
       throw DataError(path + ": 'keys' has " + std::to_string(keys.size()) + " entries, 'tokens' " + std::to_string(n));
     if (dim_ == 0) dim_ = static_cast<int>(d);
-    if (d != dim_) throw DataError(path + ": features of width " + std::to_string(d) + ", earlier files have " + std::to_string(dim_));
+    if (d != dim_)
+      throw DataError(path + ": features of width " + std::to_string(d) + ", earlier files have " +
+                      std::to_string(dim_));
     at::Tensor lengths = member("lengths");
     if (lengths.defined()) {
       lengths = lengths.to(torch::kInt64).reshape({-1});

@@ -51,10 +51,8 @@ PayloadKind payload_kind_from_string(const std::string& s, const std::string& pa
 }
 
 // "" when `shape` describes `payload_bytes` of `kind`, else what is wrong.
-std::string shape_problem(PayloadKind kind, const std::vector<std::int64_t>& shape,
-                          std::size_t payload_bytes) {
-  if (shape.size() != 3)
-    return "payload shape must have 3 dimensions, has " + std::to_string(shape.size());
+std::string shape_problem(PayloadKind kind, const std::vector<std::int64_t>& shape, std::size_t payload_bytes) {
+  if (shape.size() != 3) return "payload shape must have 3 dimensions, has " + std::to_string(shape.size());
   if (kind == PayloadKind::ImageU8 && shape[2] != 3)
     return "image payload must be {H, W, 3}, last dimension is " + std::to_string(shape[2]);
   std::uint64_t elements = 1;
@@ -65,8 +63,7 @@ std::string shape_problem(PayloadKind kind, const std::vector<std::int64_t>& sha
   }
   const std::uint64_t expected = elements * (kind == PayloadKind::ImageU8 ? 1 : 4);
   if (expected != payload_bytes)
-    return "payload has " + std::to_string(payload_bytes) + " bytes, shape needs " +
-           std::to_string(expected);
+    return "payload has " + std::to_string(payload_bytes) + " bytes, shape needs " + std::to_string(expected);
   return "";
 }
 
@@ -118,9 +115,8 @@ std::string text_problem(const Record& r) {
   if (r.text_len > 0 && r.text_dim == 0) return "caption features with 0 dimensions";
   const auto tokens = static_cast<std::uint64_t>(r.text_len) * static_cast<std::uint64_t>(r.text_dim);
   if (r.text_tokens.size() != tokens)
-    return "caption features hold " + std::to_string(r.text_tokens.size()) + " values, " +
-           std::to_string(r.text_len) + " tokens x " + std::to_string(r.text_dim) + " need " +
-           std::to_string(tokens);
+    return "caption features hold " + std::to_string(r.text_tokens.size()) + " values, " + std::to_string(r.text_len) +
+           " tokens x " + std::to_string(r.text_dim) + " need " + std::to_string(tokens);
   if (r.text_pooled.size() != static_cast<std::size_t>(r.text_dim))
     return "pooled caption feature has " + std::to_string(r.text_pooled.size()) + " values, text_dim is " +
            std::to_string(r.text_dim);
@@ -149,8 +145,8 @@ std::string encode_body(const Record& r) {
   return b;
 }
 
-Record decode_body(const unsigned char* data, std::size_t size, PayloadKind kind,
-                   std::uint32_t version, const std::string& context) {
+Record decode_body(const unsigned char* data, std::size_t size, PayloadKind kind, std::uint32_t version,
+                   const std::string& context) {
   BodyCursor in(data, size, context);
   Record r;
   r.id = in.u64("id");
@@ -176,8 +172,7 @@ Record decode_body(const unsigned char* data, std::size_t size, PayloadKind kind
     r.text_pooled = get_f32s(in.take(4 * std::size_t(text_dim), "pooled caption feature"), text_dim);
   }
   const std::size_t ndim = *in.take(1, "ndim");
-  for (std::size_t i = 0; i < ndim; ++i)
-    r.shape.push_back(static_cast<std::int64_t>(in.u64("dims")));
+  for (std::size_t i = 0; i < ndim; ++i) r.shape.push_back(static_cast<std::int64_t>(in.u64("dims")));
   const std::size_t payload_bytes = in.remaining();
   if (std::string problem = shape_problem(kind, r.shape, payload_bytes); !problem.empty())
     throw DataError(context + "malformed body: " + problem);
@@ -213,13 +208,11 @@ void pread_exact(int fd, void* buf, std::size_t size, std::uint64_t offset, cons
 }
 
 // Reads and checks magic, format version and header; returns the offset just past the header.
-std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_size,
-                          ShardHeader& header) {
+std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_size, ShardHeader& header) {
   const std::string size_text = std::to_string(file_size) + "-byte file";
   // Magic first, so a file that is not a shard at all says so.
   unsigned char pre[kPreambleSize];
-  if (file_size < kMagicSize)
-    throw DataError(path + ": truncated: " + size_text + " is too short to be a shard");
+  if (file_size < kMagicSize) throw DataError(path + ": truncated: " + size_text + " is too short to be a shard");
   pread_exact(fd, pre, kMagicSize, 0, path, "magic");
   if (std::memcmp(pre, kMagic, kMagicSize) != 0)
     throw DataError(path + ": not a shard file (bad magic; expected \"LDMSHRD1\")");
@@ -235,15 +228,15 @@ std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_si
   const std::uint64_t header_len = get_u32(pre + kMagicSize + 4);
   const std::uint64_t header_end = kPreambleSize + header_len + 4;
   if (header_end + kFooterSize > file_size)
-    throw DataError(path + ": truncated: header of " + std::to_string(header_len) +
-                    " bytes does not fit in the " + size_text);
+    throw DataError(path + ": truncated: header of " + std::to_string(header_len) + " bytes does not fit in the " +
+                    size_text);
   std::vector<unsigned char> bytes(header_len + 4);  // JSON, then its u32 crc
   pread_exact(fd, bytes.data(), bytes.size(), kPreambleSize, path, "header");
   const std::uint32_t stored = get_u32(bytes.data() + header_len);
   const std::uint32_t computed = crc32(bytes.data(), header_len);
   if (stored != computed)
-    throw DataError(path + ": header checksum mismatch (stored " + hex32(stored) + ", computed " +
-                    hex32(computed) + ")");
+    throw DataError(path + ": header checksum mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) +
+                    ")");
   try {
     const auto j = nlohmann::json::parse(bytes.begin(), bytes.begin() + header_len);
     header.kind = payload_kind_from_string(j.at("kind").get<std::string>(), path);
@@ -261,8 +254,8 @@ std::uint64_t read_header(int fd, const std::string& path, std::uint64_t file_si
 // Reads and checks footer and index; returns each record's offset and sets `records_end` to
 // where the records stop (the index's offset).
 std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint64_t file_size,
-                                      std::uint64_t header_end, std::uint32_t version,
-                                      std::uint64_t& records_end, std::vector<RecordShape>& shapes) {
+                                      std::uint64_t header_end, std::uint32_t version, std::uint64_t& records_end,
+                                      std::vector<RecordShape>& shapes) {
   const std::uint64_t entry = version >= 2 ? 16 : 8;  // offset, then (v2) height and width
   unsigned char foot[kFooterSize];
   pread_exact(fd, foot, kFooterSize, file_size - kFooterSize, path, "footer");
@@ -274,29 +267,26 @@ std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint
   const std::uint64_t count = get_u64(foot + 8);
   const std::uint32_t stored = get_u32(foot + 16);
   const std::uint64_t index_end = file_size - kFooterSize;
-  if (index_offset < header_end || index_offset > index_end ||
-      count > (index_end - index_offset) / entry)
-    throw DataError(path + ": index points outside the file (offset " +
-                    std::to_string(index_offset) + ", " + std::to_string(count) + " entries, " +
-                    std::to_string(file_size) + "-byte file)");
+  if (index_offset < header_end || index_offset > index_end || count > (index_end - index_offset) / entry)
+    throw DataError(path + ": index points outside the file (offset " + std::to_string(index_offset) + ", " +
+                    std::to_string(count) + " entries, " + std::to_string(file_size) + "-byte file)");
   if (index_offset + count * entry != index_end)
-    throw DataError(path + ": bad footer: index of " + std::to_string(count) +
-                    " entries at offset " + std::to_string(index_offset) +
-                    " does not end where the footer starts");
+    throw DataError(path + ": bad footer: index of " + std::to_string(count) + " entries at offset " +
+                    std::to_string(index_offset) + " does not end where the footer starts");
   std::vector<unsigned char> index(count * entry);
   pread_exact(fd, index.data(), index.size(), index_offset, path, "index");
   const std::uint32_t computed = crc32(index.data(), index.size());
   if (stored != computed)
-    throw DataError(path + ": index checksum mismatch (stored " + hex32(stored) + ", computed " +
-                    hex32(computed) + ")");
+    throw DataError(path + ": index checksum mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) +
+                    ")");
 
   std::vector<std::uint64_t> offsets(count);
   std::uint64_t min_offset = header_end;  // records follow the header, in order
   for (std::size_t i = 0; i < count; ++i) {
     offsets[i] = get_u64(index.data() + 8 * i);
     if (offsets[i] < min_offset || offsets[i] + kRecordPrefixSize > index_offset)
-      throw DataError(record_context(path, i) + "index points outside the records section " +
-                      "(offset " + std::to_string(offsets[i]) + ")");
+      throw DataError(record_context(path, i) + "index points outside the records section " + "(offset " +
+                      std::to_string(offsets[i]) + ")");
     min_offset = offsets[i] + kRecordPrefixSize;
   }
   shapes.assign(count, RecordShape{});
@@ -313,8 +303,10 @@ std::vector<std::uint64_t> read_index(int fd, const std::string& path, std::uint
 
 const char* to_string(PayloadKind k) {
   switch (k) {
-    case PayloadKind::ImageU8: return "image_u8";
-    case PayloadKind::LatentF32: return "latent_f32";
+    case PayloadKind::ImageU8:
+      return "image_u8";
+    case PayloadKind::LatentF32:
+      return "latent_f32";
   }
   return "unknown";
 }
@@ -332,7 +324,8 @@ std::uint32_t crc32(const void* data, std::size_t size) {
 }
 
 std::string encode_record(const Record& r) {
-  if (std::string problem = text_problem(r); !problem.empty()) throw DataError("record " + std::to_string(r.id) + ": " + problem);
+  if (std::string problem = text_problem(r); !problem.empty())
+    throw DataError("record " + std::to_string(r.id) + ": " + problem);
   return encode_body(r);
 }
 
@@ -351,8 +344,10 @@ RecordShape payload_shape(PayloadKind kind, const std::vector<std::int64_t>& sha
 ShardWriter::ShardWriter(std::string path, ShardHeader header)
     : path_(std::move(path)), tmp_(path_ + ".tmp"), kind_(header.kind) {
   if (header.views < 1) throw Error(path_ + ": views must be >= 1");
-  const nlohmann::json fields = {{"kind", to_string(header.kind)}, {"encoder", header.encoder},
-                                 {"dataset", header.dataset},    {"text_encoder", header.text_encoder},
+  const nlohmann::json fields = {{"kind", to_string(header.kind)},
+                                 {"encoder", header.encoder},
+                                 {"dataset", header.dataset},
+                                 {"text_encoder", header.text_encoder},
                                  {"views", header.views}};
   const std::string json = fields.dump();
   std::string preamble(kMagic, kMagicSize);
@@ -458,14 +453,12 @@ Record ShardReader::read(std::size_t index) const {
   const std::uint64_t body_len = get_u32(buf.data());
   if (body_len != buf.size() - kRecordPrefixSize)
     throw DataError(context + "length " + std::to_string(body_len) + " disagrees with the index (" +
-                    std::to_string(buf.size() - kRecordPrefixSize) +
-                    " bytes until the next record)");
+                    std::to_string(buf.size() - kRecordPrefixSize) + " bytes until the next record)");
   const unsigned char* body = buf.data() + kRecordPrefixSize;
   const std::uint32_t stored = get_u32(buf.data() + 4);
   const std::uint32_t computed = crc32(body, body_len);
   if (stored != computed)
-    throw DataError(context + "checksum mismatch (stored " + hex32(stored) + ", computed " +
-                    hex32(computed) + ")");
+    throw DataError(context + "checksum mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) + ")");
   return decode_body(body, body_len, header_.kind, header_.format_version, context);
 }
 
@@ -478,8 +471,7 @@ std::vector<std::string> list_shards(const std::string& dir) {
   const std::string suffix = ".ldms";
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
-    if (name.size() > suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
       names.push_back(name);
   }
   ::closedir(d);

@@ -39,13 +39,13 @@ struct ControlMeta {
 };
 
 struct Record {
-  std::uint64_t id = 0;        // unique within the dataset
-  std::int32_t label = -1;     // class label; -1 = none
-  std::string caption;         // "" = none
+  std::uint64_t id = 0;     // unique within the dataset
+  std::int32_t label = -1;  // class label; -1 = none
+  std::string caption;      // "" = none
   ControlMeta control;
   std::vector<std::int64_t> shape;  // ImageU8: {H, W, 3}; LatentF32: {C, H, W}
   std::vector<std::uint8_t> payload;
-  std::uint16_t view = 0;           // which augmented view of its source image
+  std::uint16_t view = 0;  // which augmented view of its source image
   // Precomputed caption features (text encoder output), or empty: text_len real tokens of
   // text_dim features each, row-major, and the pooled vector [text_dim].
   std::int32_t text_len = 0, text_dim = 0;
@@ -56,19 +56,17 @@ struct Record {
 struct ShardHeader {
   std::uint32_t format_version = kShardFormatVersion;
   PayloadKind kind = PayloadKind::ImageU8;
-  std::string encoder;         // identity of the encoder that made the payload ("none" for images)
-  std::string dataset;         // free-form dataset identity (e.g. "synthetic-<hash>")
-  std::string text_encoder;    // identity of the stored caption features ("" = none stored)
-  std::int32_t views = 1;      // augmented views per source image (consecutive records)
+  std::string encoder;       // identity of the encoder that made the payload ("none" for images)
+  std::string dataset;       // free-form dataset identity (e.g. "synthetic-<hash>")
+  std::string text_encoder;  // identity of the stored caption features ("" = none stored)
+  std::int32_t views = 1;    // augmented views per source image (consecutive records)
 };
 
 // Height and width of a record's payload as the v2 index stores them (0 x 0 in v1 shards).
 struct RecordShape {
   std::uint32_t height = 0, width = 0;
   bool operator==(const RecordShape& o) const { return height == o.height && width == o.width; }
-  bool operator<(const RecordShape& o) const {
-    return height != o.height ? height < o.height : width < o.width;
-  }
+  bool operator<(const RecordShape& o) const { return height != o.height ? height < o.height : width < o.width; }
 };
 
 // Height and width of a payload of `kind` (images {H, W, 3}: H, W; latents {C, H, W}: H, W).

@@ -37,10 +37,9 @@ struct NamedColour {
   float rgb[3];
 };
 constexpr NamedColour kColours[] = {
-    {"red", {220, 35, 35}},     {"green", {40, 170, 50}},   {"blue", {40, 80, 225}},
-    {"yellow", {235, 210, 40}}, {"cyan", {40, 200, 220}},   {"magenta", {210, 50, 200}},
-    {"orange", {245, 140, 30}}, {"purple", {130, 50, 200}}, {"pink", {245, 110, 170}},
-    {"lime", {160, 230, 40}},
+    {"red", {220, 35, 35}},    {"green", {40, 170, 50}},    {"blue", {40, 80, 225}},    {"yellow", {235, 210, 40}},
+    {"cyan", {40, 200, 220}},  {"magenta", {210, 50, 200}}, {"orange", {245, 140, 30}}, {"purple", {130, 50, 200}},
+    {"pink", {245, 110, 170}}, {"lime", {160, 230, 40}},
 };
 constexpr int kColourCount = sizeof kColours / sizeof kColours[0];
 constexpr std::int64_t kMaxClasses = std::int64_t{kShapeCount} * kColourCount;
@@ -48,9 +47,7 @@ constexpr std::int64_t kMaxClasses = std::int64_t{kShapeCount} * kColourCount;
 // Class k -> (shape, colour). Consecutive classes differ in both; classes sharing a shape
 // (k = a + 8b) differ in colour because (a + b) mod 10 is distinct for b in [0, 10).
 int class_shape(std::int64_t k) { return static_cast<int>(k % kShapeCount); }
-const NamedColour& class_colour(std::int64_t k) {
-  return kColours[(k % kShapeCount + k / kShapeCount) % kColourCount];
-}
+const NamedColour& class_colour(std::int64_t k) { return kColours[(k % kShapeCount + k / kShapeCount) % kColourCount]; }
 
 // SplitMix64 stream; one per (seed, purpose, record), per DESIGN.md "Randomness".
 class Rng {
@@ -63,9 +60,7 @@ class Rng {
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  std::int64_t below(std::int64_t n) {
-    return static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(n));
-  }
+  std::int64_t below(std::int64_t n) { return static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(n)); }
   bool chance(double p) { return uniform() < p; }
   template <typename T, std::size_t N>
   const T& pick(const T (&items)[N]) {
@@ -87,8 +82,8 @@ void check_param(const char* name, std::int64_t value, std::int64_t lo,
   const std::string range = hi == std::numeric_limits<std::int64_t>::max()
                                 ? ">= " + std::to_string(lo)
                                 : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  throw DataError(std::string("synthetic dataset: ") + name + " must be " + range + " (got " +
-                  std::to_string(value) + ")");
+  throw DataError(std::string("synthetic dataset: ") + name + " must be " + range + " (got " + std::to_string(value) +
+                  ")");
 }
 
 void check_params(const SyntheticParams& p) {
@@ -151,8 +146,7 @@ Scene plan_scene(const SyntheticParams& p, std::int64_t index, std::int32_t labe
   s.grad_x = std::cos(angle);
   s.grad_y = std::sin(angle);
   // Project the canvas corners on the gradient direction so the gradient spans the canvas.
-  const double proj[4] = {0, s.grad_x * s.width, s.grad_y * s.height,
-                          s.grad_x * s.width + s.grad_y * s.height};
+  const double proj[4] = {0, s.grad_x * s.width, s.grad_y * s.height, s.grad_x * s.width + s.grad_y * s.height};
   s.grad_min = *std::min_element(proj, proj + 4);
   s.grad_span = std::max(1e-9, *std::max_element(proj, proj + 4) - s.grad_min);
   s.noise_seed = canvas.next();
@@ -161,15 +155,13 @@ Scene plan_scene(const SyntheticParams& p, std::int64_t index, std::int32_t labe
   const int short_side = std::min(s.height, s.width);
   s.shape = class_shape(label);
   s.brightness = object.uniform(0.7, 1.2);
-  for (int c = 0; c < 3; ++c)
-    s.object_rgb[c] = class_colour(label).rgb[c] * static_cast<float>(s.brightness);
+  for (int c = 0; c < 3; ++c) s.object_rgb[c] = class_colour(label).rgb[c] * static_cast<float>(s.brightness);
   s.radius = object.uniform(0.125, 0.3) * short_side;
   s.cx = object.uniform(s.radius, s.width - s.radius);
   s.cy = object.uniform(s.radius, s.height - s.radius);
 
   Rng crop = stream(p, "crop", index);
-  const int side_lo =
-      std::min(short_side, static_cast<int>(std::ceil(std::max(2.2 * s.radius, 0.5 * short_side))));
+  const int side_lo = std::min(short_side, static_cast<int>(std::ceil(std::max(2.2 * s.radius, 0.5 * short_side))));
   s.crop_side = side_lo + static_cast<int>(crop.below(short_side - side_lo + 1));
   s.crop_left = crop_offset(crop, s.cx, s.radius, s.crop_side, s.width);
   s.crop_top = crop_offset(crop, s.cy, s.radius, s.crop_side, s.height);
@@ -183,13 +175,20 @@ Scene plan_scene(const SyntheticParams& p, std::int64_t index, std::int32_t labe
 bool inside_shape(int shape, double u, double v) {
   const double au = std::fabs(u), av = std::fabs(v), d2 = u * u + v * v;
   switch (shape) {
-    case Circle: return d2 <= 1;
-    case Square: return au <= 0.8 && av <= 0.8;
-    case Triangle: return v >= -0.95 && v <= 0.75 && au <= (v + 0.95) * 0.55;  // apex up
-    case Diamond: return au + av <= 1;
-    case Cross: return (au <= 0.28 && av <= 0.95) || (av <= 0.28 && au <= 0.95);
-    case Ring: return d2 <= 1 && d2 >= 0.36;
-    case Hexagon: return av <= 0.866 && 1.732 * au + av <= 1.732;
+    case Circle:
+      return d2 <= 1;
+    case Square:
+      return au <= 0.8 && av <= 0.8;
+    case Triangle:
+      return v >= -0.95 && v <= 0.75 && au <= (v + 0.95) * 0.55;  // apex up
+    case Diamond:
+      return au + av <= 1;
+    case Cross:
+      return (au <= 0.28 && av <= 0.95) || (av <= 0.28 && au <= 0.95);
+    case Ring:
+      return d2 <= 1 && d2 >= 0.36;
+    case Hexagon:
+      return av <= 0.866 && 1.732 * au + av <= 1.732;
     case Star: {
       if (d2 > 1) return false;
       // Fold the angle into [0, 36°] from the nearest tip, then test against the edge from the
@@ -218,20 +217,18 @@ std::vector<std::uint8_t> draw_crop(const Scene& s) {
   for (int y = s.crop_top; y < s.crop_top + side; ++y) {
     const double fy = y + 0.5;
     const bool row_hits = fy >= y0 && fy <= y1;
-    float t = static_cast<float>(((s.crop_left + 0.5) * s.grad_x + fy * s.grad_y - s.grad_min) /
-                                 s.grad_span);
+    float t = static_cast<float>(((s.crop_left + 0.5) * s.grad_x + fy * s.grad_y - s.grad_min) / s.grad_span);
     for (int x = s.crop_left; x < s.crop_left + side; ++x, px += 3, t += dt) {
       const double fx = x + 0.5;
-      const bool in_object = row_hits && fx >= x0 && fx <= x1 &&
-                             inside_shape(s.shape, (fx - s.cx) / s.radius, (fy - s.cy) / s.radius);
+      const bool in_object =
+          row_hits && fx >= x0 && fx <= x1 && inside_shape(s.shape, (fx - s.cx) / s.radius, (fy - s.cy) / s.radius);
       // Noise hashes the canvas position, so the canvas does not depend on where it is cropped.
-      const std::uint64_t h = mix64(
-          s.noise_seed ^ (static_cast<std::uint64_t>(y) << 32 | static_cast<std::uint32_t>(x)));
+      const std::uint64_t h =
+          mix64(s.noise_seed ^ (static_cast<std::uint64_t>(y) << 32 | static_cast<std::uint32_t>(x)));
       for (int c = 0; c < 3; ++c) {
         const float base = in_object ? s.object_rgb[c] : s.bg_from[c] + bg_step[c] * t;
         const int noise = static_cast<int>((h >> (8 * c)) & 15) - 8;  // uniform in [-8, 7]
-        px[c] =
-            static_cast<std::uint8_t>(std::clamp(static_cast<int>(base + 0.5f) + noise, 0, 255));
+        px[c] = static_cast<std::uint8_t>(std::clamp(static_cast<int>(base + 0.5f) + noise, 0, 255));
       }
     }
   }
@@ -271,8 +268,7 @@ Taps resample_taps(int in, int out) {
 }
 
 // Square u8 RGB image of side `in` -> side `out`, mirrored left-right when `flip`.
-std::vector<std::uint8_t> resize_square(const std::vector<std::uint8_t>& src, int in, int out,
-                                        bool flip) {
+std::vector<std::uint8_t> resize_square(const std::vector<std::uint8_t>& src, int in, int out, bool flip) {
   const Taps taps = resample_taps(in, out);
   const std::size_t in_row = static_cast<std::size_t>(in) * 3;
   // Vertical pass first: its inner loop runs along contiguous rows, and it leaves only `out`
@@ -296,8 +292,7 @@ std::vector<std::uint8_t> resize_square(const std::vector<std::uint8_t>& src, in
       for (int k = 0; k < taps.count[j]; ++k)
         for (int c = 0; c < 3; ++c) acc[c] += w[k] * s[k * 3 + c];
       std::uint8_t* d = &dst[(static_cast<std::size_t>(i) * out + (flip ? out - 1 - j : j)) * 3];
-      for (int c = 0; c < 3; ++c)
-        d[c] = static_cast<std::uint8_t>(std::clamp(acc[c], 0.0f, 255.0f));
+      for (int c = 0; c < 3; ++c) d[c] = static_cast<std::uint8_t>(std::clamp(acc[c], 0.0f, 255.0f));
     }
   return dst;
 }
@@ -324,8 +319,7 @@ std::string caption_for(const Scene& s, std::int32_t label, const SyntheticParam
 
   static const char* kPrefixes[] = {"", "", "a photo of ", "an image of ", "a picture of "};
   static const char* kMiddle[] = {"in the middle", "in the centre", "in the middle of the image"};
-  static const char* kSide[] = {"on the %s", "on the %s side", "on the %s side of the image",
-                                "to the %s"};
+  static const char* kSide[] = {"on the %s", "on the %s side", "on the %s side of the image", "to the %s"};
   std::string where;
   if (std::fabs(offset) < 0.08) {
     where = rng.pick(kMiddle);
@@ -335,8 +329,7 @@ std::string caption_for(const Scene& s, std::int32_t label, const SyntheticParam
     where = buf;
   }
   std::string caption = std::string(rng.pick(kPrefixes)) + article + desc + " " + where;
-  const double bg_lum =
-      (s.bg_from[0] + s.bg_from[1] + s.bg_from[2] + s.bg_to[0] + s.bg_to[1] + s.bg_to[2]) / 6;
+  const double bg_lum = (s.bg_from[0] + s.bg_from[1] + s.bg_from[2] + s.bg_to[0] + s.bg_to[1] + s.bg_to[2]) / 6;
   if ((bg_lum < 90 || bg_lum > 160) && rng.chance(0.4))
     caption += bg_lum < 90 ? " against a dark background" : " against a light background";
   return caption;
@@ -355,8 +348,7 @@ std::optional<std::string> manifest_identity(const std::string& dir) {
   }
 }
 
-[[noreturn]] void throw_identity_mismatch(const std::string& dir, const std::string& found,
-                                          const std::string& wanted) {
+[[noreturn]] void throw_identity_mismatch(const std::string& dir, const std::string& found, const std::string& wanted) {
   throw DataError(dir + " holds dataset " + found + ", not " + wanted +
                   " (different parameters); remove it or choose another directory");
 }
@@ -368,8 +360,7 @@ void render_dataset(const SyntheticParams& p, const std::string& dir, const std:
   const ShardHeader header{kShardFormatVersion, PayloadKind::ImageU8, "none", identity, "", 1};
   for (std::int64_t first = 0; first < p.records; first += p.shard_records) {
     char name[32];
-    std::snprintf(name, sizeof name, "synth-%05lld.ldms",
-                  static_cast<long long>(first / p.shard_records));
+    std::snprintf(name, sizeof name, "synth-%05lld.ldms", static_cast<long long>(first / p.shard_records));
     ShardWriter writer(dir + "/" + name, header);
     const std::int64_t last = std::min(p.records, first + p.shard_records);
     for (std::int64_t i = first; i < last; ++i) writer.append(render_synthetic_record(p, i));
@@ -389,17 +380,17 @@ void render_dataset(const SyntheticParams& p, const std::string& dir, const std:
 }  // namespace
 
 std::string synthetic_identity(const SyntheticParams& p) {
-  const std::string canonical =
-      "synthetic/v" + std::to_string(kRendererVersion) + " records=" + std::to_string(p.records) +
-      " classes=" + std::to_string(p.classes) + " resolution=" + std::to_string(p.resolution) +
-      " seed=" + std::to_string(p.seed) + " shard_records=" + std::to_string(p.shard_records);
+  const std::string canonical = "synthetic/v" + std::to_string(kRendererVersion) +
+                                " records=" + std::to_string(p.records) + " classes=" + std::to_string(p.classes) +
+                                " resolution=" + std::to_string(p.resolution) + " seed=" + std::to_string(p.seed) +
+                                " shard_records=" + std::to_string(p.shard_records);
   return "synthetic-" + hex64(fnv1a64(canonical));
 }
 
 std::string synthetic_class_name(std::int64_t k) {
   if (k < 0 || k >= kMaxClasses)
-    throw DataError("synthetic class " + std::to_string(k) + " is out of range [0, " +
-                    std::to_string(kMaxClasses) + ")");
+    throw DataError("synthetic class " + std::to_string(k) + " is out of range [0, " + std::to_string(kMaxClasses) +
+                    ")");
   return std::string(class_colour(k).name) + " " + kShapeNames[class_shape(k)];
 }
 
@@ -444,8 +435,7 @@ void ensure_synthetic_dataset(const SyntheticParams& p, const std::string& dir_a
     if (::rename(tmp.c_str(), dir.c_str()) != 0) {
       const int err = errno;
       // Someone else finished the same dataset first: theirs is as good as ours.
-      const auto found =
-          (err == ENOTEMPTY || err == EEXIST) ? manifest_identity(dir) : std::nullopt;
+      const auto found = (err == ENOTEMPTY || err == EEXIST) ? manifest_identity(dir) : std::nullopt;
       if (!found) {
         errno = err;
         throw_errno("cannot rename " + tmp + " to", dir);

@@ -19,7 +19,7 @@ namespace ldm::data {
 struct SyntheticParams {
   std::int64_t records = 1024;
   std::int64_t classes = 10;
-  std::int64_t resolution = 32;      // final square image side
+  std::int64_t resolution = 32;  // final square image side
   std::int64_t seed = 0;
   std::int64_t shard_records = 256;  // records per shard file
 };

@@ -25,9 +25,9 @@ BuiltinTextEncoder::BuiltinTextEncoder(int dim, int max_tokens, std::uint64_t se
   auto gen = at::detail::createCPUGenerator(derive_seed(seed, "text-encoder-table"));
   table_ = at::empty({vocab, dim}, torch::kFloat32).normal_(0.0, 1.0 / std::sqrt(double(dim)), gen);
   // positions [L, D]: sin on even, cos on odd columns, transformer-style
-  auto pos = torch::arange(max_tokens, torch::kFloat64).unsqueeze(1);                  // [L,1]
+  auto pos = torch::arange(max_tokens, torch::kFloat64).unsqueeze(1);                              // [L,1]
   auto freq = torch::exp(torch::arange(0, dim, 2, torch::kFloat64) * (-std::log(10000.0) / dim));  // [D/2]
-  auto angles = pos * freq.unsqueeze(0);                                               // [L,D/2]
+  auto angles = pos * freq.unsqueeze(0);                                                           // [L,D/2]
   positions_ = torch::stack({angles.sin(), angles.cos()}, 2).reshape({max_tokens, dim}).to(torch::kFloat32) * 0.1;
 }
 
@@ -40,7 +40,8 @@ std::vector<std::int64_t> BuiltinTextEncoder::tokenize(const std::string& captio
     word.clear();
   };
   for (char c : caption) {
-    if (std::isalnum(static_cast<unsigned char>(c))) word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     else flush();
   }
   flush();

@@ -10,10 +10,10 @@
 namespace ldm::data {
 
 struct TextEmbedding {
-  at::Tensor tokens;   // [max_tokens, dim] float; rows >= length are zero (padding is the model's job)
-  at::Tensor mask;     // [max_tokens] bool; true for the `length` real tokens
+  at::Tensor tokens;  // [max_tokens, dim] float; rows >= length are zero (padding is the model's job)
+  at::Tensor mask;    // [max_tokens] bool; true for the `length` real tokens
   std::int64_t length = 0;
-  at::Tensor pooled;   // [dim] float; a summary vector of the caption
+  at::Tensor pooled;  // [dim] float; a summary vector of the caption
 };
 
 class TextEncoder {

@@ -51,8 +51,8 @@ torch::jit::Module load_module(const std::string& path, const std::string& what,
     std::string msg = message_of(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     throw DataError(what + " " + path + ": not a TorchScript archive that this LibTorch (" +
-                    std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
-                    ") can load (" + msg + "); export the model with " + exporter + " under Debian's python3-torch");
+                    std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
+                    msg + "); export the model with " + exporter + " under Debian's python3-torch");
   }
   m.eval();
   return m;
@@ -61,8 +61,8 @@ torch::jit::Module load_module(const std::string& path, const std::string& what,
 void require_method(const torch::jit::Module& m, const std::string& path, const std::string& what,
                     const std::string& name, const std::string& signature) {
   if (!m.find_method(name))
-    throw DataError(what + " " + path + ": the TorchScript module has no method '" + name + "' (expected " +
-                    signature + ")");
+    throw DataError(what + " " + path + ": the TorchScript module has no method '" + name + "' (expected " + signature +
+                    ")");
 }
 
 c10::IValue require_attr(const torch::jit::Module& m, const std::string& path, const std::string& what,
@@ -156,8 +156,8 @@ struct TorchScriptAutoencoder::Impl {
                         tsenc::shape_str(x.narrow(0, start, rows).sizes()) + ": " + tsenc::message_of(e));
       }
       if (!result.isTensor())
-        throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": " + method + "() returned a " + result.tagKind() +
-                        ", expected a tensor");
+        throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": " + method + "() returned a " +
+                        result.tagKind() + ", expected a tensor");
       auto y = result.toTensor();
       const auto want = expected(rows);
       if (y.sizes() != at::IntArrayRef(want))
@@ -184,7 +184,8 @@ TorchScriptAutoencoder::TorchScriptAutoencoder(const std::string& path, TorchScr
   try {
     d.device = torch::Device(options.device);
   } catch (const std::exception& e) {
-    throw Error(std::string(tsenc::kVaeWhat) + " " + path + ": bad device '" + options.device + "': " + tsenc::message_of(e));
+    throw Error(std::string(tsenc::kVaeWhat) + " " + path + ": bad device '" + options.device +
+                "': " + tsenc::message_of(e));
   }
   tsenc::require_file(path, tsenc::kVaeWhat);
   d.sha = sha256_file_hex(path);
@@ -196,7 +197,8 @@ TorchScriptAutoencoder::TorchScriptAutoencoder(const std::string& path, TorchScr
   const auto channels = tsenc::attr_int(d.module, path, tsenc::kVaeWhat, "latent_channels");
   const auto factor = tsenc::attr_int(d.module, path, tsenc::kVaeWhat, "downsampling_factor");
   if (channels < 1 || channels > 4096)
-    throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": latent_channels " + std::to_string(channels) + " is invalid");
+    throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": latent_channels " + std::to_string(channels) +
+                    " is invalid");
   if (factor < 1 || factor > 1024)
     throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": downsampling_factor " + std::to_string(factor) +
                     " is invalid");
@@ -208,7 +210,8 @@ TorchScriptAutoencoder::TorchScriptAutoencoder(const std::string& path, TorchScr
     throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": the scale must be finite and non-zero, got " +
                     tsenc::fmt_g6(d.scale));
   if (!std::isfinite(d.shift))
-    throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": the shift must be finite, got " + tsenc::fmt_g6(d.shift));
+    throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": the shift must be finite, got " +
+                    tsenc::fmt_g6(d.shift));
 }
 
 TorchScriptAutoencoder::~TorchScriptAutoencoder() = default;
@@ -224,7 +227,9 @@ at::Tensor TorchScriptAutoencoder::encode(const at::Tensor& images) const {
     throw Error(std::string(tsenc::kVaeWhat) + " " + d.path + ": image " + std::to_string(h) + "x" + std::to_string(w) +
                 " is not divisible by the downsampling factor " + std::to_string(f));
   const int64_t c = d.latent_channels;
-  auto mean = d.run_chunked("encode", images, [&](int64_t rows) { return std::vector<int64_t>{rows, c, h / f, w / f}; });
+  auto mean = d.run_chunked("encode", images, [&](int64_t rows) {
+    return std::vector<int64_t>{rows, c, h / f, w / f};
+  });
   return (mean - d.shift) * d.scale;
 }
 
@@ -269,8 +274,8 @@ namespace tsenc {
 // ToString) are looked up with dlsym.
 struct SentencePieceLib {
   void* handle = nullptr;
-  void (*construct)(void* self) = nullptr;                    // SentencePieceProcessor::SentencePieceProcessor()
-  void (*status_destroy)(void* self) = nullptr;               // util::Status::~Status()
+  void (*construct)(void* self) = nullptr;                      // SentencePieceProcessor::SentencePieceProcessor()
+  void (*status_destroy)(void* self) = nullptr;                 // util::Status::~Status()
   std::string (*status_to_string)(const void* self) = nullptr;  // util::Status::ToString() const
   std::string error;
 
@@ -286,7 +291,8 @@ struct SentencePieceLib {
                   (e ? e : "dlopen failed");
         return l;
       }
-      l.construct = reinterpret_cast<void (*)(void*)>(::dlsym(l.handle, "_ZN13sentencepiece22SentencePieceProcessorC1Ev"));
+      l.construct =
+          reinterpret_cast<void (*)(void*)>(::dlsym(l.handle, "_ZN13sentencepiece22SentencePieceProcessorC1Ev"));
       l.status_destroy = reinterpret_cast<void (*)(void*)>(::dlsym(l.handle, "_ZN13sentencepiece4util6StatusD1Ev"));
       l.status_to_string = reinterpret_cast<std::string (*)(const void*)>(
           ::dlsym(l.handle, "_ZNK13sentencepiece4util6Status8ToStringB5cxx11Ev"));
@@ -347,7 +353,6 @@ class SentencePiece {
 
 }  // namespace tsenc
 
-
 namespace tsenc {
 constexpr const char* kTextWhat = "TorchScript text encoder";
 constexpr const char* kTextExporter = "tools/export/export_text_encoder.py";
@@ -379,7 +384,8 @@ TorchScriptTextEncoder::TorchScriptTextEncoder(const std::string& model_path, co
   try {
     d.device = torch::Device(options.device);
   } catch (const std::exception& e) {
-    throw Error(std::string(tsenc::kTextWhat) + " " + model_path + ": bad device '" + options.device + "': " + tsenc::message_of(e));
+    throw Error(std::string(tsenc::kTextWhat) + " " + model_path + ": bad device '" + options.device +
+                "': " + tsenc::message_of(e));
   }
 
   tsenc::require_file(tokenizer_path, "SentencePiece tokenizer");
@@ -395,7 +401,7 @@ TorchScriptTextEncoder::TorchScriptTextEncoder(const std::string& model_path, co
   d.model_sha = sha256_file_hex(model_path);
   d.module = tsenc::load_module(model_path, tsenc::kTextWhat, tsenc::kTextExporter, d.device);
   tsenc::require_method(d.module, model_path, tsenc::kTextWhat, "forward",
-                 "forward(input_ids: int64 [N,L], attention_mask: int64 [N,L]) -> float [N,L,D]");
+                        "forward(input_ids: int64 [N,L], attention_mask: int64 [N,L]) -> float [N,L,D]");
   const auto hidden = tsenc::attr_int(d.module, model_path, tsenc::kTextWhat, "hidden_size");
   if (hidden < 1 || hidden > (1 << 20))
     throw DataError(std::string(tsenc::kTextWhat) + " " + model_path + ": hidden_size " + std::to_string(hidden) +

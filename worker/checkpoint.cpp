@@ -43,8 +43,7 @@ CheckpointBundle read_checkpoint(const std::string& path) {
     while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
     dir = path + "/" + name;
   }
-  if (!path_exists(dir + "/manifest.json"))
-    throw DataError(dir + ": not a checkpoint bundle (no manifest.json)");
+  if (!path_exists(dir + "/manifest.json")) throw DataError(dir + ": not a checkpoint bundle (no manifest.json)");
   CheckpointBundle b;
   auto manifest = nlohmann::json::parse(read_file(dir + "/manifest.json"), nullptr, false);
   if (manifest.is_discarded()) throw DataError(dir + "/manifest.json: not valid JSON");

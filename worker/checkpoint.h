@@ -13,11 +13,12 @@
 namespace ldm::worker {
 
 struct CheckpointBundle {
-  nlohmann::json manifest;  // step, data_cursor, spec (resolved), spec_hash, world_size, threads_per_rank, libtorch, ...
-  TensorMap model;          // state dict, reference key names (incl. fixed buffers such as pos_embed)
-  TensorMap ema;            // the EMA weights as a full state dict (same keys as `model`)
-  TensorMap optimizer;      // flat moments + step
-  TensorMap generators;     // "rank<r>.<purpose>" -> generator state bytes
+  nlohmann::json
+      manifest;          // step, data_cursor, spec (resolved), spec_hash, world_size, threads_per_rank, libtorch, ...
+  TensorMap model;       // state dict, reference key names (incl. fixed buffers such as pos_embed)
+  TensorMap ema;         // the EMA weights as a full state dict (same keys as `model`)
+  TensorMap optimizer;   // flat moments + step
+  TensorMap generators;  // "rank<r>.<purpose>" -> generator state bytes
 };
 
 // Writes the bundle for manifest["step"] under `checkpoints_dir`, updates `latest`, and returns

@@ -68,9 +68,9 @@ class MpiCommunicator final : public Communicator {
       }
       all.resize(total);
     }
-    check(MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), sizes.data(), displs.data(), MPI_CHAR,
-                      root, MPI_COMM_WORLD),
-          "gather");
+    check(
+        MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), sizes.data(), displs.data(), MPI_CHAR, root, MPI_COMM_WORLD),
+        "gather");
     std::vector<std::string> out;
     if (rank_ == root)
       for (int r = 0; r < size_; ++r) out.push_back(all.substr(displs[r], sizes[r]));

@@ -39,21 +39,25 @@ models::Condition ConditionBuilder::base(const ConditionInputs& in, double pad_n
     std::vector<data::TextEmbedding> features = in.text;
     if (features.empty()) {
       if (static_cast<int64_t>(in.captions.size()) != n)
-        throw Error("text task: " + std::to_string(in.captions.size()) + " captions for " + std::to_string(n) + " samples");
+        throw Error("text task: " + std::to_string(in.captions.size()) + " captions for " + std::to_string(n) +
+                    " samples");
       if (!encoder_)
-        throw Error("text_encoder.kind = \"precomputed\": captions can only come as stored features (no encoder "
-                    "to encode a caption with; use the encoder the shards were made with)");
+        throw Error(
+            "text_encoder.kind = \"precomputed\": captions can only come as stored features (no encoder "
+            "to encode a caption with; use the encoder the shards were made with)");
       features = encoder_->encode_batch(in.captions);
     }
     if (static_cast<int64_t>(features.size()) != n)
-      throw Error("text task: " + std::to_string(features.size()) + " caption features for " + std::to_string(n) + " samples");
+      throw Error("text task: " + std::to_string(features.size()) + " caption features for " + std::to_string(n) +
+                  " samples");
     std::vector<at::Tensor> tokens, masks, pooled;
     std::vector<int64_t> lengths;
     for (const auto& e : features) {
       if (e.tokens.size(0) != spec_.text_encoder.max_tokens || e.tokens.size(1) != spec_.text_encoder.dim)
-        throw Error("caption features are " + std::to_string(e.tokens.size(0)) + " x " + std::to_string(e.tokens.size(1)) +
-                    " but the experiment has text_encoder.max_tokens = " + std::to_string(spec_.text_encoder.max_tokens) +
-                    ", dim = " + std::to_string(spec_.text_encoder.dim));
+        throw Error(
+            "caption features are " + std::to_string(e.tokens.size(0)) + " x " + std::to_string(e.tokens.size(1)) +
+            " but the experiment has text_encoder.max_tokens = " + std::to_string(spec_.text_encoder.max_tokens) +
+            ", dim = " + std::to_string(spec_.text_encoder.dim));
       tokens.push_back(e.tokens);
       masks.push_back(e.mask);
       pooled.push_back(e.pooled);
@@ -71,8 +75,9 @@ models::Condition ConditionBuilder::base(const ConditionInputs& in, double pad_n
   }
   if (controls_) {
     if (static_cast<int64_t>(in.controls.size()) != n)
-      throw Error("recipe.conditioning.controls = '" + spec_.recipe.conditioning.controls + "' needs control metadata for every sample (" +
-                  std::to_string(in.controls.size()) + " for " + std::to_string(n) + ")");
+      throw Error("recipe.conditioning.controls = '" + spec_.recipe.conditioning.controls +
+                  "' needs control metadata for every sample (" + std::to_string(in.controls.size()) + " for " +
+                  std::to_string(n) + ")");
     c.controls = models::control_tensor(in.controls);
   }
   return c;
@@ -91,7 +96,8 @@ models::Condition ConditionBuilder::training(const ConditionInputs& in, const at
   return c;
 }
 
-models::Condition ConditionBuilder::with_drops(const models::Condition& c, bool drop_semantic, bool drop_controls) const {
+models::Condition ConditionBuilder::with_drops(const models::Condition& c, bool drop_semantic,
+                                               bool drop_controls) const {
   models::Condition out = c;
   if (drop_semantic) {
     if (text_) out.semantic_drop = torch::ones_like(c.semantic_drop);

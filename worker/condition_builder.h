@@ -19,10 +19,10 @@
 namespace ldm::worker {
 
 struct ConditionInputs {
-  std::vector<int64_t> labels;               // class task: one per sample
-  std::vector<std::string> captions;         // text task: one per sample (encoded here) ...
-  std::vector<data::ControlMeta> controls;   // one per sample when the recipe conditions on controls
-  std::vector<data::TextEmbedding> text;     // ... or the captions' stored features (used when non-empty)
+  std::vector<int64_t> labels;              // class task: one per sample
+  std::vector<std::string> captions;        // text task: one per sample (encoded here) ...
+  std::vector<data::ControlMeta> controls;  // one per sample when the recipe conditions on controls
+  std::vector<data::TextEmbedding> text;    // ... or the captions' stored features (used when non-empty)
   int64_t size() const;
 };
 

@@ -17,12 +17,14 @@ FaultPlan parse_fault(const std::string& text) {
   FaultPlan plan;
   if (text.empty()) return plan;
   const auto bad = [&](const std::string& why) {
-    return Error("LDM_FAULT='" + text + "': " + why + " (expected KIND@step:S,rank:R[,attempt:A] with KIND abort|throw|exit)");
+    return Error("LDM_FAULT='" + text + "': " + why +
+                 " (expected KIND@step:S,rank:R[,attempt:A] with KIND abort|throw|exit)");
   };
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
   plan.kind = text.substr(0, at);
-  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit") throw bad("unknown kind '" + plan.kind + "'");
+  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit")
+    throw bad("unknown kind '" + plan.kind + "'");
   for (const auto& part : split(text.substr(at + 1), ',')) {
     auto colon = part.find(':');
     if (colon == std::string::npos) throw bad("'" + part + "' is not key:value");

@@ -170,8 +170,7 @@ std::map<std::string, torch::Tensor> FlatAdan::state() {
   return out;
 }
 
-FlatEma::FlatEma(const FlatParams& params, double decay, bool warmup)
-    : p_(params), decay_(decay), warmup_(warmup) {
+FlatEma::FlatEma(const FlatParams& params, double decay, bool warmup) : p_(params), decay_(decay), warmup_(warmup) {
   for (const auto& b : p_.buckets()) ema_.push_back(b.params.detach().clone());
 }
 

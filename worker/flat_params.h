@@ -18,11 +18,11 @@ namespace ldm::worker {
 
 struct FlatBucket {
   torch::ScalarType dtype = torch::kFloat32;
-  bool decay = true;                  // weight decay applies to this bucket
-  torch::Tensor params;               // [numel]
-  torch::Tensor grads;                // [numel]
-  std::vector<std::string> names;     // parameter names, in buffer order
-  std::vector<int64_t> offsets;       // start of each parameter in the buffer
+  bool decay = true;               // weight decay applies to this bucket
+  torch::Tensor params;            // [numel]
+  torch::Tensor grads;             // [numel]
+  std::vector<std::string> names;  // parameter names, in buffer order
+  std::vector<int64_t> offsets;    // start of each parameter in the buffer
   std::vector<std::vector<int64_t>> shapes;
 };
 
@@ -35,7 +35,7 @@ class FlatParams {
   const std::vector<FlatBucket>& buckets() const { return buckets_; }
   int64_t numel() const;
   void zero_grad();
-  double grad_norm() const;          // L2 over all buckets
+  double grad_norm() const;  // L2 over all buckets
   void scale_grads(double factor);
   // Views of `flats` (one tensor per bucket, laid out like the parameters) by parameter name.
   std::map<std::string, torch::Tensor> unflatten(const std::vector<torch::Tensor>& flats) const;
@@ -69,7 +69,7 @@ class FlatAdamW final : public FlatOptimizer {
   FlatAdamW(FlatParams& params, Options options);
   void step(double lr) override;
   std::map<std::string, torch::Tensor> state() override;  // exp_avg, exp_avg_sq
-  std::vector<torch::Tensor>& exp_avg() { return m_; }      // one per bucket
+  std::vector<torch::Tensor>& exp_avg() { return m_; }    // one per bucket
   std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
 
  private:

@@ -41,8 +41,8 @@ std::string sizes_text(at::IntArrayRef s) {
 
 struct Weights {
   TensorMap tensors;
-  std::string description;            // "model weights of bundle DIR", for the summary line
-  std::optional<RecipeSpec> recipe;   // a bundle's resolved recipe (from its manifest)
+  std::string description;           // "model weights of bundle DIR", for the summary line
+  std::optional<RecipeSpec> recipe;  // a bundle's resolved recipe (from its manifest)
 };
 
 Weights load_bundle(const std::string& path, bool ema) {
@@ -79,12 +79,13 @@ Weights load_pt(const std::string& path, bool ema) {
       } catch (const DataError&) {
       }
       if (found)
-        throw DataError(path + ": a training checkpoint without a '" + want + "' state dict (it has '" + other +
-                        "'" + (std::string(other) == "ema" ? ": pass --ema" : "") + "); " + wanted_error.what());
+        throw DataError(path + ": a training checkpoint without a '" + want + "' state dict (it has '" + other + "'" +
+                        (std::string(other) == "ema" ? ": pass --ema" : "") + "); " + wanted_error.what());
     }
     w.tensors = load_pt_state_dict(path);  // the top level must now be the state dict itself
     if (ema)
-      throw DataError(path + ": --ema asks for the 'ema' state dict of a training checkpoint, but this file is a "
+      throw DataError(path +
+                      ": --ema asks for the 'ema' state dict of a training checkpoint, but this file is a "
                       "plain state dict (run without --ema)");
     w.description = "state dict " + path;
     return w;
@@ -101,7 +102,8 @@ Weights read_weights(const std::string& path, bool ema) {
   in.close();
   if (std::string(magic, 4) == std::string("PK\x03\x04", 4)) return load_pt(path, ema);
   if (ema)
-    throw DataError(path + ": --ema: a safetensors file holds one set of weights (--ema applies to checkpoint "
+    throw DataError(path +
+                    ": --ema: a safetensors file holds one set of weights (--ema applies to checkpoint "
                     "bundles and .pt training checkpoints)");
   Weights w;
   w.tensors = safetensors_decode(read_file(path), path);
@@ -115,8 +117,10 @@ Weights read_weights(const std::string& path, bool ema) {
 std::string infer_dit_preset(const TensorMap& w, const std::string& source) {
   auto it = w.find("x_embedder.proj.weight");
   if (it == w.end() || it->second.dim() != 4)
-    throw SpecError("preset", source + ": cannot infer the DiT preset: no 4-D 'x_embedder.proj.weight' in the "
-                              "weights; give --preset (one of " + join(preset_names("dit"), ", ") + ")");
+    throw SpecError("preset", source +
+                                  ": cannot infer the DiT preset: no 4-D 'x_embedder.proj.weight' in the "
+                                  "weights; give --preset (one of " +
+                                  join(preset_names("dit"), ", ") + ")");
   const int64_t width = it->second.size(0), patch = it->second.size(2);
   int64_t depth = 0;
   for (const auto& kv : w) {
@@ -134,14 +138,15 @@ std::string infer_dit_preset(const TensorMap& w, const std::string& source) {
     const PresetInfo* p = find_preset("dit", name);
     if (p && p->depth == depth && p->width == width && p->patch == patch) matches.push_back(p);
   }
-  const std::string found = "depth " + std::to_string(depth) + ", width " + std::to_string(width) + ", patch " +
-                            std::to_string(patch);
+  const std::string found =
+      "depth " + std::to_string(depth) + ", width " + std::to_string(width) + ", patch " + std::to_string(patch);
   if (matches.empty())
-    throw SpecError("preset", source + ": no dit preset has the weights' " + found + " (presets: " +
-                                  join(preset_names("dit"), ", ") + "); give --preset");
+    throw SpecError("preset", source + ": no dit preset has the weights' " + found +
+                                  " (presets: " + join(preset_names("dit"), ", ") + "); give --preset");
   for (const PresetInfo* p : matches)
     if (p->heads != matches[0]->heads || p->mlp_ratio != matches[0]->mlp_ratio)
-      throw SpecError("preset", source + ": the weights' " + found + " fit several dit presets with different "
+      throw SpecError("preset", source + ": the weights' " + found +
+                                    " fit several dit presets with different "
                                     "heads; give --preset");
   return matches[0]->name;
 }
@@ -159,22 +164,21 @@ void load_into(models::Denoiser& model, const Weights& w, const RecipeSpec& reci
     std::string hint = "; the model is " + recipe.family + " " + recipe.preset + " with learn_sigma " +
                        (recipe.learn_sigma ? "on" : "off") + " and controls " + recipe.conditioning.controls +
                        ", built for the shape of x";
-    const bool weights_have_controls =
-        std::any_of(w.tensors.begin(), w.tensors.end(), [](const auto& kv) { return starts_with(kv.first, "control_embedder."); });
+    const bool weights_have_controls = std::any_of(
+        w.tensors.begin(), w.tensors.end(), [](const auto& kv) { return starts_with(kv.first, "control_embedder."); });
     if (weights_have_controls && recipe.conditioning.controls == "none")
       hint += " (the weights have a control embedder: pass --controls sdxl or proposed)";
     else if (!weights_have_controls && recipe.conditioning.controls != "none")
       hint += " (the weights have no control embedder: --controls none?)";
-    else
-      hint += " (check --preset, --learn-sigma and the shape of x)";
+    else hint += " (check --preset, --learn-sigma and the shape of x)";
     throw DataError(std::string(e.what()) + hint);
   }
 }
 
 // ---- inputs --------------------------------------------------------------------------------
 
-const std::vector<std::string> kInputKeys = {"x",        "t",        "y",        "ctx",           "ctx_mask",    "pooled",
-                                             "controls", "noise_level", "semantic_drop", "control_drop"};
+const std::vector<std::string> kInputKeys = {"x",      "t",        "y",           "ctx",           "ctx_mask",
+                                             "pooled", "controls", "noise_level", "semantic_drop", "control_drop"};
 
 struct Inputs {
   torch::Tensor x, t;
@@ -277,8 +281,8 @@ RecipeSpec resolve_recipe(const ForwardArgs& a, const Weights& w) {
   if (w.recipe) {  // a bundle: its own resolved recipe, which the options may only confirm
     r = *w.recipe;
     auto disagree = [&](const std::string& what, const std::string& given, const std::string& bundle) {
-      return SpecError(what, a.checkpoint + ": --" + what + " " + given + " disagrees with the bundle's recipe (" +
-                                 bundle + ")");
+      return SpecError(
+          what, a.checkpoint + ": --" + what + " " + given + " disagrees with the bundle's recipe (" + bundle + ")");
     };
     if (a.recipe != r.family) throw disagree("recipe", a.recipe, r.family);
     if (!a.preset.empty() && a.preset != r.preset) throw disagree("preset", a.preset, r.preset);
@@ -293,12 +297,14 @@ RecipeSpec resolve_recipe(const ForwardArgs& a, const Weights& w) {
   if (!a.preset.empty()) r.preset = a.preset;
   else if (a.recipe == "dit") r.preset = infer_dit_preset(w.tensors, a.checkpoint);
   else
-    throw SpecError("preset", "--preset is required for recipe '" + a.recipe + "' (only dit's is inferred from the "
-                              "weights); presets: " + join(preset_names(a.recipe), ", "));
+    throw SpecError("preset", "--preset is required for recipe '" + a.recipe +
+                                  "' (only dit's is inferred from the "
+                                  "weights); presets: " +
+                                  join(preset_names(a.recipe), ", "));
   if (!find_preset(r.family, r.preset))
     throw SpecError("preset", "unknown preset '" + r.preset + "' for recipe '" + r.family + "'" +
-                                  did_you_mean(r.preset, preset_names(r.family)) + " (presets: " +
-                                  join(preset_names(r.family), ", ") + ")");
+                                  did_you_mean(r.preset, preset_names(r.family)) +
+                                  " (presets: " + join(preset_names(r.family), ", ") + ")");
   return r;
 }
 
@@ -332,14 +338,16 @@ int cmd_forward(const ForwardArgs& a) {
   RecipeSpec recipe = resolve_recipe(a, w);
   if (in.cond.token_mask.defined() && !w.recipe) recipe.conditioning.mask_padding = true;
   if (recipe.conditioning.mask_padding && in.text && !in.cond.token_mask.defined())
-    throw DataError(a.inputs + ": the bundle's recipe masks caption padding (conditioning.mask_padding) but the "
-                                "inputs have no 'ctx_mask'");
+    throw DataError(a.inputs +
+                    ": the bundle's recipe masks caption padding (conditioning.mask_padding) but the "
+                    "inputs have no 'ctx_mask'");
   const bool with_controls = recipe.conditioning.controls != "none";
   if (with_controls && !in.cond.controls.defined())
     throw DataError(a.inputs + ": the recipe conditions on controls (" + recipe.conditioning.controls +
                     ") but the inputs have no 'controls' [N, 8]");
   if (!with_controls && in.cond.controls.defined())
-    throw DataError(a.inputs + ": the inputs have 'controls' but the recipe has none (pass --controls sdxl or proposed)");
+    throw DataError(a.inputs +
+                    ": the inputs have 'controls' but the recipe has none (pass --controls sdxl or proposed)");
   const std::string task = in.text ? "text" : "class";
   if (!family_supports_task(recipe.family, task))
     throw SpecError("recipe", "recipe '" + recipe.family + "' does not support the " + task + " task (inputs " +

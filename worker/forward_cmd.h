@@ -69,9 +69,9 @@ struct ForwardArgs {
   std::string out;         // .npy
   bool ema = false;        // bundles and .pt training checkpoints: the EMA weights
   bool learn_sigma = false;
-  std::string controls;    // "" = not given ("none", or the bundle's); none | sdxl | proposed
-  int64_t classes = 0;     // class task; 0 = infer from the weights
-  int threads = 0;         // intra-op threads; 0 = LibTorch's default
+  std::string controls;  // "" = not given ("none", or the bundle's); none | sdxl | proposed
+  int64_t classes = 0;   // class task; 0 = infer from the weights
+  int threads = 0;       // intra-op threads; 0 = LibTorch's default
 };
 
 // Runs the forward pass and writes args.out. Prints one line to stdout saying what ran. Throws

@@ -155,7 +155,8 @@ int cmd_describe(const Args& a) {
     usage_error("--controls must be none, sdxl or proposed");
   const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
   if (!is_known_family(recipe.family))
-    throw SpecError("recipe.family", "unknown family '" + recipe.family + "'" + did_you_mean(recipe.family, recipe_families()));
+    throw SpecError("recipe.family",
+                    "unknown family '" + recipe.family + "'" + did_you_mean(recipe.family, recipe_families()));
   if (!preset)
     throw SpecError("recipe.preset", "unknown preset '" + recipe.preset + "'" +
                                          did_you_mean(recipe.preset, preset_names(recipe.family)));
@@ -176,16 +177,22 @@ int cmd_describe(const Args& a) {
   const int64_t analytic = analytic_param_count(*preset, shape);
   const double gflops = analytic_gflops(*preset, shape);
   if (a.has("json")) {
-    std::cout << nlohmann::json{{"family", recipe.family}, {"preset", recipe.preset}, {"task", task},
-                                {"controls", recipe.conditioning.controls}, {"resolution", resolution},
+    std::cout << nlohmann::json{{"family", recipe.family},
+                                {"preset", recipe.preset},
+                                {"task", task},
+                                {"controls", recipe.conditioning.controls},
+                                {"resolution", resolution},
                                 {"latent", {in_channels, resolution / factor, resolution / factor}},
-                                {"parameters", params}, {"trainable", trainable}, {"analytic_parameters", analytic},
+                                {"parameters", params},
+                                {"trainable", trainable},
+                                {"analytic_parameters", analytic},
                                 {"gflops", gflops}}
                      .dump(2)
               << "\n";
   } else {
-    const std::string cond = task == "class" ? std::to_string(classes) + " classes"
-                                             : "captions " + std::to_string(text_tokens) + "x" + std::to_string(text_dim);
+    const std::string cond = task == "class"
+                                 ? std::to_string(classes) + " classes"
+                                 : "captions " + std::to_string(text_tokens) + "x" + std::to_string(text_dim);
     std::printf("%s %s at %lldpx (latent %lldx%lldx%lld, %s, controls %s)\n", recipe.family.c_str(),
                 recipe.preset.c_str(), (long long)resolution, (long long)in_channels, (long long)(resolution / factor),
                 (long long)(resolution / factor), cond.c_str(), recipe.conditioning.controls.c_str());
@@ -205,8 +212,8 @@ int cmd_sample(const Args& a) {
   if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
   at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
   SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"),
-                                       a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0,
-                                       a.has("shift") ? std::stod(a.get("shift")) : 0.0);
+                                        a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0,
+                                        a.has("shift") ? std::stod(a.get("shift")) : 0.0);
   const bool controls = m.conditions->uses_controls(), text = m.conditions->text_task();
   for (const char* flag : {"controls", "cfg-control"})
     if (a.has(flag) && !controls)
@@ -239,14 +246,15 @@ int cmd_sample(const Args& a) {
     } else {
       const int64_t label = a.has("class") ? to_int(a.get("class"), "--class") : i % classes;
       if (label < 0 || label > classes)
-        usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) + " = unconditional)");
+        usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) +
+                    " = unconditional)");
       r.labels.push_back(label);
     }
     if (controls) r.controls.push_back(control);
   }
-  log::info("sampling " + std::to_string(n) + " images from " + m.spec.name + " step " + std::to_string(m.step) +
-            " (" + (m.ema ? "EMA" : "raw") + " weights) with " + r.sampler.method + ", " +
-            std::to_string(r.sampler.steps) + " steps, cfg " + std::to_string(r.cfg));
+  log::info("sampling " + std::to_string(n) + " images from " + m.spec.name + " step " + std::to_string(m.step) + " (" +
+            (m.ema ? "EMA" : "raw") + " weights) with " + r.sampler.method + ", " + std::to_string(r.sampler.steps) +
+            " steps, cfg " + std::to_string(r.cfg));
   auto latents = sample_latents(m, r);
   if (a.has("latents")) write_file_atomic(a.get("latents"), safetensors_encode({{"latents", latents}}));
   write_image_grid(decode_latents(m, latents), a.get("out"), to_int(a.get("columns", "8"), "--columns"));
@@ -307,19 +315,21 @@ int cmd_train(int argc, char** argv, const Args& a) {
       if (!reporter->flush(r.steps, 120.0))
         log::error("the coordinator did not acknowledge " + std::to_string(reporter->unacked_batches()) +
                    " metric batches; their points are in sent.jsonl");
-      nlohmann::json summary = {{"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
-                                {"wall_s", r.wall_s}, {"param_checksum", r.param_checksum},
+      nlohmann::json summary = {{"final_loss", r.final_loss},
+                                {"samples_per_s", r.samples_per_s},
+                                {"wall_s", r.wall_s},
+                                {"param_checksum", r.param_checksum},
                                 {"checkpoint", r.checkpoint}};
       if (r.preempted)
         reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, 30.0);
-      else
-        reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, 30.0);
+      else reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, 30.0);
     }
     comm->barrier();
     return 0;
   } catch (const std::exception& e) {
     const int64_t step = current_step();
-    const std::string msg = "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + error_text(e);
+    const std::string msg =
+        "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + error_text(e);
     log::error(msg);
     write_failure_note(note, msg);
     if (reporter) {
@@ -347,12 +357,14 @@ int main(int argc, char** argv) {
     }
     if (cmd == "train") return cmd_train(argc, argv, parse_args(argc, argv, 2, {"no-redirect"}, {"coord", "run"}));
     if (cmd == "describe")
-      return cmd_describe(parse_args(argc, argv, 2, {"json", "learn-sigma"},
-                                     {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
+      return cmd_describe(parse_args(
+          argc, argv, 2, {"json", "learn-sigma"},
+          {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
     if (cmd == "sample")
-      return cmd_sample(parse_args(argc, argv, 2, {"no-ema"},
-                                   {"checkpoint", "class", "caption", "controls", "n", "resolution", "shift", "sampler", "steps", "spacing", "eta",
-                                    "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
+      return cmd_sample(
+          parse_args(argc, argv, 2, {"no-ema"},
+                     {"checkpoint", "class", "caption", "controls", "n", "resolution", "shift", "sampler", "steps",
+                      "spacing", "eta", "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
     if (cmd == "generate") return ldm::eval::run_generate_cli(argc, argv);
     if (cmd == "disentanglement") return ldm::eval::run_disentanglement_cli(argc, argv);
     if (cmd == "forward") {
@@ -375,7 +387,8 @@ int main(int argc, char** argv) {
       if (f.classes < 0 || f.threads < 0) usage_error("--classes and --threads must not be negative");
       return cmd_forward(f);
     }
-    usage_error("unknown command '" + cmd + "'" + did_you_mean(cmd, {"train", "describe", "sample", "forward", "generate", "disentanglement"}));
+    usage_error("unknown command '" + cmd + "'" +
+                did_you_mean(cmd, {"train", "describe", "sample", "forward", "generate", "disentanglement"}));
   } catch (const std::exception& e) {
     std::cerr << "ldm-worker: error: " << error_text(e) << "\n";
     return 1;

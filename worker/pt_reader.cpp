@@ -28,7 +28,23 @@ namespace pt_pickle {
 struct Value;
 using ValuePtr = std::shared_ptr<Value>;
 
-enum class Kind { None, Bool, Int, BigInt, Float, String, Bytes, Tuple, List, Dict, Set, Global, Object, Storage, Tensor };
+enum class Kind {
+  None,
+  Bool,
+  Int,
+  BigInt,
+  Float,
+  String,
+  Bytes,
+  Tuple,
+  List,
+  Dict,
+  Set,
+  Global,
+  Object,
+  Storage,
+  Tensor
+};
 
 struct Value {
   Kind kind = Kind::None;
@@ -62,21 +78,36 @@ ValuePtr make_str(Kind k, std::string s) {
 
 std::string describe(const ValuePtr& v) {
   switch (v->kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return v->b ? "True" : "False";
-    case Kind::Int: return "int " + std::to_string(v->i);
-    case Kind::BigInt: return "big int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str '" + v->s + "'";
-    case Kind::Bytes: return "bytes";
-    case Kind::Tuple: return "tuple of " + std::to_string(v->items.size());
-    case Kind::List: return "list of " + std::to_string(v->items.size());
-    case Kind::Dict: return "dict of " + std::to_string(v->dict.size());
-    case Kind::Set: return "set";
-    case Kind::Global: return "global " + v->s;
-    case Kind::Object: return "object made by " + (v->items.empty() ? std::string("?") : describe(v->items[0]));
-    case Kind::Storage: return "storage " + v->s;
-    case Kind::Tensor: return "tensor";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return v->b ? "True" : "False";
+    case Kind::Int:
+      return "int " + std::to_string(v->i);
+    case Kind::BigInt:
+      return "big int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str '" + v->s + "'";
+    case Kind::Bytes:
+      return "bytes";
+    case Kind::Tuple:
+      return "tuple of " + std::to_string(v->items.size());
+    case Kind::List:
+      return "list of " + std::to_string(v->items.size());
+    case Kind::Dict:
+      return "dict of " + std::to_string(v->dict.size());
+    case Kind::Set:
+      return "set";
+    case Kind::Global:
+      return "global " + v->s;
+    case Kind::Object:
+      return "object made by " + (v->items.empty() ? std::string("?") : describe(v->items[0]));
+    case Kind::Storage:
+      return "storage " + v->s;
+    case Kind::Tensor:
+      return "tensor";
   }
   return "?";
 }
@@ -84,12 +115,18 @@ std::string describe(const ValuePtr& v) {
 // The element type of a legacy typed-storage class as torch.save names it (torch.FloatStorage...).
 bool storage_dtype(const std::string& global, at::ScalarType* out) {
   static const std::pair<const char*, at::ScalarType> kTypes[] = {
-      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble},
-      {"torch.HalfStorage", at::kHalf},         {"torch.BFloat16Storage", at::kBFloat16},
-      {"torch.LongStorage", at::kLong},         {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},
-      {"torch.ByteStorage", at::kByte},         {"torch.BoolStorage", at::kBool},
-      {"torch.ComplexFloatStorage", at::kComplexFloat}, {"torch.ComplexDoubleStorage", at::kComplexDouble},
+      {"torch.FloatStorage", at::kFloat},
+      {"torch.DoubleStorage", at::kDouble},
+      {"torch.HalfStorage", at::kHalf},
+      {"torch.BFloat16Storage", at::kBFloat16},
+      {"torch.LongStorage", at::kLong},
+      {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort},
+      {"torch.CharStorage", at::kChar},
+      {"torch.ByteStorage", at::kByte},
+      {"torch.BoolStorage", at::kBool},
+      {"torch.ComplexFloatStorage", at::kComplexFloat},
+      {"torch.ComplexDoubleStorage", at::kComplexDouble},
       {"torch.UntypedStorage", at::kByte},
   };
   for (const auto& [name, type] : kTypes)
@@ -109,29 +146,54 @@ class Unpickler {
       op_pos_ = pos_;
       const uint8_t op = u8();
       switch (op) {
-        case 0x80: u8(); break;            // PROTO
-        case 0x95: read(8); break;         // FRAME: length only matters to streaming readers
-        case '.': {                        // STOP
+        case 0x80:
+          u8();
+          break;  // PROTO
+        case 0x95:
+          read(8);
+          break;     // FRAME: length only matters to streaming readers
+        case '.': {  // STOP
           if (stack_.size() != 1 || !marks_.empty()) fail("STOP with a stack of " + std::to_string(stack_.size()));
           return stack_.back();
         }
-        case '(': marks_.push_back(stack_.size()); break;  // MARK
-        case '0': pop(); break;                              // POP
-        case '1': pop_mark(); break;                         // POP_MARK
-        case '2': push(top()); break;                        // DUP
-        case 'N': push(make(Kind::None)); break;
-        case 0x88: case 0x89: {                              // NEWTRUE / NEWFALSE
+        case '(':
+          marks_.push_back(stack_.size());
+          break;  // MARK
+        case '0':
+          pop();
+          break;  // POP
+        case '1':
+          pop_mark();
+          break;  // POP_MARK
+        case '2':
+          push(top());
+          break;  // DUP
+        case 'N':
+          push(make(Kind::None));
+          break;
+        case 0x88:
+        case 0x89: {  // NEWTRUE / NEWFALSE
           auto v = make(Kind::Bool);
           v->b = op == 0x88;
           push(v);
           break;
         }
-        case 'J': push(make_int(int32_t(le(4)))); break;     // BININT
-        case 'K': push(make_int(int64_t(le(1)))); break;     // BININT1
-        case 'M': push(make_int(int64_t(le(2)))); break;     // BININT2
-        case 0x8a: push(long_value(le(1))); break;           // LONG1
-        case 0x8b: push(long_value(le(4))); break;           // LONG4
-        case 'I': {                                          // INT (text; "01"/"00" are True/False)
+        case 'J':
+          push(make_int(int32_t(le(4))));
+          break;  // BININT
+        case 'K':
+          push(make_int(int64_t(le(1))));
+          break;  // BININT1
+        case 'M':
+          push(make_int(int64_t(le(2))));
+          break;  // BININT2
+        case 0x8a:
+          push(long_value(le(1)));
+          break;  // LONG1
+        case 0x8b:
+          push(long_value(le(4)));
+          break;     // LONG4
+        case 'I': {  // INT (text; "01"/"00" are True/False)
           const std::string line = readline();
           if (line == "01" || line == "00") {
             auto v = make(Kind::Bool);
@@ -142,13 +204,13 @@ class Unpickler {
           }
           break;
         }
-        case 'L': {                                          // LONG (text, trailing 'L')
+        case 'L': {  // LONG (text, trailing 'L')
           std::string line = readline();
           if (!line.empty() && line.back() == 'L') line.pop_back();
           push(make_int(parse_int(line)));
           break;
         }
-        case 'G': {                                          // BINFLOAT: big-endian double
+        case 'G': {  // BINFLOAT: big-endian double
           const std::string b = read(8);
           uint64_t bits = 0;
           for (int k = 0; k < 8; ++k) bits = (bits << 8) | uint8_t(b[k]);
@@ -157,33 +219,64 @@ class Unpickler {
           push(v);
           break;
         }
-        case 'F': {                                          // FLOAT (text)
+        case 'F': {  // FLOAT (text)
           auto v = make(Kind::Float);
           v->f = std::strtod(readline().c_str(), nullptr);
           push(v);
           break;
         }
-        case 'X': push(make_str(Kind::String, read(le(4)))); break;     // BINUNICODE
-        case 0x8c: push(make_str(Kind::String, read(le(1)))); break;    // SHORT_BINUNICODE
-        case 0x8d: push(make_str(Kind::String, read(le(8)))); break;    // BINUNICODE8
-        case 'V': push(make_str(Kind::String, readline())); break;      // UNICODE (raw-unicode-escape; kept raw)
-        case 'T': push(make_str(Kind::String, read(le(4)))); break;     // BINSTRING
-        case 'U': push(make_str(Kind::String, read(le(1)))); break;     // SHORT_BINSTRING
-        case 'S': push(make_str(Kind::String, unquote(readline()))); break;  // STRING
-        case 'B': push(make_str(Kind::Bytes, read(le(4)))); break;      // BINBYTES
-        case 'C': push(make_str(Kind::Bytes, read(le(1)))); break;      // SHORT_BINBYTES
-        case 0x8e: case 0x96: push(make_str(Kind::Bytes, read(le(8)))); break;  // BINBYTES8 / BYTEARRAY8
-        case ')': push(make(Kind::Tuple)); break;                       // EMPTY_TUPLE
-        case ']': push(make(Kind::List)); break;                        // EMPTY_LIST
-        case '}': push(make(Kind::Dict)); break;                        // EMPTY_DICT
-        case 0x8f: push(make(Kind::Set)); break;                        // EMPTY_SET
-        case 't': case 'l': case 0x91: {                                // TUPLE / LIST / FROZENSET
+        case 'X':
+          push(make_str(Kind::String, read(le(4))));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(make_str(Kind::String, read(le(1))));
+          break;  // SHORT_BINUNICODE
+        case 0x8d:
+          push(make_str(Kind::String, read(le(8))));
+          break;  // BINUNICODE8
+        case 'V':
+          push(make_str(Kind::String, readline()));
+          break;  // UNICODE (raw-unicode-escape; kept raw)
+        case 'T':
+          push(make_str(Kind::String, read(le(4))));
+          break;  // BINSTRING
+        case 'U':
+          push(make_str(Kind::String, read(le(1))));
+          break;  // SHORT_BINSTRING
+        case 'S':
+          push(make_str(Kind::String, unquote(readline())));
+          break;  // STRING
+        case 'B':
+          push(make_str(Kind::Bytes, read(le(4))));
+          break;  // BINBYTES
+        case 'C':
+          push(make_str(Kind::Bytes, read(le(1))));
+          break;  // SHORT_BINBYTES
+        case 0x8e:
+        case 0x96:
+          push(make_str(Kind::Bytes, read(le(8))));
+          break;  // BINBYTES8 / BYTEARRAY8
+        case ')':
+          push(make(Kind::Tuple));
+          break;  // EMPTY_TUPLE
+        case ']':
+          push(make(Kind::List));
+          break;  // EMPTY_LIST
+        case '}':
+          push(make(Kind::Dict));
+          break;  // EMPTY_DICT
+        case 0x8f:
+          push(make(Kind::Set));
+          break;  // EMPTY_SET
+        case 't':
+        case 'l':
+        case 0x91: {  // TUPLE / LIST / FROZENSET
           auto v = make(op == 't' ? Kind::Tuple : op == 'l' ? Kind::List : Kind::Set);
           v->items = pop_mark();
           push(v);
           break;
         }
-        case 'd': {                                                     // DICT
+        case 'd': {  // DICT
           auto v = make(Kind::Dict);
           auto kv = pop_mark();
           if (kv.size() % 2) fail("DICT with an odd number of items");
@@ -191,7 +284,9 @@ class Unpickler {
           push(v);
           break;
         }
-        case 0x85: case 0x86: case 0x87: {                              // TUPLE1 / TUPLE2 / TUPLE3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1 / TUPLE2 / TUPLE3
           const size_t n = op - 0x84;
           if (stack_.size() < n + floor()) fail("stack underflow");
           auto v = make(Kind::Tuple);
@@ -200,84 +295,98 @@ class Unpickler {
           push(v);
           break;
         }
-        case 'a': {                                                     // APPEND
+        case 'a': {  // APPEND
           auto item = pop();
           append(top(), {item});
           break;
         }
-        case 'e': {                                                     // APPENDS
+        case 'e': {  // APPENDS
           auto items = pop_mark();
           append(top(), items);
           break;
         }
-        case 0x90: {                                                    // ADDITEMS
+        case 0x90: {  // ADDITEMS
           auto items = pop_mark();
           append(top(), items);
           break;
         }
-        case 's': {                                                     // SETITEM
+        case 's': {  // SETITEM
           auto value = pop();
           auto key = pop();
           set_item(top(), key, value);
           break;
         }
-        case 'u': {                                                     // SETITEMS
+        case 'u': {  // SETITEMS
           auto kv = pop_mark();
           if (kv.size() % 2) fail("SETITEMS with an odd number of items");
           auto d = top();
           for (size_t k = 0; k < kv.size(); k += 2) set_item(d, kv[k], kv[k + 1]);
           break;
         }
-        case 'c': {                                                     // GLOBAL "module\nname\n"
+        case 'c': {  // GLOBAL "module\nname\n"
           std::string module = readline();
           std::string name = readline();
           push(make_str(Kind::Global, module + "." + name));
           break;
         }
-        case 0x93: {                                                    // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           auto name = pop();
           auto module = pop();
           if (name->kind != Kind::String || module->kind != Kind::String) fail("STACK_GLOBAL of non-strings");
           push(make_str(Kind::Global, module->s + "." + name->s));
           break;
         }
-        case 'R': {                                                     // REDUCE
+        case 'R': {  // REDUCE
           auto args = pop();
           auto callable = pop();
           push(reduce(callable, args));
           break;
         }
-        case 0x81: {                                                    // NEWOBJ cls args
+        case 0x81: {  // NEWOBJ cls args
           auto args = pop();
           auto cls = pop();
           push(reduce(cls, args));
           break;
         }
-        case 0x92: {                                                    // NEWOBJ_EX cls args kwargs
+        case 0x92: {  // NEWOBJ_EX cls args kwargs
           pop();
           auto args = pop();
           auto cls = pop();
           push(reduce(cls, args));
           break;
         }
-        case 'b': {                                                     // BUILD: state kept on opaque objects only
+        case 'b': {  // BUILD: state kept on opaque objects only
           auto state = pop();
           auto obj = top();
           if (obj->kind == Kind::Object) obj->items.push_back(state);
           break;
         }
-        case 'Q': {                                                     // BINPERSID
+        case 'Q': {  // BINPERSID
           auto pid = pop();
           push(persistent_load(pid));
           break;
         }
-        case 'q': memo_[le(1)] = top(); break;                          // BINPUT
-        case 'r': memo_[le(4)] = top(); break;                          // LONG_BINPUT
-        case 'p': memo_[uint64_t(parse_int(readline()))] = top(); break;  // PUT
-        case 0x94: memo_[memo_.size()] = top(); break;                  // MEMOIZE
-        case 'h': push(memo_get(le(1))); break;                         // BINGET
-        case 'j': push(memo_get(le(4))); break;                         // LONG_BINGET
-        case 'g': push(memo_get(uint64_t(parse_int(readline())))); break;  // GET
+        case 'q':
+          memo_[le(1)] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[le(4)] = top();
+          break;  // LONG_BINPUT
+        case 'p':
+          memo_[uint64_t(parse_int(readline()))] = top();
+          break;  // PUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          push(memo_get(le(1)));
+          break;  // BINGET
+        case 'j':
+          push(memo_get(le(4)));
+          break;  // LONG_BINGET
+        case 'g':
+          push(memo_get(uint64_t(parse_int(readline()))));
+          break;  // GET
         default: {
           char buf[64];
           std::snprintf(buf, sizeof buf, "unsupported pickle opcode 0x%02x", unsigned(op));
@@ -296,7 +405,8 @@ class Unpickler {
 
   uint8_t u8() {
     if (pos_ >= data_.size())
-      fail(pos_ == op_pos_ ? "data.pkl is truncated: it ends without STOP" : "data.pkl is truncated: it ends inside the opcode");
+      fail(pos_ == op_pos_ ? "data.pkl is truncated: it ends without STOP"
+                           : "data.pkl is truncated: it ends inside the opcode");
     return uint8_t(data_[pos_++]);
   }
   std::string read(uint64_t n) {
@@ -371,8 +481,7 @@ class Unpickler {
   void append(const ValuePtr& target, const std::vector<ValuePtr>& items) {
     if (target->kind == Kind::List || target->kind == Kind::Set || target->kind == Kind::Object)
       target->items.insert(target->items.end(), items.begin(), items.end());
-    else
-      fail("APPEND to " + describe(target));
+    else fail("APPEND to " + describe(target));
   }
   void set_item(const ValuePtr& d, const ValuePtr& key, const ValuePtr& value) {
     if (d->kind == Kind::Object) return;  // e.g. a dict subclass we model as opaque
@@ -505,8 +614,9 @@ std::map<std::string, at::Tensor> load_pt_state_dict(const std::string& path, co
     probe.read(head, 4);
     if (probe.gcount() == 4 && !(head[0] == 'P' && head[1] == 'K')) {
       if (uint8_t(head[0]) == 0x80 && uint8_t(head[2]) == 0x8a)
-        throw DataError(source + ": legacy (pre-1.6) torch.save format, not a zip archive; re-save it with "
-                                 "torch.save(obj, f, _use_new_zipfile_serialization=True)");
+        throw DataError(source +
+                        ": legacy (pre-1.6) torch.save format, not a zip archive; re-save it with "
+                        "torch.save(obj, f, _use_new_zipfile_serialization=True)");
       throw DataError(source + ": not a zip archive, so not written by torch.save");
     }
   }
@@ -551,7 +661,8 @@ std::map<std::string, at::Tensor> load_pt_state_dict(const std::string& path, co
     const ValuePtr* v = dict_get(top, key);
     if (!v) throw DataError(source + ": no key '" + key + "' at the top level; keys are " + dict_keys(top));
     where = "'" + key + "'";
-    if (!is_state_dict(*v)) throw DataError(source + ": " + where + " is not a state dict: " + not_state_dict_reason(*v));
+    if (!is_state_dict(*v))
+      throw DataError(source + ": " + where + " is not a state dict: " + not_state_dict_reason(*v));
     chosen = *v;
   } else if (is_state_dict(top)) {
     chosen = top;

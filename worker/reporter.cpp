@@ -38,9 +38,7 @@ void Reporter::set_sent_log(const std::string& path) {
   if (sent_log_fd_ < 0) throw_errno("cannot open", path);
 }
 
-void Reporter::send_frame(const std::string& frame) {
-  sock_->send(zmq::buffer(frame), zmq::send_flags::dontwait);
-}
+void Reporter::send_frame(const std::string& frame) { sock_->send(zmq::buffer(frame), zmq::send_flags::dontwait); }
 
 nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
   char host[256] = {0};
@@ -57,13 +55,13 @@ nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
       if (!sock_->recv(msg, zmq::recv_flags::dontwait)) continue;
       auto reply = protocol::decode(msg.data(), msg.size());
       if (reply.type == protocol::Type::Error)
-        throw Error("coordinator at " + endpoint_ + " refused run '" + run_ + "': " +
-                    reply.body.value("message", std::string("(no message)")));
+        throw Error("coordinator at " + endpoint_ + " refused run '" + run_ +
+                    "': " + reply.body.value("message", std::string("(no message)")));
       if (reply.type == protocol::Type::Spec) return reply.body;
     }
   }
-  throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ +
-              "' within " + std::to_string(static_cast<int>(timeout_s)) + " s");
+  throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ + "' within " +
+              std::to_string(static_cast<int>(timeout_s)) + " s");
 }
 
 void Reporter::add_point(const std::string& metric, int64_t step, double value) {
@@ -84,8 +82,8 @@ bool Reporter::receive(int wait_ms) {
       continue;
     }
     if (reply.type == protocol::Type::Error)
-      throw Error("coordinator at " + endpoint_ + " rejected a message of run '" + run_ + "': " +
-                  reply.body.value("message", std::string("(no message)")));
+      throw Error("coordinator at " + endpoint_ + " rejected a message of run '" + run_ +
+                  "': " + reply.body.value("message", std::string("(no message)")));
     if (reply.type != protocol::Type::Ack) continue;
     const auto seq = reply.body.at("seq").get<uint64_t>();
     if (seq == 0) {

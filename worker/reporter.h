@@ -4,8 +4,8 @@
 // Metric points are batched; each batch carries (attempt, seq) and stays buffered until the
 // coordinator acknowledges it (after its store write); unacknowledged batches are re-sent, so a
 // slow or briefly absent coordinator loses nothing. The trainer flushes before each checkpoint,
-// so the points up to a checkpoint's step are stored before a later attempt can resume from it. Every point is appended to `sent.jsonl` in the
-// run directory when first sent, which lets tests compare what was sent with what was stored.
+// so the points up to a checkpoint's step are stored before a later attempt can resume from it. Every point is appended
+// to `sent.jsonl` in the run directory when first sent, which lets tests compare what was sent with what was stored.
 // Not thread-safe: one thread (the training loop's) owns the socket.
 #pragma once
 
@@ -18,7 +18,10 @@
 
 #include "shared/core/protocol.h"
 
-namespace zmq { class context_t; class socket_t; }
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
 
 namespace ldm::worker {
 

@@ -35,7 +35,8 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   if (resolution > 0 && resolution != stage.resolution) {
     if (m.spec.recipe.family == "mdt")
       throw Error("--resolution " + std::to_string(resolution) + ": mDT-v2 checkpoints cannot change resolution yet " +
-                  "(learned positional maps and relative-position tables); sample at " + std::to_string(stage.resolution));
+                  "(learned positional maps and relative-position tables); sample at " +
+                  std::to_string(stage.resolution));
     stage.resolution = resolution;
     try {
       validate(m.spec);
@@ -45,19 +46,25 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   }
   m.autoencoder = data::make_autoencoder(m.spec.autoencoder);
   if (b.manifest.contains("autoencoder") && b.manifest["autoencoder"].get<std::string>() != m.autoencoder->identity())
-    throw DataError(checkpoint + ": trained on latents of autoencoder '" + b.manifest["autoencoder"].get<std::string>() +
-                    "', but the experiment's autoencoder is now '" + m.autoencoder->identity() + "'");
+    throw DataError(checkpoint + ": trained on latents of autoencoder '" +
+                    b.manifest["autoencoder"].get<std::string>() + "', but the experiment's autoencoder is now '" +
+                    m.autoencoder->identity() + "'");
   m.latent_channels = m.autoencoder->latent_channels();
   m.latent_side = latent_side(m.spec, stage);
   m.conditions = std::make_shared<const ConditionBuilder>(m.spec, resolution_shift(m.spec, stage));
   auto gen = at::detail::createCPUGenerator(0);  // weights are overwritten below
-  m.model = models::build_denoiser(m.spec.recipe, m.conditions->geometry(m.latent_channels, m.latent_side, m.latent_side), gen);
+  m.model = models::build_denoiser(m.spec.recipe,
+                                   m.conditions->geometry(m.latent_channels, m.latent_side, m.latent_side), gen);
   const PresetInfo* preset = find_preset(m.spec.recipe.family, m.spec.recipe.preset);
   const int64_t patch = preset && preset->patch > 0 ? preset->patch : 1;
-  GridChange grid{trained_side / patch, trained_side / patch, m.latent_side / patch, m.latent_side / patch,
-                  m.spec.recipe.pos_embed_resampling, m.spec.recipe.pos_embed_grid};
-  load_weights(*m.model, use_ema ? b.ema : b.model,
-               checkpoint + "/" + (use_ema ? "ema" : "model") + ".safetensors", grid);
+  GridChange grid{trained_side / patch,
+                  trained_side / patch,
+                  m.latent_side / patch,
+                  m.latent_side / patch,
+                  m.spec.recipe.pos_embed_resampling,
+                  m.spec.recipe.pos_embed_grid};
+  load_weights(*m.model, use_ema ? b.ema : b.model, checkpoint + "/" + (use_ema ? "ema" : "model") + ".safetensors",
+               grid);
   m.model->eval();
   m.process = make_process(m.spec, stage);
   m.objective = diffusion::parse_objective(m.spec.recipe.diffusion.objective);
@@ -71,8 +78,9 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
   if (n == 0) throw Error("sampling: no samples requested");
   if (x_T.dim() != 4 || x_T.size(0) != n || x_T.size(1) != m.latent_channels || x_T.size(2) != m.latent_side ||
       x_T.size(3) != m.latent_side)
-    throw Error("sampling: the starting noise must be [" + std::to_string(n) + ", " + std::to_string(m.latent_channels) +
-                ", " + std::to_string(m.latent_side) + ", " + std::to_string(m.latent_side) + "]");
+    throw Error("sampling: the starting noise must be [" + std::to_string(n) + ", " +
+                std::to_string(m.latent_channels) + ", " + std::to_string(m.latent_side) + ", " +
+                std::to_string(m.latent_side) + "]");
   const ConditionBuilder& cb = *m.conditions;
   // The branches of guidance, stacked along the batch (row layout: guidance.h).
   const models::Condition c = cb.inference(in, false, s.drop_controls, &padding_gen);
@@ -114,9 +122,9 @@ torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {
 data::ControlMeta parse_control_meta(const std::string& text, int64_t resolution) {
   data::ControlMeta c;
   c.orig_h = c.orig_w = c.crop_h = c.crop_w = static_cast<int32_t>(resolution);
-  const std::map<std::string, int32_t*> fields = {{"orig_h", &c.orig_h},       {"orig_w", &c.orig_w},
-                                                  {"crop_top", &c.crop_top},   {"crop_left", &c.crop_left},
-                                                  {"crop_h", &c.crop_h},       {"crop_w", &c.crop_w}};
+  const std::map<std::string, int32_t*> fields = {{"orig_h", &c.orig_h},     {"orig_w", &c.orig_w},
+                                                  {"crop_top", &c.crop_top}, {"crop_left", &c.crop_left},
+                                                  {"crop_h", &c.crop_h},     {"crop_w", &c.crop_w}};
   for (const std::string& item : split(text, ',')) {
     if (item.empty()) continue;
     const auto eq = item.find('=');

@@ -43,11 +43,11 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = 
                                   double shift = 0);
 
 struct SampleRequest {
-  std::vector<int64_t> labels;        // class task: one per sample; num_classes = unconditional
-  std::vector<std::string> captions;  // text task: one per sample
+  std::vector<int64_t> labels;              // class task: one per sample; num_classes = unconditional
+  std::vector<std::string> captions;        // text task: one per sample
   std::vector<data::ControlMeta> controls;  // one per sample when the recipe conditions on controls
-  double cfg = 1.0;             // semantic guidance scale; 1 = plain conditional sampling
-  double cfg_control = 1.0;     // control guidance scale (recipes with controls); 1 = none
+  double cfg = 1.0;                         // semantic guidance scale; 1 = plain conditional sampling
+  double cfg_control = 1.0;                 // control guidance scale (recipes with controls); 1 = none
   diffusion::SamplerOptions sampler;
   uint64_t seed = 0;
 };
@@ -72,8 +72,7 @@ struct GuidedSampling {
 // caption padding (both CPU). Returns latents [N, C, h, w]. The guidance branches share one
 // encoding of the inputs (one padding-noise draw) and differ only in what is dropped.
 torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& inputs, const torch::Tensor& x_T,
-                                const GuidedSampling& sampling, at::Generator& sampler_gen,
-                                at::Generator& padding_gen);
+                                const GuidedSampling& sampling, at::Generator& sampler_gen, at::Generator& padding_gen);
 
 // Control metadata from "orig_h=512,orig_w=384,crop_top=0,crop_left=0,crop_h=..,crop_w=..,flip=1"
 // (the --controls option of `ldm-worker sample|generate`): unnamed fields are those of an

@@ -74,7 +74,8 @@ void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, c
   }
   if (spec.task == "text") {
     if (spec.text_encoder.kind == "precomputed" && h.text_encoder.empty())
-      throw DataError(data.dir() + ": text_encoder.kind = \"precomputed\" but the shards hold no caption features "
+      throw DataError(data.dir() +
+                      ": text_encoder.kind = \"precomputed\" but the shards hold no caption features "
                       "(import with --text-encoder or --text-embeddings)");
     if (!h.text_encoder.empty() && text_encoder && h.text_encoder != text_encoder->identity())
       throw DataError(data.dir() + ": the shards' caption features were made by '" + h.text_encoder +
@@ -82,7 +83,8 @@ void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, c
                       "' (set [text_encoder] to the one they were made with, or kind = \"precomputed\")");
     if (!h.text_encoder.empty() && first.text_dim != spec.text_encoder.dim)
       throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has caption features of width " +
-                      std::to_string(first.text_dim) + " but text_encoder.dim = " + std::to_string(spec.text_encoder.dim));
+                      std::to_string(first.text_dim) +
+                      " but text_encoder.dim = " + std::to_string(spec.text_encoder.dim));
   }
 }
 
@@ -109,7 +111,7 @@ void copy_into(const std::map<std::string, torch::Tensor>& targets, const Tensor
 }  // namespace
 
 void install_preemption_handler() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_sigusr1;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR1, &sa, nullptr);
@@ -164,7 +166,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   const auto& o = spec.recipe.optimizer;
   FlatParams flat(*model, o.decay_norms_and_biases);
   std::unique_ptr<FlatOptimizer> optimizer;
-  if (o.name == "adan") optimizer = std::make_unique<FlatAdan>(flat, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
+  if (o.name == "adan")
+    optimizer = std::make_unique<FlatAdan>(flat, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
   else optimizer = std::make_unique<FlatAdamW>(flat, FlatAdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
   FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);
   const diffusion::LossOptions loss_opts = loss_options(spec.recipe);
@@ -187,15 +190,17 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     const CheckpointBundle b = read_checkpoint(from);
     const auto& m = b.manifest;
     if (m.value("spec_hash", std::string()) != spec_hash(spec))
-      throw DataError(from + ": written for another experiment spec (spec_hash " + m.value("spec_hash", std::string("?")) +
-                      ", this run's is " + spec_hash(spec) + "); cannot resume from it");
+      throw DataError(from + ": written for another experiment spec (spec_hash " +
+                      m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(spec) +
+                      "); cannot resume from it");
     if (m.value("world_size", -1) != world)
       throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
                       std::to_string(world) + " (the data order and generators are per rank)");
     const int64_t done = m.at("step").get<int64_t>();
     if (m.value("data_cursor", int64_t{-1}) != done * stage.batch_size)
       throw DataError(from + ": data cursor " + std::to_string(m.value("data_cursor", int64_t{-1})) +
-                      " does not match step " + std::to_string(done) + " x global batch " + std::to_string(stage.batch_size));
+                      " does not match step " + std::to_string(done) + " x global batch " +
+                      std::to_string(stage.batch_size));
     if (m.value("threads_per_rank", int64_t{0}) != stage.threads_per_rank && rank == 0)
       log::warn(from + ": written with " + std::to_string(m.value("threads_per_rank", int64_t{0})) +
                 " threads per rank, resuming with " + std::to_string(stage.threads_per_rank) + ": not bit-exact");
@@ -207,7 +212,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     int64_t offset = 0;
     for (auto* g : {&gen_t, &gen_noise, &gen_drop, &gen_control_drop, &gen_pad, &gen_mask}) {
       const int64_t n = g->get_state().numel();
-      if (offset + n > mine.numel()) throw DataError(from + ": generator state of rank " + std::to_string(rank) + " is too short");
+      if (offset + n > mine.numel())
+        throw DataError(from + ": generator state of rank " + std::to_string(rank) + " is too short");
       g->set_state(mine.narrow(0, offset, n).clone());
       offset += n;
     }
@@ -240,14 +246,24 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     auto all = comm.gather(mine, 0);
     if (rank != 0) return "";
     CheckpointBundle b;
-    b.manifest = {{"step", step}, {"data_cursor", step * stage.batch_size}, {"spec", spec_to_json(spec)},
-                  {"spec_hash", spec_hash(spec)}, {"experiment", spec.name}, {"stage", stage.name},
-                  {"stage_index", ctx.stage_index}, {"attempt", ctx.attempt}, {"world_size", world},
-                  {"threads_per_rank", stage.threads_per_rank}, {"libtorch", TORCH_VERSION},
-                  {"recipe", spec.recipe.family + " " + spec.recipe.preset}, {"autoencoder", ae->identity()},
-                  {"text_encoder", conditions.text_encoder() ? conditions.text_encoder()->identity() : dataset->header().text_encoder},
-                  {"dataset", {{"dir", ddir}, {"identity", dataset->header().dataset}, {"records", dataset->size()}}},
-                  {"generators", {"timesteps", "noise", "semantic-dropout", "control-dropout", "padding-noise", "mask"}}};
+    b.manifest = {
+        {"step", step},
+        {"data_cursor", step * stage.batch_size},
+        {"spec", spec_to_json(spec)},
+        {"spec_hash", spec_hash(spec)},
+        {"experiment", spec.name},
+        {"stage", stage.name},
+        {"stage_index", ctx.stage_index},
+        {"attempt", ctx.attempt},
+        {"world_size", world},
+        {"threads_per_rank", stage.threads_per_rank},
+        {"libtorch", TORCH_VERSION},
+        {"recipe", spec.recipe.family + " " + spec.recipe.preset},
+        {"autoencoder", ae->identity()},
+        {"text_encoder",
+         conditions.text_encoder() ? conditions.text_encoder()->identity() : dataset->header().text_encoder},
+        {"dataset", {{"dir", ddir}, {"identity", dataset->header().dataset}, {"records", dataset->size()}}},
+        {"generators", {"timesteps", "noise", "semantic-dropout", "control-dropout", "padding-noise", "mask"}}};
     b.model = state_dict(flat.param_buffers());
     b.ema = state_dict(ema.buffers());
     for (auto& [name, tensor] : optimizer->state()) b.optimizer[name] = tensor;
@@ -255,7 +271,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     for (int r = 0; r < world; ++r) {
       const auto& bytes = all[static_cast<std::size_t>(r)];
       b.generators["rank" + std::to_string(r)] =
-          torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+          torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8)
+              .clone();
     }
     // Every metric point up to `step` is in the store before the bundle exists: a later attempt that
     // resumes from it re-reports only the steps after it, so the stage's curves have no gap.
@@ -293,8 +310,8 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     if (!conditions.text_task() && bad.any().item<bool>()) {
       const int64_t i = bad.nonzero()[0][0].item<int64_t>();
       throw DataError(ddir + ": record " + std::to_string(batch.ids[static_cast<std::size_t>(i)]) + " has label " +
-                      std::to_string(batch.labels[i].item<int64_t>()) + " outside [0, dataset.classes = " +
-                      std::to_string(spec.dataset.classes) + ")");
+                      std::to_string(batch.labels[i].item<int64_t>()) +
+                      " outside [0, dataset.classes = " + std::to_string(spec.dataset.classes) + ")");
     }
     {
       nlohmann::json ids = batch.ids, epochs = batch.epochs;
@@ -306,8 +323,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
     if (conditions.text_task()) {
       inputs.captions = batch.captions;
       inputs.text = batch.text;  // stored caption features, when the shards have them
-    }
-    else inputs.labels.assign(batch.labels.data_ptr<int64_t>(), batch.labels.data_ptr<int64_t>() + local_b);
+    } else inputs.labels.assign(batch.labels.data_ptr<int64_t>(), batch.labels.data_ptr<int64_t>() + local_b);
     if (conditions.uses_controls()) inputs.controls = batch.controls;
     const models::Condition cond = conditions.training(inputs, t, cond_gens);
     auto noise = torch::randn(batch.latents.sizes(), gen_noise);
@@ -380,9 +396,13 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   log::info("rank " + std::to_string(rank) + " finished at step " + std::to_string(result.steps) +
             " param_checksum=" + result.param_checksum);
   write_file_atomic(logs + "/rank-" + std::to_string(rank) + ".json",
-                    nlohmann::json{{"rank", rank}, {"step", result.steps}, {"param_checksum", result.param_checksum},
-                                   {"final_loss", result.final_loss}, {"preempted", result.preempted}}
-                            .dump() + "\n");
+                    nlohmann::json{{"rank", rank},
+                                   {"step", result.steps},
+                                   {"param_checksum", result.param_checksum},
+                                   {"final_loss", result.final_loss},
+                                   {"preempted", result.preempted}}
+                            .dump() +
+                        "\n");
   return result;
 }
 

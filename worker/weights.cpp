@@ -52,8 +52,9 @@ int load_weights(torch::nn::Module& model, const TensorMap& weights, const std::
     if (value.sizes() != target.sizes())
       throw DataError(source + ": tensor '" + key + "' has shape " + shape_text(value) + " but the model's is " +
                       shape_text(target) +
-                      (grid.changed() ? " (the weights come from another token grid: only positional embeddings are resampled)"
-                                      : ""));
+                      (grid.changed()
+                           ? " (the weights come from another token grid: only positional embeddings are resampled)"
+                           : ""));
     target.copy_(value);
   };
   for (auto& p : model.named_parameters(true)) assign(p.key(), p.value(), true);
@@ -63,7 +64,8 @@ int load_weights(torch::nn::Module& model, const TensorMap& weights, const std::
     assign(b.key(), b.value(), b.key().find("relative_position_index") == std::string::npos);
   if (!allow_unexpected)
     for (const auto& [key, value] : weights)
-      if (!used.count(key)) throw DataError(source + ": tensor '" + key + "' is not part of the model built from the spec");
+      if (!used.count(key))
+        throw DataError(source + ": tensor '" + key + "' is not part of the model built from the spec");
   return resampled;
 }
 

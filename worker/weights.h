@@ -13,8 +13,8 @@
 namespace ldm::worker {
 
 struct GridChange {
-  int64_t h0 = 0, w0 = 0;  // token grid the weights were trained on
-  int64_t h1 = 0, w1 = 0;  // token grid of the model they go into
+  int64_t h0 = 0, w0 = 0;            // token grid the weights were trained on
+  int64_t h1 = 0, w1 = 0;            // token grid of the model they go into
   std::string mode = "interpolate";  // recipe.pos_embed_resampling
   std::string grid = "center";       // recipe.pos_embed_grid
   bool changed() const { return h0 != h1 || w0 != w1; }

@@ -5,8 +5,7 @@
 
 namespace ldm {
 
-static std::string compose(const std::string& key_path, const std::string& message,
-                           const std::string& location) {
+static std::string compose(const std::string& key_path, const std::string& message, const std::string& location) {
   std::string out;
   if (!location.empty()) out += location + ": ";
   if (!key_path.empty()) out += "key '" + key_path + "': ";

@@ -19,8 +19,7 @@ inline std::uint64_t fnv1a64(const std::string& s) { return fnv1a64(s.data(), s.
 // SplitMix64 mixing of several integers into one seed: derive_seed(seed, purpose, rank) gives
 // every (purpose, rank) its own independent generator, per DESIGN.md "Randomness".
 std::uint64_t mix64(std::uint64_t x);
-std::uint64_t derive_seed(std::uint64_t seed, const std::string& purpose, std::uint64_t a = 0,
-                          std::uint64_t b = 0);
+std::uint64_t derive_seed(std::uint64_t seed, const std::string& purpose, std::uint64_t a = 0, std::uint64_t b = 0);
 
 std::string hex64(std::uint64_t v);
 

@@ -14,7 +14,9 @@ void set_level(Level level);
 Level level();
 void write(Level level, const std::string& message);
 
-inline void debug(const std::string& m) { if (level() <= Level::Debug) write(Level::Debug, m); }
+inline void debug(const std::string& m) {
+  if (level() <= Level::Debug) write(Level::Debug, m);
+}
 inline void info(const std::string& m) { write(Level::Info, m); }
 inline void warn(const std::string& m) { write(Level::Warn, m); }
 inline void error(const std::string& m) { write(Level::Error, m); }

@@ -11,7 +11,10 @@ std::int64_t linear(std::int64_t in, std::int64_t out) { return in * out + out; 
 
 void add_transformer_presets(std::vector<PresetInfo>& t) {
   // DiT sizes: Peebles & Xie, "Scalable Diffusion Models with Transformers", Table 1.
-  struct Size { const char* name; int depth, width, heads; };
+  struct Size {
+    const char* name;
+    int depth, width, heads;
+  };
   const Size dit_sizes[] = {{"S", 12, 384, 6}, {"B", 12, 768, 12}, {"L", 24, 1024, 16}, {"XL", 28, 1152, 16}};
   for (const auto& s : dit_sizes)
     for (int p : {2, 4, 8})
@@ -62,10 +65,10 @@ const std::vector<PresetInfo>& table() {
 std::int64_t trunk_params(const PresetInfo& p, const ModelShape& s) {
   const std::int64_t D = p.width, P = p.patch, C = s.in_channels, Co = s.learn_sigma ? 2 * C : C;
   const std::int64_t tokens = (s.latent_size / P) * (s.latent_size / P);
-  return P * P * C * D + D             // x_embedder.proj (conv)
+  return P * P * C * D + D                  // x_embedder.proj (conv)
          + linear(kFreq, D) + linear(D, D)  // t_embedder.mlp.{0,2}
-         + tokens * D                  // pos_embed (fixed, counted)
-         + linear(D, P * P * Co);      // final_layer.linear
+         + tokens * D                       // pos_embed (fixed, counted)
+         + linear(D, P * P * Co);           // final_layer.linear
 }
 
 std::int64_t transformer_param_count(const PresetInfo& p, const ModelShape& s) {
@@ -77,24 +80,24 @@ std::int64_t transformer_param_count(const PresetInfo& p, const ModelShape& s) {
   if (p.family == "dit") {
     // [recon] text task: pooled caption through Linear-SiLU-Linear in place of the label table.
     n += text ? linear(s.text_channels, D) + linear(D, D) : labels;
-    n += p.depth * (attn + mlp + linear(D, 6 * D));   // blocks with adaLN_modulation.1
-    n += linear(D, 2 * D);                             // final_layer.adaLN_modulation.1
+    n += p.depth * (attn + mlp + linear(D, 6 * D));  // blocks with adaLN_modulation.1
+    n += linear(D, 2 * D);                           // final_layer.adaLN_modulation.1
   } else if (p.family == "pixart") {
-    n += linear(D, 6 * D);                             // t_block.1 (adaLN-single)
+    n += linear(D, 6 * D);                                           // t_block.1 (adaLN-single)
     n += text ? linear(s.text_channels, D) + linear(D, D) : labels;  // y_embedder
     const std::int64_t cross = linear(D, D) + linear(D, 2 * D) + linear(D, D);
-    n += p.depth * (attn + cross + mlp + 6 * D);       // + scale_shift_table [6, D]
-    n += 2 * D;                                        // final_layer.scale_shift_table
-  } else {  // mmdit, proposed
+    n += p.depth * (attn + cross + mlp + 6 * D);  // + scale_shift_table [6, D]
+    n += 2 * D;                                   // final_layer.scale_shift_table
+  } else {                                        // mmdit, proposed
     const bool pooled_in_adaln = p.family == "mmdit";
     const std::int64_t cc = text ? s.text_channels : D;
-    n += linear(cc, D);                                // context_embedder
+    n += linear(cc, D);                                      // context_embedder
     if (pooled_in_adaln) n += linear(cc, D) + linear(D, D);  // y_embedder.mlp.{0,2}
-    if (!text) n += labels;                            // label_embedder
+    if (!text) n += labels;                                  // label_embedder
     const std::int64_t full = linear(D, 6 * D) + attn + mlp;
     const std::int64_t pre_only = linear(D, 2 * D) + linear(D, 3 * D);
     n += p.depth * full + (p.depth - 1) * full + pre_only;  // x streams + context streams
-    n += linear(D, 2 * D);                             // final_layer.adaLN_modulation.1
+    n += linear(D, 2 * D);                                  // final_layer.adaLN_modulation.1
   }
   return n;
 }
@@ -105,16 +108,16 @@ double transformer_gflops(const PresetInfo& p, const ModelShape& s) {
   const double T = double(s.latent_size / p.patch) * double(s.latent_size / p.patch);
   const double L = s.text_channels > 0 ? s.text_tokens : 1;  // condition tokens
   const double Cc = s.text_channels > 0 ? s.text_channels : D;
-  const double dense = 3 * D * D + D * D + 2 * D * H;  // qkv, proj, mlp per token
+  const double dense = 3 * D * D + D * D + 2 * D * H;                                    // qkv, proj, mlp per token
   double macs = T * P * P * C * D + kFreq * D + D * D + T * D * P * P * Co + 2 * D * D;  // embed, t-MLP, final
   if (p.family == "dit") {
     macs += p.depth * (T * dense + 2 * T * T * D + 6 * D * D);
   } else if (p.family == "pixart") {
-    macs += 6 * D * D + L * (Cc * D + D * D);          // t_block, caption MLP
-    macs += p.depth * (T * dense + 2 * T * T * D       // self-attention block
+    macs += 6 * D * D + L * (Cc * D + D * D);                             // t_block, caption MLP
+    macs += p.depth * (T * dense + 2 * T * T * D                          // self-attention block
                        + T * 2 * D * D + L * 2 * D * D + 2 * T * L * D);  // cross-attention
   } else {
-    macs += L * Cc * D;                                // context_embedder
+    macs += L * Cc * D;  // context_embedder
     macs += p.depth * (T * dense + 2 * (T + L) * (T + L) * D + 12 * D * D) + (p.depth - 1) * L * dense + L * 3 * D * D;
   }
   return macs / 1e9;

@@ -17,41 +17,41 @@ struct PresetInfo {
   std::string family;  // "unet" | "dit" | "mdt" | "pixart" | "mmdit" | "proposed"
   std::string name;    // "XL/2", "tiny/2", "LDM-4-G"
   // Transformer families.
-  int depth = 0;       // transformer blocks (mDT: encoder + decoder blocks)
-  int width = 0;       // hidden size
+  int depth = 0;  // transformer blocks (mDT: encoder + decoder blocks)
+  int width = 0;  // hidden size
   int heads = 0;
-  int patch = 0;       // patch side in latent pixels
+  int patch = 0;  // patch side in latent pixels
   double mlp_ratio = 4.0;
   // mDT-v2: blocks after the side-interpolator (the decoder part of `depth`).
   int decoder_depth = 0;
   // UNet (LDM's openaimodel.UNetModel names).
   int model_channels = 0;
-  std::vector<int> channel_mult;     // per resolution level
-  int num_res_blocks = 0;            // per level
-  std::vector<int> attention_ds;     // down-sampling factors (1, 2, 4, ...) with attention blocks
-  int head_channels = 0;             // channels per attention head (num_head_channels)
-  int context_dim = 0;               // cross-attention context width (class task: label-embedding width)
-  int transformer_depth = 1;         // transformer blocks per attention site
-  std::string source;  // where the numbers come from ("DiT paper, Table 1", "ours: CPU tests")
+  std::vector<int> channel_mult;  // per resolution level
+  int num_res_blocks = 0;         // per level
+  std::vector<int> attention_ds;  // down-sampling factors (1, 2, 4, ...) with attention blocks
+  int head_channels = 0;          // channels per attention head (num_head_channels)
+  int context_dim = 0;            // cross-attention context width (class task: label-embedding width)
+  int transformer_depth = 1;      // transformer blocks per attention site
+  std::string source;             // where the numbers come from ("DiT paper, Table 1", "ours: CPU tests")
 };
 
 // Control-metadata embedder sizes (see worker/models/conditioning.h).
 struct ControlShape {
   bool enabled = false;
   bool size = true, crop = true, flip = true, aspect = true;  // groups conditioned on
-  int frequency_size = 256;  // Fourier features per scalar
-  bool learned_null = false; // a learned null vector per group
+  int frequency_size = 256;                                   // Fourier features per scalar
+  bool learned_null = false;                                  // a learned null vector per group
 };
 
 // Shape of the data a model is built for (everything besides the preset that sets its size).
 struct ModelShape {
-  int in_channels = 4;    // latent channels
-  int latent_size = 32;   // latent side (square)
-  int num_classes = 1000; // class task; 0 in the text task
+  int in_channels = 4;     // latent channels
+  int latent_size = 32;    // latent side (square)
+  int num_classes = 1000;  // class task; 0 in the text task
   bool learn_sigma = true;
   bool class_dropout = true;  // a learned null-class embedding exists (classifier-free guidance)
-  int text_channels = 0;  // text task: token feature width of the text encoder (0: class task)
-  int text_tokens = 0;    // text task: token slots
+  int text_channels = 0;      // text task: token feature width of the text encoder (0: class task)
+  int text_tokens = 0;        // text task: token slots
   ControlShape controls;
 };
 

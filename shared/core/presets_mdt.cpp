@@ -60,7 +60,8 @@ void add_mdt_presets(std::vector<PresetInfo>& table) {
   // MDTv2_{S,B,L,XL}_2 of sail-sg/MDT masked_diffusion/models.py; depth counts encoder + decoder
   // blocks (the reference's `depth`), decoder_depth is its `decode_layer`. The one side-interpolator
   // block comes on top of `depth`.
-  add("XL/2", 28, 1152, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
+  add("XL/2", 28, 1152, 16, 4,
+      "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
   add("L/2", 24, 1024, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_L_2; decode_layer 4 = MDTv2's default");
   add("B/2", 12, 768, 12, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_B_2; decode_layer 4 = MDTv2's default");
   add("S/2", 12, 384, 6, 6, "sail-sg/MDT masked_diffusion/models.py MDTv2_S_2; decode_layer 6 as its run.sh");
@@ -76,26 +77,23 @@ std::int64_t mdt_param_count(const PresetInfo& p, const ModelShape& s) {
   std::int64_t n = 0;
   n += P * P * d.C * D + D;                                   // x_embedder.proj (conv)
   n += freq * D + D + D * D + D;                              // t_embedder.mlp.{0,2}
-  if (d.text)
-    n += s.text_channels * D + D + D * D + D;                 // y_embedder.y_proj.fc{1,2} (ours)
-  else
-    n += (s.num_classes + (s.class_dropout ? 1 : 0)) * D;     // y_embedder.embedding_table
+  if (d.text) n += s.text_channels * D + D + D * D + D;       // y_embedder.y_proj.fc{1,2} (ours)
+  else n += (s.num_classes + (s.class_dropout ? 1 : 0)) * D;  // y_embedder.embedding_table
   n += 2 * d.T * D;                                           // pos_embed, decoder_pos_embed (learned)
   n += D;                                                     // mask_token
   const std::int64_t rel_table = ((2 * d.grid - 1) * (2 * d.grid - 1) + 3) * d.heads;
-  std::int64_t block = (D * 3 * D + 3 * D)                    // attn.qkv
-                       + (D * D + D)                          // attn.proj
-                       + rel_table                            // attn.rel_pos_bias.relative_position_bias_table
-                       + (D * H + H) + (H * D + D)            // mlp.fc1, mlp.fc2
-                       + (D * 6 * D + 6 * D);                 // adaLN_modulation.1
-  if (d.text)
-    block += (D * D + D) + (D * 2 * D + 2 * D) + (D * D + D);  // cross_attn.{q_linear,kv_linear,proj} (ours)
-  const std::int64_t skip = 2 * D * D + D;                    // skip_linear
-  n += (2 * d.encoder_half + d.decoder + 1) * block;          // en_in, en_out, de, side blocks
-  n += (d.encoder_half + d.decoder) * skip;                   // en_outblocks, de_blocks have skip_linear
-  n += D * P * P * d.C_out + P * P * d.C_out;                 // final_layer.linear
-  n += D * 2 * D + 2 * D;                                     // final_layer.adaLN_modulation.1
-  n += control_embedder_param_count(D, s.controls);           // control_embedder
+  std::int64_t block = (D * 3 * D + 3 * D)          // attn.qkv
+                       + (D * D + D)                // attn.proj
+                       + rel_table                  // attn.rel_pos_bias.relative_position_bias_table
+                       + (D * H + H) + (H * D + D)  // mlp.fc1, mlp.fc2
+                       + (D * 6 * D + 6 * D);       // adaLN_modulation.1
+  if (d.text) block += (D * D + D) + (D * 2 * D + 2 * D) + (D * D + D);  // cross_attn.{q_linear,kv_linear,proj} (ours)
+  const std::int64_t skip = 2 * D * D + D;                               // skip_linear
+  n += (2 * d.encoder_half + d.decoder + 1) * block;                     // en_in, en_out, de, side blocks
+  n += (d.encoder_half + d.decoder) * skip;                              // en_outblocks, de_blocks have skip_linear
+  n += D * P * P * d.C_out + P * P * d.C_out;                            // final_layer.linear
+  n += D * 2 * D + 2 * D;                                                // final_layer.adaLN_modulation.1
+  n += control_embedder_param_count(D, s.controls);                      // control_embedder
   return n;
 }
 
@@ -106,12 +104,12 @@ double mdt_gflops(const PresetInfo& p, const ModelShape& s) {
   const double D = double(d.D), P = double(d.P), H = double(d.H), T = double(d.T);
   const double L = s.text_tokens, Cc = s.text_channels;
   double macs = 0;
-  macs += T * P * P * d.C * D;                                 // patch embedding
-  macs += 256 * D + D * D;                                     // timestep MLP
-  if (d.text) macs += L * (Cc * D + D * D);                    // caption projection
-  double block = T * (3 * D * D + D * D + 2 * D * H)          // qkv, proj, mlp
-                 + 2 * T * T * D                               // QK^T and AV
-                 + 6 * D * D;                                  // adaLN
+  macs += T * P * P * d.C * D;                                         // patch embedding
+  macs += 256 * D + D * D;                                             // timestep MLP
+  if (d.text) macs += L * (Cc * D + D * D);                            // caption projection
+  double block = T * (3 * D * D + D * D + 2 * D * H)                   // qkv, proj, mlp
+                 + 2 * T * T * D                                       // QK^T and AV
+                 + 6 * D * D;                                          // adaLN
   if (d.text) block += 2 * T * D * D + 2 * L * D * D + 2 * T * L * D;  // cross-attention q/proj, kv, scores/AV
   macs += double(2 * d.encoder_half + d.decoder) * block;
   macs += double(d.encoder_half + d.decoder) * T * 2 * D * D;  // skip_linear

@@ -52,24 +52,24 @@ UNetCost unet_cost(const PresetInfo& p, const ModelShape& s) {
 
   auto resblock = [&](std::int64_t in, std::int64_t out) {
     const double hw = side * side;
-    c.params += 2 * in + conv_params(in, out, 3)          // in_layers.0 GroupNorm, in_layers.2
-                + linear_params(E, out)                     // emb_layers.1
-                + 2 * out + conv_params(out, out, 3)        // out_layers.0, out_layers.3
+    c.params += 2 * in + conv_params(in, out, 3)              // in_layers.0 GroupNorm, in_layers.2
+                + linear_params(E, out)                       // emb_layers.1
+                + 2 * out + conv_params(out, out, 3)          // out_layers.0, out_layers.3
                 + (in != out ? conv_params(in, out, 1) : 0);  // skip_connection
     c.macs += hw * (9.0 * in * out + 9.0 * out * out + (in != out ? double(in) * out : 0)) + double(E) * out;
   };
   auto transformer = [&](std::int64_t d) {  // inner width = d (heads · dim_head = channels)
     const double T = side * side;
     const std::int64_t block = 3 * linear_params(d, d, false) + linear_params(d, d)  // attn1 to_q/k/v, to_out.0
-                               + linear_params(d, 8 * d) + linear_params(4 * d, d)    // ff.net.0.proj (GEGLU), ff.net.2
+                               + linear_params(d, 8 * d) + linear_params(4 * d, d)   // ff.net.0.proj (GEGLU), ff.net.2
                                + linear_params(d, d, false) + 2 * linear_params(ctx, d, false)  // attn2 to_q, to_k/v
-                               + linear_params(d, d)                                   // attn2 to_out.0
-                               + 3 * 2 * d;                                            // norm1..3
+                               + linear_params(d, d)                                            // attn2 to_out.0
+                               + 3 * 2 * d;                                                     // norm1..3
     c.params += 2 * d + conv_params(d, d, 1) + p.transformer_depth * block + conv_params(d, d, 1);  // norm, proj_in/out
     const double dd = double(d) * d;
-    const double per_block = T * 4 * dd + 2 * T * T * d      // self-attention: q,k,v,out; QK^T and AV
+    const double per_block = T * 4 * dd + 2 * T * T * d                        // self-attention: q,k,v,out; QK^T and AV
                              + T * 2 * dd + L * 2.0 * ctx * d + 2 * T * L * d  // cross: q, out; k, v; matmuls
-                             + T * 12 * dd;                   // GEGLU d->8d, d<-4d
+                             + T * 12 * dd;                                    // GEGLU d->8d, d<-4d
     c.macs += 2 * T * dd + p.transformer_depth * per_block;
   };
   auto resample_conv = [&](std::int64_t ch, double out_side) {

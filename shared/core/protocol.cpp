@@ -7,32 +7,44 @@
 namespace ldm::protocol {
 namespace {
 
-struct TypeName { Type type; const char* name; };
+struct TypeName {
+  Type type;
+  const char* name;
+};
 const TypeName kTypes[] = {
-    {Type::Hello, "hello"},       {Type::Spec, "spec"},       {Type::Metrics, "metrics"},
-    {Type::Ack, "ack"},           {Type::Heartbeat, "heartbeat"},
-    {Type::Checkpoint, "checkpoint"}, {Type::Done, "done"},   {Type::Failed, "failed"},
-    {Type::Preempted, "preempted"}, {Type::Error, "error"},
+    {Type::Hello, "hello"}, {Type::Spec, "spec"},           {Type::Metrics, "metrics"},
+    {Type::Ack, "ack"},     {Type::Heartbeat, "heartbeat"}, {Type::Checkpoint, "checkpoint"},
+    {Type::Done, "done"},   {Type::Failed, "failed"},       {Type::Preempted, "preempted"},
+    {Type::Error, "error"},
 };
 
 using nlohmann::json;
 
-void require(const json& body, const char* key, json::value_t kind, const char* what,
-             const std::string& type) {
+void require(const json& body, const char* key, json::value_t kind, const char* what, const std::string& type) {
   auto it = body.find(key);
   bool ok = it != body.end();
   if (ok) {
     switch (kind) {
-      case json::value_t::number_integer: ok = it->is_number_integer(); break;
-      case json::value_t::number_float: ok = it->is_number(); break;
-      case json::value_t::string: ok = it->is_string(); break;
-      case json::value_t::array: ok = it->is_array(); break;
-      case json::value_t::object: ok = it->is_object(); break;
-      default: break;
+      case json::value_t::number_integer:
+        ok = it->is_number_integer();
+        break;
+      case json::value_t::number_float:
+        ok = it->is_number();
+        break;
+      case json::value_t::string:
+        ok = it->is_string();
+        break;
+      case json::value_t::array:
+        ok = it->is_array();
+        break;
+      case json::value_t::object:
+        ok = it->is_object();
+        break;
+      default:
+        break;
     }
   }
-  if (!ok)
-    throw ProtocolError("'" + type + "' message: body field '" + key + "' must be " + what);
+  if (!ok) throw ProtocolError("'" + type + "' message: body field '" + key + "' must be " + what);
 }
 
 void check_body(Type t, const json& b) {
@@ -53,10 +65,10 @@ void check_body(Type t, const json& b) {
       require(b, "seq", vt::number_integer, "an integer", name);
       require(b, "points", vt::array, "an array", name);
       for (const auto& p : b.at("points")) {
-        if (!p.is_object() || !p.contains("metric") || !p["metric"].is_string() ||
-            !p.contains("step") || !p["step"].is_number_integer() || !p.contains("value") ||
-            !p["value"].is_number())
-          throw ProtocolError("'metrics' message: every point needs string 'metric', integer 'step' and number 'value'");
+        if (!p.is_object() || !p.contains("metric") || !p["metric"].is_string() || !p.contains("step") ||
+            !p["step"].is_number_integer() || !p.contains("value") || !p["value"].is_number())
+          throw ProtocolError(
+              "'metrics' message: every point needs string 'metric', integer 'step' and number 'value'");
       }
       break;
     }
@@ -110,13 +122,11 @@ Message make(Type type, std::string run, std::string token, json body) {
 }
 
 std::string encode(const Message& m, std::size_t max_bytes) {
-  json j = {{"v", m.version}, {"type", to_string(m.type)}, {"run", m.run},
-            {"token", m.token}, {"body", m.body}};
+  json j = {{"v", m.version}, {"type", to_string(m.type)}, {"run", m.run}, {"token", m.token}, {"body", m.body}};
   std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (out.size() > max_bytes)
-    throw ProtocolError("'" + std::string(to_string(m.type)) + "' message of " +
-                        std::to_string(out.size()) + " bytes exceeds the limit of " +
-                        std::to_string(max_bytes));
+    throw ProtocolError("'" + std::string(to_string(m.type)) + "' message of " + std::to_string(out.size()) +
+                        " bytes exceeds the limit of " + std::to_string(max_bytes));
   return out;
 }
 
@@ -129,12 +139,10 @@ Message decode(const void* data, std::size_t size, std::size_t max_bytes) {
   if (j.is_discarded()) throw ProtocolError("message is not valid JSON");
   if (!j.is_object()) throw ProtocolError("message is not a JSON object");
   auto v = j.find("v");
-  if (v == j.end() || !v->is_number_integer())
-    throw ProtocolError("message has no integer protocol version 'v'");
+  if (v == j.end() || !v->is_number_integer()) throw ProtocolError("message has no integer protocol version 'v'");
   if (v->get<int>() != kProtocolVersion)
     throw ProtocolError("protocol version " + std::to_string(v->get<long long>()) +
-                        " is not supported (this build speaks " +
-                        std::to_string(kProtocolVersion) + ")");
+                        " is not supported (this build speaks " + std::to_string(kProtocolVersion) + ")");
   Message m;
   auto type = j.find("type");
   if (type == j.end() || !type->is_string()) throw ProtocolError("message has no string 'type'");
@@ -142,8 +150,7 @@ Message decode(const void* data, std::size_t size, std::size_t max_bytes) {
     throw ProtocolError("unknown message type '" + type->get<std::string>() + "'");
   for (const char* key : {"run", "token"}) {
     auto it = j.find(key);
-    if (it == j.end() || !it->is_string())
-      throw ProtocolError("message has no string '" + std::string(key) + "'");
+    if (it == j.end() || !it->is_string()) throw ProtocolError("message has no string '" + std::string(key) + "'");
   }
   m.run = j["run"].get<std::string>();
   m.token = j["token"].get<std::string>();

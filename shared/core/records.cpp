@@ -5,12 +5,14 @@
 namespace ldm {
 
 namespace {
-struct StateName { RunState state; const char* name; };
+struct StateName {
+  RunState state;
+  const char* name;
+};
 const StateName kStates[] = {
-    {RunState::Pending, "pending"},     {RunState::Running, "running"},
-    {RunState::Preempted, "preempted"}, {RunState::Lost, "lost"},
-    {RunState::Cancelled, "cancelled"}, {RunState::Diverged, "diverged"},
-    {RunState::Done, "done"},           {RunState::Failed, "failed"},
+    {RunState::Pending, "pending"}, {RunState::Running, "running"},     {RunState::Preempted, "preempted"},
+    {RunState::Lost, "lost"},       {RunState::Cancelled, "cancelled"}, {RunState::Diverged, "diverged"},
+    {RunState::Done, "done"},       {RunState::Failed, "failed"},
 };
 
 template <class T>
@@ -33,22 +35,26 @@ RunState run_state_from_string(const std::string& s) {
 }
 
 bool is_terminal(RunState s) {
-  return s == RunState::Cancelled || s == RunState::Diverged || s == RunState::Done ||
-         s == RunState::Failed;
+  return s == RunState::Cancelled || s == RunState::Diverged || s == RunState::Done || s == RunState::Failed;
 }
 
 const std::vector<RunState>& all_run_states() {
-  static const std::vector<RunState> v = {RunState::Pending,   RunState::Running,
-                                          RunState::Preempted, RunState::Lost,
-                                          RunState::Cancelled, RunState::Diverged,
-                                          RunState::Done,      RunState::Failed};
+  static const std::vector<RunState> v = {RunState::Pending, RunState::Running,   RunState::Preempted,
+                                          RunState::Lost,    RunState::Cancelled, RunState::Diverged,
+                                          RunState::Done,    RunState::Failed};
   return v;
 }
 
 void to_json(nlohmann::json& j, const ExperimentRecord& r) {
-  j = {{"name", r.name}, {"source", r.source}, {"spec", r.spec}, {"spec_hash", r.spec_hash},
-       {"state", to_string(r.state)}, {"fault", r.fault}, {"submitted_at", r.submitted_at},
-       {"finished_at", r.finished_at}, {"error", r.error}};
+  j = {{"name", r.name},
+       {"source", r.source},
+       {"spec", r.spec},
+       {"spec_hash", r.spec_hash},
+       {"state", to_string(r.state)},
+       {"fault", r.fault},
+       {"submitted_at", r.submitted_at},
+       {"finished_at", r.finished_at},
+       {"error", r.error}};
 }
 void from_json(const nlohmann::json& j, ExperimentRecord& r) {
   get_opt(j, "name", r.name);
@@ -63,9 +69,14 @@ void from_json(const nlohmann::json& j, ExperimentRecord& r) {
 }
 
 void to_json(nlohmann::json& j, const StageRecord& r) {
-  j = {{"experiment", r.experiment}, {"name", r.name}, {"index", r.index},
-       {"state", to_string(r.state)}, {"attempts", r.attempts}, {"current_run", r.current_run},
-       {"step", r.step}, {"total_steps", r.total_steps}};
+  j = {{"experiment", r.experiment},
+       {"name", r.name},
+       {"index", r.index},
+       {"state", to_string(r.state)},
+       {"attempts", r.attempts},
+       {"current_run", r.current_run},
+       {"step", r.step},
+       {"total_steps", r.total_steps}};
 }
 void from_json(const nlohmann::json& j, StageRecord& r) {
   get_opt(j, "experiment", r.experiment);
@@ -79,13 +90,26 @@ void from_json(const nlohmann::json& j, StageRecord& r) {
 }
 
 void to_json(nlohmann::json& j, const RunRecord& r) {
-  j = {{"id", r.id}, {"experiment", r.experiment}, {"stage", r.stage}, {"attempt", r.attempt},
-       {"state", to_string(r.state)}, {"token", r.token}, {"run_dir", r.run_dir},
-       {"ranks", r.ranks}, {"pid", r.pid}, {"step", r.step}, {"last_loss", r.last_loss},
-       {"samples_per_s", r.samples_per_s}, {"last_seq", r.last_seq},
-       {"started_at", r.started_at}, {"finished_at", r.finished_at},
-       {"last_heartbeat", r.last_heartbeat}, {"error", r.error}, {"checkpoint", r.checkpoint},
-       {"resume_from", r.resume_from}, {"resume_step", r.resume_step}};
+  j = {{"id", r.id},
+       {"experiment", r.experiment},
+       {"stage", r.stage},
+       {"attempt", r.attempt},
+       {"state", to_string(r.state)},
+       {"token", r.token},
+       {"run_dir", r.run_dir},
+       {"ranks", r.ranks},
+       {"pid", r.pid},
+       {"step", r.step},
+       {"last_loss", r.last_loss},
+       {"samples_per_s", r.samples_per_s},
+       {"last_seq", r.last_seq},
+       {"started_at", r.started_at},
+       {"finished_at", r.finished_at},
+       {"last_heartbeat", r.last_heartbeat},
+       {"error", r.error},
+       {"checkpoint", r.checkpoint},
+       {"resume_from", r.resume_from},
+       {"resume_step", r.resume_step}};
 }
 void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "id", r.id);
@@ -111,8 +135,7 @@ void from_json(const nlohmann::json& j, RunRecord& r) {
 }
 
 void to_json(nlohmann::json& j, const MetricPoint& p) {
-  j = {{"metric", p.metric}, {"step", p.step}, {"value", p.value}, {"attempt", p.attempt},
-       {"time", p.time}};
+  j = {{"metric", p.metric}, {"step", p.step}, {"value", p.value}, {"attempt", p.attempt}, {"time", p.time}};
 }
 void from_json(const nlohmann::json& j, MetricPoint& p) {
   p.metric = j.at("metric").get<std::string>();

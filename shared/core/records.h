@@ -21,14 +21,14 @@ const std::vector<RunState>& all_run_states();
 
 struct ExperimentRecord {
   std::string name;
-  std::string source;        // the file it was submitted from (for messages)
-  nlohmann::json spec;       // resolved spec (spec_to_json)
+  std::string source;   // the file it was submitted from (for messages)
+  nlohmann::json spec;  // resolved spec (spec_to_json)
   std::string spec_hash;
   RunState state = RunState::Pending;  // aggregate of its stages
-  std::string fault;         // testing: LDM_FAULT value handed to its workers ("" = none)
+  std::string fault;                   // testing: LDM_FAULT value handed to its workers ("" = none)
   double submitted_at = 0;
   double finished_at = 0;
-  std::string error;         // first error, for status
+  std::string error;  // first error, for status
 };
 
 struct StageRecord {
@@ -36,32 +36,32 @@ struct StageRecord {
   std::string name;
   int index = 0;
   RunState state = RunState::Pending;
-  int attempts = 0;          // attempts started so far
-  std::string current_run;   // run id of the latest attempt ("" before the first)
-  std::int64_t step = 0;     // last step reported
+  int attempts = 0;         // attempts started so far
+  std::string current_run;  // run id of the latest attempt ("" before the first)
+  std::int64_t step = 0;    // last step reported
   std::int64_t total_steps = 0;
 };
 
 struct RunRecord {
-  std::string id;            // make_run_id(experiment, stage, attempt)
+  std::string id;  // make_run_id(experiment, stage, attempt)
   std::string experiment;
   std::string stage;
   int attempt = 1;
   RunState state = RunState::Pending;
-  std::string token;         // secret that the worker must present in every message
+  std::string token;  // secret that the worker must present in every message
   std::string run_dir;
   int ranks = 1;
-  std::int64_t pid = 0;      // mpirun's pid while running (local executor)
-  std::int64_t step = 0;     // last step reported
+  std::int64_t pid = 0;   // mpirun's pid while running (local executor)
+  std::int64_t step = 0;  // last step reported
   double last_loss = 0;
   double samples_per_s = 0;
   std::uint64_t last_seq = 0;  // last metric batch sequence number stored
   double started_at = 0;
   double finished_at = 0;
   double last_heartbeat = 0;
-  std::string error;         // why it failed, naming rank and step where known
-  std::string checkpoint;    // last checkpoint directory reported
-  std::string resume_from;   // the checkpoint bundle this attempt continues from ("" = from scratch)
+  std::string error;             // why it failed, naming rank and step where known
+  std::string checkpoint;        // last checkpoint directory reported
+  std::string resume_from;       // the checkpoint bundle this attempt continues from ("" = from scratch)
   std::int64_t resume_step = 0;  // its step (the stage's metric points after it were deleted)
 };
 

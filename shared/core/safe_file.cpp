@@ -89,8 +89,7 @@ void make_dirs(const std::string& path) {
     std::size_t next = path.find('/', i);
     if (next == std::string::npos) next = path.size();
     cur = path.substr(0, next);
-    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw_errno("cannot create directory", cur);
+    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("cannot create directory", cur);
     i = next + 1;
   }
 }

@@ -21,8 +21,8 @@ std::string fmt_num(double v) {
 }
 void check_range(const std::string& path, double value, const FieldMeta& meta) {
   if (std::isnan(value) || value < meta.lo || value > meta.hi) {
-    throw SpecError(path, "value " + fmt_num(value) + " is out of range [" + fmt_num(meta.lo) +
-                              ", " + fmt_num(meta.hi) + "]");
+    throw SpecError(
+        path, "value " + fmt_num(value) + " is out of range [" + fmt_num(meta.lo) + ", " + fmt_num(meta.hi) + "]");
   }
 }
 }  // namespace
@@ -30,30 +30,25 @@ void check_range(const std::string& path, double value, const FieldMeta& meta) {
 void check_field(const std::string& path, std::int64_t value, const FieldMeta& meta) {
   check_range(path, static_cast<double>(value), meta);
 }
-void check_field(const std::string& path, double value, const FieldMeta& meta) {
-  check_range(path, value, meta);
-}
+void check_field(const std::string& path, double value, const FieldMeta& meta) { check_range(path, value, meta); }
 void check_field(const std::string& path, const std::string& value, const FieldMeta& meta) {
   if (meta.choices.empty()) return;
   for (const auto& c : meta.choices)
     if (c == value) return;
-  throw SpecError(path, "'" + value + "' is not one of: " + join(meta.choices, ", ") +
-                            did_you_mean(value, meta.choices));
+  throw SpecError(path,
+                  "'" + value + "' is not one of: " + join(meta.choices, ", ") + did_you_mean(value, meta.choices));
 }
 
 bool valid_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
 }
 
-int latent_channels(const AutoencoderSpec& ae) {
-  return static_cast<int>(3 * ae.factor * ae.factor);
-}
+int latent_channels(const AutoencoderSpec& ae) { return static_cast<int>(3 * ae.factor * ae.factor); }
 
 int latent_side(const ExperimentSpec& spec, const StageSpec& stage) {
   return static_cast<int>(stage.resolution / spec.autoencoder.factor);
@@ -61,51 +56,59 @@ int latent_side(const ExperimentSpec& spec, const StageSpec& stage) {
 
 void validate(const ExperimentSpec& spec) {
   if (spec.name.empty()) throw SpecError("name", "is required");
-  if (!valid_name(spec.name))
-    throw SpecError("name", "'" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+  if (!valid_name(spec.name)) throw SpecError("name", "'" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
 
   if (spec.autoencoder.kind == "torchscript" && spec.autoencoder.path.empty())
     throw SpecError("autoencoder.path", "is required with autoencoder.kind = \"torchscript\" (the exported VAE file)");
-  if (spec.text_encoder.kind == "torchscript" && (spec.text_encoder.path.empty() || spec.text_encoder.tokenizer.empty()))
-    throw SpecError(spec.text_encoder.path.empty() ? "text_encoder.path" : "text_encoder.tokenizer",
-                    "is required with text_encoder.kind = \"torchscript\" (the exported encoder and its SentencePiece model)");
+  if (spec.text_encoder.kind == "torchscript" &&
+      (spec.text_encoder.path.empty() || spec.text_encoder.tokenizer.empty()))
+    throw SpecError(
+        spec.text_encoder.path.empty() ? "text_encoder.path" : "text_encoder.tokenizer",
+        "is required with text_encoder.kind = \"torchscript\" (the exported encoder and its SentencePiece model)");
   if (spec.text_encoder.kind == "precomputed" && spec.dataset.kind != "shards")
-    throw SpecError("text_encoder.kind", "\"precomputed\" reads caption features from shards: set dataset.kind = \"shards\"");
+    throw SpecError("text_encoder.kind",
+                    "\"precomputed\" reads caption features from shards: set dataset.kind = \"shards\"");
 
   const auto families = recipe_families();
   if (!is_known_family(spec.recipe.family))
-    throw SpecError("recipe.family", "unknown recipe family '" + spec.recipe.family +
-                                         "'; known: " + join(families, ", ") +
-                                         did_you_mean(spec.recipe.family, families));
+    throw SpecError("recipe.family", "unknown recipe family '" + spec.recipe.family + "'; known: " +
+                                         join(families, ", ") + did_you_mean(spec.recipe.family, families));
   const PresetInfo* preset = find_preset(spec.recipe.family, spec.recipe.preset);
   if (!preset) {
     auto names = preset_names(spec.recipe.family);
-    throw SpecError("recipe.preset", "unknown preset '" + spec.recipe.preset + "' for family '" +
-                                         spec.recipe.family + "'; known: " + join(names, ", ") +
-                                         did_you_mean(spec.recipe.preset, names));
+    throw SpecError("recipe.preset", "unknown preset '" + spec.recipe.preset + "' for family '" + spec.recipe.family +
+                                         "'; known: " + join(names, ", ") + did_you_mean(spec.recipe.preset, names));
   }
   if (!family_supports_task(spec.recipe.family, spec.task))
-    throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" +
-                                spec.task + "' (supported: " +
-                                join(family_tasks(spec.recipe.family), ", ") + ")");
+    throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" + spec.task +
+                                "' (supported: " + join(family_tasks(spec.recipe.family), ", ") + ")");
   const ConditioningSpec& k = spec.recipe.conditioning;
   if (k.mask_padding && k.text_padding != "zero")
-    throw SpecError("recipe.conditioning.mask_padding", "masking the padding slots makes text_padding = '" + k.text_padding +
+    throw SpecError("recipe.conditioning.mask_padding", "masking the padding slots makes text_padding = '" +
+                                                            k.text_padding +
                                                             "' identical to 'zero'; turn one of them off");
   if (spec.task == "text" && spec.recipe.family == "dit" && (k.text_padding != "zero" || k.mask_padding))
-    throw SpecError("recipe.conditioning.text_padding", "DiT's text path reads the pooled caption only, so caption padding and masking have no effect; leave text_padding = 'zero' and mask_padding = false");
+    throw SpecError("recipe.conditioning.text_padding",
+                    "DiT's text path reads the pooled caption only, so caption padding and masking have no effect; "
+                    "leave text_padding = 'zero' and mask_padding = false");
   if (k.controls != "none" && !(k.use_size || k.use_crop || k.use_flip || k.use_aspect))
-    throw SpecError("recipe.conditioning.controls", "'" + k.controls + "' with every control group off (use_size/use_crop/use_flip/use_aspect); set controls = \"none\" instead");
+    throw SpecError(
+        "recipe.conditioning.controls",
+        "'" + k.controls +
+            "' with every control group off (use_size/use_crop/use_flip/use_aspect); set controls = \"none\" instead");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
     throw SpecError("dataset.path", "is required when dataset.kind = 'shards'");
   const DiffusionSpec& d = spec.recipe.diffusion;
   if (d.beta_end <= d.beta_start) throw SpecError("recipe.diffusion.beta_end", "must be greater than beta_start");
   if (d.objective == "flow" && d.process != "flow")
-    throw SpecError("recipe.diffusion.objective", "the flow-velocity objective needs process = 'flow' (got '" + d.process + "')");
+    throw SpecError("recipe.diffusion.objective",
+                    "the flow-velocity objective needs process = 'flow' (got '" + d.process + "')");
   if (d.t_sampling == "logit-normal" && d.process != "flow")
-    throw SpecError("recipe.diffusion.t_sampling", "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
+    throw SpecError("recipe.diffusion.t_sampling",
+                    "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
   if (spec.recipe.learn_sigma && d.process == "flow")
-    throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
+    throw SpecError("recipe.learn_sigma",
+                    "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
   if (spec.recipe.learn_sigma && d.objective != "eps")
     throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
 
@@ -116,13 +119,12 @@ void validate(const ExperimentSpec& spec) {
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& st = spec.stages[i];
     const std::string p = "stage." + std::to_string(i) + ".";
-    if (!valid_name(st.name))
-      throw SpecError(p + "name", "'" + st.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
-    if (!names.insert(st.name).second)
-      throw SpecError(p + "name", "stage name '" + st.name + "' is used twice");
+    if (!valid_name(st.name)) throw SpecError(p + "name", "'" + st.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+    if (!names.insert(st.name).second) throw SpecError(p + "name", "stage name '" + st.name + "' is used twice");
     // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
     const bool unet = preset->patch == 0;
-    const std::int64_t step = unet ? (std::int64_t{1} << (std::max<std::size_t>(preset->channel_mult.size(), 1) - 1)) : preset->patch;
+    const std::int64_t step =
+        unet ? (std::int64_t{1} << (std::max<std::size_t>(preset->channel_mult.size(), 1) - 1)) : preset->patch;
     const std::int64_t unit = spec.autoencoder.factor * step;
     if (st.resolution % unit != 0)
       throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
@@ -134,8 +136,7 @@ void validate(const ExperimentSpec& spec) {
       throw SpecError(p + "min_lr", "the cosine schedule's min_lr exceeds lr");
     if (st.batch_size % st.ranks != 0)
       throw SpecError(p + "batch_size", "global batch " + std::to_string(st.batch_size) +
-                                            " is not divisible by ranks = " +
-                                            std::to_string(st.ranks));
+                                            " is not divisible by ranks = " + std::to_string(st.ranks));
     if (st.batch_size % (st.ranks * st.grad_accumulation) != 0)
       throw SpecError(p + "grad_accumulation", "global batch " + std::to_string(st.batch_size) +
                                                    " does not split into ranks x grad_accumulation = " +
@@ -218,8 +219,9 @@ RecipeSpec family_recipe_defaults(const std::string& family) {
 double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage) {
   const DiffusionSpec& d = spec.recipe.diffusion;
   if (d.shift > 0) return d.shift;
-  const std::int64_t ref = d.reference_resolution > 0 ? d.reference_resolution
-                                                      : (spec.stages.empty() ? stage.resolution : spec.stages.front().resolution);
+  const std::int64_t ref = d.reference_resolution > 0
+                               ? d.reference_resolution
+                               : (spec.stages.empty() ? stage.resolution : spec.stages.front().resolution);
   return double(stage.resolution) / double(ref);
 }
 
@@ -233,8 +235,6 @@ double learning_rate(const StageSpec& stage, std::int64_t step) {
   return stage.min_lr + 0.5 * (stage.lr - stage.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-std::string spec_hash(const ExperimentSpec& spec) {
-  return hex64(fnv1a64(spec_to_json(spec).dump()));
-}
+std::string spec_hash(const ExperimentSpec& spec) { return hex64(fnv1a64(spec_to_json(spec).dump())); }
 
 }  // namespace ldm

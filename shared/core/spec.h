@@ -22,14 +22,14 @@ struct FieldMeta {
   const char* doc = "";
   double lo = -std::numeric_limits<double>::infinity();  // inclusive bounds for numbers
   double hi = std::numeric_limits<double>::infinity();
-  std::vector<std::string> choices = {};                 // allowed values for strings (empty: any)
+  std::vector<std::string> choices = {};  // allowed values for strings (empty: any)
 };
 
 struct DatasetSpec {
-  std::string kind = "synthetic";  // synthetic | shards
-  std::string path;                // shards: the shard directory; synthetic: cache dir ("" = <runs>/data/...)
-  std::int64_t records = 1024;     // synthetic only
-  std::int64_t classes = 10;       // number of class labels
+  std::string kind = "synthetic";    // synthetic | shards
+  std::string path;                  // shards: the shard directory; synthetic: cache dir ("" = <runs>/data/...)
+  std::int64_t records = 1024;       // synthetic only
+  std::int64_t classes = 10;         // number of class labels
   std::int64_t shard_records = 256;  // synthetic only: records per shard file
 };
 
@@ -44,26 +44,26 @@ struct AutoencoderSpec {
 
 struct DiffusionSpec {
   std::string process = "vp-linear";  // vp-linear (DDPM/DiT) | vp-cosine | flow (rectified flow, SD3)
-  std::int64_t timesteps = 1000;       // discrete VP training timesteps
+  std::int64_t timesteps = 1000;      // discrete VP training timesteps
   double beta_start = 1e-4;
   double beta_end = 0.02;
   std::string objective = "eps";       // eps | v | flow (velocity ε − x0)
   std::string t_sampling = "uniform";  // uniform | logit-normal (SD3)
   double logit_mean = 0.0;
   double logit_std = 1.0;
-  double min_snr_gamma = 0.0;          // min-SNR-γ loss weighting; 0 = off
-  double vlb_weight = 1.0;             // weight of the VLB term of the learned-variance hybrid loss
-  double shift = 0.0;                  // resolution shift s; 0 = auto: resolution / reference_resolution
+  double min_snr_gamma = 0.0;             // min-SNR-γ loss weighting; 0 = off
+  double vlb_weight = 1.0;                // weight of the VLB term of the learned-variance hybrid loss
+  double shift = 0.0;                     // resolution shift s; 0 = auto: resolution / reference_resolution
   std::int64_t reference_resolution = 0;  // 0 = the first stage's resolution (so pre-training has s = 1)
 };
 
 struct SamplerSpec {
-  std::string name = "ddpm";      // ddpm | ddim | euler | heun | dpm++2m
-  std::int64_t steps = 250;       // DiT samples with 250 DDPM steps [lit]
+  std::string name = "ddpm";  // ddpm | ddim | euler | heun | dpm++2m
+  std::int64_t steps = 250;   // DiT samples with 250 DDPM steps [lit]
   std::string spacing = "uniform";
-  double eta = 0.0;               // DDIM stochasticity
-  double cfg = 1.5;               // semantic guidance scale s_sem (DiT's FID setting [lit])
-  double cfg_control = 1.0;       // control guidance scale s_ctrl (used when controls are conditioned)
+  double eta = 0.0;          // DDIM stochasticity
+  double cfg = 1.5;          // semantic guidance scale s_sem (DiT's FID setting [lit])
+  double cfg_control = 1.0;  // control guidance scale s_ctrl (used when controls are conditioned)
 };
 
 struct EmaSpec {
@@ -73,31 +73,31 @@ struct EmaSpec {
 
 struct OptimizerSpec {
   std::string name = "adamw";  // adamw | adan (MDTv2's recipe)
-  double beta1 = 0.9;    // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
-  double beta2 = 0.999;  // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
-  double beta3 = 0.99;   // Adan only (its betas: beta1 0.98, beta2 0.92, beta3 0.99 [lit: Adan])
+  double beta1 = 0.9;          // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
+  double beta2 = 0.999;        // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
+  double beta3 = 0.99;         // Adan only (its betas: beta1 0.98, beta2 0.92, beta3 0.99 [lit: Adan])
   double eps = 1e-8;
   double weight_decay = 0.0;
   bool decay_norms_and_biases = false;  // false: 1-D tensors (biases, norms) are not decayed
-  double grad_clip = 0.0;  // max global L2 norm of the gradient; 0 = off
+  double grad_clip = 0.0;               // max global L2 norm of the gradient; 0 = off
 };
 
 // How semantic conditions (label, caption) and control metadata reach the network. Every [recon]
 // default here is ours (PAPER.md), not the paper's value.
 struct ConditioningSpec {
-  double semantic_dropout = 0.1;      // P(label/caption dropped) in training, for guidance [recon: 10%]
-  std::string controls = "none";      // none | sdxl (constant weight 1) | proposed (w_alpha(t) per group)
-  double control_dropout = 0.1;       // P(controls dropped), independent of the semantic drop [recon]
-  double alpha = 1.0;                 // w_alpha(t) = cos(pi t / 2)^alpha, shared default [recon]
+  double semantic_dropout = 0.1;  // P(label/caption dropped) in training, for guidance [recon: 10%]
+  std::string controls = "none";  // none | sdxl (constant weight 1) | proposed (w_alpha(t) per group)
+  double control_dropout = 0.1;   // P(controls dropped), independent of the semantic drop [recon]
+  double alpha = 1.0;             // w_alpha(t) = cos(pi t / 2)^alpha, shared default [recon]
   double alpha_size = -1, alpha_crop = -1, alpha_flip = -1, alpha_aspect = -1;  // < 0: use alpha
   bool use_size = true, use_crop = true, use_flip = true, use_aspect = true;
-  std::int64_t frequency_size = 256;  // Fourier features per control scalar [lit: SDXL]
+  std::int64_t frequency_size = 256;      // Fourier features per control scalar [lit: SDXL]
   std::string dropped_controls = "zero";  // zero | learned: what a dropped control embeds to [recon]
-  std::string control_time = "raw";   // raw | shifted: the noise level w_alpha sees [recon]
-  std::string text_padding = "zero";  // zero | replicate | noisy_replicate
-  double text_pad_noise = 0.1;        // sigma_pad of noisy_replicate in training [recon]
+  std::string control_time = "raw";       // raw | shifted: the noise level w_alpha sees [recon]
+  std::string text_padding = "zero";      // zero | replicate | noisy_replicate
+  double text_pad_noise = 0.1;            // sigma_pad of noisy_replicate in training [recon]
   double text_pad_noise_inference = 0.0;  // sigma_pad when sampling [recon: off]
-  bool mask_padding = false;          // exclude padding slots as attention keys
+  bool mask_padding = false;              // exclude padding slots as attention keys
 };
 
 struct TextEncoderSpec {
@@ -113,10 +113,10 @@ struct TextEncoderSpec {
 struct RecipeSpec {
   std::string family = "dit";
   std::string preset = "tiny/2";
-  bool learn_sigma = false;     // DiT's learned-variance output channels (doubles out channels)
-  double mask_ratio = 0.3;      // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
+  bool learn_sigma = false;  // DiT's learned-variance output channels (doubles out channels)
+  double mask_ratio = 0.3;   // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
   std::string pos_embed_resampling = "interpolate";  // extrapolate | interpolate | rectified_grid
-  std::string pos_embed_grid = "center";  // rectified_grid's coordinate convention [recon]
+  std::string pos_embed_grid = "center";             // rectified_grid's coordinate convention [recon]
   ConditioningSpec conditioning;
   DiffusionSpec diffusion;
   SamplerSpec sampler;
@@ -126,10 +126,10 @@ struct RecipeSpec {
 
 struct StageSpec {
   std::string name = "train";
-  std::int64_t resolution = 32;        // image side in pixels; latent side = resolution / factor
-  std::int64_t steps = 100;            // optimiser steps
-  std::int64_t batch_size = 16;        // global batch, split evenly over ranks
-  double lr = 1e-4;                    // peak learning rate (the paper: constant 1e-4 [paper])
+  std::int64_t resolution = 32;          // image side in pixels; latent side = resolution / factor
+  std::int64_t steps = 100;              // optimiser steps
+  std::int64_t batch_size = 16;          // global batch, split evenly over ranks
+  double lr = 1e-4;                      // peak learning rate (the paper: constant 1e-4 [paper])
   std::string lr_schedule = "constant";  // constant | warmup (linear, then constant) | cosine (warmup, then to min_lr)
   std::int64_t warmup_steps = 0;
   double min_lr = 0.0;
@@ -160,7 +160,8 @@ constexpr double kMaxInt = 9007199254740992.0;  // 2^53: integers survive a JSON
 template <class V>
 void describe(V& v, DatasetSpec& s) {
   v.field("kind", s.kind, {"where records come from", 0, 0, {"synthetic", "shards"}});
-  v.field("path", s.path, {"shards: the shard directory; synthetic: cache directory (\"\" = <runs>/data/synthetic-<hash>)"});
+  v.field("path", s.path,
+          {"shards: the shard directory; synthetic: cache directory (\"\" = <runs>/data/synthetic-<hash>)"});
   v.field("records", s.records, {"synthetic: number of records to render", 1, 1e8});
   v.field("classes", s.classes, {"number of class labels", 1, 100000});
   v.field("shard_records", s.shard_records, {"synthetic: records per shard file", 1, 1e7});
@@ -168,8 +169,15 @@ void describe(V& v, DatasetSpec& s) {
 
 template <class V>
 void describe(V& v, AutoencoderSpec& s) {
-  v.field("kind", s.kind, {"patch: built-in exactly invertible patch autoencoder (not comparable with the paper's VAE); torchscript: an exported VAE (tools/export/export_vae.py)", 0, 0, {"patch", "torchscript"}});
-  v.field("path", s.path, {"torchscript: the exported VAE file (its scaling/shift factors are used; `factor` must equal its down-sampling factor)"});
+  v.field("kind", s.kind,
+          {"patch: built-in exactly invertible patch autoencoder (not comparable with the paper's VAE); torchscript: "
+           "an exported VAE (tools/export/export_vae.py)",
+           0,
+           0,
+           {"patch", "torchscript"}});
+  v.field("path", s.path,
+          {"torchscript: the exported VAE file (its scaling/shift factors are used; `factor` must equal its "
+           "down-sampling factor)"});
   v.field("factor", s.factor, {"spatial down-sampling factor f (latent channels 3*f*f for patch)", 1, 64});
   v.field("scale", s.scale, {"patch: latent = (encode(x) - shift) * scale", 1e-6, 1e6});
   v.field("shift", s.shift, {"see scale", -1e6, 1e6});
@@ -177,18 +185,27 @@ void describe(V& v, AutoencoderSpec& s) {
 
 template <class V>
 void describe(V& v, DiffusionSpec& s) {
-  v.field("process", s.process, {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)", 0, 0, {"vp-linear", "vp-cosine", "flow"}});
+  v.field("process", s.process,
+          {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)",
+           0,
+           0,
+           {"vp-linear", "vp-cosine", "flow"}});
   v.field("timesteps", s.timesteps, {"discrete VP training timesteps", 2, 100000});
   v.field("beta_start", s.beta_start, {"first beta of the linear schedule", 1e-8, 0.5});
   v.field("beta_end", s.beta_end, {"last beta of the linear schedule", 1e-8, 0.999});
-  v.field("objective", s.objective, {"what the network predicts: eps, v, or flow velocity (eps - x0)", 0, 0, {"eps", "v", "flow"}});
+  v.field("objective", s.objective,
+          {"what the network predicts: eps, v, or flow velocity (eps - x0)", 0, 0, {"eps", "v", "flow"}});
   v.field("t_sampling", s.t_sampling, {"training timestep distribution", 0, 0, {"uniform", "logit-normal"}});
   v.field("logit_mean", s.logit_mean, {"logit-normal timestep sampling: mean", -10, 10});
   v.field("logit_std", s.logit_std, {"logit-normal timestep sampling: std", 1e-3, 10});
   v.field("min_snr_gamma", s.min_snr_gamma, {"min-SNR-gamma loss weighting; 0 = off", 0, 1e6});
   v.field("vlb_weight", s.vlb_weight, {"weight of the VLB term when recipe.learn_sigma (DiT hybrid loss)", 0, 1e6});
-  v.field("shift", s.shift, {"resolution shift s of the noise schedule (SNR/s^2, flow t' = s t/(1+(s-1)t)) [recon]; 0 = auto: resolution / reference_resolution", 0, 1e3});
-  v.field("reference_resolution", s.reference_resolution, {"resolution at which s = 1; 0 = the first stage's resolution", 0, 65536});
+  v.field("shift", s.shift,
+          {"resolution shift s of the noise schedule (SNR/s^2, flow t' = s t/(1+(s-1)t)) [recon]; 0 = auto: resolution "
+           "/ reference_resolution",
+           0, 1e3});
+  v.field("reference_resolution", s.reference_resolution,
+          {"resolution at which s = 1; 0 = the first stage's resolution", 0, 65536});
 }
 
 template <class V>
@@ -221,9 +238,15 @@ void describe(V& v, OptimizerSpec& s) {
 
 template <class V>
 void describe(V& v, ConditioningSpec& s) {
-  v.field("semantic_dropout", s.semantic_dropout, {"probability of dropping the label/caption in training (guidance) [recon]", 0, 1});
-  v.field("controls", s.controls, {"control metadata: none | sdxl (summed into adaLN, weight 1) | proposed (weighted by w_alpha(t) per group)", 0, 0, {"none", "sdxl", "proposed"}});
-  v.field("control_dropout", s.control_dropout, {"probability of dropping the controls in training, independent of the semantic drop [recon]", 0, 1});
+  v.field("semantic_dropout", s.semantic_dropout,
+          {"probability of dropping the label/caption in training (guidance) [recon]", 0, 1});
+  v.field("controls", s.controls,
+          {"control metadata: none | sdxl (summed into adaLN, weight 1) | proposed (weighted by w_alpha(t) per group)",
+           0,
+           0,
+           {"none", "sdxl", "proposed"}});
+  v.field("control_dropout", s.control_dropout,
+          {"probability of dropping the controls in training, independent of the semantic drop [recon]", 0, 1});
   v.field("alpha", s.alpha, {"w_alpha(t) = cos(pi t/2)^alpha: shared steepness [recon]", 0, 100});
   v.field("alpha_size", s.alpha_size, {"alpha of the size group; < 0 = alpha", -1, 100});
   v.field("alpha_crop", s.alpha_crop, {"alpha of the crop group; < 0 = alpha", -1, 100});
@@ -234,17 +257,27 @@ void describe(V& v, ConditioningSpec& s) {
   v.field("use_flip", s.use_flip, {"condition on the flip flag"});
   v.field("use_aspect", s.use_aspect, {"condition on the aspect ratio"});
   v.field("frequency_size", s.frequency_size, {"Fourier features per control scalar", 2, 4096});
-  v.field("dropped_controls", s.dropped_controls, {"embedding of dropped controls: zero | learned null vector per group [recon]", 0, 0, {"zero", "learned"}});
-  v.field("control_time", s.control_time, {"noise level w_alpha is evaluated at: raw or resolution-shifted [recon]", 0, 0, {"raw", "shifted"}});
-  v.field("text_padding", s.text_padding, {"padding of the caption token buffer", 0, 0, {"zero", "replicate", "noisy_replicate"}});
+  v.field("dropped_controls", s.dropped_controls,
+          {"embedding of dropped controls: zero | learned null vector per group [recon]", 0, 0, {"zero", "learned"}});
+  v.field("control_time", s.control_time,
+          {"noise level w_alpha is evaluated at: raw or resolution-shifted [recon]", 0, 0, {"raw", "shifted"}});
+  v.field("text_padding", s.text_padding,
+          {"padding of the caption token buffer", 0, 0, {"zero", "replicate", "noisy_replicate"}});
   v.field("text_pad_noise", s.text_pad_noise, {"noise scale of noisy_replicate padding in training [recon]", 0, 100});
-  v.field("text_pad_noise_inference", s.text_pad_noise_inference, {"noise scale of noisy_replicate padding when sampling [recon: 0]", 0, 100});
+  v.field("text_pad_noise_inference", s.text_pad_noise_inference,
+          {"noise scale of noisy_replicate padding when sampling [recon: 0]", 0, 100});
   v.field("mask_padding", s.mask_padding, {"exclude caption padding slots as attention keys"});
 }
 
 template <class V>
 void describe(V& v, TextEncoderSpec& s) {
-  v.field("kind", s.kind, {"builtin: seeded hashed-vocabulary encoder (not comparable with the paper's); torchscript: an exported encoder (tools/export/export_text_encoder.py) with a SentencePiece tokenizer; precomputed: caption features stored in the shards", 0, 0, {"builtin", "torchscript", "precomputed"}});
+  v.field("kind", s.kind,
+          {"builtin: seeded hashed-vocabulary encoder (not comparable with the paper's); torchscript: an exported "
+           "encoder (tools/export/export_text_encoder.py) with a SentencePiece tokenizer; precomputed: caption "
+           "features stored in the shards",
+           0,
+           0,
+           {"builtin", "torchscript", "precomputed"}});
   v.field("path", s.path, {"torchscript: the exported text encoder file"});
   v.field("tokenizer", s.tokenizer, {"torchscript: the SentencePiece model file"});
   v.field("dim", s.dim, {"token feature width", 1, 65536});
@@ -256,9 +289,20 @@ void describe(V& v, RecipeSpec& s) {
   v.field("family", s.family, {"model family (see `ldm-coord presets`)"});
   v.field("preset", s.preset, {"size preset of the family, e.g. XL/2 or tiny/2"});
   v.field("learn_sigma", s.learn_sigma, {"DiT learned-variance output (doubles the output channels; hybrid loss)"});
-  v.field("mask_ratio", s.mask_ratio, {"mDT-v2: fraction of image tokens masked in the masked training branch", 0, 0.95});
-  v.field("pos_embed_resampling", s.pos_embed_resampling, {"positional embeddings of weights loaded at another resolution: extrapolate (sin-cos on the larger grid), interpolate (bicubic of the old map), rectified_grid (sin-cos on the new grid rescaled to the old range)", 0, 0, {"extrapolate", "interpolate", "rectified_grid"}});
-  v.field("pos_embed_grid", s.pos_embed_grid, {"rectified_grid's mapping of new to old positions: center (token centres, align_corners=false), corners, origin (PixArt-alpha) [recon]", 0, 0, {"center", "corners", "origin"}});
+  v.field("mask_ratio", s.mask_ratio,
+          {"mDT-v2: fraction of image tokens masked in the masked training branch", 0, 0.95});
+  v.field("pos_embed_resampling", s.pos_embed_resampling,
+          {"positional embeddings of weights loaded at another resolution: extrapolate (sin-cos on the larger grid), "
+           "interpolate (bicubic of the old map), rectified_grid (sin-cos on the new grid rescaled to the old range)",
+           0,
+           0,
+           {"extrapolate", "interpolate", "rectified_grid"}});
+  v.field("pos_embed_grid", s.pos_embed_grid,
+          {"rectified_grid's mapping of new to old positions: center (token centres, align_corners=false), corners, "
+           "origin (PixArt-alpha) [recon]",
+           0,
+           0,
+           {"center", "corners", "origin"}});
   v.table("conditioning", s.conditioning, "semantic and control conditioning");
   v.table("diffusion", s.diffusion, "noise process and training objective");
   v.table("sampler", s.sampler, "default sampling settings");
@@ -273,7 +317,11 @@ void describe(V& v, StageSpec& s) {
   v.field("steps", s.steps, {"optimiser steps", 1, 1e9});
   v.field("batch_size", s.batch_size, {"global batch size, split evenly over ranks", 1, 1e7});
   v.field("lr", s.lr, {"peak learning rate", 0, 10});
-  v.field("lr_schedule", s.lr_schedule, {"constant | warmup (linear ramp, then constant) | cosine (ramp, then cosine to min_lr)", 0, 0, {"constant", "warmup", "cosine"}});
+  v.field("lr_schedule", s.lr_schedule,
+          {"constant | warmup (linear ramp, then constant) | cosine (ramp, then cosine to min_lr)",
+           0,
+           0,
+           {"constant", "warmup", "cosine"}});
   v.field("warmup_steps", s.warmup_steps, {"linear warm-up steps of the warmup and cosine schedules", 0, 1e9});
   v.field("min_lr", s.min_lr, {"final learning rate of the cosine schedule", 0, 10});
   v.field("grad_accumulation", s.grad_accumulation, {"micro-batches per optimiser step on each rank", 1, 65536});
@@ -281,9 +329,11 @@ void describe(V& v, StageSpec& s) {
   v.field("threads_per_rank", s.threads_per_rank, {"intra-op CPU threads per rank", 1, 1024});
   v.field("log_every", s.log_every, {"steps between metric points", 1, 1e9});
   v.field("checkpoint_every", s.checkpoint_every, {"steps between checkpoints; 0 = only the final one", 0, 1e9});
-  v.field("max_attempts", s.max_attempts, {"attempts before the stage fails for good: a crashed, killed or preempted "
-                                           "attempt is retried from the newest checkpoint (an error the worker "
-                                           "reports, e.g. bad data, is not retried)", 1, 100});
+  v.field("max_attempts", s.max_attempts,
+          {"attempts before the stage fails for good: a crashed, killed or preempted "
+           "attempt is retried from the newest checkpoint (an error the worker "
+           "reports, e.g. bad data, is not retried)",
+           1, 100});
 }
 
 template <class V>

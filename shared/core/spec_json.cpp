@@ -13,7 +13,9 @@ using nlohmann::json;
 struct JsonWriter {
   json* out;
   template <class T>
-  void field(const char* key, T& value, const FieldMeta&) { (*out)[key] = value; }
+  void field(const char* key, T& value, const FieldMeta&) {
+    (*out)[key] = value;
+  }
   template <class S>
   void table(const char* key, S& sub, const char*) {
     json child = json::object();
@@ -98,8 +100,7 @@ struct JsonReader {
   void reject_unknown() const {
     std::set<std::string> k(known.begin(), known.end());
     for (auto it = in->begin(); it != in->end(); ++it) {
-      if (!k.count(it.key()))
-        throw SpecError(prefix + it.key(), "unknown key" + did_you_mean(it.key(), known));
+      if (!k.count(it.key())) throw SpecError(prefix + it.key(), "unknown key" + did_you_mean(it.key(), known));
     }
   }
 };

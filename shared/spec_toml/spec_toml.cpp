@@ -26,9 +26,7 @@ class ReadContext {
  public:
   explicit ReadContext(std::string source) : source_(std::move(source)) {}
 
-  void remember(const std::string& path, const toml::node& node) {
-    positions_[path] = node.source().begin;
-  }
+  void remember(const std::string& path, const toml::node& node) { positions_[path] = node.source().begin; }
 
   std::string location(const toml::source_position& pos) const {
     // toml++ leaves positions of nodes it synthesised (none today) at 0:0; "file:1:1" then.
@@ -36,8 +34,7 @@ class ReadContext {
     return source_ + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
   }
 
-  SpecError error(const std::string& path, const std::string& message,
-                  const toml::source_position& pos) const {
+  SpecError error(const std::string& path, const std::string& message, const toml::source_position& pos) const {
     return SpecError(path, message, location(pos));
   }
 
@@ -61,16 +58,26 @@ class ReadContext {
 // TOML node type as a noun, for "expected X, got <noun>".
 std::string type_noun(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -79,11 +86,17 @@ std::string type_noun(const toml::node& node) {
 struct KeyLister {
   std::vector<std::string> keys;
   template <class T>
-  void field(const char* key, T&, const FieldMeta&) { keys.push_back(key); }
+  void field(const char* key, T&, const FieldMeta&) {
+    keys.push_back(key);
+  }
   template <class S>
-  void table(const char* key, S&, const char*) { keys.push_back(key); }
+  void table(const char* key, S&, const char*) {
+    keys.push_back(key);
+  }
   template <class S>
-  void array(const char* key, std::vector<S>&, const char*) { keys.push_back(key); }
+  void array(const char* key, std::vector<S>&, const char*) {
+    keys.push_back(key);
+  }
 };
 
 template <class S>
@@ -145,9 +158,7 @@ class TomlReader {
       const toml::node& element = *arr->get(i);
       const std::string element_path = path + "." + std::to_string(i);
       const toml::table* t = element.as_table();
-      if (!t)
-        throw ctx_.error(element_path, "expected a table, got " + type_noun(element),
-                         element.source().begin);
+      if (!t) throw ctx_.error(element_path, "expected a table, got " + type_noun(element), element.source().begin);
       S item;  // starts from the declared defaults
       read_table(*t, element_path, item, ctx_);
       items.push_back(std::move(item));
@@ -160,8 +171,8 @@ class TomlReader {
 
   // toml::table is ordered by key, not by position; report the unknown key that comes first in
   // the file so the error matches what the user reads top to bottom.
-  static void reject_unknown(const toml::table& in, const std::string& path,
-                             const std::vector<std::string>& known, ReadContext& ctx) {
+  static void reject_unknown(const toml::table& in, const std::string& path, const std::vector<std::string>& known,
+                             ReadContext& ctx) {
     const std::set<std::string, std::less<>> known_set(known.begin(), known.end());
     const toml::key* first = nullptr;
     for (auto&& [key, node] : in) {
@@ -173,14 +184,12 @@ class TomlReader {
     }
     if (!first) return;
     const std::string name(first->str());
-    throw ctx.error(path.empty() ? name : path + "." + name,
-                    "unknown key '" + name + "'" + did_you_mean(name, known),
+    throw ctx.error(path.empty() ? name : path + "." + name, "unknown key '" + name + "'" + did_you_mean(name, known),
                     first->source().begin);
   }
 
   SpecError type_error(const std::string& path, const toml::node& node, const char* expected) const {
-    return ctx_.error(path, std::string("expected ") + expected + ", got " + type_noun(node),
-                      node.source().begin);
+    return ctx_.error(path, std::string("expected ") + expected + ", got " + type_noun(node), node.source().begin);
   }
 
   void read_value(const std::string& path, const toml::node& node, std::int64_t& v) const {
@@ -233,13 +242,27 @@ std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char esc[8];
@@ -358,9 +381,7 @@ ExperimentSpec parse_experiment_file(const std::string& path) {
   // Read the file ourselves (rather than toml::parse_file) so that a missing or unreadable file
   // is a SpecError naming it, like every other problem with the experiment file.
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw SpecError("", "cannot open experiment file '" + path + "': " + std::strerror(errno),
-                    path + ":1:1");
+  if (!f) throw SpecError("", "cannot open experiment file '" + path + "': " + std::strerror(errno), path + ":1:1");
   std::string text;
   char buf[65536];
   std::size_t n;
@@ -368,16 +389,13 @@ ExperimentSpec parse_experiment_file(const std::string& path) {
   const bool failed = std::ferror(f);
   const int err = errno;  // e.g. EISDIR: fopen succeeds on a directory, reading fails
   std::fclose(f);
-  if (failed)
-    throw SpecError("", "cannot read experiment file '" + path + "': " + std::strerror(err),
-                    path + ":1:1");
+  if (failed) throw SpecError("", "cannot read experiment file '" + path + "': " + std::strerror(err), path + ":1:1");
   return parse_experiment_string(text, path);
 }
 
 std::string format_experiment_toml(const ExperimentSpec& spec) {
   ExperimentSpec copy = spec;  // describe() takes non-const references
-  return "# Experiment '" + spec.name +
-         "': the fully resolved specification, every key included (defaults too).\n\n" +
+  return "# Experiment '" + spec.name + "': the fully resolved specification, every key included (defaults too).\n\n" +
          TomlWriter::render(copy, "");
 }
 

@@ -17,7 +17,7 @@ namespace ldm {
 namespace {
 
 const std::string kVersionKey = "V";
-constexpr bool kSync = true, kNoSync = false;  // WriteOptions::sync
+constexpr bool kSync = true, kNoSync = false;       // WriteOptions::sync
 constexpr std::size_t kPointValueSize = 4 + 8 + 8;  // be32 attempt, f64 value, f64 time
 
 [[noreturn]] void fail(const std::string& path, const std::string& op, const std::string& detail) {
@@ -29,8 +29,7 @@ constexpr std::size_t kPointValueSize = 4 + 8 + 8;  // be32 attempt, f64 value, 
 bool is_lock_error(const rocksdb::Status& s) {
   if (!s.IsIOError()) return false;
   const std::string m = s.ToString();
-  return m.find("While lock file") != std::string::npos ||
-         m.find("lock hold by current process") != std::string::npos;
+  return m.find("While lock file") != std::string::npos || m.find("lock hold by current process") != std::string::npos;
 }
 
 std::uint32_t get_be32(const char* p) {
@@ -124,15 +123,14 @@ std::string metric_prefix(const std::string& experiment, const std::string& stag
   return k;
 }
 
-std::string metric_prefix(const std::string& experiment, const std::string& stage,
-                          const std::string& metric) {
+std::string metric_prefix(const std::string& experiment, const std::string& stage, const std::string& metric) {
   std::string k = metric_prefix(experiment, stage);
   put_lp(k, metric);
   return k;
 }
 
-std::string metric_key(const std::string& experiment, const std::string& stage,
-                       const std::string& metric, std::int64_t step) {
+std::string metric_key(const std::string& experiment, const std::string& stage, const std::string& metric,
+                       std::int64_t step) {
   std::string k = metric_prefix(experiment, stage, metric);
   put_be64(k, static_cast<std::uint64_t>(step));
   return k;
@@ -151,8 +149,7 @@ std::unique_ptr<ExperimentStore> ExperimentStore::open(const std::string& path) 
     throw StoreError("experiment store " + path +
                      " is in use by another coordinator (its LOCK file is held): " + s.ToString());
   if (!s.ok()) fail(path, "open", s.ToString());
-  std::unique_ptr<ExperimentStore> store(
-      new ExperimentStore(path, std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<ExperimentStore> store(new ExperimentStore(path, std::unique_ptr<rocksdb::DB>(raw)));
   store->init_schema();  // on throw, the unique_ptr closes the DB again
   return store;
 }
@@ -172,15 +169,15 @@ void ExperimentStore::init_schema() {
   const auto stored = get(kVersionKey, "read schema_version");
   if (stored) {
     if (*stored != expected)
-      fail(path_, "open",
-           "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
+      fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
   }
   // A crash between creating the DB and writing 'V' leaves it empty, so empty means new.
   if (!is_empty())
     fail(path_, "open",
          "on-disk schema_version missing (not an experiment store?), this build expects "
-         "schema_version " + expected);
+         "schema_version " +
+             expected);
   rocksdb::WriteBatch batch;
   check(batch.Put(kVersionKey, expected), "write schema_version");
   write(batch, kSync, "write schema_version");
@@ -211,8 +208,7 @@ void ExperimentStore::check(const rocksdb::Status& s, const std::string& op) con
   if (!s.ok()) fail(path_, op, s.ToString());
 }
 
-std::optional<std::string> ExperimentStore::get(const std::string& key,
-                                                const std::string& op) const {
+std::optional<std::string> ExperimentStore::get(const std::string& key, const std::string& op) const {
   std::string value;
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
   if (s.IsNotFound()) return std::nullopt;
@@ -226,19 +222,14 @@ void ExperimentStore::write(rocksdb::WriteBatch& batch, bool sync, const std::st
   check(db_->Write(options, &batch), op);
 }
 
-void ExperimentStore::scan(const std::string& prefix, const std::string& op,
-                           const ScanFn& fn) const {
+void ExperimentStore::scan(const std::string& prefix, const std::string& op, const ScanFn& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-    fn(it->key(), it->value());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) fn(it->key(), it->value());
   check(it->status(), op);
 }
 
-void ExperimentStore::delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix,
-                                    const std::string& op) {
-  scan(prefix, op, [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
-    check(batch.Delete(key), op);
-  });
+void ExperimentStore::delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix, const std::string& op) {
+  scan(prefix, op, [&](const rocksdb::Slice& key, const rocksdb::Slice&) { check(batch.Delete(key), op); });
 }
 
 template <class Record>
@@ -269,9 +260,8 @@ std::optional<ExperimentRecord> ExperimentStore::get_experiment(const std::strin
 std::vector<ExperimentRecord> ExperimentStore::list_experiments() const {
   const std::string op = "list_experiments";
   std::vector<ExperimentRecord> out;
-  scan("E", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
-    out.push_back(decode<ExperimentRecord>(v, op));
-  });
+  scan("E", op,
+       [&](const rocksdb::Slice&, const rocksdb::Slice& v) { out.push_back(decode<ExperimentRecord>(v, op)); });
   // Length-prefixed keys sort by (length, bytes), not by name.
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
@@ -284,19 +274,16 @@ void ExperimentStore::put_stage(const StageRecord& s) {
   write(batch, kSync, op);
 }
 
-std::optional<StageRecord> ExperimentStore::get_stage(const std::string& experiment,
-                                                      const std::string& stage) const {
+std::optional<StageRecord> ExperimentStore::get_stage(const std::string& experiment, const std::string& stage) const {
   // The key holds the index before the name, so find the stage by its key's tail.
   std::string tail;
   store_keys::put_lp(tail, stage);
   const std::size_t key_size = store_keys::stage_prefix(experiment).size() + 4 + tail.size();
   const std::string op = "get_stage " + experiment + "/" + stage;
   std::optional<StageRecord> found;
-  scan(store_keys::stage_prefix(experiment), op,
-       [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-         if (!found && k.size() == key_size && k.ends_with(tail))
-           found = decode<StageRecord>(v, op);
-       });
+  scan(store_keys::stage_prefix(experiment), op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    if (!found && k.size() == key_size && k.ends_with(tail)) found = decode<StageRecord>(v, op);
+  });
   return found;
 }
 
@@ -304,9 +291,7 @@ std::vector<StageRecord> ExperimentStore::list_stages(const std::string& experim
   const std::string op = "list_stages " + experiment;
   std::vector<StageRecord> out;
   scan(store_keys::stage_prefix(experiment), op,
-       [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
-         out.push_back(decode<StageRecord>(v, op));
-       });
+       [&](const rocksdb::Slice&, const rocksdb::Slice& v) { out.push_back(decode<StageRecord>(v, op)); });
   return out;  // be32(index) in the key: already in index order
 }
 
@@ -327,23 +312,19 @@ std::optional<RunRecord> ExperimentStore::get_run(const std::string& id) const {
 std::vector<RunRecord> ExperimentStore::list_runs() const {
   const std::string op = "list_runs";
   std::vector<RunRecord> out;
-  scan("R", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
-    out.push_back(decode<RunRecord>(v, op));
-  });
+  scan("R", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) { out.push_back(decode<RunRecord>(v, op)); });
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return out;
 }
 
 std::vector<RunRecord> ExperimentStore::list_runs(const std::string& experiment) const {
   std::vector<RunRecord> out = list_runs();
-  out.erase(std::remove_if(out.begin(), out.end(),
-                           [&](const RunRecord& r) { return r.experiment != experiment; }),
+  out.erase(std::remove_if(out.begin(), out.end(), [&](const RunRecord& r) { return r.experiment != experiment; }),
             out.end());
   return out;
 }
 
-void ExperimentStore::put_submission(const ExperimentRecord& e,
-                                     const std::vector<StageRecord>& stages) {
+void ExperimentStore::put_submission(const ExperimentRecord& e, const std::vector<StageRecord>& stages) {
   const std::string op = "put_submission " + e.name;
   rocksdb::WriteBatch batch;
   check(batch.Put(store_keys::experiment_key(e.name), encode(e)), op);
@@ -355,20 +336,17 @@ void ExperimentStore::put_submission(const ExperimentRecord& e,
 // ---- metrics ---------------------------------------------------------------------------
 
 void ExperimentStore::append_metrics(const std::string& experiment, const std::string& stage,
-                                     const std::vector<MetricPoint>& points,
-                                     const RunRecord& run) {
+                                     const std::vector<MetricPoint>& points, const RunRecord& run) {
   const std::string op = "append_metrics " + run.id;
   rocksdb::WriteBatch batch;
   for (const MetricPoint& p : points)
-    check(batch.Put(store_keys::metric_key(experiment, stage, p.metric, p.step), encode_point(p)),
-          op);
+    check(batch.Put(store_keys::metric_key(experiment, stage, p.metric, p.step), encode_point(p)), op);
   check(batch.Put(store_keys::run_key(run.id), encode(run)), op);
   // Not synced: the worker keeps the batch until acknowledged and re-sends it after a crash.
   write(batch, kNoSync, op);
 }
 
-std::vector<MetricPoint> ExperimentStore::metrics(const std::string& experiment,
-                                                  const std::string& stage,
+std::vector<MetricPoint> ExperimentStore::metrics(const std::string& experiment, const std::string& stage,
                                                   const std::string& metric) const {
   const std::string op = "metrics " + experiment + "/" + stage;
   const std::size_t stage_prefix_size = store_keys::metric_prefix(experiment, stage).size();
@@ -377,11 +355,11 @@ std::vector<MetricPoint> ExperimentStore::metrics(const std::string& experiment,
   std::vector<MetricPoint> out;
   scan(prefix, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
     MetricPoint p;
-    if (!decode_point_key(k.data() + stage_prefix_size, k.size() - stage_prefix_size, p.metric,
-                          p.step) ||
+    if (!decode_point_key(k.data() + stage_prefix_size, k.size() - stage_prefix_size, p.metric, p.step) ||
         v.size() != kPointValueSize)
-      fail(path_, op, "corrupt metric point (key " + std::to_string(k.size()) + " bytes, value " +
-                          std::to_string(v.size()) + " bytes)");
+      fail(path_, op,
+           "corrupt metric point (key " + std::to_string(k.size()) + " bytes, value " + std::to_string(v.size()) +
+               " bytes)");
     p.attempt = get_be32(v.data());
     p.value = f64_from_bits(get_be64(v.data() + 4));
     p.time = f64_from_bits(get_be64(v.data() + 12));

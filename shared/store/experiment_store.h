@@ -70,8 +70,8 @@ class ExperimentStore {
 
   // Stores a batch of points for (experiment, stage) and updates `run` (its last_seq, step,
   // loss...) in one batch. Re-sending the same batch overwrites identical keys (idempotent).
-  void append_metrics(const std::string& experiment, const std::string& stage,
-                      const std::vector<MetricPoint>& points, const RunRecord& run);
+  void append_metrics(const std::string& experiment, const std::string& stage, const std::vector<MetricPoint>& points,
+                      const RunRecord& run);
 
   // Points of one stage, sorted by (metric, step). `metric` empty = all metrics. Steps are
   // expected to be >= 0 (be64 keys sort a negative step after every positive one).
@@ -115,10 +115,9 @@ std::string stage_prefix(const std::string& experiment);
 std::string stage_key(const std::string& experiment, int index, const std::string& stage);
 std::string run_key(const std::string& id);
 std::string metric_prefix(const std::string& experiment, const std::string& stage);
-std::string metric_prefix(const std::string& experiment, const std::string& stage,
-                          const std::string& metric);
-std::string metric_key(const std::string& experiment, const std::string& stage,
-                       const std::string& metric, std::int64_t step);
+std::string metric_prefix(const std::string& experiment, const std::string& stage, const std::string& metric);
+std::string metric_key(const std::string& experiment, const std::string& stage, const std::string& metric,
+                       std::int64_t step);
 }  // namespace store_keys
 
 }  // namespace ldm

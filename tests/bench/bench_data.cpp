@@ -127,9 +127,7 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Runs fn(i) for i in [0, n) on `threads` threads, each taking the next index in order.
 template <class F>
@@ -385,12 +383,18 @@ std::string fs_type(const std::string& path) {
   struct statfs s;
   if (::statfs(path.c_str(), &s) != 0) return "?";
   switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext2/3/4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs (cold reads are not possible: RAM-backed)";
-    case 0x794C7630: return "overlayfs";
-    case 0x6969: return "nfs";
+    case 0xEF53:
+      return "ext2/3/4";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x01021994:
+      return "tmpfs (cold reads are not possible: RAM-backed)";
+    case 0x794C7630:
+      return "overlayfs";
+    case 0x6969:
+      return "nfs";
     default: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
@@ -502,9 +506,10 @@ int main(int argc, char** argv) {
               std::thread::hardware_concurrency(), cpu_model().c_str(), mem_total_gib(), TORCH_VERSION,
               at::get_num_threads());
   std::printf("scratch: %s (%s)\n", scratch.c_str(), fs_type(scratch.string()).c_str());
-  std::printf("settings: %d images %dx%d JPEG q90, import --resolution %d center crop, %d import thread(s); "
-              "loader global batch %d, prefetch 0 vs %d\n",
-              o.images, o.width, o.height, o.resolution, o.threads, o.batch, o.prefetch);
+  std::printf(
+      "settings: %d images %dx%d JPEG q90, import --resolution %d center crop, %d import thread(s); "
+      "loader global batch %d, prefetch 0 vs %d\n",
+      o.images, o.width, o.height, o.resolution, o.threads, o.batch, o.prefetch);
   std::printf("ratios: items/s of the stage / items/s of the raw read of the same files (cold, warm)\n");
   std::printf("cold = best effort: fsync + posix_fadvise(POSIX_FADV_DONTNEED) per file before the measurement\n\n");
   std::fflush(stdout);
@@ -552,8 +557,9 @@ int main(int argc, char** argv) {
 
     // ---- loader
     at::set_num_threads(1);
-    std::printf("\nloader (at::set_num_threads(1); rank 0 of 1, one epoch = ceil(records/B) steps, each started "
-                "cold;\n        items = records; loader MB = payload bytes, raw MB = shard file bytes)\n");
+    std::printf(
+        "\nloader (at::set_num_threads(1); rank 0 of 1, one epoch = ceil(records/B) steps, each started "
+        "cold;\n        items = records; loader MB = payload bytes, raw MB = shard file bytes)\n");
     auto ae = std::make_shared<const PatchAutoencoder>(8);
     const auto image_shards = list_shards(image_dir);
     const int image_ref = raw_pair("image shards", image_shards, static_cast<double>(sum.records), 1, 1 << 20);
@@ -565,15 +571,16 @@ int main(int argc, char** argv) {
     write_latent_shards(image_dir, latent_dir, ae);
     std::printf("  (latent shards written in %.2f s: PatchAutoencoder(8) f32 latents, %dx%dx%d per record)\n",
                 now() - start, ae->latent_channels(), o.resolution / 8, o.resolution / 8);
-    const int latent_ref = raw_pair("latent shards", list_shards(latent_dir), static_cast<double>(sum.records), 1,
-                                    1 << 20);
+    const int latent_ref =
+        raw_pair("latent shards", list_shards(latent_dir), static_cast<double>(sum.records), 1, 1 << 20);
     if (o.prefetch != 0) report(run_loader("loader, latent shards", latent_dir, ae, o, 0, latent_ref));
     report(run_loader("loader, latent shards", latent_dir, ae, o, o.prefetch, latent_ref));
 
     print_table();
-    std::printf("\nnotes: raw reads are sequential 1 MiB read()s per file; the loader reads records by pread in a "
-                "shuffled order\n       with 1 prefetch thread. Import and loader rows are started cold, so "
-                "/raw cold is the like-for-like ratio.\n");
+    std::printf(
+        "\nnotes: raw reads are sequential 1 MiB read()s per file; the loader reads records by pread in a "
+        "shuffled order\n       with 1 prefetch thread. Import and loader rows are started cold, so "
+        "/raw cold is the like-for-like ratio.\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_data: %s\n", e.what());
     rc = 1;

@@ -47,8 +47,9 @@ Options parse(int argc, char** argv) {
     else if (a == "--seconds") o.seconds = std::stod(value());
     else if (a == "--task") o.task = value();
     else {
-      std::fprintf(stderr,
-                   "usage: bench_recipes [--threads T] [--batch B] [--resolution R] [--seconds S] [--task class|text]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_recipes [--threads T] [--batch B] [--resolution R] [--seconds S] [--task class|text]\n");
       std::exit(a == "--help" || a == "-h" ? 0 : 2);
     }
   }

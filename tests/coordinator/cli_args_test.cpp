@@ -6,8 +6,8 @@
 using namespace ldm::coord;
 
 namespace {
-const CommandSpec kSubmit{"submit", {"FILE"}, "Submit an experiment.",
-                          {{"name", "NAME", "experiment name"}, {"json", "", "print JSON"}}};
+const CommandSpec kSubmit{
+    "submit", {"FILE"}, "Submit an experiment.", {{"name", "NAME", "experiment name"}, {"json", "", "print JSON"}}};
 const CommandSpec kStatus{"status", {"[EXPERIMENT]"}, "Show status.", {{"http-port", "P", "port"}}};
 }  // namespace
 
@@ -25,8 +25,7 @@ TEST_CASE("unknown options, missing values and wrong argument counts are usage e
                        "unknown option '--nme' (did you mean '--name'?)", UsageError);
   CHECK_THROWS_WITH_AS(parse_command_args(kSubmit, {"x", "--name"}), "option '--name' needs a value (NAME)",
                        UsageError);
-  CHECK_THROWS_WITH_AS(parse_command_args(kSubmit, {"x", "--json=1"}), "option '--json' takes no value",
-                       UsageError);
+  CHECK_THROWS_WITH_AS(parse_command_args(kSubmit, {"x", "--json=1"}), "option '--json' takes no value", UsageError);
   CHECK_THROWS_WITH_AS(parse_command_args(kSubmit, {}), "missing FILE", UsageError);
   CHECK_THROWS_WITH_AS(parse_command_args(kSubmit, {"a", "b"}), "unexpected argument 'b'", UsageError);
   CHECK_THROWS_AS(parse_command_args(kSubmit, {"-x"}), UsageError);

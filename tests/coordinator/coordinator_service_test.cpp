@@ -19,9 +19,9 @@
 using namespace ldm;
 using namespace ldm::coord;
 using namespace ldm::coord::testing;
+using nlohmann::json;
 using protocol::Message;
 using protocol::Type;
-using nlohmann::json;
 
 namespace {
 
@@ -68,8 +68,7 @@ class Dealer {
   }
   Message request_frames(const std::vector<std::string>& frames) {
     for (std::size_t i = 0; i < frames.size(); ++i)
-      socket_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      socket_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     return receive();
   }
 
@@ -85,8 +84,9 @@ class Dealer {
 
 }  // namespace
 
-TEST_CASE("over real sockets a worker gets its spec and acks, and HTTP answers health and "
-          "rejects malformed requests") {
+TEST_CASE(
+    "over real sockets a worker gets its spec and acks, and HTTP answers health and "
+    "rejects malformed requests") {
   TempDir dir;
   CoordinatorService service(options_in(dir));
   const auto discovered = read_discovery_file(service.state_dir());
@@ -103,13 +103,13 @@ TEST_CASE("over real sockets a worker gets its spec and acks, and HTTP answers h
   const std::string token = read_file(token_file);
 
   Dealer worker(service.zmq_endpoint());
-  const Message spec = worker.request(protocol::encode(
-      protocol::make(Type::Hello, run_id, token, {{"rank", 0}, {"world_size", 1}, {"host", "test"}})));
+  const Message spec = worker.request(
+      protocol::encode(protocol::make(Type::Hello, run_id, token, {{"rank", 0}, {"world_size", 1}, {"host", "test"}})));
   REQUIRE(spec.type == Type::Spec);
   CHECK(spec.body.at("spec").at("name") == "sock");
-  const Message ack = worker.request(protocol::encode(protocol::make(
-      Type::Metrics, run_id, token,
-      {{"attempt", 1}, {"seq", 1}, {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 0.5}}}}})));
+  const Message ack = worker.request(protocol::encode(
+      protocol::make(Type::Metrics, run_id, token,
+                     {{"attempt", 1}, {"seq", 1}, {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 0.5}}}}})));
   REQUIRE(ack.type == Type::Ack);
   CHECK(ack.body.at("seq") == 1);
   CHECK(worker.request("garbage").type == Type::Error);
@@ -124,25 +124,23 @@ TEST_CASE("over real sockets a worker gets its spec and acks, and HTTP answers h
   CHECK(health.at("ok") == true);
   CHECK(health.at("zmq") == service.zmq_endpoint());
   const int port = port_of(service.http_url());
-  const std::string bad_json = raw_http(
-      port, "POST /api/v1/experiments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            "Content-Length: 5\r\nConnection: close\r\n\r\n{nope");
+  const std::string bad_json =
+      raw_http(port,
+               "POST /api/v1/experiments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: 5\r\nConnection: close\r\n\r\n{nope");
   CHECK(bad_json.find("HTTP/1.1 400") == 0);
   CHECK(bad_json.find("\"error\"") != std::string::npos);
   CHECK(raw_http(port, "NOT HTTP AT ALL\r\n\r\n").find("HTTP/1.1 400") == 0);
-  CHECK_THROWS_WITH_AS(client.post("/api/v1/experiments", json::array()),
-                       doctest::Contains("JSON object"), Error);
+  CHECK_THROWS_WITH_AS(client.post("/api/v1/experiments", json::array()), doctest::Contains("JSON object"), Error);
   CHECK(client.get("/api/v1/experiments/sock").at("runs")[0].at("step") == 1);
 
   // The job dies: the ZeroMQ thread's tick reaps it and fails the run with the signal.
   const auto pid = service.coordinator().experiment("sock")->runs.at(0).pid;
   REQUIRE(pid > 0);
   ::kill(static_cast<pid_t>(pid), SIGTERM);
-  REQUIRE(wait_until([&] {
-    return service.coordinator().experiment("sock")->experiment.state == RunState::Failed;
-  }));
-  CHECK(service.coordinator().experiment("sock")->runs.at(0).error.find(
-            "mpirun was killed by signal 15 (SIGTERM)") == 0);
+  REQUIRE(wait_until([&] { return service.coordinator().experiment("sock")->experiment.state == RunState::Failed; }));
+  CHECK(service.coordinator().experiment("sock")->runs.at(0).error.find("mpirun was killed by signal 15 (SIGTERM)") ==
+        0);
 }
 
 TEST_CASE("a second coordinator on a state dir in use says which coordinator holds it") {

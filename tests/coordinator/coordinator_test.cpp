@@ -11,9 +11,9 @@
 using namespace ldm;
 using namespace ldm::coord;
 using namespace ldm::coord::testing;
+using nlohmann::json;
 using protocol::Message;
 using protocol::Type;
-using nlohmann::json;
 
 namespace {
 
@@ -59,8 +59,9 @@ struct Fixture {
     return send(Type::Metrics, r,
                 {{"attempt", r.attempt},
                  {"seq", seq},
-                 {"points", {{{"metric", "loss"}, {"step", step}, {"value", loss}},
-                             {{"metric", "samples_per_s"}, {"step", step}, {"value", 50.0}}}}});
+                 {"points",
+                  {{{"metric", "loss"}, {"step", step}, {"value", loss}},
+                   {{"metric", "samples_per_s"}, {"step", step}, {"value", 50.0}}}}});
   }
   // The job of `r` exits; the coordinator reaps it on its next tick.
   void exit_job(const RunRecord& r, int code) {
@@ -193,7 +194,8 @@ TEST_CASE("malformed frames are answered with an error and the coordinator keeps
       R"({"v": 99, "type": "hello", "run": "x", "token": "t", "body": {}})",
       R"({"v": 1, "type": "bogus", "run": "x", "token": "t", "body": {}})",
       R"({"v": 1, "type": "hello", "run": "x", "token": "t"})",
-      R"({"v": 1, "type": "metrics", "run": "x", "token": "t", "body": {"attempt": 1, "seq": 1, "points": [{"metric": 3}]}})",
+      R"({"v": 1, "type": "metrics", "run": "x", "token": "t", )"
+      R"("body": {"attempt": 1, "seq": 1, "points": [{"metric": 3}]}})",
       std::string(protocol::kMaxMessageBytes + 1, ' '),
   };
   for (const std::string& frame : frames) {
@@ -208,9 +210,10 @@ TEST_CASE("malformed frames are answered with an error and the coordinator keeps
       {{"attempt", 1}, {"seq", 1}, {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 1.0}, {"time", "noon"}}}}}));
   CHECK(f.coord->handle_frame(bad_time).type == Type::Error);
   CHECK(f.store->metrics("exp1", "train").empty());
-  CHECK(f.coord->handle_frame(protocol::encode(protocol::make(
-                                  Type::Hello, r.id, r.token, {{"rank", 0}, {"world_size", 2}})))
-            .type == Type::Spec);
+  CHECK(
+      f.coord
+          ->handle_frame(protocol::encode(protocol::make(Type::Hello, r.id, r.token, {{"rank", 0}, {"world_size", 2}})))
+          .type == Type::Spec);
 }
 
 TEST_CASE("coordinator-to-worker message types sent to the coordinator are rejected") {
@@ -247,8 +250,7 @@ TEST_CASE("a job that exits without reporting fails with the note its dying rank
   const RunRecord r = f.submit();
   f.hello(r);
   make_dirs(r.run_dir);
-  write_file_atomic(r.run_dir + "/failure-rank-1.txt",
-                    "rank 1: crashed with signal 6 (SIGABRT) at step 5\n");
+  write_file_atomic(r.run_dir + "/failure-rank-1.txt", "rank 1: crashed with signal 6 (SIGABRT) at step 5\n");
   f.exit_job(f.run(r.id), 134);
   const RunRecord failed = f.run(r.id);
   CHECK(failed.state == RunState::Failed);
@@ -284,8 +286,8 @@ TEST_CASE("a failed report sets the run's error and the run fails when mpirun ex
   Fixture f;
   const RunRecord r = f.submit();
   f.hello(r);
-  REQUIRE(f.send(Type::Failed, r, {{"step", 7}, {"rank", 1}, {"message", "rank 1: loss is NaN at step 7"}})
-              .type == Type::Ack);
+  REQUIRE(f.send(Type::Failed, r, {{"step", 7}, {"rank", 1}, {"message", "rank 1: loss is NaN at step 7"}}).type ==
+          Type::Ack);
   CHECK(f.run(r.id).error == "rank 1: loss is NaN at step 7");
   CHECK(f.run(r.id).state == RunState::Running);
   f.send(Type::Done, r, {{"step", 7}});  // a later completion claim does not hide the failure
@@ -385,8 +387,8 @@ TEST_CASE("a duplicate experiment name is rejected and --name gives a new one") 
   f.submit("exp1");
   Submission again;
   again.spec = small_spec("exp1");
-  CHECK_THROWS_WITH_AS(f.coord->submit(again),
-                       "experiment 'exp1' already exists (submit with --name NEW)", NameTakenError);
+  CHECK_THROWS_WITH_AS(f.coord->submit(again), "experiment 'exp1' already exists (submit with --name NEW)",
+                       NameTakenError);
   again.name = "exp1-b";
   const SubmitResult r = f.coord->submit(again);
   CHECK(r.experiment == "exp1-b");
@@ -418,8 +420,8 @@ TEST_CASE("metric queries default to the first stage and name unknown experiment
   CHECK(f.coord->metrics("exp1", "", "").size() == 2);
   CHECK(f.coord->metrics("exp1", "train", "loss").size() == 1);
   CHECK_THROWS_WITH_AS(f.coord->metrics("nope", "", ""), "no experiment named 'nope'", NotFoundError);
-  CHECK_THROWS_WITH_AS(f.coord->metrics("exp1", "x", ""),
-                       "experiment 'exp1' has no stage 'x' (stages: train)", NotFoundError);
+  CHECK_THROWS_WITH_AS(f.coord->metrics("exp1", "x", ""), "experiment 'exp1' has no stage 'x' (stages: train)",
+                       NotFoundError);
 }
 
 // ---- retries and resume ------------------------------------------------------------------------

@@ -42,6 +42,6 @@ TEST_CASE("no coordinator, or one that has exited, is an error saying where it l
   write_discovery_file(dir.path(), {"http://127.0.0.1:3", "", dead_pid()});
   CHECK_THROWS_WITH_AS(locate_coordinator("", dir.path()), doctest::Contains("which has exited"), Error);
   write_file_atomic(discovery_file_path(dir.path()), "garbage");
-  CHECK_THROWS_WITH_AS(locate_coordinator("", dir.path()),
-                       doctest::Contains("not a coordinator discovery file"), Error);
+  CHECK_THROWS_WITH_AS(locate_coordinator("", dir.path()), doctest::Contains("not a coordinator discovery file"),
+                       Error);
 }

@@ -32,8 +32,7 @@ struct Api {
     return json::parse(r.body);
   }
   void submit(const std::string& name) {
-    call_json("POST", "/api/v1/experiments", 201,
-              json{{"source", "/x.toml"}, {"spec", small_spec(name)}}.dump());
+    call_json("POST", "/api/v1/experiments", 201, json{{"source", "/x.toml"}, {"spec", small_spec(name)}}.dump());
   }
 };
 
@@ -60,18 +59,18 @@ TEST_CASE("a submission returns 201 with the experiment and its runs, and launch
 
 TEST_CASE("malformed submissions are 400 with a clear message and the API keeps serving") {
   Api api;
-  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{not json").at("error").get<std::string>().find(
-            "JSON object") != std::string::npos);
-  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{}").at("error").get<std::string>().find(
-            "'spec'") != std::string::npos);
-  CHECK(api.call_json("POST", "/api/v1/experiments", 400,
-                      json{{"spec", small_spec("a")}, {"name", 5}}.dump())
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{not json")
+            .at("error")
+            .get<std::string>()
+            .find("JSON object") != std::string::npos);
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400, "{}").at("error").get<std::string>().find("'spec'") !=
+        std::string::npos);
+  CHECK(api.call_json("POST", "/api/v1/experiments", 400, json{{"spec", small_spec("a")}, {"name", 5}}.dump())
             .at("error") == "'name' must be a string");
   json bad = small_spec("a");
   bad["recipe"]["presett"] = "x";
   const std::string error =
-      api.call_json("POST", "/api/v1/experiments", 400, json{{"source", "/e.toml"}, {"spec", bad}}.dump())
-          .at("error");
+      api.call_json("POST", "/api/v1/experiments", 400, json{{"source", "/e.toml"}, {"spec", bad}}.dump()).at("error");
   CHECK(error.find("/e.toml: ") == 0);
   CHECK(error.find("recipe.presett") != std::string::npos);
   api.call_json("GET", "/api/v1/health", 200);
@@ -80,8 +79,7 @@ TEST_CASE("malformed submissions are 400 with a clear message and the API keeps 
 TEST_CASE("a taken experiment name is 409 and suggests --name") {
   Api api;
   api.submit("exp1");
-  const json j = api.call_json("POST", "/api/v1/experiments", 409,
-                               json{{"spec", small_spec("exp1")}}.dump());
+  const json j = api.call_json("POST", "/api/v1/experiments", 409, json{{"spec", small_spec("exp1")}}.dump());
   CHECK(j.at("error") == "experiment 'exp1' already exists (submit with --name NEW)");
 }
 
@@ -103,19 +101,19 @@ TEST_CASE("experiments are listed without specs and shown in full, never with ru
   CHECK(one.at("stages")[0].at("name") == "train");
   CHECK_FALSE(one.at("runs")[0].contains("token"));
   CHECK(one.dump().find(api.store->get_run("exp2.train.a1")->token) == std::string::npos);
-  CHECK(api.call_json("GET", "/api/v1/experiments/nope", 404).at("error") ==
-        "no experiment named 'nope'");
+  CHECK(api.call_json("GET", "/api/v1/experiments/nope", 404).at("error") == "no experiment named 'nope'");
 }
 
 TEST_CASE("metrics are served per stage and metric, with 404 for unknown names") {
   Api api;
   api.submit("exp1");
   const RunRecord r = *api.store->get_run("exp1.train.a1");
-  api.coord.handle(protocol::make(protocol::Type::Metrics, r.id, r.token,
-                                  {{"attempt", 1},
-                                   {"seq", 1},
-                                   {"points", {{{"metric", "loss"}, {"step", 1}, {"value", 2.0}},
-                                               {{"metric", "lr"}, {"step", 1}, {"value", 1e-4}}}}}));
+  api.coord.handle(protocol::make(
+      protocol::Type::Metrics, r.id, r.token,
+      {{"attempt", 1},
+       {"seq", 1},
+       {"points",
+        {{{"metric", "loss"}, {"step", 1}, {"value", 2.0}}, {{"metric", "lr"}, {"step", 1}, {"value", 1e-4}}}}}));
   CHECK(api.call_json("GET", "/api/v1/experiments/exp1/metrics", 200).at("points").size() == 2);
   const json loss = api.call_json("GET", "/api/v1/experiments/exp1/metrics?stage=train&metric=loss", 200);
   REQUIRE(loss.at("points").size() == 1);

@@ -91,8 +91,9 @@ struct Setup {
 
 }  // namespace
 
-TEST_CASE("a job runs in its own session, stdin from /dev/null, in its run dir, with its token "
-          "and no inherited sockets") {
+TEST_CASE(
+    "a job runs in its own session, stdin from /dev/null, in its run dir, with its token "
+    "and no inherited sockets") {
   Setup s;
   InheritableListener listener;
   ::setenv("LDM_FAULT", "leaked-from-parent", 1);
@@ -142,8 +143,8 @@ TEST_CASE("a job killed by a signal is reaped with that signal, once") {
 
 TEST_CASE("signal() delivers SIGUSR1 to mpirun (preemption)") {
   Setup s;
-  LocalExecutor executor = s.executor_with(
-      "trap 'echo got-usr1; exit 0' USR1\ntouch ready\nwhile :; do sleep 0.05; done\n");
+  LocalExecutor executor =
+      s.executor_with("trap 'echo got-usr1; exit 0' USR1\ntouch ready\nwhile :; do sleep 0.05; done\n");
   const ProcessId pid = executor.launch(s.request);
   REQUIRE(wait_until([&] { return path_exists(s.request.run_dir + "/ready"); }));
   executor.signal(pid, SIGUSR1);
@@ -171,7 +172,9 @@ TEST_CASE("the default worker path is ldm-worker beside the running executable")
 TEST_CASE("a program that cannot be executed exits 127 with the reason in the job log") {
   Setup s;
   const std::string bogus = s.dir.path() + "/not-a-program";
-  write_file_atomic(bogus, std::string("\x7f" "ELF garbage", 12));
+  write_file_atomic(bogus, std::string("\x7f"
+                                       "ELF garbage",
+                                       12));
   ::chmod(bogus.c_str(), 0755);
   LocalExecutor executor({bogus, "/opt/ldm-worker"});
   const ProcessExit exit = wait_for_exit(executor, executor.launch(s.request));

@@ -48,12 +48,10 @@ TEST_CASE("the status table has one row per stage with progress, loss, throughpu
 TEST_CASE("the summary gives each stage's state, steps, loss, throughput, wall time, dir and error") {
   const std::string s = format_summary(sample_view());
   CHECK(s.find("experiment quick: failed\n") == 0);
-  CHECK(s.find("stage train: failed, 5/20 steps, final loss 0.1235, 42.2 samples/s, wall 12.5s") !=
-        std::string::npos);
+  CHECK(s.find("stage train: failed, 5/20 steps, final loss 0.1235, 42.2 samples/s, wall 12.5s") != std::string::npos);
   CHECK(s.find("run dir:    /runs/quick/train") != std::string::npos);
   CHECK(s.find("      second line") != std::string::npos);
-  CHECK(format_progress_line(sample_view()) ==
-        "quick/train: failed, step 5/20, loss 0.1235, 42.2 samples/s");
+  CHECK(format_progress_line(sample_view()) == "quick/train: failed, step 5/20, loss 0.1235, 42.2 samples/s");
 }
 
 TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and GFLOPs") {

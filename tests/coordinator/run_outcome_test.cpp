@@ -26,10 +26,8 @@ TEST_CASE("without notes the error is the exit status plus the last five log lin
   make_dirs(dir.path() + "/logs");
   write_file_atomic(dir.path() + "/logs/mpirun.log", "1\n2\n3\n\n4\n5\n6\n7\n");
   const RunOutcome o = decide_run_outcome({}, {1, 2, 0}, dir.path());
-  CHECK(o.error == "mpirun exited with code 2; last lines of " + dir.path() +
-                       "/logs/mpirun.log:\n3\n4\n5\n6\n7");
-  CHECK(decide_run_outcome({}, {1, -1, 11}, "/nonexistent").error ==
-        "mpirun was killed by signal 11 (SIGSEGV)");
+  CHECK(o.error == "mpirun exited with code 2; last lines of " + dir.path() + "/logs/mpirun.log:\n3\n4\n5\n6\n7");
+  CHECK(decide_run_outcome({}, {1, -1, 11}, "/nonexistent").error == "mpirun was killed by signal 11 (SIGSEGV)");
 }
 
 TEST_CASE("done needs a clean exit, while failed and preempted reports decide whatever the exit") {
@@ -39,10 +37,8 @@ TEST_CASE("done needs a clean exit, while failed and preempted reports decide wh
   CHECK(late.state == RunState::Failed);
   CHECK(late.error == "worker reported completion at step 5 but mpirun exited with code 1");
   CHECK(decide_run_outcome({WorkerReport::Failed, 5, "boom"}, clean, "/nonexistent").error == "boom");
-  CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, crashed, "/nonexistent").state ==
-        RunState::Preempted);
-  CHECK(decide_run_outcome({}, clean, "/nonexistent").error ==
-        "worker exited without reporting completion");
+  CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, crashed, "/nonexistent").state == RunState::Preempted);
+  CHECK(decide_run_outcome({}, clean, "/nonexistent").error == "worker exited without reporting completion");
 }
 
 TEST_CASE("failure notes of an earlier attempt are cleared before the next one starts") {
@@ -58,8 +54,9 @@ TEST_CASE("crashes, kills and preemption are retryable, errors a rank reported a
   const ProcessExit clean{1, 0, 0}, crashed{1, 134, 0}, killed{1, -1, 9};
   CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, clean, "/nonexistent").retryable);
   CHECK(decide_run_outcome({}, killed, "/nonexistent").retryable);
-  CHECK_FALSE(decide_run_outcome({WorkerReport::Failed, 5, "rank 0: error at step 5: bad shard"}, crashed,
-                                 "/nonexistent").retryable);
+  CHECK_FALSE(
+      decide_run_outcome({WorkerReport::Failed, 5, "rank 0: error at step 5: bad shard"}, crashed, "/nonexistent")
+          .retryable);
   CHECK_FALSE(decide_run_outcome({WorkerReport::Done, 5, ""}, clean, "/nonexistent").retryable);
   CHECK_FALSE(decide_run_outcome({}, clean, "/nonexistent").retryable);  // exit 0 without a word
   TempDir dir;
@@ -81,8 +78,8 @@ TEST_CASE("the newest checkpoint of a run directory is the bundle `latest` names
   CHECK(p->bundle == dir.path() + "/checkpoints/step-0000040");
   CHECK(p->step == 40);
   write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000060\n");
-  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("names step-0000060, which has no manifest.json"),
-                       Error);
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()),
+                       doctest::Contains("names step-0000060, which has no manifest.json"), Error);
   write_file_atomic(dir.path() + "/checkpoints/step-0000040/manifest.json", "{}");
   write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000040\n");
   CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("manifest.json: no readable step"), Error);

@@ -40,7 +40,7 @@ void check_list(const std::vector<Bucket>& list, int resolution, int step, doubl
     // Maximal on the grid: one more step on either axis exceeds the area.
     CHECK(static_cast<long long>(b.height) * (b.width + step) > area);
     CHECK(static_cast<long long>(b.height + step) * b.width > area);
-    CHECK(contains(list, b.width, b.height));  // symmetric
+    CHECK(contains(list, b.width, b.height));        // symmetric
     CHECK(seen.insert({b.height, b.width}).second);  // no duplicates
     CHECK(heights.insert(b.height).second);          // one bucket per height
   }
@@ -70,9 +70,14 @@ TEST_CASE("make_buckets(256, 32, 2): the SDXL-style grid list") {
 }
 
 TEST_CASE("make_buckets: constraints, maximality and symmetry over several settings") {
-  for (auto [res, step, aspect] : std::vector<std::tuple<int, int, double>>{
-           {256, 32, 2.0}, {256, 16, 2.0}, {256, 8, 4.0}, {512, 64, 4.0}, {1024, 64, 4.0}, {64, 1, 1.5},
-           {96, 32, 1.0}, {32, 32, 3.0}}) {
+  for (auto [res, step, aspect] : std::vector<std::tuple<int, int, double>>{{256, 32, 2.0},
+                                                                            {256, 16, 2.0},
+                                                                            {256, 8, 4.0},
+                                                                            {512, 64, 4.0},
+                                                                            {1024, 64, 4.0},
+                                                                            {64, 1, 1.5},
+                                                                            {96, 32, 1.0},
+                                                                            {32, 32, 3.0}}) {
     CAPTURE(res);
     CAPTURE(step);
     CAPTURE(aspect);
@@ -123,11 +128,11 @@ TEST_CASE("nearest_bucket: portrait, landscape and square images") {
   CHECK(pick(256, 256) == P{256, 256});
   CHECK(pick(1000, 1000) == P{256, 256});
   CHECK(pick(480, 500) == P{256, 256});
-  CHECK(pick(480, 640) == P{224, 288});  // 4:3 landscape: 288/224 = 1.286 vs 320/192 = 1.667
-  CHECK(pick(640, 480) == P{288, 224});  // 3:4 portrait
+  CHECK(pick(480, 640) == P{224, 288});    // 4:3 landscape: 288/224 = 1.286 vs 320/192 = 1.667
+  CHECK(pick(640, 480) == P{288, 224});    // 3:4 portrait
   CHECK(pick(1080, 1920) == P{192, 320});  // 16:9 landscape: the widest bucket
   CHECK(pick(1920, 1080) == P{320, 192});  // 9:16 portrait: the tallest
-  CHECK(pick(100, 1000) == P{192, 320});  // beyond the range: the extreme bucket
+  CHECK(pick(100, 1000) == P{192, 320});   // beyond the range: the extreme bucket
   CHECK(pick(1000, 100) == P{320, 192});
   // Log distance, not linear: aspect 1.5 is nearer 1.667 (log 0.105) than 1.286 (log 0.154).
   CHECK(pick(200, 300) == P{192, 320});

@@ -118,8 +118,8 @@ TEST_CASE("center crop equals DiT's center_crop_arr (python3-pil) within 2/255")
     REQUIRE(ref.height == r);
     const int diff = max_abs_diff(res.image, ref);
     MESSAGE(c[0] << " from " << in.width << "x" << in.height << " box (" << res.control.crop_top << ","
-                  << res.control.crop_left << "," << res.control.crop_h << "," << res.control.crop_w
-                  << ") max|diff| = " << diff);
+                 << res.control.crop_left << "," << res.control.crop_h << "," << res.control.crop_w
+                 << ") max|diff| = " << diff);
     CHECK(diff <= 2);
     check_meta_inside(res.control, in);
     CHECK_FALSE(res.control.flip);
@@ -141,7 +141,7 @@ TEST_CASE("crop + resize (bilinear, bicubic, box) equals PIL's img.crop(box).res
     CAPTURE(c[0]);
     const int top = std::stoi(c[3]), left = std::stoi(c[4]), h = std::stoi(c[5]), w = std::stoi(c[6]);
     const int r = std::stoi(c[7]);
-    const auto filter = c[8] == "bilinear" ? ldm::data::ResampleFilter::Bilinear
+    const auto filter = c[8] == "bilinear"  ? ldm::data::ResampleFilter::Bilinear
                         : c[8] == "bicubic" ? ldm::data::ResampleFilter::Bicubic
                                             : ldm::data::ResampleFilter::Box;
     const RgbImage in = ldm::data::decode_image_file(images().dir.file(c[1]));
@@ -183,10 +183,8 @@ TEST_CASE("every strategy: metadata inside the original, deterministic in (seed,
         const auto c = ldm::data::crop_image(in, no_flip, key);
         CHECK(box_of(c.control) == box_of(a.control));
         CHECK_FALSE(c.control.flip);
-        if (a.control.flip)
-          CHECK(ldm::data::flip_horizontal(c.image).pixels == a.image.pixels);
-        else
-          CHECK(c.image.pixels == a.image.pixels);
+        if (a.control.flip) CHECK(ldm::data::flip_horizontal(c.image).pixels == a.image.pixels);
+        else CHECK(c.image.pixels == a.image.pixels);
       }
     }
   }
@@ -388,8 +386,8 @@ class RectJobs {
     std::ofstream(dir_.file("rect.py")) << kRectScript;
     std::ofstream(dir_.file("jobs.txt")) << jobs_.str();
     const std::string log = dir_.file("rect.log");
-    const std::string cmd = ldm::testing::pil_python() + " " + dir_.file("rect.py") + " " + dir_.path() + " >" +
-                            log + " 2>&1";
+    const std::string cmd =
+        ldm::testing::pil_python() + " " + dir_.file("rect.py") + " " + dir_.path() + " >" + log + " 2>&1";
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "rectangular reference script failed:\n" << slurp(log));
   }
   RgbImage result(const std::string& name) const { return read_ppm(dir_.file(name + ".ppm")); }
@@ -408,10 +406,12 @@ struct RectCase {
 // (17x9 to 24x40), EXIF rotation and CMYK.
 const std::vector<RectCase>& rect_cases() {
   static const std::vector<RectCase> c = {
-      {"rgb_320x240_s2.jpg", 64, 128}, {"rgb_320x240_s2.jpg", 160, 96}, {"rgb_1000x300_s2.jpg", 64, 128},
-      {"rgb_1000x300_s2.jpg", 96, 32}, {"rgb_1000x300_s2.jpg", 32, 400}, {"rgb_200x500_s2.jpg", 128, 64},
-      {"rgb_200x500_s2.jpg", 40, 100}, {"rgb_257x129_s0.jpg", 32, 96},  {"exif_o6.jpg", 48, 80},
-      {"cmyk.jpg", 90, 60},            {"rgb_17x9_s2.jpg", 8, 12},      {"rgb_17x9_s2.jpg", 24, 40},
+      {"rgb_320x240_s2.jpg", 64, 128},  {"rgb_320x240_s2.jpg", 160, 96},
+      {"rgb_1000x300_s2.jpg", 64, 128}, {"rgb_1000x300_s2.jpg", 96, 32},
+      {"rgb_1000x300_s2.jpg", 32, 400}, {"rgb_200x500_s2.jpg", 128, 64},
+      {"rgb_200x500_s2.jpg", 40, 100},  {"rgb_257x129_s0.jpg", 32, 96},
+      {"exif_o6.jpg", 48, 80},          {"cmyk.jpg", 90, 60},
+      {"rgb_17x9_s2.jpg", 8, 12},       {"rgb_17x9_s2.jpg", 24, 40},
   };
   return c;
 }
@@ -458,8 +458,8 @@ TEST_CASE("rectangular center crop equals the generalised center_crop_arr (pytho
     const int cover_diff = max_abs_diff(cover, ref_cover);
     MESSAGE(rect_name("center", c) << " from " << in.width << "x" << in.height << " via " << cover.width << "x"
                                    << cover.height << " box (" << res.control.crop_top << "," << res.control.crop_left
-                                   << "," << res.control.crop_h << "," << res.control.crop_w
-                                   << ") max|diff| = " << diff << ", resize " << cover_diff);
+                                   << "," << res.control.crop_h << "," << res.control.crop_w << ") max|diff| = " << diff
+                                   << ", resize " << cover_diff);
     CHECK(diff <= 2);
     CHECK(cover_diff <= 2);
     // The crop is the central window of the resize, and center_crop_rect is the same function.
@@ -557,8 +557,8 @@ TEST_CASE("rectangular random_resized equals PIL's img.crop(box).resize((w, h)) 
       CHECK(box_of(ldm::data::crop_image(in, square, key).control) == box_of(m));
       const std::string name = "rr_" + fs::path(c.src).stem().string() + "_" + std::to_string(rec);
       std::ostringstream args;
-      args << m.crop_top << ' ' << m.crop_left << ' ' << m.crop_h << ' ' << m.crop_w << ' ' << c.h << ' ' << c.w
-           << ' ' << c.filter_name;
+      args << m.crop_top << ' ' << m.crop_left << ' ' << m.crop_h << ' ' << m.crop_w << ' ' << c.h << ' ' << c.w << ' '
+           << c.filter_name;
       jobs.add("crop_resize", name, c.src, args.str());
       runs.emplace_back(c, rec, std::move(res), name);
     }
@@ -572,8 +572,8 @@ TEST_CASE("rectangular random_resized equals PIL's img.crop(box).resize((w, h)) 
     REQUIRE(ref.height == c.h);
     REQUIRE(ref.width == c.w);
     const int diff = max_abs_diff(res.image, ref);
-    MESSAGE(name << " box (" << res.control.crop_top << "," << res.control.crop_left << "," << res.control.crop_h
-                 << "," << res.control.crop_w << ") -> " << c.w << "x" << c.h << " max|diff| = " << diff);
+    MESSAGE(name << " box (" << res.control.crop_top << "," << res.control.crop_left << "," << res.control.crop_h << ","
+                 << res.control.crop_w << ") -> " << c.w << "x" << c.h << " max|diff| = " << diff);
     CHECK(diff <= 2);
   }
 }
@@ -700,10 +700,8 @@ TEST_CASE("rectangular targets, every strategy: shape, metadata inside the origi
           no_flip.flip_prob = 0.0;
           const auto c = ldm::data::crop_image(in, no_flip, key);
           CHECK(box_of(c.control) == box_of(a.control));
-          if (a.control.flip)
-            CHECK(ldm::data::flip_horizontal(c.image).pixels == a.image.pixels);
-          else
-            CHECK(c.image.pixels == a.image.pixels);
+          if (a.control.flip) CHECK(ldm::data::flip_horizontal(c.image).pixels == a.image.pixels);
+          else CHECK(c.image.pixels == a.image.pixels);
         }
       }
     }

@@ -32,8 +32,7 @@ Record image_record(std::uint64_t id) {
   r.caption = "record number " + std::to_string(id) + " end";
   r.control = {100 + static_cast<int>(id), 80, 1, 2, 64, 64, id % 4 == 0};
   r.shape = {4, 5, 3};
-  for (std::size_t i = 0; i < 4 * 5 * 3; ++i)
-    r.payload.push_back(static_cast<std::uint8_t>(i * 7 + id * 13));
+  for (std::size_t i = 0; i < 4 * 5 * 3; ++i) r.payload.push_back(static_cast<std::uint8_t>(i * 7 + id * 13));
   return r;
 }
 
@@ -179,8 +178,7 @@ TEST_CASE("duplicate ids across shards are reported with where each id was first
   CHECK(report.duplicate_ids == 3);
   CHECK(report.problem_count == 3);
   REQUIRE(report.problems.size() == 3);
-  CHECK(report.problems[0].text ==
-        "d-00001.ldms: record 0 (id 7): duplicate id, first seen in d-00000.ldms record 7");
+  CHECK(report.problems[0].text == "d-00001.ldms: record 0 (id 7): duplicate id, first seen in d-00000.ldms record 7");
   CHECK(report.problems[2].record == 2);
 }
 
@@ -198,8 +196,7 @@ TEST_CASE("shards that disagree on encoder, payload kind or channels are reporte
   CHECK_FALSE(report.clean());
   CHECK(report.disagreements == 2);
   REQUIRE(report.problems.size() == 2);  // the latent's 3 channels match the images' 3
-  CHECK(report.problems[0].text ==
-        "h-00001.ldms: header disagrees with h-00000.ldms: encoder 'vae-abc' vs 'none'");
+  CHECK(report.problems[0].text == "h-00001.ldms: header disagrees with h-00000.ldms: encoder 'vae-abc' vs 'none'");
   CHECK(report.problems[1].text ==
         "h-00002.ldms: header disagrees with h-00000.ldms: payload kind latent_f32 vs image_u8");
 }
@@ -367,8 +364,7 @@ TEST_CASE("stats skips and counts a corrupt record, and names it through on_erro
   bytes[find_once(bytes, caption) + caption.size() + 1 + 3 * 8] ^= 0x80;
   write_bytes(path, bytes);
   std::vector<std::string> errors;
-  const DatasetStats st =
-      compute_stats(tmp.path(), {}, [&](const std::string& e) { errors.push_back(e); });
+  const DatasetStats st = compute_stats(tmp.path(), {}, [&](const std::string& e) { errors.push_back(e); });
   CHECK(st.records == 5);
   CHECK(st.unreadable_records == 1);
   REQUIRE(errors.size() == 1);

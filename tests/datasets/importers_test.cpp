@@ -107,8 +107,7 @@ struct Fixture {
   Fixture() {
     std::ofstream(dir.file("make.py")) << kScript;
     const std::string log = dir.file("make.log");
-    const std::string cmd =
-        python() + " " + dir.file("make.py") + " " + dir.path() + " >" + log + " 2>&1";
+    const std::string cmd = python() + " " + dir.file("make.py") + " " + dir.path() + " >" + log + " 2>&1";
     if (std::system(cmd.c_str()) != 0)
       error = "making the test images failed (needs Debian's python3-pil):\n" + slurp(log);
   }
@@ -131,8 +130,7 @@ std::vector<Expected> manifest(const std::string& split) {
   Expected e;
   while (in >> e.split >> e.rel >> e.label >> e.h >> e.w)
     if (e.split == split) out.push_back(e);
-  std::sort(out.begin(), out.end(),
-            [](const Expected& a, const Expected& b) { return a.rel < b.rel; });  // input order
+  std::sort(out.begin(), out.end(), [](const Expected& a, const Expected& b) { return a.rel < b.rel; });  // input order
   return out;
 }
 
@@ -147,8 +145,7 @@ std::vector<Record> read_all(const std::string& dir) {
 
 std::map<std::string, std::string> shard_bytes(const std::string& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& path : ldm::data::list_shards(dir))
-    out[fs::path(path).filename().string()] = slurp(path);
+  for (const auto& path : ldm::data::list_shards(dir)) out[fs::path(path).filename().string()] = slurp(path);
   return out;
 }
 
@@ -244,8 +241,7 @@ TEST_CASE("import-imagenet val: labels file by name or by sorted position") {
   ldm::testing::TempDir out{"ldm-imp-val"};
   ldm::data::ImageNetOptions in;
   in.split = "val";
-  CHECK_THROWS_AS(ldm::data::import_imagenet(imagenet_root(), out.path(), in, small_options(1)),
-                  ldm::Error);
+  CHECK_THROWS_AS(ldm::data::import_imagenet(imagenet_root(), out.path(), in, small_options(1)), ldm::Error);
 }
 
 TEST_CASE("import-wds: captions, json original size, sample without image skipped") {
@@ -310,8 +306,7 @@ TEST_CASE("a resumed import rewrites only missing shards, byte-identical, no dup
   // Other options in the same directory are refused, not mixed in.
   ImportOptions other = small_options(2);
   other.crop.size = 8;
-  CHECK_THROWS_AS(ldm::data::import_imagenet(imagenet_root(), out.path(), {}, other),
-                  ldm::DataError);
+  CHECK_THROWS_AS(ldm::data::import_imagenet(imagenet_root(), out.path(), {}, other), ldm::DataError);
 }
 
 TEST_CASE("output bytes do not depend on the thread count") {

@@ -32,8 +32,7 @@ Record image_record(std::uint64_t id) {
   r.caption = "a red square on the left, number " + std::to_string(id);
   r.control = {120 + static_cast<int>(id), 90, 7, 11, 64, 64, id % 2 == 1};
   r.shape = {4, 5, 3};
-  for (std::size_t i = 0; i < 4 * 5 * 3; ++i)
-    r.payload.push_back(static_cast<std::uint8_t>(i * 3 + id));
+  for (std::size_t i = 0; i < 4 * 5 * 3; ++i) r.payload.push_back(static_cast<std::uint8_t>(i * 3 + id));
   return r;
 }
 
@@ -112,8 +111,7 @@ TEST_CASE("shard round trip keeps every field of latent records, floats bit for 
   TempDir dir;
   const std::string path = dir.file("latents.ldms");
   {
-    ShardWriter w(path,
-                  {kShardFormatVersion, PayloadKind::LatentF32, "sd-vae-ft-mse@abc", "imagenet", "", 1});
+    ShardWriter w(path, {kShardFormatVersion, PayloadKind::LatentF32, "sd-vae-ft-mse@abc", "imagenet", "", 1});
     for (std::uint64_t i = 0; i < 3; ++i) w.append(latent_record(i));
     CHECK(w.count() == 3);
     w.finish();
@@ -150,8 +148,7 @@ TEST_CASE("the index gives random access in any order, from several threads at o
   CHECK_THROWS_WITH_AS(r.read(40), doctest::Contains("record 40 does not exist"), ldm::DataError);
 }
 
-TEST_CASE(
-    "a flipped byte in record k's body names the file and record k; other records still read") {
+TEST_CASE("a flipped byte in record k's body names the file and record k; other records still read") {
   TempDir dir;
   const std::string path = dir.file("corrupt.ldms");
   write_image_shard(path, 6);
@@ -161,9 +158,7 @@ TEST_CASE(
   write_bytes(path, bytes);
 
   ShardReader r(path);
-  CHECK_THROWS_WITH_AS(r.read(k),
-                       doctest::Contains((path + ": record 3: checksum mismatch").c_str()),
-                       ldm::DataError);
+  CHECK_THROWS_WITH_AS(r.read(k), doctest::Contains((path + ": record 3: checksum mismatch").c_str()), ldm::DataError);
   for (std::size_t i : {0, 1, 2, 4, 5}) check_same(r.read(i), image_record(i));
 }
 
@@ -173,15 +168,14 @@ TEST_CASE("a truncated shard is a DataError naming the file, wherever it is cut"
   write_image_shard(path, 4);
   const std::string bytes = read_bytes(path);
   const std::string cut = dir.file("cut.ldms");
-  for (std::size_t keep : {std::size_t{0}, std::size_t{5}, std::size_t{20}, bytes.size() / 2,
-                           bytes.size() - 29, bytes.size() - 1}) {
+  for (std::size_t keep :
+       {std::size_t{0}, std::size_t{5}, std::size_t{20}, bytes.size() / 2, bytes.size() - 29, bytes.size() - 1}) {
     CAPTURE(keep);
     write_bytes(cut, bytes.substr(0, keep));
     CHECK_THROWS_WITH_AS(ShardReader{cut}, doctest::Contains(cut.c_str()), ldm::DataError);
   }
   write_bytes(cut, bytes.substr(0, bytes.size() / 2));
-  CHECK_THROWS_WITH_AS(ShardReader{cut}, doctest::Contains("writer did not finish"),
-                       ldm::DataError);
+  CHECK_THROWS_WITH_AS(ShardReader{cut}, doctest::Contains("writer did not finish"), ldm::DataError);
 }
 
 TEST_CASE("a file that is not a shard is rejected for its magic") {
@@ -191,16 +185,14 @@ TEST_CASE("a file that is not a shard is rejected for its magic") {
   CHECK_THROWS_WITH_AS(ShardReader{path}, doctest::Contains("bad magic"), ldm::DataError);
 }
 
-TEST_CASE(
-    "a shard of another format version says which version it has and which this build reads") {
+TEST_CASE("a shard of another format version says which version it has and which this build reads") {
   TempDir dir;
   const std::string path = dir.file("v7.ldms");
   write_image_shard(path, 1);
   std::string bytes = read_bytes(path);
   bytes[8] = 7;  // u32 format_version follows the 8-byte magic
   write_bytes(path, bytes);
-  CHECK_THROWS_WITH_AS(ShardReader{path},
-                       doctest::Contains("format version 7, but this build reads versions 1 to 2"),
+  CHECK_THROWS_WITH_AS(ShardReader{path}, doctest::Contains("format version 7, but this build reads versions 1 to 2"),
                        ldm::DataError);
 }
 
@@ -215,8 +207,7 @@ TEST_CASE("a corrupt header, footer or index is a DataError naming the file") {
     std::string bytes = good;
     bytes[at] = value;
     write_bytes(path, bytes);
-    CHECK_THROWS_WITH_AS(ShardReader{path}, doctest::Contains((path + ": " + message).c_str()),
-                         ldm::DataError);
+    CHECK_THROWS_WITH_AS(ShardReader{path}, doctest::Contains((path + ": " + message).c_str()), ldm::DataError);
   };
   check_corruption(20, '#', "header checksum mismatch");
   check_corruption(good.size() - 1, 'X', "bad footer");
@@ -237,8 +228,7 @@ TEST_CASE("a writer destroyed without finish() leaves neither the shard nor its 
   CHECK_FALSE(fs::exists(path + ".tmp"));
 }
 
-TEST_CASE(
-    "a failing write (as on a full disk) names the file, disables the writer and leaves no file") {
+TEST_CASE("a failing write (as on a full disk) names the file, disables the writer and leaves no file") {
   TempDir dir;
   const std::string path = dir.file("full-disk.ldms");
   // A file-size limit makes write() fail with EFBIG the way a full disk fails with ENOSPC.
@@ -270,8 +260,7 @@ TEST_CASE("the writer rejects a payload that does not match its shape, naming fi
   w.append(image_record(0));
   Record r = image_record(1);
   r.payload.pop_back();
-  CHECK_THROWS_WITH_AS(w.append(r),
-                       doctest::Contains((path + ": record 1: payload has 59 bytes").c_str()),
+  CHECK_THROWS_WITH_AS(w.append(r), doctest::Contains((path + ": record 1: payload has 59 bytes").c_str()),
                        ldm::DataError);
   r = image_record(1);
   r.shape = {4, 15, 1};
@@ -280,10 +269,8 @@ TEST_CASE("the writer rejects a payload that does not match its shape, naming fi
 
 TEST_CASE("list_shards returns the directory's .ldms files sorted, and names a missing directory") {
   TempDir dir;
-  for (const char* name : {"b.ldms", "a.ldms", "c.ldms.tmp", "notes.txt"})
-    write_bytes(dir.file(name), "");
-  CHECK(list_shards(dir.path()) ==
-        std::vector<std::string>{dir.file("a.ldms"), dir.file("b.ldms")});
+  for (const char* name : {"b.ldms", "a.ldms", "c.ldms.tmp", "notes.txt"}) write_bytes(dir.file(name), "");
+  CHECK(list_shards(dir.path()) == std::vector<std::string>{dir.file("a.ldms"), dir.file("b.ldms")});
   const std::string missing = dir.file("missing");
   CHECK_THROWS_WITH_AS(list_shards(missing), doctest::Contains(missing.c_str()), ldm::DataError);
 }
@@ -300,7 +287,7 @@ TEST_CASE("format 2: views, caption features and per-record shapes in the index 
       Record r = latent_record(i);
       r.view = static_cast<std::uint16_t>(i % 2);
       if (i >= 4) r.shape = {4, 3, 2};  // another bucket
-      if (i != 3) {                      // record 3 has no caption features
+      if (i != 3) {                     // record 3 has no caption features
         r.text_len = static_cast<std::int32_t>(1 + i);
         r.text_dim = 3;
         for (std::int32_t k = 0; k < r.text_len * 3; ++k) r.text_tokens.push_back(0.25f * k - static_cast<float>(i));
@@ -338,8 +325,12 @@ TEST_CASE("format-1 shards written by earlier builds are still read") {
   TempDir dir("ldm-shard-v1");
   const Record rec = image_record(3);
   std::string body;
-  auto u32 = [](std::string& out, std::uint32_t v) { for (int i = 0; i < 4; ++i) out += static_cast<char>(v >> (8 * i)); };
-  auto u64 = [](std::string& out, std::uint64_t v) { for (int i = 0; i < 8; ++i) out += static_cast<char>(v >> (8 * i)); };
+  auto u32 = [](std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out += static_cast<char>(v >> (8 * i));
+  };
+  auto u64 = [](std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out += static_cast<char>(v >> (8 * i));
+  };
   u64(body, rec.id);
   for (std::int32_t v : {rec.label, rec.control.orig_h, rec.control.orig_w, rec.control.crop_top, rec.control.crop_left,
                          rec.control.crop_h, rec.control.crop_w})

@@ -116,8 +116,7 @@ TEST_CASE("invalid parameters are a DataError naming the parameter") {
   CHECK_THROWS_WITH_AS(render_synthetic_record(p, 0), doctest::Contains("classes"), ldm::DataError);
   p = small_params();
   p.resolution = 2;
-  CHECK_THROWS_WITH_AS(render_synthetic_record(p, 0), doctest::Contains("resolution"),
-                       ldm::DataError);
+  CHECK_THROWS_WITH_AS(render_synthetic_record(p, 0), doctest::Contains("resolution"), ldm::DataError);
 }
 
 TEST_CASE("the crop box lies inside the original canvas and the control metadata is consistent") {
@@ -201,8 +200,8 @@ TEST_CASE("the identity is synthetic-<16 hex> and changes with every parameter")
   CHECK(synthetic_identity(small_params()) == id);
   std::set<std::string> ids = {id};
   for (std::int64_t SyntheticParams::*field :
-       {&SyntheticParams::records, &SyntheticParams::classes, &SyntheticParams::resolution,
-        &SyntheticParams::seed, &SyntheticParams::shard_records}) {
+       {&SyntheticParams::records, &SyntheticParams::classes, &SyntheticParams::resolution, &SyntheticParams::seed,
+        &SyntheticParams::shard_records}) {
     SyntheticParams q = p;
     q.*field += 1;
     ids.insert(synthetic_identity(q));
@@ -210,8 +209,7 @@ TEST_CASE("the identity is synthetic-<16 hex> and changes with every parameter")
   CHECK(ids.size() == 6);
 }
 
-TEST_CASE(
-    "ensure_synthetic_dataset writes shards of rendered records and a manifest, then reuses them") {
+TEST_CASE("ensure_synthetic_dataset writes shards of rendered records and a manifest, then reuses them") {
   TempDir tmp;
   const SyntheticParams p = small_params();
   const std::string dir = tmp.file("data/synth");
@@ -273,11 +271,10 @@ TEST_CASE("ensure_synthetic_dataset rejects a directory made with other paramete
   ensure_synthetic_dataset(p, dir);
   SyntheticParams q = p;
   q.seed = 99;
-  CHECK_THROWS_WITH_AS(ensure_synthetic_dataset(q, dir),
-                       doctest::Contains((dir + " holds dataset " + synthetic_identity(p) +
-                                          ", not " + synthetic_identity(q))
-                                             .c_str()),
-                       ldm::DataError);
+  CHECK_THROWS_WITH_AS(
+      ensure_synthetic_dataset(q, dir),
+      doctest::Contains((dir + " holds dataset " + synthetic_identity(p) + ", not " + synthetic_identity(q)).c_str()),
+      ldm::DataError);
 }
 
 TEST_CASE(

@@ -49,13 +49,15 @@ TEST_CASE("the null-class embedding row and learned sigma change the parameter c
   no_sigma.learn_sigma = false;
   // final_layer.linear loses p*p*C outputs: weights D*p*p*C plus biases p*p*C.
   const std::int64_t ppc = p.patch * p.patch * 4;
-  CHECK(ldm::analytic_param_count(p, imagenet256()) - ldm::analytic_param_count(p, no_sigma) ==
-        p.width * ppc + ppc);
+  CHECK(ldm::analytic_param_count(p, imagenet256()) - ldm::analytic_param_count(p, no_sigma) == p.width * ppc + ppc);
 }
 
 TEST_CASE("DiT analytic GFLOPs match the DiT paper within 2%") {
   // DiT paper: XL/2 118.6 Gflops (Table 4); the p=4 column of Table 1 for every size.
-  struct Reported { const char* preset; double gflops; };
+  struct Reported {
+    const char* preset;
+    double gflops;
+  };
   const Reported reported[] = {
       {"XL/2", 118.6}, {"S/4", 1.4}, {"B/4", 5.6}, {"L/4", 19.7}, {"XL/4", 29.1},
   };
@@ -115,7 +117,8 @@ TEST_CASE("PixArt-alpha-XL/2 (T5 captions, 120 tokens) has the reference's 610,8
   CHECK(ldm::analytic_param_count(*p, s) == 610856096 + 256 * 1152);
 }
 
-TEST_CASE("mmDiT at DiT-XL/2 sizing doubles DiT-XL/2, the matched preset is within 2% of it, proposed drops y_embedder") {
+TEST_CASE(
+    "mmDiT at DiT-XL/2 sizing doubles DiT-XL/2, the matched preset is within 2% of it, proposed drops y_embedder") {
   ldm::ModelShape s = imagenet256();
   s.learn_sigma = false;  // SD3's rectified flow predicts no variance
   const auto count = [&](const char* family, const char* preset) {
@@ -158,7 +161,7 @@ TEST_CASE("closest_match suggests only a plausible typo") {
   const std::vector<std::string> keys = {"steps", "seed", "batch_size", "lr"};
   CHECK(ldm::closest_match("stpes", keys) == "steps");
   CHECK(ldm::closest_match("batchsize", keys) == "batch_size");
-  CHECK(ldm::closest_match("colour", keys).empty());       // nothing close
+  CHECK(ldm::closest_match("colour", keys).empty());  // nothing close
   CHECK(ldm::closest_match("anything", {}).empty());
   // The threshold is max(2, |word|/3): three edits are too many for a 6-letter word...
   CHECK(ldm::closest_match("abcxyz", {"abcdef"}).empty());

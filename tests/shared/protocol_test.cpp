@@ -25,10 +25,14 @@ const std::vector<Example>& examples() {
   static const std::vector<Example> e = {
       {Type::Hello, {{"rank", 0}, {"world_size", 2}, {"host", "node-1"}, {"pid", 4242}}},
       {Type::Spec,
-       {{"spec", {{"name", "exp"}}}, {"attempt", 3}, {"run_dir", "/runs/exp/train"},
-        {"stage_index", 0}, {"data_dir", "/data"}}},
+       {{"spec", {{"name", "exp"}}},
+        {"attempt", 3},
+        {"run_dir", "/runs/exp/train"},
+        {"stage_index", 0},
+        {"data_dir", "/data"}}},
       {Type::Metrics,
-       {{"attempt", 3}, {"seq", 17},
+       {{"attempt", 3},
+        {"seq", 17},
         {"points", json::array({{{"metric", "loss"}, {"step", 5}, {"value", 0.25}},
                                 {{"metric", "grad_norm"}, {"step", 5}, {"value", 1}}})}}},
       {Type::Ack, {{"seq", 17}}},
@@ -44,8 +48,8 @@ const std::vector<Example>& examples() {
 
 // A well-formed envelope of `type` with `body`, as JSON, for tests that then break one part.
 json envelope(const char* type, json body) {
-  return {{"v", proto::kProtocolVersion}, {"type", type}, {"run", "run-1"},
-          {"token", "secret"}, {"body", std::move(body)}};
+  return {
+      {"v", proto::kProtocolVersion}, {"type", type}, {"run", "run-1"}, {"token", "secret"}, {"body", std::move(body)}};
 }
 
 }  // namespace
@@ -79,8 +83,7 @@ TEST_CASE("every message type survives encode then decode unchanged") {
 TEST_CASE("an oversized message is rejected by its size before it is parsed") {
   // Garbage that is also invalid JSON: the size error proves parsing never started.
   const std::string huge(proto::kMaxMessageBytes + 1, '{');
-  CHECK_THROWS_WITH_AS(proto::decode(huge), doctest::Contains("exceeds the limit"),
-                       ldm::ProtocolError);
+  CHECK_THROWS_WITH_AS(proto::decode(huge), doctest::Contains("exceeds the limit"), ldm::ProtocolError);
 
   const std::string wire = proto::encode(proto::make(Type::Ack, "r", "t", {{"seq", 1}}));
   CHECK_NOTHROW(proto::decode(wire, wire.size()));  // the limit is inclusive
@@ -89,29 +92,25 @@ TEST_CASE("an oversized message is rejected by its size before it is parsed") {
 }
 
 TEST_CASE("encode refuses to produce a message over the size limit") {
-  const proto::Message big =
-      proto::make(Type::Error, "r", "t", {{"message", std::string(200, 'x')}});
-  CHECK_THROWS_WITH_AS(proto::encode(big, 100), doctest::Contains("exceeds the limit of 100"),
-                       ldm::ProtocolError);
+  const proto::Message big = proto::make(Type::Error, "r", "t", {{"message", std::string(200, 'x')}});
+  CHECK_THROWS_WITH_AS(proto::encode(big, 100), doctest::Contains("exceeds the limit of 100"), ldm::ProtocolError);
   CHECK_NOTHROW(proto::encode(big));
 }
 
 TEST_CASE("a message that is not a JSON object is rejected") {
   CHECK_THROWS_WITH_AS(proto::decode(std::string("{\"v\": 1,")), doctest::Contains("not valid JSON"),
                        ldm::ProtocolError);
-  CHECK_THROWS_WITH_AS(proto::decode(std::string("[1, 2]")),
-                       doctest::Contains("not a JSON object"), ldm::ProtocolError);
+  CHECK_THROWS_WITH_AS(proto::decode(std::string("[1, 2]")), doctest::Contains("not a JSON object"),
+                       ldm::ProtocolError);
 }
 
 TEST_CASE("a message with a missing or different protocol version is rejected") {
   json wrong = envelope("ack", {{"seq", 1}});
   wrong["v"] = proto::kProtocolVersion + 1;
-  CHECK_THROWS_WITH_AS(proto::decode(wrong.dump()), doctest::Contains("is not supported"),
-                       ldm::ProtocolError);
+  CHECK_THROWS_WITH_AS(proto::decode(wrong.dump()), doctest::Contains("is not supported"), ldm::ProtocolError);
   json missing = envelope("ack", {{"seq", 1}});
   missing.erase("v");
-  CHECK_THROWS_WITH_AS(proto::decode(missing.dump()), doctest::Contains("protocol version"),
-                       ldm::ProtocolError);
+  CHECK_THROWS_WITH_AS(proto::decode(missing.dump()), doctest::Contains("protocol version"), ldm::ProtocolError);
 }
 
 TEST_CASE("a message of an unknown type is rejected") {
@@ -125,8 +124,7 @@ TEST_CASE("a message without a string run, token or object body is rejected") {
     json missing = envelope("ack", {{"seq", 1}});
     missing.erase(key);
     const std::string quoted_key = std::string("'") + key + "'";
-    CHECK_THROWS_WITH_AS(proto::decode(missing.dump()), doctest::Contains(quoted_key.c_str()),
-                         ldm::ProtocolError);
+    CHECK_THROWS_WITH_AS(proto::decode(missing.dump()), doctest::Contains(quoted_key.c_str()), ldm::ProtocolError);
     json wrong_type = envelope("ack", {{"seq", 1}});
     wrong_type[key] = 7;
     CHECK_THROWS_AS(proto::decode(wrong_type.dump()), ldm::ProtocolError);
@@ -143,8 +141,8 @@ TEST_CASE("every message type rejects a body missing a required field") {
 
 TEST_CASE("a body field of the wrong type is rejected") {
   json hello = envelope("hello", {{"rank", "0"}, {"world_size", 2}});
-  CHECK_THROWS_WITH_AS(proto::decode(hello.dump()),
-                       doctest::Contains("body field 'rank' must be an integer"), ldm::ProtocolError);
+  CHECK_THROWS_WITH_AS(proto::decode(hello.dump()), doctest::Contains("body field 'rank' must be an integer"),
+                       ldm::ProtocolError);
 }
 
 TEST_CASE("a metrics batch with a malformed point is rejected") {
@@ -153,7 +151,6 @@ TEST_CASE("a metrics batch with a malformed point is rejected") {
     json point = {{"metric", "loss"}, {"step", 1}, {"value", 0.5}};
     point.erase(drop);
     json m = envelope("metrics", {{"attempt", 1}, {"seq", 1}, {"points", json::array({point})}});
-    CHECK_THROWS_WITH_AS(proto::decode(m.dump()), doctest::Contains("every point needs"),
-                         ldm::ProtocolError);
+    CHECK_THROWS_WITH_AS(proto::decode(m.dump()), doctest::Contains("every point needs"), ldm::ProtocolError);
   }
 }

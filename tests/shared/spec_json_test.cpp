@@ -93,9 +93,14 @@ TEST_CASE("spec_from_json rejects an unknown key and suggests the closest declar
 }
 
 TEST_CASE("spec_from_json rejects values of the wrong type") {
-  struct Case { const char* what; json j; const char* path; const char* detail; };
-  json seed = valid_json(), steps = valid_json(), lr = valid_json(), sigma = valid_json(),
-       name = valid_json(), recipe = valid_json(), stage = valid_json(), element = valid_json();
+  struct Case {
+    const char* what;
+    json j;
+    const char* path;
+    const char* detail;
+  };
+  json seed = valid_json(), steps = valid_json(), lr = valid_json(), sigma = valid_json(), name = valid_json(),
+       recipe = valid_json(), stage = valid_json(), element = valid_json();
   seed["seed"] = "7";
   steps["stage"][0]["steps"] = 1.5;
   lr["stage"][0]["lr"] = "fast";

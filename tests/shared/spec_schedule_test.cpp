@@ -88,7 +88,8 @@ TEST_CASE("diffusion and optimiser combinations that do not exist are spec error
 }
 
 TEST_CASE("a family's recipe defaults are the starting point of a decoded spec") {
-  nlohmann::json j = {{"name", "x"}, {"recipe", {{"family", "dit"}, {"preset", "tiny/2"}}}, {"stage", {nlohmann::json::object()}}};
+  nlohmann::json j = {
+      {"name", "x"}, {"recipe", {{"family", "dit"}, {"preset", "tiny/2"}}}, {"stage", {nlohmann::json::object()}}};
   ExperimentSpec s = spec_from_json(j);
   const RecipeSpec dit = recipe_defaults("dit");
   CHECK(s.recipe.optimizer.beta2 == dit.optimizer.beta2);

@@ -137,8 +137,7 @@ TEST_CASE("an unknown key is an error at its file:line:column suggesting the clo
   CHECK(e.location() == "exp.toml:3:1");
   CHECK(e.key_path() == "stage.0.stpes");
   CHECK(e.detail() == "unknown key 'stpes' (did you mean 'steps'?)");
-  CHECK(std::string(e.what()) ==
-        "exp.toml:3:1: key 'stage.0.stpes': unknown key 'stpes' (did you mean 'steps'?)");
+  CHECK(std::string(e.what()) == "exp.toml:3:1: key 'stage.0.stpes': unknown key 'stpes' (did you mean 'steps'?)");
 }
 
 TEST_CASE("an unknown key in a nested table carries its dotted key path and column") {
@@ -183,8 +182,7 @@ TEST_CASE("a float is rejected for an integer field") {
 }
 
 TEST_CASE("an integer is accepted for a float field") {
-  const ExperimentSpec s =
-      ldm::parse_experiment_string("name = \"exp\"\n[[stage]]\nlr = 1\n", "exp.toml");
+  const ExperimentSpec s = ldm::parse_experiment_string("name = \"exp\"\n[[stage]]\nlr = 1\n", "exp.toml");
   CHECK(s.stages.at(0).lr == 1.0);
 }
 
@@ -213,8 +211,7 @@ TEST_CASE("an out-of-range value is an error at the value's position") {
 }
 
 TEST_CASE("an error inside an inline table keeps its position") {
-  const SpecError e = toml_error(
-      "name = \"exp\"\nrecipe = { optimizer = { beta1 = 2.0 } }\n[[stage]]\n");
+  const SpecError e = toml_error("name = \"exp\"\nrecipe = { optimizer = { beta1 = 2.0 } }\n[[stage]]\n");
   CHECK(e.key_path() == "recipe.optimizer.beta1");
   CHECK(e.location() == "exp.toml:2:34");
 }
@@ -227,8 +224,7 @@ TEST_CASE("a value outside the declared choices is an error suggesting the close
 }
 
 TEST_CASE("an unknown preset is reported at the recipe.preset line with the closest preset") {
-  const SpecError e =
-      toml_error("name = \"exp\"\n[recipe]\nfamily = \"dit\"\npreset = \"XL2\"\n[[stage]]\n");
+  const SpecError e = toml_error("name = \"exp\"\n[recipe]\nfamily = \"dit\"\npreset = \"XL2\"\n[[stage]]\n");
   CHECK(e.key_path() == "recipe.preset");
   CHECK(e.location() == "exp.toml:4:10");
   CHECK(contains(e.detail(), "unknown preset 'XL2' for family 'dit'"));
@@ -298,8 +294,7 @@ TEST_CASE("format_experiment_toml writes every key, defaults included, under its
 }
 
 TEST_CASE("format_experiment_toml precedes keys and tables with their documentation") {
-  const std::string text =
-      ldm::format_experiment_toml(ldm::parse_experiment_string(kMinimal, "exp.toml"));
+  const std::string text = ldm::format_experiment_toml(ldm::parse_experiment_string(kMinimal, "exp.toml"));
   INFO(text);
   CHECK(contains(text, "# where records come from; one of: synthetic, shards\nkind = \"synthetic\"\n"));
   CHECK(contains(text, "# optimiser steps; range [1, 1000000000]\nsteps = 10\n"));
@@ -308,9 +303,8 @@ TEST_CASE("format_experiment_toml precedes keys and tables with their documentat
 }
 
 TEST_CASE("format_experiment_toml writes floats so they read back as floats") {
-  const std::string text =
-      ldm::format_experiment_toml(ldm::parse_experiment_string(kMinimal, "exp.toml"));
-  CHECK(contains(text, "\nscale = 1.0\n"));       // integral double keeps a fraction
+  const std::string text = ldm::format_experiment_toml(ldm::parse_experiment_string(kMinimal, "exp.toml"));
+  CHECK(contains(text, "\nscale = 1.0\n"));  // integral double keeps a fraction
   CHECK(contains(text, "\nweight_decay = 0.0\n"));
   CHECK(contains(text, "\nbeta_start = 1e-04\n"));
   CHECK(contains(text, "\nbeta_end = 0.02\n"));

@@ -102,8 +102,7 @@ RunRecord make_run(const std::string& experiment, const std::string& stage, int 
   return r;
 }
 
-MetricPoint point(const std::string& metric, std::int64_t step, double value,
-                  std::uint32_t attempt = 1) {
+MetricPoint point(const std::string& metric, std::int64_t step, double value, std::uint32_t attempt = 1) {
   return MetricPoint{metric, step, value, attempt, 1700000000.0 + static_cast<double>(step)};
 }
 
@@ -135,8 +134,7 @@ TEST_CASE("open rejects a store with another schema_version, naming the path and
   const std::string msg = open_error(t.db());
   CHECK(msg.find(t.db()) != std::string::npos);
   CHECK(msg.find("schema_version 2") != std::string::npos);
-  CHECK(msg.find("schema_version " + std::to_string(ExperimentStore::kSchemaVersion)) !=
-        std::string::npos);
+  CHECK(msg.find("schema_version " + std::to_string(ExperimentStore::kSchemaVersion)) != std::string::npos);
 }
 
 TEST_CASE("open rejects a non-empty database that has no schema_version") {
@@ -303,8 +301,7 @@ TEST_CASE("list_runs sorts by id and filters by experiment") {
 TEST_CASE("put_submission writes the experiment and all its stages") {
   TempDir t;
   auto store = ExperimentStore::open(t.db());
-  store->put_submission(make_experiment("exp"),
-                        {make_stage("exp", "pretrain", 0), make_stage("exp", "finetune", 1)});
+  store->put_submission(make_experiment("exp"), {make_stage("exp", "pretrain", 0), make_stage("exp", "finetune", 1)});
   CHECK(store->get_experiment("exp"));
   CHECK(store->list_stages("exp").size() == 2);
 }
@@ -346,10 +343,10 @@ TEST_CASE("append_metrics stores points and the run, metrics() filters by metric
   RunRecord run = make_run("exp", "pretrain", 2);
   run.last_seq = 7;
   // "lr" is shorter than "grad_norm" but must still come after it.
-  store->append_metrics("exp", "pretrain",
-                        {point("lr", 1, 1e-4, 2), point("grad_norm", 1, 0.5, 2),
-                         point("lr", 2, 2e-4, 2), point("grad_norm", 2, 0.25, 2)},
-                        run);
+  store->append_metrics(
+      "exp", "pretrain",
+      {point("lr", 1, 1e-4, 2), point("grad_norm", 1, 0.5, 2), point("lr", 2, 2e-4, 2), point("grad_norm", 2, 0.25, 2)},
+      run);
   store->append_metrics("exp", "finetune", {point("lr", 1, 9.0)}, make_run("exp", "finetune", 1));
   CHECK(store->get_run(run.id)->last_seq == 7);
 
@@ -410,9 +407,8 @@ TEST_CASE("record_resume deletes exactly the stage's points after the resume ste
   resumed.state = RunState::Pending;
   store->record_resume(resumed, 3);
 
-  CHECK(keys_of(store->metrics("e", "s")) == Keys{{"grad_norm", 1}, {"grad_norm", 2},
-                                                  {"grad_norm", 3}, {"loss", 1},
-                                                  {"loss", 2}, {"loss", 3}});
+  CHECK(keys_of(store->metrics("e", "s")) ==
+        Keys{{"grad_norm", 1}, {"grad_norm", 2}, {"grad_norm", 3}, {"loss", 1}, {"loss", 2}, {"loss", 3}});
   CHECK(store->metrics("e", "s2").size() == batch.size());
   CHECK(store->metrics("e2", "s").size() == batch.size());
   REQUIRE(store->get_run(resumed.id));
@@ -432,8 +428,7 @@ TEST_CASE("state survives close and reopen") {
     auto store = ExperimentStore::open(t.db());
     store->put_submission(make_experiment("exp"), {make_stage("exp", "pretrain", 0)});
     store->put_run(make_run("exp", "pretrain", 1));
-    store->append_metrics("exp", "pretrain", {point("loss", 10, 0.5)},
-                          make_run("exp", "pretrain", 1));
+    store->append_metrics("exp", "pretrain", {point("loss", 10, 0.5)}, make_run("exp", "pretrain", 1));
   }
   auto store = ExperimentStore::open(t.db());
   CHECK(store->get_experiment("exp")->spec == make_experiment("exp").spec);
@@ -448,8 +443,7 @@ TEST_CASE("delete_experiment removes that experiment's records, runs and points 
   TempDir t;
   auto store = ExperimentStore::open(t.db());
   for (const char* name : {"a", "ab"}) {
-    store->put_submission(make_experiment(name),
-                          {make_stage(name, "pretrain", 0), make_stage(name, "finetune", 1)});
+    store->put_submission(make_experiment(name), {make_stage(name, "pretrain", 0), make_stage(name, "finetune", 1)});
     store->put_run(make_run(name, "pretrain", 1));
     store->put_run(make_run(name, "finetune", 1));
     store->append_metrics(name, "pretrain", {point("loss", 1, 1)}, make_run(name, "pretrain", 1));

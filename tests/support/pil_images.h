@@ -47,7 +47,8 @@ struct PilImages {
               " -c 'import PIL, numpy'` failed (install Debian's python3-pil python3-numpy)";
       return;
     }
-    const std::string cmd = pil_python() + " " + make_images_script().string() + " " + dir.path() + " >" + log + " 2>&1";
+    const std::string cmd =
+        pil_python() + " " + make_images_script().string() + " " + dir.path() + " >" + log + " 2>&1";
     if (std::system(cmd.c_str()) != 0) error = "make_images.py failed:\n" + slurp_file(log);
   }
 };

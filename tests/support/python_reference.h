@@ -18,7 +18,8 @@ inline const char* kReferencePython = "/usr/bin/python3";
 // A file of this repository by its path from the root (e.g. "tools/export/export_lpips.py"): found
 // from this header's own location, else under $LDM_SOURCE_DIR (a build whose sources moved).
 inline std::filesystem::path source_path(const std::string& relative) {
-  const std::filesystem::path here = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / relative;
+  const std::filesystem::path here =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / relative;
   if (std::filesystem::exists(here)) return here;
   if (const char* root = std::getenv("LDM_SOURCE_DIR")) return std::filesystem::path(root) / relative;
   return here;
@@ -43,8 +44,9 @@ struct PythonReference {
   // the name `script` (inline scripts); otherwise `script` is a path to an existing file.
   PythonReference(const std::string& tag, const std::filesystem::path& script, const std::string& source = "") {
     if (std::system((std::string(kReferencePython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) {
-      error = "python3-torch is required for this test: `/usr/bin/python3 -c 'import torch'` failed "
-              "(install Debian's python3-torch)";
+      error =
+          "python3-torch is required for this test: `/usr/bin/python3 -c 'import torch'` failed "
+          "(install Debian's python3-torch)";
       return;
     }
     std::string pattern = "/tmp/" + tag + "-XXXXXX";
@@ -62,8 +64,8 @@ struct PythonReference {
       return;
     }
     const std::filesystem::path log_path = dir / "reference.log";
-    const std::string cmd = std::string(kReferencePython) + " " + path.string() + " " + dir.string() + " >" +
-                            log_path.string() + " 2>&1";
+    const std::string cmd =
+        std::string(kReferencePython) + " " + path.string() + " " + dir.string() + " >" + log_path.string() + " 2>&1";
     const int rc = std::system(cmd.c_str());
     std::ifstream in(log_path, std::ios::binary);
     std::ostringstream s;

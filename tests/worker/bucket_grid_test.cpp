@@ -11,8 +11,8 @@
 
 namespace bucket_grid_test {
 
-using ldm::RecipeSpec;
 using ldm::recipe_defaults;
+using ldm::RecipeSpec;
 using ldm::models::build_denoiser;
 using ldm::models::Condition;
 using ldm::models::pos_embed_for_grid;

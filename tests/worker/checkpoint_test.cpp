@@ -63,7 +63,7 @@ TEST_CASE("checkpoint bundle is written atomically with a latest pointer and rea
   CHECK(ldm::read_file(ckpts + "/latest") == "step-0000042\n");
   for (const auto& e : fs::directory_iterator(ckpts))
     CHECK(e.path().filename().string().rfind(".tmp", 0) != 0);  // no temporary left behind
-  auto back = read_checkpoint(ckpts);  // through `latest`
+  auto back = read_checkpoint(ckpts);                           // through `latest`
   CHECK(back.manifest.at("step") == 42);
   CHECK(torch::equal(back.model.at("pos_embed"), b.model.at("pos_embed")));
   CHECK(torch::equal(back.ema.at("pos_embed"), b.ema.at("pos_embed")));

@@ -33,8 +33,8 @@
 // tools/export/export_clip.py (OpenAI names, Hugging Face names, and --random).
 namespace clip_score_test {
 
-using ldm::testing::error_of;
 using ldm::testing::contains;
+using ldm::testing::error_of;
 
 namespace fs = std::filesystem;
 using ldm::eval::ClipModel;
@@ -44,7 +44,8 @@ using ldm::eval::ClipTokenizer;
 fs::path script_path() {
   const fs::path here = fs::path(__FILE__).parent_path() / "reference" / "clip_reference.py";
   if (fs::exists(here)) return here;
-  if (const char* root = std::getenv("LDM_SOURCE_DIR")) return fs::path(root) / "tests/worker/reference/clip_reference.py";
+  if (const char* root = std::getenv("LDM_SOURCE_DIR"))
+    return fs::path(root) / "tests/worker/reference/clip_reference.py";
   return here;
 }
 
@@ -184,7 +185,8 @@ TEST_CASE("clip tokenizer: truncation keeps EOT last, padding is 0, and no-trunc
   const auto& ref = tokenizer_ref();
   const ClipTokenizer tok(file("merges.txt.gz"));
   const auto& texts = ref["texts"];
-  for (std::size_t i = 0; i < texts.size(); ++i) CHECK(tok.tokenize(texts[i].get<std::string>(), 8) == ints(ref["short"]["tokens8"][i]));
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    CHECK(tok.tokenize(texts[i].get<std::string>(), 8) == ints(ref["short"]["tokens8"][i]));
   const std::string long_text = texts[texts.size() - 1].get<std::string>();
   const auto ids = tok.tokenize(long_text);
   REQUIRE(ids.size() == 77u);
@@ -241,7 +243,8 @@ TEST_CASE("clip tokenizer: the character class and lower case of every code poin
     const std::string want = low[c] == -1 ? std::string("i\xCC\x87") : utf8(static_cast<char32_t>(low[c]));
     if (got != want && lower_mismatch++ < 5) MESSAGE("lower of U+" << std::hex << static_cast<std::uint32_t>(c));
   }
-  MESSAGE("compared " << compared << " character classes (regex module: " << tokenizer_ref()["regex"].get<bool>() << ")");
+  MESSAGE("compared " << compared << " character classes (regex module: " << tokenizer_ref()["regex"].get<bool>()
+                      << ")");
   CHECK(compared > 280000);
   CHECK(class_mismatch == 0);
   CHECK(lower_mismatch == 0);
@@ -326,7 +329,8 @@ TEST_CASE("clip score: the score equals Python's within 1e-4 (weights 100 and 2.
     const auto s25 = m.score(images(), captions(), 2.5);
     CHECK(std::abs(s25.score - r["w2_5"].get<double>()) <= 1e-4);
     // per pair: max(w cos, 0)
-    for (int i = 0; i < 6; ++i) CHECK(s.per_pair[i].item<double>() == doctest::Approx(std::max(100 * cos[i], 0.0)).epsilon(1e-6));
+    for (int i = 0; i < 6; ++i)
+      CHECK(s.per_pair[i].item<double>() == doctest::Approx(std::max(100 * cos[i], 0.0)).epsilon(1e-6));
     // Python's features through clip_score_from_features give the same
     const auto feats = ldm::eval::clip_score_from_features(npy(std::string(which) + "_image_features.npy"),
                                                            npy(std::string(which) + "_text_features.npy"));
@@ -371,7 +375,8 @@ TEST_CASE("clip score: identities, labels and bad inputs") {
   CHECK(contains(error_of([] { ldm::eval::clip_cosines(torch::zeros({2, 3}), torch::ones({2, 3})); }), "zero"));
   CHECK(contains(error_of([] { ldm::eval::clip_cosines(torch::ones({2, 3}), torch::ones({2, 4})); }), "same N and D"));
   CHECK(contains(error_of([] { ldm::eval::clip_score_from_cosines(torch::ones({2}, torch::kDouble), 0); }), "weight"));
-  CHECK(contains(error_of([] { ldm::eval::clip_score_from_cosines(torch::zeros({0}, torch::kDouble)); }), "at least one"));
+  CHECK(contains(error_of([] { ldm::eval::clip_score_from_cosines(torch::zeros({0}, torch::kDouble)); }),
+                 "at least one"));
   ClipModelOptions bad;
   bad.batch_size = 0;
   CHECK(contains(error_of([&] { ClipModel x(file("openai_image.pt"), bad); }), "batch size"));
@@ -382,9 +387,10 @@ TEST_CASE("clip score: ldm-eval clip-score prints the score last, as JSON, and r
   ldm::testing::TempDir tmp("ldm-clip-cli");
   const std::string folder = tmp.file("images");
   fs::create_directories(folder);
-  for (int i = 0; i < 6; ++i) fs::copy_file(file("img" + std::to_string(i) + ".png"), folder + "/img" + std::to_string(i) + ".png");
-  const std::vector<std::string> model = {"--clip-image", file("openai_image.pt"), "--clip-text", file("openai_text.pt"),
-                                          "--bpe", file("merges.txt.gz")};
+  for (int i = 0; i < 6; ++i)
+    fs::copy_file(file("img" + std::to_string(i) + ".png"), folder + "/img" + std::to_string(i) + ".png");
+  const std::vector<std::string> model = {
+      "--clip-image", file("openai_image.pt"), "--clip-text", file("openai_text.pt"), "--bpe", file("merges.txt.gz")};
   const double want = score_ref()["ref"]["w100"].get<double>();
 
   auto args = [&](std::vector<std::string> extra) {
@@ -406,8 +412,8 @@ TEST_CASE("clip score: ldm-eval clip-score prints the score last, as JSON, and r
   CHECK(j["count"].get<int>() == 6);
   CHECK(j["weight"].get<double>() == 2.5);
 
-  const CliRun feats = run_cli(tmp, {folder, "--clip-image", file("openai_image.pt"), "--text-features",
-                                     file("ref_text_features.npy")});
+  const CliRun feats =
+      run_cli(tmp, {folder, "--clip-image", file("openai_image.pt"), "--text-features", file("ref_text_features.npy")});
   REQUIRE_MESSAGE(feats.rc == 0, feats.err);
   CHECK(std::abs(std::stod(last_line(feats.out).substr(11)) - want) <= 1e-4);
 

@@ -44,9 +44,11 @@ TEST_CASE("class task: semantic dropout sends labels to the null class, controls
     s.recipe.conditioning.semantic_dropout = p;
     s.recipe.conditioning.control_dropout = 1.0 - p;
     ConditionBuilder b(s, 1.0);
-    auto g1 = at::detail::createCPUGenerator(1), g2 = at::detail::createCPUGenerator(2), g3 = at::detail::createCPUGenerator(3);
+    auto g1 = at::detail::createCPUGenerator(1), g2 = at::detail::createCPUGenerator(2),
+         g3 = at::detail::createCPUGenerator(3);
     auto c = b.training(inputs(6), torch::full({6}, 0.5, torch::kFloat64), {&g1, &g2, &g3});
-    const auto expected = p == 1.0 ? torch::full({6}, 4, torch::kInt64) : torch::tensor({0, 1, 2, 3, 0, 1}, torch::kInt64);
+    const auto expected =
+        p == 1.0 ? torch::full({6}, 4, torch::kInt64) : torch::tensor({0, 1, 2, 3, 0, 1}, torch::kInt64);
     CHECK(torch::equal(c.labels, expected));
     CHECK(c.control_drop.all().item<bool>() == (p == 0.0));
     CHECK(c.controls.sizes() == torch::IntArrayRef({6, models::kControlColumns}));
@@ -82,7 +84,8 @@ TEST_CASE("noisy_replicate padding adds noise of the configured scale in trainin
   s.recipe.conditioning.text_pad_noise = 0.5;
   s.recipe.conditioning.semantic_dropout = 0.0;
   ConditionBuilder b(s, 1.0);
-  auto g1 = at::detail::createCPUGenerator(1), g2 = at::detail::createCPUGenerator(2), g3 = at::detail::createCPUGenerator(3);
+  auto g1 = at::detail::createCPUGenerator(1), g2 = at::detail::createCPUGenerator(2),
+       g3 = at::detail::createCPUGenerator(3);
   auto train = b.training(inputs(2), torch::full({2}, 0.5, torch::kFloat64), {&g1, &g2, &g3});
   auto infer = b.inference(inputs(2), false, false);
   auto diff = (train.tokens - infer.tokens)[1].narrow(0, 3, 3);  // padded slots of "a red circle"

@@ -120,7 +120,8 @@ TEST_CASE("ControlEmbedder maps [N, 8] controls to [N, D] with one MLP per enabl
   auto partial = conditioning_test::make(o, 1);
   CHECK(partial->named_parameters().size() == 8);
   CHECK(partial->named_parameters().find("crop.0.weight") == nullptr);
-  CHECK(partial->forward(conditioning_test::sample_controls(3, 2), torch::rand({3})).sizes() == torch::IntArrayRef({3, 32}));
+  CHECK(partial->forward(conditioning_test::sample_controls(3, 2), torch::rand({3})).sizes() ==
+        torch::IntArrayRef({3, 32}));
 }
 
 TEST_CASE("ControlEmbedder rejects unknown weighting and dropped modes with a suggestion") {
@@ -145,7 +146,8 @@ TEST_CASE("noise-weighted control embedding is exactly zero at t=1 and equals th
   o.alpha_size = 3.0;  // per-group α must not matter at the end points
   o.alpha_crop = 0.5;
   auto weighted = conditioning_test::make(o, 7);
-  auto constant = conditioning_test::make(conditioning_test::small_options("constant"), 7);  // same seed, same draw order: same weights
+  auto constant = conditioning_test::make(conditioning_test::small_options("constant"),
+                                          7);  // same seed, same draw order: same weights
   auto ctrl = conditioning_test::sample_controls(6, 3);
   CHECK(torch::equal(weighted->forward(ctrl, torch::ones({6})), torch::zeros({6, 32})));
   auto at0 = weighted->forward(ctrl, torch::zeros({6}));
@@ -222,7 +224,8 @@ TEST_CASE("one forward and backward gives finite non-zero gradients on every Con
     auto m = conditioning_test::make(conditioning_test::small_options(weighting), 5);
     auto gen = at::detail::createCPUGenerator(6);
     auto t = torch::rand({8}, gen) * 0.9 + 0.05;
-    auto out = m->forward(conditioning_test::sample_controls(8, 9), t, torch::tensor({0, 0, 1, 0, 0, 0, 0, 0}).to(torch::kBool));
+    auto out = m->forward(conditioning_test::sample_controls(8, 9), t,
+                          torch::tensor({0, 0, 1, 0, 0, 0, 0, 0}).to(torch::kBool));
     (out * torch::randn(out.sizes(), gen)).sum().backward();
     for (const auto& p : m->named_parameters()) {
       CAPTURE(p.key());
@@ -303,7 +306,7 @@ TEST_CASE("noisy replicate adds noise of std sigma_pad on padded slots only") {
   auto gen = at::detail::createCPUGenerator(42);
   auto noisy = pad_text_tokens(x, lengths, TextPadding::NoisyReplicate, sigma, &gen);
   auto rep = pad_text_tokens(x, lengths, TextPadding::Replicate, 0.0);
-  auto diff = noisy - rep;                                                            // [N, L, D]
+  auto diff = noisy - rep;                                                                             // [N, L, D]
   auto padded = (torch::arange(l).unsqueeze(0) >= lengths.unsqueeze(1)) & (lengths.unsqueeze(1) > 0);  // [N, L]
   auto real = torch::arange(l).unsqueeze(0) < lengths.unsqueeze(1);
   auto pad_diff = diff.index({padded});  // [P, D]
@@ -311,7 +314,7 @@ TEST_CASE("noisy replicate adds noise of std sigma_pad on padded slots only") {
   CHECK(pad_diff.std().item<double>() == doctest::Approx(sigma).epsilon(0.1));
   CHECK(std::abs(pad_diff.mean().item<double>()) < 0.1 * sigma);
   CHECK(torch::equal(noisy.index({real}), x.index({real})));  // real slots bit-for-bit
-  CHECK(torch::equal(noisy[0], torch::zeros({l, d})));         // empty caption stays zero
+  CHECK(torch::equal(noisy[0], torch::zeros({l, d})));        // empty caption stays zero
 
   auto gen_same = at::detail::createCPUGenerator(42), gen_other = at::detail::createCPUGenerator(43);
   CHECK(torch::equal(pad_text_tokens(x, lengths, TextPadding::NoisyReplicate, sigma, &gen_same), noisy));

@@ -146,7 +146,8 @@ TEST_CASE("objective: hybrid loss VLB term in closed form (exact posterior, vari
   // i = 0: decoder NLL of the bin [x − 1/255, x + 1/255] under N(x̂-mean, β̃_1) (DiT's clipping);
   // x0 = 0.2 (interior bin) and 1.0 (edge bin, extends to +∞), exact mean: −log₂ P.
   auto t0 = torch::zeros({2}, torch::kFloat64);
-  auto x0_edge = torch::cat({torch::full({1, 1, 1, 1}, 0.2, torch::kFloat64), torch::full({1, 1, 1, 1}, 1.0, torch::kFloat64)});
+  auto x0_edge =
+      torch::cat({torch::full({1, 1, 1, 1}, 0.2, torch::kFloat64), torch::full({1, 1, 1, 1}, 1.0, torch::kFloat64)});
   auto n0 = torch::full({2, 1, 1, 1}, 0.3, torch::kFloat64);
   auto x_t0 = add_noise(*p, x0_edge, n0, t0);
   const double ab0 = std::pow(p->alpha(0.0), 2), ab1 = std::pow(p->alpha(1.0 / 999.0), 2);

@@ -32,7 +32,6 @@ double cosine_alpha_bar_fn(double u) {
   return c * c;
 }
 
-
 TEST_CASE("process: log-SNR is strictly decreasing in t for every kind and shift") {
   auto t = torch::linspace(0.0, 1.0, 4001, torch::kFloat64);
   for (const char* kind : {"vp-linear", "vp-cosine", "flow"})
@@ -44,10 +43,8 @@ TEST_CASE("process: log-SNR is strictly decreasing in t for every kind and shift
       // α² + σ² = 1 for VP; α + σ = 1 for flow; both consistent with λ where finite.
       auto p = make(kind, s);
       auto a = p->alpha(t), sg = p->sigma(t);
-      if (std::string(kind) == "flow")
-        CHECK(((a + sg) - 1.0).abs().max().item<double>() < 1e-12);
-      else
-        CHECK(((a * a + sg * sg) - 1.0).abs().max().item<double>() < 1e-12);
+      if (std::string(kind) == "flow") CHECK(((a + sg) - 1.0).abs().max().item<double>() < 1e-12);
+      else CHECK(((a * a + sg * sg) - 1.0).abs().max().item<double>() < 1e-12);
       auto inner = t.slice(0, 1, -1);
       auto lam_inner = p->log_snr(inner);
       auto from_as = 2.0 * (p->alpha(inner).log() - p->sigma(inner).log());
@@ -131,7 +128,8 @@ TEST_CASE("process: model time is the grid index for VP (snapped) and 1000 t for
   CHECK(flow->model_time(torch::tensor({0.25}, torch::kFloat64)).item<double>() == doctest::Approx(250.0));
 }
 
-TEST_CASE("process: training times lie on the VP grid, are uniform or logit-normal for flow, and follow the generator") {
+TEST_CASE(
+    "process: training times lie on the VP grid, are uniform or logit-normal for flow, and follow the generator") {
   auto gen = at::detail::createCPUGenerator(7);
   const int64_t n = 40000;
   auto vp_t = make("vp-linear")->sample_training_t(n, gen);

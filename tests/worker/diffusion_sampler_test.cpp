@@ -35,11 +35,11 @@ struct Gaussian {
   // x [N, d], α, σ [N] → (x̂0, ε̂) [N, d] each.
   std::pair<torch::Tensor, torch::Tensor> posterior(const torch::Tensor& x, const torch::Tensor& a,
                                                     const torch::Tensor& s) const {
-    auto a1 = a.unsqueeze(1), s1 = s.unsqueeze(1);                                  // [N, 1]
-    auto z = (x - a1 * mu).matmul(q);                                               // [N, d] eigen coords
-    auto inv = 1.0 / (a1.square() * lambda + s1.square());                          // [N, d]
-    auto x0 = mu + (a1 * lambda * inv * z).matmul(q.t());                           // [N, d]
-    auto eps = (s1 * inv * z).matmul(q.t());                                        // [N, d]
+    auto a1 = a.unsqueeze(1), s1 = s.unsqueeze(1);          // [N, 1]
+    auto z = (x - a1 * mu).matmul(q);                       // [N, d] eigen coords
+    auto inv = 1.0 / (a1.square() * lambda + s1.square());  // [N, d]
+    auto x0 = mu + (a1 * lambda * inv * z).matmul(q.t());   // [N, d]
+    auto eps = (s1 * inv * z).matmul(q.t());                // [N, d]
     return {x0, eps};
   }
   // The denoiser in `objective`'s parametrisation; counts calls when `calls` is given. With `grid`
@@ -48,7 +48,7 @@ struct Gaussian {
                     const std::vector<double>* grid = nullptr) const {
     return [this, &p, objective, calls, grid](const torch::Tensor& x, const torch::Tensor& t) {
       if (calls) ++*calls;
-      const double t0 = t[0].item<double>();  // samplers pass one time for the whole batch
+      const double t0 = t[0].item<double>();                        // samplers pass one time for the whole batch
       auto a = torch::full({x.size(0)}, p.alpha(t0), x.options());  // [N]
       auto s = torch::full({x.size(0)}, p.sigma(t0), x.options());  // [N]
       auto [x0, eps] = posterior(x, a, s);
@@ -67,7 +67,7 @@ struct Gaussian {
     const double at = p.alpha(t), st = p.sigma(t), as = p.alpha(grid[k + 1]);
     auto post = vp_posterior(torch::tensor(at * at, torch::kFloat64), torch::tensor(as * as, torch::kFloat64));
     auto var_x0 = lambda * st * st / (at * at * lambda + st * st);  // [d] Var[x0 | x_t]
-    auto var = post.variance + post.coef_x0.square() * var_x0;       // [d]
+    auto var = post.variance + post.coef_x0.square() * var_x0;      // [d]
     auto min_log = post.variance.log(), max_log = post.beta.log();
     auto v = 2.0 * (var.log() - min_log) / (max_log - min_log) - 1.0;  // [d]
     return v.unsqueeze(0).expand({n, lambda.size(0)}).contiguous();    // [N, d]
@@ -76,8 +76,8 @@ struct Gaussian {
   // x_T [N, d] drawn from the process's marginal at t: N(αμ, α²Σ + σ²I).
   torch::Tensor marginal(const NoiseProcess& p, double t, int64_t n, at::Generator& gen) const {
     const double a = p.alpha(t), s = p.sigma(t);
-    auto z = torch::randn({n, lambda.size(0)}, gen, torch::kFloat64);                // [N, d]
-    return a * mu + (z * (a * a * lambda + s * s).sqrt()).matmul(q.t());             // [N, d]
+    auto z = torch::randn({n, lambda.size(0)}, gen, torch::kFloat64);     // [N, d]
+    return a * mu + (z * (a * a * lambda + s * s).sqrt()).matmul(q.t());  // [N, d]
   }
 
   // Exact mean [d] and covariance [d, d] of the output of a ddpm (fixed small variance) or ddim(η)
@@ -98,7 +98,7 @@ struct Gaussian {
         const double an = p.alpha(grid[k + 1]), sn = p.sigma(grid[k + 1]);
         const double g = a * lam / (a * a * lam + s * s), e = s / (a * a * lam + s * s);  // x̂0, ε̂ slopes in y
         double A, B, noise_var;  // y_next = A·y + B + √noise_var·z
-        if (ddpm) {  // y_next = c0·x̂0 + c1·y with x̂0 = μ + g·(y − a·μ)
+        if (ddpm) {              // y_next = c0·x̂0 + c1·y with x̂0 = μ + g·(y − a·μ)
           const double ab = a * a, abn = an * an, beta = 1.0 - ab / abn;
           const double c0 = std::sqrt(abn) * beta / (1.0 - ab), c1 = std::sqrt(1.0 - beta) * (1.0 - abn) / (1.0 - ab);
           A = c0 * g + c1;
@@ -125,9 +125,9 @@ struct Gaussian {
   // (x − αμ)/√(α²λ + σ²) is constant along the ODE.
   torch::Tensor flow_map(const NoiseProcess& p, const torch::Tensor& x, double t_from, double t_to) const {
     const double a0 = p.alpha(t_from), s0 = p.sigma(t_from), a1 = p.alpha(t_to), s1 = p.sigma(t_to);
-    auto z = (x - a0 * mu).matmul(q);                                                        // [N, d]
-    auto ratio = ((a1 * a1 * lambda + s1 * s1) / (a0 * a0 * lambda + s0 * s0)).sqrt();       // [d]
-    return a1 * mu + (z * ratio).matmul(q.t());                                              // [N, d]
+    auto z = (x - a0 * mu).matmul(q);                                                   // [N, d]
+    auto ratio = ((a1 * a1 * lambda + s1 * s1) / (a0 * a0 * lambda + s0 * s0)).sqrt();  // [d]
+    return a1 * mu + (z * ratio).matmul(q.t());                                         // [N, d]
   }
 };
 
@@ -165,7 +165,8 @@ double ode_error(const NoiseProcess& p, Objective obj, const Gaussian& g, const 
   auto x_end = g.flow_map(p, x_T, o.t_max, o.t_min);
   auto n = x_T.size(0);
   auto exact = g.posterior(x_end, torch::full({n}, p.alpha(o.t_min), torch::kFloat64),
-                           torch::full({n}, p.sigma(o.t_min), torch::kFloat64)).first;
+                           torch::full({n}, p.sigma(o.t_min), torch::kFloat64))
+                   .first;
   return (out - exact).abs().max().item<double>();
 }
 
@@ -216,7 +217,8 @@ TEST_CASE("sampler: deterministic samplers converge to the exact probability-flo
 }
 
 // Sample mean and covariance of x [N, d] within 3 Monte-Carlo standard errors of (mean, cov).
-void check_moments(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& cov, const std::string& what) {
+void check_moments(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& cov,
+                   const std::string& what) {
   const auto n = double(x.size(0));
   auto c = x - x.mean(0);
   auto sample_cov = c.t().matmul(c) / (n - 1.0);  // [d, d]
@@ -225,13 +227,16 @@ void check_moments(const torch::Tensor& x, const torch::Tensor& mean, const torc
   auto se_cov = ((diag.unsqueeze(1) * diag.unsqueeze(0) + cov.square()) / n).sqrt();  // [d, d]
   auto z_mean = ((x.mean(0) - mean) / se_mean).abs().max().item<double>();
   auto z_cov = ((sample_cov - cov) / se_cov).abs().max().item<double>();
-  const std::string summary = what + ": max |z| mean " + std::to_string(z_mean) + ", covariance " + std::to_string(z_cov);
+  const std::string summary =
+      what + ": max |z| mean " + std::to_string(z_mean) + ", covariance " + std::to_string(z_cov);
   CAPTURE(summary);
   CHECK(z_mean < 3.0);
   CHECK(z_cov < 3.0);
 }
 
-TEST_CASE("sampler: stochastic chains (ddpm, ddim eta) have their exact output mean and covariance, which tend to the data's") {
+TEST_CASE(
+    "sampler: stochastic chains (ddpm, ddim eta) have their exact output mean and covariance, which tend to the "
+    "data's") {
   const int64_t n = 20000;
   auto p = make("vp-linear");
   const auto g = rotated_gaussian_2d();
@@ -249,7 +254,8 @@ TEST_CASE("sampler: stochastic chains (ddpm, ddim eta) have their exact output m
     double eta;
     Objective obj;
   };
-  for (const Run& r : {Run{"ddpm", 0.0, Objective::eps}, Run{"ddim", 1.0, Objective::v}, Run{"ddim", 0.5, Objective::eps}}) {
+  for (const Run& r :
+       {Run{"ddpm", 0.0, Objective::eps}, Run{"ddim", 1.0, Objective::v}, Run{"ddim", 0.5, Objective::eps}}) {
     auto o = options(r.method, 50);
     o.eta = r.eta;
     auto [mean, cov] = g.chain_moments(*p, sampling_times(*p, o), o.method == "ddpm", r.eta);
@@ -299,10 +305,12 @@ TEST_CASE("sampler: grids, evaluation counts and the end of sampling") {
   CHECK(sampling_times(*p, o)[1] == doctest::Approx(4.0 / 9.0));
   o.spacing = "leading";  // diffusers: (K−1−k)·⌊T/K⌋ = 750, 500, 250, 0
   auto lead = sampling_times(*p, o);
-  CHECK(p->model_time(torch::tensor(lead, torch::kFloat64)).equal(torch::tensor({750.0, 500.0, 250.0, 0.0}, torch::kFloat64)));
+  CHECK(p->model_time(torch::tensor(lead, torch::kFloat64))
+            .equal(torch::tensor({750.0, 500.0, 250.0, 0.0}, torch::kFloat64)));
   o.spacing = "trailing";  // diffusers: round(T − k·T/K) − 1 = 999, 749, 499, 249
   auto trail = sampling_times(*p, o);
-  CHECK(p->model_time(torch::tensor(trail, torch::kFloat64)).equal(torch::tensor({999.0, 749.0, 499.0, 249.0}, torch::kFloat64)));
+  CHECK(p->model_time(torch::tensor(trail, torch::kFloat64))
+            .equal(torch::tensor({999.0, 749.0, 499.0, 249.0}, torch::kFloat64)));
   auto flow = make("flow");
   CHECK_THROWS_AS(sampling_times(*flow, o), SpecError);
   o = options("ddpm", 4);
@@ -316,8 +324,8 @@ TEST_CASE("sampler: grids, evaluation counts and the end of sampling") {
                   Error);  // eps cannot give x̂0 at α = 0
 
   // Evaluation counts: K for first-order methods, 2K − 1 for Heun (2K − 2 when a step ends at σ = 0).
-  for (auto [method, expect_vp, expect_flow] : {std::tuple{"ddim", 6, 6}, std::tuple{"dpm++2m", 6, 6},
-                                                std::tuple{"euler", 6, 6}, std::tuple{"heun", 11, 10}}) {
+  for (auto [method, expect_vp, expect_flow] :
+       {std::tuple{"ddim", 6, 6}, std::tuple{"dpm++2m", 6, 6}, std::tuple{"euler", 6, 6}, std::tuple{"heun", 11, 10}}) {
     CAPTURE(method);
     int calls = 0;
     sample(*p, Objective::eps, g.denoiser(*p, Objective::eps, &calls), x, options(method, 6), nullptr);

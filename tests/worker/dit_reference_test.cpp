@@ -22,7 +22,6 @@ namespace dit_reference_test {
 
 namespace fs = std::filesystem;
 
-
 // The script sits next to this file; a build may point elsewhere with -DLDM_DIT_REFERENCE_SCRIPT=...
 fs::path script_path() {
 #ifdef LDM_DIT_REFERENCE_SCRIPT

@@ -41,11 +41,11 @@ TEST_CASE("DiT parameter count equals the analytic count of the preset table") {
 TEST_CASE("DiT uses the reference implementation's state-dict key names") {
   auto m = tiny_dit(16, 16, 0);
   auto params = m->named_parameters();
-  for (const char* key : {"x_embedder.proj.weight", "t_embedder.mlp.0.weight", "t_embedder.mlp.2.bias",
-                          "y_embedder.embedding_table.weight", "pos_embed", "blocks.0.attn.qkv.weight",
-                          "blocks.1.attn.proj.bias", "blocks.0.mlp.fc1.weight", "blocks.1.mlp.fc2.bias",
-                          "blocks.0.adaLN_modulation.1.weight", "final_layer.linear.weight",
-                          "final_layer.adaLN_modulation.1.bias"})
+  for (const char* key :
+       {"x_embedder.proj.weight", "t_embedder.mlp.0.weight", "t_embedder.mlp.2.bias",
+        "y_embedder.embedding_table.weight", "pos_embed", "blocks.0.attn.qkv.weight", "blocks.1.attn.proj.bias",
+        "blocks.0.mlp.fc1.weight", "blocks.1.mlp.fc2.bias", "blocks.0.adaLN_modulation.1.weight",
+        "final_layer.linear.weight", "final_layer.adaLN_modulation.1.bias"})
     CHECK_MESSAGE(params.contains(key), key);
 }
 

@@ -37,15 +37,14 @@
 // (PIL -> ToTensor -> F.interpolate(299, bilinear, align_corners=False) -> 2x - 1 -> network).
 namespace eval_features_test {
 
-using ldm::testing::error_of;
 using ldm::testing::contains;
+using ldm::testing::error_of;
 
 namespace fs = std::filesystem;
 using ldm::eval::BuiltinExtractor;
 using ldm::eval::FeatureStats;
 using ldm::eval::InceptionExtractor;
 using ldm::eval::InceptionOptions;
-
 
 // Writes into OUT:
 //   img0.png .. img4.png     RGB images of different sizes (one is 299x299 already)
@@ -113,10 +112,9 @@ with torch.no_grad():
 print("done")
 )PY";
 
-
 const ldm::testing::PythonReference& fixture() {
   static ldm::testing::PythonReference f("ldm-eval-features", "eval_features_reference.py",
-                                          ldm::testing::with_tools_dir(kReferenceScript));
+                                         ldm::testing::with_tools_dir(kReferenceScript));
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }
@@ -145,8 +143,8 @@ ldm::data::RgbImage pattern_image(int h, int w, int seed) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < 3; ++c)
-        im.pixels[(static_cast<std::size_t>(y) * w + x) * 3 + c] =
-            static_cast<std::uint8_t>((x * (seed + 3) + y * (2 * seed + 1) + c * 85 + ((x / 4 + y / 4 + seed) % 2) * 60) % 256);
+        im.pixels[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>(
+            (x * (seed + 3) + y * (2 * seed + 1) + c * 85 + ((x / 4 + y / 4 + seed) % 2) * 60) % 256);
   return im;
 }
 
@@ -223,8 +221,9 @@ void make_folder(const std::string& dir, int n, int seed) {
   }
 }
 
-
-TEST_CASE("eval features: Inception features of a torchvision inception_v3 export (random weights) match Python within 1e-5") {
+TEST_CASE(
+    "eval features: Inception features of a torchvision inception_v3 export (random weights) match Python within "
+    "1e-5") {
   const auto images = reference_images();
   const auto want = ldm::data::read_npy(file("tv_features.npy"));
   InceptionExtractor inception(file("tv.pt"));
@@ -240,7 +239,8 @@ TEST_CASE("eval features: Inception features of a torchvision inception_v3 expor
   REQUIRE(got.sizes() == want.sizes());
   CHECK((got.scalar_type() == torch::kFloat32));
   const double rel = max_rel_diff(got, want);
-  MESSAGE("max |C++ - Python| / max(1, max |Python|) = " << rel << ", max |Python| = " << want.abs().max().item<double>());
+  MESSAGE("max |C++ - Python| / max(1, max |Python|) = " << rel
+                                                         << ", max |Python| = " << want.abs().max().item<double>());
   CHECK(rel <= 1e-5);
   // Features differ between images (the comparison above is not vacuous).
   CHECK((want[0] - want[1]).abs().max().item<double>() > 1e-2 * std::max(1.0, want.abs().max().item<double>()));
@@ -269,7 +269,8 @@ TEST_CASE("eval features: Inception features of a torchvision inception_v3 expor
   CHECK(made->batch_size() == 7);
 }
 
-TEST_CASE("eval features: FID-Inception export from a 1008-class state dict matches Python and is labelled comparable") {
+TEST_CASE(
+    "eval features: FID-Inception export from a 1008-class state dict matches Python and is labelled comparable") {
   const auto images = reference_images();
   const auto want = ldm::data::read_npy(file("fid_features.npy"));
   InceptionExtractor inception(file("fid.pt"));
@@ -309,7 +310,8 @@ TEST_CASE("eval features: bad Inception files and bad inputs are clear errors") 
 }
 
 TEST_CASE("eval features: the built-in network is deterministic, labelled and tells images apart") {
-  std::vector<ldm::data::RgbImage> images = {pattern_image(40, 56, 1), pattern_image(40, 56, 2), pattern_image(97, 33, 3)};
+  std::vector<ldm::data::RgbImage> images = {pattern_image(40, 56, 1), pattern_image(40, 56, 2),
+                                             pattern_image(97, 33, 3)};
   BuiltinExtractor a, b(2);
   const auto fa = a.features(images);
   const auto fb = b.features(images);
@@ -331,7 +333,8 @@ TEST_CASE("eval features: the built-in network is deterministic, labelled and te
   CHECK(made->identity() == a.identity());
 }
 
-TEST_CASE("eval features: image folders are listed sorted and filtered, and their statistics equal stats_from_features") {
+TEST_CASE(
+    "eval features: image folders are listed sorted and filtered, and their statistics equal stats_from_features") {
   ldm::testing::TempDir tmp("ldm-eval-folder");
   const std::string dir = tmp.file("imgs");
   fs::create_directories(dir + "/sub.png");  // a folder with an image name: skipped
@@ -443,10 +446,11 @@ TEST_CASE("eval features: statistics files record the feature network and round-
   CHECK(ldm::eval::read_stats_count(tmp.file("plain.npz")) == 0);
 }
 
-TEST_CASE("eval features: ldm-eval stats then fid (a folder against its own statistics is 0, different folders are not)") {
+TEST_CASE(
+    "eval features: ldm-eval stats then fid (a folder against its own statistics is 0, different folders are not)") {
   const std::string bin = eval_binary();
-  REQUIRE_MESSAGE(fs::exists(bin), "the ldm-eval binary is not at " << bin
-                                                                     << " (build the ldm-eval target, or set LDM_EVAL_BIN)");
+  REQUIRE_MESSAGE(fs::exists(bin),
+                  "the ldm-eval binary is not at " << bin << " (build the ldm-eval target, or set LDM_EVAL_BIN)");
   ldm::testing::TempDir tmp("ldm-eval-cli");
   const std::string a = tmp.file("a"), b = tmp.file("b");
   make_folder(a, 6, 0);
@@ -478,7 +482,8 @@ TEST_CASE("eval features: ldm-eval stats then fid (a folder against its own stat
   REQUIRE_MESSAGE(r.rc == 0, r.err);
   r = run_cli(tmp, {"fid", tmp.file("a.npz"), tmp.file("b.npz")});
   REQUIRE_MESSAGE(r.rc == 0, r.err);
-  CHECK(std::abs(fid_of_last_line(r.out) - j.at("fid").get<double>()) < 1e-6 * std::max(1.0, j.at("fid").get<double>()));
+  CHECK(std::abs(fid_of_last_line(r.out) - j.at("fid").get<double>()) <
+        1e-6 * std::max(1.0, j.at("fid").get<double>()));
   CHECK(contains(r.out, "builtin-convnet-v1:256"));
 
   // Inception: statistics of a folder and the folder against them; against built-in statistics

@@ -103,7 +103,8 @@ std::string write_random_bundle(const ldm::ExperimentSpec& spec, const std::stri
   const int64_t side = ldm::latent_side(spec, stage);
   const ldm::worker::ConditionBuilder cb(spec, ldm::resolution_shift(spec, stage));
   auto gen = at::detail::createCPUGenerator(11);
-  auto model = ldm::models::build_denoiser(spec.recipe, cb.geometry(ldm::latent_channels(spec.autoencoder), side, side), gen);
+  auto model =
+      ldm::models::build_denoiser(spec.recipe, cb.geometry(ldm::latent_channels(spec.autoencoder), side, side), gen);
   ldm::worker::CheckpointBundle b;
   b.manifest = {{"step", 3}, {"spec", ldm::spec_to_json(spec)}, {"stage_index", 0}};
   auto noise_gen = at::detail::createCPUGenerator(12);
@@ -120,7 +121,8 @@ std::string write_random_bundle(const ldm::ExperimentSpec& spec, const std::stri
   return ldm::worker::write_checkpoint(dir, b);
 }
 
-ldm::eval::GenerateOptions options(const ldm::worker::SamplingModel& m, const std::string& out, int64_t n, int64_t batch) {
+ldm::eval::GenerateOptions options(const ldm::worker::SamplingModel& m, const std::string& out, int64_t n,
+                                   int64_t batch) {
   ldm::eval::GenerateOptions o;
   o.n = n;
   o.out_dir = out;
@@ -162,7 +164,8 @@ void check_same_files(const std::string& a, const std::string& b, int64_t n) {
 
 std::vector<std::string> sample_files(const std::string& dir) {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir + "/samples")) names.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/samples"))
+    names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -289,7 +292,8 @@ TEST_CASE("generation refuses bad options") {
   CHECK_THROWS_AS(ldm::eval::generate_range(m, o, {0, 1}), ldm::SpecError);
 }
 
-TEST_CASE("disentanglement on the proposed model: finite, positive across sizes, 0 for equal sizes or dropped controls") {
+TEST_CASE(
+    "disentanglement on the proposed model: finite, positive across sizes, 0 for equal sizes or dropped controls") {
   namespace t = eval_generate_test_support;
   ldm::testing::TempDir tmp("ldm-eval-dis");
   t::write_random_bundle(t::proposed_text_spec(), tmp.file("checkpoints"));
@@ -406,7 +410,8 @@ def forward(self, x, y):
     return (x - y).mean()
 )");
   bad.save(tmp.file("bad.pt"));
-  CHECK_THROWS_AS(ldm::eval::measure_disentanglement(m, o, ldm::eval::lpips_distance(tmp.file("bad.pt"))), ldm::DataError);
+  CHECK_THROWS_AS(ldm::eval::measure_disentanglement(m, o, ldm::eval::lpips_distance(tmp.file("bad.pt"))),
+                  ldm::DataError);
   ldm::testing::write_bytes(tmp.file("junk.pt"), "not a zip");
   CHECK_THROWS_AS(ldm::eval::lpips_distance(tmp.file("junk.pt")), ldm::DataError);
   CHECK_THROWS_AS(ldm::eval::lpips_distance(tmp.file("missing.pt")), ldm::DataError);

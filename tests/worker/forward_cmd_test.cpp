@@ -25,12 +25,12 @@ namespace forward_cmd_test {
 
 namespace fs = std::filesystem;
 using ldm::RecipeSpec;
+using ldm::data::NpzMap;
 using ldm::models::Condition;
 using ldm::models::Denoiser;
 using ldm::models::ModelGeometry;
 using ldm::testing::TempDir;
 using ldm::worker::ForwardArgs;
-using ldm::data::NpzMap;
 using ldm::worker::TensorMap;
 
 // Parameters (and buffers, unless `params_only`, which is how our bundles store a model).
@@ -127,9 +127,7 @@ struct ClassBatch {
 
 // The Python reference fixture (make_forward_inputs.py runs dit_reference.py, then writes inputs,
 // expected outputs and the training-checkpoint forms).
-fs::path reference_script() {
-  return fs::path(__FILE__).parent_path() / "reference" / "make_forward_inputs.py";
-}
+fs::path reference_script() { return fs::path(__FILE__).parent_path() / "reference" / "make_forward_inputs.py"; }
 
 const ldm::testing::PythonReference& reference() {
   static ldm::testing::PythonReference f("ldm-forward-reference", reference_script());
@@ -169,11 +167,12 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
   const auto x = torch::randn({n, 4, 8, 8}, gen);
   const auto t = torch::tensor({10.0f, 400.0f, 990.0f});
   const auto ctx = torch::randn({n, L, D}, gen);
-  const auto mask = torch::tensor({1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0}, torch::kUInt8).reshape({n, L});
+  const auto mask =
+      torch::tensor({1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0}, torch::kUInt8).reshape({n, L});
   const auto pooled = torch::randn({n, D}, gen);
-  const auto controls = torch::tensor({256.f, 384.f, 0.f, 16.f, 256.f, 256.f, 0.f, 1.5f,     //
-                                       512.f, 512.f, 32.f, 0.f, 448.f, 448.f, 1.f, 1.f,      //
-                                       128.f, 96.f, 0.f, 0.f, 128.f, 96.f, 0.f, 0.75f})
+  const auto controls = torch::tensor({256.f, 384.f, 0.f,  16.f, 256.f, 256.f, 0.f, 1.5f,  //
+                                       512.f, 512.f, 32.f, 0.f,  448.f, 448.f, 1.f, 1.f,   //
+                                       128.f, 96.f,  0.f,  0.f,  128.f, 96.f,  0.f, 0.75f})
                             .reshape({n, 8});
   const ft::ModelGeometry g{4, 8, 8, 0, D, L};
 
@@ -182,8 +181,9 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     r.conditioning.mask_padding = true;  // what a given ctx_mask turns on
     auto model = ft::build(r, g, 21);
     ft::save_safetensors(dir.file("w.safetensors"), ft::state_dict(*model));
-    ldm::data::write_npz(dir.file("in.npz"),
-                           {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled}, {"controls", controls}});
+    ldm::data::write_npz(
+        dir.file("in.npz"),
+        {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled}, {"controls", controls}});
     auto a = ft::args(dir, "proposed", dir.file("w.safetensors"));
     a.preset = "tiny/2";
     a.controls = "proposed";
@@ -197,8 +197,13 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     CHECK(torch::equal(ft::run(a), expected));
     // An explicit noise level reaches the control weighting.
     c.noise_level = torch::tensor({0.9f, 0.1f, 0.5f});
-    ldm::data::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled},
-                                                {"controls", controls}, {"noise_level", c.noise_level}});
+    ldm::data::write_npz(dir.file("in.npz"), {{"x", x},
+                                              {"t", t},
+                                              {"ctx", ctx},
+                                              {"ctx_mask", mask},
+                                              {"pooled", pooled},
+                                              {"controls", controls},
+                                              {"noise_level", c.noise_level}});
     const auto expected2 = ft::expected_forward(*model, x, t, c);
     CHECK_FALSE(torch::equal(expected, expected2));
     CHECK(torch::equal(ft::run(a), expected2));
@@ -212,8 +217,11 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     r.conditioning.mask_padding = true;
     auto model = ft::build(r, g, 31);
     ft::save_safetensors(dir.file("w.safetensors"), ft::state_dict(*model));
-    ldm::data::write_npz(dir.file("in.npz"), {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask.to(torch::kBool)},
-                                                {"semantic_drop", torch::tensor({false, true, false})}});
+    ldm::data::write_npz(dir.file("in.npz"), {{"x", x},
+                                              {"t", t},
+                                              {"ctx", ctx},
+                                              {"ctx_mask", mask.to(torch::kBool)},
+                                              {"semantic_drop", torch::tensor({false, true, false})}});
     auto a = ft::args(dir, "pixart", dir.file("w.safetensors"));
     a.preset = "tiny/2";
     ft::Condition c;
@@ -292,7 +300,8 @@ TEST_CASE("forward: a checkpoint bundle: model or --ema weights, the manifest's 
   CHECK_FALSE(torch::equal(ft::expected_forward(*other, b.x, b.t, c), expected));
 
   a.preset = "S/2";
-  CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("disagrees with the bundle's recipe") != std::string::npos);
+  CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("disagrees with the bundle's recipe") !=
+        std::string::npos);
   a.preset = "";
   a.controls = "sdxl";
   CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("--controls sdxl disagrees") != std::string::npos);
@@ -358,8 +367,10 @@ TEST_CASE("forward: missing, unexpected and mis-shaped weights and bad inputs ar
   CHECK(e.find(a.inputs + ": unknown input 'labels'") == 0);
   CHECK(input_error({{"x", b.x}, {"y", b.y}}).find("no input 't'") != std::string::npos);
   CHECK(input_error({{"x", b.x}, {"t", b.t}}).find("no condition") != std::string::npos);
-  CHECK(input_error({{"x", b.x}, {"t", b.t.narrow(0, 0, 2)}, {"y", b.y}}).find("input 't' must be") != std::string::npos);
-  CHECK(input_error({{"x", b.x}, {"t", b.t}, {"y", b.y + 8}}).find("labels 'y' must be in [0, 10]") != std::string::npos);
+  CHECK(input_error({{"x", b.x}, {"t", b.t.narrow(0, 0, 2)}, {"y", b.y}}).find("input 't' must be") !=
+        std::string::npos);
+  CHECK(input_error({{"x", b.x}, {"t", b.t}, {"y", b.y + 8}}).find("labels 'y' must be in [0, 10]") !=
+        std::string::npos);
   CHECK(input_error({{"x", b.x}, {"t", b.t}, {"y", b.y}, {"controls", torch::zeros({3, 8})}})
             .find("the recipe has none") != std::string::npos);
   a.ema = true;

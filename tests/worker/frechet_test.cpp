@@ -20,8 +20,8 @@
 // calculate_frechet_distance run with Debian's numpy and scipy (scipy.linalg.sqrtm).
 namespace frechet_test {
 
-using ldm::testing::error_of;
 using ldm::testing::contains;
+using ldm::testing::error_of;
 
 using ldm::eval::FeatureStats;
 
@@ -240,9 +240,13 @@ TEST_CASE("frechet: bad inputs are clear errors and a large imaginary component 
   CHECK(ft::contains(ft::error_of([&] { ldm::eval::frechet_distance(bad, s3); }), "not symmetric"));
   CHECK(ft::contains(ft::error_of([&] { ldm::eval::stats_from_features(torch::ones({4}, torch::kDouble)); }),
                      "must be [N, D]"));
-  CHECK(ft::contains(ft::error_of([&] { ldm::eval::stats_from_features(torch::ones({1, 4}, torch::kDouble)); }),
+  CHECK(ft::contains(ft::error_of([&] {
+                       ldm::eval::stats_from_features(torch::ones({1, 4}, torch::kDouble));
+                     }),
                      "at least 2 feature vectors"));
-  CHECK(ft::contains(ft::error_of([&] { ldm::eval::stats_from_features(torch::ones({3, 4}, torch::kLong)); }),
+  CHECK(ft::contains(ft::error_of([&] {
+                       ldm::eval::stats_from_features(torch::ones({3, 4}, torch::kLong));
+                     }),
                      "floating point"));
   auto inf_features = ft::features(5, 3, 2);
   inf_features[2][1] = INFINITY;
@@ -261,7 +265,8 @@ TEST_CASE("frechet: bad inputs are clear errors and a large imaginary component 
   CHECK(diag.max_imag == doctest::Approx(1.0));
   CHECK(diag.max_clipped_eigenvalue == doctest::Approx(1.0));
   // Slightly negative eigenvalues (rounding) are clipped quietly.
-  ft::FeatureStats tiny{torch::zeros({2}, torch::kDouble), torch::diag(torch::tensor({1.0, -1e-14}, torch::kDouble)), 0};
+  ft::FeatureStats tiny{torch::zeros({2}, torch::kDouble), torch::diag(torch::tensor({1.0, -1e-14}, torch::kDouble)),
+                        0};
   const auto r = ldm::eval::frechet_distance(tiny, id);
   CHECK(r.max_clipped_eigenvalue == doctest::Approx(1e-14));
   CHECK(r.fid == doctest::Approx(1.0 - 1e-14 + 2.0 - 2.0 * 1.0));
@@ -414,10 +419,9 @@ np.savez_compressed(os.path.join(d, 'labels_deflated.npz'), classes=words, x=np.
     CHECK(ldm::data::read_npz_members(file(name), {"x"}).at("x").size(0) == 3);
     CHECK(ft::contains(ft::error_of([&] { ldm::data::read_npz(file(name)); }), "is a string array"));
   }
-  CHECK(ft::contains(ft::error_of([&] {
-          ldm::data::npy_decode_strings(ldm::testing::read_bytes(file("grid.npy")), "grid.npy");
-        }),
-                     "grid.npy: string arrays must be 1-D, this one has shape (2, 2)"));
+  CHECK(ft::contains(
+      ft::error_of([&] { ldm::data::npy_decode_strings(ldm::testing::read_bytes(file("grid.npy")), "grid.npy"); }),
+      "grid.npy: string arrays must be 1-D, this one has shape (2, 2)"));
   CHECK(ft::contains(ft::error_of([&] { ldm::data::read_npz_strings(file("labels.npz"), "x"); }),
                      "dtype '<f8' is not a string array"));
   CHECK(ft::contains(ft::error_of([&] { ldm::data::read_npz_strings(file("labels.npz"), "nope"); }),

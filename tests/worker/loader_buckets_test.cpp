@@ -27,8 +27,8 @@ struct Spec {
 struct Shards {
   std::string dir;
   int units = 0;
-  Shards(const std::vector<Spec>& specs, int views, bool text = false,
-         PayloadKind kind = PayloadKind::ImageU8, const std::string& encoder = "none") {
+  Shards(const std::vector<Spec>& specs, int views, bool text = false, PayloadKind kind = PayloadKind::ImageU8,
+         const std::string& encoder = "none") {
     char tmpl[] = "/tmp/ldm-loader-buckets-XXXXXX";
     dir = mkdtemp(tmpl);
     std::vector<Record> all;
@@ -42,7 +42,8 @@ struct Shards {
           r.caption = "unit " + std::to_string(units);
           if (kind == PayloadKind::ImageU8) {
             r.shape = {s.height, s.width, 3};
-            r.payload.assign(static_cast<size_t>(s.height * s.width * 3), static_cast<uint8_t>((units * views + v) % 251));
+            r.payload.assign(static_cast<size_t>(s.height * s.width * 3),
+                             static_cast<uint8_t>((units * views + v) % 251));
           } else {
             r.shape = {4, s.height, s.width};
             std::vector<float> z(static_cast<size_t>(4 * s.height * s.width), static_cast<float>(r.id));
@@ -71,8 +72,8 @@ struct Shards {
 std::shared_ptr<const PatchAutoencoder> patch() { return std::make_shared<const PatchAutoencoder>(2); }
 
 // Ids of a global step gathered over `world` ranks.
-std::vector<uint64_t> global_ids(const std::shared_ptr<const ShardDataset>& data, int64_t step, int64_t batch, int world,
-                                 uint64_t seed = 5, LoaderOptions options = {}) {
+std::vector<uint64_t> global_ids(const std::shared_ptr<const ShardDataset>& data, int64_t step, int64_t batch,
+                                 int world, uint64_t seed = 5, LoaderOptions options = {}) {
   std::vector<uint64_t> all;
   for (int r = 0; r < world; ++r) {
     RankLoader loader(data, patch(), seed, batch, r, world, options);
@@ -236,13 +237,15 @@ TEST_CASE("latent shards are loaded as stored, without an autoencoder pass") {
   RankLoader loader(data, nullptr, 1, 4, 0, 1);
   auto b = loader.batch_for_step(0);
   CHECK(b.latents.sizes() == torch::IntArrayRef({4, 4, 2, 2}));
-  for (size_t i = 0; i < 4; ++i) CHECK(b.latents[static_cast<int64_t>(i)].mean().item<float>() == static_cast<float>(b.ids[i]));
+  for (size_t i = 0; i < 4; ++i)
+    CHECK(b.latents[static_cast<int64_t>(i)].mean().item<float>() == static_cast<float>(b.ids[i]));
 }
 
 TEST_CASE("shards of one directory must agree on encoder, text encoder and views") {
   Shards a({{4, 4, 4}}, 1);
   {
-    ShardWriter w(a.dir + "/part-9.ldms", ShardHeader{kShardFormatVersion, PayloadKind::ImageU8, "other-vae", "test", "", 1});
+    ShardWriter w(a.dir + "/part-9.ldms",
+                  ShardHeader{kShardFormatVersion, PayloadKind::ImageU8, "other-vae", "test", "", 1});
     Record r;
     r.shape = {4, 4, 3};
     r.payload.assign(48, 0);

@@ -66,7 +66,7 @@ TEST_CASE("ranks read disjoint records whose union per step does not depend on t
     auto one = ids_for(data, step, 8, 1);
     auto two = ids_for(data, step, 8, 2);
     auto four = ids_for(data, step, 8, 4);
-    CHECK(one == two);   // same global batch, same order
+    CHECK(one == two);  // same global batch, same order
     CHECK(one == four);
   }
   // the first epoch (3 steps of 8) covers every record exactly once, split between 2 ranks

@@ -28,8 +28,6 @@ namespace lpips_export_test {
 
 using ldm::testing::contains;
 
-
-
 // Writes into OUT:
 //   x_<S>.npy, y_<S>.npy        float32 [3,3,H,W] image pairs in [-1,1], S = 64x64 and 48x80
 //   <B>.pt                      LPIPS, backbone B (alex: seed 3, vgg: seed 4), via --random --check
@@ -226,10 +224,9 @@ assert not (out / "bad.pt").exists()
 print("done")
 )PY";
 
-
 const ldm::testing::PythonReference& fixture() {
   static ldm::testing::PythonReference f("ldm-lpips-export", "lpips_export_reference.py",
-                                          ldm::testing::with_tools_dir(kReferenceScript));
+                                         ldm::testing::with_tools_dir(kReferenceScript));
   REQUIRE_MESSAGE(f.error.empty(), f.error);
   return f;
 }
@@ -281,8 +278,8 @@ void check_against_reference(const std::string& backbone) {
     const double rel_err = (diff / want.abs()).max().item<double>();
     worst_abs = std::max(worst_abs, abs_err);
     worst_rel = std::max(worst_rel, rel_err);
-    MESSAGE(backbone << " " << tag << ": C++ " << values(got) << ", reference " << values(want) << ", max |diff| " << abs_err
-                     << ", max |diff| / |reference| " << rel_err);
+    MESSAGE(backbone << " " << tag << ": C++ " << values(got) << ", reference " << values(want) << ", max |diff| "
+                     << abs_err << ", max |diff| / |reference| " << rel_err);
     CHECK(abs_err <= 1e-5 * std::max(1.0, max_abs(want)));  // absolute (distances are below 1)
     CHECK(rel_err <= 1e-5);                                 // and relative to each distance
     // Different images are at a positive distance, and the pairs are not all alike.
@@ -343,9 +340,8 @@ TEST_CASE("LPIPS export: exported networks match an independent torchvision LPIP
     std::ifstream in(t::file("errors.json"));
     const auto cases = nlohmann::json::parse(in);
     const std::vector<std::pair<std::string, int>> want = {
-        {"missing_lin_key", 1},        {"unknown_lin_key", 1}, {"misshaped_backbone_key", 1},
-        {"wrong_backbone", 1},         {"bad_scaling_layer", 1}, {"missing_file", 1},
-        {"usage_backbone_without_lin", 2}, {"usage_two_sources", 2}};
+        {"missing_lin_key", 1},   {"unknown_lin_key", 1}, {"misshaped_backbone_key", 1},     {"wrong_backbone", 1},
+        {"bad_scaling_layer", 1}, {"missing_file", 1},    {"usage_backbone_without_lin", 2}, {"usage_two_sources", 2}};
     REQUIRE(cases.size() == want.size());
     for (const auto& [name, rc] : want) {
       CAPTURE(name);

@@ -109,7 +109,9 @@ std::shared_ptr<Denoiser> build_from(const PresetInfo& p, const ModelShape& s) {
 // The test cases live in the helpers' namespace too: a unity build merges test files whose
 // file-local helpers share these short names.
 
-TEST_CASE("mDT class task: both outputs have the input's shape (doubled channels with learned sigma), square and non-square") {
+TEST_CASE(
+    "mDT class task: both outputs have the input's shape (doubled channels with learned sigma), square and "
+    "non-square") {
   auto t = torch::tensor({3.0, 999.0});
   auto cond = labels({1, kClasses});  // kClasses = the null class
   for (auto [h, w] : {std::pair<int64_t, int64_t>{8, 8}, {8, 12}}) {
@@ -149,17 +151,32 @@ TEST_CASE("mDT text task: both outputs have the input's shape, square and non-sq
 TEST_CASE("mDT uses the reference's (sail-sg/MDT MDTv2) state-dict key names") {
   auto cls_model = build(tiny(8, 12, false));
   auto cls = cls_model->named_parameters();
-  const char* keys[] = {"x_embedder.proj.weight", "x_embedder.proj.bias", "t_embedder.mlp.0.weight",
-                        "t_embedder.mlp.2.bias", "y_embedder.embedding_table.weight", "pos_embed",
-                        "en_inblocks.0.attn.qkv.weight", "en_inblocks.0.attn.qkv.bias", "en_inblocks.0.attn.proj.bias",
+  const char* keys[] = {"x_embedder.proj.weight",
+                        "x_embedder.proj.bias",
+                        "t_embedder.mlp.0.weight",
+                        "t_embedder.mlp.2.bias",
+                        "y_embedder.embedding_table.weight",
+                        "pos_embed",
+                        "en_inblocks.0.attn.qkv.weight",
+                        "en_inblocks.0.attn.qkv.bias",
+                        "en_inblocks.0.attn.proj.bias",
                         "en_inblocks.0.attn.rel_pos_bias.relative_position_bias_table",
-                        "en_inblocks.0.mlp.fc1.weight", "en_inblocks.0.mlp.fc2.bias",
-                        "en_inblocks.0.adaLN_modulation.1.weight", "en_outblocks.0.skip_linear.weight",
-                        "en_outblocks.0.skip_linear.bias", "en_outblocks.0.adaLN_modulation.1.bias",
-                        "de_blocks.0.skip_linear.weight", "de_blocks.1.attn.qkv.weight", "de_blocks.1.mlp.fc2.weight",
-                        "sideblocks.0.attn.qkv.weight", "sideblocks.0.adaLN_modulation.1.weight",
-                        "final_layer.linear.weight", "final_layer.linear.bias",
-                        "final_layer.adaLN_modulation.1.weight", "decoder_pos_embed", "mask_token"};
+                        "en_inblocks.0.mlp.fc1.weight",
+                        "en_inblocks.0.mlp.fc2.bias",
+                        "en_inblocks.0.adaLN_modulation.1.weight",
+                        "en_outblocks.0.skip_linear.weight",
+                        "en_outblocks.0.skip_linear.bias",
+                        "en_outblocks.0.adaLN_modulation.1.bias",
+                        "de_blocks.0.skip_linear.weight",
+                        "de_blocks.1.attn.qkv.weight",
+                        "de_blocks.1.mlp.fc2.weight",
+                        "sideblocks.0.attn.qkv.weight",
+                        "sideblocks.0.adaLN_modulation.1.weight",
+                        "final_layer.linear.weight",
+                        "final_layer.linear.bias",
+                        "final_layer.adaLN_modulation.1.weight",
+                        "decoder_pos_embed",
+                        "mask_token"};
   for (const char* key : keys) CHECK_MESSAGE(cls.contains(key), key);
   CHECK_FALSE(cls.contains("en_inblocks.0.skip_linear.weight"));
   CHECK_FALSE(cls.contains("sideblocks.0.skip_linear.weight"));
@@ -199,7 +216,10 @@ TEST_CASE("mDT uses the reference's (sail-sg/MDT MDTv2) state-dict key names") {
 }
 
 TEST_CASE("mDT: the built module's parameter count equals mdt_param_count (tiny, small, S/2, class, text, controls)") {
-  struct Case { const char* preset; int latent; };
+  struct Case {
+    const char* preset;
+    int latent;
+  };
   for (auto [name, latent] : {Case{"tiny/2", 8}, Case{"tiny/2", 16}, Case{"small/2", 8}, Case{"S/2", 8}}) {
     for (bool text : {false, true})
       for (bool learn_sigma : {false, true})
@@ -243,7 +263,9 @@ TEST_CASE("mDT-v2 XL/2: exact count of the reference structure, and the publishe
   CHECK(gflops < 135.0);
 }
 
-TEST_CASE("mDT at initialisation outputs exactly zero, masked pass included, zero_initialised() names exactly those tensors") {
+TEST_CASE(
+    "mDT at initialisation outputs exactly zero, masked pass included, zero_initialised() names exactly those "
+    "tensors") {
   auto x = torch::randn({2, 4, 8, 12});
   auto t = torch::tensor({5.0, 500.0});
   for (bool text : {false, true}) {
@@ -312,7 +334,7 @@ TEST_CASE("mDT masked pass: differs from the unmasked pass, depends on the mask 
     CHECK(torch::equal(a[0], m->forward(x, t, cond)));  // the first output is the inference pass
     CHECK(torch::equal(a[0], c[0]));
     CHECK_FALSE(torch::allclose(a[1], a[0], 1e-4, 1e-4));
-    CHECK(torch::equal(a[1], b[1]));                    // same mask seed, same output
+    CHECK(torch::equal(a[1], b[1]));                       // same mask seed, same output
     CHECK_FALSE(torch::allclose(a[1], c[1], 1e-4, 1e-4));  // another mask seed, another output
   }
 }
@@ -420,8 +442,8 @@ TEST_CASE("mDT with controls: the control embedding enters the adaLN vector and 
   auto t = torch::tensor({100.0, 600.0});
   auto cond = labels({1, 2});
   CHECK_THROWS_AS(m->forward(x, t, cond), Error);  // controls missing
-  cond.controls = torch::tensor({{256.0, 256.0, 0.0, 0.0, 256.0, 256.0, 0.0, 1.0},
-                                 {512.0, 384.0, 10.0, 20.0, 300.0, 300.0, 1.0, 0.75}});
+  cond.controls = torch::tensor(
+      {{256.0, 256.0, 0.0, 0.0, 256.0, 256.0, 0.0, 1.0}, {512.0, 384.0, 10.0, 20.0, 300.0, 300.0, 1.0, 0.75}});
   cond.noise_level = torch::tensor({0.2, 0.5});
   auto out = m->forward(x, t, cond);
   auto other = cond;
@@ -429,7 +451,9 @@ TEST_CASE("mDT with controls: the control embedding enters the adaLN vector and 
   CHECK_FALSE(torch::allclose(m->forward(x, t, other), out));
 }
 
-TEST_CASE("mDT tiny/2: forward + backward of both passes, batch 2 at 8×8, reaches every trainable parameter once the zero_initialised() tensors are redrawn") {
+TEST_CASE(
+    "mDT tiny/2: forward + backward of both passes, batch 2 at 8×8, reaches every trainable parameter once the "
+    "zero_initialised() tensors are redrawn") {
   auto x = torch::randn({2, 4, 8, 8});
   auto t = torch::tensor({10.0, 900.0});
   for (bool text : {false, true}) {

@@ -22,8 +22,8 @@ namespace npy_test {
 
 using ldm::testing::error_of;
 
-using ldm::testing::TempDir;
 using ldm::data::NpzMap;
+using ldm::testing::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -32,9 +32,7 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void spit(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 // Same dtype, sizes and bytes (so NaN payloads, -0.0 and infinities count too).
 bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
@@ -57,7 +55,7 @@ NpzMap dtype_samples() {
   m["i1"] = torch::tensor({-128, 127, 0}, torch::kInt8);
   m["u1"] = torch::tensor({0, 255, 7}, torch::kUInt8);
   m["b1"] = torch::tensor({true, false, true, true}, torch::kBool).reshape({2, 2});
-  m["scalar"] = torch::tensor(2.25, torch::kFloat32).reshape({});   // 0-d
+  m["scalar"] = torch::tensor(2.25, torch::kFloat32).reshape({});  // 0-d
   m["empty"] = torch::zeros({0, 3}, torch::kFloat32);              // no data bytes
   return m;
 }
@@ -71,14 +69,15 @@ bool have_numpy() {
 std::string run_numpy(const TempDir& dir, const std::string& script) {
   spit(dir.file("script.py"), script);
   const std::string log = dir.file("python.log");
-  const int rc = std::system(("/usr/bin/python3 " + dir.file("script.py") + " " + dir.path() + " >" + log + " 2>&1").c_str());
+  const int rc =
+      std::system(("/usr/bin/python3 " + dir.file("script.py") + " " + dir.path() + " >" + log + " 2>&1").c_str());
   return rc == 0 ? "" : "python failed (rc " + std::to_string(rc) + "):\n" + slurp(log);
 }
 
-#define NPY_TEST_REQUIRE_NUMPY()                                                                      \
-  if (!npy_test::have_numpy()) {                                                                             \
+#define NPY_TEST_REQUIRE_NUMPY()                                                                               \
+  if (!npy_test::have_numpy()) {                                                                               \
     MESSAGE("SKIPPED: numpy is missing (`/usr/bin/python3 -c 'import numpy'` failed; install python3-numpy)"); \
-    return;                                                                                          \
+    return;                                                                                                    \
   }
 
 }  // namespace npy_test
@@ -111,9 +110,7 @@ TEST_CASE("npy: every dtype round-trips through write_npy/read_npy with exact bi
 TEST_CASE("npy: corrupt, truncated and unsupported .npy data are errors naming the source") {
   namespace nt = npy_test;
   const std::string good = ldm::data::npy_encode(torch::arange(6, torch::kFloat32));
-  auto err = [](const std::string& bytes) {
-    return nt::error_of([&] { ldm::data::npy_decode(bytes, "thing.npy"); });
-  };
+  auto err = [](const std::string& bytes) { return nt::error_of([&] { ldm::data::npy_decode(bytes, "thing.npy"); }); };
   CHECK(err("hello").find("thing.npy: not a .npy file") == 0);
   CHECK(err(good.substr(0, good.size() - 1)).find("thing.npy: truncated data") == 0);
   CHECK(err(good + "x").find("thing.npy: trailing bytes") == 0);
@@ -139,8 +136,9 @@ TEST_CASE("npy: corrupt, truncated and unsupported .npy data are errors naming t
   CHECK(err(with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }")).find("bad .npy header") !=
         std::string::npos);
   // A valid hand-written header: the one-byte types accept any byte-order character, `=` is native.
-  CHECK(ldm::data::npy_decode(with_header("{'descr': '=f4', 'fortran_order': False, 'shape': (0, 2), }"), "m")
-            .sizes() == torch::IntArrayRef({0, 2}));
+  CHECK(
+      ldm::data::npy_decode(with_header("{'descr': '=f4', 'fortran_order': False, 'shape': (0, 2), }"), "m").sizes() ==
+      torch::IntArrayRef({0, 2}));
   CHECK_THROWS_AS(ldm::data::read_npy("/nonexistent/dir/a.npy"), ldm::DataError);
 }
 
@@ -289,9 +287,7 @@ TEST_CASE("npz: missing, non-zip, truncated and corrupt archives are errors nami
   m["y"] = torch::arange(100, torch::kInt64);
   ldm::data::write_npz(stored, m, false);
   ldm::data::write_npz(deflated, m, true);
-  auto err = [](const std::string& path) {
-    return nt::error_of([&] { ldm::data::read_npz(path); });
-  };
+  auto err = [](const std::string& path) { return nt::error_of([&] { ldm::data::read_npz(path); }); };
 
   CHECK(err(dir.file("missing.npz")).find(dir.file("missing.npz") + ": cannot open") == 0);
   nt::spit(dir.file("text.npz"), "this is not a zip archive at all, just some text");

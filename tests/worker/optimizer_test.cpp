@@ -27,7 +27,7 @@ TEST_CASE("flat params: parameters and gradients are views of per-group flat buf
   TwoLayer m;
   FlatParams flat(m, /*decay_1d=*/false);
   CHECK(flat.numel() == 4 * 3 + 3 + 3 * 2 + 2);  // the non-trainable parameter stays out
-  REQUIRE(flat.buckets().size() == 2);            // weights (decayed) and biases (not decayed)
+  REQUIRE(flat.buckets().size() == 2);           // weights (decayed) and biases (not decayed)
   const FlatBucket& weights = flat.buckets()[0].decay ? flat.buckets()[0] : flat.buckets()[1];
   const FlatBucket& biases = flat.buckets()[0].decay ? flat.buckets()[1] : flat.buckets()[0];
   CHECK(weights.names == std::vector<std::string>{"a.weight", "b.weight"});
@@ -58,7 +58,8 @@ TEST_CASE("flat AdamW matches LibTorch's AdamW step for step with explicit hyper
   std::vector<torch::Tensor> ref_params;
   for (auto& p : ref.parameters())
     if (p.requires_grad()) ref_params.push_back(p);
-  torch::optim::AdamW ref_opt(ref_params, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.03));
+  torch::optim::AdamW ref_opt(ref_params,
+                              torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.03));
   auto x = torch::randn({8, 4});
   for (int step = 0; step < 5; ++step) {
     flat.zero_grad();
@@ -109,7 +110,9 @@ namespace optimizer_test {
 // One 2-D (so weight-decayed) parameter of 10 values with closed-form start and gradients, so
 // the Python reference below can recompute the same sequence.
 struct OneMatrix : torch::nn::Module {
-  OneMatrix() { w = register_parameter("w", torch::cos(torch::arange(10, torch::kFloat64) * 0.1).to(torch::kFloat32).view({2, 5})); }
+  OneMatrix() {
+    w = register_parameter("w", torch::cos(torch::arange(10, torch::kFloat64) * 0.1).to(torch::kFloat32).view({2, 5}));
+  }
   torch::Tensor w;
 };
 torch::Tensor gradient(int k) {  // g_k[i] = sin(0.37·k·(i+1)) + 0.1·k

@@ -44,8 +44,7 @@ void randomize_zeros(PixArt& m, uint64_t seed) {
   torch::NoGradGuard g;
   auto gen = at::detail::createCPUGenerator(seed);
   for (auto& p : m.named_parameters())
-    if (p.value().requires_grad() && p.value().abs().max().item<double>() == 0.0)
-      p.value().normal_(0.0, 0.02, gen);
+    if (p.value().requires_grad() && p.value().abs().max().item<double>() == 0.0) p.value().normal_(0.0, 0.02, gen);
 }
 
 torch::Tensor text_mask() {  // sample 0: 5 real tokens of 8, sample 1: 2 real tokens
@@ -66,13 +65,13 @@ void check_all_gradients(PixArt& m, bool single_token) {
     CHECK(torch::isfinite(grad).all().item<bool>());
     if (single_token && p.key().find("cross_attn.q_linear") != std::string::npos)
       CHECK(grad.abs().sum().item<double>() == 0.0);
-    else
-      CHECK(grad.abs().sum().item<double>() > 0.0);
+    else CHECK(grad.abs().sum().item<double>() > 0.0);
   }
 }
 }  // namespace
 
-TEST_CASE("PixArt class mode: output has the input's shape, doubled channels with learned sigma, square and non-square") {
+TEST_CASE(
+    "PixArt class mode: output has the input's shape, doubled channels with learned sigma, square and non-square") {
   auto t = torch::tensor({3.0, 999.0});
   auto y = torch::tensor({int64_t{1}, kClasses});  // kClasses = the null class
   for (auto [h, w] : {std::pair<int64_t, int64_t>{8, 8}, {8, 12}}) {
@@ -84,13 +83,13 @@ TEST_CASE("PixArt class mode: output has the input's shape, doubled channels wit
   }
 }
 
-TEST_CASE("PixArt text mode: output has the input's shape, doubled channels with learned sigma, square and non-square") {
+TEST_CASE(
+    "PixArt text mode: output has the input's shape, doubled channels with learned sigma, square and non-square") {
   auto t = torch::tensor({0.5, 700.0});
   auto tokens = torch::randn({2, kMaxTokens, kCaption});
   for (auto [h, w] : {std::pair<int64_t, int64_t>{8, 8}, {12, 8}}) {
     auto x = torch::randn({2, 4, h, w});
-    CHECK(build(tiny(h, w, true))->forward_text(x, t, tokens, text_mask()).sizes() ==
-          torch::IntArrayRef({2, 4, h, w}));
+    CHECK(build(tiny(h, w, true))->forward_text(x, t, tokens, text_mask()).sizes() == torch::IntArrayRef({2, 4, h, w}));
     CHECK(build(tiny(h, w, true, true))->forward_text(x, t, tokens, text_mask()).sizes() ==
           torch::IntArrayRef({2, 8, h, w}));
     // Fewer tokens than max_tokens and no mask are accepted too.
@@ -100,13 +99,25 @@ TEST_CASE("PixArt text mode: output has the input's shape, doubled channels with
 }
 
 TEST_CASE("PixArt uses the reference implementation's state-dict key names") {
-  const char* common[] = {"x_embedder.proj.weight", "x_embedder.proj.bias", "t_embedder.mlp.0.weight",
-                          "t_embedder.mlp.2.bias", "t_block.1.weight", "t_block.1.bias", "pos_embed",
-                          "blocks.0.attn.qkv.weight", "blocks.1.attn.proj.bias",
-                          "blocks.0.cross_attn.q_linear.weight", "blocks.0.cross_attn.kv_linear.bias",
-                          "blocks.1.cross_attn.proj.weight", "blocks.0.mlp.fc1.weight", "blocks.1.mlp.fc2.bias",
-                          "blocks.0.scale_shift_table", "blocks.1.scale_shift_table",
-                          "final_layer.linear.weight", "final_layer.linear.bias", "final_layer.scale_shift_table"};
+  const char* common[] = {"x_embedder.proj.weight",
+                          "x_embedder.proj.bias",
+                          "t_embedder.mlp.0.weight",
+                          "t_embedder.mlp.2.bias",
+                          "t_block.1.weight",
+                          "t_block.1.bias",
+                          "pos_embed",
+                          "blocks.0.attn.qkv.weight",
+                          "blocks.1.attn.proj.bias",
+                          "blocks.0.cross_attn.q_linear.weight",
+                          "blocks.0.cross_attn.kv_linear.bias",
+                          "blocks.1.cross_attn.proj.weight",
+                          "blocks.0.mlp.fc1.weight",
+                          "blocks.1.mlp.fc2.bias",
+                          "blocks.0.scale_shift_table",
+                          "blocks.1.scale_shift_table",
+                          "final_layer.linear.weight",
+                          "final_layer.linear.bias",
+                          "final_layer.scale_shift_table"};
   auto cls = build(tiny(8, 8, false))->named_parameters();
   auto txt_model = build(tiny(8, 8, true));
   auto txt = txt_model->named_parameters();
@@ -141,7 +152,9 @@ TEST_CASE("PixArt at initialisation outputs exactly zero (zero output linear and
     if (p.key().find("cross_attn.proj") != std::string::npos) CHECK(p.value().abs().max().item<double>() == 0.0);
 }
 
-TEST_CASE("PixArt: with zero-initialised tensors redrawn, one backward gives finite non-zero gradients on every trainable parameter (but class-mode q_linear)") {
+TEST_CASE(
+    "PixArt: with zero-initialised tensors redrawn, one backward gives finite non-zero gradients on every trainable "
+    "parameter (but class-mode q_linear)") {
   auto x = torch::randn({2, 4, 8, 8});
   auto t = torch::tensor({10.0, 900.0});
   SUBCASE("class mode") {

@@ -82,16 +82,18 @@ std::vector<Reference> python_reference(const std::vector<RefCase>& cases) {
       auto f32 = c.old.contiguous().to(torch::kFloat32);
       std::ofstream out(input, std::ios::binary);
       out.write(reinterpret_cast<const char*>(f32.data_ptr<float>()), std::streamsize(f32.numel() * sizeof(float)));
-      manifest << "case" << i << ' ' << c.h0 << ' ' << c.w0 << ' ' << c.h1 << ' ' << c.w1 << ' ' << c.old.size(1)
-               << ' ' << c.convention << ' ' << input << '\n';
+      manifest << "case" << i << ' ' << c.h0 << ' ' << c.w0 << ' ' << c.h1 << ' ' << c.w1 << ' ' << c.old.size(1) << ' '
+               << c.convention << ' ' << input << '\n';
     }
   }
   const std::string log = dir.file("log.txt");
   const std::string cmd = "'" + python() + "' '" + script + "' '" + dir.file("cases.txt") + "' '" + dir.path() + "'";
   const int rc = run(cmd, log);
   if (rc == 3)
-    FAIL("the pos-embed reference needs ", python(), " with torch and numpy (Debian: apt-get install "
-         "python3-torch python3-numpy; or set LDM_TEST_PYTHON); it said:\n", slurp(log));
+    FAIL("the pos-embed reference needs ", python(),
+         " with torch and numpy (Debian: apt-get install "
+         "python3-torch python3-numpy; or set LDM_TEST_PYTHON); it said:\n",
+         slurp(log));
   REQUIRE_MESSAGE(rc == 0, "reference script failed (exit ", rc, "): ", cmd, "\n", slurp(log));
   std::vector<Reference> refs;
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -126,8 +128,8 @@ TEST_CASE("sincos_2d_at puts the column in the first half of the channels and th
   auto e = sincos_2d_at(8, torch::tensor({0.0, 2.5}), torch::tensor({1.25, 0.0, 3.0}));  // [2·3, 8]
   REQUIRE(e.sizes() == torch::IntArrayRef({6, 8}));
   // Token 1·3 + 0 sits at (row 2.5, column 1.25); ω = (1, 1/100) for D/4 = 2.
-  auto expect = torch::tensor({std::sin(1.25), std::sin(0.0125), std::cos(1.25), std::cos(0.0125),
-                               std::sin(2.5), std::sin(0.025), std::cos(2.5), std::cos(0.025)},
+  auto expect = torch::tensor({std::sin(1.25), std::sin(0.0125), std::cos(1.25), std::cos(0.0125), std::sin(2.5),
+                               std::sin(0.025), std::cos(2.5), std::cos(0.025)},
                               torch::kFloat32);
   CHECK(torch::allclose(e[3], expect, 0, 1e-6));
 }
@@ -160,9 +162,12 @@ TEST_CASE("extrapolation equals sincos_2d on the new non-square grid and keeps t
 
 TEST_CASE("rectified grid positions follow the documented conventions") {
   using namespace ldm::models;
-  CHECK(torch::allclose(rectified_positions(2, 4, GridConvention::Center), torch::tensor({-0.25, 0.25, 0.75, 1.25}, torch::kFloat64)));
-  CHECK(torch::allclose(rectified_positions(3, 5, GridConvention::Corners), torch::tensor({0.0, 0.5, 1.0, 1.5, 2.0}, torch::kFloat64)));
-  CHECK(torch::allclose(rectified_positions(2, 4, GridConvention::Origin), torch::tensor({0.0, 0.5, 1.0, 1.5}, torch::kFloat64)));
+  CHECK(torch::allclose(rectified_positions(2, 4, GridConvention::Center),
+                        torch::tensor({-0.25, 0.25, 0.75, 1.25}, torch::kFloat64)));
+  CHECK(torch::allclose(rectified_positions(3, 5, GridConvention::Corners),
+                        torch::tensor({0.0, 0.5, 1.0, 1.5, 2.0}, torch::kFloat64)));
+  CHECK(torch::allclose(rectified_positions(2, 4, GridConvention::Origin),
+                        torch::tensor({0.0, 0.5, 1.0, 1.5}, torch::kFloat64)));
   CHECK(torch::equal(rectified_positions(5, 1, GridConvention::Corners), torch::zeros({1}, torch::kFloat64)));
   for (auto c : {GridConvention::Center, GridConvention::Corners, GridConvention::Origin})
     CHECK(torch::equal(rectified_positions(7, 7, c), torch::arange(7, torch::kFloat64)));

@@ -25,7 +25,6 @@ namespace pt_reader_test {
 
 namespace fs = std::filesystem;
 
-
 const char* kWriter = R"PY(
 import argparse, collections, os, sys, zipfile
 import torch
@@ -161,15 +160,24 @@ std::map<std::string, Expected> expected(const std::string& pt, const std::strin
 
 std::string python_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "torch.float32";
-    case torch::kFloat16: return "torch.float16";
-    case torch::kBFloat16: return "torch.bfloat16";
-    case torch::kFloat64: return "torch.float64";
-    case torch::kInt64: return "torch.int64";
-    case torch::kInt32: return "torch.int32";
-    case torch::kUInt8: return "torch.uint8";
-    case torch::kBool: return "torch.bool";
-    default: return c10::toString(t);
+    case torch::kFloat32:
+      return "torch.float32";
+    case torch::kFloat16:
+      return "torch.float16";
+    case torch::kBFloat16:
+      return "torch.bfloat16";
+    case torch::kFloat64:
+      return "torch.float64";
+    case torch::kInt64:
+      return "torch.int64";
+    case torch::kInt32:
+      return "torch.int32";
+    case torch::kUInt8:
+      return "torch.uint8";
+    case torch::kBool:
+      return "torch.bool";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -217,7 +225,8 @@ TEST_CASE("pt reader: every supported dtype, scalars, empty tensors and NaN/Inf 
   pt_reader_test::check_matches_python("dtypes.pt", "-");
 }
 
-TEST_CASE("pt reader: transposed, offset, strided, expanded and storage-sharing views come back as independent copies") {
+TEST_CASE(
+    "pt reader: transposed, offset, strided, expanded and storage-sharing views come back as independent copies") {
   auto sd = pt_reader_test::check_matches_python("views.pt", "-");
   // shares_a and shares_b were views of one storage in Python; here each owns its memory.
   auto a = sd.at("shares_a"), b = sd.at("shares_b");

@@ -105,7 +105,8 @@ bool single_key_query(const Combo& c, const std::string& name) {
 
 using namespace recipes_test;
 
-TEST_CASE("every recipe x task x control mode builds with the analytic parameter count and predicts the input's shape") {
+TEST_CASE(
+    "every recipe x task x control mode builds with the analytic parameter count and predicts the input's shape") {
   for (const Combo& c : all_combos()) {
     CAPTURE(c.name());
     for (auto [h, w] : {std::pair<int64_t, int64_t>{8, 8}, {8, 12}}) {

@@ -86,9 +86,7 @@ np.savez(os.path.join(out, "dup.npz"), keys=np.array(["z"]), tokens=tok[:1])
   PrecomputedText pre({a, b});
   CHECK(pre.size() == 5);
   CHECK(pre.dim() == 5);
-  auto read = [&](const char* name) {
-    return ldm::data::read_npy((ref.dir / name).string());
-  };
+  auto read = [&](const char* name) { return ldm::data::read_npy((ref.dir / name).string()); };
   const auto t = read("tok.npy"), t16 = read("tok16.npy"), pooled = read("pooled.npy");
   auto e = pre.at("x/2.JPEG");
   CHECK(e.length == 4);

@@ -75,14 +75,16 @@ StageResult run(const ExperimentSpec& spec, const std::string& dir, const std::s
 using namespace resume_test;
 
 TEST_CASE("a stage stopped by an error after its step-3 checkpoint resumes bit-exactly on the next attempt") {
-  for (auto [family, task] : {std::pair<const char*, const char*>{"dit", "class"}, {"proposed", "text"}, {"mdt", "class"}}) {
+  for (auto [family, task] :
+       {std::pair<const char*, const char*>{"dit", "class"}, {"proposed", "text"}, {"mdt", "class"}}) {
     CAPTURE(family);
     TempDir tmp("ldm-resume");
     const ExperimentSpec spec = spec_for(family, task);
     const StageResult straight = run(spec, tmp.file("a"), tmp.file("data"), 1);
     REQUIRE(straight.steps == 8);
 
-    CHECK_THROWS_WITH(run(spec, tmp.file("b"), tmp.file("data"), 1, "throw@step:6,rank:0"), doctest::Contains("step 6"));
+    CHECK_THROWS_WITH(run(spec, tmp.file("b"), tmp.file("data"), 1, "throw@step:6,rank:0"),
+                      doctest::Contains("step 6"));
     const StageResult resumed = run(spec, tmp.file("b"), tmp.file("data"), 2);
     CHECK(resumed.steps == 8);
     CHECK(resumed.param_checksum == straight.param_checksum);
@@ -104,6 +106,6 @@ TEST_CASE("resuming from a checkpoint of another spec or world size is refused w
   run(spec, tmp.file("a"), tmp.file("data"), 1);
   ExperimentSpec other = spec;
   other.stages[0].lr = 5e-4;
-  CHECK_THROWS_WITH_AS(run(other, tmp.file("a"), tmp.file("data"), 2), doctest::Contains("written for another experiment spec"),
-                       ldm::DataError);
+  CHECK_THROWS_WITH_AS(run(other, tmp.file("a"), tmp.file("data"), 2),
+                       doctest::Contains("written for another experiment spec"), ldm::DataError);
 }

@@ -48,7 +48,8 @@ std::string write_bundle(const ExperimentSpec& spec, const std::string& dir, dou
   torch::NoGradGuard g;
   for (const auto& item : model->named_parameters(true)) {
     b.model[item.key()] = item.value().detach().clone();
-    b.ema[item.key()] = item.value().requires_grad() ? item.value().detach() + ema_offset : item.value().detach().clone();
+    b.ema[item.key()] =
+        item.value().requires_grad() ? item.value().detach() + ema_offset : item.value().detach().clone();
   }
   return write_checkpoint(dir, b);
 }
@@ -74,7 +75,9 @@ double validation_loss(const ExperimentSpec& spec, models::Denoiser& model, cons
   auto noise = torch::randn(batch.latents.sizes(), gen);
   auto x_t = diffusion::add_noise(*process, batch.latents, noise, t);
   auto out = model.forward(x_t, process->model_time(t).to(torch::kFloat32), batch.labels);
-  return diffusion::diffusion_loss(*process, loss_options(spec.recipe), out, batch.latents, noise, t).loss.mean().item<double>();
+  return diffusion::diffusion_loss(*process, loss_options(spec.recipe), out, batch.latents, noise, t)
+      .loss.mean()
+      .item<double>();
 }
 
 }  // namespace

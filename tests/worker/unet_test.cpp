@@ -169,30 +169,47 @@ TEST_CASE("UNet uses UNetModel's state-dict key names") {
   auto txt = unet_test::build(unet_test::geometry(8, 8, true), unet_test::recipe())->named_parameters();
   // tiny: input_blocks 0 conv, 1 ResBlock(32), 2 Downsample, 3 ResBlock(32->64)+SpatialTransformer;
   // output_blocks 0-1 ResBlock+SpatialTransformer, 1 also Upsample at index 2, 2-3 ResBlocks.
-  for (const char* key :
-       {"time_embed.0.weight", "time_embed.0.bias", "time_embed.2.weight", "time_embed.2.bias",
-        "input_blocks.0.0.weight", "input_blocks.0.0.bias", "input_blocks.1.0.in_layers.0.weight",
-        "input_blocks.1.0.in_layers.2.weight", "input_blocks.1.0.emb_layers.1.weight",
-        "input_blocks.1.0.out_layers.0.bias", "input_blocks.1.0.out_layers.3.weight", "input_blocks.2.0.op.weight",
-        "input_blocks.3.0.skip_connection.weight", "input_blocks.3.1.norm.weight", "input_blocks.3.1.proj_in.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn1.to_q.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn1.to_k.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn1.to_v.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn1.to_out.0.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn1.to_out.0.bias",
-        "input_blocks.3.1.transformer_blocks.0.ff.net.0.proj.weight",
-        "input_blocks.3.1.transformer_blocks.0.ff.net.2.weight",
-        "input_blocks.3.1.transformer_blocks.0.attn2.to_k.weight",
-        "input_blocks.3.1.transformer_blocks.0.norm1.weight", "input_blocks.3.1.transformer_blocks.0.norm3.bias",
-        "input_blocks.3.1.proj_out.weight", "middle_block.0.in_layers.2.weight", "middle_block.1.proj_in.weight",
-        "middle_block.2.out_layers.3.bias", "output_blocks.0.0.skip_connection.weight",
-        "output_blocks.0.1.proj_out.bias",
-        "output_blocks.1.2.conv.weight", "output_blocks.3.0.skip_connection.weight", "out.0.weight", "out.0.bias",
-        "out.2.weight", "out.2.bias"}) {
+  for (const char* key : {"time_embed.0.weight",
+                          "time_embed.0.bias",
+                          "time_embed.2.weight",
+                          "time_embed.2.bias",
+                          "input_blocks.0.0.weight",
+                          "input_blocks.0.0.bias",
+                          "input_blocks.1.0.in_layers.0.weight",
+                          "input_blocks.1.0.in_layers.2.weight",
+                          "input_blocks.1.0.emb_layers.1.weight",
+                          "input_blocks.1.0.out_layers.0.bias",
+                          "input_blocks.1.0.out_layers.3.weight",
+                          "input_blocks.2.0.op.weight",
+                          "input_blocks.3.0.skip_connection.weight",
+                          "input_blocks.3.1.norm.weight",
+                          "input_blocks.3.1.proj_in.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn1.to_q.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn1.to_k.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn1.to_v.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn1.to_out.0.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn1.to_out.0.bias",
+                          "input_blocks.3.1.transformer_blocks.0.ff.net.0.proj.weight",
+                          "input_blocks.3.1.transformer_blocks.0.ff.net.2.weight",
+                          "input_blocks.3.1.transformer_blocks.0.attn2.to_k.weight",
+                          "input_blocks.3.1.transformer_blocks.0.norm1.weight",
+                          "input_blocks.3.1.transformer_blocks.0.norm3.bias",
+                          "input_blocks.3.1.proj_out.weight",
+                          "middle_block.0.in_layers.2.weight",
+                          "middle_block.1.proj_in.weight",
+                          "middle_block.2.out_layers.3.bias",
+                          "output_blocks.0.0.skip_connection.weight",
+                          "output_blocks.0.1.proj_out.bias",
+                          "output_blocks.1.2.conv.weight",
+                          "output_blocks.3.0.skip_connection.weight",
+                          "out.0.weight",
+                          "out.0.bias",
+                          "out.2.weight",
+                          "out.2.bias"}) {
     CHECK_MESSAGE(cls.contains(key), key);
     CHECK_MESSAGE(txt.contains(key), key);
   }
-  CHECK_FALSE(cls.contains("input_blocks.1.0.skip_connection.weight"));  // Identity when widths match
+  CHECK_FALSE(cls.contains("input_blocks.1.0.skip_connection.weight"));                // Identity when widths match
   CHECK_FALSE(cls.contains("input_blocks.3.1.transformer_blocks.0.attn1.to_q.bias"));  // no q/k/v bias
   CHECK(cls.contains("class_embedder.embedding.weight"));
   CHECK_FALSE(txt.contains("class_embedder.embedding.weight"));

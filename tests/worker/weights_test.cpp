@@ -61,6 +61,6 @@ TEST_CASE("load_weights names the source and key of missing, unexpected and mis-
   CHECK(load_weights(*b, extra, "w.safetensors", {}, /*allow_unexpected=*/true) == 0);
   // Another grid without a declared grid change: pos_embed does not fit and is not resampled.
   auto big = dit(16, 3);
-  CHECK_THROWS_WITH_AS(load_weights(*b, model_state(*big), "big.safetensors"), doctest::Contains("'pos_embed' has shape"),
-                       DataError);
+  CHECK_THROWS_WITH_AS(load_weights(*b, model_state(*big), "big.safetensors"),
+                       doctest::Contains("'pos_embed' has shape"), DataError);
 }

@@ -51,27 +51,29 @@ at::Tensor mean_bits(const at::Tensor& nats) {  // [N, …] → [N]
 
 }  // namespace learned_variance_detail
 
-at::Tensor vlb_term(const NoiseProcess& process, Objective objective, const at::Tensor& output,
-                    const at::Tensor& x0, const at::Tensor& x_t, const at::Tensor& t) {
+at::Tensor vlb_term(const NoiseProcess& process, Objective objective, const at::Tensor& output, const at::Tensor& x0,
+                    const at::Tensor& x_t, const at::Tensor& t) {
   using namespace learned_variance_detail;
   if (!process.is_discrete())
     throw Error("the learned-variance (hybrid) loss needs a discrete VP process, not '" + process.options().kind + "'");
   const int64_t C = x_t.size(1);
   if (output.size(1) != 2 * C)
-    throw Error("the learned-variance loss needs " + std::to_string(2 * C) + " output channels (prediction + "
-                "variance), got " + std::to_string(output.size(1)));
+    throw Error("the learned-variance loss needs " + std::to_string(2 * C) +
+                " output channels (prediction + "
+                "variance), got " +
+                std::to_string(output.size(1)));
   const double step = 1.0 / double(process.timesteps() - 1);
   auto t64 = t.to(at::kDouble);
-  auto i = at::round(t64 / step);                  // [N] grid index, float64
-  auto abar = process.alpha(t64).square();         // [N] ᾱ_i
+  auto i = at::round(t64 / step);           // [N] grid index, float64
+  auto abar = process.alpha(t64).square();  // [N] ᾱ_i
   auto abar_prev = at::where(i >= 1.0, process.alpha((i - 1.0).clamp_min(0.0) * step).square(),
                              at::ones_like(abar));  // [N] ᾱ_{i−1}, 1 before the first step
   auto post = vp_posterior(abar, abar_prev);
   // DiT clips the log posterior variance at i = 0 (where β̃ = 0) to β̃_1.
   auto j = i.clamp_min(1.0);
-  auto min_log = vp_posterior(process.alpha(j * step).square(), process.alpha((j - 1.0) * step).square())
-                     .variance.log();  // [N]
-  auto max_log = post.beta.log();      // [N]
+  auto min_log =
+      vp_posterior(process.alpha(j * step).square(), process.alpha((j - 1.0) * step).square()).variance.log();  // [N]
+  auto max_log = post.beta.log();                                                                               // [N]
 
   // Coefficients are float64 on t's device; cast to the output's dtype and device.
   auto like = [&](const at::Tensor& a) { return a.to(output.device(), output.scalar_type()); };  // [N]

@@ -31,7 +31,7 @@ at::Tensor learned_log_variance(const at::Tensor& v, const at::Tensor& min_log, 
 // Model log variance: learned range between log β̃_i (β̃_1 at i = 0, DiT's clipping) and log β_i.
 // process must be discrete VP (throws Error otherwise); t [N] on the grid i/(T−1); x_t, x0 [N, C, …];
 // output [N, 2C, …].
-at::Tensor vlb_term(const NoiseProcess& process, Objective objective, const at::Tensor& output,
-                    const at::Tensor& x0, const at::Tensor& x_t, const at::Tensor& t);
+at::Tensor vlb_term(const NoiseProcess& process, Objective objective, const at::Tensor& output, const at::Tensor& x0,
+                    const at::Tensor& x_t, const at::Tensor& t);
 
 }  // namespace ldm::diffusion

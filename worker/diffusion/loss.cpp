@@ -20,12 +20,12 @@ LossTerms diffusion_loss(const NoiseProcess& process, const LossOptions& options
   if (!options.learned_variance && output.size(1) != C)
     throw Error("the network outputs " + std::to_string(output.size(1)) + " channels for " + std::to_string(C) +
                 "-channel latents; set learned variance for 2C outputs");
-  auto alpha = process.alpha(t).to(x0.device(), x0.scalar_type());  // [N]
-  auto sigma = process.sigma(t).to(x0.device(), x0.scalar_type());  // [N]
-  auto target = training_target(options.objective, x0, noise, alpha, sigma);      // [N, C, …]
-  auto err = (output.narrow(1, 0, C) - target).square();                          // [N, C, …]
+  auto alpha = process.alpha(t).to(x0.device(), x0.scalar_type());            // [N]
+  auto sigma = process.sigma(t).to(x0.device(), x0.scalar_type());            // [N]
+  auto target = training_target(options.objective, x0, noise, alpha, sigma);  // [N, C, …]
+  auto err = (output.narrow(1, 0, C) - target).square();                      // [N, C, …]
   LossTerms terms;
-  terms.mse = err.reshape({err.size(0), -1}).mean(1);                             // [N]
+  terms.mse = err.reshape({err.size(0), -1}).mean(1);  // [N]
   if (options.min_snr_gamma > 0.0)
     terms.mse = terms.mse * min_snr_weight(options.objective, alpha, sigma, options.min_snr_gamma);
   terms.loss = terms.mse;

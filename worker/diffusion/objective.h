@@ -21,8 +21,8 @@ Objective parse_objective(const std::string& name);
 const char* objective_name(Objective objective);
 
 // The regression target: [N, C, …] like x0.
-at::Tensor training_target(Objective objective, const at::Tensor& x0, const at::Tensor& noise,
-                           const at::Tensor& alpha, const at::Tensor& sigma);
+at::Tensor training_target(Objective objective, const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& alpha,
+                           const at::Tensor& sigma);
 
 struct X0Eps {
   at::Tensor x0, eps;  // [N, C, …] each

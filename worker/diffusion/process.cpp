@@ -11,9 +11,7 @@ namespace ldm::diffusion {
 double shift_time(double t, double s) { return s * t / (1.0 + (s - 1.0) * t); }
 double unshift_time(double t_shifted, double s) { return t_shifted / (s - (s - 1.0) * t_shifted); }
 at::Tensor shift_time(const at::Tensor& t, double s) { return s * t / (1.0 + (s - 1.0) * t); }
-at::Tensor unshift_time(const at::Tensor& t_shifted, double s) {
-  return t_shifted / (s - (s - 1.0) * t_shifted);
-}
+at::Tensor unshift_time(const at::Tensor& t_shifted, double s) { return t_shifted / (s - (s - 1.0) * t_shifted); }
 
 at::Tensor NoiseProcess::alpha(const at::Tensor& t) const {
   return alpha_sigma64(t.to(at::kDouble)).first.to(t.scalar_type());
@@ -21,12 +19,8 @@ at::Tensor NoiseProcess::alpha(const at::Tensor& t) const {
 at::Tensor NoiseProcess::sigma(const at::Tensor& t) const {
   return alpha_sigma64(t.to(at::kDouble)).second.to(t.scalar_type());
 }
-at::Tensor NoiseProcess::log_snr(const at::Tensor& t) const {
-  return log_snr64(t.to(at::kDouble)).to(t.scalar_type());
-}
-double NoiseProcess::alpha(double t) const {
-  return alpha_sigma64(at::full({1}, t, at::kDouble)).first.item<double>();
-}
+at::Tensor NoiseProcess::log_snr(const at::Tensor& t) const { return log_snr64(t.to(at::kDouble)).to(t.scalar_type()); }
+double NoiseProcess::alpha(double t) const { return alpha_sigma64(at::full({1}, t, at::kDouble)).first.item<double>(); }
 double NoiseProcess::sigma(double t) const {
   return alpha_sigma64(at::full({1}, t, at::kDouble)).second.item<double>();
 }
@@ -39,8 +33,8 @@ namespace process_detail {
 class DiscreteVpProcess final : public NoiseProcess {
  public:
   DiscreteVpProcess(const ProcessOptions& o, const at::Tensor& betas) : NoiseProcess(o) {
-    auto log_ac = at::cumsum(at::log1p(-betas), 0);           // [T] log ᾱ_i
-    log_snr_table_ = log_ac - at::log(-at::expm1(log_ac));   // [T] log ᾱ − log(1 − ᾱ)
+    auto log_ac = at::cumsum(at::log1p(-betas), 0);         // [T] log ᾱ_i
+    log_snr_table_ = log_ac - at::log(-at::expm1(log_ac));  // [T] log ᾱ − log(1 − ᾱ)
   }
   bool is_discrete() const override { return true; }
   int64_t timesteps() const override { return log_snr_table_.size(0); }
@@ -60,8 +54,8 @@ class DiscreteVpProcess final : public NoiseProcess {
     const int64_t T = timesteps();
     auto table = log_snr_table_.to(t.device());
     auto u = (t * double(T - 1)).clamp(0.0, double(T - 1));  // [N] fractional index
-    auto i0 = at::floor(u).clamp(0.0, double(T - 2));         // [N] left neighbour
-    auto frac = u - i0;                                       // [N] in [0, 1]
+    auto i0 = at::floor(u).clamp(0.0, double(T - 2));        // [N] left neighbour
+    auto frac = u - i0;                                      // [N] in [0, 1]
     auto idx = i0.to(at::kLong);
     auto lam = table.index_select(0, idx) * (1.0 - frac) + table.index_select(0, idx + 1) * frac;
     return lam - 2.0 * std::log(options().shift);
@@ -87,7 +81,7 @@ class FlowProcess final : public NoiseProcess {
     auto opts = at::TensorOptions().dtype(at::kDouble).device(gen.device());
     if (options().t_sampling == "logit-normal")
       return at::sigmoid(options().logit_mean + options().logit_std * at::randn({n}, gen, opts));  // [n]
-    return at::rand({n}, gen, opts);  // [n] in [0, 1)
+    return at::rand({n}, gen, opts);                                                               // [n] in [0, 1)
   }
 
  protected:
@@ -124,8 +118,8 @@ void validate(const ProcessOptions& o) {
     throw SpecError(key + "shift", "the resolution shift must be a positive number");
   if (o.kind == "flow") {
     if (o.t_sampling != "uniform" && o.t_sampling != "logit-normal")
-      throw SpecError(key + "t_sampling", "unknown training-time distribution '" + o.t_sampling +
-                                              "' (expected uniform or logit-normal)");
+      throw SpecError(key + "t_sampling",
+                      "unknown training-time distribution '" + o.t_sampling + "' (expected uniform or logit-normal)");
     if (!(o.logit_std > 0.0)) throw SpecError(key + "logit_std", "must be positive");
     return;
   }

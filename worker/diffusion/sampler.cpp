@@ -16,17 +16,19 @@ void validate_sampler(const NoiseProcess& process, const SamplerOptions& o) {
   bool known = false;
   for (const char* m : kMethods) known = known || o.method == m;
   if (!known)
-    throw SpecError("recipe.sampler.name", "unknown sampler '" + o.method + "' (expected ddpm, ddim, euler, heun or dpm++2m)");
+    throw SpecError("recipe.sampler.name",
+                    "unknown sampler '" + o.method + "' (expected ddpm, ddim, euler, heun or dpm++2m)");
   if (o.steps < 1) throw SpecError("recipe.sampler.steps", "needs at least one step");
   if (!(o.eta >= 0.0 && o.eta <= 1.0)) throw SpecError("recipe.sampler.eta", "eta must lie in [0, 1]");
   if (o.method == "ddpm" && !process.is_discrete())
-    throw SpecError("recipe.sampler.name", "the ddpm sampler needs a discrete VP process, not '" + process.options().kind + "'");
+    throw SpecError("recipe.sampler.name",
+                    "the ddpm sampler needs a discrete VP process, not '" + process.options().kind + "'");
   if (o.spacing == "leading" || o.spacing == "trailing") {
     if (!process.is_discrete())
       throw SpecError("recipe.sampler.spacing", "'" + o.spacing + "' spacing is for discrete VP processes only");
     if (o.steps > process.timesteps())
-      throw SpecError("recipe.sampler.steps", "'" + o.spacing + "' spacing allows at most " +
-                                           std::to_string(process.timesteps()) + " steps");
+      throw SpecError("recipe.sampler.steps",
+                      "'" + o.spacing + "' spacing allows at most " + std::to_string(process.timesteps()) + " steps");
   } else if (o.spacing == "uniform" || o.spacing == "quadratic") {
     if (!(0.0 <= o.t_min && o.t_max <= 1.0 && (o.steps == 1 || o.t_min < o.t_max)))
       throw SpecError("recipe.sampler.t_min", "needs 0 <= t_min < t_max <= 1");
@@ -48,9 +50,8 @@ std::vector<double> sampling_times(const NoiseProcess& process, const SamplerOpt
       ts[k] = o.t_min + (o.t_max - o.t_min) * u * u;
     } else {
       const int64_t T = process.timesteps();
-      const double index = o.spacing == "leading"
-                               ? double((K - 1 - k) * (T / K))
-                               : std::nearbyint(double(T) - double(k) * double(T) / double(K)) - 1.0;
+      const double index = o.spacing == "leading" ? double((K - 1 - k) * (T / K))
+                                                  : std::nearbyint(double(T) - double(k) * double(T) / double(K)) - 1.0;
       ts[k] = index / double(T - 1);
     }
   }
@@ -119,7 +120,7 @@ at::Tensor ddim_step(const at::Tensor& x, const Prediction& p, const Level& a, c
 at::Tensor ddpm_step(const at::Tensor& x, const Prediction& p, const Level& a, const Level& b, at::Generator* gen) {
   const int64_t C = x.size(1);
   auto post = vp_posterior(at::scalar_tensor(a.alpha * a.alpha, at::kDouble),
-                           at::scalar_tensor(b.alpha * b.alpha, at::kDouble));  // 0-dim each
+                           at::scalar_tensor(b.alpha * b.alpha, at::kDouble));       // 0-dim each
   auto mean = post.coef_x0.item<double>() * p.x0 + post.coef_xt.item<double>() * x;  // [N, C, …]
   if (p.raw.size(1) == 2 * C) {
     auto log_var = learned_log_variance(p.raw.narrow(1, C, C), post.variance.log().to(x.scalar_type()),

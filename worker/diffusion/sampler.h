@@ -12,8 +12,8 @@
 //
 // Methods (all work for every process unless noted):
 //   ddpm     ancestral sampling from p(x_s | x_t) with the posterior mean; variance β̃ (fixed small)
-//            or, when the output has 2C channels, the learned range between β̃ and β of the step
-//            (β = 1 − ᾱ_t/ᾱ_s, as DiT's respacing). Discrete VP only.
+//            or, when the output has 2C channels, the learned range between β̃ and β of the
+//            step (β = 1 − ᾱ_t/ᾱ_s, as DiT's respacing). Discrete VP only.
 //   ddim     x_s = α_s·x̂0 + √(σ_s² − c²)·ε̂ + c·z, c² = η²·σ_s²·(1 − SNR_t/SNR_s) (η = 1 is the
 //            ancestral posterior variance, for any α, σ).
 //   euler    Euler on the probability-flow ODE in EDM form, d(x/α)/d(σ/α) = ε̂ (an exact

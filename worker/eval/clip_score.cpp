@@ -70,9 +70,9 @@ void load_tower(Tower& t, const std::string& kind, const std::string& path, cons
   } catch (const std::exception& e) {
     std::string msg = message_of(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    throw DataError(t.what() + ": not a TorchScript archive that this LibTorch (" + std::to_string(TORCH_VERSION_MAJOR) +
-                    "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" + msg +
-                    "); export it with tools/export/export_clip.py under Debian's python3-torch");
+    throw DataError(t.what() + ": not a TorchScript archive that this LibTorch (" +
+                    std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
+                    msg + "); export it with tools/export/export_clip.py under Debian's python3-torch");
   }
   t.module.eval();
   if (!t.module.find_method("forward"))
@@ -101,14 +101,16 @@ at::Tensor run_tower(const Tower& t, const at::Tensor& input, int batch_size, co
       throw DataError(t.what() + ": forward() failed on a batch of shape " + shape_str(chunk.sizes()) + ": " +
                       message_of(e));
     }
-    if (!result.isTensor()) throw DataError(t.what() + ": forward() returned a " + result.tagKind() + ", expected a tensor [n,D]");
+    if (!result.isTensor())
+      throw DataError(t.what() + ": forward() returned a " + result.tagKind() + ", expected a tensor [n,D]");
     auto y = result.toTensor();
     if (y.dim() != 2 || y.size(0) != rows || (dim > 0 && y.size(1) != dim) || y.size(1) < 1)
       throw DataError(t.what() + ": forward() returned shape " + shape_str(y.sizes()) + ", expected [" +
                       std::to_string(rows) + ", " + (dim > 0 ? std::to_string(dim) : std::string("D")) + "]");
     dim = y.size(1);
     y = y.to(torch::kCPU, torch::kFloat32);
-    if (!torch::isfinite(y).all().item<bool>()) throw DataError(t.what() + ": forward() returned NaN or infinite features");
+    if (!torch::isfinite(y).all().item<bool>())
+      throw DataError(t.what() + ": forward() returned NaN or infinite features");
     outs.push_back(y);
   }
   if (outs.empty()) return torch::zeros({0, std::max<std::int64_t>(dim, 0)}, torch::kFloat32);
@@ -164,8 +166,8 @@ at::Tensor clip_cosines(const at::Tensor& image_features, const at::Tensor& text
   if (!image_features.defined() || !text_features.defined() || image_features.dim() != 2 || text_features.dim() != 2 ||
       image_features.sizes() != text_features.sizes())
     throw Error("CLIP score: image and text features must both be [N, D] with the same N and D, got " +
-                (image_features.defined() ? csd::shape_str(image_features.sizes()) : std::string("undefined")) + " and " +
-                (text_features.defined() ? csd::shape_str(text_features.sizes()) : std::string("undefined")));
+                (image_features.defined() ? csd::shape_str(image_features.sizes()) : std::string("undefined")) +
+                " and " + (text_features.defined() ? csd::shape_str(text_features.sizes()) : std::string("undefined")));
   if (!image_features.is_floating_point() || !text_features.is_floating_point())
     throw Error("CLIP score: features must be floating point");
   const auto a = image_features.to(torch::kCPU, torch::kFloat64);
@@ -219,8 +221,7 @@ struct ClipModel::Impl {
     } catch (const std::exception& e) {
       throw Error("CLIP: bad device '" + o.device + "': " + csd::message_of(e));
     }
-    csd::load_tower(image, "image", image_path, device,
-                    "forward(x: float32 [N,3,S,S], CLIP-normalised) -> [N,D]");
+    csd::load_tower(image, "image", image_path, device, "forward(x: float32 [N,3,S,S], CLIP-normalised) -> [N,D]");
     const std::int64_t res = csd::int_attr(image, "input_resolution", kClipImageSize);
     if (res > 4096) throw DataError(image.what() + ": input_resolution " + std::to_string(res) + " is implausible");
     resolution = static_cast<int>(res);

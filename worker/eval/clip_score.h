@@ -71,8 +71,8 @@ struct ClipScoreResult {
   double score = 0;               // mean over pairs of max(weight * cos, 0)
   double torchmetrics_score = 0;  // max(weight * mean cos, 0), torchmetrics' CLIPScore formula
   double mean_cosine = 0;
-  at::Tensor per_pair;            // float64 [N]: max(weight * cos_i, 0)
-  at::Tensor cosine;              // float64 [N]
+  at::Tensor per_pair;  // float64 [N]: max(weight * cos_i, 0)
+  at::Tensor cosine;    // float64 [N]
   std::int64_t count = 0;
   double weight = kClipScoreWeight;
 };
@@ -132,8 +132,8 @@ class ClipModel {
 
   const ClipTokenizer& tokenizer() const;  // throws ldm::Error without a text tower
   std::string identity() const;
-  std::string image_identity() const;  // "clip-image:<16 hex>"
-  std::string text_identity() const;   // "clip-text:<16 hex>:bpe=<16 hex>", or "precomputed"
+  std::string image_identity() const;        // "clip-image:<16 hex>"
+  std::string text_identity() const;         // "clip-text:<16 hex>:bpe=<16 hex>", or "precomputed"
   const std::string& image_network() const;  // the image module's `network` attribute, "" when absent
   const std::string& text_network() const;
   // One line for people: files, networks, S, L, D.

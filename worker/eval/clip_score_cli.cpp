@@ -84,7 +84,8 @@ double parse_double(const std::string& flag, const std::string& v) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != v.size() || !(x > 0) || !std::isfinite(x)) throw UsageError(flag + " needs a positive number, got '" + v + "'");
+  if (used != v.size() || !(x > 0) || !std::isfinite(x))
+    throw UsageError(flag + " needs a positive number, got '" + v + "'");
   return x;
 }
 
@@ -96,14 +97,15 @@ int parse_batch(const std::string& v) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != v.size() || x < 1 || x > 100000) throw UsageError("--batch needs an integer from 1 to 100000, got '" + v + "'");
+  if (used != v.size() || x < 1 || x > 100000)
+    throw UsageError("--batch needs an integer from 1 to 100000, got '" + v + "'");
   return static_cast<int>(x);
 }
 
 Args parse(int argc, char** argv) {
-  static const std::vector<std::string> kOptions = {"--captions", "--clip-image", "--clip-text", "--bpe",
-                                                    "--text-features", "--weight", "--batch", "--device",
-                                                    "--no-truncate", "--json", "--help"};
+  static const std::vector<std::string> kOptions = {"--captions",      "--clip-image", "--clip-text", "--bpe",
+                                                    "--text-features", "--weight",     "--batch",     "--device",
+                                                    "--no-truncate",   "--json",       "--help"};
   Args a;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
@@ -178,7 +180,8 @@ int run(const Args& a) {
     captions = read_captions(a.captions);
     if (static_cast<std::int64_t>(captions.size()) != n)
       throw ldm::DataError("captions " + a.captions + " has " + std::to_string(captions.size()) + " lines but " +
-                           a.folder + " has " + std::to_string(n) + " images (one caption per line, in the sorted "
+                           a.folder + " has " + std::to_string(n) +
+                           " images (one caption per line, in the sorted "
                            "order of the image names)");
   }
   at::Tensor text_features;

@@ -31,7 +31,7 @@ bool is_case_ignorable(char32_t c);  // CPython's _PyUnicode_IsCaseIgnorable
 bool is_cased_only(char32_t c);      // CPython's _PyUnicode_IsCased and not case-ignorable
 char32_t simple_lower(char32_t c);   // str.lower() of one character, where that is one character
 bool width_map(char32_t c, char32_t* a, char32_t* b);  // ftfy's WIDTH_MAP (b = 0: one character)
-const char* html5_entity(std::string_view name);        // html.entities.html5[name] (UTF-8), or nullptr
+const char* html5_entity(std::string_view name);       // html.entities.html5[name] (UTF-8), or nullptr
 
 // Python's str.isspace(): White_Space plus U+001C..U+001F.
 bool py_isspace(char32_t c) { return (c >= 0x1C && c <= 0x1F) || is_regex_space(c); }
@@ -85,7 +85,6 @@ bool decode_utf8(std::string_view s, std::u32string* out, std::size_t* bad_offse
   }
   return true;
 }
-
 
 std::string to_utf8(std::u32string_view s) {
   std::string out;
@@ -150,10 +149,10 @@ std::string utf8_replace_invalid(const std::string& bytes) {
 
 // html._invalid_charrefs for 0x80..0x9F (Windows-1252; undefined bytes map to themselves). ftfy's
 // fix_c1_controls decodes C1 characters with the same table (its "sloppy-windows-1252").
-constexpr char32_t kCp1252High[32] = {
-    0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+constexpr char32_t kCp1252High[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                      0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
+                                      0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                      0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
 
 // html._replace_charref for a numeric reference with value `num` (saturated above 0x10FFFF).
 void append_charref(std::uint64_t num, std::u32string& out) {
@@ -169,7 +168,9 @@ void append_charref(std::uint64_t num, std::u32string& out) {
 bool is_ascii_digit(char32_t c) { return c >= U'0' && c <= U'9'; }
 bool is_ascii_hex(char32_t c) { return is_ascii_digit(c) || (c >= U'a' && c <= U'f') || (c >= U'A' && c <= U'F'); }
 bool is_ascii_alnum(char32_t c) { return is_ascii_digit(c) || (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z'); }
-int hex_value(char32_t c) { return is_ascii_digit(c) ? int(c - U'0') : (c >= U'a' ? int(c - U'a') + 10 : int(c - U'A') + 10); }
+int hex_value(char32_t c) {
+  return is_ascii_digit(c) ? int(c - U'0') : (c >= U'a' ? int(c - U'a') + 10 : int(c - U'A') + 10);
+}
 
 const char* html5_lookup(std::u32string_view name) {
   std::string key;
@@ -285,6 +286,8 @@ std::u32string ftfy_unescape_html(const std::u32string& s) {
   return out;
 }
 
+// One mapping per line reads as a table (clang-format would spread each case over three lines).
+// clang-format off
 bool ligature(char32_t c, std::u32string& out) {
   switch (c) {
     case 0x132: out += U"IJ"; return true;
@@ -312,6 +315,7 @@ bool ligature(char32_t c, std::u32string& out) {
     default: return false;
   }
 }
+// clang-format on
 
 bool ftfy_control_char(char32_t c) {
   return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
@@ -326,8 +330,8 @@ std::u32string ftfy_character_fixes(const std::u32string& in) {
   a.reserve(in.size());
   for (char32_t c : in) {
     if (c >= 0x80 && c <= 0x9F) c = kCp1252High[c - 0x80];  // fix_c1_controls
-    if (ligature(c, a)) continue;                            // fix_latin_ligatures
-    char32_t w1 = 0, w2 = 0;                                 // fix_character_width
+    if (ligature(c, a)) continue;                           // fix_latin_ligatures
+    char32_t w1 = 0, w2 = 0;                                // fix_character_width
     if (width_map(c, &w1, &w2)) {
       a.push_back(w1);
       if (w2) a.push_back(w2);
@@ -349,7 +353,7 @@ std::u32string ftfy_character_fixes(const std::u32string& in) {
     }
     b.push_back(c);
   }
-  std::u32string out;  // remove_terminal_escapes (ESC [ [0-9;]* [A-Za-z]; ASCII digits only,
+  std::u32string out;     // remove_terminal_escapes (ESC [ [0-9;]* [A-Za-z]; ASCII digits only,
   out.reserve(b.size());  // where Python's \d would take any decimal digit), remove_control_chars
   for (std::size_t i = 0; i < b.size(); ++i) {
     if (b[i] == 0x1B && i + 1 < b.size() && b[i + 1] == U'[') {
@@ -692,7 +696,7 @@ ClipTokenizer::ClipTokenizer(const std::string& merges_path) : impl_(std::make_u
     const auto b = d.encoder.find(pairs[r].second);
     if (a == d.encoder.end() || b == d.encoder.end()) continue;  // can never apply to a word
     d.ranks[ctd::pair_key(a->second, b->second)] = {static_cast<std::int32_t>(r),
-                                                     d.encoder.at(pairs[r].first + pairs[r].second)};
+                                                    d.encoder.at(pairs[r].first + pairs[r].second)};
   }
 }
 
@@ -818,6 +822,8 @@ const std::string& ClipTokenizer::path() const { return impl_->path; }
 const std::string& ClipTokenizer::sha256() const { return impl_->sha; }
 std::string ClipTokenizer::identity() const { return "clip-bpe:" + impl_->sha.substr(0, 16); }
 
+// Generated tables keep the generator's layout (clang-format is off from here to the end).
+// clang-format off
 // ---- generated tables ------------------------------------------------------------------------------
 //
 // Generated with Debian bookworm's Python 3.11.2 (unicodedata 14.0.0) and python3-regex 0.1.20221031

@@ -40,7 +40,6 @@ std::string error_line(const std::exception& e) {
 
 }  // namespace disentanglement_detail
 
-
 ImageDistance lpips_distance(const std::string& path) {
   using namespace disentanglement_detail;
   std::error_code ec;
@@ -66,8 +65,9 @@ ImageDistance lpips_distance(const std::string& path) {
     try {
       out = module->forward({a, b}).toTensor();
     } catch (const std::exception& e) {
-      throw DataError("LPIPS network " + path + ": forward(x, y) failed on " + std::to_string(a.size(0)) + " images of " +
-                      std::to_string(a.size(2)) + "x" + std::to_string(a.size(3)) + " (" + error_line(e) + ")");
+      throw DataError("LPIPS network " + path + ": forward(x, y) failed on " + std::to_string(a.size(0)) +
+                      " images of " + std::to_string(a.size(2)) + "x" + std::to_string(a.size(3)) + " (" +
+                      error_line(e) + ")");
     }
     if (out.numel() != a.size(0))
       throw DataError("LPIPS network " + path + ": forward(x, y) returned " + std::to_string(out.numel()) +
@@ -87,8 +87,8 @@ ImageDistance feature_distance(std::string name, std::function<at::Tensor(const 
     torch::NoGradGuard no_grad;
     auto f = features(checked_images(images).add(1.0).div(2.0).clamp(0.0, 1.0));  // [0, 1]
     if (f.dim() != 2 || f.size(0) != images.size(0))
-      throw Error("feature distance: the feature function returned " + std::to_string(f.dim()) +
-                  "-d features for " + std::to_string(images.size(0)) + " images (expected [N, D])");
+      throw Error("feature distance: the feature function returned " + std::to_string(f.dim()) + "-d features for " +
+                  std::to_string(images.size(0)) + " images (expected [N, D])");
     return f.to(torch::kFloat64);
   };
   d.compare = [](const at::Tensor& a, const at::Tensor& b) { return (a - b).pow(2).mean(1); };  // [N]
@@ -115,8 +115,9 @@ data::ControlMeta size_condition(int64_t s) {
 DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, const DisentanglementOptions& o,
                                               const ImageDistance& distance) {
   if (!m.conditions->uses_controls())
-    throw Error("disentanglement: this checkpoint's recipe has no control conditioning (recipe.conditioning.controls "
-                "= \"none\"): the size condition does not reach the network, so the metric means nothing");
+    throw Error(
+        "disentanglement: this checkpoint's recipe has no control conditioning (recipe.conditioning.controls "
+        "= \"none\"): the size condition does not reach the network, so the metric means nothing");
   const int64_t S = static_cast<int64_t>(o.sizes.size());
   if (S < 2) throw Error("disentanglement: needs at least two size conditions");
   for (int64_t s : o.sizes)
@@ -131,7 +132,8 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
   const int64_t classes = m.spec.dataset.classes;
   for (int64_t l : o.labels)
     if (l < 0 || l > classes)
-      throw Error("disentanglement: class label " + std::to_string(l) + " is outside [0, " + std::to_string(classes) + "]");
+      throw Error("disentanglement: class label " + std::to_string(l) + " is outside [0, " + std::to_string(classes) +
+                  "]");
   if (!text && o.labels.empty() && classes < 1) throw Error("disentanglement: the checkpoint's dataset has no classes");
   if (!distance.compare) throw Error("disentanglement: no distance");
   diffusion::validate_sampler(*m.process, o.sampling.sampler);
@@ -157,9 +159,12 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
     for (int64_t j = start; j < start + nb; ++j) {
       auto g = at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-noise", static_cast<uint64_t>(j)));
       noise.push_back(torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g));  // [C, h, w]
-      if (text) base.captions.push_back(o.captions[static_cast<std::size_t>(j % static_cast<int64_t>(o.captions.size()))]);
-      else base.labels.push_back(o.labels.empty() ? j % classes
-                                                  : o.labels[static_cast<std::size_t>(j % static_cast<int64_t>(o.labels.size()))]);
+      if (text)
+        base.captions.push_back(o.captions[static_cast<std::size_t>(j % static_cast<int64_t>(o.captions.size()))]);
+      else
+        base.labels.push_back(o.labels.empty()
+                                  ? j % classes
+                                  : o.labels[static_cast<std::size_t>(j % static_cast<int64_t>(o.labels.size()))]);
     }
     const auto x_T = torch::stack(noise);  // [nb, C, h, w], the same for every size
     std::vector<at::Tensor> reps;          // per size: the distance's representation of the nb images
@@ -167,8 +172,10 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
       worker::ConditionInputs in = base;
       in.controls.assign(static_cast<std::size_t>(nb), size_condition(o.sizes[static_cast<std::size_t>(s)]));
       // The same generators for every size: only the size condition differs between the images.
-      auto sampler_gen = at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-sampler", static_cast<uint64_t>(chunk)));
-      auto padding_gen = at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-padding", static_cast<uint64_t>(chunk)));
+      auto sampler_gen =
+          at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-sampler", static_cast<uint64_t>(chunk)));
+      auto padding_gen =
+          at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-padding", static_cast<uint64_t>(chunk)));
       auto latents = sample_from_noise(m, in, x_T, o.sampling, sampler_gen, padding_gen);
       auto images = worker::decode_latents(m, latents).to(torch::kFloat32);  // [nb, 3, H, W] in [-1, 1]
       if (o.quantize)  // as a PNG holds them: u8 [nb, H, W, 3] -> back to [-1, 1]

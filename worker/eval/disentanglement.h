@@ -65,8 +65,8 @@ ImageDistance pixel_distance();
 
 struct DisentanglementOptions {
   std::vector<int64_t> sizes = {64, 128, 256, 512, 1024};  // size conditions [paper]
-  int64_t high_res_min = 512;   // high_res uses the pairs of sizes >= this [recon]
-  int64_t draws = 8;            // M (noise, condition) draws [recon]
+  int64_t high_res_min = 512;                              // high_res uses the pairs of sizes >= this [recon]
+  int64_t draws = 8;                                       // M (noise, condition) draws [recon]
   uint64_t seed = 0;
   std::vector<int64_t> labels;        // class task: cycled over the draws (default: j % classes)
   std::vector<std::string> captions;  // text task: cycled over the draws (required)
@@ -76,11 +76,11 @@ struct DisentanglementOptions {
 };
 
 struct DisentanglementResult {
-  std::string distance;         // ImageDistance::name
-  std::vector<int64_t> sizes;   // as given
+  std::string distance;        // ImageDistance::name
+  std::vector<int64_t> sizes;  // as given
   int64_t draws = 0;
-  double all_pairs = 0.0;       // mean over draws and all pairs
-  double high_res = 0.0;        // mean over draws and the pairs of sizes >= high_res_min; NaN if none
+  double all_pairs = 0.0;  // mean over draws and all pairs
+  double high_res = 0.0;   // mean over draws and the pairs of sizes >= high_res_min; NaN if none
   int64_t high_res_min = 0;
   std::vector<std::vector<double>> pair_mean;  // [S][S], symmetric, 0 on the diagonal: mean over draws
   std::vector<double> per_draw_all_pairs;      // [M]

@@ -172,13 +172,12 @@ bool started_by_mpi_launcher() {
 
 }  // namespace eval_cli_detail
 
-
 int run_generate_cli(int argc, char** argv) {
   using namespace eval_cli_detail;
   const std::string prog = program(argc, argv);
   Args a;
   try {
-    std::vector<std::string> valued = {"checkpoint", "n",     "out",     "seed",      "captions",
+    std::vector<std::string> valued = {"checkpoint", "n",       "out",      "seed",      "captions",
                                        "batch",      "threads", "controls", "resolution"};
     valued.insert(valued.end(), kSamplingOptions.begin(), kSamplingOptions.end());
     a = parse(argc, argv, {"no-ema"}, valued);
@@ -192,8 +191,8 @@ int run_generate_cli(int argc, char** argv) {
     std::cerr << prog << ": " << e.what() << "\n\n" << kGenerateUsage;
     return 2;
   }
-  std::unique_ptr<worker::Communicator> comm =
-      started_by_mpi_launcher() ? worker::make_mpi_communicator(&argc, &argv) : worker::make_single_process_communicator();
+  std::unique_ptr<worker::Communicator> comm = started_by_mpi_launcher() ? worker::make_mpi_communicator(&argc, &argv)
+                                                                         : worker::make_single_process_communicator();
   const int rank = comm->rank();
   try {
     at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
@@ -203,11 +202,12 @@ int run_generate_cli(int argc, char** argv) {
     GenerateOptions o;
     if (a.has("controls")) {
       if (!m.conditions->uses_controls())
-        throw UsageError("--controls: this checkpoint's recipe has no control conditioning "
-                         "(recipe.conditioning.controls = \"none\")");
+        throw UsageError(
+            "--controls: this checkpoint's recipe has no control conditioning "
+            "(recipe.conditioning.controls = \"none\")");
       try {
-        o.controls = worker::parse_control_meta(
-            a.get("controls"), m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
+        o.controls = worker::parse_control_meta(a.get("controls"),
+                                                m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
       } catch (const Error& e) {
         throw UsageError(e.what());
       }
@@ -243,8 +243,8 @@ int run_generate_cli(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
-    std::cerr << prog << ": " << (usage ? "" : "error: ") << (comm->size() > 1 ? "rank " + std::to_string(rank) + ": " : "")
-              << error_text(e) << std::endl;
+    std::cerr << prog << ": " << (usage ? "" : "error: ")
+              << (comm->size() > 1 ? "rank " + std::to_string(rank) + ": " : "") << error_text(e) << std::endl;
     // A usage error is the same on every rank (arguments, checkpoint kind) and comes before any
     // collective: every rank returns. Anything else may be one rank's alone while the others wait
     // in a collective: end the job.
@@ -257,8 +257,8 @@ int run_disentanglement_cli(int argc, char** argv) {
   using namespace eval_cli_detail;
   const std::string prog = program(argc, argv);
   try {
-    std::vector<std::string> valued = {"checkpoint", "sizes", "lpips", "inception", "draws", "high-res-min",
-                                       "seed", "caption", "captions", "class", "batch", "threads"};
+    std::vector<std::string> valued = {"checkpoint", "sizes",   "lpips",    "inception", "draws", "high-res-min",
+                                       "seed",       "caption", "captions", "class",     "batch", "threads"};
     valued.insert(valued.end(), kSamplingOptions.begin(), kSamplingOptions.end());
     const Args a = parse(argc, argv, {"pixel", "no-ema", "quantize", "drop-controls", "json"}, valued);
     if (a.help) {
@@ -288,8 +288,9 @@ int run_disentanglement_cli(int argc, char** argv) {
 
     const worker::SamplingModel m = worker::load_sampling_model(a.get("checkpoint"), !a.has("no-ema"));
     if (!m.conditions->uses_controls())
-      throw Error("this checkpoint's recipe has no control conditioning (recipe.conditioning.controls = \"none\"): "
-                  "the disentanglement metric needs size conditions");
+      throw Error(
+          "this checkpoint's recipe has no control conditioning (recipe.conditioning.controls = \"none\"): "
+          "the disentanglement metric needs size conditions");
     const bool text = m.conditions->text_task();
     if (text) {
       if (a.has("class")) throw UsageError("--class: this checkpoint is text-to-image (use --caption)");
@@ -318,7 +319,8 @@ int run_disentanglement_cli(int argc, char** argv) {
     } else {
       extractor = make_feature_extractor(a.get("inception"));
       const FeatureExtractor* fx = extractor.get();
-      distance = feature_distance("features:" + fx->identity(), [fx](const at::Tensor& images01) { return fx->features(images01); });
+      distance = feature_distance("features:" + fx->identity(),
+                                  [fx](const at::Tensor& images01) { return fx->features(images01); });
       std::cerr << prog << ": note: no --lpips: the distance is the mean squared difference of " << fx->label()
                 << " features, not LPIPS" << std::endl;
     }
@@ -366,8 +368,7 @@ int run_disentanglement_cli(int argc, char** argv) {
     std::printf("high-res: the pairs of sizes >= %lld [recon]\n", (long long)r.high_res_min);
     if (std::isfinite(r.high_res))
       std::printf("disentanglement all-pairs %.6g high-res %.6g\n", r.all_pairs, r.high_res);
-    else
-      std::printf("disentanglement all-pairs %.6g high-res n/a\n", r.all_pairs);
+    else std::printf("disentanglement all-pairs %.6g high-res n/a\n", r.all_pairs);
     return 0;
   } catch (const UsageError& e) {
     std::cerr << prog << ": " << e.what() << "\n\n" << kDisentanglementUsage;

@@ -48,21 +48,23 @@ at::Tensor to_unit_nchw(const at::Tensor& images, const std::string& who) {
     x = images.to(torch::kCPU).permute({0, 3, 1, 2}).contiguous().to(torch::kFloat32).div(255);
   } else if (at::isFloatingType(images.scalar_type())) {
     if (images.size(1) != 3)
-      throw Error(who + ": float images must be RGB [N,3,H,W] (NCHW) in [0,1], got shape " +
-                  shape_str(images.sizes()));
+      throw Error(who + ": float images must be RGB [N,3,H,W] (NCHW) in [0,1], got shape " + shape_str(images.sizes()));
     x = images.to(torch::kCPU, torch::kFloat32).contiguous();
     if (x.numel() > 0) {
       if (!torch::isfinite(x).all().item<bool>()) throw Error(who + ": float images contain NaN or infinity");
       const double lo = x.min().item<double>(), hi = x.max().item<double>();
       if (lo < -1e-6 || hi > 1 + 1e-6) {
         char buf[160];
-        std::snprintf(buf, sizeof buf, ": float images must be in [0, 1] (got values in [%.4g, %.4g]; map [-1,1] "
-                      "samples with (x + 1) / 2)", lo, hi);
+        std::snprintf(buf, sizeof buf,
+                      ": float images must be in [0, 1] (got values in [%.4g, %.4g]; map [-1,1] "
+                      "samples with (x + 1) / 2)",
+                      lo, hi);
         throw Error(who + buf);
       }
     }
   } else {
-    throw Error(who + ": images must be uint8 or floating point, got " + std::string(c10::toString(images.scalar_type())));
+    throw Error(who + ": images must be uint8 or floating point, got " +
+                std::string(c10::toString(images.scalar_type())));
   }
   if (x.size(0) > 0 && (x.size(2) < 1 || x.size(3) < 1))
     throw Error(who + ": empty images of shape " + shape_str(images.sizes()));
@@ -156,13 +158,14 @@ InceptionExtractor::InceptionExtractor(const std::string& path, InceptionOptions
   } catch (const std::exception& e) {
     std::string msg = features_detail::message_of(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    throw DataError(d.what() + ": not a TorchScript archive that this LibTorch (" + std::to_string(TORCH_VERSION_MAJOR) +
-                    "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" + msg +
-                    "); export it with tools/export/export_inception.py under Debian's python3-torch");
+    throw DataError(d.what() + ": not a TorchScript archive that this LibTorch (" +
+                    std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
+                    msg + "); export it with tools/export/export_inception.py under Debian's python3-torch");
   }
   d.module.eval();
   if (!d.module.find_method("forward"))
-    throw DataError(d.what() + ": the TorchScript module has no forward method (expected forward(x: float "
+    throw DataError(d.what() +
+                    ": the TorchScript module has no forward method (expected forward(x: float "
                     "[N,3,299,299] in [-1,1]) -> [N,2048])");
   if (d.module.hasattr("feature_dim")) {
     const auto v = d.module.attr("feature_dim");
@@ -206,8 +209,8 @@ at::Tensor InceptionExtractor::features_of_prepared(const at::Tensor& prepared) 
     // pytorch-fid's block 3 is [n, 2048, 1, 1]: accept that too.
     if (y.dim() == 4 && y.size(2) == 1 && y.size(3) == 1) y = y.flatten(1);
     if (y.dim() != 2 || y.size(0) != rows || y.size(1) != kDim)
-      throw DataError(d.what() + ": forward() returned shape " + features_detail::shape_str(y.sizes()) + ", expected [" +
-                      std::to_string(rows) + ", 2048]");
+      throw DataError(d.what() + ": forward() returned shape " + features_detail::shape_str(y.sizes()) +
+                      ", expected [" + std::to_string(rows) + ", 2048]");
     y = y.to(torch::kCPU, torch::kFloat32);
     if (!torch::isfinite(y).all().item<bool>())
       throw DataError(d.what() + ": forward() returned NaN or infinite features");
@@ -232,8 +235,9 @@ std::string InceptionExtractor::label() const {
   const std::string file = std::filesystem::path(impl_->path).filename().string();
   std::string head = "inception-2048 (" + file + ", sha256 " + impl_->sha.substr(0, 16);
   if (n.empty())
-    return head + "; no network attribute: comparable with published FID only if the file is pytorch-fid's FID "
-                  "Inception with its 2015 weights)";
+    return head +
+           "; no network attribute: comparable with published FID only if the file is pytorch-fid's FID "
+           "Inception with its 2015 weights)";
   head += ", " + n;
   if (comparable_with_published_fid()) return head + "; FID Inception: comparable with published FID)";
   if (n.find(":random") != std::string::npos) return head + "; random weights: NOT comparable with published FID)";
@@ -254,7 +258,8 @@ struct BuiltinExtractor::Impl {
 };
 
 BuiltinExtractor::BuiltinExtractor(int batch_size) : impl_(std::make_unique<Impl>()) {
-  if (batch_size < 1) throw Error("built-in feature network: batch size must be >= 1, got " + std::to_string(batch_size));
+  if (batch_size < 1)
+    throw Error("built-in feature network: batch size must be >= 1, got " + std::to_string(batch_size));
   impl_->batch_size = batch_size;
   struct Spec {
     int in, out, stride;
@@ -291,8 +296,7 @@ at::Tensor BuiltinExtractor::features_of_prepared(const at::Tensor& prepared) co
   std::vector<at::Tensor> outs;
   for (int64_t start = 0; start < n; start += impl_->batch_size) {
     auto h = x.narrow(0, start, std::min<int64_t>(impl_->batch_size, n - start)).contiguous();
-    for (const auto& c : impl_->convs)
-      h = torch::relu(at::conv2d(h, c.weight, c.bias, {c.stride, c.stride}, {1, 1}));
+    for (const auto& c : impl_->convs) h = torch::relu(at::conv2d(h, c.weight, c.bias, {c.stride, c.stride}, {1, 1}));
     outs.push_back(h.mean({2, 3}));
   }
   return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);

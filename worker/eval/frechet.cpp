@@ -153,8 +153,10 @@ FrechetResult frechet_distance_with_offset(const FeatureStats& a, const FeatureS
   if (!std::isfinite(offset) || offset < 0)
     throw Error("Frechet distance: the diagonal offset must be finite and >= 0, got " + frechet_num(offset));
   const at::Tensor mu1 = a.mu.to(torch::kCPU, torch::kDouble), mu2 = b.mu.to(torch::kCPU, torch::kDouble);
-  at::Tensor s1 = frechet_symmetrized(a.sigma.to(torch::kCPU, torch::kDouble), "Frechet distance: the first statistics");
-  at::Tensor s2 = frechet_symmetrized(b.sigma.to(torch::kCPU, torch::kDouble), "Frechet distance: the second statistics");
+  at::Tensor s1 =
+      frechet_symmetrized(a.sigma.to(torch::kCPU, torch::kDouble), "Frechet distance: the first statistics");
+  at::Tensor s2 =
+      frechet_symmetrized(b.sigma.to(torch::kCPU, torch::kDouble), "Frechet distance: the second statistics");
 
   FrechetResult r;
   const at::Tensor diff = mu1 - mu2;
@@ -179,7 +181,8 @@ FrechetResult frechet_distance_with_offset(const FeatureStats& a, const FeatureS
 }
 
 FrechetResult frechet_distance(const FeatureStats& a, const FeatureStats& b, double eps) {
-  if (!std::isfinite(eps) || eps <= 0) throw Error("Frechet distance: eps must be finite and > 0, got " + frechet_num(eps));
+  if (!std::isfinite(eps) || eps <= 0)
+    throw Error("Frechet distance: eps must be finite and > 0, got " + frechet_num(eps));
   auto finite = [](const FrechetResult& r) { return std::isfinite(r.fid) && std::isfinite(r.max_imag); };
   FrechetResult r;
   std::string first_problem;
@@ -205,8 +208,8 @@ FrechetResult frechet_distance(const FeatureStats& a, const FeatureStats& b, dou
     throw Error("Frechet distance: imaginary component " + frechet_num(r.max_imag) +
                 " in sqrtm(sigma1 sigma2) exceeds " + frechet_num(kMaxImaginaryComponent) +
                 " (a covariance is not positive semi-definite or is badly conditioned; largest clipped negative "
-                "eigenvalue " + frechet_num(r.max_clipped_eigenvalue) + "; the real-part FID would be " +
-                frechet_num(r.fid) + ")");
+                "eigenvalue " +
+                frechet_num(r.max_clipped_eigenvalue) + "; the real-part FID would be " + frechet_num(r.fid) + ")");
   return r;
 }
 

@@ -20,8 +20,8 @@
 //   matrix that is not PSD) are clipped to 0; the largest clipped magnitude is reported.
 // - The imaginary-part diagnostic, as pytorch-fid reports it. pytorch-fid's sqrtm turns complex when
 //   sigma1 sigma2 has negative or complex eigenvalues, and it raises "Imaginary component X" when
-//   the imaginary part of its diagonal exceeds 1e-3. Analogously (not bit-for-bit), we take the eigenvalues lambda of sigma1 sigma2 with
-//   torch.linalg.eigvals (complex128, general LAPACK geev, so it sees exactly what a generic sqrtm
+//   the imaginary part of its diagonal exceeds 1e-3. Analogously (not bit-for-bit), we take the eigenvalues lambda of
+//   sigma1 sigma2 with torch.linalg.eigvals (complex128, general LAPACK geev, so it sees exactly what a generic sqrtm
 //   sees), report max |Im sqrt(lambda)| (principal square root) as `max_imag`, and throw with that
 //   value when it exceeds kMaxImaginaryComponent (1e-3), instead of silently using a real part.
 // - The eps fallback. pytorch-fid adds eps * I to both covariances when sqrtm(sigma1 sigma2) is not
@@ -91,13 +91,13 @@ constexpr double kMaxImaginaryComponent = 1e-3;
 
 struct FrechetResult {
   double fid = 0;
-  double mean_term = 0;      // |mu1 - mu2|^2
-  double trace_sigma1 = 0;   // tr(sigma1)
-  double trace_sigma2 = 0;   // tr(sigma2)
-  double trace_covmean = 0;  // tr sqrtm((sigma1 + offset I)(sigma2 + offset I))
-  bool eps_added = false;    // the first attempt was not finite and eps * I was added
-  double offset = 0;         // what was added to both diagonals inside sqrtm (eps, or 0)
-  double max_imag = 0;       // max |Im sqrt(lambda)| over the eigenvalues lambda of the product
+  double mean_term = 0;               // |mu1 - mu2|^2
+  double trace_sigma1 = 0;            // tr(sigma1)
+  double trace_sigma2 = 0;            // tr(sigma2)
+  double trace_covmean = 0;           // tr sqrtm((sigma1 + offset I)(sigma2 + offset I))
+  bool eps_added = false;             // the first attempt was not finite and eps * I was added
+  double offset = 0;                  // what was added to both diagonals inside sqrtm (eps, or 0)
+  double max_imag = 0;                // max |Im sqrt(lambda)| over the eigenvalues lambda of the product
   double max_clipped_eigenvalue = 0;  // largest |negative eigenvalue| of sigma1, sigma2 set to 0
 };
 

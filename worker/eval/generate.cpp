@@ -73,7 +73,6 @@ data::ControlMeta default_controls(const worker::SamplingModel& m) {
 
 }  // namespace generate_detail
 
-
 int64_t generate_range(const worker::SamplingModel& m, const GenerateOptions& o, IndexRange range) {
   using namespace generate_detail;
   check_options(m, o);
@@ -95,14 +94,16 @@ int64_t generate_range(const worker::SamplingModel& m, const GenerateOptions& o,
       const int64_t i = k * B + p;
       const int64_t src = (i >= lo && i < hi) ? i : lo;
       noise.push_back(eval_sample_noise(m, o.seed, src));
-      if (text) in.captions.push_back(o.captions[static_cast<std::size_t>(src % static_cast<int64_t>(o.captions.size()))]);
+      if (text)
+        in.captions.push_back(o.captions[static_cast<std::size_t>(src % static_cast<int64_t>(o.captions.size()))]);
       else in.labels.push_back(src % m.spec.dataset.classes);
       if (controls) in.controls.push_back(control);
     }
     auto sampler_gen = at::detail::createCPUGenerator(derive_seed(o.seed, "eval-sampler", static_cast<uint64_t>(k)));
-    auto padding_gen = at::detail::createCPUGenerator(derive_seed(o.seed, "eval-padding-noise", static_cast<uint64_t>(k)));
+    auto padding_gen =
+        at::detail::createCPUGenerator(derive_seed(o.seed, "eval-padding-noise", static_cast<uint64_t>(k)));
     auto latents = sample_from_noise(m, in, torch::stack(noise), o.sampling, sampler_gen, padding_gen);  // [B, C, h, w]
-    auto u8 = images_to_u8(worker::decode_latents(m, latents));                                        // [B, H, W, 3]
+    auto u8 = images_to_u8(worker::decode_latents(m, latents));                                          // [B, H, W, 3]
     for (int64_t i = lo; i < hi; ++i) {
       auto image = u8[i - k * B].contiguous();
       data::write_png(dir + "/" + sample_file_name(i), image.data_ptr<uint8_t>(), static_cast<int>(image.size(0)),
@@ -120,7 +121,8 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
   result.mine = rank_range(o.n, comm.rank(), comm.size());
   const int64_t count = generate_range(m, o, result.mine);
   comm.barrier();
-  const nlohmann::json mine = {{"rank", comm.rank()}, {"begin", result.mine.begin}, {"end", result.mine.end}, {"count", count}};
+  const nlohmann::json mine = {
+      {"rank", comm.rank()}, {"begin", result.mine.begin}, {"end", result.mine.end}, {"count", count}};
   const std::vector<std::string> all = comm.gather(mine.dump(), 0);
   if (comm.rank() != 0) return result;
 
@@ -145,8 +147,8 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
   nlohmann::json controls_json = nullptr;  // recipes without control conditioning
   if (m.conditions->uses_controls()) {
     const data::ControlMeta c = o.controls ? *o.controls : default_controls(m);
-    controls_json = {{"orig_h", c.orig_h},     {"orig_w", c.orig_w}, {"crop_top", c.crop_top}, {"crop_left", c.crop_left},
-                     {"crop_h", c.crop_h},     {"crop_w", c.crop_w}, {"flip", c.flip}};
+    controls_json = {{"orig_h", c.orig_h}, {"orig_w", c.orig_w}, {"crop_top", c.crop_top}, {"crop_left", c.crop_left},
+                     {"crop_h", c.crop_h}, {"crop_w", c.crop_w}, {"flip", c.flip}};
   }
   const nlohmann::json manifest = {
       {"source", o.source},
@@ -158,8 +160,11 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
       {"n", o.n},
       {"seed", o.seed},
       {"batch", o.batch},
-      {"sampler", {{"method", s.sampler.method}, {"steps", s.sampler.steps}, {"spacing", s.sampler.spacing},
-                   {"eta", s.sampler.eta}}},
+      {"sampler",
+       {{"method", s.sampler.method},
+        {"steps", s.sampler.steps},
+        {"spacing", s.sampler.spacing},
+        {"eta", s.sampler.eta}}},
       {"cfg", s.cfg},
       {"cfg_control", s.cfg_control},
       {"captions", o.captions.size()},

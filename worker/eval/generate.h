@@ -53,16 +53,16 @@ GuidedSampling recipe_sampling(const worker::SamplingModel& m);
 at::Tensor images_to_u8(const at::Tensor& images);
 
 struct GenerateOptions {
-  int64_t n = 0;                      // samples in total (over all ranks)
-  std::string out_dir;                // samples go to <out_dir>/samples/
+  int64_t n = 0;        // samples in total (over all ranks)
+  std::string out_dir;  // samples go to <out_dir>/samples/
   uint64_t seed = 0;
-  GuidedSampling sampling;            // start from recipe_sampling(m) to get the recipe's defaults
-  std::vector<std::string> captions;  // text task: cycled over the samples (required there)
+  GuidedSampling sampling;                    // start from recipe_sampling(m) to get the recipe's defaults
+  std::vector<std::string> captions;          // text task: cycled over the samples (required there)
   std::optional<data::ControlMeta> controls;  // default: uncropped, unflipped, stage resolution
-  int64_t batch = 8;                  // samples per network batch (B above)
-  int64_t grid_samples = 64;          // the grid shows the first min(grid_samples, n)
+  int64_t batch = 8;                          // samples per network batch (B above)
+  int64_t grid_samples = 64;                  // the grid shows the first min(grid_samples, n)
   int64_t grid_columns = 8;
-  std::string source;                 // recorded in generate.json (e.g. the checkpoint path)
+  std::string source;  // recorded in generate.json (e.g. the checkpoint path)
 };
 
 struct IndexRange {

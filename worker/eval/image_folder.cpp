@@ -60,7 +60,8 @@ class Progress {
 FeatureStats stream_stats(std::size_t count, const std::function<data::RgbImage(std::size_t)>& get,
                           const FeatureExtractor& extractor, const CollectionStatsOptions& options,
                           const std::string& name) {
-  if (options.batch_size < 1) throw Error(name + ": batch size must be >= 1, got " + std::to_string(options.batch_size));
+  if (options.batch_size < 1)
+    throw Error(name + ": batch size must be >= 1, got " + std::to_string(options.batch_size));
   if (count < 2)
     throw DataError(name + ": " + std::to_string(count) +
                     " image(s); FID statistics need at least two (the covariance is undefined for one)");
@@ -128,16 +129,18 @@ FeatureStats shard_feature_stats(const std::string& dir, const FeatureExtractor&
   const data::ShardDataset shards(dir);
   const data::ShardHeader& header = shards.header();
   if (header.kind != data::PayloadKind::ImageU8)
-    throw DataError(dir + ": the shards hold " + data::to_string(header.kind) + " payloads (encoder '" + header.encoder +
-                    "'): not supported: decode latents first (FID needs images)");
+    throw DataError(dir + ": the shards hold " + data::to_string(header.kind) + " payloads (encoder '" +
+                    header.encoder + "'): not supported: decode latents first (FID needs images)");
   const std::size_t views = static_cast<std::size_t>(std::max(1, header.views));
   const std::size_t units = shards.size() / views;
   return image_folder_detail::stream_stats(
       units,
       [&](std::size_t unit) {
         const data::Record r = shards.read(unit * views);
-        const std::string where = dir + ": record " + std::to_string(unit * views) + " (id " + std::to_string(r.id) + ")";
-        if (r.view != 0) throw DataError(where + ": expected view 0 of its source image, got view " + std::to_string(r.view));
+        const std::string where =
+            dir + ": record " + std::to_string(unit * views) + " (id " + std::to_string(r.id) + ")";
+        if (r.view != 0)
+          throw DataError(where + ": expected view 0 of its source image, got view " + std::to_string(r.view));
         if (r.shape.size() != 3 || r.shape[2] != 3 || r.shape[0] < 1 || r.shape[1] < 1 ||
             r.payload.size() != static_cast<std::size_t>(r.shape[0] * r.shape[1] * 3))
           throw DataError(where + ": not an RGB image payload");

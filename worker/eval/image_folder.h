@@ -43,7 +43,7 @@ struct CollectionStatsOptions {
 };
 
 struct CollectionStats {
-  FeatureStats stats;     // count = images used
+  FeatureStats stats;  // count = images used
   CollectionKind kind = CollectionKind::ImageFolder;
 };
 

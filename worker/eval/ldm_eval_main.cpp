@@ -144,7 +144,9 @@ Common parse(const std::vector<std::string>& args, const std::string& command, b
              const std::vector<std::string>& allowed) {
   Common c;
   const std::string help_cmd = "ldm-eval " + command + " --help";
-  auto allowed_opt = [&](const std::string& o) { return std::find(allowed.begin(), allowed.end(), o) != allowed.end(); };
+  auto allowed_opt = [&](const std::string& o) {
+    return std::find(allowed.begin(), allowed.end(), o) != allowed.end();
+  };
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&]() -> std::string {
@@ -277,11 +279,10 @@ int run_fid(const std::vector<std::string>& args) {
   for (const Input& in : inputs) {
     if (in.extractor.empty()) continue;
     if (!wanted.empty() && in.extractor != wanted)
-      throw ldm::Error(in.path + " was computed with feature network '" + in.extractor + "', but the other side uses '" +
-                       wanted + "'" +
-                       (any_folder && c.inception.empty() ? " (the built-in network, since no --inception was given)"
-                                                          : "") +
-                       ": FIDs across different networks are meaningless");
+      throw ldm::Error(
+          in.path + " was computed with feature network '" + in.extractor + "', but the other side uses '" + wanted +
+          "'" + (any_folder && c.inception.empty() ? " (the built-in network, since no --inception was given)" : "") +
+          ": FIDs across different networks are meaningless");
     if (wanted.empty()) wanted = in.extractor;
   }
   for (Input& in : inputs) {
@@ -300,14 +301,15 @@ int run_fid(const std::vector<std::string>& args) {
   const Input& a = inputs[0];
   const Input& b = inputs[1];
   if (a.stats.mu.size(0) != b.stats.mu.size(0))
-    throw ldm::Error("the statistics have different dimensions: " + a.path + " has D = " +
-                     std::to_string(a.stats.mu.size(0)) + ", " + b.path + " has D = " + std::to_string(b.stats.mu.size(0)) +
-                     " (2048: Inception pool3, 256: ldm-eval's built-in network)");
-  const bool builtin_used = (extractor && c.inception.empty()) ||
-                            a.extractor == kBuiltinIdentity || b.extractor == kBuiltinIdentity;
+    throw ldm::Error("the statistics have different dimensions: " + a.path +
+                     " has D = " + std::to_string(a.stats.mu.size(0)) + ", " + b.path + " has D = " +
+                     std::to_string(b.stats.mu.size(0)) + " (2048: Inception pool3, 256: ldm-eval's built-in network)");
+  const bool builtin_used =
+      (extractor && c.inception.empty()) || a.extractor == kBuiltinIdentity || b.extractor == kBuiltinIdentity;
   if (builtin_used && !extractor)
-    std::fprintf(stderr, "ldm-eval: warning: the statistics come from the built-in feature network: the FID is NOT "
-                         "comparable with published (Inception) FID\n");
+    std::fprintf(stderr,
+                 "ldm-eval: warning: the statistics come from the built-in feature network: the FID is NOT "
+                 "comparable with published (Inception) FID\n");
 
   const ldm::eval::FrechetResult r = ldm::eval::frechet_distance(a.stats, b.stats);
   std::optional<std::string> features;
@@ -321,26 +323,25 @@ int run_fid(const std::vector<std::string>& args) {
   }
   auto id_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
   if (c.json) {
-    nlohmann::json out = {{"fid", r.fid},
-                          {"eps_added", r.eps_added},
-                          {"max_imag", r.max_imag},
-                          {"max_clipped_eigenvalue", r.max_clipped_eigenvalue},
-                          {"dims", a.stats.mu.size(0)},
-                          {"a", a.path},
-                          {"b", b.path},
-                          {"features", features ? nlohmann::json(*features) : nlohmann::json(nullptr)},
-                          {"comparable_with_published_fid", comparable ? nlohmann::json(*comparable) : nlohmann::json(nullptr)},
-                          {"extractor_a", id_or_null(a.extractor)},
-                          {"extractor_b", id_or_null(b.extractor)},
-                          {"count_a", a.stats.count},
-                          {"count_b", b.stats.count}};
+    nlohmann::json out = {
+        {"fid", r.fid},
+        {"eps_added", r.eps_added},
+        {"max_imag", r.max_imag},
+        {"max_clipped_eigenvalue", r.max_clipped_eigenvalue},
+        {"dims", a.stats.mu.size(0)},
+        {"a", a.path},
+        {"b", b.path},
+        {"features", features ? nlohmann::json(*features) : nlohmann::json(nullptr)},
+        {"comparable_with_published_fid", comparable ? nlohmann::json(*comparable) : nlohmann::json(nullptr)},
+        {"extractor_a", id_or_null(a.extractor)},
+        {"extractor_b", id_or_null(b.extractor)},
+        {"count_a", a.stats.count},
+        {"count_b", b.stats.count}};
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
-  if (features)
-    std::printf("features: %s\n", features->c_str());
-  else
-    std::printf("features: as recorded by the statistics files (see below); both must come from the same network\n");
+  if (features) std::printf("features: %s\n", features->c_str());
+  else std::printf("features: as recorded by the statistics files (see below); both must come from the same network\n");
   std::printf("A: %s (%s)\n", a.path.c_str(), a.description.c_str());
   std::printf("B: %s (%s)\n", b.path.c_str(), b.description.c_str());
   if (r.eps_added)

@@ -20,7 +20,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   auto qkv_ = qkv->forward(x).reshape({n, t, 3, heads, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv_[0], k = qkv_[1], v = qkv_[2];
   auto attn = torch::matmul(q, k.transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd))).softmax(-1);  // [N,h,T,T]
-  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
+  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({n, t, d});                            // [N,T,D]
   return proj->forward(out);
 }
 
@@ -29,22 +29,19 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(torch::gelu(fc1->forward(x), "tanh"));
-}
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2->forward(torch::gelu(fc1->forward(x), "tanh")); }
 
-TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t dim, int64_t frequency_size_)
-    : frequency_size(frequency_size_) {
+TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t dim, int64_t frequency_size_) : frequency_size(frequency_size_) {
   // Keys mlp.0 / mlp.2 as in DiT (mlp.1 is the parameter-free SiLU).
-  mlp = register_module("mlp", torch::nn::Sequential(torch::nn::Linear(frequency_size, dim),
-                                                     torch::nn::SiLU(), torch::nn::Linear(dim, dim)));
+  mlp = register_module("mlp", torch::nn::Sequential(torch::nn::Linear(frequency_size, dim), torch::nn::SiLU(),
+                                                     torch::nn::Linear(dim, dim)));
 }
 
-torch::Tensor TimestepEmbedderImpl::frequency_embedding(const torch::Tensor& t, int64_t size,
-                                                        double max_period) {
+torch::Tensor TimestepEmbedderImpl::frequency_embedding(const torch::Tensor& t, int64_t size, double max_period) {
   const int64_t half = size / 2;
   auto freqs = torch::exp(-std::log(max_period) *
-                          torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(t.device())) / half);  // [half]
+                          torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(t.device())) /
+                          half);                                        // [half]
   auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);  // [N, half]
   auto emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);      // [N, 2·half]
   if (size % 2) emb = torch::cat({emb, torch::zeros_like(emb.narrow(1, 0, 1))}, -1);
@@ -61,13 +58,11 @@ VectorEmbedderImpl::VectorEmbedderImpl(int64_t in, int64_t width) {
 }
 
 LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes, int64_t dim, bool with_null_class) {
-  embedding_table = register_module("embedding_table",
-                                    torch::nn::Embedding(num_classes + (with_null_class ? 1 : 0), dim));
+  embedding_table =
+      register_module("embedding_table", torch::nn::Embedding(num_classes + (with_null_class ? 1 : 0), dim));
 }
 
-torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
-  return embedding_table->forward(labels);
-}
+torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) { return embedding_table->forward(labels); }
 
 torch::Tensor sincos_2d(int64_t dim, int64_t grid_h, int64_t grid_w) {
   TORCH_CHECK(dim % 4 == 0, "sin-cos positional embedding: width ", dim, " must be divisible by 4");
@@ -80,7 +75,7 @@ torch::Tensor sincos_2d(int64_t dim, int64_t grid_h, int64_t grid_w) {
   };
   auto rows = torch::arange(grid_h, torch::kFloat64).repeat_interleave(grid_w);  // token t -> row
   auto cols = torch::arange(grid_w, torch::kFloat64).repeat({grid_h});           // token t -> column
-  return torch::cat({one_d(cols), one_d(rows)}, 1).to(torch::kFloat32);  // [T, dim]
+  return torch::cat({one_d(cols), one_d(rows)}, 1).to(torch::kFloat32);          // [T, dim]
 }
 
 torch::nn::LayerNorm affine_free_norm(int64_t width) {

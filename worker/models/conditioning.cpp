@@ -58,10 +58,14 @@ torch::Tensor control_weight(const torch::Tensor& t, double alpha) {
 
 const char* to_string(ControlGroup g) {
   switch (g) {
-    case ControlGroup::Size: return "size";
-    case ControlGroup::Crop: return "crop";
-    case ControlGroup::Flip: return "flip";
-    case ControlGroup::Aspect: return "aspect";
+    case ControlGroup::Size:
+      return "size";
+    case ControlGroup::Crop:
+      return "crop";
+    case ControlGroup::Flip:
+      return "flip";
+    case ControlGroup::Aspect:
+      return "aspect";
   }
   return "?";
 }
@@ -69,10 +73,14 @@ const char* to_string(ControlGroup g) {
 std::vector<int64_t> control_columns(ControlGroup g) {
   using namespace control_col;
   switch (g) {
-    case ControlGroup::Size: return {kOrigH, kOrigW};
-    case ControlGroup::Crop: return {kCropTop, kCropLeft, kCropH, kCropW};
-    case ControlGroup::Flip: return {kFlip};
-    case ControlGroup::Aspect: return {kAspect};
+    case ControlGroup::Size:
+      return {kOrigH, kOrigW};
+    case ControlGroup::Crop:
+      return {kCropTop, kCropLeft, kCropH, kCropW};
+    case ControlGroup::Flip:
+      return {kFlip};
+    case ControlGroup::Aspect:
+      return {kAspect};
   }
   return {};
 }
@@ -97,20 +105,28 @@ torch::Tensor control_tensor(const std::vector<data::ControlMeta>& controls) {
 
 double ControlEmbedderOptions::alpha(ControlGroup g) const {
   switch (g) {
-    case ControlGroup::Size: return alpha_size;
-    case ControlGroup::Crop: return alpha_crop;
-    case ControlGroup::Flip: return alpha_flip;
-    case ControlGroup::Aspect: return alpha_aspect;
+    case ControlGroup::Size:
+      return alpha_size;
+    case ControlGroup::Crop:
+      return alpha_crop;
+    case ControlGroup::Flip:
+      return alpha_flip;
+    case ControlGroup::Aspect:
+      return alpha_aspect;
   }
   return 1.0;
 }
 
 bool ControlEmbedderOptions::uses(ControlGroup g) const {
   switch (g) {
-    case ControlGroup::Size: return use_size;
-    case ControlGroup::Crop: return use_crop;
-    case ControlGroup::Flip: return use_flip;
-    case ControlGroup::Aspect: return use_aspect;
+    case ControlGroup::Size:
+      return use_size;
+    case ControlGroup::Crop:
+      return use_crop;
+    case ControlGroup::Flip:
+      return use_flip;
+    case ControlGroup::Aspect:
+      return use_aspect;
   }
   return false;
 }
@@ -125,16 +141,16 @@ ControlEmbedderImpl::ControlEmbedderImpl(ControlEmbedderOptions o) : options_(st
   } else if (options_.weighting == "constant") {
     noise_weighted_ = false;
   } else {
-    throw SpecError("recipe.conditioning.controls", "unknown control weighting '" + options_.weighting +
-                                                    "': expected constant or noise_weighted" +
-                                                    did_you_mean(options_.weighting, {"constant", "noise_weighted"}));
+    throw SpecError("recipe.conditioning.controls",
+                    "unknown control weighting '" + options_.weighting + "': expected constant or noise_weighted" +
+                        did_you_mean(options_.weighting, {"constant", "noise_weighted"}));
   }
   if (options_.dropped == "learned") {
     learned_null_ = true;
   } else if (options_.dropped != "zero") {
     throw SpecError("recipe.conditioning.dropped_controls", "unknown dropped-control embedding '" + options_.dropped +
-                                                  "': expected zero or learned" +
-                                                  did_you_mean(options_.dropped, {"zero", "learned"}));
+                                                                "': expected zero or learned" +
+                                                                did_you_mean(options_.dropped, {"zero", "learned"}));
   }
   for (int gi = 0; gi < kControlGroups; ++gi) {
     const auto g = static_cast<ControlGroup>(gi);
@@ -166,8 +182,8 @@ void ControlEmbedderImpl::initialize(at::Generator& gen) {
 
 torch::Tensor ControlEmbedderImpl::forward(const torch::Tensor& controls, const torch::Tensor& t,
                                            const torch::Tensor& drop_mask) {
-  TORCH_CHECK(controls.dim() == 2 && controls.size(1) == kControlColumns,
-              "ControlEmbedder: controls must be [N, ", kControlColumns, "], got ", controls.sizes());
+  TORCH_CHECK(controls.dim() == 2 && controls.size(1) == kControlColumns, "ControlEmbedder: controls must be [N, ",
+              kControlColumns, "], got ", controls.sizes());
   const int64_t n = controls.size(0);
   if (noise_weighted_)
     TORCH_CHECK(t.defined() && t.numel() == n, "ControlEmbedder: noise_weighted mode needs t [", n, "]");
@@ -184,7 +200,7 @@ torch::Tensor ControlEmbedderImpl::forward(const torch::Tensor& controls, const 
     std::vector<torch::Tensor> feats;
     for (int64_t c : control_columns(g))
       feats.push_back(conditioning_detail::fourier_features(controls.select(1, c), options_.frequency_size,
-                                                            options_.max_period));  // [N, F]
+                                                            options_.max_period));             // [N, F]
     auto e = mlps_[gi]->as<torch::nn::Sequential>()->forward(torch::cat(feats, 1)).to(dtype);  // [N, k·F] -> [N, D]
     if (learned_null_ && drop.defined()) e = torch::where(drop, nulls_[gi].to(dtype).unsqueeze(0), e);
     if (noise_weighted_)
@@ -204,14 +220,17 @@ TextPadding parse_text_padding(const std::string& name) {
   if (name == "noisy_replicate") return TextPadding::NoisyReplicate;
   const std::vector<std::string> valid = {"zero", "replicate", "noisy_replicate"};
   throw SpecError("recipe.conditioning.text_padding", "unknown text padding '" + name + "': expected one of " +
-                                             join(valid, ", ") + did_you_mean(name, valid));
+                                                          join(valid, ", ") + did_you_mean(name, valid));
 }
 
 const char* to_string(TextPadding p) {
   switch (p) {
-    case TextPadding::Zero: return "zero";
-    case TextPadding::Replicate: return "replicate";
-    case TextPadding::NoisyReplicate: return "noisy_replicate";
+    case TextPadding::Zero:
+      return "zero";
+    case TextPadding::Replicate:
+      return "replicate";
+    case TextPadding::NoisyReplicate:
+      return "noisy_replicate";
   }
   return "?";
 }
@@ -227,18 +246,19 @@ torch::Tensor pad_text_tokens(const torch::Tensor& tokens, const torch::Tensor& 
     TORCH_CHECK(lo >= 0 && hi <= l, "pad_text_tokens: lengths must lie in [0, ", l, "], got [", lo, ", ", hi, "]");
   }
   if (!std::isfinite(noise_scale) || noise_scale < 0)
-    throw SpecError("recipe.conditioning.text_pad_noise", "must be a finite number >= 0, got " + std::to_string(noise_scale));
+    throw SpecError("recipe.conditioning.text_pad_noise",
+                    "must be a finite number >= 0, got " + std::to_string(noise_scale));
 
   auto j = torch::arange(l, len.options()).unsqueeze(0);  // [1, L]
-  auto real = j < len;                                     // [N, L]
-  auto empty = (len == 0).expand({n, l});                  // [N, L]: captions with no tokens
-  auto real3 = real.unsqueeze(2);                          // [N, L, 1]
+  auto real = j < len;                                    // [N, L]
+  auto empty = (len == 0).expand({n, l});                 // [N, L]: captions with no tokens
+  auto real3 = real.unsqueeze(2);                         // [N, L, 1]
   auto zeros = torch::zeros_like(tokens);
   if (mode == TextPadding::Zero) return torch::where(real3, tokens, zeros);
 
   // Slot j reads token j mod len (len clamped to 1 so empty captions index slot 0, then zeroed).
-  auto src = torch::remainder(j, len.clamp_min(1));                                // [N, L]
-  auto rep = torch::gather(tokens, 1, src.unsqueeze(2).expand({n, l, d}));          // [N, L, D]
+  auto src = torch::remainder(j, len.clamp_min(1));                         // [N, L]
+  auto rep = torch::gather(tokens, 1, src.unsqueeze(2).expand({n, l, d}));  // [N, L, D]
   rep = torch::where(empty.unsqueeze(2), zeros, rep);
   if (mode == TextPadding::Replicate || noise_scale == 0.0) return rep;
 
@@ -253,7 +273,8 @@ torch::Tensor pad_text_tokens(const torch::Tensor& tokens, const torch::Tensor& 
 
 torch::Tensor drop_mask(int64_t n, double p, at::Generator& gen) {
   if (!(p >= 0.0 && p <= 1.0))
-    throw SpecError("recipe.conditioning.semantic_dropout", "dropout probability must lie in [0, 1], got " + std::to_string(p));
+    throw SpecError("recipe.conditioning.semantic_dropout",
+                    "dropout probability must lie in [0, 1], got " + std::to_string(p));
   TORCH_CHECK(n >= 0, "drop_mask: negative size ", n);
   auto u = torch::rand({n}, gen, torch::TensorOptions().dtype(torch::kFloat64).device(gen.device()));
   return u < p;  // u ∈ [0, 1): p = 0 never drops, p = 1 always drops

@@ -54,16 +54,16 @@ constexpr int64_t kControlColumns = 8;
 // flip, aspect ratio are the controls; the grouping is recon].
 enum class ControlGroup { Size = 0, Crop = 1, Flip = 2, Aspect = 3 };
 constexpr int kControlGroups = 4;
-const char* to_string(ControlGroup g);              // "size" | "crop" | "flip" | "aspect"
+const char* to_string(ControlGroup g);                 // "size" | "crop" | "flip" | "aspect"
 std::vector<int64_t> control_columns(ControlGroup g);  // size: {0,1}; crop: {2,3,4,5}; flip: {6}; aspect: {7}
 
 // [N, 8] float32 (CPU) from the loader's per-sample metadata, in the column order above.
 at::Tensor control_tensor(const std::vector<data::ControlMeta>& controls);
 
 struct ControlEmbedderOptions {
-  int64_t dim = 0;                // output width D (the adaLN conditioning width)
-  int64_t frequency_size = 256;   // Fourier features per scalar [lit: SDXL uses 256 per scalar]
-  double max_period = 10000;      // of the Fourier features (as the timestep embedding) [lit: SDXL]
+  int64_t dim = 0;               // output width D (the adaLN conditioning width)
+  int64_t frequency_size = 256;  // Fourier features per scalar [lit: SDXL uses 256 per scalar]
+  double max_period = 10000;     // of the Fourier features (as the timestep embedding) [lit: SDXL]
   // "constant": Σ_g emb_g (SDXL-style, weight 1) | "noise_weighted": Σ_g w_{α_g}(t)·emb_g [paper].
   std::string weighting = "noise_weighted";
   // α per group [recon: shared default 1.0 = a plain quarter-cosine ramp. The paper sweeps α; a

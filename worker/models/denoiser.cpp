@@ -11,10 +11,14 @@ struct ConditionField {
   const char* name;
 };
 constexpr ConditionField kConditionFields[] = {
-    {&Condition::labels, "labels"},   {&Condition::tokens, "tokens"},
-    {&Condition::token_mask, "token_mask"}, {&Condition::pooled, "pooled"},
-    {&Condition::semantic_drop, "semantic_drop"}, {&Condition::controls, "controls"},
-    {&Condition::control_drop, "control_drop"}, {&Condition::noise_level, "noise_level"},
+    {&Condition::labels, "labels"},
+    {&Condition::tokens, "tokens"},
+    {&Condition::token_mask, "token_mask"},
+    {&Condition::pooled, "pooled"},
+    {&Condition::semantic_drop, "semantic_drop"},
+    {&Condition::controls, "controls"},
+    {&Condition::control_drop, "control_drop"},
+    {&Condition::noise_level, "noise_level"},
 };
 
 torch::Tensor zero_dropped_rows(const torch::Tensor& x, const torch::Tensor& drop) {
@@ -62,7 +66,8 @@ std::vector<torch::Tensor> Denoiser::training_outputs(const torch::Tensor& x, co
 
 const torch::Tensor& require_field(const torch::Tensor& t, const char* field, const char* model) {
   if (!t.defined())
-    throw Error(std::string(model) + ": the condition has no '" + field + "' (wrong task for this model, or a caller bug)");
+    throw Error(std::string(model) + ": the condition has no '" + field +
+                "' (wrong task for this model, or a caller bug)");
   return t;
 }
 

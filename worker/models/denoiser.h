@@ -67,9 +67,9 @@ class Denoiser : public torch::nn::Module {
 struct ModelGeometry {
   int64_t in_channels;
   int64_t latent_h, latent_w;
-  int64_t num_classes;             // class task (0 in the text task)
-  int64_t text_channels = 0;       // text task: token feature width of the text encoder
-  int64_t text_tokens = 0;         // text task: token slots L (max caption length)
+  int64_t num_classes;        // class task (0 in the text task)
+  int64_t text_channels = 0;  // text task: token feature width of the text encoder
+  int64_t text_tokens = 0;    // text task: token slots L (max caption length)
 };
 
 // Text task: cond.tokens with the rows whose caption is dropped (cond.semantic_drop) set to zero,
@@ -119,7 +119,6 @@ std::optional<ControlEmbedderOptions> control_options(const RecipeSpec& recipe);
 
 // Builds the spec's recipe (family + preset) for the given latent geometry, initialised from `gen`.
 // Throws SpecError for unknown or unsupported settings.
-std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry,
-                                         at::Generator& gen);
+std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry, at::Generator& gen);
 
 }  // namespace ldm::models

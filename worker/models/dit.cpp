@@ -33,8 +33,7 @@ torch::Tensor DiTFinalLayerImpl::forward(const torch::Tensor& x, const torch::Te
 }
 
 DiT::PatchEmbed::PatchEmbed(int64_t in_channels, int64_t width, int64_t patch) {
-  proj = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, patch).stride(patch)));
+  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, patch).stride(patch)));
 }
 
 DiT::DiT(const DiTConfig& c) : cfg_(c) {
@@ -50,8 +49,7 @@ DiT::DiT(const DiTConfig& c) : cfg_(c) {
     y_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, c.null_class));
   else if (c.text_channels > 0)
     caption_embedder_ = register_module("caption_embedder", VectorEmbedder(c.text_channels, c.width));
-  else
-    throw Error("DiT: set num_classes (class task) or text_channels (text task)");
+  else throw Error("DiT: set num_classes (class task) or text_channels (text task)");
   pos_embed_ = register_parameter("pos_embed", sincos_2d(c.width, grid_h_, grid_w_).unsqueeze(0),
                                   /*requires_grad=*/false);
   blocks_ = register_module("blocks", torch::nn::ModuleList());

@@ -75,7 +75,7 @@ class DiT final : public Denoiser {
   TimestepEmbedder t_embedder_{nullptr};
   LabelEmbedder y_embedder_{nullptr};         // class task
   VectorEmbedder caption_embedder_{nullptr};  // text task
-  torch::Tensor pos_embed_;  // [1, T, D], fixed sin-cos (a non-trainable parameter, as the reference)
+  torch::Tensor pos_embed_;                   // [1, T, D], fixed sin-cos (a non-trainable parameter, as the reference)
   torch::nn::ModuleList blocks_{nullptr};
   DiTFinalLayer final_layer_{nullptr};
   ControlEmbedder control_embedder_{nullptr};

@@ -47,9 +47,9 @@ int64_t mdt_kept_tokens(int64_t tokens, double ratio) {
 TokenMask mdt_random_mask(int64_t n, int64_t tokens, double ratio, at::Generator& gen) {
   const int64_t keep = mdt_kept_tokens(tokens, ratio);
   auto noise = torch::rand({n, tokens}, gen, torch::TensorOptions().device(gen.device()));  // [N, T] in [0, 1)
-  auto ids_shuffle = noise.argsort(/*dim=*/int64_t{1});                      // ascending: small is kept
+  auto ids_shuffle = noise.argsort(/*dim=*/int64_t{1});                                     // ascending: small is kept
   TokenMask m;
-  m.ids_keep = ids_shuffle.narrow(1, 0, keep).contiguous();  // [N, K]
+  m.ids_keep = ids_shuffle.narrow(1, 0, keep).contiguous();                        // [N, K]
   m.mask = torch::ones({n, tokens}, noise.options()).scatter(1, m.ids_keep, 0.0);  // [N, T], 1 = masked
   return m;
 }
@@ -57,15 +57,16 @@ TokenMask mdt_random_mask(int64_t n, int64_t tokens, double ratio, at::Generator
 RelativePositionBiasImpl::RelativePositionBiasImpl(int64_t grid_h, int64_t grid_w, int64_t heads_) : heads(heads_) {
   const int64_t distances = (2 * grid_h - 1) * (2 * grid_w - 1) + 3;
   relative_position_bias_table = register_parameter("relative_position_bias_table", torch::zeros({distances, heads}));
-  relative_position_index = register_buffer("relative_position_index", mdt_detail::relative_position_index(grid_h, grid_w));
+  relative_position_index =
+      register_buffer("relative_position_index", mdt_detail::relative_position_index(grid_h, grid_w));
 }
 
 torch::Tensor RelativePositionBiasImpl::forward(const torch::Tensor& index) {
   auto sizes = index.sizes().vec();
   sizes.push_back(heads);
   auto bias = relative_position_bias_table.index_select(0, index.reshape(-1)).view(sizes);  // [..., heads]
-  if (index.dim() == 2) return bias.permute({2, 0, 1}).unsqueeze(0);  // [1, heads, T, T]
-  return bias.permute({0, 3, 1, 2});                                  // [N, heads, K, K]
+  if (index.dim() == 2) return bias.permute({2, 0, 1}).unsqueeze(0);                        // [1, heads, T, T]
+  return bias.permute({0, 3, 1, 2});                                                        // [N, heads, K, K]
 }
 
 MDTAttentionImpl::MDTAttentionImpl(int64_t dim, int64_t heads_, int64_t grid_h, int64_t grid_w) : heads(heads_) {
@@ -143,10 +144,8 @@ MDT::MDT(const MDTConfig& c) : cfg_(c) {
   // Registration order = the reference's attribute order, so parameters() lists the same sequence.
   x_embedder_ = register_module("x_embedder", std::make_shared<DiT::PatchEmbed>(c.in_channels, c.width, c.patch));
   t_embedder_ = register_module("t_embedder", TimestepEmbedder(c.width));
-  if (text)
-    caption_embedder_ = register_module("y_embedder", MDTCaptionProjection(c.text_channels, c.width));
-  else
-    label_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, /*with_null_class=*/true));
+  if (text) caption_embedder_ = register_module("y_embedder", MDTCaptionProjection(c.text_channels, c.width));
+  else label_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, /*with_null_class=*/true));
   pos_embed_ = register_parameter("pos_embed", torch::zeros({1, T, c.width}));
   auto blocks = [&](const char* name, int64_t count, bool skip) {
     auto list = register_module(name, torch::nn::ModuleList());
@@ -200,10 +199,8 @@ void MDT::initialize(at::Generator& gen) {
   const auto sincos = sincos_2d(cfg_.width, grid_h_, grid_w_).unsqueeze(0);  // [1, T, D]
   pos_embed_.copy_(sincos);
   decoder_pos_embed_.copy_(sincos);
-  if (cfg_.mask_ratio > 0)
-    normal_(mask_token_, 0.02, gen);
-  else
-    mask_token_.zero_();
+  if (cfg_.mask_ratio > 0) normal_(mask_token_, 0.02, gen);
+  else mask_token_.zero_();
   if (control_embedder_) control_embedder_->initialize(gen);
 }
 
@@ -244,8 +241,8 @@ torch::Tensor MDT::run(const torch::Tensor& x, const torch::Tensor& t, const Con
   torch::Tensor caption, caption_mask;
   if (text_task()) {
     auto raw = tokens_with_drop(cond, "mDT");  // [N, L, Cc], dropped captions zeroed
-    TORCH_CHECK(raw.dim() == 3 && raw.size(0) == n && raw.size(2) == cfg_.text_channels, "mDT: tokens must be [",
-                n, ", L, ", cfg_.text_channels, "], got ", raw.sizes());
+    TORCH_CHECK(raw.dim() == 3 && raw.size(0) == n && raw.size(2) == cfg_.text_channels, "mDT: tokens must be [", n,
+                ", L, ", cfg_.text_channels, "], got ", raw.sizes());
     caption = caption_embedder_->forward(raw.to(tokens.dtype()));  // [N, L, D]
     if (cfg_.mask_padding) caption_mask = require_field(cond.token_mask, "token_mask", "mDT");
   } else {
@@ -259,7 +256,7 @@ torch::Tensor MDT::run(const torch::Tensor& x, const torch::Tensor& t, const Con
   auto encoder_index = full_index;
   torch::Tensor ids_keep, token_mask;
   if (mask) {
-    ids_keep = mask->ids_keep.to(tokens.device(), torch::kLong);  // [N, K]
+    ids_keep = mask->ids_keep.to(tokens.device(), torch::kLong);        // [N, K]
     token_mask = mask->mask.to(tokens.device(), tokens.scalar_type());  // [N, T], 1 = masked
     TORCH_CHECK(ids_keep.dim() == 2 && ids_keep.size(0) == n && ids_keep.size(1) >= 1 && ids_keep.size(1) <= T,
                 "mDT: ids_keep must be [", n, ", 1..", T, "], got ", ids_keep.sizes());
@@ -267,7 +264,7 @@ torch::Tensor MDT::run(const torch::Tensor& x, const torch::Tensor& t, const Con
                 token_mask.sizes());
     const auto k = ids_keep.size(1);
     h = tokens.gather(1, ids_keep.unsqueeze(-1).expand({n, k, d}));  // [N, K, D]
-    encoder_index = mdt_detail::masked_index(full_index, ids_keep);   // [N, K, K]
+    encoder_index = mdt_detail::masked_index(full_index, ids_keep);  // [N, K, K]
   }
 
   // U-Net-like encoder: en_outblocks take the en_inblocks outputs last-first through skip_linear.

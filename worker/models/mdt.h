@@ -40,15 +40,15 @@ struct MDTConfig {
   std::string pos_embed_grid = "center";
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, heads = 16;
-  int64_t depth = 28;          // encoder + decoder blocks (the reference's depth); the side block is extra
-  int64_t decoder_depth = 4;   // the reference's decode_layer; (depth - decoder_depth) must be even
+  int64_t depth = 28;         // encoder + decoder blocks (the reference's depth); the side block is extra
+  int64_t decoder_depth = 4;  // the reference's decode_layer; (depth - decoder_depth) must be even
   double mlp_ratio = 4.0;
-  bool learn_sigma = true;     // output 2·in_channels
+  bool learn_sigma = true;  // output 2·in_channels
   // Exactly one task: class (num_classes > 0; labels num_classes = the learned null class) or
   // text (text_channels > 0).
   int64_t num_classes = 1000;
   int64_t text_channels = 0;
-  bool mask_padding = false;   // text: padding slots (token_mask false) are not attended to
+  bool mask_padding = false;  // text: padding slots (token_mask false) are not attended to
   // Fraction of image tokens masked in the masked training pass; 0 disables the masked pass (then,
   // as the reference with mask_ratio None, mask_token is a frozen zero).
   double mask_ratio = 0.3;
@@ -150,9 +150,9 @@ class MDT final : public Denoiser {
   int64_t out_channels_, grid_h_, grid_w_, encoder_half_;
   std::shared_ptr<DiT::PatchEmbed> x_embedder_;
   TimestepEmbedder t_embedder_{nullptr};
-  LabelEmbedder label_embedder_{nullptr};          // class task: y_embedder.embedding_table
+  LabelEmbedder label_embedder_{nullptr};           // class task: y_embedder.embedding_table
   MDTCaptionProjection caption_embedder_{nullptr};  // text task: y_embedder.y_proj.fc1/fc2
-  torch::Tensor pos_embed_;          // [1, T, D] learned, sin-cos initialised
+  torch::Tensor pos_embed_;                         // [1, T, D] learned, sin-cos initialised
   torch::nn::ModuleList en_inblocks_{nullptr}, en_outblocks_{nullptr}, de_blocks_{nullptr}, sideblocks_{nullptr};
   DiTFinalLayer final_layer_{nullptr};
   torch::Tensor decoder_pos_embed_;  // [1, T, D] learned, sin-cos initialised

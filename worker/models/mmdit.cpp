@@ -176,7 +176,7 @@ torch::Tensor MMDiT::run(const torch::Tensor& x, const torch::Tensor& t, const t
   auto c = t_embedder_->forward(t);  // [N, D]
   if (y_embedder_) c = c + y_embedder_->forward(pooled);
   c = add_controls(c, control_embedder_, controls, "MMDiT");
-  auto ctx = context_embedder_->forward(context);                   // [N, L, D]
+  auto ctx = context_embedder_->forward(context);  // [N, L, D]
   for (auto& b : *joint_blocks_) std::tie(ctx, h) = b->as<MMDiTJointBlockImpl>()->forward(ctx, h, c, key_keep);
   return models::unpatchify(final_layer_->forward(h, c), gh, gw, cfg_.patch, out_channels_);  // [N, C_out, H, W]
 }
@@ -196,8 +196,9 @@ void MMDiT::check_text(const torch::Tensor& x, const torch::Tensor& tokens, cons
                        const torch::Tensor& pooled) const {
   TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == x.size(0) && tokens.size(2) == cfg_.context_channels,
               "MMDiT: tokens must be [N, L, ", cfg_.context_channels, "], got ", tokens.sizes());
-  TORCH_CHECK(!pooled.defined() || (pooled.dim() == 2 && pooled.size(0) == x.size(0) && pooled.size(1) == cfg_.pooled_channels),
-              "MMDiT: pooled must be [N, ", cfg_.pooled_channels, "], got ", pooled.sizes());
+  TORCH_CHECK(
+      !pooled.defined() || (pooled.dim() == 2 && pooled.size(0) == x.size(0) && pooled.size(1) == cfg_.pooled_channels),
+      "MMDiT: pooled must be [N, ", cfg_.pooled_channels, "], got ", pooled.sizes());
   TORCH_CHECK(!mask.defined() || (mask.dim() == 2 && mask.size(0) == tokens.size(0) && mask.size(1) == tokens.size(1)),
               "MMDiT: mask must be [N, L] like tokens ", tokens.sizes(), ", got ", mask.sizes());
 }
@@ -217,9 +218,9 @@ int64_t mmdit_param_count(const MMDiTConfig& c) {
   const bool class_mode = c.num_classes > 0;
   const int64_t cc = class_mode ? D : c.context_channels, cp = class_mode ? D : c.pooled_channels;
   auto linear = [](int64_t in, int64_t out) { return in * out + out; };
-  int64_t n = c.in_channels * p * p * D + D;     // x_embedder
-  n += tokens * D;                               // pos_embed
-  n += linear(256, D) + linear(D, D);            // t_embedder
+  int64_t n = c.in_channels * p * p * D + D;                   // x_embedder
+  n += tokens * D;                                             // pos_embed
+  n += linear(256, D) + linear(D, D);                          // t_embedder
   if (c.semantic_in_adaln) n += linear(cp, D) + linear(D, D);  // y_embedder
   n += control_embedder_param_count(D, control_shape(c.controls));
   n += linear(cc, D);                            // context_embedder

@@ -144,7 +144,8 @@ class MMDiT final : public Denoiser {
 
 // Builds (without initialising) an MM-DiT for a preset of family "mmdit" (SD3 conditioning) or
 // "proposed" (semantic tokens through attention only; controls weighted by w_alpha(t)).
-std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe);
+std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& preset, const ModelGeometry& geometry,
+                                      const RecipeSpec& recipe);
 
 // sum(p.numel() for p in parameters()) of MMDiT(config), pos_embed included, without building it.
 // DiT-XL/2 sizing (depth 28, width 1152, 16 heads, patch 2, 4 ch, 32×32, 1000 classes) gives

@@ -25,11 +25,11 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   const auto n = x.size(0), t = x.size(1), d = x.size(2), l = cond.size(1), hd = d / heads;
   auto q = q_linear->forward(x).reshape({n, t, heads, hd}).transpose(1, 2);                   // [N,h,T,hd]
   auto kv = kv_linear->forward(cond).reshape({n, l, 2, heads, hd}).permute({2, 0, 3, 1, 4});  // [2,N,h,L,hd]
-  auto scores = torch::matmul(q, kv[0].transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd)));  // [N,h,T,L]
+  auto scores = torch::matmul(q, kv[0].transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd)));   // [N,h,T,L]
   torch::Tensor any_valid;  // [N] bool, only when a mask is given
   if (mask.defined()) {
-    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "cross-attention: mask must be [",
-                n, ", ", l, "], got ", mask.sizes());
+    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "cross-attention: mask must be [", n, ", ",
+                l, "], got ", mask.sizes());
     auto valid = mask.to(torch::kBool);
     any_valid = valid.any(1);
     // Samples without any valid key attend uniformly (bias 0) and are zeroed below, so no NaN appears.
@@ -43,8 +43,7 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   return proj->forward(out);
 }
 
-CaptionEmbedderImpl::CaptionEmbedderImpl(int64_t caption_channels, int64_t dim, int64_t max_tokens,
-                                         bool learn_null) {
+CaptionEmbedderImpl::CaptionEmbedderImpl(int64_t caption_channels, int64_t dim, int64_t max_tokens, bool learn_null) {
   y_proj = register_module("y_proj", std::make_shared<torch::nn::Module>("Mlp"));
   fc1 = y_proj->register_module("fc1", torch::nn::Linear(caption_channels, dim));
   fc2 = y_proj->register_module("fc2", torch::nn::Linear(dim, dim));
@@ -88,8 +87,7 @@ torch::Tensor T2IFinalLayerImpl::forward(const torch::Tensor& x, const torch::Te
 }
 
 PixArt::PatchEmbed::PatchEmbed(int64_t in_channels, int64_t width, int64_t patch) {
-  proj = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, patch).stride(patch)));
+  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, patch).stride(patch)));
 }
 
 PixArt::PixArt(const PixArtConfig& c) : cfg_(c) {
@@ -104,12 +102,12 @@ PixArt::PixArt(const PixArtConfig& c) : cfg_(c) {
   grid_w_ = c.latent_w / c.patch;
   x_embedder_ = register_module("x_embedder", std::make_shared<PatchEmbed>(c.in_channels, c.width, c.patch));
   t_embedder_ = register_module("t_embedder", TimestepEmbedder(c.width));
-  t_block_ = register_module("t_block", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.width, 6 * c.width)));
+  t_block_ =
+      register_module("t_block", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.width, 6 * c.width)));
   if (text_mode())
-    caption_embedder_ = register_module(
-        "y_embedder", CaptionEmbedder(c.caption_channels, c.width, c.max_tokens, c.learn_null_caption));
-  else
-    label_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, /*with_null_class=*/true));
+    caption_embedder_ =
+        register_module("y_embedder", CaptionEmbedder(c.caption_channels, c.width, c.max_tokens, c.learn_null_caption));
+  else label_embedder_ = register_module("y_embedder", LabelEmbedder(c.num_classes, c.width, /*with_null_class=*/true));
   pos_embed_ = register_parameter("pos_embed", sincos_2d(c.width, grid_h_, grid_w_).unsqueeze(0),
                                   /*requires_grad=*/false);
   blocks_ = register_module("blocks", torch::nn::ModuleList());
@@ -172,7 +170,7 @@ torch::Tensor PixArt::run(const torch::Tensor& x, const torch::Tensor& t, const 
   auto h = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) +
            pos_embed_for_grid(pos_embed_, grid_h_, grid_w_, gh, gw, cfg_.pos_embed_resampling, cfg_.pos_embed_grid);
   auto t_emb = add_controls(t_embedder_->forward(t), control_embedder_, controls, "PixArt");  // [N, D]
-  auto t0 = t_block_->forward(t_emb);    // [N, 6D], shared by every block (adaLN-single)
+  auto t0 = t_block_->forward(t_emb);  // [N, 6D], shared by every block (adaLN-single)
   for (auto& b : *blocks_) h = b->as<PixArtBlockImpl>()->forward(h, cond, mask, t0);
   return models::unpatchify(final_layer_->forward(h, t_emb), gh, gw, cfg_.patch, out_channels_);  // [N, C_out, H, W]
 }

@@ -54,9 +54,9 @@ TORCH_MODULE(CrossAttention);
 struct CaptionEmbedderImpl : torch::nn::Module {
   CaptionEmbedderImpl(int64_t caption_channels, int64_t dim, int64_t max_tokens, bool learn_null);
   torch::Tensor forward(const torch::Tensor& caption);  // [N, L, Cc] -> [N, L, D]
-  std::shared_ptr<torch::nn::Module> y_proj;     // holds fc1 [Cc -> D], fc2 [D -> D]
+  std::shared_ptr<torch::nn::Module> y_proj;            // holds fc1 [Cc -> D], fc2 [D -> D]
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  torch::Tensor y_embedding;                     // [max_tokens, Cc]
+  torch::Tensor y_embedding;  // [max_tokens, Cc]
 };
 TORCH_MODULE(CaptionEmbedder);
 
@@ -133,10 +133,10 @@ class PixArt final : public Denoiser {
   int64_t out_channels_, grid_h_, grid_w_;
   std::shared_ptr<PatchEmbed> x_embedder_;
   TimestepEmbedder t_embedder_{nullptr};
-  torch::nn::Sequential t_block_{nullptr};  // SiLU, Linear(D, 6D): keys t_block.1.*
-  LabelEmbedder label_embedder_{nullptr};   // class mode: y_embedder.embedding_table
+  torch::nn::Sequential t_block_{nullptr};     // SiLU, Linear(D, 6D): keys t_block.1.*
+  LabelEmbedder label_embedder_{nullptr};      // class mode: y_embedder.embedding_table
   CaptionEmbedder caption_embedder_{nullptr};  // text mode: y_embedder.y_proj.fc1/fc2, y_embedder.y_embedding
-  torch::Tensor pos_embed_;  // [1, T, D], fixed sin-cos (a non-trainable parameter, as DiT here)
+  torch::Tensor pos_embed_;                    // [1, T, D], fixed sin-cos (a non-trainable parameter, as DiT here)
   torch::nn::ModuleList blocks_{nullptr};
   T2IFinalLayer final_layer_{nullptr};
   ControlEmbedder control_embedder_{nullptr};
@@ -145,6 +145,7 @@ class PixArt final : public Denoiser {
 // Builds (without initialising) PixArt-α for a preset of family "pixart": class mode when
 // geometry.num_classes > 0, else text mode with caption_channels = text_channels and
 // max_tokens = text_tokens.
-std::shared_ptr<Denoiser> build_pixart(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe);
+std::shared_ptr<Denoiser> build_pixart(const PresetInfo& preset, const ModelGeometry& geometry,
+                                       const RecipeSpec& recipe);
 
 }  // namespace ldm::models

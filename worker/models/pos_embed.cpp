@@ -18,28 +18,29 @@ namespace pos_embed_detail {
 torch::Tensor sincos_1d(int64_t dim, const torch::Tensor& pos) {
   const int64_t quarter = dim / 4;
   auto omega = torch::arange(quarter, torch::kFloat64) / double(quarter);
-  omega = 1.0 / torch::pow(10000.0, omega);                                 // [D/4]
+  omega = 1.0 / torch::pow(10000.0, omega);                                                         // [D/4]
   auto out = pos.to(torch::kCPU, torch::kFloat64).reshape({-1}).unsqueeze(1) * omega.unsqueeze(0);  // [n, D/4]
-  return torch::cat({out.sin(), out.cos()}, 1);                             // [n, D/2]
+  return torch::cat({out.sin(), out.cos()}, 1);                                                     // [n, D/2]
 }
 
 torch::Tensor to_grid_tokens(const torch::Tensor& old, int64_t h0, int64_t w0) {  // -> [h0·w0, D]
   const bool batched = old.dim() == 3;
   if (!(old.dim() == 2 || (batched && old.size(0) == 1)) || old.size(batched ? 1 : 0) != h0 * w0)
-    throw Error("resample_pos_embed: expected [1, " + std::to_string(h0 * w0) + ", D] or [" +
-                std::to_string(h0 * w0) + ", D] for a " + std::to_string(h0) + "x" + std::to_string(w0) +
-                " grid, got " + c10::str(old.sizes()));
+    throw Error("resample_pos_embed: expected [1, " + std::to_string(h0 * w0) + ", D] or [" + std::to_string(h0 * w0) +
+                ", D] for a " + std::to_string(h0) + "x" + std::to_string(w0) + " grid, got " + c10::str(old.sizes()));
   return batched ? old[0] : old;
 }
 
 }  // namespace pos_embed_detail
 
 torch::Tensor sincos_2d_at(int64_t dim, const torch::Tensor& row_positions, const torch::Tensor& col_positions) {
-  TORCH_CHECK(dim > 0 && dim % 4 == 0, "sin-cos positional embedding: width ", dim, " must be a positive multiple of 4");
+  TORCH_CHECK(dim > 0 && dim % 4 == 0, "sin-cos positional embedding: width ", dim,
+              " must be a positive multiple of 4");
   auto rows = pos_embed_detail::sincos_1d(dim, row_positions);  // [h, D/2]
   auto cols = pos_embed_detail::sincos_1d(dim, col_positions);  // [w, D/2]
   const int64_t h = rows.size(0), w = cols.size(0), half = dim / 2;
-  auto grid = torch::cat({cols.unsqueeze(0).expand({h, w, half}), rows.unsqueeze(1).expand({h, w, half})}, 2);  // [h, w, D]
+  auto grid =
+      torch::cat({cols.unsqueeze(0).expand({h, w, half}), rows.unsqueeze(1).expand({h, w, half})}, 2);  // [h, w, D]
   return grid.reshape({h * w, dim}).to(torch::kFloat32);
 }
 
@@ -55,9 +56,12 @@ PosEmbedResampling parse_pos_embed_resampling(const std::string& name) {
 
 const char* to_string(PosEmbedResampling m) {
   switch (m) {
-    case PosEmbedResampling::Extrapolate: return "extrapolate";
-    case PosEmbedResampling::Interpolate: return "interpolate";
-    case PosEmbedResampling::RectifiedGrid: return "rectified_grid";
+    case PosEmbedResampling::Extrapolate:
+      return "extrapolate";
+    case PosEmbedResampling::Interpolate:
+      return "interpolate";
+    case PosEmbedResampling::RectifiedGrid:
+      return "rectified_grid";
   }
   return "?";
 }
@@ -73,9 +77,12 @@ GridConvention parse_grid_convention(const std::string& name) {
 
 const char* to_string(GridConvention c) {
   switch (c) {
-    case GridConvention::Center: return "center";
-    case GridConvention::Corners: return "corners";
-    case GridConvention::Origin: return "origin";
+    case GridConvention::Center:
+      return "center";
+    case GridConvention::Corners:
+      return "corners";
+    case GridConvention::Origin:
+      return "origin";
   }
   return "?";
 }
@@ -84,10 +91,12 @@ torch::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convent
   TORCH_CHECK(n0 > 0 && n1 > 0, "rectified_positions: grid sides must be positive, got ", n0, " -> ", n1);
   auto i = torch::arange(n1, torch::kFloat64);  // [n1]
   switch (convention) {
-    case GridConvention::Center: return (i + 0.5) * (double(n0) / double(n1)) - 0.5;
+    case GridConvention::Center:
+      return (i + 0.5) * (double(n0) / double(n1)) - 0.5;
     case GridConvention::Corners:
       return n1 == 1 ? torch::zeros({1}, torch::kFloat64) : i * (double(n0 - 1) / double(n1 - 1));
-    case GridConvention::Origin: return i * (double(n0) / double(n1));
+    case GridConvention::Origin:
+      return i * (double(n0) / double(n1));
   }
   return i;
 }
@@ -114,13 +123,14 @@ torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w
       out = sincos_2d(dim, h1, w1);
       break;
     case PosEmbedResampling::RectifiedGrid:
-      out = sincos_2d_at(dim, rectified_positions(h0, h1, grid_convention),
-                         rectified_positions(w0, w1, grid_convention));
+      out =
+          sincos_2d_at(dim, rectified_positions(h0, h1, grid_convention), rectified_positions(w0, w1, grid_convention));
       break;
     case PosEmbedResampling::Interpolate: {
-      auto map = tokens.detach().to(torch::kFloat64).reshape({h0, w0, dim}).permute({2, 0, 1}).unsqueeze(0);  // [1, D, h0, w0]
-      auto up = at::upsample_bicubic2d(map, {h1, w1}, /*align_corners=*/false);                            // [1, D, h1, w1]
-      out = up[0].permute({1, 2, 0}).reshape({h1 * w1, dim});                                              // [h1·w1, D]
+      auto map =
+          tokens.detach().to(torch::kFloat64).reshape({h0, w0, dim}).permute({2, 0, 1}).unsqueeze(0);  // [1, D, h0, w0]
+      auto up = at::upsample_bicubic2d(map, {h1, w1}, /*align_corners=*/false);                        // [1, D, h1, w1]
+      out = up[0].permute({1, 2, 0}).reshape({h1 * w1, dim});                                          // [h1·w1, D]
       break;
     }
   }

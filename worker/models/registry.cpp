@@ -60,8 +60,7 @@ ControlShape control_shape(const std::optional<ControlEmbedderOptions>& o) {
   return c;
 }
 
-std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry,
-                                         at::Generator& gen) {
+std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry, at::Generator& gen) {
   const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
   if (!preset)
     throw SpecError("recipe.preset", "unknown preset '" + recipe.preset + "' for family '" + recipe.family + "'");

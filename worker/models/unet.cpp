@@ -62,8 +62,8 @@ ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_c
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb) {
   auto h = group_norm32(*in_layers[0]->as<torch::nn::GroupNorm>(), x);
-  h = in_layers[2]->as<torch::nn::Conv2d>()->forward(torch::silu(h));              // [N, out, H, W]
-  auto e = emb_layers->forward(emb).to(h.dtype());                                  // [N, out]
+  h = in_layers[2]->as<torch::nn::Conv2d>()->forward(torch::silu(h));  // [N, out, H, W]
+  auto e = emb_layers->forward(emb).to(h.dtype());                     // [N, out]
   h = h + e.unsqueeze(-1).unsqueeze(-1);
   h = torch::silu(group_norm32(*out_layers[0]->as<torch::nn::GroupNorm>(), h));
   if (dropout > 0) h = out_layers[2]->as<torch::nn::Dropout>()->forward(h);
@@ -93,21 +93,21 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t query_dim, int64_t context_dim, i
   to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(false)));
   to_k = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
   to_v = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
-  to_out = register_module("to_out",
-                           torch::nn::Sequential(torch::nn::Linear(inner, query_dim), torch::nn::Dropout(0.0)));
+  to_out =
+      register_module("to_out", torch::nn::Sequential(torch::nn::Linear(inner, query_dim), torch::nn::Dropout(0.0)));
 }
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                           const torch::Tensor& mask) {
   const auto& ctx = context.defined() ? context : x;
   const int64_t n = x.size(0), t = x.size(1), l = ctx.size(1);
-  auto q = to_q->forward(x).view({n, t, heads, dim_head}).transpose(1, 2);    // [N, h, T, dh]
-  auto k = to_k->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);  // [N, h, L, dh]
-  auto v = to_v->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);  // [N, h, L, dh]
+  auto q = to_q->forward(x).view({n, t, heads, dim_head}).transpose(1, 2);                  // [N, h, T, dh]
+  auto k = to_k->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);                // [N, h, L, dh]
+  auto v = to_v->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);                // [N, h, L, dh]
   auto sim = torch::matmul(q, k.transpose(-2, -1)).mul(1.0 / std::sqrt(double(dim_head)));  // [N, h, T, L]
   if (mask.defined()) {
-    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "UNet cross-attention: mask must be [",
-                n, ", ", l, "], got ", mask.sizes());
+    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "UNet cross-attention: mask must be [", n,
+                ", ", l, "], got ", mask.sizes());
     // The reference fills masked keys with -finfo.max, so a sample without any valid key attends
     // uniformly; -inf on the masked keys of the other samples gives the same softmax, in any dtype.
     auto valid = mask.to(torch::kBool);
@@ -128,8 +128,8 @@ torch::Tensor GEGLUImpl::forward(const torch::Tensor& x) {
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim) {
-  net = register_module("net", torch::nn::Sequential(GEGLU(dim, 4 * dim), torch::nn::Dropout(0.0),
-                                                     torch::nn::Linear(4 * dim, dim)));
+  net = register_module(
+      "net", torch::nn::Sequential(GEGLU(dim, 4 * dim), torch::nn::Dropout(0.0), torch::nn::Linear(4 * dim, dim)));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return net->forward(x); }
@@ -166,11 +166,11 @@ SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t heads, 
 torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                               const torch::Tensor& mask) {
   const int64_t n = x.size(0), hgt = x.size(2), wid = x.size(3);
-  auto h = proj_in->forward(norm->forward(x));                 // [N, inner, H, W]
+  auto h = proj_in->forward(norm->forward(x));  // [N, inner, H, W]
   const int64_t inner = h.size(1);
-  h = h.flatten(2).transpose(1, 2);                             // [N, H·W, inner], row-major tokens
+  h = h.flatten(2).transpose(1, 2);  // [N, H·W, inner], row-major tokens
   for (auto& b : *transformer_blocks) h = b->as<BasicTransformerBlockImpl>()->forward(h, context, mask);
-  h = h.transpose(1, 2).reshape({n, inner, hgt, wid});         // [N, inner, H, W]
+  h = h.transpose(1, 2).reshape({n, inner, hgt, wid});  // [N, inner, H, W]
   return proj_out->forward(h) + x;
 }
 
@@ -216,8 +216,8 @@ UNet::UNet(const UNetConfig& c) : cfg_(c) {
   };
   auto res = [&](int64_t in, int64_t out) { return unet_blocks::ResBlock(in, E, out, c.norm_groups, c.dropout); };
 
-  time_embed_ = register_module("time_embed", torch::nn::Sequential(torch::nn::Linear(mc, E), torch::nn::SiLU(),
-                                                                    torch::nn::Linear(E, E)));
+  time_embed_ = register_module(
+      "time_embed", torch::nn::Sequential(torch::nn::Linear(mc, E), torch::nn::SiLU(), torch::nn::Linear(E, E)));
   input_blocks_ = register_module("input_blocks", torch::nn::ModuleList());
   {
     torch::nn::ModuleList first;
@@ -366,7 +366,7 @@ torch::Tensor UNet::forward(const torch::Tensor& x, const torch::Tensor& t, cons
   auto* lin0 = time_embed_[0]->as<torch::nn::Linear>();
   auto t_freq = TimestepEmbedderImpl::frequency_embedding(t, cfg_.model_channels)  // [N, mc], cos half first
                     .to(lin0->weight.dtype());
-  auto emb = time_embed_->forward(t_freq);                          // [N, 4·mc]
+  auto emb = time_embed_->forward(t_freq);  // [N, 4·mc]
   emb = add_controls(emb, control_embedder_, cond, "UNet");
 
   std::vector<torch::Tensor> hs;  // skip activations, one per input block

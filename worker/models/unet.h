@@ -52,17 +52,17 @@ struct UNetConfig {
   std::vector<int64_t> channel_mult = {1, 2, 3, 5};
   int64_t num_res_blocks = 2;
   std::vector<int64_t> attention_ds = {2, 4, 8};  // LDM's attention_resolutions (down-sampling factors)
-  int64_t head_channels = 0;  // > 0: channels per head; 0: use num_heads
+  int64_t head_channels = 0;                      // > 0: channels per head; 0: use num_heads
   int64_t num_heads = 1;
   int64_t transformer_depth = 1;
-  int64_t context_dim = 512;  // class task: class-embedding width (text task: set to text_channels)
-  int64_t num_classes = 1000; // > 0: class task; 0: text task
-  int64_t text_channels = 0;  // text task: token feature width
-  bool null_class = true;     // class task: row num_classes of class_embedder (classifier-free guidance)
-  bool learn_sigma = false;   // output 2·in_channels
-  bool mask_padding = false;  // text task: padding slots (token_mask false) are not attention keys
-  int64_t norm_groups = 32;   // GroupNorm groups upper bound (see the header comment)
-  double dropout = 0.0;       // ResBlock dropout (LDM-4-G: 0)
+  int64_t context_dim = 512;   // class task: class-embedding width (text task: set to text_channels)
+  int64_t num_classes = 1000;  // > 0: class task; 0: text task
+  int64_t text_channels = 0;   // text task: token feature width
+  bool null_class = true;      // class task: row num_classes of class_embedder (classifier-free guidance)
+  bool learn_sigma = false;    // output 2·in_channels
+  bool mask_padding = false;   // text task: padding slots (token_mask false) are not attention keys
+  int64_t norm_groups = 32;    // GroupNorm groups upper bound (see the header comment)
+  double dropout = 0.0;        // ResBlock dropout (LDM-4-G: 0)
   std::optional<ControlEmbedderOptions> controls;  // dim is set by the model (4·model_channels)
 };
 
@@ -190,11 +190,11 @@ class UNet final : public Denoiser {
 
   UNetConfig cfg_;
   int64_t out_channels_ = 0;
-  torch::nn::Sequential time_embed_{nullptr};          // time_embed.0 / .2
+  torch::nn::Sequential time_embed_{nullptr};  // time_embed.0 / .2
   torch::nn::ModuleList input_blocks_{nullptr}, output_blocks_{nullptr};
   torch::nn::ModuleList middle_block_{nullptr};
-  torch::nn::Sequential out_{nullptr};                 // out.0 GroupNorm32, out.1 SiLU, out.2 zero conv
-  unet_blocks::ClassEmbedder class_embedder_{nullptr}; // class task only
+  torch::nn::Sequential out_{nullptr};                  // out.0 GroupNorm32, out.1 SiLU, out.2 zero conv
+  unet_blocks::ClassEmbedder class_embedder_{nullptr};  // class task only
   ControlEmbedder control_embedder_{nullptr};
 };
 

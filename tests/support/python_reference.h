@@ -11,19 +11,11 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/source_path.h"
+
 namespace ldm::testing {
 
 inline const char* kReferencePython = "/usr/bin/python3";
-
-// A file of this repository by its path from the root (e.g. "tools/export/export_lpips.py"): found
-// from this header's own location, else under $LDM_SOURCE_DIR (a build whose sources moved).
-inline std::filesystem::path source_path(const std::string& relative) {
-  const std::filesystem::path here =
-      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / relative;
-  if (std::filesystem::exists(here)) return here;
-  if (const char* root = std::getenv("LDM_SOURCE_DIR")) return std::filesystem::path(root) / relative;
-  return here;
-}
 
 // An inline reference script with its "__TOOLS__" placeholder replaced by the tools/export folder
 // (a Python raw string literal), so it can import the export scripts.

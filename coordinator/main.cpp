@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "coordinator/api_json.h"
-#include "coordinator/cli_args.h"
 #include "coordinator/client.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/discovery.h"
 #include "coordinator/report.h"
+#include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
 #include "shared/core/spec_json.h"
@@ -31,12 +31,15 @@ using namespace ldm::coord;
 constexpr const char* kDefaultState = ".ldm";
 constexpr auto kProgressInterval = std::chrono::seconds(3);
 
-const FlagSpec kStateFlag{"state", "DIR", "state directory: store, coord.json, runs/ (default .ldm)"};
-const FlagSpec kCoordFlag{"coord", "URL", "coordinator URL (default: env LDM_COORD, else <state>/coord.json)"};
-const FlagSpec kWorkerFlag{"worker", "PATH", "ldm-worker binary (default: env LDM_WORKER, else beside ldm-coord)"};
-const FlagSpec kMpirunFlag{"mpirun", "PATH", "mpirun program (default: env LDM_MPIRUN, else mpirun on PATH)"};
-const FlagSpec kNameFlag{"name", "NAME", "experiment name (default: the file's `name`)"};
-const FlagSpec kFaultFlag{"inject-fault", "SPEC", "testing: LDM_FAULT value handed to the workers"};
+const cli::Option kStateFlag = cli::text("state", "DIR", "state directory: store, coord.json, runs/ (default .ldm)");
+const cli::Option kCoordFlag =
+    cli::text("coord", "URL", "coordinator URL (default: env LDM_COORD, else <state>/coord.json)");
+const cli::Option kWorkerFlag =
+    cli::text("worker", "PATH", "ldm-worker binary (default: env LDM_WORKER, else beside ldm-coord)");
+const cli::Option kMpirunFlag =
+    cli::text("mpirun", "PATH", "mpirun program (default: env LDM_MPIRUN, else mpirun on PATH)");
+const cli::Option kNameFlag = cli::text("name", "NAME", "experiment name (default: the file's `name`)");
+const cli::Option kFaultFlag = cli::text("inject-fault", "SPEC", "testing: LDM_FAULT value handed to the workers");
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -81,29 +84,29 @@ int wait_for_shutdown(std::chrono::milliseconds timeout) {
   return sig > 0 ? sig : 0;
 }
 
-ServiceOptions service_options(const ParsedArgs& a, int default_http, int default_zmq) {
+ServiceOptions service_options(const cli::Args& a, int default_http, int default_zmq) {
   ServiceOptions o;
-  o.state_dir = a.value("state", kDefaultState);
-  o.runs_root = a.value("runs");
-  o.http_port = a.port("http-port", default_http);
-  o.zmq_port = a.port("zmq-port", default_zmq);
-  o.worker = a.value("worker", env_or("LDM_WORKER", ""));
-  o.mpirun = a.value("mpirun", env_or("LDM_MPIRUN", "mpirun"));
+  o.state_dir = a.text("state", kDefaultState);
+  o.runs_root = a.text("runs");
+  o.http_port = static_cast<int>(a.integer("http-port", default_http));
+  o.zmq_port = static_cast<int>(a.integer("zmq-port", default_zmq));
+  o.worker = a.text("worker", env_or("LDM_WORKER", ""));
+  o.mpirun = a.text("mpirun", env_or("LDM_MPIRUN", "mpirun"));
   return o;
 }
 
-Submission submission_from_file(const std::string& file, const ParsedArgs& a) {
+Submission submission_from_file(const std::string& file, const cli::Args& a) {
   const ExperimentSpec spec = parse_experiment_file(file);  // SpecError names file:line:column
   Submission s;
   s.source = absolute_path(file);
   s.spec = spec_to_json(spec);
-  s.name = a.value("name");
-  s.fault = a.value("inject-fault");
+  s.name = a.text("name");
+  s.fault = a.text("inject-fault");
   return s;
 }
 
-CoordinatorClient client_for(const ParsedArgs& a) {
-  const LocatedCoordinator where = locate_coordinator(a.value("coord"), a.value("state", kDefaultState));
+CoordinatorClient client_for(const cli::Args& a) {
+  const LocatedCoordinator where = locate_coordinator(a.text("coord"), a.text("state", kDefaultState));
   return CoordinatorClient(where.url, where.via);
 }
 
@@ -113,7 +116,7 @@ bool settled(RunState s) { return s != RunState::Pending && s != RunState::Runni
 
 // ---- commands ------------------------------------------------------------------------------------
 
-int cmd_serve(const ParsedArgs& a) {
+int cmd_serve(const cli::Args& a) {
   block_shutdown_signals();
   CoordinatorService service(service_options(a, 7621, 7622));
   std::printf("ldm-coord serving %s (workers: %s), state %s\n", service.http_url().c_str(),
@@ -128,7 +131,7 @@ int cmd_serve(const ParsedArgs& a) {
   return 0;
 }
 
-int cmd_submit(const ParsedArgs& a) {
+int cmd_submit(const cli::Args& a) {
   const Submission s = submission_from_file(a.positional.at(0), a);
   CoordinatorClient client = client_for(a);
   nlohmann::json body = {{"source", s.source}, {"spec", s.spec}};
@@ -139,7 +142,7 @@ int cmd_submit(const ParsedArgs& a) {
   return 0;
 }
 
-int cmd_resume(const ParsedArgs& a) {
+int cmd_resume(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   const nlohmann::json reply =
       client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
@@ -148,7 +151,7 @@ int cmd_resume(const ParsedArgs& a) {
   return 0;
 }
 
-int cmd_status(const ParsedArgs& a) {
+int cmd_status(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   const bool json = a.has("json");
   if (!a.positional.empty()) {
@@ -168,17 +171,17 @@ int cmd_status(const ParsedArgs& a) {
   return 0;
 }
 
-int cmd_show(const ParsedArgs& a) {
+int cmd_show(const cli::Args& a) {
   std::cout << format_experiment_toml(parse_experiment_file(a.positional.at(0)));
   return 0;
 }
 
-int cmd_presets(const ParsedArgs&) {
+int cmd_presets(const cli::Args&) {
   std::cout << format_presets_table();
   return 0;
 }
 
-int cmd_run(const ParsedArgs& a) {
+int cmd_run(const cli::Args& a) {
   Submission submission = submission_from_file(a.positional.at(0), a);  // before any I/O
   block_shutdown_signals();
   CoordinatorService service(service_options(a, 0, 0));
@@ -192,11 +195,11 @@ int cmd_run(const ParsedArgs& a) {
       submitted = coordinator.submit(submission);
       break;
     } catch (const NameTakenError&) {
-      if (!a.value("name").empty() || n > 1000) throw;
+      if (!a.text("name").empty() || n > 1000) throw;
       submission.name = base + "-" + std::to_string(n);
     }
   }
-  if (!submission.name.empty() && a.value("name").empty())
+  if (!submission.name.empty() && a.text("name").empty())
     std::printf("experiment '%s' exists in this store; running this one as '%s'\n", base.c_str(),
                 submission.name.c_str());
   const std::string name = submitted.experiment;
@@ -231,57 +234,42 @@ int cmd_run(const ParsedArgs& a) {
 
 // ---- dispatch ------------------------------------------------------------------------------------
 
-struct Command {
-  CommandSpec spec;
-  std::function<int(const ParsedArgs&)> run;
-};
-
-const std::vector<Command>& commands() {
-  static const std::vector<Command> list = {
+cli::Program program() {
+  const std::string kPortNote = " on 127.0.0.1 (0 = any free port)";
+  return {
+      "ldm-coord",
+      "Trains latent-diffusion experiments: a coordinator that schedules `mpirun ldm-worker` jobs and stores "
+      "their results.",
       {{"serve",
         {},
         "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
-        {kStateFlag,
-         {"http-port", "P", "HTTP API port on 127.0.0.1 (default 7621; 0 = any free port)"},
-         {"zmq-port", "P", "worker endpoint port on 127.0.0.1 (default 7622; 0 = any free port)"},
-         {"runs", "DIR", "run directories (default <state>/runs)"},
-         kWorkerFlag,
-         kMpirunFlag}},
-       cmd_serve},
-      {{"submit",
+        {kStateFlag, cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
+         cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
+         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag},
+        cmd_serve},
+       {"submit",
         {"FILE"},
         "Validate an experiment file and submit it to the running coordinator.",
-        {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag}},
-       cmd_submit},
-      {{"resume",
+        {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag},
+        cmd_submit},
+       {"resume",
         {"EXPERIMENT"},
-        "Start a new attempt of a stopped experiment's first unfinished stage on the running coordinator, "
-        "continuing from that stage's newest checkpoint.",
-        {kCoordFlag, kStateFlag}},
-       cmd_resume},
-      {{"status",
+        "Start a new attempt of a stopped experiment's first unfinished stage, from that stage's newest "
+        "checkpoint.",
+        {kCoordFlag, kStateFlag},
+        cmd_resume},
+       {"status",
         {"[EXPERIMENT]"},
         "Show experiments, their stages and runs (or one experiment in detail).",
-        {{"json", "", "print the API's JSON instead of a table"}, kCoordFlag, kStateFlag}},
-       cmd_status},
-      {{"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}}, cmd_show},
-      {{"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}}, cmd_presets},
-      {{"run",
+        {cli::flag("json", "print the API's JSON instead of a table"), kCoordFlag, kStateFlag},
+        cmd_status},
+       {"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}, cmd_show},
+       {"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}, cmd_presets},
+       {"run",
         {"FILE"},
         "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
-        {kStateFlag, kNameFlag, kFaultFlag, kWorkerFlag, kMpirunFlag}},
-       cmd_run},
-  };
-  return list;
-}
-
-std::string general_usage() {
-  std::string out =
-      "usage: ldm-coord COMMAND [ARGS...]\n\nTrains latent-diffusion experiments: a coordinator "
-      "that schedules `mpirun ldm-worker` jobs and stores their results.\n\ncommands:\n";
-  for (const Command& c : commands())
-    out += "  " + c.spec.name + std::string(10 - c.spec.name.size(), ' ') + c.spec.summary + "\n";
-  return out + "\n`ldm-coord COMMAND --help` describes a command's options.\n";
+        {kStateFlag, kNameFlag, kFaultFlag, kWorkerFlag, kMpirunFlag},
+        cmd_run}}};
 }
 
 }  // namespace
@@ -289,38 +277,5 @@ std::string general_usage() {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   log::set_component("coord");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty()) {
-    std::fputs(general_usage().c_str(), stderr);
-    return 2;
-  }
-  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    if (args.size() > 1) args = {args[1], "--help"};
-    else {
-      std::fputs(general_usage().c_str(), stdout);
-      return 0;
-    }
-  }
-  const Command* command = nullptr;
-  for (const Command& c : commands())
-    if (c.spec.name == args[0]) command = &c;
-  if (!command) {
-    std::fprintf(stderr, "ldm-coord: error: unknown command '%s'\n\n%s", args[0].c_str(), general_usage().c_str());
-    return 2;
-  }
-  try {
-    const ParsedArgs parsed = parse_command_args(command->spec, std::vector<std::string>(args.begin() + 1, args.end()));
-    if (parsed.help) {
-      std::fputs(command_help(command->spec).c_str(), stdout);
-      return 0;
-    }
-    return command->run(parsed);
-  } catch (const UsageError& ex) {
-    std::fprintf(stderr, "ldm-coord %s: error: %s\n%s", command->spec.name.c_str(), ex.what(),
-                 command_usage(command->spec).c_str());
-    return 2;
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "ldm-coord: error: %s\n", ex.what());
-    return 1;
-  }
+  return cli::run(program(), argc, argv);
 }

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/text.h"
 
 namespace ldm::coord {
@@ -149,23 +149,6 @@ std::string format_summary(const ExperimentView& v) {
   return out;
 }
 
-namespace {
-// "depth 28, width 1152, 16 heads, patch 2" in short form; the UNet's channel layout instead.
-std::string size_text(const PresetInfo& p) {
-  if (p.family == "unet") {
-    std::vector<std::string> mult, attn;
-    for (int m : p.channel_mult) mult.push_back(std::to_string(m));
-    for (int d : p.attention_ds) attn.push_back(std::to_string(d));
-    return "ch" + std::to_string(p.model_channels) + " x" + join(mult, ",") + " res" +
-           std::to_string(p.num_res_blocks) + " attn@" + join(attn, ",");
-  }
-  std::string s = "d" + std::to_string(p.depth) + " w" + std::to_string(p.width) + " h" + std::to_string(p.heads) +
-                  " p" + std::to_string(p.patch);
-  if (p.decoder_depth > 0) s += " dec" + std::to_string(p.decoder_depth);
-  return s;
-}
-}  // namespace
-
 std::string format_presets_table() {
   const ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
   std::string out = "Analytic size at latent " + std::to_string(shape.latent_size) + "x" +
@@ -173,15 +156,11 @@ std::string format_presets_table() {
                     " (256x256 images through an f=8 VAE), " + std::to_string(shape.num_classes) +
                     " classes, learned sigma, no controls (class task):\n";
   std::vector<std::vector<std::string>> rows = {{"FAMILY", "PRESET", "TASKS", "SIZE", "PARAMS", "GFLOPS", "SOURCE"}};
-  for (const std::string& family : recipe_families()) {
-    const std::string tasks = join(family_tasks(family), ",");
-    for (const std::string& name : preset_names(family)) {
-      const PresetInfo* p = find_preset(family, name);
-      if (!p) continue;
-      rows.push_back({family, name, tasks, size_text(*p), params_text(analytic_param_count(*p, shape)),
-                      printf_string("%.2f", analytic_gflops(*p, shape)), p->source});
-    }
-  }
+  for (const RecipeCard* card : recipe_cards())
+    for (const PresetInfo& p : card->presets)
+      rows.push_back({card->family, p.name, join(card->tasks, ","), card->size_text(p),
+                      params_text(card->param_count(p, shape)), printf_string("%.2f", card->gflops(p, shape)),
+                      p.source});
   return out + format_table(rows) +
          "SIZE: d depth, w width, h heads, p patch, dec mDT decoder blocks; UNet: ch base channels, x channel\n"
          "multipliers per level, res ResBlocks per level, attn@ down-sampling factors with attention.\n";

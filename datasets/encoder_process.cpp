@@ -63,6 +63,23 @@ std::string read_bytes(int fd, std::size_t n, const std::string& what) {
 
 namespace ldm::data {
 
+std::vector<cli::Option> encoder_options() {
+  using namespace cli;
+  return {text("vae", "PATH",
+               "TorchScript VAE (tools/export/export_vae.py; posterior mean times its scaling factor), or\n"
+               "patch:F for the built-in patch autoencoder (tests; not comparable with a real VAE)"),
+          text("text-encoder", "PATH",
+               "TorchScript text encoder (tools/export/export_text_encoder.py) with --tokenizer MODEL\n"
+               "(SentencePiece), or 'builtin' (with --text-dim D)"),
+          text("tokenizer", "MODEL", "SentencePiece model of --text-encoder"),
+          integer("text-dim", "D", "feature width of the built-in text encoder (default 64)", 1, 65536),
+          integer("max-tokens", "N", "caption token slots (default 120)", 1, 4096),
+          text("text-embeddings", "F",
+               "precomputed caption features: .npz file(s), a brace pattern, with keys [N] (sample keys),\n"
+               "tokens [N,L,D], optional lengths/mask, pooled"),
+          integer("encode-batch", "B", "images / captions per encoder forward (default 16)", 1, 65536)};
+}
+
 std::string sibling_program(const std::string& name) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "datasets/importers.h"
+#include "shared/core/cli.h"
 
 namespace ldm::data::pipe {
 
@@ -35,6 +36,10 @@ namespace ldm::data {
 // `ldm-encode` next to the running program (the build's bin directory, or an install's), else
 // the bare name for a PATH lookup.
 std::string sibling_program(const std::string& name);
+
+// The encoder options `ldm-data import-*` takes and passes on, unchanged, to `ldm-encode --serve`
+// (one declaration for both command lines).
+std::vector<cli::Option> encoder_options();
 
 // Spawns `program args...` (stdin/stdout are pipes, stderr is inherited), reads its hello, and
 // serves encode() calls one at a time (a mutex serialises callers). A child that dies or answers

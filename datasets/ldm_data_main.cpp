@@ -25,202 +25,25 @@
 #include "datasets/importers.h"
 #include "datasets/shard.h"
 #include "datasets/synthetic.h"
+#include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/text.h"
 
 namespace {
 
+using ldm::cli::Args;
+using ldm::cli::UsageError;
 using ldm::data::Record;
 
-constexpr const char* kUsage =
-    "usage: ldm-data <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  synth     render the synthetic class-conditional dataset into shards\n"
-    "  inspect   print a shard's header, statistics and first records; verify every checksum\n"
-    "  verify    check every shard of a directory: checksums, index, footer, unique ids, headers\n"
-    "  stats     counts per class and shape, caption lengths, control metadata, channel mean/std\n"
-    "  import-imagenet  import an ImageNet folder (train/<wnid>/*.JPEG, val) into image shards\n"
-    "  import-wds       import WebDataset tars (key.jpg|png|webp + key.txt [+ key.json])\n"
-    "\n"
-    "Run 'ldm-data <command> --help' for a command's options.\n";
-
-constexpr const char* kSynthUsage =
-    "usage: ldm-data synth --out DIR [--records N] [--classes C] [--resolution R] [--seed S]\n"
-    "                      [--shard-records K]\n"
-    "\n"
-    "Renders coloured shapes (class = shape + colour) with captions and crop/flip metadata into\n"
-    "DIR/synth-NNNNN.ldms plus DIR/dataset.json. An existing DIR with the same parameters is\n"
-    "reused; one with different parameters is an error.\n"
-    "\n"
-    "  --out DIR            output directory (required)\n"
-    "  --records N          number of records (default 1024)\n"
-    "  --classes C          number of classes, at most 80 (default 10)\n"
-    "  --resolution R       image side in pixels, 8..1024 (default 32)\n"
-    "  --seed S             random seed (default 0)\n"
-    "  --shard-records K    records per shard file (default 256)\n";
-
-constexpr const char* kInspectUsage =
-    "usage: ldm-data inspect SHARD [--records K]\n"
-    "\n"
-    "Prints the header, record count, label histogram, caption lengths and payload shapes, then\n"
-    "the first K records. Reads every record and verifies its checksum: exits 1 if any is "
-    "corrupt.\n"
-    "\n"
-    "  --records K          how many records to print (default 3)\n";
-
-constexpr const char* kVerifyUsage =
-    "usage: ldm-data verify DIR [--max-problems N]\n"
-    "\n"
-    "Checks every DIR/*.ldms shard: header, footer and index, every record's length and checksum,\n"
-    "that record ids are unique across the directory, and that every shard agrees with the first\n"
-    "on payload kind, encoder and channel count. Goes on past each problem and names the shard,\n"
-    "record number and id of each. Progress goes to stderr. Exits 0 only when nothing is wrong.\n"
-    "\n"
-    "  --max-problems N     how many problems to print (default 100; all are counted)\n";
-
-constexpr const char* kStatsUsage =
-    "usage: ldm-data stats DIR [--json]\n"
-    "\n"
-    "Streams every record of DIR/*.ldms and prints: records per class and per payload shape,\n"
-    "caption length in words and characters, the range of original and crop sizes and the flip\n"
-    "fraction, and the per-channel mean and std of the payload (pixels in [0,1], or latents with\n"
-    "a suggested scale factor = 1/std over all latent values, as LDM's scale_factor). Records\n"
-    "that fail their checksum are skipped and counted.\n"
-    "\n"
-    "  --json               print JSON instead of a table\n";
-
-#define LDM_IMPORT_CROP_OPTIONS                                                                      \
-  "  --out DIR            output directory (required)\n"                                             \
-  "  --resolution R       output side in pixels (default 256)\n"                                     \
-  "  --crop S             center | random | random_resized (default center)\n"                       \
-  "  --flip P             horizontal flip probability (default 0)\n"                                 \
-  "  --views K            augmented views per image (default 1)\n"                                   \
-  "  --seed S             augmentation seed (default 0)\n"                                           \
-  "  --threads T          decoding threads (default: hardware concurrency)\n"                        \
-  "  --buckets            aspect-ratio buckets: crop each image to the bucket nearest its aspect\n"  \
-  "                       (sides multiples of --bucket-step, area <= R^2, aspect <= --bucket-max-\n" \
-  "                       aspect; defaults 32 and 2, our choice, not the paper's)\n"                 \
-  "Encoding (runs the LibTorch child `ldm-encode --serve`; shards then hold latents and/or\n"        \
-  "caption features, and their headers name the encoders):\n"                                        \
-  "  --vae PATH           TorchScript VAE (tools/export/export_vae.py), or patch:F for the\n"        \
-  "                       built-in patch autoencoder (tests; not comparable with a real VAE)\n"      \
-  "  --text-encoder PATH  TorchScript text encoder (tools/export/export_text_encoder.py) with\n"     \
-  "                       --tokenizer MODEL (SentencePiece), or 'builtin' (with --text-dim D)\n"     \
-  "  --max-tokens N       caption token slots (default 120)\n"                                       \
-  "  --text-embeddings F  precomputed caption features: .npz file(s), a brace pattern, with\n"       \
-  "                       keys [N] (sample keys), tokens [N,L,D], optional lengths/mask, pooled\n"   \
-  "  --encode-batch B     images / captions per encoder forward (default 16)\n"
-
-constexpr const char* kImportImageNetUsage =
-    "usage: ldm-data import-imagenet ROOT --out DIR [--split train|val] [--resolution R]\n"
-    "                      [--crop center|random|random_resized] [--flip P] [--views K]\n"
-    "                      [--seed S] [--shard-records N] [--threads T] [--val-labels FILE]\n"
-    "                      [--vae PATH] [--text-encoder PATH --tokenizer MODEL | --text-embeddings F]\n"
-    "\n"
-    "Decodes ROOT/train/<wnid>/*.JPEG (or ROOT/val) in parallel, crops each image and writes\n"
-    "DIR/imagenet-<split>-NNNNN.ldms plus DIR/dataset.json. Class index = position of the wnid in\n"
-    "the sorted list of ROOT/train's folder names (torchvision ImageFolder; the standard\n"
-    "0..999 order for ILSVRC-2012). Validation: ROOT/val/<wnid>/* folders, or a flat ROOT/val with\n"
-    "--val-labels FILE holding either 'ILSVRC2012_val_00000001.JPEG n01751748' lines (file name\n"
-    "and wnid or class index) or one wnid / class index per line in sorted file-name order.\n"
-    "Unreadable or truncated images are skipped, counted and named. Shard k always holds images\n"
-    "[k*N, (k+1)*N) of the sorted list: a rerun keeps complete shards and redoes the rest.\n"
-    "\n" LDM_IMPORT_CROP_OPTIONS
-    "  --split S            train | val (default train)\n"
-    "  --shard-records N    input images per shard (default 1024)\n"
-    "  --val-labels FILE    labels of a flat ROOT/val\n";
-
-constexpr const char* kImportWdsUsage =
-    "usage: ldm-data import-wds 'PATTERN-{00000..00099}.tar' --out DIR [--resolution R]\n"
-    "                      [--crop center|random|random_resized] [--flip P] [--views K]\n"
-    "                      [--seed S] [--threads T] [--vae PATH]\n"
-    "                      [--text-encoder PATH --tokenizer MODEL | --text-embeddings F]\n"
-    "\n"
-    "Reads WebDataset tars (brace ranges keep their zero padding; quote the pattern), groups\n"
-    "members by key (path up to the first '.' of the file name): an image (.jpg .jpeg .png .webp),\n"
-    "a caption (.txt) and an optional .json whose original_width/original_height (or\n"
-    "width/height) become the record's original size. Samples without an image or caption are\n"
-    "skipped and counted. Tar k becomes DIR/wds-NNNNN.ldms (tars run in parallel); a rerun keeps\n"
-    "complete shards. Labels are -1.\n"
-    "\n" LDM_IMPORT_CROP_OPTIONS;
-
-// A command-line mistake: reported with the command's usage, exit status 2.
-struct UsageError : std::runtime_error {
-  UsageError(const std::string& message, const char* usage) : std::runtime_error(message), usage(usage) {}
-  const char* usage;
-};
-
-struct Args {
-  std::map<std::string, std::string> options;  // "records" -> "100"
-  std::vector<std::string> positionals;
-  std::set<std::string> flags;  // options without a value: "json"
-  bool help = false;
-};
-
-// Accepts "--name value" and "--name=value" for the `known` option names, and "--name" alone for
-// the `known_flags`.
-Args parse_args(int argc, char** argv, const std::vector<std::string>& known,
-                const std::vector<std::string>& known_flags, const char* usage) {
-  Args args;
-  std::vector<std::string> flags;  // for "did you mean"
-  for (const auto& k : known) flags.push_back("--" + k);
-  for (const auto& k : known_flags) flags.push_back("--" + k);
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      args.help = true;
-    } else if (ldm::starts_with(arg, "--")) {
-      const auto eq = arg.find('=');
-      const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-      if (std::find(known_flags.begin(), known_flags.end(), name) != known_flags.end()) {
-        if (eq != std::string::npos) throw UsageError("option '--" + name + "' takes no value", usage);
-        args.flags.insert(name);
-        continue;
-      }
-      if (std::find(known.begin(), known.end(), name) == known.end())
-        throw UsageError("unknown option '--" + name + "'" + ldm::did_you_mean("--" + name, flags), usage);
-      if (eq != std::string::npos) {
-        args.options[name] = arg.substr(eq + 1);
-      } else if (i + 1 < argc) {
-        args.options[name] = argv[++i];
-      } else {
-        throw UsageError("option '--" + name + "' needs a value", usage);
-      }
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      throw UsageError("unknown option '" + arg + "'", usage);
-    } else {
-      args.positionals.push_back(arg);
-    }
-  }
-  return args;
-}
-
-std::int64_t int_option(const Args& args, const std::string& name, std::int64_t fallback, const char* usage) {
-  const auto it = args.options.find(name);
-  if (it == args.options.end()) return fallback;
-  std::size_t used = 0;
-  try {
-    const long long v = std::stoll(it->second, &used);
-    if (used == it->second.size()) return v;
-  } catch (const std::exception&) {  // not a number or out of range: reported below
-  }
-  throw UsageError("option '--" + name + "' expects an integer, got '" + it->second + "'", usage);
-}
-
 int run_synth(const Args& args) {
-  if (!args.positionals.empty())
-    throw UsageError("synth takes no positional arguments (got '" + args.positionals[0] + "')", kSynthUsage);
-  const auto out = args.options.find("out");
-  if (out == args.options.end()) throw UsageError("synth needs --out DIR", kSynthUsage);
-  const std::string dir = out->second;
+  const std::string dir = args.text("out");
   ldm::data::SyntheticParams p;
-  p.records = int_option(args, "records", p.records, kSynthUsage);
-  p.classes = int_option(args, "classes", p.classes, kSynthUsage);
-  p.resolution = int_option(args, "resolution", p.resolution, kSynthUsage);
-  p.seed = int_option(args, "seed", p.seed, kSynthUsage);
-  p.shard_records = int_option(args, "shard-records", p.shard_records, kSynthUsage);
+  p.records = args.integer("records", p.records);
+  p.classes = args.integer("classes", p.classes);
+  p.resolution = args.integer("resolution", p.resolution);
+  p.seed = args.integer("seed", p.seed);
+  p.shard_records = args.integer("shard-records", p.shard_records);
 
   const bool reused = ldm::path_exists(dir + "/dataset.json");
   const auto start = std::chrono::steady_clock::now();
@@ -286,11 +109,8 @@ void print_record(const Record& r, const ldm::data::ShardHeader& header) {
 }
 
 int run_inspect(const Args& args) {
-  if (args.positionals.size() != 1) throw UsageError("inspect needs exactly one SHARD argument", kInspectUsage);
-  const std::int64_t show = int_option(args, "records", 3, kInspectUsage);
-  if (show < 0) throw UsageError("option '--records' must be >= 0", kInspectUsage);
-
-  const ldm::data::ShardReader reader(args.positionals[0]);
+  const std::int64_t show = args.integer("records", 3);
+  const ldm::data::ShardReader reader(args.positional[0]);
   const auto& h = reader.header();
   std::printf("shard:          %s\n", reader.path().c_str());
   std::printf("format version: %u\n", h.format_version);
@@ -352,9 +172,7 @@ void print_progress(const char* verb, std::size_t done, std::size_t total, const
 }
 
 int run_verify(const Args& args) {
-  if (args.positionals.size() != 1) throw UsageError("verify needs exactly one DIR argument", kVerifyUsage);
-  const std::int64_t max_problems = int_option(args, "max-problems", 100, kVerifyUsage);
-  if (max_problems < 0) throw UsageError("option '--max-problems' must be >= 0", kVerifyUsage);
+  const std::int64_t max_problems = args.integer("max-problems", 100);
   ldm::data::VerifyOptions options;
   options.max_problems = static_cast<std::size_t>(max_problems);
   const auto start = std::chrono::steady_clock::now();
@@ -362,7 +180,7 @@ int run_verify(const Args& args) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     print_progress("verified", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done, seconds);
   };
-  const ldm::data::VerifyReport report = ldm::data::verify_directory(args.positionals[0], options);
+  const ldm::data::VerifyReport report = ldm::data::verify_directory(args.positional[0], options);
   for (const auto& problem : report.problems) std::printf("%s\n", problem.text.c_str());
   if (report.problem_count > report.problems.size())
     std::printf("... and %llu more problems not shown (--max-problems)\n",
@@ -372,33 +190,20 @@ int run_verify(const Args& args) {
 }
 
 int run_stats(const Args& args) {
-  if (args.positionals.size() != 1) throw UsageError("stats needs exactly one DIR argument", kStatsUsage);
   const auto start = std::chrono::steady_clock::now();
   const ldm::data::DatasetStats stats = ldm::data::compute_stats(
-      args.positionals[0],
+      args.positional[0],
       [&](const ldm::data::StatsProgress& p) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         print_progress("read", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done, seconds);
       },
       [](const std::string& error) { std::fprintf(stderr, "ldm-data: skipped: %s\n", error.c_str()); });
-  if (args.flags.count("json")) {
+  if (args.has("json")) {
     std::printf("%s\n", ldm::data::stats_json(stats).c_str());
   } else {
     std::fputs(ldm::data::format_stats(stats).c_str(), stdout);
   }
   return 0;
-}
-
-double double_option(const Args& args, const std::string& name, double fallback, const char* usage) {
-  const auto it = args.options.find(name);
-  if (it == args.options.end()) return fallback;
-  std::size_t used = 0;
-  try {
-    const double v = std::stod(it->second, &used);
-    if (used == it->second.size()) return v;
-  } catch (const std::exception&) {  // not a number: reported below
-  }
-  throw UsageError("option '--" + name + "' expects a number, got '" + it->second + "'", usage);
 }
 
 std::string format_duration(double seconds) {
@@ -414,60 +219,47 @@ std::string format_duration(double seconds) {
 }
 
 // The options both importers share; `out` is returned through `dir`.
-ldm::data::ImportOptions import_options(const Args& args, const char* usage, std::string& dir) {
-  const auto out = args.options.find("out");
-  if (out == args.options.end()) throw UsageError("import needs --out DIR", usage);
-  dir = out->second;
+ldm::data::ImportOptions import_options(const Args& args) {
   ldm::data::ImportOptions o;
-  o.crop.size = static_cast<int>(int_option(args, "resolution", 256, usage));
-  if (o.crop.size < 1 || o.crop.size > 8192) throw UsageError("option '--resolution' must be in 1..8192", usage);
-  const auto crop = args.options.find("crop");
-  if (crop != args.options.end()) {
+  o.crop.size = static_cast<int>(args.integer("resolution", 256));
+  if (args.has("crop")) {
     try {
-      o.crop.strategy = ldm::data::parse_crop_strategy(crop->second);
+      o.crop.strategy = ldm::data::parse_crop_strategy(args.text("crop"));
     } catch (const ldm::Error& e) {
-      throw UsageError(e.what(), usage);
+      throw UsageError(e.what());
     }
   }
-  o.crop.flip_prob = double_option(args, "flip", 0.0, usage);
-  if (!(o.crop.flip_prob >= 0.0 && o.crop.flip_prob <= 1.0))
-    throw UsageError("option '--flip' must be in [0, 1]", usage);
-  o.views = static_cast<int>(int_option(args, "views", 1, usage));
-  if (o.views < 1 || o.views > 1024) throw UsageError("option '--views' must be in 1..1024", usage);
-  o.seed = static_cast<std::uint64_t>(int_option(args, "seed", 0, usage));
-  o.shard_records = int_option(args, "shard-records", 1024, usage);
-  if (o.shard_records < 1) throw UsageError("option '--shard-records' must be >= 1", usage);
-  const std::int64_t threads = int_option(args, "threads", 0, usage);
-  if (threads < 0 || threads > 1024) throw UsageError("option '--threads' must be in 0..1024", usage);
-  o.threads = static_cast<int>(threads);
+  o.crop.flip_prob = args.number("flip", 0.0);
+  o.views = static_cast<int>(args.integer("views", 1));
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", 0));
+  o.shard_records = args.integer("shard-records", 1024);
+  o.threads = static_cast<int>(args.integer("threads", 0));
 
-  if (args.flags.count("buckets")) {
-    const int step = static_cast<int>(int_option(args, "bucket-step", ldm::data::kDefaultBucketStep, usage));
-    const double aspect = double_option(args, "bucket-max-aspect", ldm::data::kDefaultBucketMaxAspect, usage);
+  if (args.has("buckets")) {
+    const int step = static_cast<int>(args.integer("bucket-step", ldm::data::kDefaultBucketStep));
+    const double aspect = args.number("bucket-max-aspect", ldm::data::kDefaultBucketMaxAspect);
     try {
       o.buckets = ldm::data::make_buckets(o.crop.size, step, aspect);
     } catch (const ldm::Error& e) {
-      throw UsageError(e.what(), usage);
+      throw UsageError(e.what());
     }
-  } else if (args.options.count("bucket-step") || args.options.count("bucket-max-aspect")) {
-    throw UsageError("--bucket-step / --bucket-max-aspect go with --buckets", usage);
+  } else if (args.has("bucket-step") || args.has("bucket-max-aspect")) {
+    throw UsageError("--bucket-step / --bucket-max-aspect go with --buckets");
   }
 
   // Encoders run in a child process, so ldm-data itself never links LibTorch.
   std::vector<std::string> encode_args{"--serve"};
-  for (const char* key :
-       {"vae", "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch"})
-    if (auto it = args.options.find(key); it != args.options.end()) {
-      encode_args.push_back(std::string("--") + key);
-      encode_args.push_back(it->second);
+  for (const ldm::cli::Option& o : ldm::data::encoder_options())
+    if (args.has(o.name)) {
+      encode_args.push_back("--" + o.name);
+      encode_args.push_back(args.text(o.name));
     }
-  if (args.options.count("tokenizer") && !args.options.count("text-encoder"))
-    throw UsageError("--tokenizer goes with --text-encoder", usage);
-  if (args.options.count("text-encoder") && args.options.count("text-embeddings"))
-    throw UsageError("caption features come from --text-encoder or --text-embeddings, not both", usage);
+  if (args.has("tokenizer") && !args.has("text-encoder")) throw UsageError("--tokenizer goes with --text-encoder");
+  if (args.has("text-encoder") && args.has("text-embeddings"))
+    throw UsageError("caption features come from --text-encoder or --text-embeddings, not both");
   if (encode_args.size() > 1) {
-    if (!args.options.count("vae") && !args.options.count("text-encoder") && !args.options.count("text-embeddings"))
-      throw UsageError("encoder options need --vae, --text-encoder or --text-embeddings", usage);
+    if (!args.has("vae") && !args.has("text-encoder") && !args.has("text-embeddings"))
+      throw UsageError("encoder options need --vae, --text-encoder or --text-embeddings");
     o.encoder = std::make_shared<ldm::data::EncoderProcess>(ldm::data::sibling_program("ldm-encode"), encode_args);
     std::fprintf(stderr, "ldm-data: encoding with %s%s%s\n", o.encoder->identity().c_str(),
                  o.encoder->text_identity().empty() ? "" : " + ", o.encoder->text_identity().c_str());
@@ -499,83 +291,122 @@ ldm::data::ImportOptions import_options(const Args& args, const char* usage, std
 }
 
 int run_import_imagenet(const Args& args) {
-  if (args.positionals.size() != 1)
-    throw UsageError("import-imagenet needs exactly one ROOT argument", kImportImageNetUsage);
-  std::string dir;
-  const ldm::data::ImportOptions o = import_options(args, kImportImageNetUsage, dir);
+  const ldm::data::ImportOptions o = import_options(args);
   ldm::data::ImageNetOptions in;
-  if (args.options.count("split")) in.split = args.options.at("split");
-  if (in.split != "train" && in.split != "val")
-    throw UsageError("option '--split' must be train or val", kImportImageNetUsage);
-  if (args.options.count("val-labels")) in.val_labels = args.options.at("val-labels");
-  const auto summary = ldm::data::import_imagenet(args.positionals[0], dir, in, o);
+  in.split = args.text("split", in.split);
+  in.val_labels = args.text("val-labels", in.val_labels);
+  const auto summary = ldm::data::import_imagenet(args.positional[0], args.text("out"), in, o);
   std::fputs(ldm::data::format_import_summary(summary).c_str(), stdout);
   return 0;
 }
 
 int run_import_wds(const Args& args) {
-  if (args.positionals.size() != 1) throw UsageError("import-wds needs exactly one PATTERN argument", kImportWdsUsage);
-  std::string dir;
-  const ldm::data::ImportOptions o = import_options(args, kImportWdsUsage, dir);
-  const auto summary = ldm::data::import_webdataset(args.positionals[0], dir, o);
+  const ldm::data::ImportOptions o = import_options(args);
+  const auto summary = ldm::data::import_webdataset(args.positional[0], args.text("out"), o);
   std::fputs(ldm::data::format_import_summary(summary).c_str(), stdout);
   return 0;
 }
 
-struct Command {
-  const char* name;
-  const char* usage;
-  std::vector<std::string> options;
-  std::vector<std::string> flags;
-  int (*run)(const Args&);
-};
+// Options both importers take.
+std::vector<ldm::cli::Option> import_option_list() {
+  using namespace ldm::cli;
+  std::vector<Option> options = {
+      text("out", "DIR", "output directory").required(),
+      integer("resolution", "R", "output side in pixels (default 256)", 1, 8192),
+      text("crop", "center|random|random_resized", "crop strategy (default center)"),
+      number("flip", "P", "horizontal flip probability (default 0)", 0, 1),
+      integer("views", "K", "augmented views per image (default 1)", 1, 1024),
+      integer("seed", "S", "augmentation seed (default 0)", 0),
+      integer("threads", "T", "decoding threads (default: hardware concurrency)", 0, 1024),
+      flag("buckets",
+           "aspect-ratio buckets: crop each image to the bucket nearest its aspect (sides multiples of\n"
+           "--bucket-step, area <= R^2, aspect <= --bucket-max-aspect; defaults 32 and 2, our choice,\n"
+           "not the paper's)"),
+      integer("bucket-step", "S", "bucket side multiple (default 32)", 1, 8192),
+      number("bucket-max-aspect", "A", "largest bucket aspect ratio (default 2)", 1, 100)};
+  for (const Option& o : ldm::data::encoder_options()) options.push_back(o);
+  return options;
+}
+
+ldm::cli::Program program() {
+  using namespace ldm::cli;
+  std::vector<Option> imagenet = import_option_list();
+  imagenet.push_back(choice("split", {"train", "val"}, "which split (default train)"));
+  imagenet.push_back(integer("shard-records", "N", "input images per shard (default 1024)", 1));
+  imagenet.push_back(text("val-labels", "FILE", "labels of a flat ROOT/val"));
+  const std::string encoding =
+      "Encoding (--vae, --text-encoder, --text-embeddings) runs the LibTorch child `ldm-encode --serve`;\n"
+      "shards then hold latents and/or caption features, and their headers name the encoders.";
+  return {"ldm-data",
+          "Makes and checks sharded datasets: synthetic data, ImageNet folders and WebDataset tars, with\n"
+          "checksums, an index and the control metadata of every crop.",
+          {{"synth",
+            {},
+            "Render the synthetic class-conditional dataset into shards.",
+            {text("out", "DIR", "output directory").required(),
+             integer("records", "N", "number of records (default 1024)", 1, 1e8),
+             integer("classes", "C", "number of classes, at most 80 (default 10)", 1, 80),
+             integer("resolution", "R", "image side in pixels (default 32)", 8, 1024),
+             integer("seed", "S", "random seed (default 0)", 0),
+             integer("shard-records", "K", "records per shard file (default 256)", 1, 1e7)},
+            run_synth,
+            "Renders coloured shapes (class = shape + colour) with captions and crop/flip metadata into\n"
+            "DIR/synth-NNNNN.ldms plus DIR/dataset.json. An existing DIR with the same parameters is\n"
+            "reused; one with different parameters is an error."},
+           {"inspect",
+            {"SHARD"},
+            "Print a shard's header, statistics and first records; verify every checksum.",
+            {integer("records", "K", "how many records to print (default 3)", 0)},
+            run_inspect,
+            "Prints the header, record count, label histogram, caption lengths and payload shapes, then the\n"
+            "first K records. Reads every record and verifies its checksum: exits 1 if any is corrupt."},
+           {"verify",
+            {"DIR"},
+            "Check every shard of a directory: checksums, index, footer, unique ids, headers.",
+            {integer("max-problems", "N", "how many problems to print (default 100; all are counted)", 0)},
+            run_verify,
+            "Checks every DIR/*.ldms shard: header, footer and index, every record's length and checksum,\n"
+            "that record ids are unique across the directory, and that every shard agrees with the first\n"
+            "on payload kind, encoder and channel count. Goes on past each problem and names the shard,\n"
+            "record number and id of each. Progress goes to stderr. Exits 0 only when nothing is wrong."},
+           {"stats",
+            {"DIR"},
+            "Counts per class and shape, caption lengths, control metadata, channel mean/std.",
+            {flag("json", "print JSON instead of a table")},
+            run_stats,
+            "Streams every record of DIR/*.ldms and prints: records per class and per payload shape,\n"
+            "caption length in words and characters, the range of original and crop sizes and the flip\n"
+            "fraction, and the per-channel mean and std of the payload (pixels in [0,1], or latents with\n"
+            "a suggested scale factor = 1/std over all latent values, as LDM's scale_factor). Records\n"
+            "that fail their checksum are skipped and counted."},
+           {"import-imagenet",
+            {"ROOT"},
+            "Import an ImageNet folder (train/<wnid>/*.JPEG, val) into image or latent shards.",
+            imagenet,
+            run_import_imagenet,
+            "Decodes ROOT/train/<wnid>/*.JPEG (or ROOT/val) in parallel, crops each image and writes\n"
+            "DIR/imagenet-<split>-NNNNN.ldms plus DIR/dataset.json. Class index = position of the wnid in\n"
+            "the sorted list of ROOT/train's folder names (torchvision ImageFolder; the standard\n"
+            "0..999 order for ILSVRC-2012). Validation: ROOT/val/<wnid>/* folders, or a flat ROOT/val with\n"
+            "--val-labels FILE holding either 'ILSVRC2012_val_00000001.JPEG n01751748' lines (file name\n"
+            "and wnid or class index) or one wnid / class index per line in sorted file-name order.\n"
+            "Unreadable or truncated images are skipped, counted and named. Shard k always holds images\n"
+            "[k*N, (k+1)*N) of the sorted list: a rerun keeps complete shards and redoes the rest.\n" +
+                encoding},
+           {"import-wds",
+            {"PATTERN"},
+            "Import WebDataset tars (key.jpg|png|webp + key.txt [+ key.json]) into shards.",
+            import_option_list(),
+            run_import_wds,
+            "Reads WebDataset tars ('PATTERN-{00000..00099}.tar': brace ranges keep their zero padding;\n"
+            "quote the pattern), groups members by key (path up to the first '.' of the file name): an\n"
+            "image (.jpg .jpeg .png .webp), a caption (.txt) and an optional .json whose\n"
+            "original_width/original_height (or width/height) become the record's original size. Samples\n"
+            "without an image or caption are skipped and counted. Tar k becomes DIR/wds-NNNNN.ldms (tars\n"
+            "run in parallel); a rerun keeps complete shards. Labels are -1.\n" +
+                encoding}}};
+}
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const std::vector<Command> commands = {
-      {"synth", kSynthUsage, {"out", "records", "classes", "resolution", "seed", "shard-records"}, {}, run_synth},
-      {"inspect", kInspectUsage, {"records"}, {}, run_inspect},
-      {"verify", kVerifyUsage, {"max-problems"}, {}, run_verify},
-      {"stats", kStatsUsage, {}, {"json"}, run_stats},
-      {"import-imagenet",
-       kImportImageNetUsage,
-       {"out", "split", "resolution", "crop", "flip", "views", "seed", "shard-records", "threads", "val-labels", "vae",
-        "text-encoder", "tokenizer", "max-tokens", "text-dim", "text-embeddings", "encode-batch", "bucket-step",
-        "bucket-max-aspect"},
-       {"buckets"},
-       run_import_imagenet},
-      {"import-wds",
-       kImportWdsUsage,
-       {"out", "resolution", "crop", "flip", "views", "seed", "threads", "vae", "text-encoder", "tokenizer",
-        "max-tokens", "text-dim", "text-embeddings", "encode-batch", "bucket-step", "bucket-max-aspect"},
-       {"buckets"},
-       run_import_wds},
-  };
-  std::vector<std::string> names;  // for "did you mean"
-  for (const Command& c : commands) names.push_back(c.name);
-  try {
-    const std::string name = argc > 1 ? argv[1] : "";
-    if (name == "--help" || name == "-h" || name == "help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    for (const Command& c : commands) {
-      if (name != c.name) continue;
-      const Args args = parse_args(argc, argv, c.options, c.flags, c.usage);
-      if (args.help) {
-        std::fputs(c.usage, stdout);
-        return 0;
-      }
-      return c.run(args);
-    }
-    throw UsageError(
-        name.empty() ? "missing command" : "unknown command '" + name + "'" + ldm::did_you_mean(name, names), kUsage);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "ldm-data: %s\n\n%s", e.what(), e.usage);
-    return 2;
-  } catch (const std::exception& e) {  // ldm::Error and the rare std one (bad_alloc, filesystem)
-    std::fprintf(stderr, "ldm-data: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return ldm::cli::run(program(), argc, argv); }

@@ -17,16 +17,11 @@
 #include <sstream>
 
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::data {
 
 namespace tsenc {
-
-// A c10::Error's message without the C++ backtrace; other exceptions' what().
-std::string message_of(const std::exception& e) {
-  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 std::string fmt_g6(double v) {
   char buf[64];
@@ -48,7 +43,7 @@ torch::jit::Module load_module(const std::string& path, const std::string& what,
   try {
     m = torch::jit::load(path, device);
   } catch (const std::exception& e) {
-    std::string msg = message_of(e);
+    std::string msg = torch_compat::error_text(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     throw DataError(what + " " + path + ": not a TorchScript archive that this LibTorch (" +
                     std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
@@ -153,7 +148,7 @@ struct TorchScriptAutoencoder::Impl {
         result = fn({x.narrow(0, start, rows).contiguous()});
       } catch (const std::exception& e) {
         throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": " + method + "() failed on a batch of shape " +
-                        tsenc::shape_str(x.narrow(0, start, rows).sizes()) + ": " + tsenc::message_of(e));
+                        tsenc::shape_str(x.narrow(0, start, rows).sizes()) + ": " + torch_compat::error_text(e));
       }
       if (!result.isTensor())
         throw DataError(std::string(tsenc::kVaeWhat) + " " + path + ": " + method + "() returned a " +
@@ -185,7 +180,7 @@ TorchScriptAutoencoder::TorchScriptAutoencoder(const std::string& path, TorchScr
     d.device = torch::Device(options.device);
   } catch (const std::exception& e) {
     throw Error(std::string(tsenc::kVaeWhat) + " " + path + ": bad device '" + options.device +
-                "': " + tsenc::message_of(e));
+                "': " + torch_compat::error_text(e));
   }
   tsenc::require_file(path, tsenc::kVaeWhat);
   d.sha = sha256_file_hex(path);
@@ -385,7 +380,7 @@ TorchScriptTextEncoder::TorchScriptTextEncoder(const std::string& model_path, co
     d.device = torch::Device(options.device);
   } catch (const std::exception& e) {
     throw Error(std::string(tsenc::kTextWhat) + " " + model_path + ": bad device '" + options.device +
-                "': " + tsenc::message_of(e));
+                "': " + torch_compat::error_text(e));
   }
 
   tsenc::require_file(tokenizer_path, "SentencePiece tokenizer");
@@ -462,7 +457,7 @@ std::vector<TextEmbedding> TorchScriptTextEncoder::encode_batch(const std::vecto
       value = fn({ids.to(d.device), mask.to(d.device)});
     } catch (const std::exception& e) {
       throw DataError(std::string(tsenc::kTextWhat) + " " + d.model_path + ": forward() failed on input_ids of shape " +
-                      tsenc::shape_str(ids.sizes()) + ": " + tsenc::message_of(e));
+                      tsenc::shape_str(ids.sizes()) + ": " + torch_compat::error_text(e));
     }
     if (!value.isTensor())
       throw DataError(std::string(tsenc::kTextWhat) + " " + d.model_path + ": forward() returned a " + value.tagKind() +

@@ -13,7 +13,10 @@ int64_t ConditionInputs::size() const {
 }
 
 ConditionBuilder::ConditionBuilder(const ExperimentSpec& spec, double shift)
-    : spec_(spec), shift_(shift), text_(spec.task == "text"), controls_(spec.recipe.conditioning.controls != "none") {
+    : spec_(spec),
+      shift_(shift),
+      text_(spec.task == "text"),
+      controls_(spec.recipe.conditioning.controls != ControlMode::None) {
   if (text_) encoder_ = data::make_text_encoder(spec.text_encoder);
 }
 
@@ -63,7 +66,7 @@ models::Condition ConditionBuilder::base(const ConditionInputs& in, double pad_n
       pooled.push_back(e.pooled);
       lengths.push_back(e.length);
     }
-    const auto mode = models::parse_text_padding(spec_.recipe.conditioning.text_padding);
+    const TextPadding mode = spec_.recipe.conditioning.text_padding;
     c.tokens = models::pad_text_tokens(torch::stack(tokens), torch::tensor(lengths, torch::kInt64), mode,
                                        mode == models::TextPadding::NoisyReplicate ? pad_noise : 0.0, pad_gen);
     c.token_mask = torch::stack(masks);
@@ -75,7 +78,7 @@ models::Condition ConditionBuilder::base(const ConditionInputs& in, double pad_n
   }
   if (controls_) {
     if (static_cast<int64_t>(in.controls.size()) != n)
-      throw Error("recipe.conditioning.controls = '" + spec_.recipe.conditioning.controls +
+      throw Error("recipe.conditioning.controls = '" + std::string(choice_name(spec_.recipe.conditioning.controls)) +
                   "' needs control metadata for every sample (" + std::to_string(in.controls.size()) + " for " +
                   std::to_string(n) + ")");
     c.controls = models::control_tensor(in.controls);

@@ -24,7 +24,7 @@ std::unique_ptr<diffusion::NoiseProcess> make_process(const ExperimentSpec& spec
 
 diffusion::LossOptions loss_options(const RecipeSpec& recipe) {
   diffusion::LossOptions o;
-  o.objective = diffusion::parse_objective(recipe.diffusion.objective);
+  o.objective = recipe.diffusion.objective;
   o.min_snr_gamma = recipe.diffusion.min_snr_gamma;
   o.learned_variance = recipe.learn_sigma;
   o.vlb_weight = recipe.diffusion.vlb_weight;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/spec.h"
 #include "shared/core/spec_json.h"
@@ -113,41 +113,41 @@ Weights read_weights(const std::string& path, bool ema) {
 
 // ---- model settings ------------------------------------------------------------------------
 
-// DiT's preset from its weights: width and patch from the patch embedding, depth from the blocks.
-std::string infer_dit_preset(const TensorMap& w, const std::string& source) {
+// A patch transformer's preset from its weights: width and patch from the patch embedding, depth
+// from the highest block index under the card's weights_block_prefix.
+std::string infer_preset(const RecipeCard& card, const TensorMap& w, const std::string& source) {
+  const std::string names = join(preset_names(card.family), ", ");
   auto it = w.find("x_embedder.proj.weight");
   if (it == w.end() || it->second.dim() != 4)
-    throw SpecError("preset", source +
-                                  ": cannot infer the DiT preset: no 4-D 'x_embedder.proj.weight' in the "
-                                  "weights; give --preset (one of " +
-                                  join(preset_names("dit"), ", ") + ")");
+    throw SpecError("preset", source + ": cannot infer the " + card.family +
+                                  " preset: no 4-D 'x_embedder.proj.weight' in the weights; give --preset (one of " +
+                                  names + ")");
   const int64_t width = it->second.size(0), patch = it->second.size(2);
+  const std::string& prefix = card.weights_block_prefix;
   int64_t depth = 0;
   for (const auto& kv : w) {
-    if (!starts_with(kv.first, "blocks.")) continue;
-    const std::string rest = kv.first.substr(7);
+    if (!starts_with(kv.first, prefix)) continue;
+    const std::string rest = kv.first.substr(prefix.size());
     const std::size_t dot = rest.find('.');
     try {
       depth = std::max<int64_t>(depth, std::stoll(rest.substr(0, dot)) + 1);
     } catch (const std::exception&) {
-      throw SpecError("preset", source + ": cannot infer the DiT preset: key '" + kv.first + "' has no block index");
+      throw SpecError("preset", source + ": cannot infer the " + card.family + " preset: key '" + kv.first +
+                                    "' has no block index");
     }
   }
   std::vector<const PresetInfo*> matches;
-  for (const std::string& name : preset_names("dit")) {
-    const PresetInfo* p = find_preset("dit", name);
-    if (p && p->depth == depth && p->width == width && p->patch == patch) matches.push_back(p);
-  }
+  for (const PresetInfo& p : card.presets)
+    if (p.depth == depth && p.width == width && p.patch == patch) matches.push_back(&p);
   const std::string found =
       "depth " + std::to_string(depth) + ", width " + std::to_string(width) + ", patch " + std::to_string(patch);
   if (matches.empty())
-    throw SpecError("preset", source + ": no dit preset has the weights' " + found +
-                                  " (presets: " + join(preset_names("dit"), ", ") + "); give --preset");
+    throw SpecError("preset", source + ": no " + card.family + " preset has the weights' " + found +
+                                  " (presets: " + names + "); give --preset");
   for (const PresetInfo* p : matches)
     if (p->heads != matches[0]->heads || p->mlp_ratio != matches[0]->mlp_ratio)
-      throw SpecError("preset", source + ": the weights' " + found +
-                                    " fit several dit presets with different "
-                                    "heads; give --preset");
+      throw SpecError("preset", source + ": the weights' " + found + " fit several " + card.family +
+                                    " presets with different heads; give --preset");
   return matches[0]->name;
 }
 
@@ -162,13 +162,13 @@ void load_into(models::Denoiser& model, const Weights& w, const RecipeSpec& reci
     load_weights(model, w.tensors, w.description);
   } catch (const DataError& e) {
     std::string hint = "; the model is " + recipe.family + " " + recipe.preset + " with learn_sigma " +
-                       (recipe.learn_sigma ? "on" : "off") + " and controls " + recipe.conditioning.controls +
-                       ", built for the shape of x";
+                       (recipe.learn_sigma ? "on" : "off") + " and controls " +
+                       choice_name(recipe.conditioning.controls) + ", built for the shape of x";
     const bool weights_have_controls = std::any_of(
         w.tensors.begin(), w.tensors.end(), [](const auto& kv) { return starts_with(kv.first, "control_embedder."); });
-    if (weights_have_controls && recipe.conditioning.controls == "none")
+    if (weights_have_controls && recipe.conditioning.controls == ControlMode::None)
       hint += " (the weights have a control embedder: pass --controls sdxl or proposed)";
-    else if (!weights_have_controls && recipe.conditioning.controls != "none")
+    else if (!weights_have_controls && recipe.conditioning.controls != ControlMode::None)
       hint += " (the weights have no control embedder: --controls none?)";
     else hint += " (check --preset, --learn-sigma and the shape of x)";
     throw DataError(std::string(e.what()) + hint);
@@ -272,11 +272,10 @@ Inputs read_inputs(const std::string& path) {
 // ---- the recipe ----------------------------------------------------------------------------
 
 RecipeSpec resolve_recipe(const ForwardArgs& a, const Weights& w) {
-  if (!is_known_family(a.recipe))
+  const RecipeCard* card = find_recipe_card(a.recipe);
+  if (!card)
     throw SpecError("recipe", "unknown recipe family '" + a.recipe + "'" + did_you_mean(a.recipe, recipe_families()) +
                                   " (families: " + join(recipe_families(), ", ") + ")");
-  if (!a.controls.empty() && a.controls != "none" && a.controls != "sdxl" && a.controls != "proposed")
-    throw SpecError("controls", "--controls must be none, sdxl or proposed, got '" + a.controls + "'");
   RecipeSpec r;
   if (w.recipe) {  // a bundle: its own resolved recipe, which the options may only confirm
     r = *w.recipe;
@@ -286,20 +285,19 @@ RecipeSpec resolve_recipe(const ForwardArgs& a, const Weights& w) {
     };
     if (a.recipe != r.family) throw disagree("recipe", a.recipe, r.family);
     if (!a.preset.empty() && a.preset != r.preset) throw disagree("preset", a.preset, r.preset);
-    if (!a.controls.empty() && a.controls != r.conditioning.controls)
-      throw disagree("controls", a.controls, r.conditioning.controls);
+    if (a.controls && *a.controls != r.conditioning.controls)
+      throw disagree("controls", choice_name(*a.controls), choice_name(r.conditioning.controls));
     if (a.learn_sigma && !r.learn_sigma) throw disagree("learn-sigma", "(on)", "learn_sigma off");
     return r;
   }
   r.family = a.recipe;
   r.learn_sigma = a.learn_sigma;
-  r.conditioning.controls = a.controls.empty() ? "none" : a.controls;
+  r.conditioning.controls = a.controls.value_or(ControlMode::None);
   if (!a.preset.empty()) r.preset = a.preset;
-  else if (a.recipe == "dit") r.preset = infer_dit_preset(w.tensors, a.checkpoint);
+  else if (!card->weights_block_prefix.empty()) r.preset = infer_preset(*card, w.tensors, a.checkpoint);
   else
     throw SpecError("preset", "--preset is required for recipe '" + a.recipe +
-                                  "' (only dit's is inferred from the "
-                                  "weights); presets: " +
+                                  "' (its card names no weights layout to infer it from); presets: " +
                                   join(preset_names(a.recipe), ", "));
   if (!find_preset(r.family, r.preset))
     throw SpecError("preset", "unknown preset '" + r.preset + "' for recipe '" + r.family + "'" +
@@ -341,9 +339,9 @@ int cmd_forward(const ForwardArgs& a) {
     throw DataError(a.inputs +
                     ": the bundle's recipe masks caption padding (conditioning.mask_padding) but the "
                     "inputs have no 'ctx_mask'");
-  const bool with_controls = recipe.conditioning.controls != "none";
+  const bool with_controls = recipe.conditioning.controls != ControlMode::None;
   if (with_controls && !in.cond.controls.defined())
-    throw DataError(a.inputs + ": the recipe conditions on controls (" + recipe.conditioning.controls +
+    throw DataError(a.inputs + ": the recipe conditions on controls (" + choice_name(recipe.conditioning.controls) +
                     ") but the inputs have no 'controls' [N, 8]");
   if (!with_controls && in.cond.controls.defined())
     throw DataError(a.inputs +
@@ -396,7 +394,7 @@ int cmd_forward(const ForwardArgs& a) {
   std::cout << "forward: " << recipe.family << " " << recipe.preset << " ("
             << (in.text ? "text " + std::to_string(g.text_tokens) + "x" + std::to_string(g.text_channels)
                         : std::to_string(g.num_classes) + " classes")
-            << ", controls " << recipe.conditioning.controls << ") with " << w.description << ": x "
+            << ", controls " << choice_name(recipe.conditioning.controls) << ") with " << w.description << ": x "
             << sizes_text(in.x.sizes()) << " -> " << a.out << " " << sizes_text(out.sizes()) << "\n";
   return 0;
 }

@@ -36,9 +36,10 @@
 // Weights of another precision (float16, bfloat16, float64) are converted to float32.
 //
 // Model settings:
-//   --preset     required except for --recipe dit, where it is inferred from the weights: width from
-//                x_embedder.proj.weight, patch from its kernel, depth from the highest blocks.<i>,
-//                heads from the one "dit" preset with that depth, width and patch.
+//   --preset     required except for families whose card names the weights' block prefix (DiT's
+//                "blocks."), where it is inferred from the weights: width from
+//                x_embedder.proj.weight, patch from its kernel, depth from the highest <prefix><i>,
+//                heads from the one preset of the family with that depth, width and patch.
 //   classes      class task: inferred from the weights, by building the model with a guess taken
 //                from a known label-embedding key (y_embedder.embedding_table.weight,
 //                label_embedder.embedding_table.weight, class_embedder.embedding.weight: rows - 1,
@@ -57,21 +58,24 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "shared/core/choices.h"
 
 namespace ldm::worker {
 
 struct ForwardArgs {
   std::string recipe;      // family: dit | unet | mdt | pixart | mmdit | proposed
-  std::string preset;      // "" = infer (dit only)
+  std::string preset;      // "" = infer (families with RecipeCard::weights_block_prefix)
   std::string checkpoint;  // bundle directory, .pt file or safetensors file
   std::string inputs;      // .npz
   std::string out;         // .npy
   bool ema = false;        // bundles and .pt training checkpoints: the EMA weights
   bool learn_sigma = false;
-  std::string controls;  // "" = not given ("none", or the bundle's); none | sdxl | proposed
-  int64_t classes = 0;   // class task; 0 = infer from the weights
-  int threads = 0;       // intra-op threads; 0 = LibTorch's default
+  std::optional<ControlMode> controls;  // not given: none, or the bundle's
+  int64_t classes = 0;                  // class task; 0 = infer from the weights
+  int threads = 0;                      // intra-op threads; 0 = LibTorch's default
 };
 
 // Runs the forward pass and writes args.out. Prints one line to stdout saying what ran. Throws

@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
-#include "shared/core/text.h"
 #include "worker/comm.h"
 #include "worker/fault.h"
 #include "worker/forward_cmd.h"
@@ -29,6 +29,7 @@
 #include "worker/reporter.h"
 #include "worker/safetensors.h"
 #include "worker/sampling.h"
+#include "worker/torch_compat.h"
 #include "worker/trainer.h"
 
 using namespace ldm;
@@ -36,130 +37,28 @@ using namespace ldm::worker;
 
 namespace {
 
-const char* kUsage =
-    "usage: ldm-worker <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  train --coord ENDPOINT --run RUN_ID   train one stage (launched by ldm-coord under mpirun;\n"
-    "                                        reads the run token from LDM_RUN_TOKEN)\n"
-    "  describe FAMILY [--preset P] [--resolution R] [--factor F] [--in-channels C] [--classes N]\n"
-    "         [--task class|text] [--text-dim D] [--text-tokens L] [--controls none|sdxl|proposed]\n"
-    "         [--learn-sigma] [--json]\n"
-    "                                        build a model and print its parameter count (checked\n"
-    "                                        against the analytic count) and forward GFLOPs\n"
-    "  sample --checkpoint C [--class K | --caption TEXT] [--controls K=V,...] [--n N] [--sampler S]\n"
-    "         [--steps K] [--spacing S] [--eta E] [--cfg S_SEM] [--cfg-control S_CTRL] [--seed X]\n"
-    "         [--columns M] [--no-ema] [--latents FILE.safetensors] [--threads T] [--resolution R]\n"
-    "         [--shift S]\n"
-    "         --out grid.png\n"
-    "                                        generate N images (default: the recipe's sampler, steps\n"
-    "                                        and guidance; EMA weights; classes 0,1,2,... unless\n"
-    "                                        --class). --controls sets the control metadata, keys\n"
-    "                                        orig_h orig_w crop_top crop_left crop_h crop_w flip\n"
-    "                                        (default: an uncropped, unflipped image of the stage's\n"
-    "                                        resolution). --resolution samples at another size,\n"
-    "                                        resampling positional embeddings as the recipe says;\n"
-    "                                        the schedule keeps the trained shift unless --shift S\n"
-    "  forward --recipe R [--preset P] --checkpoint C --inputs IN.npz --out OUT.npy [--ema]\n"
-    "         [--learn-sigma] [--controls none|sdxl|proposed] [--classes N] [--threads T]\n"
-    "                                        one forward pass of a recipe on given inputs, for checks\n"
-    "                                        against reference implementations. IN.npz: x [N,C,H,W],\n"
-    "                                        t [N], and y [N] or ctx [N,L,D] (+ ctx_mask, pooled);\n"
-    "                                        optional controls [N,8], noise_level [N]. C: a bundle\n"
-    "                                        directory, a PyTorch .pt or a safetensors file. --preset\n"
-    "                                        is inferred for dit. Writes float32 OUT.npy\n"
-    "  generate --checkpoint C --n N --out DIR [--seed X] [--sampler S] [--steps K] [--cfg S_SEM]\n"
-    "         [--cfg-control S_CTRL] [--captions FILE] [--batch B] [--threads T] [--no-ema]\n"
-    "                                        N evaluation samples as DIR/samples/NNNNNN.png (+ grid);\n"
-    "                                        under mpirun each rank generates its share\n"
-    "  disentanglement --checkpoint C [--sizes 64,128,...] [--lpips PATH] [--draws M] [--json] ...\n"
-    "                                        the paper's size-condition disentanglement metric\n"
-    "                                        (see 'ldm-worker generate|disentanglement --help')\n"
-    "\n"
-    "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn\n";
-
-// LibTorch's errors carry a C++ backtrace in what(); people need the message.
-std::string error_text(const std::exception& e) {
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
-  return e.what();
-}
-
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::cerr << "ldm-worker: " << msg << "\n\n" << kUsage;
-  std::exit(2);
-}
-
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> options;
-  bool has(const std::string& k) const { return options.count(k) > 0; }
-  std::string get(const std::string& k, const std::string& def = "") const {
-    auto it = options.find(k);
-    return it == options.end() ? def : it->second;
-  }
-};
-
-Args parse_args(int argc, char** argv, int first, const std::vector<std::string>& flags,
-                const std::vector<std::string>& valued) {
-  Args a;
-  for (int i = first; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s == "--help" || s == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (starts_with(s, "--")) {
-      std::string key = s.substr(2);
-      bool is_flag = std::find(flags.begin(), flags.end(), key) != flags.end();
-      bool is_valued = std::find(valued.begin(), valued.end(), key) != valued.end();
-      if (is_flag) a.options[key] = "1";
-      else if (is_valued) {
-        if (i + 1 >= argc) usage_error("option --" + key + " needs a value");
-        a.options[key] = argv[++i];
-      } else {
-        std::vector<std::string> all = flags;
-        all.insert(all.end(), valued.begin(), valued.end());
-        usage_error("unknown option " + s + did_you_mean(key, all));
-      }
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
-
-long long to_int(const std::string& s, const std::string& what) {
-  char* end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end) usage_error(what + " must be an integer, got '" + s + "'");
-  return v;
-}
-
-int cmd_describe(const Args& a) {
-  if (a.positional.size() != 1) usage_error("describe needs exactly one FAMILY");
+int cmd_describe(const cli::Args& a) {
   RecipeSpec recipe;
-  recipe.family = a.positional[0];
-  recipe.preset = a.get("preset", "XL/2");
+  recipe.family = a.positional.at(0);
+  const RecipeCard* card = nullptr;
+  const PresetInfo* found = nullptr;
+  try {  // a name typed on the command line: a usage error that lists what exists
+    card = &recipe_card(recipe.family);
+    recipe.preset = a.text("preset", card->default_preset);
+    found = &recipe_preset(recipe.family, recipe.preset);
+  } catch (const SpecError& e) {
+    throw cli::UsageError(e.detail());
+  }
+  const PresetInfo& preset = *found;
   recipe.learn_sigma = a.has("learn-sigma");
-  const int64_t resolution = to_int(a.get("resolution", "256"), "--resolution");
-  const int64_t factor = to_int(a.get("factor", "8"), "--factor");
-  const int64_t in_channels = to_int(a.get("in-channels", "4"), "--in-channels");
-  const std::string task = a.get("task", "class");
-  if (task != "class" && task != "text") usage_error("--task must be class or text");
-  const int64_t classes = task == "class" ? to_int(a.get("classes", "1000"), "--classes") : 0;
-  const int64_t text_dim = to_int(a.get("text-dim", "4096"), "--text-dim");
-  const int64_t text_tokens = to_int(a.get("text-tokens", "120"), "--text-tokens");
-  recipe.conditioning.controls = a.get("controls", "none");
-  if (recipe.conditioning.controls != "none" && recipe.conditioning.controls != "sdxl" &&
-      recipe.conditioning.controls != "proposed")
-    usage_error("--controls must be none, sdxl or proposed");
-  const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
-  if (!is_known_family(recipe.family))
-    throw SpecError("recipe.family",
-                    "unknown family '" + recipe.family + "'" + did_you_mean(recipe.family, recipe_families()));
-  if (!preset)
-    throw SpecError("recipe.preset", "unknown preset '" + recipe.preset + "'" +
-                                         did_you_mean(recipe.preset, preset_names(recipe.family)));
+  recipe.conditioning.controls = a.choice("controls", ControlMode::None);
+  const int64_t resolution = a.integer("resolution", 256);
+  const int64_t factor = a.integer("factor", 8);
+  const int64_t in_channels = a.integer("in-channels", 4);
+  const std::string task = a.text("task", "class");
+  const int64_t classes = task == "class" ? a.integer("classes", 1000) : 0;
+  const int64_t text_dim = a.integer("text-dim", 4096);
+  const int64_t text_tokens = a.integer("text-tokens", 120);
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(0);
   models::ModelGeometry g{in_channels, resolution / factor, resolution / factor, classes};
@@ -174,13 +73,13 @@ int cmd_describe(const Args& a) {
     if (p.requires_grad()) trainable += p.numel();
   }
   const ModelShape shape = models::model_shape(g, recipe);
-  const int64_t analytic = analytic_param_count(*preset, shape);
-  const double gflops = analytic_gflops(*preset, shape);
+  const int64_t analytic = card->param_count(preset, shape);
+  const double gflops = card->gflops(preset, shape);
   if (a.has("json")) {
     std::cout << nlohmann::json{{"family", recipe.family},
                                 {"preset", recipe.preset},
                                 {"task", task},
-                                {"controls", recipe.conditioning.controls},
+                                {"controls", choice_name(recipe.conditioning.controls)},
                                 {"resolution", resolution},
                                 {"latent", {in_channels, resolution / factor, resolution / factor}},
                                 {"parameters", params},
@@ -195,7 +94,7 @@ int cmd_describe(const Args& a) {
                                  : "captions " + std::to_string(text_tokens) + "x" + std::to_string(text_dim);
     std::printf("%s %s at %lldpx (latent %lldx%lldx%lld, %s, controls %s)\n", recipe.family.c_str(),
                 recipe.preset.c_str(), (long long)resolution, (long long)in_channels, (long long)(resolution / factor),
-                (long long)(resolution / factor), cond.c_str(), recipe.conditioning.controls.c_str());
+                (long long)(resolution / factor), cond.c_str(), choice_name(recipe.conditioning.controls));
     std::printf("  parameters  %lld (trainable %lld; analytic %lld)\n", (long long)params, (long long)trainable,
                 (long long)analytic);
     std::printf("  forward     %.4g GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
@@ -208,57 +107,54 @@ int cmd_describe(const Args& a) {
   return 0;
 }
 
-int cmd_sample(const Args& a) {
-  if (!a.has("checkpoint") || !a.has("out")) usage_error("sample needs --checkpoint C and --out grid.png");
-  at::set_num_threads(static_cast<int>(to_int(a.get("threads", "1"), "--threads")));
-  SamplingModel m = load_sampling_model(a.get("checkpoint"), !a.has("no-ema"),
-                                        a.has("resolution") ? to_int(a.get("resolution"), "--resolution") : 0,
-                                        a.has("shift") ? std::stod(a.get("shift")) : 0.0);
+int cmd_sample(const cli::Args& a) {
+  at::set_num_threads(static_cast<int>(a.integer("threads", 1)));
+  SamplingModel m =
+      load_sampling_model(a.text("checkpoint"), !a.has("no-ema"), a.integer("resolution", 0), a.number("shift", 0.0));
   const bool controls = m.conditions->uses_controls(), text = m.conditions->text_task();
   for (const char* flag : {"controls", "cfg-control"})
     if (a.has(flag) && !controls)
-      usage_error(std::string("--") + flag + ": this checkpoint's recipe has no control conditioning " +
-                  "(recipe.conditioning.controls = \"none\")");
-  if (a.has("caption") && !text) usage_error("--caption: this checkpoint is class-conditional (use --class)");
-  if (a.has("class") && text) usage_error("--class: this checkpoint is text-to-image (use --caption)");
-  if (text && !a.has("caption")) usage_error("this checkpoint is text-to-image: give --caption TEXT");
+      throw cli::UsageError(std::string("--") + flag + ": this checkpoint's recipe has no control conditioning " +
+                            "(recipe.conditioning.controls = \"none\")");
+  if (a.has("caption") && !text) throw cli::UsageError("--caption: this checkpoint is class-conditional (use --class)");
+  if (a.has("class") && text) throw cli::UsageError("--class: this checkpoint is text-to-image (use --caption)");
+  if (text && !a.has("caption")) throw cli::UsageError("this checkpoint is text-to-image: give --caption TEXT");
   SampleRequest r;
   r.sampler = sampler_options(m.spec.recipe.sampler);
-  if (a.has("sampler")) r.sampler.method = a.get("sampler");
-  if (a.has("steps")) r.sampler.steps = to_int(a.get("steps"), "--steps");
-  if (a.has("spacing")) r.sampler.spacing = a.get("spacing");
-  if (a.has("eta")) r.sampler.eta = std::stod(a.get("eta"));
-  r.cfg = a.has("cfg") ? std::stod(a.get("cfg")) : m.spec.recipe.sampler.cfg;
-  r.cfg_control = a.has("cfg-control") ? std::stod(a.get("cfg-control")) : m.spec.recipe.sampler.cfg_control;
-  r.seed = static_cast<uint64_t>(to_int(a.get("seed", "0"), "--seed"));
-  const int64_t n = to_int(a.get("n", "8"), "--n"), classes = m.spec.dataset.classes;
-  if (n < 1) usage_error("--n must be at least 1");
+  r.sampler.method = a.choice("sampler", r.sampler.method);
+  r.sampler.steps = a.integer("steps", r.sampler.steps);
+  r.sampler.spacing = a.choice("spacing", r.sampler.spacing);
+  r.sampler.eta = a.number("eta", r.sampler.eta);
+  r.cfg = a.number("cfg", m.spec.recipe.sampler.cfg);
+  r.cfg_control = a.number("cfg-control", m.spec.recipe.sampler.cfg_control);
+  r.seed = static_cast<uint64_t>(a.integer("seed", 0));
+  const int64_t n = a.integer("n", 8), classes = m.spec.dataset.classes;
   const int64_t resolution = m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution;
   data::ControlMeta control;
   try {
-    control = parse_control_meta(a.get("controls"), resolution);
+    control = parse_control_meta(a.text("controls"), resolution);
   } catch (const Error& e) {
-    usage_error(e.what());
+    throw cli::UsageError(e.what());
   }
   for (int64_t i = 0; i < n; ++i) {
     if (text) {
-      r.captions.push_back(a.get("caption"));
+      r.captions.push_back(a.text("caption"));
     } else {
-      const int64_t label = a.has("class") ? to_int(a.get("class"), "--class") : i % classes;
+      const int64_t label = a.integer("class", i % classes);
       if (label < 0 || label > classes)
-        usage_error("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) +
-                    " = unconditional)");
+        throw cli::UsageError("--class must be in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) +
+                              " = unconditional)");
       r.labels.push_back(label);
     }
     if (controls) r.controls.push_back(control);
   }
   log::info("sampling " + std::to_string(n) + " images from " + m.spec.name + " step " + std::to_string(m.step) + " (" +
-            (m.ema ? "EMA" : "raw") + " weights) with " + r.sampler.method + ", " + std::to_string(r.sampler.steps) +
-            " steps, cfg " + std::to_string(r.cfg));
+            (m.ema ? "EMA" : "raw") + " weights) with " + choice_name(r.sampler.method) + ", " +
+            std::to_string(r.sampler.steps) + " steps, cfg " + std::to_string(r.cfg));
   auto latents = sample_latents(m, r);
-  if (a.has("latents")) write_file_atomic(a.get("latents"), safetensors_encode({{"latents", latents}}));
-  write_image_grid(decode_latents(m, latents), a.get("out"), to_int(a.get("columns", "8"), "--columns"));
-  std::cout << "wrote " << a.get("out") << "\n";
+  if (a.has("latents")) write_file_atomic(a.text("latents"), safetensors_encode({{"latents", latents}}));
+  write_image_grid(decode_latents(m, latents), a.text("out"), a.integer("columns", 8));
+  std::cout << "wrote " << a.text("out") << "\n";
   return 0;
 }
 
@@ -273,9 +169,8 @@ void redirect_output(int rank) {
   ::close(fd);
 }
 
-int cmd_train(int argc, char** argv, const Args& a) {
-  if (!a.has("coord") || !a.has("run")) usage_error("train needs --coord ENDPOINT and --run RUN_ID");
-  auto comm = make_mpi_communicator(&argc, &argv);
+int cmd_train(const cli::Args& a) {
+  auto comm = make_mpi_communicator(nullptr, nullptr);
   const int rank = comm->rank();
   char cwd[4096];
   if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
@@ -293,7 +188,7 @@ int cmd_train(int argc, char** argv, const Args& a) {
     if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
     std::string spec_text;
     if (rank == 0) {
-      reporter = std::make_unique<Reporter>(a.get("coord"), a.get("run"), token);
+      reporter = std::make_unique<Reporter>(a.text("coord"), a.text("run"), token);
       spec_text = reporter->fetch_spec(comm->size()).dump();
     }
     comm->broadcast(spec_text, 0);
@@ -329,7 +224,7 @@ int cmd_train(int argc, char** argv, const Args& a) {
   } catch (const std::exception& e) {
     const int64_t step = current_step();
     const std::string msg =
-        "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + error_text(e);
+        "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + torch_compat::error_text(e);
     log::error(msg);
     write_failure_note(note, msg);
     if (reporter) {
@@ -344,53 +239,97 @@ int cmd_train(int argc, char** argv, const Args& a) {
   }
 }
 
+int run_forward(const cli::Args& a) {
+  ForwardArgs f;
+  f.recipe = a.text("recipe");
+  f.preset = a.text("preset");
+  f.checkpoint = a.text("checkpoint");
+  f.inputs = a.text("inputs");
+  f.out = a.text("out");
+  f.ema = a.has("ema");
+  f.learn_sigma = a.has("learn-sigma");
+  if (a.has("controls")) f.controls = a.choice("controls", ControlMode::None);
+  f.classes = a.integer("classes", 0);
+  f.threads = static_cast<int>(a.integer("threads", 0));
+  return cmd_forward(f);
+}
+
+cli::Program program() {
+  const cli::Option controls = cli::choice<ControlMode>("controls", "control conditioning of the model (default none)");
+  const cli::Option threads = cli::integer("threads", "T", "intra-op threads (default 1)", 1, 1024);
+  return {"ldm-worker",
+          "One rank of a training job (launched by ldm-coord under mpirun), and the tools that build, sample and "
+          "check models.",
+          {{"train",
+            {},
+            "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN).",
+            {cli::text("coord", "ENDPOINT", "the coordinator's ZeroMQ endpoint").required(),
+             cli::text("run", "RUN_ID", "the run to train").required(),
+             cli::flag("no-redirect", "keep stdout/stderr (default: logs/rank-N.log in the run directory)")},
+            cmd_train},
+           {"describe",
+            {"FAMILY"},
+            "Build a model and print its parameter count (checked against the analytic count) and forward GFLOPs.",
+            {cli::text("preset", "P", "size preset (default: the family's own, see `ldm-coord presets`)"),
+             cli::integer("resolution", "R", "image side in pixels (default 256)", 1, 65536),
+             cli::integer("factor", "F", "autoencoder down-sampling factor (default 8)", 1, 64),
+             cli::integer("in-channels", "C", "latent channels (default 4)", 1, 4096),
+             cli::integer("classes", "N", "class task: number of classes (default 1000)", 1, 1000000),
+             cli::choice("task", {"class", "text"}, "class-conditional or text-to-image (default class)"),
+             cli::integer("text-dim", "D", "text task: token feature width (default 4096)", 1, 65536),
+             cli::integer("text-tokens", "L", "text task: token slots (default 120)", 1, 4096), controls,
+             cli::flag("learn-sigma", "learned-variance output channels"), cli::flag("json", "print JSON")},
+            cmd_describe},
+           {"sample",
+            {},
+            "Generate N images from a checkpoint into a PNG grid (default: the recipe's sampler, steps and guidance; "
+            "EMA weights; classes 0,1,2,... unless --class).",
+            {cli::text("checkpoint", "C", "a bundle or a checkpoints directory (its latest)").required(),
+             cli::text("out", "grid.png", "the image grid to write").required(),
+             cli::integer("class", "K", "class of every image (class task)"),
+             cli::text("caption", "TEXT", "caption of every image (text task)"),
+             cli::text("controls", "K=V,...",
+                       "control metadata: orig_h orig_w crop_top crop_left crop_h crop_w flip\n"
+                       "(default: an uncropped, unflipped image of the stage's resolution)"),
+             cli::integer("n", "N", "number of images (default 8)", 1, 100000),
+             cli::choice<Sampler>("sampler", "sampler (default: the recipe's)"),
+             cli::integer("steps", "K", "sampling steps (default: the recipe's)", 1, 100000),
+             cli::choice<Spacing>("spacing", "timestep spacing (default: the recipe's)"),
+             cli::number("eta", "E", "DDIM stochasticity", 0, 1),
+             cli::number("cfg", "S_SEM", "semantic guidance scale (default: the recipe's)", 0, 100),
+             cli::number("cfg-control", "S_CTRL", "control guidance scale (default: the recipe's)", 0, 100),
+             cli::integer("seed", "X", "noise seed (default 0)", 0),
+             cli::integer("columns", "M", "images per grid row (default 8)", 1, 1024),
+             cli::flag("no-ema", "the raw weights instead of the EMA"),
+             cli::text("latents", "FILE.safetensors", "also write the sampled latents"), threads,
+             cli::integer("resolution", "R", "sample at R pixels (positional embeddings resampled as the recipe says)",
+                          1, 65536),
+             cli::number("shift", "S", "resolution shift of the schedule (default: the trained stage's)", 1e-6, 1e3)},
+            cmd_sample},
+           {"forward",
+            {},
+            "One forward pass of a recipe on given inputs, for checks against reference implementations.",
+            {cli::text("recipe", "FAMILY", "the model family").required(),
+             cli::text("preset", "P", "size preset (inferred from DiT-layout weights when omitted)"),
+             cli::text("checkpoint", "C", "a bundle directory, a PyTorch .pt or a safetensors file").required(),
+             cli::text("inputs", "IN.npz",
+                       "x [N,C,H,W], t [N], and y [N] or ctx [N,L,D] (+ ctx_mask, pooled);\n"
+                       "optional controls [N,8], noise_level [N]")
+                 .required(),
+             cli::text("out", "OUT.npy", "float32 output").required(),
+             cli::flag("ema", "the EMA weights (bundles and .pt training checkpoints)"),
+             cli::flag("learn-sigma", "learned-variance output channels"), controls,
+             cli::integer("classes", "N", "class task: number of classes (default: inferred from the weights)", 1),
+             cli::integer("threads", "T", "intra-op threads (default: LibTorch's)", 1, 1024)},
+            run_forward},
+           eval::generate_command(),
+           eval::disentanglement_command()},
+          "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn"};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) usage_error("missing command");
-  const std::string cmd = argv[1];
   log::set_component("worker");
-  try {
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (cmd == "train") return cmd_train(argc, argv, parse_args(argc, argv, 2, {"no-redirect"}, {"coord", "run"}));
-    if (cmd == "describe")
-      return cmd_describe(parse_args(
-          argc, argv, 2, {"json", "learn-sigma"},
-          {"preset", "resolution", "factor", "in-channels", "classes", "task", "text-dim", "text-tokens", "controls"}));
-    if (cmd == "sample")
-      return cmd_sample(
-          parse_args(argc, argv, 2, {"no-ema"},
-                     {"checkpoint", "class", "caption", "controls", "n", "resolution", "shift", "sampler", "steps",
-                      "spacing", "eta", "cfg", "cfg-control", "seed", "out", "latents", "columns", "threads"}));
-    if (cmd == "generate") return ldm::eval::run_generate_cli(argc, argv);
-    if (cmd == "disentanglement") return ldm::eval::run_disentanglement_cli(argc, argv);
-    if (cmd == "forward") {
-      const Args a = parse_args(argc, argv, 2, {"ema", "learn-sigma"},
-                                {"recipe", "preset", "checkpoint", "inputs", "out", "controls", "classes", "threads"});
-      if (!a.positional.empty()) usage_error("forward takes no positional arguments ('" + a.positional[0] + "')");
-      for (const char* k : {"recipe", "checkpoint", "inputs", "out"})
-        if (!a.has(k)) usage_error(std::string("forward needs --") + k);
-      ForwardArgs f;
-      f.recipe = a.get("recipe");
-      f.preset = a.get("preset");
-      f.checkpoint = a.get("checkpoint");
-      f.inputs = a.get("inputs");
-      f.out = a.get("out");
-      f.ema = a.has("ema");
-      f.learn_sigma = a.has("learn-sigma");
-      f.controls = a.get("controls");
-      f.classes = a.has("classes") ? to_int(a.get("classes"), "--classes") : 0;
-      f.threads = static_cast<int>(to_int(a.get("threads", "0"), "--threads"));
-      if (f.classes < 0 || f.threads < 0) usage_error("--classes and --threads must not be negative");
-      return cmd_forward(f);
-    }
-    usage_error("unknown command '" + cmd + "'" +
-                did_you_mean(cmd, {"train", "describe", "sample", "forward", "generate", "disentanglement"}));
-  } catch (const std::exception& e) {
-    std::cerr << "ldm-worker: error: " << error_text(e) << "\n";
-    return 1;
-  }
+  return cli::run(program(), argc, argv, torch_compat::error_text);
 }

@@ -16,7 +16,7 @@
 #include "worker/diffusion/guidance.h"
 #include "worker/diffusion_setup.h"
 #include "worker/weights.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 
 namespace ldm::worker {
 
@@ -33,10 +33,10 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   const int64_t trained_side = latent_side(m.spec, stage);
   m.spec.recipe.diffusion.shift = shift > 0 ? shift : resolution_shift(m.spec, stage);
   if (resolution > 0 && resolution != stage.resolution) {
-    if (m.spec.recipe.family == "mdt")
-      throw Error("--resolution " + std::to_string(resolution) + ": mDT-v2 checkpoints cannot change resolution yet " +
-                  "(learned positional maps and relative-position tables); sample at " +
-                  std::to_string(stage.resolution));
+    const RecipeCard& card = recipe_card(m.spec.recipe.family);
+    if (!card.capabilities.resolution_change)
+      throw Error("--resolution " + std::to_string(resolution) + ": " + card.title +
+                  " checkpoints cannot change resolution yet; sample at " + std::to_string(stage.resolution));
     stage.resolution = resolution;
     try {
       validate(m.spec);
@@ -67,7 +67,7 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
                grid);
   m.model->eval();
   m.process = make_process(m.spec, stage);
-  m.objective = diffusion::parse_objective(m.spec.recipe.diffusion.objective);
+  m.objective = m.spec.recipe.diffusion.objective;
   return m;
 }
 

@@ -27,7 +27,7 @@ struct SamplingModel {
   bool ema = true;  // which weights were loaded
   std::shared_ptr<models::Denoiser> model;
   std::unique_ptr<diffusion::NoiseProcess> process;
-  diffusion::Objective objective = diffusion::Objective::eps;
+  diffusion::Objective objective = diffusion::Objective::Eps;
   std::shared_ptr<const data::Autoencoder> autoencoder;
   std::shared_ptr<const ConditionBuilder> conditions;
   int64_t latent_channels = 0, latent_side = 0;

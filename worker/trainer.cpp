@@ -18,6 +18,7 @@
 #include "shared/core/log.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
+#include "shared/core/recipes/card.h"
 #include "worker/checkpoint.h"
 #include "worker/condition_builder.h"
 #include "worker/diffusion_setup.h"
@@ -61,9 +62,9 @@ void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, c
     throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has " + std::to_string(first.shape[0]) +
                     " latent channels, the autoencoder makes " + std::to_string(ae.latent_channels()));
   const auto buckets = data.buckets();
-  if (buckets.size() > 1 && spec.recipe.family == "mdt")
-    throw DataError(data.dir() + ": " + std::to_string(buckets.size()) +
-                    " aspect-ratio buckets, but mDT-v2 cannot train on other latent grids than its own yet");
+  if (buckets.size() > 1 && !recipe_card(spec.recipe.family).capabilities.buckets)
+    throw DataError(data.dir() + ": " + std::to_string(buckets.size()) + " aspect-ratio buckets, but recipe family '" +
+                    spec.recipe.family + "' cannot train on other latent grids than its own yet");
   const int64_t factor = images ? 1 : ae.downsampling_factor();
   if (buckets.size() <= 1) {
     const data::RecordShape shape = data::payload_shape(h.kind, first.shape);
@@ -166,7 +167,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   const auto& o = spec.recipe.optimizer;
   FlatParams flat(*model, o.decay_norms_and_biases);
   std::unique_ptr<FlatOptimizer> optimizer;
-  if (o.name == "adan")
+  if (o.name == OptimizerKind::Adan)
     optimizer = std::make_unique<FlatAdan>(flat, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
   else optimizer = std::make_unique<FlatAdamW>(flat, FlatAdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
   FlatEma ema(flat, spec.recipe.ema.decay, spec.recipe.ema.warmup);

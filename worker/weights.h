@@ -8,15 +8,16 @@
 #include <cstdint>
 #include <string>
 
+#include "shared/core/choices.h"
 #include "worker/safetensors.h"
 
 namespace ldm::worker {
 
 struct GridChange {
-  int64_t h0 = 0, w0 = 0;            // token grid the weights were trained on
-  int64_t h1 = 0, w1 = 0;            // token grid of the model they go into
-  std::string mode = "interpolate";  // recipe.pos_embed_resampling
-  std::string grid = "center";       // recipe.pos_embed_grid
+  int64_t h0 = 0, w0 = 0;                                     // token grid the weights were trained on
+  int64_t h1 = 0, w1 = 0;                                     // token grid of the model they go into
+  PosEmbedResampling mode = PosEmbedResampling::Interpolate;  // recipe.pos_embed_resampling
+  GridConvention grid = GridConvention::Center;               // recipe.pos_embed_grid
   bool changed() const { return h0 != h1 || w0 != w1; }
 };
 

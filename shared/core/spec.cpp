@@ -7,7 +7,7 @@
 
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/spec_json.h"
 #include "shared/core/text.h"
 
@@ -69,47 +69,38 @@ void validate(const ExperimentSpec& spec) {
     throw SpecError("text_encoder.kind",
                     "\"precomputed\" reads caption features from shards: set dataset.kind = \"shards\"");
 
-  const auto families = recipe_families();
-  if (!is_known_family(spec.recipe.family))
-    throw SpecError("recipe.family", "unknown recipe family '" + spec.recipe.family + "'; known: " +
-                                         join(families, ", ") + did_you_mean(spec.recipe.family, families));
-  const PresetInfo* preset = find_preset(spec.recipe.family, spec.recipe.preset);
-  if (!preset) {
-    auto names = preset_names(spec.recipe.family);
-    throw SpecError("recipe.preset", "unknown preset '" + spec.recipe.preset + "' for family '" + spec.recipe.family +
-                                         "'; known: " + join(names, ", ") + did_you_mean(spec.recipe.preset, names));
-  }
+  const RecipeCard& card = recipe_card(spec.recipe.family);
+  const PresetInfo& preset = recipe_preset(spec.recipe.family, spec.recipe.preset);
   if (!family_supports_task(spec.recipe.family, spec.task))
     throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" + spec.task +
-                                "' (supported: " + join(family_tasks(spec.recipe.family), ", ") + ")");
+                                "' (supported: " + join(card.tasks, ", ") + ")");
+  if (spec.recipe.learn_sigma && !card.capabilities.learned_sigma)
+    throw SpecError("recipe.learn_sigma", "recipe family '" + spec.recipe.family + "' has no learned-variance output");
   const ConditioningSpec& k = spec.recipe.conditioning;
-  if (k.mask_padding && k.text_padding != "zero")
+  if (k.mask_padding && k.text_padding != TextPadding::Zero)
     throw SpecError("recipe.conditioning.mask_padding", "masking the padding slots makes text_padding = '" +
-                                                            k.text_padding +
+                                                            std::string(choice_name(k.text_padding)) +
                                                             "' identical to 'zero'; turn one of them off");
-  if (spec.task == "text" && spec.recipe.family == "dit" && (k.text_padding != "zero" || k.mask_padding))
-    throw SpecError("recipe.conditioning.text_padding",
-                    "DiT's text path reads the pooled caption only, so caption padding and masking have no effect; "
-                    "leave text_padding = 'zero' and mask_padding = false");
-  if (k.controls != "none" && !(k.use_size || k.use_crop || k.use_flip || k.use_aspect))
+  if (card.validate) card.validate(spec);
+  if (k.controls != ControlMode::None && !(k.use_size || k.use_crop || k.use_flip || k.use_aspect))
     throw SpecError(
         "recipe.conditioning.controls",
-        "'" + k.controls +
+        "'" + std::string(choice_name(k.controls)) +
             "' with every control group off (use_size/use_crop/use_flip/use_aspect); set controls = \"none\" instead");
   if (spec.dataset.kind == "shards" && spec.dataset.path.empty())
     throw SpecError("dataset.path", "is required when dataset.kind = 'shards'");
   const DiffusionSpec& d = spec.recipe.diffusion;
   if (d.beta_end <= d.beta_start) throw SpecError("recipe.diffusion.beta_end", "must be greater than beta_start");
-  if (d.objective == "flow" && d.process != "flow")
-    throw SpecError("recipe.diffusion.objective",
-                    "the flow-velocity objective needs process = 'flow' (got '" + d.process + "')");
-  if (d.t_sampling == "logit-normal" && d.process != "flow")
+  if (d.objective == Objective::Flow && d.process != ProcessKind::Flow)
+    throw SpecError("recipe.diffusion.objective", "the flow-velocity objective needs process = 'flow' (got '" +
+                                                      std::string(choice_name(d.process)) + "')");
+  if (d.t_sampling == TimeSampling::LogitNormal && d.process != ProcessKind::Flow)
     throw SpecError("recipe.diffusion.t_sampling",
                     "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
-  if (spec.recipe.learn_sigma && d.process == "flow")
+  if (spec.recipe.learn_sigma && d.process == ProcessKind::Flow)
     throw SpecError("recipe.learn_sigma",
                     "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
-  if (spec.recipe.learn_sigma && d.objective != "eps")
+  if (spec.recipe.learn_sigma && d.objective != Objective::Eps)
     throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
 
   if (spec.stages.empty()) throw SpecError("stage", "at least one [[stage]] is required");
@@ -122,13 +113,11 @@ void validate(const ExperimentSpec& spec) {
     if (!valid_name(st.name)) throw SpecError(p + "name", "'" + st.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
     if (!names.insert(st.name).second) throw SpecError(p + "name", "stage name '" + st.name + "' is used twice");
     // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
-    const bool unet = preset->patch == 0;
-    const std::int64_t step =
-        unet ? (std::int64_t{1} << (std::max<std::size_t>(preset->channel_mult.size(), 1) - 1)) : preset->patch;
-    const std::int64_t unit = spec.autoencoder.factor * step;
+    const LatentGrid grid = card.latent_grid(preset);
+    const std::int64_t unit = spec.autoencoder.factor * grid.multiple;
     if (st.resolution % unit != 0)
       throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
-                                            (unet ? "2^(UNet levels - 1)" : "patch") + " = " + std::to_string(unit));
+                                            grid.why + " = " + std::to_string(unit));
     if (st.lr_schedule != "constant" && st.warmup_steps > st.steps)
       throw SpecError(p + "warmup_steps", std::to_string(st.warmup_steps) + " warm-up steps exceed the stage's " +
                                               std::to_string(st.steps) + " steps");
@@ -144,77 +133,20 @@ void validate(const ExperimentSpec& spec) {
   }
 }
 
-namespace {
-RecipeSpec family_recipe_defaults(const std::string& family);
-}
-
 RecipeSpec recipe_defaults(const std::string& family, const std::string& optimizer) {
-  RecipeSpec r = family_recipe_defaults(family);
-  if (!optimizer.empty() && optimizer != r.optimizer.name) {
+  RecipeSpec r;
+  r.family = family;
+  if (const RecipeCard* card = find_recipe_card(family); card && card->defaults) card->defaults(r);
+  const std::optional<OptimizerKind> kind = choice_from_name<OptimizerKind>(optimizer);
+  if (kind && *kind != r.optimizer.name) {
     const OptimizerSpec plain;  // AdamW's defaults
-    r.optimizer.name = optimizer;
-    r.optimizer.beta1 = optimizer == "adan" ? 0.98 : plain.beta1;
-    r.optimizer.beta2 = optimizer == "adan" ? 0.92 : plain.beta2;
+    r.optimizer.name = *kind;
+    r.optimizer.beta1 = *kind == OptimizerKind::Adan ? 0.98 : plain.beta1;
+    r.optimizer.beta2 = *kind == OptimizerKind::Adan ? 0.92 : plain.beta2;
     r.optimizer.beta3 = plain.beta3;
   }
   return r;
 }
-
-namespace {
-RecipeSpec family_recipe_defaults(const std::string& family) {
-  RecipeSpec r;
-  r.family = family;
-  if (family == "dit") {
-    // DiT (Peebles & Xie 2023, train.py / sample.py): AdamW lr 1e-4, betas (0.9, 0.999),
-    // weight decay 0; VP linear betas 1e-4..0.02 over 1000 steps; ε-prediction with learned
-    // sigma (off by default here: the hybrid loss is opt-in); EMA 0.9999; 250 DDPM steps;
-    // cfg 1.5 for FID. These are the struct defaults above.
-    return r;
-  }
-  if (family == "unet") {
-    // LDM (Rombach et al. 2022, main.py / ddpm.py): torch.optim.AdamW with its default weight
-    // decay 0.01, ε-prediction, 1000 steps, EMA 0.9999. LDM's "linear" schedule is linear in
-    // sqrt(beta) from 0.0015 to 0.0195; ours is linear in beta, so the DDPM betas stay [recon].
-    r.optimizer.weight_decay = 0.01;
-    return r;
-  }
-  if (family == "mdt") {
-    // MDTv2 (Gao et al. 2023, train_adan.py): Adan with betas (0.98, 0.92, 0.99), weight decay 0;
-    // mask ratio 0.3; DiT's diffusion (VP linear, ε with learned sigma opt-in), EMA 0.9999.
-    r.optimizer.name = "adan";
-    r.optimizer.beta1 = 0.98;
-    r.optimizer.beta2 = 0.92;
-    r.optimizer.beta3 = 0.99;
-    return r;
-  }
-  if (family == "pixart") {
-    // PixArt-α (configs/pixart_config): AdamW lr 2e-5, weight decay 0.03, eps 1e-10; DiT's
-    // diffusion with learned sigma; 1-D tensors decayed too (the reference decays every tensor).
-    r.optimizer.weight_decay = 0.03;
-    r.optimizer.eps = 1e-10;
-    r.optimizer.decay_norms_and_biases = true;
-    return r;
-  }
-  if (family == "mmdit" || family == "proposed") {
-    // SD3 (Esser et al. 2024): rectified flow, velocity objective, logit-normal(0, 1) timesteps,
-    // AdamW, Euler sampling (50 steps: ours).
-    r.diffusion.process = "flow";
-    r.diffusion.objective = "flow";
-    r.diffusion.t_sampling = "logit-normal";
-    r.sampler.name = "euler";
-    r.sampler.steps = 50;
-    if (family == "proposed") {
-      // The paper's model: controls weighted by w_alpha(t) [paper], noisy-replicate caption
-      // padding [paper], Adam betas (0.9, 0.95) [paper appendix, via a third party].
-      r.conditioning.controls = "proposed";
-      r.conditioning.text_padding = "noisy_replicate";
-      r.optimizer.beta2 = 0.95;
-    }
-    return r;
-  }
-  return r;
-}
-}  // namespace
 
 double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage) {
   const DiffusionSpec& d = spec.recipe.diffusion;

@@ -1,12 +1,14 @@
 // The experiment specification: what one experiment trains and how.
 //
 // Every field is declared exactly once, in the describe() functions below, with its key, default
-// (the member initialiser), documentation and allowed range/choices. The JSON codec here, the TOML
+// (the member initialiser), documentation and allowed range/choices (an enum field's choices are
+// its name table in shared/core/choices.h). The JSON codec here, the TOML
 // front end (shared/spec_toml) and `ldm-coord show` all walk these declarations, so a new knob is
 // one line and can never be parsed in one place and forgotten in another.
 //
 // A visitor V provides:
 //   void field(const char* key, T& value, const FieldMeta& meta)   T in {int64_t, double, std::string, bool}
+//                                                                  or an enum with a Choices table
 //   template <class S> void table(const char* key, S& sub, const char* doc)
 //   template <class S> void array(const char* key, std::vector<S>& items, const char* doc)
 #pragma once
@@ -16,13 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "shared/core/choices.h"
+
 namespace ldm {
 
 struct FieldMeta {
   const char* doc = "";
   double lo = -std::numeric_limits<double>::infinity();  // inclusive bounds for numbers
   double hi = std::numeric_limits<double>::infinity();
-  std::vector<std::string> choices = {};  // allowed values for strings (empty: any)
+  std::vector<std::string> choices = {};  // allowed values of a string (empty: any; enums: their Choices table)
 };
 
 struct DatasetSpec {
@@ -43,12 +47,12 @@ struct AutoencoderSpec {
 };
 
 struct DiffusionSpec {
-  std::string process = "vp-linear";  // vp-linear (DDPM/DiT) | vp-cosine | flow (rectified flow, SD3)
-  std::int64_t timesteps = 1000;      // discrete VP training timesteps
+  ProcessKind process = ProcessKind::VpLinear;  // vp-linear (DDPM/DiT) | vp-cosine | flow (rectified flow, SD3)
+  std::int64_t timesteps = 1000;                // discrete VP training timesteps
   double beta_start = 1e-4;
   double beta_end = 0.02;
-  std::string objective = "eps";       // eps | v | flow (velocity ε − x0)
-  std::string t_sampling = "uniform";  // uniform | logit-normal (SD3)
+  Objective objective = Objective::Eps;             // eps | v | flow (velocity ε − x0)
+  TimeSampling t_sampling = TimeSampling::Uniform;  // uniform | logit-normal (SD3)
   double logit_mean = 0.0;
   double logit_std = 1.0;
   double min_snr_gamma = 0.0;             // min-SNR-γ loss weighting; 0 = off
@@ -58,9 +62,9 @@ struct DiffusionSpec {
 };
 
 struct SamplerSpec {
-  std::string name = "ddpm";  // ddpm | ddim | euler | heun | dpm++2m
-  std::int64_t steps = 250;   // DiT samples with 250 DDPM steps [lit]
-  std::string spacing = "uniform";
+  Sampler name = Sampler::Ddpm;  // ddpm | ddim | euler | heun | dpm++2m
+  std::int64_t steps = 250;      // DiT samples with 250 DDPM steps [lit]
+  Spacing spacing = Spacing::Uniform;
   double eta = 0.0;          // DDIM stochasticity
   double cfg = 1.5;          // semantic guidance scale s_sem (DiT's FID setting [lit])
   double cfg_control = 1.0;  // control guidance scale s_ctrl (used when controls are conditioned)
@@ -72,10 +76,10 @@ struct EmaSpec {
 };
 
 struct OptimizerSpec {
-  std::string name = "adamw";  // adamw | adan (MDTv2's recipe)
-  double beta1 = 0.9;          // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
-  double beta2 = 0.999;        // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
-  double beta3 = 0.99;         // Adan only (its betas: beta1 0.98, beta2 0.92, beta3 0.99 [lit: Adan])
+  OptimizerKind name = OptimizerKind::AdamW;  // adamw | adan (MDTv2's recipe)
+  double beta1 = 0.9;                         // DiT recipe: AdamW defaults (0.9, 0.999), no weight decay [lit]
+  double beta2 = 0.999;  // the paper reportedly uses (0.9, 0.95) [paper appendix via a third party]
+  double beta3 = 0.99;   // Adan only (its betas: beta1 0.98, beta2 0.92, beta3 0.99 [lit: Adan])
   double eps = 1e-8;
   double weight_decay = 0.0;
   bool decay_norms_and_biases = false;  // false: 1-D tensors (biases, norms) are not decayed
@@ -85,19 +89,19 @@ struct OptimizerSpec {
 // How semantic conditions (label, caption) and control metadata reach the network. Every [recon]
 // default here is ours (PAPER.md), not the paper's value.
 struct ConditioningSpec {
-  double semantic_dropout = 0.1;  // P(label/caption dropped) in training, for guidance [recon: 10%]
-  std::string controls = "none";  // none | sdxl (constant weight 1) | proposed (w_alpha(t) per group)
-  double control_dropout = 0.1;   // P(controls dropped), independent of the semantic drop [recon]
-  double alpha = 1.0;             // w_alpha(t) = cos(pi t / 2)^alpha, shared default [recon]
+  double semantic_dropout = 0.1;             // P(label/caption dropped) in training, for guidance [recon: 10%]
+  ControlMode controls = ControlMode::None;  // none | sdxl (constant weight 1) | proposed (w_alpha(t) per group)
+  double control_dropout = 0.1;              // P(controls dropped), independent of the semantic drop [recon]
+  double alpha = 1.0;                        // w_alpha(t) = cos(pi t / 2)^alpha, shared default [recon]
   double alpha_size = -1, alpha_crop = -1, alpha_flip = -1, alpha_aspect = -1;  // < 0: use alpha
   bool use_size = true, use_crop = true, use_flip = true, use_aspect = true;
-  std::int64_t frequency_size = 256;      // Fourier features per control scalar [lit: SDXL]
-  std::string dropped_controls = "zero";  // zero | learned: what a dropped control embeds to [recon]
-  std::string control_time = "raw";       // raw | shifted: the noise level w_alpha sees [recon]
-  std::string text_padding = "zero";      // zero | replicate | noisy_replicate
-  double text_pad_noise = 0.1;            // sigma_pad of noisy_replicate in training [recon]
-  double text_pad_noise_inference = 0.0;  // sigma_pad when sampling [recon: off]
-  bool mask_padding = false;              // exclude padding slots as attention keys
+  std::int64_t frequency_size = 256;             // Fourier features per control scalar [lit: SDXL]
+  std::string dropped_controls = "zero";         // zero | learned: what a dropped control embeds to [recon]
+  std::string control_time = "raw";              // raw | shifted: the noise level w_alpha sees [recon]
+  TextPadding text_padding = TextPadding::Zero;  // zero | replicate | noisy_replicate
+  double text_pad_noise = 0.1;                   // sigma_pad of noisy_replicate in training [recon]
+  double text_pad_noise_inference = 0.0;         // sigma_pad when sampling [recon: off]
+  bool mask_padding = false;                     // exclude padding slots as attention keys
 };
 
 struct TextEncoderSpec {
@@ -115,8 +119,9 @@ struct RecipeSpec {
   std::string preset = "tiny/2";
   bool learn_sigma = false;  // DiT's learned-variance output channels (doubles out channels)
   double mask_ratio = 0.3;   // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
-  std::string pos_embed_resampling = "interpolate";  // extrapolate | interpolate | rectified_grid
-  std::string pos_embed_grid = "center";             // rectified_grid's coordinate convention [recon]
+  PosEmbedResampling pos_embed_resampling =
+      PosEmbedResampling::Interpolate;                     // extrapolate | interpolate | rectified_grid
+  GridConvention pos_embed_grid = GridConvention::Center;  // rectified_grid's coordinate convention [recon]
   ConditioningSpec conditioning;
   DiffusionSpec diffusion;
   SamplerSpec sampler;
@@ -185,17 +190,12 @@ void describe(V& v, AutoencoderSpec& s) {
 
 template <class V>
 void describe(V& v, DiffusionSpec& s) {
-  v.field("process", s.process,
-          {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)",
-           0,
-           0,
-           {"vp-linear", "vp-cosine", "flow"}});
+  v.field("process", s.process, {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)"});
   v.field("timesteps", s.timesteps, {"discrete VP training timesteps", 2, 100000});
   v.field("beta_start", s.beta_start, {"first beta of the linear schedule", 1e-8, 0.5});
   v.field("beta_end", s.beta_end, {"last beta of the linear schedule", 1e-8, 0.999});
-  v.field("objective", s.objective,
-          {"what the network predicts: eps, v, or flow velocity (eps - x0)", 0, 0, {"eps", "v", "flow"}});
-  v.field("t_sampling", s.t_sampling, {"training timestep distribution", 0, 0, {"uniform", "logit-normal"}});
+  v.field("objective", s.objective, {"what the network predicts: eps, v, or flow velocity (eps - x0)"});
+  v.field("t_sampling", s.t_sampling, {"training timestep distribution"});
   v.field("logit_mean", s.logit_mean, {"logit-normal timestep sampling: mean", -10, 10});
   v.field("logit_std", s.logit_std, {"logit-normal timestep sampling: std", 1e-3, 10});
   v.field("min_snr_gamma", s.min_snr_gamma, {"min-SNR-gamma loss weighting; 0 = off", 0, 1e6});
@@ -210,9 +210,9 @@ void describe(V& v, DiffusionSpec& s) {
 
 template <class V>
 void describe(V& v, SamplerSpec& s) {
-  v.field("name", s.name, {"default sampler", 0, 0, {"ddpm", "ddim", "euler", "heun", "dpm++2m"}});
+  v.field("name", s.name, {"default sampler"});
   v.field("steps", s.steps, {"sampling steps", 1, 100000});
-  v.field("spacing", s.spacing, {"timestep spacing", 0, 0, {"uniform", "leading", "trailing", "quadratic"}});
+  v.field("spacing", s.spacing, {"timestep spacing"});
   v.field("eta", s.eta, {"DDIM stochasticity (0 = deterministic)", 0, 1});
   v.field("cfg", s.cfg, {"semantic classifier-free guidance scale (1 = none)", 0, 100});
   v.field("cfg_control", s.cfg_control, {"control guidance scale", 0, 100});
@@ -226,7 +226,7 @@ void describe(V& v, EmaSpec& s) {
 
 template <class V>
 void describe(V& v, OptimizerSpec& s) {
-  v.field("name", s.name, {"optimiser", 0, 0, {"adamw", "adan"}});
+  v.field("name", s.name, {"optimiser"});
   v.field("beta1", s.beta1, {"Adam beta1 (Adan: gradient average)", 0, 0.999999});
   v.field("beta2", s.beta2, {"Adam beta2 (Adan: gradient-difference average)", 0, 0.999999999});
   v.field("beta3", s.beta3, {"Adan only: squared-update average", 0, 0.999999999});
@@ -240,11 +240,9 @@ template <class V>
 void describe(V& v, ConditioningSpec& s) {
   v.field("semantic_dropout", s.semantic_dropout,
           {"probability of dropping the label/caption in training (guidance) [recon]", 0, 1});
-  v.field("controls", s.controls,
-          {"control metadata: none | sdxl (summed into adaLN, weight 1) | proposed (weighted by w_alpha(t) per group)",
-           0,
-           0,
-           {"none", "sdxl", "proposed"}});
+  v.field(
+      "controls", s.controls,
+      {"control metadata: none | sdxl (summed into adaLN, weight 1) | proposed (weighted by w_alpha(t) per group)"});
   v.field("control_dropout", s.control_dropout,
           {"probability of dropping the controls in training, independent of the semantic drop [recon]", 0, 1});
   v.field("alpha", s.alpha, {"w_alpha(t) = cos(pi t/2)^alpha: shared steepness [recon]", 0, 100});
@@ -261,8 +259,7 @@ void describe(V& v, ConditioningSpec& s) {
           {"embedding of dropped controls: zero | learned null vector per group [recon]", 0, 0, {"zero", "learned"}});
   v.field("control_time", s.control_time,
           {"noise level w_alpha is evaluated at: raw or resolution-shifted [recon]", 0, 0, {"raw", "shifted"}});
-  v.field("text_padding", s.text_padding,
-          {"padding of the caption token buffer", 0, 0, {"zero", "replicate", "noisy_replicate"}});
+  v.field("text_padding", s.text_padding, {"padding of the caption token buffer"});
   v.field("text_pad_noise", s.text_pad_noise, {"noise scale of noisy_replicate padding in training [recon]", 0, 100});
   v.field("text_pad_noise_inference", s.text_pad_noise_inference,
           {"noise scale of noisy_replicate padding when sampling [recon: 0]", 0, 100});
@@ -293,16 +290,10 @@ void describe(V& v, RecipeSpec& s) {
           {"mDT-v2: fraction of image tokens masked in the masked training branch", 0, 0.95});
   v.field("pos_embed_resampling", s.pos_embed_resampling,
           {"positional embeddings of weights loaded at another resolution: extrapolate (sin-cos on the larger grid), "
-           "interpolate (bicubic of the old map), rectified_grid (sin-cos on the new grid rescaled to the old range)",
-           0,
-           0,
-           {"extrapolate", "interpolate", "rectified_grid"}});
+           "interpolate (bicubic of the old map), rectified_grid (sin-cos on the new grid rescaled to the old range)"});
   v.field("pos_embed_grid", s.pos_embed_grid,
           {"rectified_grid's mapping of new to old positions: center (token centres, align_corners=false), corners, "
-           "origin (PixArt-alpha) [recon]",
-           0,
-           0,
-           {"center", "corners", "origin"}});
+           "origin (PixArt-alpha) [recon]"});
   v.table("conditioning", s.conditioning, "semantic and control conditioning");
   v.table("diffusion", s.diffusion, "noise process and training objective");
   v.table("sampler", s.sampler, "default sampling settings");
@@ -352,12 +343,11 @@ void describe(V& v, ExperimentSpec& s) {
 // ---- operations ------------------------------------------------------------------------------
 
 // The recipe a family brings "with its corresponding recipe" (PAPER.md): optimiser, diffusion,
-// sampler and EMA defaults from the family's original paper, each with its source in
-// spec.cpp. Readers start from these before applying the file's keys. Unknown families get the
-// struct defaults (validation reports the unknown family).
-// `optimizer`, when set and not the family's own, replaces the family's optimiser name and betas
-// by that optimiser's own defaults (AdamW (0.9, 0.999); Adan (0.98, 0.92, 0.99)), so a file that
-// switches an mdt recipe to "adamw" does not silently inherit Adan's betas.
+// sampler and EMA defaults from the family's original paper, each with its source in the family's
+// recipe card (shared/core/recipes/<family>.cpp). Readers start from these before applying the file's keys. Unknown
+// families get the struct defaults (validation reports the unknown family). `optimizer`, when set and not the family's
+// own, replaces the family's optimiser name and betas by that optimiser's own defaults (AdamW (0.9, 0.999); Adan (0.98,
+// 0.92, 0.99)), so a file that switches an mdt recipe to "adamw" does not silently inherit Adan's betas.
 RecipeSpec recipe_defaults(const std::string& family, const std::string& optimizer = "");
 
 // Range/choice check of one scalar; throws SpecError(path, ...).
@@ -365,6 +355,9 @@ void check_field(const std::string& path, std::int64_t value, const FieldMeta& m
 void check_field(const std::string& path, double value, const FieldMeta& meta);
 void check_field(const std::string& path, const std::string& value, const FieldMeta& meta);
 inline void check_field(const std::string&, bool, const FieldMeta&) {}
+// An enum's value is checked when its name is read (parse_choice).
+template <class E, class = std::enable_if_t<is_choice_v<E>>>
+void check_field(const std::string&, E, const FieldMeta&) {}
 
 // Cross-field validation (recipe × task, divisibility, names, ...). Throws SpecError naming the
 // offending key path, e.g. "stage.0.batch_size".

@@ -14,7 +14,8 @@ struct JsonWriter {
   json* out;
   template <class T>
   void field(const char* key, T& value, const FieldMeta&) {
-    (*out)[key] = value;
+    if constexpr (is_choice_v<T>) (*out)[key] = choice_name(value);
+    else (*out)[key] = value;
   }
   template <class S>
   void table(const char* key, S& sub, const char*) {
@@ -54,6 +55,11 @@ struct JsonReader {
   void read(const std::string& p, const json& j, std::string& v) {
     if (!j.is_string()) throw SpecError(p, "expected a string, got " + std::string(j.type_name()));
     v = j.get<std::string>();
+  }
+  template <class E, class = std::enable_if_t<is_choice_v<E>>>
+  void read(const std::string& p, const json& j, E& v) {
+    if (!j.is_string()) throw SpecError(p, "expected a string, got " + std::string(j.type_name()));
+    v = parse_choice<E>(j.get<std::string>(), p);
   }
   void read(const std::string& p, const json& j, bool& v) {
     if (!j.is_boolean()) throw SpecError(p, "expected a boolean, got " + std::string(j.type_name()));

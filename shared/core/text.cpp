@@ -37,6 +37,10 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   return m.empty() ? std::string() : " (did you mean '" + m + "'?)";
 }
 
+std::string not_one_of(const std::string& text, const std::vector<std::string>& names) {
+  return "'" + text + "' is not one of: " + join(names, ", ") + did_you_mean(text, names);
+}
+
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (std::size_t i = 0; i < items.size(); ++i) {

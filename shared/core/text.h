@@ -16,6 +16,9 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 // " (did you mean 'x'?)" or "" — for appending to error messages.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
+// "'x' is not one of: a, b, c (did you mean 'a'?)": the words for every rejected choice, wherever read.
+std::string not_one_of(const std::string& text, const std::vector<std::string>& names);
+
 std::string join(const std::vector<std::string>& items, const std::string& sep);
 std::vector<std::string> split(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& prefix);

@@ -212,6 +212,16 @@ class TomlReader {
     if (!x) throw type_error(path, node, "a string");
     v = x->get();
   }
+  template <class E, class = std::enable_if_t<is_choice_v<E>>>
+  void read_value(const std::string& path, const toml::node& node, E& v) const {
+    const auto* x = node.as_string();
+    if (!x) throw type_error(path, node, "a string");
+    try {
+      v = parse_choice<E>(x->get(), path);
+    } catch (const SpecError& e) {
+      throw ctx_.error(path, e.detail(), node.source().begin);
+    }
+  }
   void read_value(const std::string& path, const toml::node& node, bool& v) const {
     const auto* x = node.as_boolean();
     if (!x) throw type_error(path, node, "a boolean");
@@ -280,6 +290,10 @@ std::string value_text(std::int64_t v) { return std::to_string(v); }
 std::string value_text(double v) { return float_text(v); }
 std::string value_text(const std::string& v) { return quoted(v); }
 std::string value_text(bool v) { return v ? "true" : "false"; }
+template <class E, class = std::enable_if_t<is_choice_v<E>>>
+std::string value_text(E v) {
+  return quoted(choice_name(v));
+}
 
 // A bound as the user would write it: integral bounds without a fraction ("[1, 100000000]").
 std::string bound_text(double v) {
@@ -293,8 +307,9 @@ std::string constraint_text(const std::string&, const FieldMeta& meta) {
   return meta.choices.empty() ? std::string() : "; one of: " + join(meta.choices, ", ");
 }
 std::string constraint_text(bool, const FieldMeta&) { return ""; }
-template <class Number>
-std::string constraint_text(Number, const FieldMeta& meta) {
+template <class T>
+std::string constraint_text(T, const FieldMeta& meta) {
+  if constexpr (is_choice_v<T>) return "; one of: " + join(choice_names<T>(), ", ");
   if (!std::isfinite(meta.lo) && !std::isfinite(meta.hi)) return "";
   return "; range [" + bound_text(meta.lo) + ", " + bound_text(meta.hi) + "]";
 }

@@ -53,6 +53,7 @@
 #include "datasets/loader.h"
 #include "datasets/record_encoding.h"
 #include "datasets/shard.h"
+#include "shared/core/cli.h"
 
 namespace fs = std::filesystem;
 using namespace ldm::data;
@@ -64,66 +65,21 @@ struct Options {
   std::string dir = "/tmp";
 };
 
-[[noreturn]] void usage(int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: bench_data [--images N] [--size WxH] [--resolution R] [--threads T] [--batch B]\n"
-               "                  [--prefetch P] [--dir D]\n"
-               "  --images N      source JPEGs (default 512), ImageNet layout, 4 classes\n"
-               "  --size WxH      source JPEG size (default 500x375)\n"
-               "  --resolution R  import center crop (default 256)\n"
-               "  --threads T     import threads, and the threads of its raw-read reference\n"
-               "                  (default: hardware concurrency)\n"
-               "  --batch B       loader global batch (default 64)\n"
-               "  --prefetch P    loader prefetch, compared with 0 (default 2)\n"
-               "  --dir D         where the scratch directory is made (default /tmp); it is removed at the end\n");
-  std::exit(code);
-}
-
-Options parse(int argc, char** argv) {
+Options parse(const ldm::cli::Args& a) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_data: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&](int min) {
-      const std::string v = value();
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < min || n > 1000000000) {
-        std::fprintf(stderr, "bench_data: %s: bad value '%s' (an integer >= %d)\n", a.c_str(), v.c_str(), min);
-        std::exit(2);
-      }
-      return static_cast<int>(n);
-    };
-    if (a == "--images") o.images = number(1);
-    else if (a == "--size") {
-      const std::string v = value();
-      char tail = 0;
-      if (std::sscanf(v.c_str(), "%dx%d%c", &o.width, &o.height, &tail) != 2 || o.width < 1 || o.height < 1) {
-        std::fprintf(stderr, "bench_data: --size: bad value '%s' (WxH, e.g. 500x375)\n", v.c_str());
-        std::exit(2);
-      }
-    } else if (a == "--resolution") o.resolution = number(8);
-    else if (a == "--threads") o.threads = number(1);
-    else if (a == "--batch") o.batch = number(1);
-    else if (a == "--prefetch") o.prefetch = number(0);
-    else if (a == "--dir") o.dir = value();
-    else if (a == "--help" || a == "-h") usage(0);
-    else {
-      std::fprintf(stderr, "bench_data: unknown option '%s'\n", a.c_str());
-      usage(2);
-    }
+  o.images = static_cast<int>(a.integer("images", o.images));
+  if (a.has("size")) {
+    const std::string v = a.text("size");
+    char tail = 0;
+    if (std::sscanf(v.c_str(), "%dx%d%c", &o.width, &o.height, &tail) != 2 || o.width < 1 || o.height < 1)
+      throw ldm::cli::UsageError("--size: bad value '" + v + "' (WxH, e.g. 500x375)");
   }
-  if (o.threads == 0) o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (o.resolution % 8 != 0) {
-    std::fprintf(stderr, "bench_data: --resolution must be a multiple of 8 (PatchAutoencoder(8))\n");
-    std::exit(2);
-  }
+  o.resolution = static_cast<int>(a.integer("resolution", o.resolution));
+  if (o.resolution % 8 != 0) throw ldm::cli::UsageError("--resolution must be a multiple of 8 (PatchAutoencoder(8))");
+  o.threads = static_cast<int>(a.integer("threads", std::max(1u, std::thread::hardware_concurrency())));
+  o.batch = static_cast<int>(a.integer("batch", o.batch));
+  o.prefetch = static_cast<int>(a.integer("prefetch", o.prefetch));
+  o.dir = a.text("dir", o.dir);
   return o;
 }
 
@@ -486,10 +442,32 @@ void print_table() {
   }
 }
 
+int run(const Options& o, int argc, char** argv);
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  using namespace ldm::cli;
+  const Program program{
+      "bench_data",
+      "",
+      {{"",
+        {},
+        "Import and loader throughput next to raw reads of the same files (prints figures).",
+        {integer("images", "N", "source JPEGs (default 512), ImageNet layout, 4 classes", 1, 1e9),
+         text("size", "WxH", "source JPEG size (default 500x375)"),
+         integer("resolution", "R", "import center crop, a multiple of 8 (default 256)", 8, 1e9),
+         integer("threads", "T", "import threads, and those of its raw-read reference (default: all cores)", 1, 1e9),
+         integer("batch", "B", "loader global batch (default 64)", 1, 1e9),
+         integer("prefetch", "P", "loader prefetch, compared with 0 (default 2)", 0, 1e9),
+         text("dir", "D", "where the scratch directory is made (default /tmp); it is removed at the end")},
+        [&](const Args& a) { return run(parse(a), argc, argv); }}}};
+  return ldm::cli::run(program, argc, argv);
+}
+
+namespace {
+
+int run(const Options& o, int argc, char** argv) {
   std::string command = "bench_data";
   for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
 
@@ -590,3 +568,5 @@ int main(int argc, char** argv) {
   if (ec) std::fprintf(stderr, "bench_data: could not remove %s: %s\n", scratch.c_str(), ec.message().c_str());
   return rc;
 }
+
+}  // namespace

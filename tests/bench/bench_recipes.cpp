@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "shared/core/presets.h"
+#include "shared/core/cli.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/denoiser.h"
 
 using namespace ldm;
@@ -30,36 +31,39 @@ struct Options {
   std::string task = "class";
 };
 
-Options parse(int argc, char** argv) {
+Options parse(const cli::Args& a) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_recipes: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--threads") o.threads = std::stoi(value());
-    else if (a == "--batch") o.batch = std::stoi(value());
-    else if (a == "--resolution") o.resolution = std::stoi(value());
-    else if (a == "--seconds") o.seconds = std::stod(value());
-    else if (a == "--task") o.task = value();
-    else {
-      std::fprintf(
-          stderr,
-          "usage: bench_recipes [--threads T] [--batch B] [--resolution R] [--seconds S] [--task class|text]\n");
-      std::exit(a == "--help" || a == "-h" ? 0 : 2);
-    }
-  }
+  o.threads = static_cast<int>(a.integer("threads", o.threads));
+  o.batch = static_cast<int>(a.integer("batch", o.batch));
+  o.resolution = static_cast<int>(a.integer("resolution", o.resolution));
+  o.seconds = a.number("seconds", o.seconds);
+  o.task = a.text("task", o.task);
   return o;
 }
+
+int run(const Options& o);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  using namespace ldm::cli;
+  const Program program{"bench_recipes",
+                        "",
+                        {{"",
+                          {},
+                          "Forward+backward throughput of every recipe at its CPU presets (prints figures).",
+                          {integer("threads", "T", "intra-op threads (default 1)", 1, 1024),
+                           integer("batch", "B", "samples per step (default 8)", 1, 100000),
+                           integer("resolution", "R", "image side in pixels (default 32; latent R/2)", 2, 4096),
+                           number("seconds", "S", "minimum measuring time per recipe (default 2)", 0.01, 3600),
+                           choice("task", {"class", "text"}, "class labels or captions (default class)")},
+                          [](const Args& a) { return run(parse(a)); }}}};
+  return ldm::cli::run(program, argc, argv);
+}
+
+namespace {
+
+int run(const Options& o) {
   at::set_num_threads(o.threads);
   const int64_t channels = 12, side = o.resolution / 2, classes = 1000, text_dim = 64, text_tokens = 16;
   const bool text = o.task == "text";
@@ -72,7 +76,7 @@ int main(int argc, char** argv) {
     for (const std::string& preset : preset_names(family)) {
       if (preset.rfind("tiny", 0) != 0 && preset.rfind("small", 0) != 0) continue;
       if (preset == "tiny/1" || preset == "tiny/4" || preset == "small/1" || preset == "small/4") continue;
-      for (const char* controls : {"none", "proposed"}) {
+      for (ControlMode controls : {ControlMode::None, ControlMode::Proposed}) {
         RecipeSpec r = recipe_defaults(family);
         r.preset = preset;
         r.conditioning.controls = controls;
@@ -115,11 +119,13 @@ int main(int argc, char** argv) {
         }
         const double samples_per_s = iterations * o.batch / elapsed;
         // forward+backward ~ 3x the forward's multiply-adds
-        std::printf("%-9s %-8s %-9s %10lld %9.3f %12.1f %10.2f\n", family.c_str(), preset.c_str(), controls,
-                    (long long)params, gflops, samples_per_s, 3 * gflops * samples_per_s);
+        std::printf("%-9s %-8s %-9s %10lld %9.3f %12.1f %10.2f\n", family.c_str(), preset.c_str(),
+                    choice_name(controls), (long long)params, gflops, samples_per_s, 3 * gflops * samples_per_s);
         std::fflush(stdout);
       }
     }
   }
   return 0;
 }
+
+}  // namespace

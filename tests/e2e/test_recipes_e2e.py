@@ -152,6 +152,23 @@ class DescribeEveryFamily(unittest.TestCase):
                     self.assertEqual(out["parameters"], out["analytic_parameters"])
                     self.assertGreater(out["gflops"], 0)
 
+    def test_describe_defaults_to_the_familys_own_preset_and_lists_them_when_unknown(self):
+        worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
+        # No --preset: the UNet's card default (LDM-4-G), not another family's XL/2.
+        proc = subprocess.run([worker, "describe", "unet", "--json"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = json.loads(proc.stdout)
+        self.assertEqual(out["preset"], "LDM-4-G")
+        self.assertEqual(out["parameters"], out["analytic_parameters"])
+        # An unknown preset is a usage error that lists the family's presets; an unknown family too.
+        proc = subprocess.run([worker, "describe", "unet", "--preset", "XL/2"], capture_output=True, text=True,
+                              timeout=60)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("known: LDM-4-G, tiny, small", proc.stderr)
+        proc = subprocess.run([worker, "describe", "ditt"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("did you mean 'dit'", proc.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,6 +1,6 @@
 // The recipe/preset table and its analytic model sizes (checked against the DiT reference), plus
 // the typo-suggestion helpers the spec errors rely on.
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 
 #include <doctest/doctest.h>
 

@@ -4,10 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "shared/core/error.h"
+#include "shared/core/text.h"
 
 using ldm::ExperimentSpec;
 using ldm::SpecError;
@@ -145,6 +147,48 @@ TEST_CASE("spec_from_json rejects out-of-range values and unknown choices") {
   const SpecError c = json_error(choice);
   CHECK(c.key_path() == "task");
   CHECK(c.detail() == "'clas' is not one of: class, text (did you mean 'class'?)");
+}
+
+TEST_CASE("typed choices: every enum field reads and writes its table's names and rejects others with them") {
+  struct Field {
+    std::vector<const char*> path;
+    std::vector<std::string> names;
+  };
+  const Field fields[] = {
+      {{"recipe", "sampler", "name"}, ldm::choice_names<ldm::Sampler>()},
+      {{"recipe", "sampler", "spacing"}, ldm::choice_names<ldm::Spacing>()},
+      {{"recipe", "conditioning", "controls"}, ldm::choice_names<ldm::ControlMode>()},
+      {{"recipe", "conditioning", "text_padding"}, ldm::choice_names<ldm::TextPadding>()},
+      {{"recipe", "diffusion", "process"}, ldm::choice_names<ldm::ProcessKind>()},
+      {{"recipe", "diffusion", "objective"}, ldm::choice_names<ldm::Objective>()},
+      {{"recipe", "diffusion", "t_sampling"}, ldm::choice_names<ldm::TimeSampling>()},
+      {{"recipe", "optimizer", "name"}, ldm::choice_names<ldm::OptimizerKind>()},
+      {{"recipe", "pos_embed_resampling"}, ldm::choice_names<ldm::PosEmbedResampling>()},
+      {{"recipe", "pos_embed_grid"}, ldm::choice_names<ldm::GridConvention>()},
+  };
+  const ExperimentSpec spec = ldm::spec_from_json(valid_json());
+  const json written = ldm::spec_to_json(spec);
+  for (const Field& f : fields) {
+    std::string key;
+    for (const char* part : f.path) key += (key.empty() ? "" : ".") + std::string(part);
+    CAPTURE(key);
+    REQUIRE(f.names.size() >= 2);
+    // Written as a name of the table.
+    const json* node = &written;
+    for (const char* part : f.path) node = &node->at(part);
+    CHECK(std::find(f.names.begin(), f.names.end(), node->get<std::string>()) != f.names.end());
+    // A misspelt name is refused with the table's names, in table order, and a suggestion.
+    json bad = valid_json();
+    json* slot = &bad;
+    for (const char* part : f.path) slot = &(*slot)[part];
+    *slot = f.names[1] + "x";
+    const SpecError e = json_error(bad);
+    CHECK(e.key_path() == key);
+    CHECK(e.detail() ==
+          "'" + f.names[1] + "x' is not one of: " + ldm::join(f.names, ", ") + " (did you mean '" + f.names[1] + "'?)");
+    *slot = 3;
+    CHECK(json_error(bad).detail() == "expected a string, got number");
+  }
 }
 
 TEST_CASE("spec_from_json runs the cross-field validation") {

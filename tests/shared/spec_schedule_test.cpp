@@ -59,17 +59,17 @@ TEST_CASE("resolution shift: auto is the stage resolution over the first stage's
 
 TEST_CASE("diffusion and optimiser combinations that do not exist are spec errors naming the key") {
   ExperimentSpec s = one_stage();
-  s.recipe.diffusion.objective = "flow";
+  s.recipe.diffusion.objective = ldm::Objective::Flow;
   CHECK(key_of_error(s) == "recipe.diffusion.objective");
   s = one_stage();
-  s.recipe.diffusion.t_sampling = "logit-normal";
+  s.recipe.diffusion.t_sampling = ldm::TimeSampling::LogitNormal;
   CHECK(key_of_error(s) == "recipe.diffusion.t_sampling");
   s = one_stage();
-  s.recipe.diffusion.process = "flow";
+  s.recipe.diffusion.process = ldm::ProcessKind::Flow;
   s.recipe.learn_sigma = true;
   CHECK(key_of_error(s) == "recipe.learn_sigma");
   s = one_stage();
-  s.recipe.conditioning.controls = "sdxl";
+  s.recipe.conditioning.controls = ldm::ControlMode::Sdxl;
   s.recipe.conditioning.use_size = s.recipe.conditioning.use_crop = false;
   s.recipe.conditioning.use_flip = s.recipe.conditioning.use_aspect = false;
   CHECK(key_of_error(s) == "recipe.conditioning.controls");
@@ -81,9 +81,9 @@ TEST_CASE("diffusion and optimiser combinations that do not exist are spec error
   s.stages[0].warmup_steps = 1000;
   CHECK(key_of_error(s) == "stage.0.warmup_steps");
   s = one_stage();
-  s.recipe.diffusion.process = "flow";
-  s.recipe.diffusion.objective = "flow";
-  s.recipe.diffusion.t_sampling = "logit-normal";
+  s.recipe.diffusion.process = ldm::ProcessKind::Flow;
+  s.recipe.diffusion.objective = ldm::Objective::Flow;
+  s.recipe.diffusion.t_sampling = ldm::TimeSampling::LogitNormal;
   CHECK(key_of_error(s) == "");
 }
 
@@ -100,17 +100,17 @@ TEST_CASE("a family's recipe defaults are the starting point of a decoded spec")
 }
 
 TEST_CASE("family defaults: each family's optimiser and diffusion, switching the optimiser brings its own betas") {
-  CHECK(recipe_defaults("mdt").optimizer.name == "adan");
+  CHECK(recipe_defaults("mdt").optimizer.name == ldm::OptimizerKind::Adan);
   CHECK(recipe_defaults("mdt").optimizer.beta1 == 0.98);
-  CHECK(recipe_defaults("mmdit").diffusion.process == "flow");
-  CHECK(recipe_defaults("proposed").conditioning.controls == "proposed");
-  CHECK(recipe_defaults("proposed").conditioning.text_padding == "noisy_replicate");
-  CHECK(recipe_defaults("dit").conditioning.controls == "none");
+  CHECK(recipe_defaults("mmdit").diffusion.process == ldm::ProcessKind::Flow);
+  CHECK(recipe_defaults("proposed").conditioning.controls == ldm::ControlMode::Proposed);
+  CHECK(recipe_defaults("proposed").conditioning.text_padding == ldm::TextPadding::NoisyReplicate);
+  CHECK(recipe_defaults("dit").conditioning.controls == ldm::ControlMode::None);
   nlohmann::json j = {{"name", "x"},
                       {"recipe", {{"family", "mdt"}, {"preset", "tiny/2"}, {"optimizer", {{"name", "adamw"}}}}},
                       {"stage", {nlohmann::json::object()}}};
   ExperimentSpec s = spec_from_json(j);
-  CHECK(s.recipe.optimizer.name == "adamw");
+  CHECK(s.recipe.optimizer.name == ldm::OptimizerKind::AdamW);
   CHECK(s.recipe.optimizer.beta1 == 0.9);
   CHECK(s.recipe.optimizer.beta2 == 0.999);
   j["recipe"]["family"] = "dit";

@@ -34,7 +34,7 @@ TEST_CASE("dit, pixart, mmdit and proposed built for 8x8 latents run on 8x12 and
     CAPTURE(family);
     RecipeSpec recipe = recipe_defaults(family);
     recipe.preset = family == "unet" ? "tiny" : "tiny/2";
-    recipe.conditioning.controls = "none";  // labels only (the proposed recipe defaults to controls)
+    recipe.conditioning.controls = ldm::ControlMode::None;  // labels only (the proposed recipe defaults to controls)
     auto gen = at::detail::createCPUGenerator(3);
     auto model = build_denoiser(recipe, {4, 8, 8, 3}, gen);
     // Non-zero outputs: redraw the zero-initialised tensors.
@@ -55,10 +55,13 @@ TEST_CASE("dit, pixart, mmdit and proposed built for 8x8 latents run on 8x12 and
 
 TEST_CASE("the bucket grid's positional embedding is the built one resampled with the recipe's mode") {
   const auto built = sincos_2d(16, 4, 4).unsqueeze(0);
-  CHECK(pos_embed_for_grid(built, 4, 4, 4, 4, "interpolate", "center").data_ptr() == built.data_ptr());
-  CHECK(torch::equal(pos_embed_for_grid(built, 4, 4, 3, 5, "extrapolate", "center"), sincos_2d(16, 3, 5).unsqueeze(0)));
-  CHECK(torch::allclose(pos_embed_for_grid(built, 4, 4, 3, 5, "interpolate", "center"),
-                        resample_pos_embed(built, 4, 4, 3, 5, "interpolate", "center")));
+  const auto interpolate = ldm::PosEmbedResampling::Interpolate;
+  const auto center = ldm::GridConvention::Center;
+  CHECK(pos_embed_for_grid(built, 4, 4, 4, 4, interpolate, center).data_ptr() == built.data_ptr());
+  CHECK(torch::equal(pos_embed_for_grid(built, 4, 4, 3, 5, ldm::PosEmbedResampling::Extrapolate, center),
+                     sincos_2d(16, 3, 5).unsqueeze(0)));
+  CHECK(torch::allclose(pos_embed_for_grid(built, 4, 4, 3, 5, interpolate, center),
+                        resample_pos_embed(built, 4, 4, 3, 5, interpolate, center)));
 }
 
 TEST_CASE("mDT-v2 refuses another latent grid than the one it was built for, saying so") {

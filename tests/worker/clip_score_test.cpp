@@ -25,6 +25,7 @@
 #include "tests/support/temp_dir.h"
 #include "worker/eval/clip_score.h"
 #include "worker/eval/clip_tokenizer.h"
+#include "worker/torch_compat.h"
 
 // CLIP score (worker/eval/clip_score.h) and CLIP's BPE tokenizer (worker/eval/clip_tokenizer.h)
 // against tests/worker/reference/clip_reference.py: a Python re-implementation of OpenAI's
@@ -122,7 +123,7 @@ struct CliRun {
 };
 
 CliRun run_cli(const ldm::testing::TempDir& tmp, std::vector<std::string> args) {
-  args.insert(args.begin(), "clip-score");
+  args.insert(args.begin(), {"ldm-eval", "clip-score"});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   const std::string out_path = tmp.file("cli.out"), err_path = tmp.file("cli.err");
@@ -134,7 +135,8 @@ CliRun run_cli(const ldm::testing::TempDir& tmp, std::vector<std::string> args) 
   ::dup2(fo, 1);
   ::dup2(fe, 2);
   CliRun r;
-  r.rc = ldm::eval::run_clip_score_cli(static_cast<int>(argv.size()), argv.data());
+  const ldm::cli::Program program{"ldm-eval", "", {ldm::eval::clip_score_command()}};
+  r.rc = ldm::cli::run(program, static_cast<int>(argv.size()), argv.data(), ldm::torch_compat::error_text);
   std::fflush(stdout);
   std::fflush(stderr);
   ::dup2(saved_out, 1);

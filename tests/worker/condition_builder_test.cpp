@@ -17,7 +17,7 @@ ExperimentSpec spec(const std::string& task, const std::string& controls) {
   s.dataset.classes = 4;
   s.text_encoder.dim = 8;
   s.text_encoder.max_tokens = 6;
-  s.recipe.conditioning.controls = controls;
+  s.recipe.conditioning.controls = ldm::parse_choice<ldm::ControlMode>(controls, "controls");
   s.stages.emplace_back();
   return s;
 }
@@ -59,7 +59,7 @@ TEST_CASE("class task: semantic dropout sends labels to the null class, controls
 
 TEST_CASE("text task: captions encoded, padding replicated, pooled vectors, no controls unless asked") {
   ExperimentSpec s = spec("text", "none");
-  s.recipe.conditioning.text_padding = "replicate";
+  s.recipe.conditioning.text_padding = ldm::TextPadding::Replicate;
   ConditionBuilder b(s, 1.0);
   const auto g = b.geometry(12, 16, 16);
   CHECK(g.num_classes == 0);
@@ -80,7 +80,7 @@ TEST_CASE("text task: captions encoded, padding replicated, pooled vectors, no c
 
 TEST_CASE("noisy_replicate padding adds noise of the configured scale in training and none at inference by default") {
   ExperimentSpec s = spec("text", "none");
-  s.recipe.conditioning.text_padding = "noisy_replicate";
+  s.recipe.conditioning.text_padding = ldm::TextPadding::NoisyReplicate;
   s.recipe.conditioning.text_pad_noise = 0.5;
   s.recipe.conditioning.semantic_dropout = 0.0;
   ConditionBuilder b(s, 1.0);

@@ -330,15 +330,15 @@ TEST_CASE("noisy replicate with noise scale 0 is plain replicate and needs no ge
   CHECK_THROWS(pad_text_tokens(x, lengths, TextPadding::NoisyReplicate, 0.1, nullptr));
 }
 
-TEST_CASE("text padding rejects bad lengths and unknown modes") {
+TEST_CASE("text padding rejects bad lengths, and its modes are read through the spec's name table") {
   using namespace ldm::models;
   auto x = torch::zeros({2, 5, 3});
   CHECK_THROWS(pad_text_tokens(x, torch::tensor({6, 1}, torch::kInt64), TextPadding::Zero, 0.0));
   CHECK_THROWS(pad_text_tokens(x, torch::tensor({-1, 1}, torch::kInt64), TextPadding::Zero, 0.0));
-  CHECK(parse_text_padding("noisy_replicate") == TextPadding::NoisyReplicate);
-  CHECK(std::string(to_string(TextPadding::Replicate)) == "replicate");
+  CHECK(ldm::choice_from_name<TextPadding>("noisy_replicate") == TextPadding::NoisyReplicate);
+  CHECK(std::string(ldm::choice_name(TextPadding::Replicate)) == "replicate");
   try {
-    parse_text_padding("noisy_replicat");
+    ldm::parse_choice<TextPadding>("noisy_replicat", "recipe.conditioning.text_padding");
     FAIL("no error for an unknown padding mode");
   } catch (const ldm::SpecError& e) {
     CHECK(e.key_path() == "recipe.conditioning.text_padding");

@@ -71,18 +71,18 @@ TEST_CASE("guidance: a sampler makes exactly one network call per step, of batch
   ProcessOptions po;
   auto process = NoiseProcess::create(po);
   SamplerOptions so;
-  so.method = "ddim";
+  so.method = ldm::Sampler::Ddim;
   so.steps = 7;
   const int64_t B = 5;
   auto x_T = torch::randn({B, 4, 2, 2});
 
   FakeNetwork three{{0.0, 0.1, 0.2}, false};
-  auto out = sample(*process, Objective::eps, guided_denoiser(three.forward(), 4.0, 1.5), x_T, so, nullptr);
+  auto out = sample(*process, Objective::Eps, guided_denoiser(three.forward(), 4.0, 1.5), x_T, so, nullptr);
   CHECK(out.sizes() == x_T.sizes());
   CHECK(three.batches == std::vector<int64_t>(7, 3 * B));
 
   FakeNetwork two{{0.0, 0.1}, false};
-  sample(*process, Objective::eps, guided_denoiser(two.forward(), 4.0), x_T, so, nullptr);
+  sample(*process, Objective::Eps, guided_denoiser(two.forward(), 4.0), x_T, so, nullptr);
   CHECK(two.batches == std::vector<int64_t>(7, 2 * B));
 }
 

@@ -15,11 +15,11 @@ namespace diffusion_objective_test {
 using namespace ldm;
 using namespace ldm::diffusion;
 
-const Objective kObjectives[] = {Objective::eps, Objective::v, Objective::flow};
+const Objective kObjectives[] = {Objective::Eps, Objective::V, Objective::Flow};
 
 std::unique_ptr<NoiseProcess> make(const std::string& kind) {
   ProcessOptions o;
-  o.kind = kind;
+  o.kind = ldm::parse_choice<ldm::ProcessKind>(kind, "process");
   return NoiseProcess::create(o);
 }
 
@@ -35,8 +35,8 @@ TEST_CASE("objective: to_x0_eps inverts training_target for every objective and 
   auto sigma = torch::tensor({0.0, 0.3, 0.5, 0.9, 0.1}, torch::kFloat64);
   auto x_t = alpha.view({-1, 1, 1, 1}) * x0 + sigma.view({-1, 1, 1, 1}) * eps;
   for (Objective obj : kObjectives) {
-    CAPTURE(objective_name(obj));
-    CHECK(parse_objective(objective_name(obj)) == obj);
+    CAPTURE(choice_name(obj));
+    CHECK(choice_from_name<Objective>(choice_name(obj)) == obj);
     auto target = training_target(obj, x0, eps, alpha, sigma);
     auto out = torch::cat({target, torch::randn_like(target)}, 1);  // extra (variance) channels are ignored
     auto back = to_x0_eps(obj, out, x_t, alpha, sigma);
@@ -44,10 +44,11 @@ TEST_CASE("objective: to_x0_eps inverts training_target for every objective and 
     CHECK(max_abs(back.eps - eps) < 1e-12);
   }
   try {
-    parse_objective("x0");
+    parse_choice<Objective>("x0", "recipe.diffusion.objective");
     FAIL("expected SpecError");
   } catch (const SpecError& e) {
     CHECK(e.key_path() == "recipe.diffusion.objective");
+    CHECK(e.detail() == "'x0' is not one of: eps, v, flow (did you mean 'v'?)");
   }
 }
 
@@ -56,20 +57,20 @@ TEST_CASE("objective: min-SNR-gamma weights at known SNRs, and weight * target e
   // VP pairs with SNR 0.25, 1, 5, 20: α² = SNR/(1+SNR).
   auto snr = torch::tensor({0.25, 1.0, 5.0, 20.0}, torch::kFloat64);
   auto alpha = (snr / (1.0 + snr)).sqrt(), sigma = (1.0 / (1.0 + snr)).sqrt();
-  auto w_eps = min_snr_weight(Objective::eps, alpha, sigma, gamma);
-  auto w_v = min_snr_weight(Objective::v, alpha, sigma, gamma);
+  auto w_eps = min_snr_weight(Objective::Eps, alpha, sigma, gamma);
+  auto w_v = min_snr_weight(Objective::V, alpha, sigma, gamma);
   const double expect_eps[] = {1.0, 1.0, 1.0, 0.25}, expect_v[] = {0.25 / 1.25, 0.5, 5.0 / 6.0, 5.0 / 21.0};
   for (int i = 0; i < 4; ++i) {
     CHECK(w_eps[i].item<double>() == doctest::Approx(expect_eps[i]));
     CHECK(w_v[i].item<double>() == doctest::Approx(expect_v[i]));
   }
   // Flow α = 1 − t, σ = t: weight min(α², γσ²). t = 0.1: SNR 81 → 5·0.01; t = 0.8: SNR 1/16 → 0.04.
-  auto w_flow = min_snr_weight(Objective::flow, torch::tensor({0.9, 0.2}, torch::kFloat64),
+  auto w_flow = min_snr_weight(Objective::Flow, torch::tensor({0.9, 0.2}, torch::kFloat64),
                                torch::tensor({0.1, 0.8}, torch::kFloat64), gamma);
   CHECK(w_flow[0].item<double>() == doctest::Approx(0.05));
   CHECK(w_flow[1].item<double>() == doctest::Approx(0.04));
   // Ends: SNR = ∞ and SNR = 0 give finite weights.
-  auto ends = min_snr_weight(Objective::eps, torch::tensor({1.0, 0.0}, torch::kFloat64),
+  auto ends = min_snr_weight(Objective::Eps, torch::tensor({1.0, 0.0}, torch::kFloat64),
                              torch::tensor({0.0, 1.0}, torch::kFloat64), gamma);
   CHECK(ends[0].item<double>() == 0.0);
   CHECK(ends[1].item<double>() == 1.0);
@@ -80,7 +81,7 @@ TEST_CASE("objective: min-SNR-gamma weights at known SNRs, and weight * target e
   auto x0 = torch::randn({6, 2, 3}, torch::kFloat64), eps = torch::randn({6, 2, 3}, torch::kFloat64);
   auto x_t = a.view({-1, 1, 1}) * x0 + s.view({-1, 1, 1}) * eps;
   for (Objective obj : kObjectives) {
-    CAPTURE(objective_name(obj));
+    CAPTURE(choice_name(obj));
     auto target = training_target(obj, x0, eps, a, s);
     auto out = target + 0.1 * torch::randn_like(target);
     auto x0_hat = to_x0_eps(obj, out, x_t, a, s).x0;
@@ -100,7 +101,7 @@ TEST_CASE("objective: diffusion_loss is the per-sample MSE on the target, times 
   auto x_t = add_noise(*p, x0, noise, t);
   CHECK(max_abs(x_t - (alpha.view({-1, 1, 1, 1}) * x0 + sigma.view({-1, 1, 1, 1}) * noise)) < 1e-6);
   for (Objective obj : kObjectives) {
-    CAPTURE(objective_name(obj));
+    CAPTURE(choice_name(obj));
     auto target = training_target(obj, x0, noise, alpha, sigma);
     auto out = target + 0.3 * torch::randn_like(target);
     LossOptions o;
@@ -129,19 +130,19 @@ TEST_CASE("objective: hybrid loss VLB term in closed form (exact posterior, vari
     return torch::cat({eps_pred, torch::full_like(eps_pred, v)}, 1);  // [N, 2C, …]
   };
   // Exact mean and v = −1 (the posterior variance): KL = 0.
-  CHECK(max_abs(vlb_term(*p, Objective::eps, with_var(noise, -1.0), x0, x_t, t)) < 1e-9);
+  CHECK(max_abs(vlb_term(*p, Objective::Eps, with_var(noise, -1.0), x0, x_t, t)) < 1e-9);
   // Exact mean and v = +1 (variance β): KL = ½(−1 + log β − log β̃ + β̃/β) nats per dim.
   auto kl_beta = 0.5 * (-1.0 + post.beta.log() - post.variance.log() + post.variance / post.beta) / std::log(2.0);
-  CHECK(max_abs(vlb_term(*p, Objective::eps, with_var(noise, 1.0), x0, x_t, t) - kl_beta) < 1e-9);
+  CHECK(max_abs(vlb_term(*p, Objective::Eps, with_var(noise, 1.0), x0, x_t, t) - kl_beta) < 1e-9);
   // ε̂ = ε + d with v = −1: mean error coef_x0·(σ/α)·d, KL = (coef_x0·σ/α·d)²/(2β̃) nats per dim.
   const double d = 0.05;
   auto shift = post.coef_x0 * p->sigma(t) / p->alpha(t) * d;
   auto kl_mean = shift.square() / (2.0 * post.variance) / std::log(2.0);
-  CHECK(max_abs(vlb_term(*p, Objective::eps, with_var(noise + d, -1.0), x0, x_t, t) / kl_mean - 1.0) < 1e-9);
+  CHECK(max_abs(vlb_term(*p, Objective::Eps, with_var(noise + d, -1.0), x0, x_t, t) / kl_mean - 1.0) < 1e-9);
   // The same with the v objective: the prediction is converted to x̂0 first.
   auto abar_t = p->alpha(t), sig_t = p->sigma(t);
-  auto v_exact = training_target(Objective::v, x0, noise, abar_t, sig_t);
-  CHECK(max_abs(vlb_term(*p, Objective::v, with_var(v_exact, -1.0), x0, x_t, t)) < 1e-9);
+  auto v_exact = training_target(Objective::V, x0, noise, abar_t, sig_t);
+  CHECK(max_abs(vlb_term(*p, Objective::V, with_var(v_exact, -1.0), x0, x_t, t)) < 1e-9);
 
   // i = 0: decoder NLL of the bin [x − 1/255, x + 1/255] under N(x̂-mean, β̃_1) (DiT's clipping);
   // x0 = 0.2 (interior bin) and 1.0 (edge bin, extends to +∞), exact mean: −log₂ P.
@@ -154,7 +155,7 @@ TEST_CASE("objective: hybrid loss VLB term in closed form (exact posterior, vari
   const double var1 = (1.0 - ab1 / ab0) * (1.0 - ab0) / (1.0 - ab1);  // β̃_1
   const double sd = std::sqrt(var1), h = 1.0 / 255.0;
   const double p_interior = phi(h / sd) - phi(-h / sd), p_edge = phi(h / sd);
-  auto nll = vlb_term(*p, Objective::eps, torch::cat({n0, torch::full_like(n0, -1.0)}, 1), x0_edge, x_t0, t0);
+  auto nll = vlb_term(*p, Objective::Eps, torch::cat({n0, torch::full_like(n0, -1.0)}, 1), x0_edge, x_t0, t0);
   // DiT's tanh approximation of Φ is accurate to ~1e-3 absolute.
   CHECK(nll[0].item<double>() == doctest::Approx(-std::log2(p_interior)).epsilon(0.01));
   CHECK(nll[1].item<double>() == doctest::Approx(-std::log2(p_edge)).epsilon(0.01));

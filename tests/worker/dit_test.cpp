@@ -1,7 +1,7 @@
 #include <torch/torch.h>
 #include <doctest/doctest.h>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/dit.h"
 
 using namespace ldm;

@@ -82,10 +82,10 @@ ldm::ExperimentSpec proposed_text_spec() {
   s.recipe = ldm::recipe_defaults("proposed");
   s.recipe.family = "proposed";
   s.recipe.preset = "tiny/2";
-  s.recipe.conditioning.controls = "proposed";
+  s.recipe.conditioning.controls = ldm::ControlMode::Proposed;
   s.recipe.conditioning.alpha = 1.0;
   s.recipe.conditioning.alpha_size = 2.0;
-  s.recipe.conditioning.text_padding = "noisy_replicate";
+  s.recipe.conditioning.text_padding = ldm::TextPadding::NoisyReplicate;
   s.recipe.conditioning.text_pad_noise = 0.1;
   s.stages.emplace_back();
   s.stages[0].resolution = 32;
@@ -129,7 +129,7 @@ ldm::eval::GenerateOptions options(const ldm::worker::SamplingModel& m, const st
   o.seed = 21;
   o.batch = batch;
   o.sampling = ldm::eval::recipe_sampling(m);
-  o.sampling.sampler.method = "ddim";
+  o.sampling.sampler.method = ldm::Sampler::Ddim;
   o.sampling.sampler.steps = 4;
   return o;
 }
@@ -241,7 +241,7 @@ TEST_CASE("a stochastic sampler (ddpm) gives the same files on 1 and 3 ranks") {
   t::write_random_bundle(t::class_spec(), tmp.file("checkpoints"));
   const auto m = ldm::worker::load_sampling_model(tmp.file("checkpoints"));
   auto o = t::options(m, tmp.file("one"), 5, 2);
-  o.sampling.sampler.method = "ddpm";
+  o.sampling.sampler.method = ldm::Sampler::Ddpm;
   o.sampling.sampler.steps = 5;
   auto single = ldm::worker::make_single_process_communicator();
   ldm::eval::generate_for_eval(m, o, *single);
@@ -288,7 +288,7 @@ TEST_CASE("generation refuses bad options") {
   o.captions = {"a caption"};
   CHECK_THROWS_AS(ldm::eval::generate_range(m, o, {0, 1}), ldm::Error);  // class task
   o.captions.clear();
-  o.sampling.sampler.method = "nope";
+  o.sampling.sampler.eta = 2.0;  // outside [0, 1]
   CHECK_THROWS_AS(ldm::eval::generate_range(m, o, {0, 1}), ldm::SpecError);
 }
 
@@ -303,7 +303,7 @@ TEST_CASE(
   o.batch = 2;
   o.captions = {"a red circle on the left", "a blue square"};
   o.sampling = ldm::eval::recipe_sampling(m);
-  o.sampling.sampler.method = "euler";
+  o.sampling.sampler.method = ldm::Sampler::Euler;
   o.sampling.sampler.steps = 4;
   o.sampling.cfg = 2.0;
   const auto pixel = ldm::eval::pixel_distance();
@@ -393,7 +393,7 @@ def forward(self, x, y):
   o.sizes = {64, 512, 1024};
   o.captions = {"a caption"};
   o.sampling = ldm::eval::recipe_sampling(m);
-  o.sampling.sampler.method = "ddim";
+  o.sampling.sampler.method = ldm::Sampler::Ddim;
   o.sampling.sampler.steps = 3;
   const auto lpips = ldm::eval::lpips_distance(tmp.file("lpips.pt"));
   CHECK(lpips.name == "lpips:lpips.pt");

@@ -71,7 +71,7 @@ RecipeSpec recipe(const std::string& family, const std::string& preset, bool lea
   r.family = family;
   r.preset = preset;
   r.learn_sigma = learn_sigma;
-  r.conditioning.controls = controls;
+  r.conditioning.controls = ldm::parse_choice<ldm::ControlMode>(controls, "controls");
   return r;
 }
 
@@ -186,7 +186,7 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
         {{"x", x}, {"t", t}, {"ctx", ctx}, {"ctx_mask", mask}, {"pooled", pooled}, {"controls", controls}});
     auto a = ft::args(dir, "proposed", dir.file("w.safetensors"));
     a.preset = "tiny/2";
-    a.controls = "proposed";
+    a.controls = ldm::ControlMode::Proposed;
     ft::Condition c;
     c.tokens = ctx;
     c.token_mask = mask.to(torch::kBool);
@@ -208,7 +208,7 @@ TEST_CASE("forward: text task with controls (proposed, PixArt-alpha) equals mode
     CHECK_FALSE(torch::equal(expected, expected2));
     CHECK(torch::equal(ft::run(a), expected2));
     // Without --controls the weights' control embedder is reported.
-    a.controls = "";
+    a.controls.reset();
     const std::string e = ft::error_of([&] { ldm::worker::cmd_forward(a); });
     CHECK(e.find("controls") != std::string::npos);
   }
@@ -290,7 +290,7 @@ TEST_CASE("forward: a checkpoint bundle: model or --ema weights, the manifest's 
   CHECK(torch::equal(ft::run(a), ft::expected_forward(*raw, b.x, b.t, c)));
   a.ema = true;
   a.learn_sigma = true;  // agrees with the manifest
-  a.controls = "proposed";
+  a.controls = ldm::ControlMode::Proposed;
   const auto expected = ft::expected_forward(*ema, b.x, b.t, c);
   CHECK(torch::equal(ft::run(a), expected));
   // The manifest's alpha matters: the default one gives another output.
@@ -303,9 +303,9 @@ TEST_CASE("forward: a checkpoint bundle: model or --ema weights, the manifest's 
   CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("disagrees with the bundle's recipe") !=
         std::string::npos);
   a.preset = "";
-  a.controls = "sdxl";
+  a.controls = ldm::ControlMode::Sdxl;
   CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("--controls sdxl disagrees") != std::string::npos);
-  a.controls = "";
+  a.controls.reset();
   a.recipe = "mmdit";
   CHECK(ft::error_of([&] { ldm::worker::cmd_forward(a); }).find("--recipe mmdit disagrees") != std::string::npos);
 }

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/mdt.h"
 
 using namespace ldm;
@@ -17,16 +17,7 @@ using namespace ldm::models;
 namespace mdt_test {
 constexpr int64_t kClasses = 10, kText = 32, kTokens = 8;
 
-const PresetInfo& preset(const std::string& name) {
-  static const std::vector<PresetInfo> table = [] {
-    std::vector<PresetInfo> t;
-    add_mdt_presets(t);
-    return t;
-  }();
-  for (const auto& p : table)
-    if (p.name == name) return p;
-  throw Error("mdt_test: no preset " + name);
-}
+const PresetInfo& preset(const std::string& name) { return recipe_preset("mdt", name); }
 
 // tiny/2 configuration (4 blocks = 1 in + 1 out + 2 decoder, width 64, 4 heads) for an h × w latent.
 MDTConfig tiny(int64_t h, int64_t w, bool text, bool learn_sigma = false, double mask_ratio = 0.3) {
@@ -102,7 +93,7 @@ std::shared_ptr<Denoiser> build_from(const PresetInfo& p, const ModelShape& s) {
   r.family = "mdt";
   r.preset = p.name;
   r.learn_sigma = s.learn_sigma;
-  r.conditioning.controls = s.controls.enabled ? "proposed" : "none";
+  r.conditioning.controls = s.controls.enabled ? ControlMode::Proposed : ControlMode::None;
   return build_mdt(p, g, r);
 }
 
@@ -228,14 +219,14 @@ TEST_CASE("mDT: the built module's parameter count equals mdt_param_count (tiny,
           const auto s = shape(latent, text, learn_sigma, controls);
           auto m = build_from(preset(name), s);
           INFO(name, " latent ", latent, " text ", text, " sigma ", learn_sigma, " controls ", controls);
-          CHECK(numel(*m) == mdt_param_count(preset(name), s));
+          CHECK(numel(*m) == analytic_param_count(preset(name), s));
         }
   }
   // Without the learned null class the analytic count drops exactly one embedding row.
   auto s = shape(8, false, false, false);
   auto no_null = s;
   no_null.class_dropout = false;
-  CHECK(mdt_param_count(preset("tiny/2"), s) - mdt_param_count(preset("tiny/2"), no_null) == 64);
+  CHECK(analytic_param_count(preset("tiny/2"), s) - analytic_param_count(preset("tiny/2"), no_null) == 64);
 }
 
 TEST_CASE("mDT-v2 XL/2: exact count of the reference structure, and the published MDT-XL/2 676M reconciled") {
@@ -243,7 +234,7 @@ TEST_CASE("mDT-v2 XL/2: exact count of the reference structure, and the publishe
   CHECK(xl.depth == 28);
   CHECK(xl.decoder_depth == 4);
   ModelShape s;  // ImageNet 256: 4×32×32 latent, 1000 classes + null class, learned sigma
-  const int64_t count = mdt_param_count(xl, s);
+  const int64_t count = analytic_param_count(xl, s);
   // MDTv2_XL_2(input_size=32, decode_layer=4, mask_ratio=0.3): 12 en_inblocks + 12 en_outblocks +
   // 4 de_blocks + 1 sideblock, 16 skip_linears, learned pos_embed and decoder_pos_embed, relative
   // position tables of 964 × 16 per block, mask_token.
@@ -258,7 +249,7 @@ TEST_CASE("mDT-v2 XL/2: exact count of the reference structure, and the publishe
   CHECK(mdt_v1_inference == 675857568);
   CHECK(std::abs(double(mdt_v1_inference) - 676e6) / 676e6 < 0.02);
   // Forward cost of the unmasked pass: DiT-XL/2's 118.6 GFLOPs plus the 16 skip linears.
-  const double gflops = mdt_gflops(xl, s);
+  const double gflops = analytic_gflops(xl, s);
   CHECK(gflops > 125.0);
   CHECK(gflops < 135.0);
 }
@@ -487,15 +478,15 @@ TEST_CASE("mDT presets: table entries and analytic sizes") {
     CHECK(p.family == "mdt");
     CHECK((p.depth - p.decoder_depth) % 2 == 0);
     CHECK_FALSE(p.source.empty());
-    CHECK(mdt_gflops(p, ModelShape{}) > 0);
+    CHECK(analytic_gflops(p, ModelShape{}) > 0);
   }
   CHECK(preset("S/2").decoder_depth == 6);
   // Text-task count: caption projection and per-block cross-attention instead of the label table.
   const auto cls = shape(8, false, false, false), txt = shape(8, true, false, false);
   const int64_t D = 64, blocks = 5;
-  CHECK(mdt_param_count(preset("tiny/2"), txt) - mdt_param_count(preset("tiny/2"), cls) ==
+  CHECK(analytic_param_count(preset("tiny/2"), txt) - analytic_param_count(preset("tiny/2"), cls) ==
         (kText * D + D + D * D + D) - (kClasses + 1) * D + blocks * (4 * D * D + 4 * D));
-  CHECK_THROWS_AS(mdt_param_count(preset("tiny/2"), shape(7, false, false, false)), Error);
+  CHECK_THROWS_AS(analytic_param_count(preset("tiny/2"), shape(7, false, false, false)), Error);
 }
 
 }  // namespace mdt_test

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/mmdit.h"
 
 using namespace ldm;

@@ -20,6 +20,14 @@
 // the files batched together would merge.
 namespace pos_embed_test {
 
+// resample_pos_embed with the mode and grid convention named as experiment files name them.
+at::Tensor resample(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1, const std::string& mode,
+                    const std::string& convention = "center") {
+  return ldm::models::resample_pos_embed(
+      old, h0, w0, h1, w1, ldm::parse_choice<ldm::PosEmbedResampling>(mode, "recipe.pos_embed_resampling"),
+      ldm::parse_choice<ldm::GridConvention>(convention, "recipe.pos_embed_grid"));
+}
+
 using namespace ldm::models;
 
 torch::Tensor learned_map(int64_t tokens, int64_t dim, uint64_t seed) {
@@ -139,25 +147,25 @@ TEST_CASE("every resampling mode is the identity when the grid is unchanged, lea
   auto flat = pos_embed_test::learned_map(4 * 6, 16, 1);
   for (const char* mode : {"extrapolate", "interpolate", "rectified_grid"}) {
     CAPTURE(mode);
-    CHECK(torch::equal(resample_pos_embed(flat, 4, 6, 4, 6, mode), flat));
+    CHECK(torch::equal(pos_embed_test::resample(flat, 4, 6, 4, 6, mode), flat));
     auto batched = flat.unsqueeze(0);
-    auto out = resample_pos_embed(batched, 4, 6, 4, 6, mode);
+    auto out = pos_embed_test::resample(batched, 4, 6, 4, 6, mode);
     CHECK(out.sizes() == batched.sizes());
     CHECK(torch::equal(out, batched));
     for (const char* conv : {"center", "corners", "origin"})
-      CHECK(torch::equal(resample_pos_embed(flat, 4, 6, 4, 6, mode, conv), flat));
+      CHECK(torch::equal(pos_embed_test::resample(flat, 4, 6, 4, 6, mode, conv), flat));
   }
 }
 
 TEST_CASE("extrapolation equals sincos_2d on the new non-square grid and keeps the input's rank") {
   using namespace ldm::models;
   auto old = sincos_2d(32, 4, 6).unsqueeze(0);  // [1, 24, 32]
-  auto out = resample_pos_embed(old, 4, 6, 8, 10, "extrapolate");
+  auto out = pos_embed_test::resample(old, 4, 6, 8, 10, "extrapolate");
   CHECK(out.sizes() == torch::IntArrayRef({1, 80, 32}));
   CHECK(torch::equal(out[0], sincos_2d(32, 8, 10)));
   // The old top-left block is unchanged by extrapolation (the grid is only extended).
   CHECK(torch::equal(out[0].reshape({8, 10, 32}).slice(0, 0, 4).slice(1, 0, 6).reshape({24, 32}), old[0]));
-  CHECK(torch::equal(resample_pos_embed(old[0], 4, 6, 3, 2, "extrapolate"), sincos_2d(32, 3, 2)));
+  CHECK(torch::equal(pos_embed_test::resample(old[0], 4, 6, 3, 2, "extrapolate"), sincos_2d(32, 3, 2)));
 }
 
 TEST_CASE("rectified grid positions follow the documented conventions") {
@@ -172,7 +180,7 @@ TEST_CASE("rectified grid positions follow the documented conventions") {
   for (auto c : {GridConvention::Center, GridConvention::Corners, GridConvention::Origin})
     CHECK(torch::equal(rectified_positions(7, 7, c), torch::arange(7, torch::kFloat64)));
   // Rectified grid = sin-cos on those positions, rows and columns rescaled independently.
-  auto out = resample_pos_embed(sincos_2d(16, 2, 3), 2, 3, 4, 9, "rectified_grid");
+  auto out = pos_embed_test::resample(sincos_2d(16, 2, 3), 2, 3, 4, 9, "rectified_grid");
   CHECK(torch::equal(out, sincos_2d_at(16, rectified_positions(2, 4, GridConvention::Center),
                                        rectified_positions(3, 9, GridConvention::Center))));
 }
@@ -180,9 +188,10 @@ TEST_CASE("rectified grid positions follow the documented conventions") {
 TEST_CASE("interpolation keeps a constant map constant and resamples any learned map") {
   using namespace ldm::models;
   auto constant = torch::full({3 * 5, 8}, 0.7);
-  CHECK(torch::allclose(resample_pos_embed(constant, 3, 5, 7, 4, "interpolate"), torch::full({28, 8}, 0.7), 0, 1e-6));
+  CHECK(torch::allclose(pos_embed_test::resample(constant, 3, 5, 7, 4, "interpolate"), torch::full({28, 8}, 0.7), 0,
+                        1e-6));
   auto learned = pos_embed_test::learned_map(3 * 5, 8, 4).unsqueeze(0);
-  auto out = resample_pos_embed(learned, 3, 5, 6, 10, "interpolate");
+  auto out = pos_embed_test::resample(learned, 3, 5, 6, 10, "interpolate");
   CHECK(out.sizes() == torch::IntArrayRef({1, 60, 8}));
   CHECK(out.dtype() == torch::kFloat32);
 }
@@ -210,31 +219,31 @@ TEST_CASE("resampling matches the independent Python reference to 1e-6 (bicubic 
     CAPTURE(c.w1);
     CAPTURE(c.convention);
     using pos_embed_test::max_abs_diff;
-    CHECK(max_abs_diff(resample_pos_embed(c.old, c.h0, c.w0, c.h1, c.w1, "interpolate"), refs[i].interpolate) < 1e-6);
-    CHECK(max_abs_diff(resample_pos_embed(c.old, c.h0, c.w0, c.h1, c.w1, "rectified_grid", c.convention),
+    CHECK(max_abs_diff(pos_embed_test::resample(c.old, c.h0, c.w0, c.h1, c.w1, "interpolate"), refs[i].interpolate) <
+          1e-6);
+    CHECK(max_abs_diff(pos_embed_test::resample(c.old, c.h0, c.w0, c.h1, c.w1, "rectified_grid", c.convention),
                        refs[i].rectified) < 1e-6);
-    CHECK(max_abs_diff(resample_pos_embed(c.old, c.h0, c.w0, c.h1, c.w1, "extrapolate"), refs[i].extrapolate) < 1e-6);
+    CHECK(max_abs_diff(pos_embed_test::resample(c.old, c.h0, c.w0, c.h1, c.w1, "extrapolate"), refs[i].extrapolate) <
+          1e-6);
   }
 }
 
-TEST_CASE("unknown resampling mode or grid convention is a spec error with a suggestion") {
-  using namespace ldm::models;
-  auto old = sincos_2d(8, 2, 2);
+TEST_CASE("resampling modes and grid conventions are read through the spec's name tables, with suggestions") {
   try {
-    resample_pos_embed(old, 2, 2, 4, 4, "interpolat");
+    pos_embed_test::resample(ldm::models::sincos_2d(8, 2, 2), 2, 2, 4, 4, "interpolat");
     FAIL("no error for an unknown mode");
   } catch (const ldm::SpecError& e) {
     CHECK(e.key_path() == "recipe.pos_embed_resampling");
     CHECK(std::string(e.what()).find("did you mean 'interpolate'") != std::string::npos);
   }
-  CHECK_THROWS_AS(resample_pos_embed(old, 2, 2, 4, 4, "rectified_grid", "centre"), ldm::SpecError);
-  CHECK(parse_pos_embed_resampling("rectified_grid") == PosEmbedResampling::RectifiedGrid);
-  CHECK(std::string(to_string(GridConvention::Origin)) == "origin");
+  CHECK(ldm::choice_from_name<ldm::PosEmbedResampling>("rectified_grid") == ldm::PosEmbedResampling::RectifiedGrid);
+  CHECK(std::string(ldm::choice_name(ldm::GridConvention::Origin)) == "origin");
+  CHECK_FALSE(ldm::choice_from_name<ldm::GridConvention>("centre").has_value());
 }
 
 TEST_CASE("resampling rejects an embedding whose token count does not match the old grid") {
   using namespace ldm::models;
-  CHECK_THROWS_AS(resample_pos_embed(torch::zeros({10, 8}), 3, 3, 4, 4, "interpolate"), ldm::Error);
-  CHECK_THROWS_AS(resample_pos_embed(torch::zeros({2, 9, 8}), 3, 3, 4, 4, "interpolate"), ldm::Error);
-  CHECK_THROWS_AS(resample_pos_embed(torch::zeros({9, 8}), 3, 3, 0, 4, "extrapolate"), ldm::Error);
+  CHECK_THROWS_AS(pos_embed_test::resample(torch::zeros({10, 8}), 3, 3, 4, 4, "interpolate"), ldm::Error);
+  CHECK_THROWS_AS(pos_embed_test::resample(torch::zeros({2, 9, 8}), 3, 3, 4, 4, "interpolate"), ldm::Error);
+  CHECK_THROWS_AS(pos_embed_test::resample(torch::zeros({9, 8}), 3, 3, 0, 4, "extrapolate"), ldm::Error);
 }

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/denoiser.h"
 #include "worker/safetensors.h"
 
@@ -35,7 +35,7 @@ std::vector<Combo> all_combos() {
 RecipeSpec recipe_for(const Combo& c) {
   RecipeSpec r = recipe_defaults(c.family);
   r.preset = c.family == "unet" ? "tiny" : "tiny/2";
-  r.conditioning.controls = c.controls;
+  r.conditioning.controls = parse_choice<ControlMode>(c.controls, "controls");
   r.conditioning.frequency_size = 16;
   r.mask_ratio = 0.5;
   return r;

@@ -9,7 +9,10 @@
 
 #include "shared/core/error.h"
 #include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
+#include "tests/support/source_path.h"
 #include "tests/support/temp_dir.h"
+#include "worker/checkpoint.h"
 #include "worker/comm.h"
 #include "worker/fault.h"
 #include "worker/trainer.h"
@@ -32,9 +35,9 @@ ExperimentSpec spec_for(const std::string& family, const std::string& task) {
   s.recipe.preset = "tiny/2";
   s.recipe.conditioning.semantic_dropout = 0.2;
   if (family == "proposed") {  // every generator in play: control dropout and padding noise too
-    s.recipe.conditioning.controls = "proposed";
+    s.recipe.conditioning.controls = ldm::ControlMode::Proposed;
     s.recipe.conditioning.control_dropout = 0.3;
-    s.recipe.conditioning.text_padding = "noisy_replicate";
+    s.recipe.conditioning.text_padding = ldm::TextPadding::NoisyReplicate;
   }
   s.stages.emplace_back();
   s.stages[0].resolution = 16;
@@ -108,4 +111,38 @@ TEST_CASE("resuming from a checkpoint of another spec or world size is refused w
   other.stages[0].lr = 5e-4;
   CHECK_THROWS_WITH_AS(run(other, tmp.file("a"), tmp.file("data"), 2),
                        doctest::Contains("written for another experiment spec"), ldm::DataError);
+}
+
+TEST_CASE("a checkpoint bundle written before the recipe cards and typed choices (issue 12) still resumes") {
+  // tests/fixtures/bundles/dit-tiny-step2: step 2 of tests/fixtures/bundles/dit-tiny.toml (4 steps),
+  // written by the worker of commit 236dca5. Its uninterrupted run ended at loss 0.9472838640213013
+  // (param checksum 9784dec306484ae4 on the machine that wrote it; BLAS kernels differ between CPUs,
+  // so the comparisons below allow for rounding).
+  const std::string fixture = ldm::testing::source_path("tests/fixtures/bundles/dit-tiny-step2").string();
+  const CheckpointBundle old = read_checkpoint(fixture);
+  const ExperimentSpec spec = spec_from_json(old.manifest.at("spec"));  // the old manifest's spec reads back
+  CHECK(spec_hash(spec) == old.manifest.at("spec_hash").get<std::string>());
+  CHECK(spec_hash(spec) == "839cd3f1c4216a47");  // the TOML file's (tests/shared/spec_hash_test.cpp)
+
+  TempDir tmp("ldm-resume-fixture");
+  StageContext ctx;
+  ctx.spec = spec;
+  ctx.run_dir = tmp.file("resumed");
+  ctx.data_dir = tmp.file("data");
+  ctx.attempt = 2;
+  ctx.resume_from = fixture;
+  auto comm = make_single_process_communicator();
+  const StageResult resumed = train_stage(ctx, *comm, nullptr);
+  CHECK(resumed.steps == 4);
+  CHECK(resumed.final_loss == doctest::Approx(0.9472838640213013).epsilon(1e-4));
+
+  // The resumed run carries on the old run's state: its step-4 weights are the uninterrupted run's.
+  const StageResult straight = run(spec, tmp.file("straight"), tmp.file("data"), 1);
+  const auto a = read_checkpoint(resumed.checkpoint).model, b = read_checkpoint(straight.checkpoint).model;
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, tensor] : a) {
+    CAPTURE(name);
+    CHECK(torch::allclose(tensor, b.at(name), 1e-4, 1e-6));
+  }
+  CHECK(resumed.final_loss == doctest::Approx(straight.final_loss).epsilon(1e-4));
 }

@@ -57,7 +57,7 @@ std::string write_bundle(const ExperimentSpec& spec, const std::string& dir, dou
 SampleRequest request(uint64_t seed, int n = 3) {
   SampleRequest r;
   for (int i = 0; i < n; ++i) r.labels.push_back(i % 4);
-  r.sampler.method = "ddim";
+  r.sampler.method = ldm::Sampler::Ddim;
   r.sampler.steps = 4;
   r.seed = seed;
   return r;
@@ -137,8 +137,8 @@ TEST_CASE("training the tiny DiT lowers the loss on a fixed validation set for e
     CAPTURE(c.learn_sigma);
     TempDir tmp("ldm-train");
     ExperimentSpec spec = tiny_spec();
-    spec.recipe.diffusion.process = c.process;
-    spec.recipe.diffusion.objective = c.objective;
+    spec.recipe.diffusion.process = parse_choice<ProcessKind>(c.process, "process");
+    spec.recipe.diffusion.objective = parse_choice<Objective>(c.objective, "objective");
     spec.recipe.learn_sigma = c.learn_sigma;
     validate(spec);
     StageContext ctx;
@@ -191,4 +191,21 @@ TEST_CASE("control metadata from --controls: defaults of an uncropped square ima
   CHECK(message("orig_h").find("not KEY=VALUE") != std::string::npos);
   CHECK(message("orig_h=big").find("--controls orig_h: 'big' is not an integer") != std::string::npos);
   CHECK(message("crop_w=99999999999").find("not an integer") != std::string::npos);
+}
+
+TEST_CASE("sampling at another resolution follows the family's card: DiT resamples, mDT-v2 refuses and says why") {
+  TempDir tmp("ldm-sample-resolution");
+  const auto dit = tiny_spec();
+  write_bundle(dit, tmp.file("dit"), 0.0);
+  const SamplingModel bigger = load_sampling_model(tmp.file("dit"), true, 64);
+  CHECK(bigger.latent_side == 32);
+
+  ExperimentSpec mdt = tiny_spec();
+  mdt.recipe = recipe_defaults("mdt");
+  mdt.recipe.preset = "tiny/2";
+  validate(mdt);
+  write_bundle(mdt, tmp.file("mdt"), 0.0);
+  CHECK(load_sampling_model(tmp.file("mdt")).latent_side == 16);
+  CHECK_THROWS_WITH(load_sampling_model(tmp.file("mdt"), true, 64),
+                    doctest::Contains("mDT-v2 (Gao et al. 2023) checkpoints cannot change resolution yet"));
 }

@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/unet.h"
 
 namespace unet_test {
@@ -16,24 +16,15 @@ using namespace ldm::models;
 
 constexpr int64_t kClasses = 10, kTextChannels = 24, kTokens = 6;
 
-// The family's presets straight from add_unet_presets (independent of the global table's wiring).
-const PresetInfo& preset(const std::string& name) {
-  static const std::vector<PresetInfo> table = [] {
-    std::vector<PresetInfo> t;
-    add_unet_presets(t);
-    return t;
-  }();
-  for (const auto& p : table)
-    if (p.name == name) return p;
-  throw Error("unet_test: no preset " + name);
-}
+// The family's presets, from its recipe card.
+const PresetInfo& preset(const std::string& name) { return recipe_preset("unet", name); }
 
 RecipeSpec recipe(bool learn_sigma = false, const std::string& controls = "none", bool mask_padding = false) {
   RecipeSpec r;
   r.family = "unet";
   r.preset = "tiny";
   r.learn_sigma = learn_sigma;
-  r.conditioning.controls = controls;
+  r.conditioning.controls = parse_choice<ControlMode>(controls, "controls");
   r.conditioning.mask_padding = mask_padding;
   return r;
 }
@@ -229,27 +220,27 @@ TEST_CASE("UNet parameter count equals unet_param_count (class, text, controls, 
       INFO(name << " learn_sigma " << sigma);
       const auto& p = unet_test::preset(name);
       CHECK(unet_test::count(unet_test::build(unet_test::geometry(8, 8, false), unet_test::recipe(sigma), 0, name)) ==
-            ldm::unet_param_count(p, shape(false, sigma)));
+            ldm::analytic_param_count(p, shape(false, sigma)));
       CHECK(unet_test::count(unet_test::build(unet_test::geometry(8, 8, true), unet_test::recipe(sigma), 0, name)) ==
-            ldm::unet_param_count(p, shape(true, sigma)));
+            ldm::analytic_param_count(p, shape(true, sigma)));
     }
   const auto& tiny = unet_test::preset("tiny");
   for (bool text : {false, true}) {
     auto s = shape(text);
     s.controls.enabled = true;  // sdxl: every group, 256 Fourier features, zero null
     CHECK(unet_test::count(unet_test::build(unet_test::geometry(8, 8, text), unet_test::recipe(false, "sdxl"))) ==
-          ldm::unet_param_count(tiny, s));
+          ldm::analytic_param_count(tiny, s));
     auto r = unet_test::recipe(false, "proposed");
     r.conditioning.use_crop = false;
     r.conditioning.dropped_controls = "learned";
     s.controls.crop = false;
     s.controls.learned_null = true;
-    CHECK(unet_test::count(unet_test::build(unet_test::geometry(8, 8, text), r)) == ldm::unet_param_count(tiny, s));
+    CHECK(unet_test::count(unet_test::build(unet_test::geometry(8, 8, text), r)) == ldm::analytic_param_count(tiny, s));
   }
   // Without the null class row.
   auto s = shape(false);
   s.class_dropout = false;
-  CHECK(ldm::unet_param_count(tiny, shape(false)) - ldm::unet_param_count(tiny, s) == tiny.context_dim);
+  CHECK(ldm::analytic_param_count(tiny, shape(false)) - ldm::analytic_param_count(tiny, s) == tiny.context_dim);
 }
 
 TEST_CASE("LDM-4-G's analytic parameter count matches the LDM paper's ~400M") {
@@ -263,7 +254,7 @@ TEST_CASE("LDM-4-G's analytic parameter count matches the LDM paper's ~400M") {
   original.num_classes = 1000;
   original.learn_sigma = false;
   original.class_dropout = true;
-  const int64_t with_embedder = ldm::unet_param_count(p, original);
+  const int64_t with_embedder = ldm::analytic_param_count(p, original);
   const int64_t embedder = 1001 * 512;
   CHECK(with_embedder - embedder == 400920579);  // model.diffusion_model.* of the reference
   CHECK(std::abs(double(with_embedder) / 400e6 - 1.0) < 0.02);
@@ -273,9 +264,9 @@ TEST_CASE("LDM-4-G's analytic parameter count matches the LDM paper's ~400M") {
   ldm::ModelShape ours = original;
   ours.in_channels = 4;
   ours.latent_size = 32;
-  CHECK(ldm::unet_param_count(p, ours) - with_embedder == 192 * 9 + (192 * 9 + 1));
+  CHECK(ldm::analytic_param_count(p, ours) - with_embedder == 192 * 9 + (192 * 9 + 1));
   // 4x the pixels, more than 4x the cost (attention is quadratic in tokens).
-  CHECK(ldm::unet_gflops(p, original) > 4 * ldm::unet_gflops(p, ours));
+  CHECK(ldm::analytic_gflops(p, original) > 4 * ldm::analytic_gflops(p, ours));
 }
 
 TEST_CASE("UNet at initialisation outputs exactly zero, zero_initialised names exactly the zero_module tensors") {

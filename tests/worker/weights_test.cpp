@@ -39,11 +39,12 @@ TEST_CASE("load_weights resamples pos_embed to the new token grid with the confi
     torch::NoGradGuard no_grad;
     state["pos_embed"] = state["pos_embed"] + 0.1 * torch::randn_like(state["pos_embed"]);
   }
-  for (const char* mode : {"interpolate", "extrapolate", "rectified_grid"}) {
-    CAPTURE(mode);
-    GridChange g{4, 4, 8, 8, mode, "center"};
+  for (PosEmbedResampling mode :
+       {PosEmbedResampling::Interpolate, PosEmbedResampling::Extrapolate, PosEmbedResampling::RectifiedGrid}) {
+    CAPTURE(choice_name(mode));
+    GridChange g{4, 4, 8, 8, mode, GridConvention::Center};
     CHECK(load_weights(*b, state, "a.safetensors", g) == 1);
-    auto expected = models::resample_pos_embed(state["pos_embed"], 4, 4, 8, 8, mode, "center");
+    auto expected = models::resample_pos_embed(state["pos_embed"], 4, 4, 8, 8, mode, GridConvention::Center);
     CHECK(torch::equal(b->named_parameters()["pos_embed"], expected));
     CHECK(torch::equal(b->named_parameters()["blocks.0.attn.qkv.weight"], state["blocks.0.attn.qkv.weight"]));
   }

@@ -55,7 +55,8 @@ at::Tensor vlb_term(const NoiseProcess& process, Objective objective, const at::
                     const at::Tensor& x_t, const at::Tensor& t) {
   using namespace learned_variance_detail;
   if (!process.is_discrete())
-    throw Error("the learned-variance (hybrid) loss needs a discrete VP process, not '" + process.options().kind + "'");
+    throw Error("the learned-variance (hybrid) loss needs a discrete VP process, not '" +
+                std::string(choice_name(process.options().kind)) + "'");
   const int64_t C = x_t.size(1);
   if (output.size(1) != 2 * C)
     throw Error("the learned-variance loss needs " + std::to_string(2 * C) +

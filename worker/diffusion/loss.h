@@ -10,7 +10,7 @@
 namespace ldm::diffusion {
 
 struct LossOptions {
-  Objective objective = Objective::eps;
+  Objective objective = Objective::Eps;
   double min_snr_gamma = 0.0;     // > 0: weight the MSE by min_snr_weight(γ); 0: unweighted
   bool learned_variance = false;  // output has 2C channels; add vlb_term (discrete VP only)
   // Weight of vlb_term (bits/dim per draw). 1 is DiT's/improved-DDPM's hybrid loss: their

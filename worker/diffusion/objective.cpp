@@ -7,34 +7,15 @@
 
 namespace ldm::diffusion {
 
-Objective parse_objective(const std::string& name) {
-  if (name == "eps") return Objective::eps;
-  if (name == "v") return Objective::v;
-  if (name == "flow") return Objective::flow;
-  throw SpecError("recipe.diffusion.objective", "unknown objective '" + name + "' (expected eps, v or flow)");
-}
-
-const char* objective_name(Objective objective) {
-  switch (objective) {
-    case Objective::eps:
-      return "eps";
-    case Objective::v:
-      return "v";
-    case Objective::flow:
-      return "flow";
-  }
-  return "?";
-}
-
 at::Tensor training_target(Objective objective, const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& alpha,
                            const at::Tensor& sigma) {
   auto a = per_sample(alpha, x0), s = per_sample(sigma, x0);  // [N, 1, …]
   switch (objective) {
-    case Objective::eps:
+    case Objective::Eps:
       return noise;
-    case Objective::v:
+    case Objective::V:
       return a * noise - s * x0;
-    case Objective::flow:
+    case Objective::Flow:
       return noise - x0;
   }
   return {};
@@ -45,13 +26,13 @@ X0Eps to_x0_eps(Objective objective, const at::Tensor& output, const at::Tensor&
   auto out = output.narrow(1, 0, x_t.size(1));                  // [N, C, …] the prediction channels
   auto a = per_sample(alpha, x_t), s = per_sample(sigma, x_t);  // [N, 1, …]
   switch (objective) {
-    case Objective::eps:
+    case Objective::Eps:
       return {(x_t - s * out) / a, out};
-    case Objective::v: {
+    case Objective::V: {
       auto det = a * a + s * s;
       return {(a * x_t - s * out) / det, (s * x_t + a * out) / det};
     }
-    case Objective::flow: {
+    case Objective::Flow: {
       auto det = a + s;
       return {(x_t - s * out) / det, (x_t + a * out) / det};
     }
@@ -62,11 +43,11 @@ X0Eps to_x0_eps(Objective objective, const at::Tensor& output, const at::Tensor&
 at::Tensor min_snr_weight(Objective objective, const at::Tensor& alpha, const at::Tensor& sigma, double gamma) {
   auto a2 = alpha * alpha, s2 = sigma * sigma;
   switch (objective) {
-    case Objective::eps:
+    case Objective::Eps:
       return at::clamp_max(gamma * s2 / a2, 1.0);  // min(SNR, γ)/SNR; α = 0 → 1
-    case Objective::v:
+    case Objective::V:
       return at::minimum(a2, gamma * s2) / (a2 + s2).square();
-    case Objective::flow:
+    case Objective::Flow:
       return at::minimum(a2, gamma * s2) / (alpha + sigma).square();
   }
   return {};

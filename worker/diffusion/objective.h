@@ -10,15 +10,11 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <string>
+#include "shared/core/choices.h"
 
 namespace ldm::diffusion {
 
-enum class Objective { eps, v, flow };
-
-// "eps" | "v" | "flow"; anything else throws SpecError("recipe.diffusion.objective").
-Objective parse_objective(const std::string& name);
-const char* objective_name(Objective objective);
+using ldm::Objective;  // eps | v | flow: the spec's enum (shared/core/choices.h)
 
 // The regression target: [N, C, …] like x0.
 at::Tensor training_target(Objective objective, const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& alpha,

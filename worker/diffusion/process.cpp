@@ -79,7 +79,7 @@ class FlowProcess final : public NoiseProcess {
   at::Tensor model_time(const at::Tensor& t) const override { return t.to(at::kDouble) * 1000.0; }
   at::Tensor sample_training_t(int64_t n, at::Generator& gen) const override {
     auto opts = at::TensorOptions().dtype(at::kDouble).device(gen.device());
-    if (options().t_sampling == "logit-normal")
+    if (options().t_sampling == TimeSampling::LogitNormal)
       return at::sigmoid(options().logit_mean + options().logit_std * at::randn({n}, gen, opts));  // [n]
     return at::rand({n}, gen, opts);                                                               // [n] in [0, 1)
   }
@@ -116,18 +116,15 @@ void validate(const ProcessOptions& o) {
   const std::string key = "recipe.diffusion.";
   if (!(o.shift > 0.0) || !std::isfinite(o.shift))
     throw SpecError(key + "shift", "the resolution shift must be a positive number");
-  if (o.kind == "flow") {
-    if (o.t_sampling != "uniform" && o.t_sampling != "logit-normal")
-      throw SpecError(key + "t_sampling",
-                      "unknown training-time distribution '" + o.t_sampling + "' (expected uniform or logit-normal)");
+  if (o.kind == ProcessKind::Flow) {
     if (!(o.logit_std > 0.0)) throw SpecError(key + "logit_std", "must be positive");
     return;
   }
   if (o.timesteps < 2) throw SpecError(key + "timesteps", "a discrete process needs at least 2 timesteps");
-  if (o.t_sampling != "uniform")
-    throw SpecError(key + "t_sampling", "discrete VP processes draw timesteps uniformly; '" + o.t_sampling +
-                                            "' is only for the flow process");
-  if (o.kind == "vp-linear" && !(0.0 < o.beta_start && o.beta_start <= o.beta_end && o.beta_end < 1.0))
+  if (o.t_sampling != TimeSampling::Uniform)
+    throw SpecError(key + "t_sampling", "discrete VP processes draw timesteps uniformly; '" +
+                                            std::string(choice_name(o.t_sampling)) + "' is only for the flow process");
+  if (o.kind == ProcessKind::VpLinear && !(0.0 < o.beta_start && o.beta_start <= o.beta_end && o.beta_end < 1.0))
     throw SpecError(key + "beta_start", "linear betas need 0 < beta_start <= beta_end < 1");
 }
 
@@ -135,12 +132,10 @@ void validate(const ProcessOptions& o) {
 
 std::unique_ptr<NoiseProcess> NoiseProcess::create(const ProcessOptions& o) {
   using namespace process_detail;
-  if (o.kind != "vp-linear" && o.kind != "vp-cosine" && o.kind != "flow")
-    throw SpecError("recipe.diffusion.process",
-                    "unknown noise process '" + o.kind + "' (expected vp-linear, vp-cosine or flow)");
   validate(o);
-  if (o.kind == "flow") return std::make_unique<FlowProcess>(o);
-  return std::make_unique<DiscreteVpProcess>(o, o.kind == "vp-linear" ? linear_betas(o) : cosine_betas(o.timesteps));
+  if (o.kind == ProcessKind::Flow) return std::make_unique<FlowProcess>(o);
+  return std::make_unique<DiscreteVpProcess>(
+      o, o.kind == ProcessKind::VpLinear ? linear_betas(o) : cosine_betas(o.timesteps));
 }
 
 }  // namespace ldm::diffusion

@@ -24,15 +24,17 @@
 #include <string>
 #include <utility>
 
+#include "shared/core/choices.h"
+
 namespace ldm::diffusion {
 
 struct ProcessOptions {
-  std::string kind = "vp-linear";             // vp-linear | vp-cosine | flow
-  int64_t timesteps = 1000;                   // VP: number of discrete steps T (ignored by flow)
-  double beta_start = 1e-4, beta_end = 0.02;  // vp-linear only
-  std::string t_sampling = "uniform";         // flow: uniform | logit-normal (VP: uniform only)
-  double logit_mean = 0.0, logit_std = 1.0;   // logit-normal: t = sigmoid(N(mean, std²))
-  double shift = 1.0;                         // resolution shift s > 0
+  ProcessKind kind = ProcessKind::VpLinear;         // vp-linear | vp-cosine | flow
+  int64_t timesteps = 1000;                         // VP: number of discrete steps T (ignored by flow)
+  double beta_start = 1e-4, beta_end = 0.02;        // vp-linear only
+  TimeSampling t_sampling = TimeSampling::Uniform;  // flow: uniform | logit-normal (VP: uniform only)
+  double logit_mean = 0.0, logit_std = 1.0;         // logit-normal: t = sigmoid(N(mean, std²))
+  double shift = 1.0;                               // resolution shift s > 0
 };
 
 // t_s = s·t / (1 + (s−1)·t) and its inverse t = t_s / (s − (s−1)·t_s); both map [0,1] onto itself.
@@ -43,7 +45,7 @@ at::Tensor unshift_time(const at::Tensor& t_shifted, double s);
 
 class NoiseProcess {
  public:
-  // Throws SpecError("recipe.diffusion.<field>") for an unknown kind or a bad option.
+  // Throws SpecError("recipe.diffusion.<field>") for a bad option.
   static std::unique_ptr<NoiseProcess> create(const ProcessOptions& options);
   virtual ~NoiseProcess() = default;
 

@@ -12,29 +12,20 @@
 namespace ldm::diffusion {
 
 void validate_sampler(const NoiseProcess& process, const SamplerOptions& o) {
-  static const char* kMethods[] = {"ddpm", "ddim", "euler", "heun", "dpm++2m"};
-  bool known = false;
-  for (const char* m : kMethods) known = known || o.method == m;
-  if (!known)
-    throw SpecError("recipe.sampler.name",
-                    "unknown sampler '" + o.method + "' (expected ddpm, ddim, euler, heun or dpm++2m)");
   if (o.steps < 1) throw SpecError("recipe.sampler.steps", "needs at least one step");
   if (!(o.eta >= 0.0 && o.eta <= 1.0)) throw SpecError("recipe.sampler.eta", "eta must lie in [0, 1]");
-  if (o.method == "ddpm" && !process.is_discrete())
-    throw SpecError("recipe.sampler.name",
-                    "the ddpm sampler needs a discrete VP process, not '" + process.options().kind + "'");
-  if (o.spacing == "leading" || o.spacing == "trailing") {
+  if (o.method == Sampler::Ddpm && !process.is_discrete())
+    throw SpecError("recipe.sampler.name", "the ddpm sampler needs a discrete VP process, not '" +
+                                               std::string(choice_name(process.options().kind)) + "'");
+  const std::string spacing = choice_name(o.spacing);
+  if (o.spacing == Spacing::Leading || o.spacing == Spacing::Trailing) {
     if (!process.is_discrete())
-      throw SpecError("recipe.sampler.spacing", "'" + o.spacing + "' spacing is for discrete VP processes only");
+      throw SpecError("recipe.sampler.spacing", "'" + spacing + "' spacing is for discrete VP processes only");
     if (o.steps > process.timesteps())
       throw SpecError("recipe.sampler.steps",
-                      "'" + o.spacing + "' spacing allows at most " + std::to_string(process.timesteps()) + " steps");
-  } else if (o.spacing == "uniform" || o.spacing == "quadratic") {
-    if (!(0.0 <= o.t_min && o.t_max <= 1.0 && (o.steps == 1 || o.t_min < o.t_max)))
-      throw SpecError("recipe.sampler.t_min", "needs 0 <= t_min < t_max <= 1");
-  } else {
-    throw SpecError("recipe.sampler.spacing",
-                    "unknown spacing '" + o.spacing + "' (expected uniform, quadratic, leading or trailing)");
+                      "'" + spacing + "' spacing allows at most " + std::to_string(process.timesteps()) + " steps");
+  } else if (!(0.0 <= o.t_min && o.t_max <= 1.0 && (o.steps == 1 || o.t_min < o.t_max))) {
+    throw SpecError("recipe.sampler.t_min", "needs 0 <= t_min < t_max <= 1");
   }
 }
 
@@ -44,14 +35,15 @@ std::vector<double> sampling_times(const NoiseProcess& process, const SamplerOpt
   std::vector<double> ts(K);
   for (int64_t k = 0; k < K; ++k) {
     const double u = K == 1 ? 1.0 : 1.0 - double(k) / double(K - 1);  // 1 → 0
-    if (o.spacing == "uniform") {
+    if (o.spacing == Spacing::Uniform) {
       ts[k] = o.t_min + (o.t_max - o.t_min) * u;
-    } else if (o.spacing == "quadratic") {
+    } else if (o.spacing == Spacing::Quadratic) {
       ts[k] = o.t_min + (o.t_max - o.t_min) * u * u;
     } else {
       const int64_t T = process.timesteps();
-      const double index = o.spacing == "leading" ? double((K - 1 - k) * (T / K))
-                                                  : std::nearbyint(double(T) - double(k) * double(T) / double(K)) - 1.0;
+      const double index = o.spacing == Spacing::Leading
+                               ? double((K - 1 - k) * (T / K))
+                               : std::nearbyint(double(T) - double(k) * double(T) / double(K)) - 1.0;
       ts[k] = index / double(T - 1);
     }
   }
@@ -78,7 +70,7 @@ class Evaluator {
  public:
   Evaluator(const Denoiser& denoiser, Objective objective) : denoiser_(denoiser), objective_(objective) {}
   Prediction operator()(const at::Tensor& x, const Level& level) const {
-    if (objective_ == Objective::eps && level.alpha == 0.0)
+    if (objective_ == Objective::Eps && level.alpha == 0.0)
       throw Error("the eps objective cannot predict x0 where alpha = 0 (t = " + std::to_string(level.t) +
                   "); start sampling at t_max < 1");
     auto t = at::full({x.size(0)}, level.t, x.options().dtype(at::kDouble));  // [N]
@@ -163,9 +155,10 @@ at::Tensor sample(const NoiseProcess& process, Objective objective, const Denois
                   const SamplerOptions& options, at::Generator* gen) {
   using namespace sampler_detail;
   const auto times = sampling_times(process, options);
-  const bool stochastic = options.method == "ddpm" || (options.method == "ddim" && options.eta > 0.0);
+  const bool stochastic = options.method == Sampler::Ddpm || (options.method == Sampler::Ddim && options.eta > 0.0);
   if (stochastic && gen == nullptr)
-    throw Error("the " + options.method + " sampler needs a random generator (the global one is never used)");
+    throw Error("the " + std::string(choice_name(options.method)) +
+                " sampler needs a random generator (the global one is never used)");
 
   std::vector<Level> levels;  // grid points t_0 > … > t_{K−1}
   for (double t : times) levels.push_back({t, process.alpha(t), process.sigma(t)});
@@ -178,11 +171,11 @@ at::Tensor sample(const NoiseProcess& process, Objective objective, const Denois
     const Level& a = levels[k];
     const Level& b = levels[k + 1];
     const Prediction p = eval(x, a);
-    if (options.method == "ddpm") {
+    if (options.method == Sampler::Ddpm) {
       x = ddpm_step(x, p, a, b, gen);
-    } else if (options.method == "ddim" || options.method == "euler") {
-      x = ddim_step(x, p, a, b, options.method == "ddim" ? options.eta : 0.0, gen);
-    } else if (options.method == "heun") {
+    } else if (options.method == Sampler::Ddim || options.method == Sampler::Euler) {
+      x = ddim_step(x, p, a, b, options.method == Sampler::Ddim ? options.eta : 0.0, gen);
+    } else if (options.method == Sampler::Heun) {
       x = heun_step(eval, p, a, b);
     } else {
       x = dpmpp_2m_step(x, p, a, b, x0_prev, h_prev);

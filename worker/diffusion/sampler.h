@@ -48,15 +48,15 @@ namespace ldm::diffusion {
 using Denoiser = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& t)>;
 
 struct SamplerOptions {
-  std::string method = "ddim";      // ddpm | ddim | euler | heun | dpm++2m
-  int64_t steps = 50;               // K ≥ 1 grid points
-  std::string spacing = "uniform";  // uniform | quadratic | leading | trailing
-  double eta = 0.0;                 // ddim only
-  double t_max = 1.0, t_min = 0.0;  // grid ends for uniform / quadratic
+  Sampler method = Sampler::Ddim;      // ddpm | ddim | euler | heun | dpm++2m
+  int64_t steps = 50;                  // K ≥ 1 grid points
+  Spacing spacing = Spacing::Uniform;  // uniform | quadratic | leading | trailing
+  double eta = 0.0;                    // ddim only
+  double t_max = 1.0, t_min = 0.0;     // grid ends for uniform / quadratic
 };
 
-// Throws SpecError("recipe.sampler.<field>", the spec's keys) for an unknown method or spacing,
-// bad steps, η or ends, an index spacing or ddpm on a continuous process.
+// Throws SpecError("recipe.sampler.<field>", the spec's keys) for bad steps, η or ends, an index
+// spacing or ddpm on a continuous process.
 void validate_sampler(const NoiseProcess& process, const SamplerOptions& options);
 
 // The K grid times t_0 > … > t_{K−1} (strictly decreasing).

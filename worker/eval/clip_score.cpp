@@ -12,16 +12,12 @@
 #include "datasets/crop.h"                  // resize_image (PIL-exact bicubic), crop_region
 #include "datasets/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::eval {
 
 // File-local helpers in a named namespace (the library is unity-built).
 namespace clip_score_detail {
-
-std::string message_of(const std::exception& e) {
-  if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) return ce->what_without_backtrace();
-  return e.what();
-}
 
 std::string shape_str(at::IntArrayRef s) {
   std::ostringstream o;
@@ -68,7 +64,7 @@ void load_tower(Tower& t, const std::string& kind, const std::string& path, cons
   try {
     t.module = torch::jit::load(path, device);
   } catch (const std::exception& e) {
-    std::string msg = message_of(e);
+    std::string msg = torch_compat::error_text(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     throw DataError(t.what() + ": not a TorchScript archive that this LibTorch (" +
                     std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
@@ -99,7 +95,7 @@ at::Tensor run_tower(const Tower& t, const at::Tensor& input, int batch_size, co
       result = t.module.get_method("forward")({chunk});
     } catch (const std::exception& e) {
       throw DataError(t.what() + ": forward() failed on a batch of shape " + shape_str(chunk.sizes()) + ": " +
-                      message_of(e));
+                      torch_compat::error_text(e));
     }
     if (!result.isTensor())
       throw DataError(t.what() + ": forward() returned a " + result.tagKind() + ", expected a tensor [n,D]");
@@ -219,7 +215,7 @@ struct ClipModel::Impl {
     try {
       device = torch::Device(o.device);
     } catch (const std::exception& e) {
-      throw Error("CLIP: bad device '" + o.device + "': " + csd::message_of(e));
+      throw Error("CLIP: bad device '" + o.device + "': " + torch_compat::error_text(e));
     }
     csd::load_tower(image, "image", image_path, device, "forward(x: float32 [N,3,S,S], CLIP-normalised) -> [N,D]");
     const std::int64_t res = csd::int_attr(image, "input_resolution", kClipImageSize);

@@ -43,6 +43,8 @@
 // Thread-safety: all const members may be called concurrently.
 #pragma once
 
+#include "shared/core/cli.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -144,8 +146,7 @@ class ClipModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// `ldm-eval clip-score` (worker/eval/clip_score_cli.cpp); argv[0] is "clip-score". Prints the result
-// (the score as the last line) and returns the exit status: 0 done, 1 failure, 2 usage error.
-int run_clip_score_cli(int argc, char** argv);
+// `ldm-eval clip-score` (worker/eval/clip_score_cli.cpp): prints the result, the score as the last line.
+cli::Command clip_score_command();
 
 }  // namespace ldm::eval

@@ -1,5 +1,5 @@
 // `ldm-eval clip-score`: the CLIP score of a folder of images against their captions.
-// ldm_eval_main.cpp dispatches `ldm-eval clip-score ...` here with argv[0] == "clip-score".
+// ldm_eval_main.cpp lists clip_score_command() among its commands.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,6 +21,7 @@
 #include "datasets/image_decode.h"
 #include "datasets/npy.h"
 #include "shared/core/error.h"
+#include "shared/core/cli.h"
 #include "shared/core/text.h"
 #include "worker/eval/clip_score.h"
 #include "worker/eval/image_folder.h"
@@ -29,122 +30,34 @@ namespace ldm::eval {
 
 namespace clip_score_cli_detail {
 
-constexpr const char* kClipScoreUsage =
-    "usage: ldm-eval clip-score FOLDER --captions FILE --clip-image P (--clip-text P --bpe P | --text-features F.npy)\n"
-    "                           [--weight W] [--batch N] [--device D] [--no-truncate] [--json]\n"
-    "\n"
-    "Prints the CLIP score of the images in FOLDER (.png .jpg .jpeg .webp, not recursive, sorted by\n"
-    "name as 'ldm-eval fid' reads them) against their captions:\n"
-    "  mean over pairs of max(W * cos(image features, caption features), 0)\n"
-    "(Hessel et al.'s CLIPScore with torchmetrics' scale W = 100; Hessel et al. use W = 2.5).\n"
-    "\n"
-    "options:\n"
-    "  --captions FILE       UTF-8, one caption per line, line i for the i-th image in sorted order\n"
-    "                        (a final newline ends the last line; '\\r' before '\\n' is dropped; the\n"
-    "                        number of lines must equal the number of images)\n"
-    "  --clip-image P        TorchScript image tower: forward(x float32 [N,3,S,S]) -> [N,D]; images are\n"
-    "                        preprocessed as CLIP does (bicubic resize of the shorter side to S, center\n"
-    "                        crop, CLIP mean/std); S = its input_resolution attribute (default 224)\n"
-    "  --clip-text P         TorchScript text tower: forward(ids int64 [N,77]) -> [N,D]\n"
-    "  --bpe P               CLIP's BPE merges, bpe_simple_vocab_16e6.txt.gz (or plain text)\n"
-    "  --text-features F     instead of --clip-text/--bpe: precomputed caption features, .npy [N,D]\n"
-    "                        (row i for the i-th image; --captions is then not needed)\n"
-    "  --weight W            W above (default 100)\n"
-    "  --batch N             images / captions per network call (default 32)\n"
-    "  --device D            cpu (default), cuda, cuda:1, ...\n"
-    "  --no-truncate         a caption longer than the context is an error (default: truncated, EOT kept)\n"
-    "  --json                print one JSON object instead of text:\n"
-    "                        {\"clip_score\": S, \"torchmetrics_clip_score\": T, \"mean_cosine\": C,\n"
-    "                         \"weight\": W, \"count\": N, \"folder\": F, \"captions\": FILE or null,\n"
-    "                         \"text_features\": F.npy or null, \"identity\": id, \"model\": label}\n"
-    "  -h, --help            show this help\n"
-    "\n"
-    "Export the towers with tools/export/export_clip.py. Output: the model, the inputs, diagnostics,\n"
-    "then 'CLIP score <value>' as the last line. torchmetrics clamps the mean instead of each pair\n"
-    "(max(W * mean cos, 0)); it is printed too and equals the score unless some cosine is negative.\n"
-    "\n"
-    "Exit status: 0 done, 1 failure (unreadable input, mismatched counts or models), 2 usage error.\n";
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct Args {
   std::string folder, captions, image, text, bpe, text_features, device = "cpu";
   double weight = kClipScoreWeight;
   int batch = 32;
-  bool json = false, truncate = true, help = false;
+  bool json = false, truncate = true;
 };
 
-double parse_double(const std::string& flag, const std::string& v) {
-  std::size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || !(x > 0) || !std::isfinite(x))
-    throw UsageError(flag + " needs a positive number, got '" + v + "'");
-  return x;
-}
-
-int parse_batch(const std::string& v) {
-  std::size_t used = 0;
-  long x = 0;
-  try {
-    x = std::stol(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || x < 1 || x > 100000)
-    throw UsageError("--batch needs an integer from 1 to 100000, got '" + v + "'");
-  return static_cast<int>(x);
-}
-
-Args parse(int argc, char** argv) {
-  static const std::vector<std::string> kOptions = {"--captions",      "--clip-image", "--clip-text", "--bpe",
-                                                    "--text-features", "--weight",     "--batch",     "--device",
-                                                    "--no-truncate",   "--json",       "--help"};
+Args parse(const cli::Args& c) {
   Args a;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      a.help = true;
-      return a;
-    }
-    if (arg == "--captions") a.captions = value();
-    else if (arg == "--clip-image") a.image = value();
-    else if (arg == "--clip-text") a.text = value();
-    else if (arg == "--bpe") a.bpe = value();
-    else if (arg == "--text-features") a.text_features = value();
-    else if (arg == "--weight") a.weight = parse_double(arg, value());
-    else if (arg == "--batch") a.batch = parse_batch(value());
-    else if (arg == "--device") a.device = value();
-    else if (arg == "--no-truncate") a.truncate = false;
-    else if (arg == "--json") a.json = true;
-    else if (arg.size() > 1 && arg[0] == '-')
-      throw UsageError("clip-score: unknown option '" + arg + "'" + ldm::did_you_mean(arg, kOptions));
-    else positional.push_back(arg);
-  }
-  if (positional.size() != 1)
-    throw UsageError("clip-score needs exactly one FOLDER of images (got " + std::to_string(positional.size()) + ")");
-  a.folder = positional[0];
-  if (a.image.empty()) throw UsageError("clip-score needs --clip-image P (a TorchScript CLIP image tower)");
+  a.folder = c.positional.at(0);
+  a.captions = c.text("captions");
+  a.image = c.text("clip-image");
+  a.text = c.text("clip-text");
+  a.bpe = c.text("bpe");
+  a.text_features = c.text("text-features");
+  a.device = c.text("device", "cpu");
+  a.weight = c.number("weight", kClipScoreWeight);
+  a.batch = static_cast<int>(c.integer("batch", 32));
+  a.json = c.has("json");
+  a.truncate = !c.has("no-truncate");
+  if (!(a.weight > 0)) throw cli::UsageError("--weight needs a positive number, got " + c.text("weight"));
   const bool text_tower = !a.text.empty() || !a.bpe.empty();
   if (text_tower && !a.text_features.empty())
-    throw UsageError("give either --clip-text and --bpe, or --text-features, not both");
-  if (!a.text_features.empty()) {
-    // captions are optional (only used to check the count when given)
-  } else {
+    throw cli::UsageError("give either --clip-text and --bpe, or --text-features, not both");
+  if (a.text_features.empty()) {  // with --text-features, captions only check the count when given
     if (a.text.empty() || a.bpe.empty())
-      throw UsageError("clip-score needs --clip-text P and --bpe P (or --text-features F.npy)");
-    if (a.captions.empty()) throw UsageError("clip-score needs --captions FILE");
+      throw cli::UsageError("clip-score needs --clip-text P and --bpe P (or --text-features F.npy)");
+    if (a.captions.empty()) throw cli::UsageError("clip-score needs --captions FILE");
   }
   return a;
 }
@@ -254,33 +167,43 @@ int run(const Args& a) {
   return 0;
 }
 
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
 }  // namespace clip_score_cli_detail
 
-int run_clip_score_cli(int argc, char** argv) {
-  namespace cli = clip_score_cli_detail;
-  try {
-    const cli::Args a = cli::parse(argc, argv);
-    if (a.help) {
-      std::fputs(cli::kClipScoreUsage, stdout);
-      return 0;
-    }
-    return cli::run(a);
-  } catch (const cli::UsageError& e) {
-    std::fprintf(stderr, "ldm-eval: %s (see 'ldm-eval clip-score --help')\n", cli::one_line(e.what()).c_str());
-    return 2;
-  } catch (const std::exception& e) {  // ldm::Error, c10::Error, std::bad_alloc, filesystem errors
-    std::string msg = e.what();
-    if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
-    std::fprintf(stderr, "ldm-eval: error: %s\n", cli::one_line(msg).c_str());
-    return 1;
-  }
+cli::Command clip_score_command() {
+  namespace detail = clip_score_cli_detail;
+  return {"clip-score",
+          {"FOLDER"},
+          "CLIP score of the images in FOLDER against their captions.",
+          {cli::text("captions", "FILE",
+                     "UTF-8, one caption per line, line i for the i-th image in sorted order (a final\n"
+                     "newline ends the last line; '\\r' before '\\n' is dropped; the number of lines must\n"
+                     "equal the number of images)"),
+           cli::text("clip-image", "P",
+                     "TorchScript image tower: forward(x float32 [N,3,S,S]) -> [N,D]; images are preprocessed\n"
+                     "as CLIP does (bicubic resize of the shorter side to S, center crop, CLIP mean/std);\n"
+                     "S = its input_resolution attribute (default 224)")
+               .required(),
+           cli::text("clip-text", "P", "TorchScript text tower: forward(ids int64 [N,77]) -> [N,D]"),
+           cli::text("bpe", "P", "CLIP's BPE merges, bpe_simple_vocab_16e6.txt.gz (or plain text)"),
+           cli::text("text-features", "F.npy",
+                     "instead of --clip-text/--bpe: precomputed caption features [N,D], row i for the i-th\n"
+                     "image (--captions is then not needed)"),
+           cli::number("weight", "W", "W below (default 100)"),
+           cli::integer("batch", "N", "images / captions per network call (default 32)", 1, 100000),
+           cli::text("device", "D", "cpu (default), cuda, cuda:1, ..."),
+           cli::flag("no-truncate", "a caption longer than the context is an error (default: truncated, EOT kept)"),
+           cli::flag("json",
+                     "print one JSON object instead of text: {\"clip_score\", \"torchmetrics_clip_score\",\n"
+                     "\"mean_cosine\", \"weight\", \"count\", \"folder\", \"captions\", \"text_features\",\n"
+                     "\"identity\", \"model\"}")},
+          [](const cli::Args& a) { return detail::run(detail::parse(a)); },
+          "Score: mean over pairs of max(W * cos(image features, caption features), 0) (Hessel et al.'s\n"
+          "CLIPScore with torchmetrics' scale W = 100; Hessel et al. use W = 2.5). Images: .png .jpg .jpeg\n"
+          ".webp, not recursive, sorted by name as 'ldm-eval fid' reads them. Export the towers with\n"
+          "tools/export/export_clip.py. Output: the model, the inputs, diagnostics, then 'CLIP score <value>'\n"
+          "as the last line. torchmetrics clamps the mean instead of each pair (max(W * mean cos, 0)); it is\n"
+          "printed too and equals the score unless some cosine is negative.\n"
+          "Exit status: 0 done, 1 failure (unreadable input, mismatched counts or models), 2 usage error."};
 }
 
 }  // namespace ldm::eval

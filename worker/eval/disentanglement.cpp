@@ -13,6 +13,7 @@
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "worker/sampling.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::eval {
 
@@ -30,10 +31,10 @@ at::Tensor checked_images(const at::Tensor& x) {
 // an error raised inside a TorchScript module (its first lines are the interpreter's traceback
 // header, e.g. "The following operation failed in the TorchScript interpreter.").
 std::string error_line(const std::exception& e) {
-  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-  std::string s = c10 ? c10->what_without_backtrace() : e.what();
+  const bool c10 = dynamic_cast<const c10::Error*>(&e) != nullptr;
+  std::string s = torch_compat::error_text(e);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  if (c10 == nullptr && s.find('\n') != std::string::npos) return s.substr(s.rfind('\n') + 1);
+  if (!c10 && s.find('\n') != std::string::npos) return s.substr(s.rfind('\n') + 1);
   if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
   return s;
 }

@@ -1,24 +1,16 @@
-// Command lines of the evaluation commands that sample from a checkpoint. `argv` is the program's
-// own (argv[1] is the command name, options start at argv[2]); each returns the exit status
-// (0 done, 1 failure, 2 usage error) and prints its own errors, so a main only dispatches:
-//   if (cmd == "generate") return ldm::eval::run_generate_cli(argc, argv);
+// Command lines of the evaluation commands that sample from a checkpoint, as `ldm-worker`
+// subcommands (shared/core/cli.h): the program lists them beside its own.
+//
+//   generate         N evaluation samples as PNG files; under mpirun (or another PMI launcher) every
+//                    rank takes its share, otherwise one process generates everything.
+//   disentanglement  the paper's size-condition metric; prints it as the last line.
 #pragma once
+
+#include "shared/core/cli.h"
 
 namespace ldm::eval {
 
-// generate --checkpoint DIR --n N --out DIR [--seed S] [--sampler M] [--steps K] [--spacing S]
-//          [--eta E] [--cfg S] [--cfg-control S] [--captions FILE] [--batch B] [--threads T]
-//          [--no-ema]
-// Under mpirun every rank takes its share (MPI is used when the process was started by mpirun /
-// a PMI launcher); otherwise one process generates everything.
-int run_generate_cli(int argc, char** argv);
-
-// disentanglement --checkpoint DIR [--sizes 64,128,256,512,1024] [--lpips PATH | --inception PATH
-//                 | --pixel] [--draws M] [--high-res-min S] [--seed S] [--caption TEXT | --captions
-//                 FILE] [--class K] [--sampler ...] [--steps K] [--cfg S] [--cfg-control S]
-//                 [--batch B] [--threads T] [--no-ema] [--quantize] [--drop-controls]
-//                 [--json]
-// Prints the metric as the last line.
-int run_disentanglement_cli(int argc, char** argv);
+cli::Command generate_command();
+cli::Command disentanglement_command();
 
 }  // namespace ldm::eval

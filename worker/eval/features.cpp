@@ -13,6 +13,7 @@
 
 #include "datasets/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::eval {
 
@@ -23,11 +24,6 @@ const char* const kBuiltinFeaturesWarning =
     "tools/export/export_inception.py and pass --inception FILE.";
 
 namespace features_detail {
-
-std::string message_of(const std::exception& e) {
-  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 std::string shape_str(at::IntArrayRef s) {
   std::ostringstream os;
@@ -147,7 +143,7 @@ InceptionExtractor::InceptionExtractor(const std::string& path, InceptionOptions
   try {
     d.device = torch::Device(options.device);
   } catch (const std::exception& e) {
-    throw Error(d.what() + ": bad device '" + options.device + "': " + features_detail::message_of(e));
+    throw Error(d.what() + ": bad device '" + options.device + "': " + torch_compat::error_text(e));
   }
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw DataError(d.what() + ": no such file");
@@ -156,7 +152,7 @@ InceptionExtractor::InceptionExtractor(const std::string& path, InceptionOptions
   try {
     d.module = torch::jit::load(path, d.device);
   } catch (const std::exception& e) {
-    std::string msg = features_detail::message_of(e);
+    std::string msg = torch_compat::error_text(e);
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     throw DataError(d.what() + ": not a TorchScript archive that this LibTorch (" +
                     std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ") can load (" +
@@ -201,7 +197,7 @@ at::Tensor InceptionExtractor::features_of_prepared(const at::Tensor& prepared) 
       result = d.module.get_method("forward")({chunk});
     } catch (const std::exception& e) {
       throw DataError(d.what() + ": forward() failed on a batch of shape " + features_detail::shape_str(chunk.sizes()) +
-                      ": " + features_detail::message_of(e));
+                      ": " + torch_compat::error_text(e));
     }
     if (!result.isTensor())
       throw DataError(d.what() + ": forward() returned a " + result.tagKind() + ", expected a tensor [n,2048]");

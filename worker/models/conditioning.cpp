@@ -214,27 +214,6 @@ torch::Tensor ControlEmbedderImpl::forward(const torch::Tensor& controls, const 
 
 // ---- text-token padding -----------------------------------------------------------------------------
 
-TextPadding parse_text_padding(const std::string& name) {
-  if (name == "zero") return TextPadding::Zero;
-  if (name == "replicate") return TextPadding::Replicate;
-  if (name == "noisy_replicate") return TextPadding::NoisyReplicate;
-  const std::vector<std::string> valid = {"zero", "replicate", "noisy_replicate"};
-  throw SpecError("recipe.conditioning.text_padding", "unknown text padding '" + name + "': expected one of " +
-                                                          join(valid, ", ") + did_you_mean(name, valid));
-}
-
-const char* to_string(TextPadding p) {
-  switch (p) {
-    case TextPadding::Zero:
-      return "zero";
-    case TextPadding::Replicate:
-      return "replicate";
-    case TextPadding::NoisyReplicate:
-      return "noisy_replicate";
-  }
-  return "?";
-}
-
 torch::Tensor pad_text_tokens(const torch::Tensor& tokens, const torch::Tensor& lengths, TextPadding mode,
                               double noise_scale, at::Generator* gen) {
   TORCH_CHECK(tokens.dim() == 3, "pad_text_tokens: tokens must be [N, L, D], got ", tokens.sizes());

@@ -24,6 +24,8 @@ namespace ldm::data {
 struct ControlMeta;
 }
 
+#include "shared/core/choices.h"
+
 namespace ldm::models {
 
 // ---- noise-level-dependent control weight ----------------------------------------------------
@@ -118,10 +120,7 @@ TORCH_MODULE(ControlEmbedder);
 
 // ---- text-token padding ---------------------------------------------------------------------------
 
-enum class TextPadding { Zero, Replicate, NoisyReplicate };
-// "zero" | "replicate" | "noisy_replicate"; anything else is SpecError("recipe.conditioning.text_padding").
-TextPadding parse_text_padding(const std::string& name);
-const char* to_string(TextPadding p);
+using ldm::TextPadding;  // zero | replicate | noisy_replicate: the spec's enum (shared/core/choices.h)
 
 // σ_pad of noisy replicate padding [recon: the paper gives no value].
 constexpr double kDefaultTextPadNoise = 0.1;

@@ -4,12 +4,13 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/spec.h"
 #include "worker/models/conditioning.h"
 
@@ -117,8 +118,24 @@ ControlShape control_shape(const std::optional<ControlEmbedderOptions>& options)
 // with the output width left for the model to fill in.
 std::optional<ControlEmbedderOptions> control_options(const RecipeSpec& recipe);
 
+// Builds one family's network (not initialised) for a preset of its card, the data geometry and the
+// recipe. Throws SpecError for settings the family does not support.
+using DenoiserBuilder =
+    std::function<std::shared_ptr<Denoiser>(const PresetInfo&, const ModelGeometry&, const RecipeSpec&)>;
+
+// Registers the builder of `family` (the name of its recipe card). Each model file registers its
+// own with LDM_REGISTER_DENOISER, at static initialisation; tests may register more. Throws Error
+// for a family registered twice; returns true.
+bool register_denoiser(const std::string& family, DenoiserBuilder builder);
+bool has_denoiser(const std::string& family);
+
+// In a model file, at namespace scope: LDM_REGISTER_DENOISER(dit, build_dit) registers
+// build_dit for family "dit". (The worker links its model files whole, so none is dropped.)
+#define LDM_REGISTER_DENOISER(family, builder) \
+  static const bool ldm_denoiser_registered_##family = ::ldm::models::register_denoiser(#family, builder)
+
 // Builds the spec's recipe (family + preset) for the given latent geometry, initialised from `gen`.
-// Throws SpecError for unknown or unsupported settings.
+// Throws SpecError for an unknown family or preset, or settings the family does not support.
 std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry, at::Generator& gen);
 
 }  // namespace ldm::models

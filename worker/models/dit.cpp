@@ -124,4 +124,6 @@ std::shared_ptr<Denoiser> build_dit(const PresetInfo& preset, const ModelGeometr
   return std::make_shared<DiT>(dit_config(preset, geometry, recipe));
 }
 
+LDM_REGISTER_DENOISER(dit, build_dit);
+
 }  // namespace ldm::models

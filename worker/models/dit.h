@@ -3,7 +3,7 @@
 // implementation (facebookresearch/DiT models.py).
 #pragma once
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/blocks.h"
 #include "worker/models/denoiser.h"
 
@@ -12,8 +12,8 @@ namespace ldm::models {
 struct DiTConfig {
   // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
   // positional embedding resampled this way (RecipeSpec's knobs of the same names).
-  std::string pos_embed_resampling = "interpolate";
-  std::string pos_embed_grid = "center";
+  PosEmbedResampling pos_embed_resampling = PosEmbedResampling::Interpolate;
+  GridConvention pos_embed_grid = GridConvention::Center;
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, depth = 28, heads = 16;
   double mlp_ratio = 4.0;

@@ -337,4 +337,6 @@ std::shared_ptr<Denoiser> build_mdt(const PresetInfo& p, const ModelGeometry& g,
   return std::make_shared<MDT>(c);
 }
 
+LDM_REGISTER_DENOISER(mdt, build_mdt);
+
 }  // namespace ldm::models

@@ -20,7 +20,7 @@
 
 #include <optional>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/blocks.h"
 #include "worker/models/denoiser.h"
 #include "worker/models/dit.h"
@@ -36,8 +36,8 @@ constexpr double kMdtMaskRatioJitter = 0.2;
 struct MDTConfig {
   // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
   // positional embedding resampled this way (RecipeSpec's knobs of the same names).
-  std::string pos_embed_resampling = "interpolate";
-  std::string pos_embed_grid = "center";
+  PosEmbedResampling pos_embed_resampling = PosEmbedResampling::Interpolate;
+  GridConvention pos_embed_grid = GridConvention::Center;
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, heads = 16;
   int64_t depth = 28;         // encoder + decoder blocks (the reference's depth); the side block is extra

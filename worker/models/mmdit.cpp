@@ -247,15 +247,20 @@ int64_t mmdit_param_matched_depth(const MMDiTConfig& config, int64_t target_para
 
 namespace ldm::models {
 
-std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
+MMDiTConfig mmdit_config(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
   MMDiTConfig c;
   set_transformer_shape(c, p, g, recipe);
   c.num_classes = g.num_classes;
   if (g.num_classes <= 0) c.context_channels = c.pooled_channels = g.text_channels;
-  c.semantic_in_adaln = p.family != "proposed";
   c.controls = control_options(recipe);
   c.mask_padding = recipe.conditioning.mask_padding;
-  return std::make_shared<MMDiT>(c);
+  return c;
 }
+
+std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& p, const ModelGeometry& g, const RecipeSpec& recipe) {
+  return std::make_shared<MMDiT>(mmdit_config(p, g, recipe));  // SD3: the pooled condition in adaLN
+}
+
+LDM_REGISTER_DENOISER(mmdit, build_mmdit);
 
 }  // namespace ldm::models

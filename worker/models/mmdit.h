@@ -23,8 +23,8 @@ namespace ldm::models {
 struct MMDiTConfig {
   // Inputs on another token grid than the built one (aspect-ratio buckets) get the built
   // positional embedding resampled this way (RecipeSpec's knobs of the same names).
-  std::string pos_embed_resampling = "interpolate";
-  std::string pos_embed_grid = "center";
+  PosEmbedResampling pos_embed_resampling = PosEmbedResampling::Interpolate;
+  GridConvention pos_embed_grid = GridConvention::Center;
   int64_t in_channels = 4, latent_h = 32, latent_w = 32;
   int64_t patch = 2, width = 1152, depth = 28, heads = 16;
   double mlp_ratio = 4.0;    // MLP hidden = int(width · mlp_ratio), both streams
@@ -142,8 +142,10 @@ class MMDiT final : public Denoiser {
   ControlEmbedder control_embedder_{nullptr};
 };
 
-// Builds (without initialising) an MM-DiT for a preset of family "mmdit" (SD3 conditioning) or
-// "proposed" (semantic tokens through attention only; controls weighted by w_alpha(t)).
+// The configuration of an MM-DiT of a preset for the geometry and recipe (SD3 conditioning: the
+// pooled condition in adaLN); the proposed model's file starts from it too.
+MMDiTConfig mmdit_config(const PresetInfo& preset, const ModelGeometry& geometry, const RecipeSpec& recipe);
+// Builds (without initialising) an MM-DiT of family "mmdit".
 std::shared_ptr<Denoiser> build_mmdit(const PresetInfo& preset, const ModelGeometry& geometry,
                                       const RecipeSpec& recipe);
 

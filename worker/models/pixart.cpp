@@ -221,4 +221,6 @@ std::shared_ptr<Denoiser> build_pixart(const PresetInfo& p, const ModelGeometry&
   return std::make_shared<PixArt>(c);
 }
 
+LDM_REGISTER_DENOISER(pixart, build_pixart);
+
 }  // namespace ldm::models

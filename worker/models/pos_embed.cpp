@@ -44,49 +44,6 @@ torch::Tensor sincos_2d_at(int64_t dim, const torch::Tensor& row_positions, cons
   return grid.reshape({h * w, dim}).to(torch::kFloat32);
 }
 
-PosEmbedResampling parse_pos_embed_resampling(const std::string& name) {
-  if (name == "extrapolate") return PosEmbedResampling::Extrapolate;
-  if (name == "interpolate") return PosEmbedResampling::Interpolate;
-  if (name == "rectified_grid") return PosEmbedResampling::RectifiedGrid;
-  const std::vector<std::string> valid = {"extrapolate", "interpolate", "rectified_grid"};
-  throw SpecError("recipe.pos_embed_resampling", "unknown positional-embedding resampling '" + name +
-                                                     "': expected one of " + join(valid, ", ") +
-                                                     did_you_mean(name, valid));
-}
-
-const char* to_string(PosEmbedResampling m) {
-  switch (m) {
-    case PosEmbedResampling::Extrapolate:
-      return "extrapolate";
-    case PosEmbedResampling::Interpolate:
-      return "interpolate";
-    case PosEmbedResampling::RectifiedGrid:
-      return "rectified_grid";
-  }
-  return "?";
-}
-
-GridConvention parse_grid_convention(const std::string& name) {
-  if (name == "center") return GridConvention::Center;
-  if (name == "corners") return GridConvention::Corners;
-  if (name == "origin") return GridConvention::Origin;
-  const std::vector<std::string> valid = {"center", "corners", "origin"};
-  throw SpecError("recipe.pos_embed_grid", "unknown rectified-grid convention '" + name + "': expected one of " +
-                                               join(valid, ", ") + did_you_mean(name, valid));
-}
-
-const char* to_string(GridConvention c) {
-  switch (c) {
-    case GridConvention::Center:
-      return "center";
-    case GridConvention::Corners:
-      return "corners";
-    case GridConvention::Origin:
-      return "origin";
-  }
-  return "?";
-}
-
 torch::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convention) {
   TORCH_CHECK(n0 > 0 && n1 > 0, "rectified_positions: grid sides must be positive, got ", n0, " -> ", n1);
   auto i = torch::arange(n1, torch::kFloat64);  // [n1]
@@ -99,12 +56,6 @@ torch::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convent
       return i * (double(n0) / double(n1));
   }
   return i;
-}
-
-torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
-                                 const std::string& mode, const std::string& grid_convention) {
-  return resample_pos_embed(old, h0, w0, h1, w1, parse_pos_embed_resampling(mode),
-                            parse_grid_convention(grid_convention));
 }
 
 torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
@@ -139,7 +90,7 @@ torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w
 }
 
 at::Tensor pos_embed_for_grid(const at::Tensor& built, int64_t h0, int64_t w0, int64_t h, int64_t w,
-                              const std::string& mode, const std::string& grid_convention) {
+                              PosEmbedResampling mode, GridConvention grid_convention) {
   if (h == h0 && w == w0) return built;
   return resample_pos_embed(built, h0, w0, h, w, mode, grid_convention);
 }

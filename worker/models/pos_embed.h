@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "shared/core/choices.h"
+
 namespace ldm::models {
 
 // The sin-cos embedding evaluated at arbitrary positions: row_positions [h], col_positions [w]
@@ -20,14 +22,11 @@ namespace ldm::models {
 // equals sincos_2d(D, h, w) bit for bit.
 at::Tensor sincos_2d_at(int64_t dim, const at::Tensor& row_positions, const at::Tensor& col_positions);
 
-enum class PosEmbedResampling {
-  Extrapolate,    // sin-cos at integer positions 0..h1−1, 0..w1−1: sincos_2d(D, h1, w1)
-  Interpolate,    // bicubic (a = −0.75, align_corners = false, as F.interpolate) of the old map
-  RectifiedGrid,  // sin-cos on the new grid rescaled onto the old coordinate range [paper; grid recon]
-};
-// "extrapolate" | "interpolate" | "rectified_grid"; else SpecError("recipe.pos_embed_resampling").
-PosEmbedResampling parse_pos_embed_resampling(const std::string& name);
-const char* to_string(PosEmbedResampling m);
+// PosEmbedResampling (the spec's enum, shared/core/choices.h):
+//   extrapolate     sin-cos at integer positions 0..h1−1, 0..w1−1: sincos_2d(D, h1, w1)
+//   interpolate     bicubic (a = −0.75, align_corners = false, as F.interpolate) of the old map
+//   rectified_grid  sin-cos on the new grid rescaled onto the old coordinate range [paper; grid recon]
+using ldm::PosEmbedResampling;
 
 // How rectified_grid maps new index i ∈ [0, n1) to an old-grid position [recon: the paper only
 // says the new grid spans the pre-training coordinate range]:
@@ -37,10 +36,7 @@ const char* to_string(PosEmbedResampling m);
 //                     positions, as align_corners=true (p = 0 when n1 = 1).
 //   Origin            p_i = i·n0/n1                    scaled from position 0, as PixArt-α's
 //                     pe_interpolation [lit: PixArt-α].
-enum class GridConvention { Center, Corners, Origin };
-// "center" | "corners" | "origin"; else SpecError("recipe.pos_embed_grid").
-GridConvention parse_grid_convention(const std::string& name);
-const char* to_string(GridConvention c);
+using ldm::GridConvention;
 
 // [n1] float64 positions of the rescaled 1-D grid (see GridConvention).
 at::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convention);
@@ -50,10 +46,7 @@ at::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convention
 // When (h1, w1) == (h0, w0) every mode returns a copy of `old`, unchanged. Otherwise extrapolate
 // and rectified_grid regenerate the fixed sin-cos map (they ignore old's values, so they are only
 // meaningful for sin-cos embeddings) and interpolate resamples old's values (any learned map);
-// interpolate computes in float64. Shape errors throw ldm::Error; an unknown mode or
-// grid_convention throws SpecError with a did-you-mean.
-at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
-                              const std::string& mode, const std::string& grid_convention = "center");
+// interpolate computes in float64. Shape errors throw ldm::Error.
 at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
                               PosEmbedResampling mode, GridConvention grid_convention = GridConvention::Center);
 
@@ -62,6 +55,6 @@ at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int
 // with the recipe's pos_embed_resampling / pos_embed_grid, so bucketed training and sampling at a
 // new shape place tokens the same way.
 at::Tensor pos_embed_for_grid(const at::Tensor& built, int64_t h0, int64_t w0, int64_t h, int64_t w,
-                              const std::string& mode, const std::string& grid_convention);
+                              PosEmbedResampling mode, GridConvention grid_convention);
 
 }  // namespace ldm::models

@@ -1,21 +1,20 @@
-// The recipe registry: family name -> network. One line per recipe file.
+// The model registry: family name -> builder. Each family's model file registers its own builder
+// (LDM_REGISTER_DENOISER); this file only looks them up.
+#include <map>
+#include <mutex>
+
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/denoiser.h"
-#include "worker/models/dit.h"
-#include "worker/models/mdt.h"
-#include "worker/models/mmdit.h"
-#include "worker/models/pixart.h"
-#include "worker/models/unet.h"
 
 namespace ldm::models {
 
 std::optional<ControlEmbedderOptions> control_options(const RecipeSpec& recipe) {
   const ConditioningSpec& c = recipe.conditioning;
-  if (c.controls == "none") return std::nullopt;
+  if (c.controls == ControlMode::None) return std::nullopt;
   ControlEmbedderOptions o;
   o.frequency_size = c.frequency_size;
-  o.weighting = c.controls == "proposed" ? "noise_weighted" : "constant";
+  o.weighting = c.controls == ControlMode::Proposed ? "noise_weighted" : "constant";
   auto pick = [&](double a) { return a < 0 ? c.alpha : a; };
   o.alpha_size = pick(c.alpha_size);
   o.alpha_crop = pick(c.alpha_crop);
@@ -60,17 +59,49 @@ ControlShape control_shape(const std::optional<ControlEmbedderOptions>& o) {
   return c;
 }
 
+namespace {
+
+struct Builders {
+  std::mutex mutex;
+  std::map<std::string, DenoiserBuilder> by_family;
+};
+
+Builders& builders() {
+  static Builders b;
+  return b;
+}
+
+}  // namespace
+
+bool register_denoiser(const std::string& family, DenoiserBuilder builder) {
+  Builders& b = builders();
+  std::lock_guard<std::mutex> lock(b.mutex);
+  if (!b.by_family.emplace(family, std::move(builder)).second)
+    throw Error("a model builder for recipe family '" + family + "' is registered twice");
+  return true;
+}
+
+bool has_denoiser(const std::string& family) {
+  Builders& b = builders();
+  std::lock_guard<std::mutex> lock(b.mutex);
+  return b.by_family.count(family) > 0;
+}
+
 std::shared_ptr<Denoiser> build_denoiser(const RecipeSpec& recipe, const ModelGeometry& geometry, at::Generator& gen) {
-  const PresetInfo* preset = find_preset(recipe.family, recipe.preset);
-  if (!preset)
-    throw SpecError("recipe.preset", "unknown preset '" + recipe.preset + "' for family '" + recipe.family + "'");
-  std::shared_ptr<Denoiser> model;
-  if (recipe.family == "dit") model = build_dit(*preset, geometry, recipe);
-  else if (recipe.family == "unet") model = build_unet(*preset, geometry, recipe);
-  else if (recipe.family == "mdt") model = build_mdt(*preset, geometry, recipe);
-  else if (recipe.family == "pixart") model = build_pixart(*preset, geometry, recipe);
-  else if (recipe.family == "mmdit" || recipe.family == "proposed") model = build_mmdit(*preset, geometry, recipe);
-  else throw SpecError("recipe.family", "recipe family '" + recipe.family + "' is not built yet");
+  recipe_card(recipe.family);  // an unknown family is a SpecError listing the known ones
+  const PresetInfo& preset = recipe_preset(recipe.family, recipe.preset);
+  DenoiserBuilder build;
+  {
+    Builders& b = builders();
+    std::lock_guard<std::mutex> lock(b.mutex);
+    auto it = b.by_family.find(recipe.family);
+    if (it == b.by_family.end())
+      throw SpecError("recipe.family", "recipe family '" + recipe.family +
+                                           "' has a card but no model builder in this ldm-worker (its model file "
+                                           "registers one with LDM_REGISTER_DENOISER)");
+    build = it->second;
+  }
+  std::shared_ptr<Denoiser> model = build(preset, geometry, recipe);
   model->initialize(gen);
   return model;
 }

@@ -413,4 +413,6 @@ std::shared_ptr<Denoiser> build_unet(const PresetInfo& preset, const ModelGeomet
   return std::make_shared<UNet>(unet_config(preset, geometry, recipe));
 }
 
+LDM_REGISTER_DENOISER(unet, build_unet);
+
 }  // namespace ldm::models

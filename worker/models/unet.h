@@ -40,7 +40,7 @@
 #include <string>
 #include <vector>
 
-#include "shared/core/presets.h"
+#include "shared/core/recipes/card.h"
 #include "worker/models/denoiser.h"
 
 namespace ldm::models {

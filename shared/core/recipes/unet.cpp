@@ -1,7 +1,7 @@
 // LDM's UNet (Rombach et al. 2022; CompVis/latent-diffusion openaimodel.UNetModel with
 // use_spatial_transformer): presets, parameter count and forward cost. Mirrors
 // worker/models/unet.{h,cpp} module by module (one walk over the same block layout); the worker
-// test checks that the built module's parameter count equals unet_param_count().
+// test checks that the built module's parameter count equals the card's.
 //
 // LDM-4-G (configs/latent-diffusion/cin256-v2.yaml) is an f=4 model on 3-channel 64x64 VQ latents.
 // Our latents differ (ModelShape: in_channels 4, latent 32 by default), which only changes the
@@ -18,9 +18,10 @@
 #include <vector>
 
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/transformer.h"  // linear_params
+#include "shared/core/text.h"
 
-namespace ldm {
+namespace ldm::recipes {
 namespace {
 
 constexpr std::int64_t kControlColumns[] = {2, 4, 1, 1};  // size, crop, flip, aspect (conditioning.h)
@@ -30,7 +31,6 @@ struct UNetCost {
   double macs = 0;  // per sample, forward
 };
 
-std::int64_t linear_params(std::int64_t in, std::int64_t out, bool bias = true) { return in * out + (bias ? out : 0); }
 std::int64_t conv_params(std::int64_t in, std::int64_t out, std::int64_t k) { return in * out * k * k + out; }
 
 // One walk over UNetModel's layout at a square latent of side shape.latent_size.
@@ -147,22 +147,50 @@ PresetInfo unet_preset(const std::string& name, int model_channels, std::vector<
   return p;
 }
 
+// "ch192 x1,2,3,5 res2 attn@2,4,8": base channels, multipliers per level, ResBlocks per level,
+// down-sampling factors with attention.
+std::string unet_size_text(const PresetInfo& p) {
+  std::vector<std::string> mult, attn;
+  for (int m : p.channel_mult) mult.push_back(std::to_string(m));
+  for (int d : p.attention_ds) attn.push_back(std::to_string(d));
+  return "ch" + std::to_string(p.model_channels) + " x" + join(mult, ",") + " res" + std::to_string(p.num_res_blocks) +
+         " attn@" + join(attn, ",");
+}
+
+// The latent side halves (levels - 1) times.
+LatentGrid unet_latent_grid(const PresetInfo& p) {
+  const std::size_t levels = std::max<std::size_t>(p.channel_mult.size(), 1);
+  return {std::int64_t{1} << (levels - 1), "2^(UNet levels - 1)"};
+}
+
+void unet_defaults(RecipeSpec& r) {
+  // LDM (Rombach et al. 2022, main.py / ddpm.py): torch.optim.AdamW with its default weight decay
+  // 0.01, ε-prediction, 1000 steps, EMA 0.9999. LDM's "linear" schedule is linear in sqrt(beta)
+  // from 0.0015 to 0.0195; ours is linear in beta, so the DDPM betas stay [recon].
+  r.optimizer.weight_decay = 0.01;
+}
+
 }  // namespace
 
-// head_channels > 0: heads = channels / head_channels (LDM's num_head_channels); head_channels 0:
-// `heads` heads (LDM's num_heads; LDM-4-G: num_heads 1, one head as wide as the level).
-void add_unet_presets(std::vector<PresetInfo>& t) {
-  t.push_back(unet_preset("LDM-4-G", 192, {1, 2, 3, 5}, 2, {2, 4, 8}, 0, 1, 512,
-                          "LDM paper (LDM-4-G), CompVis/latent-diffusion configs/latent-diffusion/cin256-v2.yaml"));
+RecipeCard unet_card() {
+  RecipeCard c;
+  c.family = "unet";
+  c.title = "UNet (LDM, Rombach et al. 2022)";
+  c.default_preset = "LDM-4-G";
+  // head_channels > 0: heads = channels / head_channels (LDM's num_head_channels); head_channels 0:
+  // `heads` heads (LDM's num_heads; LDM-4-G: num_heads 1, one head as wide as the level).
+  c.presets.push_back(
+      unet_preset("LDM-4-G", 192, {1, 2, 3, 5}, 2, {2, 4, 8}, 0, 1, 512,
+                  "LDM paper (LDM-4-G), CompVis/latent-diffusion configs/latent-diffusion/cin256-v2.yaml"));
   // CPU-sized presets (ours, not from any paper). Two levels: latent sides must be even.
-  t.push_back(unet_preset("tiny", 32, {1, 2}, 1, {2}, 16, 0, 32, "ours: CPU tests"));
-  t.push_back(unet_preset("small", 64, {1, 2}, 1, {2}, 32, 0, 64, "ours: CPU benchmarks (~4x tiny)"));
+  c.presets.push_back(unet_preset("tiny", 32, {1, 2}, 1, {2}, 16, 0, 32, "ours: CPU tests"));
+  c.presets.push_back(unet_preset("small", 64, {1, 2}, 1, {2}, 32, 0, 64, "ours: CPU benchmarks (~4x tiny)"));
+  c.param_count = [](const PresetInfo& p, const ModelShape& s) { return unet_cost(p, s).params; };
+  c.gflops = [](const PresetInfo& p, const ModelShape& s) { return unet_cost(p, s).macs / 1e9; };
+  c.latent_grid = unet_latent_grid;
+  c.size_text = unet_size_text;
+  c.defaults = unet_defaults;
+  return c;
 }
 
-std::int64_t unet_param_count(const PresetInfo& preset, const ModelShape& shape) {
-  return unet_cost(preset, shape).params;
-}
-
-double unet_gflops(const PresetInfo& preset, const ModelShape& shape) { return unet_cost(preset, shape).macs / 1e9; }
-
-}  // namespace ldm
+}  // namespace ldm::recipes

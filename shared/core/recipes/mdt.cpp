@@ -1,12 +1,12 @@
 // mDT-v2 (Gao et al., "Masked Diffusion Transformer is a Strong Image Synthesizer", MDTv2): presets,
 // parameter count and forward cost. Mirrors worker/models/mdt.{h,cpp} term by term; the worker test
-// checks that the built module's parameter count equals mdt_param_count().
+// checks that the built module's parameter count equals the card's.
 #include <string>
 
 #include "shared/core/error.h"
-#include "shared/core/presets.h"
+#include "shared/core/recipes/transformer.h"
 
-namespace ldm {
+namespace ldm::recipes {
 namespace {
 
 struct MdtDims {
@@ -39,35 +39,6 @@ MdtDims mdt_dims(const PresetInfo& p, const ModelShape& s) {
   d.decoder = p.decoder_depth;
   d.text = s.num_classes <= 0;
   return d;
-}
-
-}  // namespace
-
-void add_mdt_presets(std::vector<PresetInfo>& table) {
-  auto add = [&](const char* name, int depth, int width, int heads, int decoder_depth, const char* source) {
-    PresetInfo p;
-    p.family = "mdt";
-    p.name = name;
-    p.depth = depth;
-    p.width = width;
-    p.heads = heads;
-    p.patch = 2;
-    p.mlp_ratio = 4.0;
-    p.decoder_depth = decoder_depth;
-    p.source = source;
-    table.push_back(p);
-  };
-  // MDTv2_{S,B,L,XL}_2 of sail-sg/MDT masked_diffusion/models.py; depth counts encoder + decoder
-  // blocks (the reference's `depth`), decoder_depth is its `decode_layer`. The one side-interpolator
-  // block comes on top of `depth`.
-  add("XL/2", 28, 1152, 16, 4,
-      "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
-  add("L/2", 24, 1024, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_L_2; decode_layer 4 = MDTv2's default");
-  add("B/2", 12, 768, 12, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_B_2; decode_layer 4 = MDTv2's default");
-  add("S/2", 12, 384, 6, 6, "sail-sg/MDT masked_diffusion/models.py MDTv2_S_2; decode_layer 6 as its run.sh");
-  // CPU-sized presets (ours): 1 in + 1 out encoder block, 2 decoder blocks, 1 side block.
-  add("tiny/2", 4, 64, 4, 2, "ours: CPU tests");
-  add("small/2", 4, 128, 4, 2, "ours: CPU benchmarks");
 }
 
 std::int64_t mdt_param_count(const PresetInfo& p, const ModelShape& s) {
@@ -117,4 +88,48 @@ double mdt_gflops(const PresetInfo& p, const ModelShape& s) {
   return macs / 1e9;
 }
 
-}  // namespace ldm
+void mdt_defaults(RecipeSpec& r) {
+  // MDTv2 (Gao et al. 2023, train_adan.py): Adan with betas (0.98, 0.92, 0.99), weight decay 0;
+  // mask ratio 0.3 (recipe.mask_ratio's default); DiT's diffusion (VP linear, ε with learned sigma
+  // opt-in), EMA 0.9999.
+  r.optimizer.name = OptimizerKind::Adan;
+  r.optimizer.beta1 = 0.98;
+  r.optimizer.beta2 = 0.92;
+  r.optimizer.beta3 = 0.99;
+}
+
+}  // namespace
+
+RecipeCard mdt_card() {
+  RecipeCard c;
+  c.family = "mdt";
+  c.title = "mDT-v2 (Gao et al. 2023)";
+  c.default_preset = "XL/2";
+  // Learned positional maps and relative-position tables sized for one token grid.
+  c.capabilities.resolution_change = false;
+  c.capabilities.buckets = false;
+  auto add = [&](const char* name, int depth, int width, int heads, int decoder_depth, const char* source) {
+    PresetInfo p = transformer_preset(c.family, name, depth, width, heads, 2, source);
+    p.decoder_depth = decoder_depth;
+    c.presets.push_back(p);
+  };
+  // MDTv2_{S,B,L,XL}_2 of sail-sg/MDT masked_diffusion/models.py; depth counts encoder + decoder
+  // blocks (the reference's `depth`), decoder_depth is its `decode_layer`. The one side-interpolator
+  // block comes on top of `depth`.
+  add("XL/2", 28, 1152, 16, 4,
+      "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
+  add("L/2", 24, 1024, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_L_2; decode_layer 4 = MDTv2's default");
+  add("B/2", 12, 768, 12, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_B_2; decode_layer 4 = MDTv2's default");
+  add("S/2", 12, 384, 6, 6, "sail-sg/MDT masked_diffusion/models.py MDTv2_S_2; decode_layer 6 as its run.sh");
+  // CPU-sized presets (ours): 1 in + 1 out encoder block, 2 decoder blocks, 1 side block.
+  add("tiny/2", 4, 64, 4, 2, "ours: CPU tests");
+  add("small/2", 4, 128, 4, 2, "ours: CPU benchmarks");
+  c.param_count = mdt_param_count;
+  c.gflops = mdt_gflops;
+  c.latent_grid = patch_latent_grid;
+  c.size_text = transformer_size_text;
+  c.defaults = mdt_defaults;
+  return c;
+}
+
+}  // namespace ldm::recipes

@@ -1,0 +1,156 @@
+// Recipe cards (shared/core/recipes/): one card per family in one table, looked up by validation,
+// the spec readers (family defaults) and the tools; a card registered from a test is a family like
+// the built-in ones.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "shared/core/error.h"
+#include "shared/core/recipes/card.h"
+#include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
+
+using namespace ldm;
+
+namespace {
+
+// A toy family: one preset, a patch of 2, its own recipe default and its own check.
+RecipeCard toy_card(const std::string& family) {
+  RecipeCard c;
+  c.family = family;
+  c.title = "toy";
+  c.default_preset = "one";
+  PresetInfo p;
+  p.name = "one";
+  p.patch = 2;
+  p.width = 8;
+  c.presets = {p};
+  c.tasks = {"class"};
+  c.capabilities.resolution_change = false;
+  c.param_count = [](const PresetInfo& p, const ModelShape& s) { return std::int64_t{p.width} * s.in_channels; };
+  c.gflops = [](const PresetInfo&, const ModelShape&) { return 0.5; };
+  c.latent_grid = [](const PresetInfo& p) { return LatentGrid{p.patch, "patch"}; };
+  c.size_text = [](const PresetInfo& p) { return "w" + std::to_string(p.width); };
+  c.defaults = [](RecipeSpec& r) { r.ema.decay = 0.5; };
+  c.validate = [](const ExperimentSpec& s) {
+    if (s.seed == 13) throw SpecError("seed", "the toy family refuses seed 13");
+  };
+  return c;
+}
+
+ExperimentSpec toy_spec(const std::string& family) {
+  ExperimentSpec s;
+  s.name = "toy";
+  s.recipe = recipe_defaults(family);
+  s.recipe.preset = "one";
+  s.stages.emplace_back();
+  s.stages[0].resolution = 16;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the built-in cards: six families in the table's order, each with a default preset of its own") {
+  const std::vector<std::string> expected = {"unet", "dit", "mdt", "pixart", "mmdit", "proposed"};
+  const std::vector<std::string> families = recipe_families();
+  REQUIRE(families.size() >= expected.size());
+  CHECK(std::vector<std::string>(families.begin(), families.begin() + 6) == expected);
+  for (const std::string& family : expected) {
+    CAPTURE(family);
+    const RecipeCard& card = recipe_card(family);
+    CHECK(!card.title.empty());
+    CHECK(find_preset(family, card.default_preset) != nullptr);
+    for (const PresetInfo& p : card.presets) CHECK(p.family == family);
+  }
+  CHECK(recipe_card("unet").default_preset == "LDM-4-G");
+  CHECK(recipe_card("dit").default_preset == "XL/2");
+  // mDT-v2's learned positional maps and relative-position tables are sized for one grid.
+  CHECK_FALSE(recipe_card("mdt").capabilities.resolution_change);
+  CHECK_FALSE(recipe_card("mdt").capabilities.buckets);
+  CHECK(recipe_card("dit").capabilities.buckets);
+  CHECK(recipe_card("dit").weights_block_prefix == "blocks.");
+}
+
+TEST_CASE("an unknown family or preset is a SpecError that lists what exists") {
+  try {
+    recipe_card("ditt");
+    FAIL("expected SpecError");
+  } catch (const SpecError& e) {
+    CHECK(e.key_path() == "recipe.family");
+    CHECK(e.detail().find("known: unet, dit, mdt, pixart, mmdit, proposed") != std::string::npos);
+    CHECK(e.detail().find("(did you mean 'dit'?)") != std::string::npos);
+  }
+  try {
+    recipe_preset("unet", "XL/2");
+    FAIL("expected SpecError");
+  } catch (const SpecError& e) {
+    CHECK(e.key_path() == "recipe.preset");
+    CHECK(e.detail() == "unknown preset 'XL/2' for family 'unet'; known: LDM-4-G, tiny, small");
+  }
+}
+
+TEST_CASE("each family's recipe defaults come from its card") {
+  CHECK(recipe_defaults("mdt").optimizer.name == OptimizerKind::Adan);
+  CHECK(recipe_defaults("mdt").optimizer.beta1 == 0.98);
+  CHECK(recipe_defaults("unet").optimizer.weight_decay == 0.01);
+  CHECK(recipe_defaults("pixart").optimizer.eps == 1e-10);
+  CHECK(recipe_defaults("mmdit").diffusion.process == ProcessKind::Flow);
+  CHECK(recipe_defaults("mmdit").sampler.name == Sampler::Euler);
+  const RecipeSpec proposed = recipe_defaults("proposed");
+  CHECK(proposed.diffusion.objective == Objective::Flow);
+  CHECK(proposed.conditioning.controls == ControlMode::Proposed);
+  CHECK(proposed.conditioning.text_padding == TextPadding::NoisyReplicate);
+  CHECK(proposed.optimizer.beta2 == 0.95);
+  // Switching optimiser brings that optimiser's own betas, not the family's.
+  const RecipeSpec mdt_adamw = recipe_defaults("mdt", "adamw");
+  CHECK(mdt_adamw.optimizer.name == OptimizerKind::AdamW);
+  CHECK(mdt_adamw.optimizer.beta1 == 0.9);
+  CHECK(mdt_adamw.optimizer.beta2 == 0.999);
+}
+
+TEST_CASE("a card registered at run time is a family: validation, defaults, the preset table and its checks") {
+  REQUIRE(register_recipe_card(toy_card("toy-card")));
+  CHECK(is_known_family("toy-card"));
+  const std::vector<std::string> families = recipe_families();
+  const auto at = std::find(families.begin(), families.end(), "toy-card");
+  REQUIRE(at != families.end());
+  CHECK(at - families.begin() >= 6);  // after the built-in table
+  CHECK(preset_names("toy-card") == std::vector<std::string>{"one"});
+  CHECK(find_preset("toy-card", "one")->family == "toy-card");  // the registry sets it
+
+  ExperimentSpec s = toy_spec("toy-card");
+  CHECK(s.recipe.ema.decay == 0.5);  // the card's defaults
+  CHECK_NOTHROW(validate(s));
+  CHECK(analytic_param_count(*find_preset("toy-card", "one"), ModelShape{}) == 8 * 4);
+  CHECK(analytic_gflops(*find_preset("toy-card", "one"), ModelShape{}) == 0.5);
+
+  ExperimentSpec text = s;
+  text.task = "text";
+  CHECK_THROWS_WITH_AS(validate(text), doctest::Contains("does not support task 'text' (supported: class)"), SpecError);
+  ExperimentSpec odd = s;
+  odd.stages[0].resolution = 18;  // factor 2 x patch 2 = 4
+  CHECK_THROWS_WITH_AS(validate(odd), doctest::Contains("not divisible by autoencoder.factor * patch = 4"), SpecError);
+  ExperimentSpec refused = s;
+  refused.seed = 13;
+  CHECK_THROWS_WITH_AS(validate(refused), doctest::Contains("the toy family refuses seed 13"), SpecError);
+
+  // The family's defaults apply when a document names it, as for the built-in ones.
+  nlohmann::json j = spec_to_json(s);
+  j["recipe"].erase("ema");
+  CHECK(spec_from_json(j).recipe.ema.decay == 0.5);
+}
+
+TEST_CASE("registering a family twice, or an incomplete card, is refused") {
+  REQUIRE(register_recipe_card(toy_card("toy-twice")));
+  CHECK_THROWS_WITH_AS(register_recipe_card(toy_card("toy-twice")), doctest::Contains("registered twice"), Error);
+  CHECK_THROWS_WITH_AS(register_recipe_card(toy_card("dit")), doctest::Contains("registered twice"), Error);
+  RecipeCard no_count = toy_card("toy-incomplete");
+  no_count.param_count = nullptr;
+  CHECK_THROWS_AS(register_recipe_card(no_count), Error);
+  RecipeCard bad_default = toy_card("toy-bad-default");
+  bad_default.default_preset = "two";
+  CHECK_THROWS_WITH_AS(register_recipe_card(bad_default), doctest::Contains("default preset 'two'"), Error);
+  CHECK_FALSE(is_known_family("toy-incomplete"));
+}

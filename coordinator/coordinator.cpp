@@ -89,7 +89,6 @@ SubmitResult Coordinator::submit(const Submission& submission) {
   e.source = submission.source;
   e.spec = spec_to_json(spec);
   e.spec_hash = spec_hash(spec);
-  e.fault = submission.fault;
   e.submitted_at = now();
   std::vector<StageRecord> stages;
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
@@ -102,8 +101,7 @@ SubmitResult Coordinator::submit(const Submission& submission) {
   }
   store_.put_submission(e, stages);
   log::info("experiment " + e.name + ": submitted from " + (e.source.empty() ? std::string("(no file)") : e.source) +
-            " with " + std::to_string(stages.size()) + " stage(s)" +
-            (e.fault.empty() ? "" : ", fault injection '" + e.fault + "'"));
+            " with " + std::to_string(stages.size()) + " stage(s)");
   return {e.name, launch_ready_stages(e.name)};
 }
 
@@ -210,7 +208,6 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   LaunchRequest request;
   request.run_id = run.id;
   request.token = run.token;
-  request.fault = e.fault;
   request.ranks = run.ranks;
   request.run_dir = run.run_dir;
   request.coord_endpoint = options_.zmq_endpoint;

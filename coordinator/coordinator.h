@@ -72,7 +72,6 @@ struct Submission {
   std::string source;   // file it came from (for messages)
   nlohmann::json spec;  // resolved spec (spec_to_json); re-validated here
   std::string name;     // "" = the spec's own name
-  std::string fault;    // LDM_FAULT for its workers ("" = none)
 };
 
 struct SubmitResult {

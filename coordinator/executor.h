@@ -18,7 +18,6 @@ using ProcessId = std::int64_t;
 struct LaunchRequest {
   std::string run_id;          // passed to the worker as `--run`
   std::string token;           // exported as LDM_RUN_TOKEN (never on the command line)
-  std::string fault;           // exported as LDM_FAULT when non-empty (fault-injection tests)
   int ranks = 1;               // MPI ranks
   std::string run_dir;         // working directory; logs go to <run_dir>/logs/
   std::string coord_endpoint;  // ZeroMQ endpoint the worker's rank 0 connects to

@@ -78,14 +78,19 @@ bool optional_string(const json& body, const char* key, std::string& out, std::s
 HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object())
-    return fail(400, "request body must be a JSON object {\"source\", \"spec\", \"name\", \"fault\"}");
+    return fail(400, "request body must be a JSON object {\"source\", \"spec\", \"name\"}");
+  for (const auto& item : body.items())
+    if (item.key() != "source" && item.key() != "spec" && item.key() != "name")
+      return fail(400, "unknown field '" + item.key() + "' in the request body (fields: source, spec, name)" +
+                           (item.key() == "fault"
+                                ? "; fault injection is a test tool: set LDM_FAULT in the coordinator's environment"
+                                : did_you_mean(item.key(), {"source", "spec", "name"})));
   if (!body.contains("spec") || !body["spec"].is_object())
     return fail(400, "request body needs 'spec', the resolved experiment spec as a JSON object");
   Submission s;
   s.spec = body["spec"];
   std::string error;
-  if (!optional_string(body, "source", s.source, error) || !optional_string(body, "name", s.name, error) ||
-      !optional_string(body, "fault", s.fault, error))
+  if (!optional_string(body, "source", s.source, error) || !optional_string(body, "name", s.name, error))
     return fail(400, error);
   try {
     const SubmitResult r = coordinator.submit(s);

@@ -1,7 +1,7 @@
 // The coordinator's HTTP API: routes a request to the Coordinator and shapes the JSON reply.
 // Socket-free (http_server.h carries the bytes), so tests call it directly.
 //   GET  /api/v1/health                               -> {"ok": true, "zmq": endpoint, "pid": N}
-//   POST /api/v1/experiments  {"source", "spec", "name"?, "fault"?}
+//   POST /api/v1/experiments  {"source", "spec", "name"?} (any other field is a 400)
 //                                                     -> 201 {"experiment": name, "runs": [...]}
 //                                                        400 invalid spec / body, 409 name taken
 //   GET  /api/v1/experiments                          -> {"experiments": [list items]}

@@ -35,16 +35,15 @@ class Fd {
   int fd_;
 };
 
-// The parent's environment without LDM_RUN_TOKEN / LDM_FAULT, plus the request's values.
+// The parent's environment with the run's LDM_RUN_TOKEN (never another run's).
 std::vector<std::string> child_environment(const LaunchRequest& r) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     const std::string entry = *e;
-    if (starts_with(entry, "LDM_RUN_TOKEN=") || starts_with(entry, "LDM_FAULT=")) continue;
+    if (starts_with(entry, "LDM_RUN_TOKEN=")) continue;
     env.push_back(entry);
   }
   env.push_back("LDM_RUN_TOKEN=" + r.token);
-  if (!r.fault.empty()) env.push_back("LDM_FAULT=" + r.fault);
   return env;
 }
 
@@ -119,7 +118,8 @@ std::vector<std::string> LocalExecutor::command_line(const LaunchRequest& r) con
   for (const char* a : {"--oversubscribe", "--bind-to", "none", "-n"}) args.push_back(a);
   args.push_back(std::to_string(r.ranks));
   args.insert(args.end(), {"-x", "LDM_RUN_TOKEN"});
-  if (!r.fault.empty()) args.insert(args.end(), {"-x", "LDM_FAULT"});
+  for (const char* name : kForwardedEnvironment)
+    if (const char* value = std::getenv(name); value && *value) args.insert(args.end(), {"-x", name});
   args.insert(args.end(), {options_.worker, "train", "--coord", r.coord_endpoint, "--run", r.run_id});
   return args;
 }

@@ -3,10 +3,11 @@
 // Process contract (DESIGN.md "Processes"): the child starts a new session (setsid), reads stdin
 // from /dev/null, writes stdout+stderr to <run_dir>/logs/mpirun.log, runs in <run_dir>, inherits
 // no descriptor above 2 (every one is closed before exec, whatever its close-on-exec flag), has an
-// empty signal mask and default SIGPIPE, and gets LDM_RUN_TOKEN (and LDM_FAULT only when the
-// request has one) in its environment:
+// empty signal mask and default SIGPIPE, and gets the coordinator's environment with the run's
+// LDM_RUN_TOKEN in it. mpirun exports the token and the allow-listed variables the coordinator
+// itself has (kForwardedEnvironment: LDM_FAULT, the test tool, and LDM_LOG_LEVEL) to every rank:
 //   mpirun [--allow-run-as-root] --oversubscribe --bind-to none -n <ranks> -x LDM_RUN_TOKEN
-//          [-x LDM_FAULT] <worker> train --coord <endpoint> --run <run id>
+//          [-x LDM_FAULT] [-x LDM_LOG_LEVEL] <worker> train --coord <endpoint> --run <run id>
 // Exits are collected with waitpid(WNOHANG) on the jobs this executor started, never on other
 // children of the process. Preemption is SIGUSR1 to mpirun, which forwards it to the ranks.
 //
@@ -21,6 +22,9 @@
 #include "coordinator/executor.h"
 
 namespace ldm::coord {
+
+// The variables of the coordinator's own environment that the ranks get too, when set.
+inline constexpr const char* kForwardedEnvironment[] = {"LDM_FAULT", "LDM_LOG_LEVEL"};
 
 struct LocalExecutorOptions {
   std::string mpirun = "mpirun";  // a path, or a name looked up in PATH

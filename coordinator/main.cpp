@@ -39,7 +39,6 @@ const cli::Option kWorkerFlag =
 const cli::Option kMpirunFlag =
     cli::text("mpirun", "PATH", "mpirun program (default: env LDM_MPIRUN, else mpirun on PATH)");
 const cli::Option kNameFlag = cli::text("name", "NAME", "experiment name (default: the file's `name`)");
-const cli::Option kFaultFlag = cli::text("inject-fault", "SPEC", "testing: LDM_FAULT value handed to the workers");
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -101,7 +100,6 @@ Submission submission_from_file(const std::string& file, const cli::Args& a) {
   s.source = absolute_path(file);
   s.spec = spec_to_json(spec);
   s.name = a.text("name");
-  s.fault = a.text("inject-fault");
   return s;
 }
 
@@ -136,7 +134,6 @@ int cmd_submit(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   nlohmann::json body = {{"source", s.source}, {"spec", s.spec}};
   if (!s.name.empty()) body["name"] = s.name;
-  if (!s.fault.empty()) body["fault"] = s.fault;
   const nlohmann::json reply = client.post("/api/v1/experiments", body);
   std::printf("submitted %s\n", reply.value("experiment", std::string("?")).c_str());
   return 0;
@@ -250,7 +247,7 @@ cli::Program program() {
        {"submit",
         {"FILE"},
         "Validate an experiment file and submit it to the running coordinator.",
-        {kNameFlag, kFaultFlag, kCoordFlag, kStateFlag},
+        {kNameFlag, kCoordFlag, kStateFlag},
         cmd_submit},
        {"resume",
         {"EXPERIMENT"},
@@ -268,7 +265,7 @@ cli::Program program() {
        {"run",
         {"FILE"},
         "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
-        {kStateFlag, kNameFlag, kFaultFlag, kWorkerFlag, kMpirunFlag},
+        {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag},
         cmd_run}}};
 }
 

@@ -103,7 +103,6 @@ std::string format_experiment_detail(const ExperimentView& v) {
   std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
   if (!e.source.empty()) out += "  source:    " + e.source + "\n";
   out += "  spec hash: " + e.spec_hash + "\n";
-  if (!e.fault.empty()) out += "  fault:     " + e.fault + "\n";
   std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN"}};
   for (const StageRecord& s : v.stages)
     stages.push_back({s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run});

@@ -18,7 +18,8 @@ FaultPlan parse_fault(const std::string& text) {
   if (text.empty()) return plan;
   const auto bad = [&](const std::string& why) {
     return Error("LDM_FAULT='" + text + "': " + why +
-                 " (expected KIND@step:S,rank:R[,attempt:A] with KIND abort|throw|exit)");
+                 " (expected KIND@step:S,rank:R[,attempt:A][,experiment:NAME][,stage:NAME] with KIND "
+                 "abort|throw|exit; several separated by ';')");
   };
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
@@ -29,6 +30,11 @@ FaultPlan parse_fault(const std::string& text) {
     auto colon = part.find(':');
     if (colon == std::string::npos) throw bad("'" + part + "' is not key:value");
     const std::string key = part.substr(0, colon), value = part.substr(colon + 1);
+    if (key == "experiment" || key == "stage") {
+      if (value.empty()) throw bad(key + " needs a name");
+      (key == "experiment" ? plan.experiment : plan.stage) = value;
+      continue;
+    }
     char* end = nullptr;
     long long v = std::strtoll(value.c_str(), &end, 10);
     if (value.empty() || *end) throw bad("'" + value + "' is not an integer");
@@ -42,17 +48,31 @@ FaultPlan parse_fault(const std::string& text) {
   return plan;
 }
 
-FaultPlan fault_from_env() {
-  const char* env = std::getenv("LDM_FAULT");
-  return parse_fault(env ? env : "");
+std::vector<FaultPlan> parse_faults(const std::string& text) {
+  std::vector<FaultPlan> plans;
+  for (const std::string& part : split(text, ';'))
+    if (!part.empty()) plans.push_back(parse_fault(part));
+  return plans;
 }
 
-void maybe_inject_fault(const FaultPlan& plan, int rank, int64_t step, int attempt) {
-  if (plan.kind.empty() || plan.rank != rank || plan.step != step) return;
-  if (plan.attempt != -1 && plan.attempt != attempt) return;
-  if (plan.kind == "abort") std::abort();
-  if (plan.kind == "exit") ::_exit(3);
-  throw Error("injected fault (LDM_FAULT) on rank " + std::to_string(rank) + " at step " + std::to_string(step));
+std::vector<FaultPlan> faults_from_env() {
+  const char* env = std::getenv("LDM_FAULT");
+  return parse_faults(env ? env : "");
+}
+
+bool FaultPlan::matches(const FaultSite& site) const {
+  return !kind.empty() && rank == site.rank && step == site.step && (attempt == -1 || attempt == site.attempt) &&
+         (experiment.empty() || experiment == site.experiment) && (stage.empty() || stage == site.stage);
+}
+
+void maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site) {
+  for (const FaultPlan& plan : plans) {
+    if (!plan.matches(site)) continue;
+    if (plan.kind == "abort") std::abort();
+    if (plan.kind == "exit") ::_exit(3);
+    throw Error("injected fault (LDM_FAULT) on rank " + std::to_string(site.rank) + " at step " +
+                std::to_string(site.step));
+  }
 }
 
 namespace {

@@ -183,7 +183,7 @@ int cmd_train(const cli::Args& a) {
 
   std::unique_ptr<Reporter> reporter;
   try {
-    FaultPlan fault = fault_from_env();
+    const std::vector<FaultPlan> faults = faults_from_env();
     const char* token = std::getenv("LDM_RUN_TOKEN");
     if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
     std::string spec_text;
@@ -200,7 +200,7 @@ int cmd_train(const cli::Args& a) {
     ctx.stage_index = body.value("stage_index", 0);
     ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
     ctx.resume_from = body.value("resume_from", std::string());
-    ctx.fault = fault;
+    ctx.faults = faults;
     if (reporter) {
       reporter->set_attempt(ctx.attempt);
       reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
@@ -324,7 +324,8 @@ cli::Program program() {
             run_forward},
            eval::generate_command(),
            eval::disentanglement_command()},
-          "environment: LDM_FAULT=KIND@step:S,rank:R injects a fault (tests); LDM_LOG_LEVEL=debug|info|warn"};
+          "environment: LDM_FAULT=KIND@step:S,rank:R[,attempt:A][,experiment:E][,stage:S] injects a fault (tests;\n"
+      "several separated by ';'); LDM_LOG_LEVEL=debug|info|warn"};
 }
 
 }  // namespace

@@ -293,7 +293,7 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
   result.steps = first_step - 1;
   for (int64_t step = first_step; step <= stage.steps; ++step) {
     set_current_step(step);
-    maybe_inject_fault(ctx.fault, rank, step, ctx.attempt);
+    maybe_inject_fault(ctx.faults, {spec.name, stage.name, rank, step, ctx.attempt});
     if (comm.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
       result.checkpoint = save_checkpoint(step - 1);
       result.steps = step - 1;

@@ -23,7 +23,7 @@ struct StageContext {
   // so the run goes on with exactly the batch it would have had). "" = the newest bundle of
   // run_dir when attempt > 1, else a fresh start.
   std::string resume_from;
-  FaultPlan fault;
+  std::vector<FaultPlan> faults;  // LDM_FAULT's plans (tests)
 };
 
 struct StageResult {

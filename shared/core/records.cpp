@@ -51,7 +51,6 @@ void to_json(nlohmann::json& j, const ExperimentRecord& r) {
        {"spec", r.spec},
        {"spec_hash", r.spec_hash},
        {"state", to_string(r.state)},
-       {"fault", r.fault},
        {"submitted_at", r.submitted_at},
        {"finished_at", r.finished_at},
        {"error", r.error}};
@@ -62,7 +61,6 @@ void from_json(const nlohmann::json& j, ExperimentRecord& r) {
   if (j.contains("spec")) r.spec = j.at("spec");
   get_opt(j, "spec_hash", r.spec_hash);
   r.state = run_state_from_string(j.value("state", "pending"));
-  get_opt(j, "fault", r.fault);
   get_opt(j, "submitted_at", r.submitted_at);
   get_opt(j, "finished_at", r.finished_at);
   get_opt(j, "error", r.error);

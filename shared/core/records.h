@@ -25,7 +25,6 @@ struct ExperimentRecord {
   nlohmann::json spec;  // resolved spec (spec_to_json)
   std::string spec_hash;
   RunState state = RunState::Pending;  // aggregate of its stages
-  std::string fault;                   // testing: LDM_FAULT value handed to its workers ("" = none)
   double submitted_at = 0;
   double finished_at = 0;
   std::string error;  // first error, for status

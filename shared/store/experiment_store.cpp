@@ -168,7 +168,8 @@ void ExperimentStore::init_schema() {
   const std::string expected = std::to_string(kSchemaVersion);
   const auto stored = get(kVersionKey, "read schema_version");
   if (stored) {
-    if (*stored != expected)
+    if (*stored == "1") migrate_from_1();
+    else if (*stored != expected)
       fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
   }
@@ -181,6 +182,26 @@ void ExperimentStore::init_schema() {
   rocksdb::WriteBatch batch;
   check(batch.Put(kVersionKey, expected), "write schema_version");
   write(batch, kSync, "write schema_version");
+}
+
+void ExperimentStore::migrate_from_1() {
+  // 1 -> 2: experiment records lose `fault` (fault injection is an environment variable of the
+  // coordinator now, never data). Every record and the new version go in one synced batch: a crash
+  // leaves the store at version 1, to be migrated again.
+  rocksdb::WriteBatch batch;
+  std::size_t changed = 0;
+  scan("E", "migrate schema_version 1 -> 2", [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    nlohmann::json j = nlohmann::json::parse(v.ToString(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      fail(path_, "migrate schema_version 1 -> 2", "experiment record " + k.ToString(true) + " is not a JSON object");
+    if (j.erase("fault") == 0) return;
+    check(batch.Put(k, j.dump()), "migrate schema_version 1 -> 2");
+    ++changed;
+  });
+  check(batch.Put(kVersionKey, std::to_string(kSchemaVersion)), "write schema_version");
+  write(batch, kSync, "migrate schema_version 1 -> 2");
+  log::info("experiment store " + path_ + ": migrated schema_version 1 -> 2 (" + std::to_string(changed) +
+            " experiment record(s) lost their fault-injection field)");
 }
 
 bool ExperimentStore::is_empty() const {

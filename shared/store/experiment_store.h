@@ -40,10 +40,12 @@ namespace ldm {
 
 class ExperimentStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  // 2: experiment records have no `fault` (migrated from 1 on open).
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if missing) the database at `path`; an empty database gets the
-  // schema_version key. A database with another or no schema_version, or one that RocksDB cannot
+  // schema_version key, an older one is migrated (one synced batch). A database with a newer or no
+  // schema_version, or one that RocksDB cannot
   // open (locked by another coordinator, corrupt), throws StoreError naming the path. Every
   // later RocksDB failure also throws StoreError naming the path and the operation.
   static std::unique_ptr<ExperimentStore> open(const std::string& path);
@@ -89,7 +91,8 @@ class ExperimentStore {
   using ScanFn = std::function<void(const rocksdb::Slice& key, const rocksdb::Slice& value)>;
 
   ExperimentStore(std::string path, std::unique_ptr<rocksdb::DB> db);
-  void init_schema();  // writes schema_version into an empty DB, else checks it
+  void init_schema();     // writes schema_version into an empty DB, else checks (or migrates) it
+  void migrate_from_1();  // drops ExperimentRecord's `fault`
   bool is_empty() const;
 
   // Each helper turns a failed rocksdb::Status into StoreError("... <path_>: <op>: <status>").

@@ -32,11 +32,10 @@ struct Fixture {
     return std::make_unique<Coordinator>(*store, executor, o);
   }
 
-  RunRecord submit(const std::string& name = "exp1", const std::string& fault = "", std::int64_t max_attempts = 1) {
+  RunRecord submit(const std::string& name = "exp1", std::int64_t max_attempts = 1) {
     Submission s;
     s.source = "/x/" + name + ".toml";
     s.spec = small_spec(name, 20, 2, max_attempts);
-    s.fault = fault;
     const SubmitResult r = coord->submit(s);
     REQUIRE(r.runs.size() == 1);
     return run(r.runs[0]);
@@ -77,9 +76,9 @@ std::string error_of(const Message& m) {
 
 }  // namespace
 
-TEST_CASE("submit stores the experiment and launches its first stage with token, fault and ranks") {
+TEST_CASE("submit stores the experiment and launches its first stage with token and ranks") {
   Fixture f;
-  const RunRecord r = f.submit("exp1", "crash:rank=1,step=5");
+  const RunRecord r = f.submit("exp1");
   CHECK(r.id == "exp1.train.a1");
   CHECK(r.state == RunState::Pending);
   CHECK(r.token.size() == 32);
@@ -89,7 +88,6 @@ TEST_CASE("submit stores the experiment and launches its first stage with token,
   const LaunchRequest& l = f.executor.launches[0];
   CHECK(l.run_id == r.id);
   CHECK(l.token == r.token);
-  CHECK(l.fault == "crash:rank=1,step=5");
   CHECK(l.ranks == 2);
   CHECK(l.run_dir == r.run_dir);
   CHECK(l.coord_endpoint == "tcp://127.0.0.1:5999");
@@ -447,7 +445,7 @@ std::vector<std::int64_t> loss_steps(const Fixture& f) {
 
 TEST_CASE("a crashed attempt is retried from the newest checkpoint, and the stage's curve loses the abandoned tail") {
   Fixture f;
-  const RunRecord r1 = f.submit("exp1", "", 3);
+  const RunRecord r1 = f.submit("exp1", 3);
   f.hello(r1);
   for (std::int64_t step = 1; step <= 7; ++step) f.metrics(f.run(r1.id), step, step, 1.0 / double(step));
   write_bundle(r1.run_dir, 5);
@@ -491,7 +489,7 @@ TEST_CASE("a crashed attempt is retried from the newest checkpoint, and the stag
 TEST_CASE("retries stop at max_attempts, and a reported error is never retried") {
   SUBCASE("crashes") {
     Fixture f;
-    RunRecord r = f.submit("exp1", "", 2);
+    RunRecord r = f.submit("exp1", 2);
     for (int attempt = 1; attempt <= 2; ++attempt) {
       CHECK(f.run(r.id).attempt == attempt);
       f.executor.kill(r.pid, 9);
@@ -508,7 +506,7 @@ TEST_CASE("retries stop at max_attempts, and a reported error is never retried")
   }
   SUBCASE("a failed report") {
     Fixture f;
-    const RunRecord r = f.submit("exp1", "", 3);
+    const RunRecord r = f.submit("exp1", 3);
     f.hello(r);
     f.send(Type::Failed, r, {{"step", 3}, {"rank", 0}, {"message", "rank 0: error at step 3: bad shard"}});
     f.exit_job(f.run(r.id), 1);
@@ -518,7 +516,7 @@ TEST_CASE("retries stop at max_attempts, and a reported error is never retried")
   }
   SUBCASE("an error note of a rank that could not report") {
     Fixture f;
-    const RunRecord r = f.submit("exp1", "", 3);
+    const RunRecord r = f.submit("exp1", 3);
     make_dirs(r.run_dir);
     write_file_atomic(r.run_dir + "/failure-rank-1.txt", "rank 1: error at step 2: record 7 is corrupt\n");
     f.exit_job(r, 1);
@@ -528,7 +526,7 @@ TEST_CASE("retries stop at max_attempts, and a reported error is never retried")
   }
   SUBCASE("preemption") {
     Fixture f;
-    const RunRecord r = f.submit("exp1", "", 3);
+    const RunRecord r = f.submit("exp1", 3);
     f.hello(r);
     write_bundle(r.run_dir, 9);
     f.send(Type::Preempted, r, {{"step", 9}, {"checkpoint", r.run_dir + "/checkpoints/step-0000009"}});
@@ -542,7 +540,7 @@ TEST_CASE("retries stop at max_attempts, and a reported error is never retried")
 
 TEST_CASE("an unreadable latest pointer fails the new attempt naming the file") {
   Fixture f;
-  const RunRecord r = f.submit("exp1", "", 3);
+  const RunRecord r = f.submit("exp1", 3);
   make_dirs(r.run_dir + "/checkpoints");
   write_file_atomic(r.run_dir + "/checkpoints/latest", "step-0000004\n");  // no such bundle
   f.executor.kill(r.pid, 9);
@@ -555,7 +553,7 @@ TEST_CASE("an unreadable latest pointer fails the new attempt naming the file") 
 
 TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses running, done and unknown ones") {
   Fixture f;
-  const RunRecord r = f.submit("exp1", "", 1);
+  const RunRecord r = f.submit("exp1", 1);
   CHECK_THROWS_AS(f.coord->resume("exp1"), ConflictError);  // still running
   CHECK_THROWS_AS(f.coord->resume("nope"), NotFoundError);
   f.hello(r);

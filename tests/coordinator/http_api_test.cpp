@@ -48,13 +48,24 @@ TEST_CASE("health reports ok, the worker endpoint and the pid") {
 
 TEST_CASE("a submission returns 201 with the experiment and its runs, and launches it") {
   Api api;
-  const json j = api.call_json(
-      "POST", "/api/v1/experiments", 201,
-      json{{"source", "/x.toml"}, {"spec", small_spec("exp1")}, {"name", "other"}, {"fault", "hang"}}.dump());
+  const json j = api.call_json("POST", "/api/v1/experiments", 201,
+                               json{{"source", "/x.toml"}, {"spec", small_spec("exp1")}, {"name", "other"}}.dump());
   CHECK(j.at("experiment") == "other");
   CHECK(j.at("runs") == json::array({"other.train.a1"}));
   REQUIRE(api.executor.launches.size() == 1);
-  CHECK(api.executor.launches[0].fault == "hang");
+}
+
+TEST_CASE("the API takes no fault injection (a test tool, not data) nor any other unknown field") {
+  Api api;
+  const json fault =
+      api.call_json("POST", "/api/v1/experiments", 400,
+                    json{{"source", "/x.toml"}, {"spec", small_spec("exp1")}, {"fault", "abort@step:1,rank:0"}}.dump());
+  CHECK(fault.at("error").get<std::string>().find("set LDM_FAULT in the coordinator's environment") !=
+        std::string::npos);
+  const json typo =
+      api.call_json("POST", "/api/v1/experiments", 400, json{{"spec", small_spec("exp1")}, {"nmae", "x"}}.dump());
+  CHECK(typo.at("error").get<std::string>().find("did you mean 'name'") != std::string::npos);
+  CHECK(api.executor.launches.empty());
 }
 
 TEST_CASE("malformed submissions are 400 with a clear message and the API keeps serving") {

@@ -96,11 +96,10 @@ TEST_CASE(
     "and no inherited sockets") {
   Setup s;
   InheritableListener listener;
-  ::setenv("LDM_FAULT", "leaked-from-parent", 1);
-  ::setenv("LDM_RUN_TOKEN", "leaked-token", 1);
+  ::unsetenv("LDM_FAULT");
+  ::setenv("LDM_RUN_TOKEN", "leaked-token", 1);  // another run's token must not reach this job
   LocalExecutor executor = s.executor_with(kProbeScript);
   const ProcessId pid = executor.launch(s.request);
-  ::unsetenv("LDM_FAULT");
   ::unsetenv("LDM_RUN_TOKEN");
   const ProcessExit exit = wait_for_exit(executor, pid);
   CHECK(exit.exit_code == 3);
@@ -121,14 +120,18 @@ TEST_CASE(
                                 "train --coord tcp://127.0.0.1:5999 --run exp.train.a1");
 }
 
-TEST_CASE("a fault to inject is exported as LDM_FAULT and forwarded by mpirun") {
+TEST_CASE("LDM_FAULT and LDM_LOG_LEVEL of the coordinator's own environment reach the job and every rank") {
   Setup s;
-  s.request.fault = "crash:rank=1,step=5";
+  ::setenv("LDM_FAULT", "abort@experiment:exp,step:5,rank:1", 1);
+  ::setenv("LDM_LOG_LEVEL", "debug", 1);
   LocalExecutor executor = s.executor_with(kProbeScript);
-  wait_for_exit(executor, executor.launch(s.request));
+  const ProcessId pid = executor.launch(s.request);
+  ::unsetenv("LDM_FAULT");
+  ::unsetenv("LDM_LOG_LEVEL");
+  wait_for_exit(executor, pid);
   const auto probe = read_probe(s.log());
-  CHECK(probe.at("fault") == "crash:rank=1,step=5");
-  CHECK(probe.at("args").find("-x LDM_RUN_TOKEN -x LDM_FAULT /opt/ldm-worker") != std::string::npos);
+  CHECK(probe.at("fault") == "abort@experiment:exp,step:5,rank:1");
+  CHECK(probe.at("args").find("-x LDM_RUN_TOKEN -x LDM_FAULT -x LDM_LOG_LEVEL /opt/ldm-worker") != std::string::npos);
 }
 
 TEST_CASE("a job killed by a signal is reaped with that signal, once") {

@@ -139,15 +139,22 @@ class TrainTwoRanks(unittest.TestCase):
 
 
 class Failures(unittest.TestCase):
+    # One coordinator serves every test's fault: each plan selects its experiment by name.
+    FAULTS = ";".join([
+        "abort@experiment:faulty,step:5,rank:1",
+        "exit@experiment:silent,step:1,rank:0",
+        "abort@experiment:retried,step:25,rank:1,attempt:1",
+        "exit@experiment:resumable,step:30,rank:0,attempt:1",
+    ])
+
     def setUp(self):
-        self.coord = Coordinator().start()
+        self.coord = Coordinator(env={"LDM_FAULT": self.FAULTS}).start()
 
     def tearDown(self):
         self.coord.cleanup()
 
     def test_injected_abort_names_rank_and_step_and_the_next_submit_succeeds(self):
-        self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "faulty",
-                       "--inject-fault", "abort@step:5,rank:1")
+        self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "faulty")
         failed = self.coord.wait_terminal("faulty")
         self.assertEqual(failed["experiment"]["state"], "failed")
         # the fault fires in every attempt: the stage's 3 attempts (max_attempts) all crash
@@ -162,8 +169,7 @@ class Failures(unittest.TestCase):
         self.assertEqual(ok["experiment"]["state"], "done", json.dumps(ok, indent=1))
 
     def test_worker_dying_silently_at_start_is_reported(self):
-        self.coord.cli("submit", experiment("dit-1rank-short.toml"), "--name", "silent",
-                       "--inject-fault", "exit@step:1,rank:0")
+        self.coord.cli("submit", experiment("dit-1rank-short.toml"), "--name", "silent")
         failed = self.coord.wait_terminal("silent")
         self.assertEqual(failed["experiment"]["state"], "failed")
         self.assertEqual(len(failed["runs"]), 3)
@@ -184,7 +190,7 @@ class Failures(unittest.TestCase):
         straight = self.coord.wait_terminal("straight")
         self.assertEqual(straight["experiment"]["state"], "done", json.dumps(straight, indent=1))
         # rank 1 aborts at step 25 of the first attempt only; the checkpoint of step 20 survives
-        self.coord.cli("submit", self._checkpointed("retried"), "--inject-fault", "abort@step:25,rank:1,attempt:1")
+        self.coord.cli("submit", self._checkpointed("retried"))
         retried = self.coord.wait_terminal("retried")
         self.assertEqual(retried["experiment"]["state"], "done", json.dumps(retried, indent=1))
         first, second = retried["runs"]
@@ -215,7 +221,7 @@ class Failures(unittest.TestCase):
         self.assertEqual(sums["retried"], sums["straight"])
 
     def test_resume_restarts_a_failed_experiment_from_its_checkpoint(self):
-        self.coord.cli("submit", self._checkpointed("resumable", "max_attempts = 1\n"), "--inject-fault", "exit@step:30,rank:0,attempt:1")
+        self.coord.cli("submit", self._checkpointed("resumable", "max_attempts = 1\n"))
         failed = self.coord.wait_terminal("resumable")
         self.assertEqual(failed["experiment"]["state"], "failed")
         self.assertEqual(len(failed["runs"]), 1)  # max_attempts = 1: no automatic retry

@@ -14,6 +14,7 @@
 #include <rocksdb/db.h>
 
 #include "shared/core/error.h"
+#include "tests/support/source_path.h"
 
 using namespace ldm;
 
@@ -59,7 +60,6 @@ ExperimentRecord make_experiment(const std::string& name) {
   e.spec = {{"seed", 7}, {"stages", {"pretrain", "finetune"}}};
   e.spec_hash = "abc123";
   e.state = RunState::Running;
-  e.fault = "crash_at_step=5";
   e.submitted_at = 1700000000.25;
   e.finished_at = 1700000100.5;
   e.error = "rank 1 step 3: nan";
@@ -127,14 +127,54 @@ TEST_CASE("open writes schema_version into a new store and accepts it on reopen"
   CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);
 }
 
-TEST_CASE("open rejects a store with another schema_version, naming the path and both versions") {
+TEST_CASE("open rejects a store with a newer schema_version, naming the path and both versions") {
   TempDir t;
   ExperimentStore::open(t.db());
-  raw_put(t.db(), "V", "2");
+  raw_put(t.db(), "V", "99");
   const std::string msg = open_error(t.db());
   CHECK(msg.find(t.db()) != std::string::npos);
-  CHECK(msg.find("schema_version 2") != std::string::npos);
+  CHECK(msg.find("schema_version 99") != std::string::npos);
   CHECK(msg.find("schema_version " + std::to_string(ExperimentStore::kSchemaVersion)) != std::string::npos);
+}
+
+TEST_CASE(
+    "a schema_version 1 store (tests/fixtures/store-v1) opens migrated: fault fields gone, everything else kept") {
+  // Written by the store of commit ef0a1db: experiments "with-fault" (fault "abort@step:5,rank:1")
+  // and "plain", each with a done stage "train", its run and three loss points.
+  TempDir t;
+  std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v1"), t.db());
+  const auto raw_value = [&](const std::string& key) {
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), t.db(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string value;
+    REQUIRE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    return value;
+  };
+  REQUIRE(raw_value("V") == "1");
+  REQUIRE(raw_value(store_keys::experiment_key("with-fault")).find("\"fault\"") != std::string::npos);
+  {
+    auto store = ExperimentStore::open(t.db());
+    CHECK(store->schema_version() == 2);
+    const auto names = store->list_experiments();
+    REQUIRE(names.size() == 2);
+    for (const char* name : {"with-fault", "plain"}) {
+      CAPTURE(name);
+      const auto e = store->get_experiment(name);
+      REQUIRE(e);
+      CHECK(e->state == RunState::Done);
+      CHECK(e->spec_hash == "0123456789abcdef");
+      CHECK(store->list_stages(name).size() == 1);
+      CHECK(store->get_run(std::string(name) + ".train.a1")->last_loss == 0.5);
+      CHECK(store->metrics(name, "train").size() == 3);
+    }
+  }
+  // The stored JSON itself lost the field (the name still holds the word), and a second open finds
+  // version 2 and changes nothing.
+  CHECK(raw_value(store_keys::experiment_key("with-fault")).find("\"fault\"") == std::string::npos);
+  CHECK(raw_value(store_keys::experiment_key("with-fault")).find("with-fault") != std::string::npos);
+  CHECK(raw_value("V") == "2");
+  CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 2);
 }
 
 TEST_CASE("open rejects a non-empty database that has no schema_version") {
@@ -198,7 +238,6 @@ TEST_CASE("experiment records round-trip every field") {
   CHECK(got->spec == e.spec);
   CHECK(got->spec_hash == e.spec_hash);
   CHECK(got->state == e.state);
-  CHECK(got->fault == e.fault);
   CHECK(got->submitted_at == e.submitted_at);
   CHECK(got->finished_at == e.finished_at);
   CHECK(got->error == e.error);

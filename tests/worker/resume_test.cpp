@@ -68,7 +68,7 @@ StageResult run(const ExperimentSpec& spec, const std::string& dir, const std::s
   ctx.run_dir = dir;
   ctx.data_dir = data;
   ctx.attempt = attempt;
-  if (!fault.empty()) ctx.fault = parse_fault(fault);
+  ctx.faults = parse_faults(fault);
   auto comm = make_single_process_communicator();
   return train_stage(ctx, *comm, nullptr);
 }

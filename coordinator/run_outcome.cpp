@@ -167,7 +167,7 @@ RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit&
   std::string error = notes.empty() ? describe_exit_with_log(exit, run_dir) : join(notes, "; ");
   if (report.kind == WorkerReport::Done)
     error = "worker reported completion at step " + std::to_string(report.step) + " but " + error;
-  // A handled error leaves "rank R: error at step S: ..." (worker/main.cpp); a crash leaves
+  // A handled error leaves "rank R: error at step S: ..." (worker/cli/main.cpp); a crash leaves
   // "rank R: crashed with signal ..." and a killed job leaves nothing.
   bool reported_error = report.kind == WorkerReport::Failed;
   for (const std::string& note : notes)

@@ -20,11 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "datasets/dataset_tools.h"
-#include "datasets/encoder_process.h"
-#include "datasets/importers.h"
-#include "datasets/shard.h"
-#include "datasets/synthetic.h"
+#include "datasets/format/dataset_tools.h"
+#include "datasets/format/shard.h"
+#include "datasets/import/encoder_process.h"
+#include "datasets/import/importers.h"
+#include "datasets/import/synthetic.h"
 #include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/safe_file.h"

@@ -10,11 +10,11 @@
 #include <string>
 #include <thread>
 
-#include "datasets/autoencoder.h"
-#include "datasets/encoder_process.h"
-#include "datasets/importers.h"
-#include "datasets/record_encoding.h"
-#include "datasets/torchscript_encoders.h"
+#include "datasets/import/encoder_process.h"
+#include "datasets/import/importers.h"
+#include "datasets/tensor/autoencoder.h"
+#include "datasets/tensor/record_encoding.h"
+#include "datasets/tensor/torchscript_encoders.h"
 #include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
@@ -74,7 +74,7 @@ ldm::cli::Program program() {
           {{"",
             {},
             "Serves the encoding requests of `ldm-data import-imagenet|import-wds` on stdin/stdout (a binary\n"
-            "protocol; see datasets/encoder_process.h). You do not normally run it yourself: give the same\n"
+            "protocol; see datasets/import/encoder_process.h). You do not normally run it yourself: give the same\n"
             "options to ldm-data.",
             options,
             serve}}};

@@ -48,7 +48,7 @@ std::uint64_t mix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::uint64_t derive_seed(std::uint64_t seed, const std::string& purpose, std::uint64_t a, std::uint64_t b) {
+std::uint64_t derive_seed_from_name(std::uint64_t seed, const std::string& purpose, std::uint64_t a, std::uint64_t b) {
   std::uint64_t h = mix64(seed);
   h = mix64(h ^ fnv1a64(purpose));
   h = mix64(h ^ a);

@@ -16,10 +16,12 @@ std::string make_run_id(const std::string& experiment, const std::string& stage,
 std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t seed = 0xcbf29ce484222325ULL);
 inline std::uint64_t fnv1a64(const std::string& s) { return fnv1a64(s.data(), s.size()); }
 
-// SplitMix64 mixing of several integers into one seed: derive_seed(seed, purpose, rank) gives
-// every (purpose, rank) its own independent generator, per DESIGN.md "Randomness".
+// SplitMix64 mixing of several integers into one seed. derive_seed_from_name(seed, name, rank) gives
+// every (name, rank) its own independent stream; code names its purpose with derive_seed(seed,
+// Purpose, ...) of shared/core/seeds.h, the one list of purposes (DESIGN.md "Randomness").
 std::uint64_t mix64(std::uint64_t x);
-std::uint64_t derive_seed(std::uint64_t seed, const std::string& purpose, std::uint64_t a = 0, std::uint64_t b = 0);
+std::uint64_t derive_seed_from_name(std::uint64_t seed, const std::string& name, std::uint64_t a = 0,
+                                    std::uint64_t b = 0);
 
 std::string hex64(std::uint64_t v);
 

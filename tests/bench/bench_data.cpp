@@ -48,11 +48,11 @@
 
 #include <jpeglib.h>  // after <cstdio>: it needs FILE and size_t
 
-#include "datasets/autoencoder.h"
-#include "datasets/importers.h"
-#include "datasets/loader.h"
-#include "datasets/record_encoding.h"
-#include "datasets/shard.h"
+#include "datasets/format/shard.h"
+#include "datasets/import/importers.h"
+#include "datasets/tensor/autoencoder.h"
+#include "datasets/tensor/loader.h"
+#include "datasets/tensor/record_encoding.h"
 #include "shared/core/cli.h"
 
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Exports a T5 encoder (the text encoder of Imagen, DeepFloyd IF, PixArt, SD3, ...) as a
-TorchScript file that the C++ `ldm::data::TorchScriptTextEncoder` (datasets/torchscript_encoders.h)
+TorchScript file that the C++ `ldm::data::TorchScriptTextEncoder` (datasets/tensor/torchscript_encoders.h)
 loads, together with the model's SentencePiece tokenizer (spiece.model).
 
 A plain-PyTorch re-implementation (no transformers needed), run with Debian's python3-torch 1.13 so

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Exports a Stable-Diffusion-style KL autoencoder (AutoencoderKL) as a TorchScript file that the
-C++ `ldm::data::TorchScriptAutoencoder` (datasets/torchscript_encoders.h) loads.
+C++ `ldm::data::TorchScriptAutoencoder` (datasets/tensor/torchscript_encoders.h) loads.
 
 A plain-PyTorch re-implementation of the architecture (no diffusers needed), run with Debian's
 python3-torch 1.13 so that the file only uses operators LibTorch 1.13 knows:

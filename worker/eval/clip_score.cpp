@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "datasets/crop.h"                  // resize_image (PIL-exact bicubic), crop_region
-#include "datasets/torchscript_encoders.h"  // sha256_file_hex
+#include "datasets/images/crop.h"                  // resize_image (PIL-exact bicubic), crop_region
+#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
 

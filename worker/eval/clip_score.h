@@ -12,7 +12,7 @@
 //
 // Images: CLIP's own preprocessing (clip.load's _transform), from 8-bit RGB:
 //   1. torchvision Resize(S, BICUBIC) on a PIL image: the shorter side becomes S, the longer
-//      int(S * long / short); PIL's bicubic resampling (datasets/crop.h resize_image, PIL-exact);
+//      int(S * long / short); PIL's bicubic resampling (datasets/images/crop.h resize_image, PIL-exact);
 //   2. CenterCrop(S): top = round((h - S) / 2), left = round((w - S) / 2) with Python's round
 //      (half to even);
 //   3. ToTensor (float32 x / 255), Normalize with CLIP's mean (0.48145466, 0.4578275, 0.40821073)
@@ -52,7 +52,7 @@
 #include <string>
 #include <vector>
 
-#include "datasets/image_io.h"  // RgbImage
+#include "datasets/images/image_io.h"  // RgbImage
 #include "worker/eval/clip_tokenizer.h"
 
 namespace ldm::eval {

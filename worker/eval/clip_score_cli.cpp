@@ -18,10 +18,10 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
-#include "datasets/image_decode.h"
-#include "datasets/npy.h"
-#include "shared/core/error.h"
+#include "datasets/images/image_decode.h"
+#include "datasets/tensor/npy.h"
 #include "shared/core/cli.h"
+#include "shared/core/error.h"
 #include "shared/core/text.h"
 #include "worker/eval/clip_score.h"
 #include "worker/eval/image_folder.h"

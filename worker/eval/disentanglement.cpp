@@ -12,7 +12,8 @@
 
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
-#include "worker/sampling.h"
+#include "shared/core/seeds.h"
+#include "worker/diffusion/sampling.h"
 #include "worker/torch_compat.h"
 
 namespace ldm::eval {
@@ -105,8 +106,8 @@ ImageDistance pixel_distance() {
   return d;
 }
 
-data::ControlMeta size_condition(int64_t s) {
-  data::ControlMeta c;
+ControlMeta size_condition(int64_t s) {
+  ControlMeta c;
   c.orig_h = c.orig_w = c.crop_h = c.crop_w = static_cast<int32_t>(s);
   c.crop_top = c.crop_left = 0;
   c.flip = false;
@@ -158,7 +159,8 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
     std::vector<at::Tensor> noise;
     worker::ConditionInputs base;
     for (int64_t j = start; j < start + nb; ++j) {
-      auto g = at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-noise", static_cast<uint64_t>(j)));
+      auto g =
+          at::detail::createCPUGenerator(derive_seed(o.seed, Purpose::DisentanglementNoise, static_cast<uint64_t>(j)));
       noise.push_back(torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g));  // [C, h, w]
       if (text)
         base.captions.push_back(o.captions[static_cast<std::size_t>(j % static_cast<int64_t>(o.captions.size()))]);
@@ -173,10 +175,10 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
       worker::ConditionInputs in = base;
       in.controls.assign(static_cast<std::size_t>(nb), size_condition(o.sizes[static_cast<std::size_t>(s)]));
       // The same generators for every size: only the size condition differs between the images.
-      auto sampler_gen =
-          at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-sampler", static_cast<uint64_t>(chunk)));
-      auto padding_gen =
-          at::detail::createCPUGenerator(derive_seed(o.seed, "disentanglement-padding", static_cast<uint64_t>(chunk)));
+      auto sampler_gen = at::detail::createCPUGenerator(
+          derive_seed(o.seed, Purpose::DisentanglementSampler, static_cast<uint64_t>(chunk)));
+      auto padding_gen = at::detail::createCPUGenerator(
+          derive_seed(o.seed, Purpose::DisentanglementPadding, static_cast<uint64_t>(chunk)));
       auto latents = sample_from_noise(m, in, x_T, o.sampling, sampler_gen, padding_gen);
       auto images = worker::decode_latents(m, latents).to(torch::kFloat32);  // [nb, 3, H, W] in [-1, 1]
       if (o.quantize)  // as a PNG holds them: u8 [nb, H, W, 3] -> back to [-1, 1]

@@ -18,7 +18,7 @@
 // `quantize` rounds them to the 8 bits a saved PNG holds first [recon: whether the paper measured
 // saved files is unknown], which hides differences below half a grey level.
 //
-// Draw j (0 <= j < M): starting noise from derive_seed(seed, "disentanglement-noise", j); label
+// Draw j (0 <= j < M): starting noise from derive_seed(seed, Purpose::DisentanglementNoise, j); label
 // labels[j % size] (default j % classes) or caption captions[j % size] (required for text). [recon:
 // the paper's draws, labels/prompts and M are unknown; M defaults to 8 here.] The draws are sampled
 // in batches of `batch`, the same batches for every size (and, for stochastic samplers and noisy
@@ -94,6 +94,6 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
                                               const ImageDistance& distance);
 
 // The control metadata of size condition s: orig s x s, crop the full image, no flip.
-data::ControlMeta size_condition(int64_t s);
+ControlMeta size_condition(int64_t s);
 
 }  // namespace ldm::eval

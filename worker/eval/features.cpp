@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "datasets/torchscript_encoders.h"  // sha256_file_hex
+#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
 

@@ -45,7 +45,7 @@
 #include <string>
 #include <vector>
 
-#include "datasets/image_io.h"  // RgbImage
+#include "datasets/images/image_io.h"  // RgbImage
 
 namespace ldm::eval {
 

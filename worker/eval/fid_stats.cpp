@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "datasets/npy.h"
+#include "datasets/tensor/npy.h"
 #include "shared/core/error.h"
 
 namespace ldm::eval {

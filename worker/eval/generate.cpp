@@ -7,13 +7,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "datasets/image_io.h"
+#include "datasets/images/image_io.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/safe_file.h"
+#include "shared/core/seeds.h"
 #include "worker/diffusion/guidance.h"
-#include "worker/diffusion_setup.h"
-#include "worker/sampling.h"
+#include "worker/diffusion/sampling.h"
+#include "worker/diffusion/setup.h"
 
 namespace ldm::eval {
 
@@ -45,7 +46,7 @@ std::string sample_file_name(int64_t index) {
 }
 
 at::Tensor eval_sample_noise(const worker::SamplingModel& m, uint64_t seed, int64_t index) {
-  auto g = at::detail::createCPUGenerator(derive_seed(seed, "eval-sample", static_cast<uint64_t>(index)));
+  auto g = at::detail::createCPUGenerator(derive_seed(seed, Purpose::EvalSample, static_cast<uint64_t>(index)));
   return torch::randn({m.latent_channels, m.latent_side, m.latent_side}, g);  // [C, h, w]
 }
 
@@ -67,7 +68,7 @@ void check_options(const worker::SamplingModel& m, const GenerateOptions& o) {
   diffusion::validate_sampler(*m.process, o.sampling.sampler);
 }
 
-data::ControlMeta default_controls(const worker::SamplingModel& m) {
+ControlMeta default_controls(const worker::SamplingModel& m) {
   return worker::parse_control_meta("", m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
 }
 
@@ -82,7 +83,7 @@ int64_t generate_range(const worker::SamplingModel& m, const GenerateOptions& o,
   const std::string dir = o.out_dir + "/samples";
   make_dirs(dir);
   const bool text = m.conditions->text_task(), controls = m.conditions->uses_controls();
-  const data::ControlMeta control = o.controls ? *o.controls : default_controls(m);
+  const ControlMeta control = o.controls ? *o.controls : default_controls(m);
   const int64_t B = o.batch;
   int64_t written = 0;
   for (int64_t k = range.begin / B; k * B < range.end; ++k) {
@@ -99,9 +100,10 @@ int64_t generate_range(const worker::SamplingModel& m, const GenerateOptions& o,
       else in.labels.push_back(src % m.spec.dataset.classes);
       if (controls) in.controls.push_back(control);
     }
-    auto sampler_gen = at::detail::createCPUGenerator(derive_seed(o.seed, "eval-sampler", static_cast<uint64_t>(k)));
+    auto sampler_gen =
+        at::detail::createCPUGenerator(derive_seed(o.seed, Purpose::EvalSampler, static_cast<uint64_t>(k)));
     auto padding_gen =
-        at::detail::createCPUGenerator(derive_seed(o.seed, "eval-padding-noise", static_cast<uint64_t>(k)));
+        at::detail::createCPUGenerator(derive_seed(o.seed, Purpose::EvalPaddingNoise, static_cast<uint64_t>(k)));
     auto latents = sample_from_noise(m, in, torch::stack(noise), o.sampling, sampler_gen, padding_gen);  // [B, C, h, w]
     auto u8 = images_to_u8(worker::decode_latents(m, latents));                                          // [B, H, W, 3]
     for (int64_t i = lo; i < hi; ++i) {
@@ -146,7 +148,7 @@ GenerateResult generate_for_eval(const worker::SamplingModel& m, GenerateOptions
   const auto& s = o.sampling;
   nlohmann::json controls_json = nullptr;  // recipes without control conditioning
   if (m.conditions->uses_controls()) {
-    const data::ControlMeta c = o.controls ? *o.controls : default_controls(m);
+    const ControlMeta c = o.controls ? *o.controls : default_controls(m);
     controls_json = {{"orig_h", c.orig_h}, {"orig_w", c.orig_w}, {"crop_top", c.crop_top}, {"crop_left", c.crop_left},
                      {"crop_h", c.crop_h}, {"crop_w", c.crop_w}, {"flip", c.flip}};
   }

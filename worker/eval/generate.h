@@ -2,7 +2,7 @@
 //
 // N samples, indexed 0..N-1. Sample i is a function of (checkpoint, options, i) only:
 //   - its starting noise x_T [C, h, w] comes from a generator seeded by
-//     derive_seed(seed, "eval-sample", i);
+//     derive_seed(seed, Purpose::EvalSample, i);
 //   - its condition is class label i % classes (class task) or captions[i % captions.size()]
 //     (text task; the captions cycle), plus the control metadata of an uncropped, unflipped image
 //     of the stage's resolution (or options.controls) when the recipe conditions on controls.
@@ -22,8 +22,8 @@
 // the results by float round-off only for deterministic samplers (ddim eta 0, euler, heun,
 // dpm++2m).
 // Stochastic samplers (ddpm, ddim eta > 0) and noisy caption padding at inference draw their
-// noise per global batch k (generators seeded by derive_seed(seed, "eval-sampler", k) and
-// derive_seed(seed, "eval-padding-noise", k), drawn for all B rows): still independent of the
+// noise per global batch k (generators seeded by derive_seed(seed, Purpose::EvalSampler, k) and
+// derive_seed(seed, Purpose::EvalPaddingNoise, k), drawn for all B rows): still independent of the
 // number of ranks, but a different B gives different (equally valid) draws for those samplers.
 #pragma once
 
@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "datasets/shard.h"  // ControlMeta
-#include "worker/comm.h"
-#include "worker/condition_builder.h"
+#include "datasets/format/shard.h"  // ControlMeta
+#include "worker/comm/comm.h"
 #include "worker/diffusion/sampler.h"
-#include "worker/sampling.h"  // SamplingModel, GuidedSampling, sample_from_noise
+#include "worker/diffusion/sampling.h"  // SamplingModel, GuidedSampling, sample_from_noise
+#include "worker/train/condition_builder.h"
 
 namespace ldm::eval {
 
@@ -56,11 +56,11 @@ struct GenerateOptions {
   int64_t n = 0;        // samples in total (over all ranks)
   std::string out_dir;  // samples go to <out_dir>/samples/
   uint64_t seed = 0;
-  GuidedSampling sampling;                    // start from recipe_sampling(m) to get the recipe's defaults
-  std::vector<std::string> captions;          // text task: cycled over the samples (required there)
-  std::optional<data::ControlMeta> controls;  // default: uncropped, unflipped, stage resolution
-  int64_t batch = 8;                          // samples per network batch (B above)
-  int64_t grid_samples = 64;                  // the grid shows the first min(grid_samples, n)
+  GuidedSampling sampling;              // start from recipe_sampling(m) to get the recipe's defaults
+  std::vector<std::string> captions;    // text task: cycled over the samples (required there)
+  std::optional<ControlMeta> controls;  // default: uncropped, unflipped, stage resolution
+  int64_t batch = 8;                    // samples per network batch (B above)
+  int64_t grid_samples = 64;            // the grid shows the first min(grid_samples, n)
   int64_t grid_columns = 8;
   std::string source;  // recorded in generate.json (e.g. the checkpoint path)
 };
@@ -76,7 +76,7 @@ IndexRange rank_range(int64_t n, int rank, int world);
 // "000042.png"
 std::string sample_file_name(int64_t index);
 
-// The starting noise of sample `index`: [C, h, w] float32 from derive_seed(seed, "eval-sample", index).
+// The starting noise of sample `index`: [C, h, w] float32 from derive_seed(seed, Purpose::EvalSample, index).
 at::Tensor eval_sample_noise(const worker::SamplingModel& m, uint64_t seed, int64_t index);
 
 // Generates and writes the samples of `range` (a part of [0, options.n)); no communication.

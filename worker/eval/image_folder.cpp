@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <functional>
 
-#include "datasets/image_decode.h"
-#include "datasets/loader.h"
-#include "datasets/npy.h"
-#include "datasets/shard.h"
+#include "datasets/format/shard.h"
+#include "datasets/images/image_decode.h"
+#include "datasets/tensor/loader.h"
+#include "datasets/tensor/npy.h"
 #include "shared/core/error.h"
 
 namespace ldm::eval {

@@ -1,7 +1,7 @@
 // FID statistics of image collections: a folder of image files, or a directory of image shards.
 //
 // Folders: the files directly inside (not recursive) whose names end in .png, .jpg, .jpeg or .webp
-// (case-insensitive), sorted by name (byte order), each decoded with datasets/image_decode.h into
+// (case-insensitive), sorted by name (byte order), each decoded with datasets/images/image_decode.h into
 // 8-bit RGB (EXIF orientation applied, alpha dropped, grayscale replicated; PIL's
 // exif_transpose(...).convert("RGB")). Hidden files (".name") are skipped. A file that does not
 // decode is an error naming it (no silent skipping: FID over a different set is a different FID).

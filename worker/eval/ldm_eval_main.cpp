@@ -17,7 +17,7 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
-#include "datasets/torchscript_encoders.h"  // sha256_file_hex
+#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
 #include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/text.h"
@@ -94,6 +94,41 @@ int run_stats(const ldm::cli::Args& args) {
               static_cast<long long>(r.stats.count), static_cast<long long>(r.stats.mu.size(0)));
   std::printf("wrote %s\n", c.out.c_str());
   return 0;
+}
+
+// The result as one JSON object, or as text ending in "FID <value>".
+void print_fid(const ldm::eval::FrechetResult& r, const Input& a, const Input& b, const Common& c,
+               const std::optional<std::string>& features, const std::optional<bool>& comparable) {
+  auto id_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
+  if (c.json) {
+    nlohmann::json out = {
+        {"fid", r.fid},
+        {"eps_added", r.eps_added},
+        {"max_imag", r.max_imag},
+        {"max_clipped_eigenvalue", r.max_clipped_eigenvalue},
+        {"dims", a.stats.mu.size(0)},
+        {"a", a.path},
+        {"b", b.path},
+        {"features", features ? nlohmann::json(*features) : nlohmann::json(nullptr)},
+        {"comparable_with_published_fid", comparable ? nlohmann::json(*comparable) : nlohmann::json(nullptr)},
+        {"extractor_a", id_or_null(a.extractor)},
+        {"extractor_b", id_or_null(b.extractor)},
+        {"count_a", a.stats.count},
+        {"count_b", b.stats.count}};
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
+  if (features) std::printf("features: %s\n", features->c_str());
+  else std::printf("features: as recorded by the statistics files (see below); both must come from the same network\n");
+  std::printf("A: %s (%s)\n", a.path.c_str(), a.description.c_str());
+  std::printf("B: %s (%s)\n", b.path.c_str(), b.description.c_str());
+  if (r.eps_added)
+    std::printf("note: the matrix square root was not finite; added %g * I to both covariances (as pytorch-fid)\n",
+                r.offset);
+  std::printf("sqrtm diagnostics: max |imag| %.3g, largest clipped negative eigenvalue %.3g\n", r.max_imag,
+              r.max_clipped_eigenvalue);
+  // Rounding can leave FID(s, s) at -1e-12: print that as 0.000000 rather than -0.000000.
+  std::printf("FID %.6f\n", std::abs(r.fid) < 5e-7 ? 0.0 : r.fid);
 }
 
 int run_fid(const ldm::cli::Args& args) {
@@ -173,36 +208,7 @@ int run_fid(const ldm::cli::Args& args) {
     features = ldm::eval::BuiltinExtractor().label();
     comparable = false;
   }
-  auto id_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
-  if (c.json) {
-    nlohmann::json out = {
-        {"fid", r.fid},
-        {"eps_added", r.eps_added},
-        {"max_imag", r.max_imag},
-        {"max_clipped_eigenvalue", r.max_clipped_eigenvalue},
-        {"dims", a.stats.mu.size(0)},
-        {"a", a.path},
-        {"b", b.path},
-        {"features", features ? nlohmann::json(*features) : nlohmann::json(nullptr)},
-        {"comparable_with_published_fid", comparable ? nlohmann::json(*comparable) : nlohmann::json(nullptr)},
-        {"extractor_a", id_or_null(a.extractor)},
-        {"extractor_b", id_or_null(b.extractor)},
-        {"count_a", a.stats.count},
-        {"count_b", b.stats.count}};
-    std::printf("%s\n", out.dump().c_str());
-    return 0;
-  }
-  if (features) std::printf("features: %s\n", features->c_str());
-  else std::printf("features: as recorded by the statistics files (see below); both must come from the same network\n");
-  std::printf("A: %s (%s)\n", a.path.c_str(), a.description.c_str());
-  std::printf("B: %s (%s)\n", b.path.c_str(), b.description.c_str());
-  if (r.eps_added)
-    std::printf("note: the matrix square root was not finite; added %g * I to both covariances (as pytorch-fid)\n",
-                r.offset);
-  std::printf("sqrtm diagnostics: max |imag| %.3g, largest clipped negative eigenvalue %.3g\n", r.max_imag,
-              r.max_clipped_eigenvalue);
-  // Rounding can leave FID(s, s) at -1e-12: print that as 0.000000 rather than -0.000000.
-  std::printf("FID %.6f\n", std::abs(r.fid) < 5e-7 ? 0.0 : r.fid);
+  print_fid(r, a, b, c, features, comparable);
   return 0;
 }
 

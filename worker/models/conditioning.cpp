@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "datasets/shard.h"
 #include "shared/core/error.h"
 #include "shared/core/text.h"
 #include "worker/models/blocks.h"
@@ -85,7 +84,7 @@ std::vector<int64_t> control_columns(ControlGroup g) {
   return {};
 }
 
-torch::Tensor control_tensor(const std::vector<data::ControlMeta>& controls) {
+torch::Tensor control_tensor(const std::vector<ControlMeta>& controls) {
   const int64_t n = static_cast<int64_t>(controls.size());
   auto out = torch::zeros({n, kControlColumns}, torch::kFloat32);
   auto a = out.accessor<float, 2>();

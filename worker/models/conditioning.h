@@ -20,11 +20,8 @@
 #include <string>
 #include <vector>
 
-namespace ldm::data {
-struct ControlMeta;
-}
-
 #include "shared/core/choices.h"
+#include "shared/core/controls.h"
 
 namespace ldm::models {
 
@@ -60,7 +57,7 @@ const char* to_string(ControlGroup g);                 // "size" | "crop" | "fli
 std::vector<int64_t> control_columns(ControlGroup g);  // size: {0,1}; crop: {2,3,4,5}; flip: {6}; aspect: {7}
 
 // [N, 8] float32 (CPU) from the loader's per-sample metadata, in the column order above.
-at::Tensor control_tensor(const std::vector<data::ControlMeta>& controls);
+at::Tensor control_tensor(const std::vector<ControlMeta>& controls);
 
 struct ControlEmbedderOptions {
   int64_t dim = 0;               // output width D (the adaLN conditioning width)

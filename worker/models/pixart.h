@@ -6,8 +6,8 @@
 // implementation (PixArt-alpha/PixArt-alpha diffusion/model/nets/PixArt.py, PixArt_blocks.py).
 #pragma once
 
-#include "worker/models/blocks.h"
 #include "shared/core/recipes/card.h"
+#include "worker/models/blocks.h"
 #include "worker/models/denoiser.h"
 
 namespace ldm::models {

@@ -48,15 +48,13 @@ int64_t norm_group_count(int64_t channels, int64_t max_groups) {
   return 1;
 }
 
-ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels, int64_t norm_groups,
-                           double dropout_)
-    : dropout(dropout_) {
+ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels, int64_t norm_groups) {
   in_layers = register_module("in_layers", torch::nn::Sequential(group_norm(channels, norm_groups, 1e-5),
                                                                  torch::nn::SiLU(), conv(channels, out_channels, 3)));
   emb_layers = register_module("emb_layers", silu_linear(emb_channels, out_channels));
   out_layers = register_module("out_layers",
                                torch::nn::Sequential(group_norm(out_channels, norm_groups, 1e-5), torch::nn::SiLU(),
-                                                     torch::nn::Dropout(dropout), conv(out_channels, out_channels, 3)));
+                                                     torch::nn::Identity(), conv(out_channels, out_channels, 3)));
   if (out_channels != channels) skip_conv = register_module("skip_connection", conv(channels, out_channels, 1));
 }
 
@@ -66,7 +64,6 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
   auto e = emb_layers->forward(emb).to(h.dtype());                     // [N, out]
   h = h + e.unsqueeze(-1).unsqueeze(-1);
   h = torch::silu(group_norm32(*out_layers[0]->as<torch::nn::GroupNorm>(), h));
-  if (dropout > 0) h = out_layers[2]->as<torch::nn::Dropout>()->forward(h);
   h = out_layers[3]->as<torch::nn::Conv2d>()->forward(h);
   return (skip_conv ? skip_conv->forward(x) : x) + h;
 }
@@ -93,8 +90,7 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t query_dim, int64_t context_dim, i
   to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(false)));
   to_k = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
   to_v = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(false)));
-  to_out =
-      register_module("to_out", torch::nn::Sequential(torch::nn::Linear(inner, query_dim), torch::nn::Dropout(0.0)));
+  to_out = register_module("to_out", torch::nn::Sequential(torch::nn::Linear(inner, query_dim), torch::nn::Identity()));
 }
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
@@ -129,7 +125,7 @@ torch::Tensor GEGLUImpl::forward(const torch::Tensor& x) {
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim) {
   net = register_module(
-      "net", torch::nn::Sequential(GEGLU(dim, 4 * dim), torch::nn::Dropout(0.0), torch::nn::Linear(4 * dim, dim)));
+      "net", torch::nn::Sequential(GEGLU(dim, 4 * dim), torch::nn::Identity(), torch::nn::Linear(4 * dim, dim)));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return net->forward(x); }
@@ -214,7 +210,7 @@ UNet::UNet(const UNetConfig& c) : cfg_(c) {
     auto [heads, dim_head] = heads_for(ch);
     return unet_blocks::SpatialTransformer(ch, heads, dim_head, c.transformer_depth, ctx_dim, c.norm_groups);
   };
-  auto res = [&](int64_t in, int64_t out) { return unet_blocks::ResBlock(in, E, out, c.norm_groups, c.dropout); };
+  auto res = [&](int64_t in, int64_t out) { return unet_blocks::ResBlock(in, E, out, c.norm_groups); };
 
   time_embed_ = register_module(
       "time_embed", torch::nn::Sequential(torch::nn::Linear(mc, E), torch::nn::SiLU(), torch::nn::Linear(E, E)));

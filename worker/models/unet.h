@@ -62,7 +62,6 @@ struct UNetConfig {
   bool learn_sigma = false;    // output 2·in_channels
   bool mask_padding = false;   // text task: padding slots (token_mask false) are not attention keys
   int64_t norm_groups = 32;    // GroupNorm groups upper bound (see the header comment)
-  double dropout = 0.0;        // ResBlock dropout (LDM-4-G: 0)
   std::optional<ControlEmbedderOptions> controls;  // dim is set by the model (4·model_channels)
 };
 
@@ -71,14 +70,17 @@ struct UNetConfig {
 namespace unet_blocks {
 
 // ResBlock (no up/down, no scale-shift norm, as LDM-4-G): in_layers = (GroupNorm32, SiLU, conv3x3),
-// emb_layers = (SiLU, Linear(emb, out)), out_layers = (GroupNorm32, SiLU, Dropout, zero conv3x3),
+// emb_layers = (SiLU, Linear(emb, out)), out_layers = (GroupNorm32, SiLU, Identity, zero conv3x3),
 // skip_connection = Identity or conv1x1 when the width changes.
+// LDM's dropout layers (rate 0 in every LDM config, and in CrossAttention.to_out and FeedForward.net)
+// are Identity placeholders here: they keep the reference's indices in the key names
+// (out_layers.3.weight), and a nonzero rate would draw from the global generator, which the worker
+// never uses (DESIGN.md "Randomness"): one would need a purpose generator first.
 struct ResBlockImpl : torch::nn::Module {
-  ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels, int64_t norm_groups, double dropout);
+  ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels, int64_t norm_groups);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb);
   torch::nn::Sequential in_layers{nullptr}, emb_layers{nullptr}, out_layers{nullptr};
   torch::nn::Conv2d skip_conv{nullptr};  // null when skip_connection is the Identity
-  double dropout;
 };
 TORCH_MODULE(ResBlock);
 

@@ -1,4 +1,4 @@
-"""Reference outputs for tests/worker/clip_score_test.cpp.
+"""Reference outputs for tests/worker/eval/clip_score_test.cpp.
 
 Usage: /usr/bin/python3 clip_reference.py OUTDIR
 

@@ -1,5 +1,5 @@
 """An independent reference of the DiT forward pass (Peebles & Xie, "Scalable Diffusion Models with
-Transformers", 2023), in plain torch, for tests/worker/dit_reference_test.cpp.
+Transformers", 2023), in plain torch, for tests/worker/models/dit_reference_test.cpp.
 
 Written from the published architecture, with module and parameter names chosen so that
 `state_dict()` has the reference implementation's keys (facebookresearch/DiT models.py):

@@ -1,4 +1,4 @@
-"""Fixture of tests/worker/forward_cmd_test.cpp: `ldm-worker forward` on PyTorch checkpoints of the
+"""Fixture of tests/worker/cli/forward_test.cpp: `ldm-worker forward` on PyTorch checkpoints of the
 independent reference DiT (dit_reference.py, next to this file), against the reference's outputs.
 
 Usage: make_forward_inputs.py OUT_DIR. Runs dit_reference.py's main() into OUT_DIR (dit_<case>.pt,

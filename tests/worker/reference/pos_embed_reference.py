@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for worker/models/pos_embed.cpp, run by tests/worker/pos_embed_test.cpp.
+"""Independent reference for worker/models/pos_embed.cpp, run by tests/worker/models/pos_embed_test.cpp.
 
 Usage: pos_embed_reference.py CASES OUT_DIR
 CASES has one case per line: `tag h0 w0 h1 w1 dim convention input_file`, where input_file holds an

@@ -1,0 +1,57 @@
+#include "worker/cli/eval_options.h"
+
+#include <cstdlib>
+#include <fstream>
+
+namespace ldm::worker {
+
+// One caption per line; empty lines are skipped.
+std::vector<std::string> read_captions(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw cli::UsageError("--captions " + path + ": cannot open the file");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  if (out.empty()) throw cli::UsageError("--captions " + path + ": no captions in the file");
+  return out;
+}
+
+// The sampler and guidance options shared by both commands, over the recipe's defaults.
+eval::GuidedSampling sampling_from_args(const SamplingModel& m, const cli::Args& a) {
+  eval::GuidedSampling s = eval::recipe_sampling(m);
+  s.sampler.method = a.choice("sampler", s.sampler.method);
+  s.sampler.steps = a.integer("steps", s.sampler.steps);
+  s.sampler.spacing = a.choice("spacing", s.sampler.spacing);
+  s.sampler.eta = a.number("eta", s.sampler.eta);
+  s.cfg = a.number("cfg", s.cfg);
+  if (a.has("cfg-control")) {
+    if (!m.conditions->uses_controls())
+      throw cli::UsageError("--cfg-control: this checkpoint's recipe has no control conditioning");
+    s.cfg_control = a.number("cfg-control", s.cfg_control);
+  }
+  return s;
+}
+
+// The sampler, guidance and resource options both commands take.
+std::vector<cli::Option> sampling_options() {
+  return {cli::choice<Sampler>("sampler", "sampler (default: the recipe's)"),
+          cli::integer("steps", "K", "sampling steps (default: the recipe's)", 1, 100000),
+          cli::choice<Spacing>("spacing", "timestep spacing (default: the recipe's)"),
+          cli::number("eta", "E", "DDIM stochasticity (default: the recipe's)", 0, 1),
+          cli::number("cfg", "S_SEM", "semantic guidance scale (default: the recipe's)", 0, 100),
+          cli::number("cfg-control", "S_CTRL", "control guidance scale (default: the recipe's)", 0, 100),
+          cli::integer("batch", "B", "samples per network batch (default 8)", 1, 100000),
+          cli::integer("threads", "T", "intra-op threads per process (default 1)", 1, 1024),
+          cli::flag("no-ema", "the raw weights instead of the EMA")};
+}
+
+// Started by mpirun (Open MPI), or a PMI/PMIx launcher (srun, MPICH's hydra)?
+bool started_by_mpi_launcher() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+}  // namespace ldm::worker

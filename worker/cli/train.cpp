@@ -1,0 +1,120 @@
+// `ldm-worker train`: one rank of a training job. Launched by the coordinator as
+//   mpirun -n N ldm-worker train --coord tcp://HOST:PORT --run RUN_ID     (LDM_RUN_TOKEN in the env)
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/safe_file.h"
+#include "shared/core/spec_json.h"
+#include "worker/cli/commands.h"
+#include "worker/comm/comm.h"
+#include "worker/torch_compat.h"
+#include "worker/train/fault.h"
+#include "worker/train/reporter.h"
+#include "worker/train/trainer.h"
+
+namespace ldm::worker {
+namespace {
+
+// Per-rank log file in the run directory (the cwd the coordinator gave us).
+void redirect_output(int rank) {
+  make_dirs("logs");
+  const std::string path = "logs/rank-" + std::to_string(rank) + ".log";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("cannot open", path);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  ::close(fd);
+}
+
+int cmd_train(const cli::Args& a) {
+  auto comm = make_mpi_communicator(nullptr, nullptr);
+  const int rank = comm->rank();
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
+  const std::string note = std::string(cwd) + "/failure-rank-" + std::to_string(rank) + ".txt";
+  ::unlink(note.c_str());  // a note from an earlier attempt is not ours
+  install_crash_handler(rank, note);
+  install_preemption_handler();
+  if (!a.has("no-redirect")) redirect_output(rank);
+  log::set_component("worker r" + std::to_string(rank));
+
+  std::unique_ptr<Reporter> reporter;
+  try {
+    const std::vector<FaultPlan> faults = faults_from_env();
+    const char* token = std::getenv("LDM_RUN_TOKEN");
+    if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
+    std::string spec_text;
+    if (rank == 0) {
+      reporter = std::make_unique<Reporter>(a.text("coord"), a.text("run"), token);
+      spec_text = reporter->fetch_spec(comm->size()).dump();
+    }
+    comm->broadcast(spec_text, 0);
+    auto body = nlohmann::json::parse(spec_text);
+    StageContext ctx;
+    ctx.spec = spec_from_json(body.at("spec"));
+    ctx.attempt = body.at("attempt").get<int>();
+    ctx.run_dir = body.at("run_dir").get<std::string>();
+    ctx.stage_index = body.value("stage_index", 0);
+    ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
+    ctx.resume_from = body.value("resume_from", std::string());
+    ctx.faults = faults;
+    if (reporter) {
+      reporter->set_attempt(ctx.attempt);
+      reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
+    }
+    StageResult r = train_stage(ctx, *comm, reporter.get());
+    if (reporter) {
+      if (!reporter->flush(r.steps, 120.0))
+        log::error("the coordinator did not acknowledge " + std::to_string(reporter->unacked_batches()) +
+                   " metric batches; their points are in sent.jsonl");
+      nlohmann::json summary = {{"final_loss", r.final_loss},
+                                {"samples_per_s", r.samples_per_s},
+                                {"wall_s", r.wall_s},
+                                {"param_checksum", r.param_checksum},
+                                {"checkpoint", r.checkpoint}};
+      if (r.preempted)
+        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, 30.0);
+      else reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, 30.0);
+    }
+    comm->barrier();
+    return 0;
+  } catch (const std::exception& e) {
+    const int64_t step = current_step();
+    const std::string msg =
+        "rank " + std::to_string(rank) + ": error at step " + std::to_string(step) + ": " + torch_compat::error_text(e);
+    log::error(msg);
+    write_failure_note(note, msg);
+    if (reporter) {
+      try {
+        reporter->send_event(protocol::Type::Failed, {{"step", step}, {"rank", rank}, {"message", msg}}, 5.0);
+      } catch (const std::exception& e2) {
+        log::error(std::string("could not report the failure: ") + e2.what());
+      }
+    }
+    if (comm->size() > 1) comm->abort(1);  // the other ranks may be blocked in a collective
+    return 1;
+  }
+}
+
+}  // namespace
+
+cli::Command train_command() {
+  return {"train",
+          {},
+          "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN).",
+          {cli::text("coord", "ENDPOINT", "the coordinator's ZeroMQ endpoint").required(),
+           cli::text("run", "RUN_ID", "the run to train").required(),
+           cli::flag("no-redirect", "keep stdout/stderr (default: logs/rank-N.log in the run directory)")},
+          cmd_train};
+}
+
+}  // namespace ldm::worker

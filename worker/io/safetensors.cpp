@@ -1,0 +1,91 @@
+#include "worker/io/safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+
+#include "shared/core/error.h"
+
+namespace ldm::worker {
+namespace {
+
+struct DtypeName {
+  torch::ScalarType type;
+  const char* name;
+};
+const DtypeName kDtypes[] = {
+    {torch::kFloat32, "F32"}, {torch::kFloat64, "F64"}, {torch::kFloat16, "F16"}, {torch::kBFloat16, "BF16"},
+    {torch::kInt64, "I64"},   {torch::kInt32, "I32"},   {torch::kUInt8, "U8"},    {torch::kBool, "BOOL"},
+};
+
+const char* dtype_name(torch::ScalarType t) {
+  for (const auto& d : kDtypes)
+    if (d.type == t) return d.name;
+  throw Error(std::string("safetensors: unsupported dtype ") + c10::toString(t));
+}
+
+torch::ScalarType dtype_from(const std::string& name, const std::string& source) {
+  for (const auto& d : kDtypes)
+    if (name == d.name) return d.type;
+  throw DataError(source + ": unsupported safetensors dtype '" + name + "'");
+}
+
+}  // namespace
+
+std::string safetensors_encode(const TensorMap& tensors, const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> data;
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    const std::uint64_t bytes = c.numel() * c.element_size();
+    header[name] = {
+        {"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(c);
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
+  std::string out(8, '\0');
+  const std::uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  out += h;
+  out.reserve(out.size() + offset);
+  for (const auto& c : data) out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  return out;
+}
+
+TensorMap safetensors_decode(const std::string& bytes, const std::string& source,
+                             std::map<std::string, std::string>* metadata) {
+  if (bytes.size() < 8) throw DataError(source + ": too short for a safetensors file");
+  std::uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= std::uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  if (n > bytes.size() - 8)
+    throw DataError(source + ": safetensors header length " + std::to_string(n) + " exceeds the file");
+  auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + n, nullptr, false);
+  if (header.is_discarded() || !header.is_object())
+    throw DataError(source + ": safetensors header is not a JSON object");
+  const std::uint64_t data_start = 8 + n, data_size = bytes.size() - data_start;
+  TensorMap out;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
+      continue;
+    }
+    const auto& e = it.value();
+    auto type = dtype_from(e.at("dtype").get<std::string>(), source);
+    auto shape = e.at("shape").get<std::vector<int64_t>>();
+    auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
+    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
+    const std::uint64_t want = t.numel() * t.element_size();
+    if (offs.size() != 2 || offs[1] < offs[0] || offs[1] > data_size || offs[1] - offs[0] != want)
+      throw DataError(source + ": tensor '" + it.key() +
+                      "' has data offsets inconsistent with its shape or the file size");
+    if (want) std::memcpy(t.data_ptr(), bytes.data() + data_start + offs[0], want);
+    out[it.key()] = t;
+  }
+  return out;
+}
+
+}  // namespace ldm::worker

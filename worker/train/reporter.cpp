@@ -1,0 +1,163 @@
+#include "worker/train/reporter.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <zmq.hpp>
+
+#include <thread>
+
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/safe_file.h"
+
+namespace ldm::worker {
+namespace {
+constexpr double kBatchInterval = 0.5;   // seconds between metric batches
+constexpr double kResendAfter = 5.0;     // seconds before an unacked batch is sent again
+constexpr double kHeartbeatEvery = 5.0;  // seconds
+constexpr std::size_t kMaxPointsPerBatch = 2000;
+}  // namespace
+
+Reporter::Reporter(std::string endpoint, std::string run_id, std::string token)
+    : endpoint_(std::move(endpoint)), run_(std::move(run_id)), token_(std::move(token)) {
+  ctx_ = std::make_unique<zmq::context_t>(1);
+  sock_ = std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::dealer);
+  sock_->set(zmq::sockopt::linger, 2000);  // let the last messages out at exit
+  sock_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
+  sock_->connect(endpoint_);
+}
+
+Reporter::~Reporter() {
+  if (sent_log_fd_ >= 0) ::close(sent_log_fd_);
+}
+
+void Reporter::set_sent_log(const std::string& path) {
+  sent_log_path_ = path;
+  sent_log_fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (sent_log_fd_ < 0) throw_errno("cannot open", path);
+}
+
+void Reporter::send_frame(const std::string& frame) { sock_->send(zmq::buffer(frame), zmq::send_flags::dontwait); }
+
+nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  auto hello = protocol::encode(protocol::make(
+      protocol::Type::Hello, run_, token_,
+      {{"rank", 0}, {"world_size", world_size}, {"host", host}, {"pid", static_cast<int64_t>(::getpid())}}));
+  const double deadline = log::now_seconds() + timeout_s;
+  while (log::now_seconds() < deadline) {
+    send_frame(hello);
+    zmq::pollitem_t item{sock_->handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(2000)) > 0) {
+      zmq::message_t msg;
+      if (!sock_->recv(msg, zmq::recv_flags::dontwait)) continue;
+      auto reply = protocol::decode(msg.data(), msg.size());
+      if (reply.type == protocol::Type::Error)
+        throw Error("coordinator at " + endpoint_ + " refused run '" + run_ +
+                    "': " + reply.body.value("message", std::string("(no message)")));
+      if (reply.type == protocol::Type::Spec) return reply.body;
+    }
+  }
+  throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ + "' within " +
+              std::to_string(static_cast<int>(timeout_s)) + " s");
+}
+
+void Reporter::add_point(const std::string& metric, int64_t step, double value) {
+  pending_.push_back({{"metric", metric}, {"step", step}, {"value", value}, {"time", log::now_seconds()}});
+}
+
+bool Reporter::receive(int wait_ms) {
+  bool event_acked = false;
+  zmq::pollitem_t item{sock_->handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(wait_ms)) <= 0) return false;
+  zmq::message_t msg;
+  while (sock_->recv(msg, zmq::recv_flags::dontwait)) {
+    protocol::Message reply;
+    try {
+      reply = protocol::decode(msg.data(), msg.size());
+    } catch (const ProtocolError& e) {
+      log::warn(std::string("ignoring a malformed reply from the coordinator: ") + e.what());
+      continue;
+    }
+    if (reply.type == protocol::Type::Error)
+      throw Error("coordinator at " + endpoint_ + " rejected a message of run '" + run_ +
+                  "': " + reply.body.value("message", std::string("(no message)")));
+    if (reply.type != protocol::Type::Ack) continue;
+    const auto seq = reply.body.at("seq").get<uint64_t>();
+    if (seq == 0) {
+      // Replies come in order: heartbeat acks first, then the event's.
+      if (heartbeats_outstanding_ > 0) --heartbeats_outstanding_;
+      else event_acked = true;
+      continue;
+    }
+    for (auto it = inflight_.begin(); it != inflight_.end(); ++it)
+      if (it->seq == seq) {
+        inflight_.erase(it);
+        break;
+      }
+  }
+  return event_acked;
+}
+
+void Reporter::pump(int64_t step, bool force) {
+  const double now = log::now_seconds();
+  if (!pending_.empty() && (force || now - last_send_ >= kBatchInterval || pending_.size() >= kMaxPointsPerBatch)) {
+    nlohmann::json points = nlohmann::json::array();
+    for (auto& p : pending_) {
+      p["attempt"] = attempt_;
+      points.push_back(p);
+    }
+    Batch b{next_seq_++, "", now};
+    b.frame = protocol::encode(protocol::make(protocol::Type::Metrics, run_, token_,
+                                              {{"attempt", attempt_}, {"seq", b.seq}, {"points", points}}));
+    if (sent_log_fd_ >= 0) {
+      std::string lines;
+      for (const auto& p : points) lines += p.dump() + "\n";
+      write_all(sent_log_fd_, lines.data(), lines.size(), sent_log_path_);
+    }
+    send_frame(b.frame);
+    inflight_.push_back(std::move(b));
+    pending_ = nlohmann::json::array();
+    last_send_ = now;
+  }
+  for (auto& b : inflight_)
+    if (now - b.sent_at > kResendAfter) {
+      send_frame(b.frame);  // the coordinator treats a repeated seq idempotently
+      b.sent_at = now;
+    }
+  if (now - last_heartbeat_ > kHeartbeatEvery) {
+    send_frame(protocol::encode(protocol::make(protocol::Type::Heartbeat, run_, token_, {{"step", step}})));
+    ++heartbeats_outstanding_;
+    last_heartbeat_ = now;
+  }
+  receive(0);
+}
+
+bool Reporter::flush(int64_t step, double timeout_s) {
+  pump(step, /*force=*/true);
+  const double deadline = log::now_seconds() + timeout_s;
+  while (!inflight_.empty() && log::now_seconds() < deadline) {
+    receive(100);
+    pump(step);
+  }
+  return inflight_.empty();
+}
+
+bool Reporter::send_event(protocol::Type type, nlohmann::json body, double timeout_s) {
+  const std::string frame = protocol::encode(protocol::make(type, run_, token_, std::move(body)));
+  send_frame(frame);
+  const double deadline = log::now_seconds() + timeout_s;
+  double last = log::now_seconds();
+  while (log::now_seconds() < deadline) {
+    if (receive(100)) return true;
+    if (log::now_seconds() - last > kResendAfter) {
+      send_frame(frame);
+      last = log::now_seconds();
+    }
+  }
+  return false;
+}
+
+}  // namespace ldm::worker

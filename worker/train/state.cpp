@@ -1,0 +1,109 @@
+#include "worker/train/state.h"
+
+#include "shared/core/error.h"
+#include "shared/core/ids.h"
+#include "worker/io/weights.h"
+
+namespace ldm::worker {
+namespace {
+
+at::Generator generator_for(const ExperimentSpec& spec, Purpose purpose, int rank) {
+  return at::detail::createCPUGenerator(derive_seed(static_cast<uint64_t>(spec.seed), purpose, rank));
+}
+
+void copy_into(const std::map<std::string, torch::Tensor>& targets, const TensorMap& source, const std::string& what,
+               const std::string& path) {
+  for (const auto& [name, target] : targets) {
+    auto it = source.find(name);
+    if (it == source.end()) throw DataError(path + ": " + what + " has no tensor '" + name + "'");
+    if (!it->second.sizes().equals(target.sizes()))
+      throw DataError(path + ": " + what + " tensor '" + name + "' has another shape than the model's");
+    torch::NoGradGuard no_grad;
+    target.copy_(it->second);
+  }
+}
+
+std::string checksum(const torch::Tensor& flat) {
+  auto c = flat.contiguous();
+  return hex64(fnv1a64(c.data_ptr(), c.numel() * c.element_size()));
+}
+
+}  // namespace
+
+TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank) {
+  auto init = generator_for(spec, Purpose::Init, 0);
+  model_ = models::build_denoiser(spec.recipe, geometry, init);
+  model_->train();
+  const OptimizerSpec& o = spec.recipe.optimizer;
+  flat_ = std::make_unique<FlatParams>(*model_, o.decay_norms_and_biases);
+  if (o.name == OptimizerKind::Adan)
+    optimizer_ =
+        std::make_unique<FlatAdan>(*flat_, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
+  else optimizer_ = std::make_unique<FlatAdamW>(*flat_, FlatAdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
+  ema_ = std::make_unique<FlatEma>(*flat_, spec.recipe.ema.decay, spec.recipe.ema.warmup);
+  for (Purpose p : kTrainingGenerators) generators_.push_back(generator_for(spec, p, rank));
+}
+
+at::Generator& TrainingState::generator(Purpose purpose) {
+  for (std::size_t i = 0; i < std::size(kTrainingGenerators); ++i)
+    if (kTrainingGenerators[i] == purpose) return generators_[i];
+  throw Error(std::string("no training generator for purpose '") + choice_name(purpose) + "'");
+}
+
+std::string TrainingState::generator_bytes() {
+  std::string bytes;
+  for (at::Generator& g : generators_) {
+    auto state = g.get_state();
+    bytes.append(static_cast<const char*>(state.data_ptr()), state.numel());
+  }
+  return bytes;
+}
+
+TensorMap TrainingState::state_dict(const std::vector<torch::Tensor>& flats) const {
+  TensorMap out = model_state(*model_);  // buffers too (PixArt's null caption, mDT's indices)
+  for (auto& [name, view] : flat_->unflatten(flats)) out[name] = view;
+  return out;
+}
+
+CheckpointBundle TrainingState::save(nlohmann::json manifest, const std::vector<std::string>& rank_generators) const {
+  CheckpointBundle b;
+  manifest["generators"] = nlohmann::json::array();
+  for (Purpose p : kTrainingGenerators) manifest["generators"].push_back(choice_name(p));
+  b.manifest = std::move(manifest);
+  b.model = state_dict(flat_->param_buffers());
+  b.ema = state_dict(ema_->buffers());
+  for (auto& [name, tensor] : optimizer_->state()) b.optimizer[name] = tensor;
+  b.optimizer["step"] = torch::tensor({optimizer_->steps_taken()}, torch::kInt64);
+  for (std::size_t r = 0; r < rank_generators.size(); ++r) {
+    const std::string& bytes = rank_generators[r];
+    b.generators["rank" + std::to_string(r)] =
+        torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+  }
+  return b;
+}
+
+void TrainingState::restore(const CheckpointBundle& b, int rank, const std::string& source) {
+  copy_into(flat_->unflatten(flat_->param_buffers()), b.model, "model", source);
+  copy_into(flat_->unflatten(ema_->buffers()), b.ema, "ema", source);
+  copy_into(optimizer_->state(), b.optimizer, "optimizer", source);
+  optimizer_->set_steps_taken(b.optimizer.at("step").item<int64_t>());
+  auto it = b.generators.find("rank" + std::to_string(rank));
+  if (it == b.generators.end()) throw DataError(source + ": no generator states for rank " + std::to_string(rank));
+  const at::Tensor& mine = it->second;
+  int64_t offset = 0;
+  for (at::Generator& g : generators_) {
+    const int64_t n = g.get_state().numel();
+    if (offset + n > mine.numel())
+      throw DataError(source + ": generator state of rank " + std::to_string(rank) + " is too short");
+    g.set_state(mine.narrow(0, offset, n).clone());
+    offset += n;
+  }
+}
+
+std::string TrainingState::param_checksum() const {
+  std::string bytes;  // checksum over every bucket, in order
+  for (const auto& b : flat_->buckets()) bytes += checksum(b.params);
+  return hex64(fnv1a64(bytes));
+}
+
+}  // namespace ldm::worker

@@ -1,0 +1,60 @@
+// The state of one rank's training run: everything that carries from step to step and that a
+// checkpoint bundle holds. The model (its trainable tensors live in flat buffers), the EMA, the
+// optimiser, the rank's named generators (shared/core/seeds.h kTrainingGenerators) and the step,
+// which with the global batch is the data cursor. Saving and restoring go through this one object,
+// so a new part of the state cannot be trained with and forgotten by checkpoints.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shared/core/seeds.h"
+#include "shared/core/spec.h"
+#include "worker/io/checkpoint.h"
+#include "worker/models/denoiser.h"
+#include "worker/optim/flat_params.h"
+
+namespace ldm::worker {
+
+class TrainingState {
+ public:
+  // Builds the recipe's model for `geometry`, initialised identically on every rank (the init
+  // generator has no rank), its flat parameters, the recipe's optimiser and EMA, and this rank's
+  // training generators, all seeded from spec.seed.
+  TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank);
+
+  models::Denoiser& model() { return *model_; }
+  FlatParams& flat() { return *flat_; }
+  FlatOptimizer& optimizer() { return *optimizer_; }
+  FlatEma& ema() { return *ema_; }
+  at::Generator& generator(Purpose purpose);  // one of kTrainingGenerators
+
+  // This rank's generator states, concatenated in kTrainingGenerators order (what rank 0 gathers).
+  std::string generator_bytes();
+  // Saves the model, EMA and optimiser into a bundle, with `rank_generators[r]` from generator_bytes() of
+  // rank r, and `manifest`.
+  CheckpointBundle save(nlohmann::json manifest, const std::vector<std::string>& rank_generators) const;
+  // Restores the model, EMA, optimiser and this rank's generators from a bundle read from `source`;
+  // a tensor missing or of another shape is a DataError naming `source` and the tensor.
+  void restore(const CheckpointBundle& b, int rank, const std::string& source);
+
+  // Hex FNV-1a of the trainable parameters' bytes, bucket by bucket (equal on all ranks).
+  std::string param_checksum() const;
+
+ private:
+  // A full state dict (trainable views and fixed tensors) whose trainable part comes from `flats`.
+  TensorMap state_dict(const std::vector<torch::Tensor>& flats) const;
+
+  std::shared_ptr<models::Denoiser> model_;
+  std::unique_ptr<FlatParams> flat_;
+  std::unique_ptr<FlatOptimizer> optimizer_;
+  std::unique_ptr<FlatEma> ema_;
+  std::vector<at::Generator> generators_;  // kTrainingGenerators order
+};
+
+}  // namespace ldm::worker

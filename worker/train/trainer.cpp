@@ -1,0 +1,422 @@
+#include "worker/train/trainer.h"
+
+#include <signal.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "datasets/import/synthetic.h"
+#include "datasets/tensor/autoencoder.h"
+#include "datasets/tensor/encoders.h"
+#include "datasets/tensor/loader.h"
+#include "shared/core/error.h"
+#include "shared/core/log.h"
+#include "shared/core/recipes/card.h"
+#include "shared/core/safe_file.h"
+#include "shared/core/seeds.h"
+#include "shared/core/spec_json.h"
+#include "worker/diffusion/setup.h"
+#include "worker/io/checkpoint.h"
+#include "worker/models/denoiser.h"
+#include "worker/optim/flat_params.h"
+#include "worker/train/condition_builder.h"
+#include "worker/train/reporter.h"
+#include "worker/train/state.h"
+
+namespace ldm::worker {
+namespace {
+
+volatile sig_atomic_t g_stop_requested = 0;
+void on_sigusr1(int) { g_stop_requested = 1; }
+
+std::string dataset_dir(const StageContext& ctx, const data::SyntheticParams& params) {
+  if (!ctx.spec.dataset.path.empty()) return ctx.spec.dataset.path;
+  return ctx.data_dir + "/" + data::synthetic_identity(params);
+}
+
+// Shards made elsewhere must match what the stage builds the model for, and latents or caption
+// features must come from the experiment's own encoders.
+void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, const StageSpec& stage,
+                   const data::Autoencoder& ae, const data::TextEncoder* text_encoder) {
+  const data::ShardHeader& h = data.header();
+  const data::Record first = data.read(0);
+  const bool images = h.kind == data::PayloadKind::ImageU8;
+  if (!images && h.encoder != ae.identity())
+    throw DataError(data.dir() + ": the shards' latents were made by encoder '" + h.encoder +
+                    "', but the experiment's autoencoder is '" + ae.identity() +
+                    "' (re-encode the shards, or set [autoencoder] to the encoder they were made with)");
+  if (!images && first.shape[0] != ae.latent_channels())
+    throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has " + std::to_string(first.shape[0]) +
+                    " latent channels, the autoencoder makes " + std::to_string(ae.latent_channels()));
+  const auto buckets = data.buckets();
+  if (buckets.size() > 1 && !recipe_card(spec.recipe.family).capabilities.buckets)
+    throw DataError(data.dir() + ": " + std::to_string(buckets.size()) + " aspect-ratio buckets, but recipe family '" +
+                    spec.recipe.family + "' cannot train on other latent grids than its own yet");
+  const int64_t factor = images ? 1 : ae.downsampling_factor();
+  if (buckets.size() <= 1) {
+    const data::RecordShape shape = data::payload_shape(h.kind, first.shape);
+    if (shape.height * factor != stage.resolution || shape.width * factor != stage.resolution)
+      throw DataError(data.dir() + ": record " + std::to_string(first.id) + " is " +
+                      std::to_string(shape.height * factor) + "x" + std::to_string(shape.width * factor) +
+                      " pixels but stage '" + stage.name + "' has resolution " + std::to_string(stage.resolution));
+  }
+  if (spec.task == "text") {
+    if (spec.text_encoder.kind == "precomputed" && h.text_encoder.empty())
+      throw DataError(data.dir() +
+                      ": text_encoder.kind = \"precomputed\" but the shards hold no caption features "
+                      "(import with --text-encoder or --text-embeddings)");
+    if (!h.text_encoder.empty() && text_encoder && h.text_encoder != text_encoder->identity())
+      throw DataError(data.dir() + ": the shards' caption features were made by '" + h.text_encoder +
+                      "', but the experiment's text encoder is '" + text_encoder->identity() +
+                      "' (set [text_encoder] to the one they were made with, or kind = \"precomputed\")");
+    if (!h.text_encoder.empty() && first.text_dim != spec.text_encoder.dim)
+      throw DataError(data.dir() + ": record " + std::to_string(first.id) + " has caption features of width " +
+                      std::to_string(first.text_dim) +
+                      " but text_encoder.dim = " + std::to_string(spec.text_encoder.dim));
+  }
+}
+
+// The bundle to continue from: the one asked for, or the run directory's newest on a later attempt.
+std::string resume_bundle(const StageContext& ctx) {
+  if (!ctx.resume_from.empty()) return ctx.resume_from;
+  const std::string latest = ctx.run_dir + "/checkpoints/latest";
+  if (ctx.attempt > 1 && path_exists(latest)) return ctx.run_dir + "/checkpoints";
+  return "";
+}
+
+// One stage on this rank, from setting up its data and training state to the last checkpoint.
+class StageRun {
+ public:
+  StageRun(const StageContext& ctx, Communicator& comm, Reporter* reporter);
+  StageResult train();
+
+ private:
+  struct StepStats {
+    double loss = 0, grad_norm = 0, lr = 0, samples_per_s = 0;
+  };
+  void open_data();
+  int64_t resume();  // the first step to train
+  std::string save_checkpoint(int64_t step);
+  void check_batch(const data::Batch& batch) const;
+  models::Condition condition(const data::Batch& batch, const at::Tensor& t);
+  double forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
+                          const at::Tensor& noise);
+  StepStats step(int64_t step);
+  void report(int64_t step, const StepStats& s);
+  void finish(StageResult& result);
+
+  const StageContext& ctx_;
+  const ExperimentSpec& spec_;
+  const StageSpec& stage_;
+  Communicator& comm_;
+  Reporter* reporter_;
+  const int rank_, world_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::string data_dir_, logs_;
+  std::shared_ptr<const data::ShardDataset> dataset_;
+  std::shared_ptr<const data::Autoencoder> ae_;
+  std::unique_ptr<diffusion::NoiseProcess> process_;
+  std::unique_ptr<ConditionBuilder> conditions_;
+  std::unique_ptr<data::RankLoader> loader_;
+  std::unique_ptr<TrainingState> state_;
+  diffusion::LossOptions loss_;
+  std::ofstream records_log_;
+};
+
+StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* reporter)
+    : ctx_(ctx),
+      spec_(ctx.spec),
+      stage_(ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index))),
+      comm_(comm),
+      reporter_(reporter),
+      rank_(comm.rank()),
+      world_(comm.size()) {
+  if (stage_.ranks != world_)
+    throw Error("stage '" + stage_.name + "' asks for " + std::to_string(stage_.ranks) + " ranks but the job has " +
+                std::to_string(world_));
+  at::set_num_threads(static_cast<int>(stage_.threads_per_rank));
+  open_data();
+  // Identical initialisation on every rank (same seed, no rank); generators per rank.
+  const int64_t side = latent_side(spec_, stage_);
+  state_ = std::make_unique<TrainingState>(spec_, conditions_->geometry(ae_->latent_channels(), side, side), rank_);
+  loss_ = loss_options(spec_.recipe);
+  if (rank_ == 0)
+    log::info("model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " +
+              std::to_string(state_->flat().numel()) + " trainable parameters in " +
+              std::to_string(state_->flat().buckets().size()) + " flat bucket(s); latent " +
+              std::to_string(ae_->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
+              std::to_string(dataset_->size()) + " records; " + std::to_string(world_) + " rank(s)");
+}
+
+// Rank 0 renders (or reuses) the synthetic dataset while the others wait; then every rank opens the
+// shards, checks them against the experiment and builds its loader.
+void StageRun::open_data() {
+  data::SyntheticParams sp;
+  sp.records = spec_.dataset.records;
+  sp.classes = spec_.dataset.classes;
+  sp.resolution = stage_.resolution;
+  sp.seed = spec_.seed;
+  sp.shard_records = spec_.dataset.shard_records;
+  data_dir_ = dataset_dir(ctx_, sp);
+  if (spec_.dataset.kind == "shards") {
+    if (!path_exists(data_dir_))
+      throw DataError("dataset.path '" + data_dir_ + "' does not exist (experiment '" + spec_.name + "')");
+  } else if (rank_ == 0) {
+    log::info("dataset: " + data_dir_);
+    data::ensure_synthetic_dataset(sp, data_dir_, [](int64_t done, int64_t total) {
+      log::info("rendering synthetic data: " + std::to_string(done) + "/" + std::to_string(total));
+    });
+  }
+  comm_.barrier();
+  dataset_ = std::make_shared<const data::ShardDataset>(data_dir_);
+  ae_ = data::make_autoencoder(spec_.autoencoder);
+  process_ = make_process(spec_, stage_);
+  conditions_ = std::make_unique<ConditionBuilder>(spec_, resolution_shift(spec_, stage_));
+  check_dataset(*dataset_, spec_, stage_, *ae_, conditions_->text_encoder());
+  data::LoaderOptions options;
+  options.prefetch = 2;  // background readers stay two steps ahead
+  options.text_tokens = static_cast<int>(spec_.text_encoder.max_tokens);
+  loader_ = std::make_unique<data::RankLoader>(dataset_, ae_, static_cast<uint64_t>(spec_.seed), stage_.batch_size,
+                                               rank_, world_, options);
+  if (rank_ == 0 && loader_->plan().bucketed())
+    log::info("aspect-ratio buckets: " + std::to_string(dataset_->buckets().size()) + " shapes, " +
+              std::to_string(loader_->plan().batches_per_epoch()) + " batches per epoch");
+}
+
+// Weights, EMA, optimiser moments, every generator and the data cursor, from the bundle to continue.
+int64_t StageRun::resume() {
+  const std::string from = resume_bundle(ctx_);
+  if (from.empty()) return 1;
+  const CheckpointBundle b = read_checkpoint(from);
+  const auto& m = b.manifest;
+  if (m.value("spec_hash", std::string()) != spec_hash(spec_))
+    throw DataError(from + ": written for another experiment spec (spec_hash " +
+                    m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(spec_) +
+                    "); cannot resume from it");
+  if (m.value("world_size", -1) != world_)
+    throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
+                    std::to_string(world_) + " (the data order and generators are per rank)");
+  const int64_t done = m.at("step").get<int64_t>();
+  if (m.value("data_cursor", int64_t{-1}) != done * stage_.batch_size)
+    throw DataError(from + ": data cursor " + std::to_string(m.value("data_cursor", int64_t{-1})) +
+                    " does not match step " + std::to_string(done) + " x global batch " +
+                    std::to_string(stage_.batch_size));
+  if (m.value("threads_per_rank", int64_t{0}) != stage_.threads_per_rank && rank_ == 0)
+    log::warn(from + ": written with " + std::to_string(m.value("threads_per_rank", int64_t{0})) +
+              " threads per rank, resuming with " + std::to_string(stage_.threads_per_rank) + ": not bit-exact");
+  state_->restore(b, rank_, from);
+  if (rank_ == 0)
+    log::info("resuming from " + from + " at step " + std::to_string(done + 1) + " (data cursor " +
+              std::to_string(done * stage_.batch_size) + " records)");
+  return done + 1;
+}
+
+// Every rank's generator states travel to rank 0, which writes the bundle; returns its directory
+// (on rank 0; "" elsewhere).
+std::string StageRun::save_checkpoint(int64_t step) {
+  const std::vector<std::string> generators = comm_.gather(state_->generator_bytes(), 0);
+  if (rank_ != 0) return "";
+  const nlohmann::json manifest = {
+      {"step", step},
+      {"data_cursor", step * stage_.batch_size},
+      {"spec", spec_to_json(spec_)},
+      {"spec_hash", spec_hash(spec_)},
+      {"experiment", spec_.name},
+      {"stage", stage_.name},
+      {"stage_index", ctx_.stage_index},
+      {"attempt", ctx_.attempt},
+      {"world_size", world_},
+      {"threads_per_rank", stage_.threads_per_rank},
+      {"libtorch", TORCH_VERSION},
+      {"recipe", spec_.recipe.family + " " + spec_.recipe.preset},
+      {"autoencoder", ae_->identity()},
+      {"text_encoder",
+       conditions_->text_encoder() ? conditions_->text_encoder()->identity() : dataset_->header().text_encoder},
+      {"dataset", {{"dir", data_dir_}, {"identity", dataset_->header().dataset}, {"records", dataset_->size()}}}};
+  const CheckpointBundle b = state_->save(manifest, generators);
+  // Every metric point up to `step` is in the store before the bundle exists: a later attempt that
+  // resumes from it re-reports only the steps after it, so the stage's curves have no gap.
+  if (reporter_ && !reporter_->flush(step, 60.0))
+    log::warn("the coordinator did not acknowledge the metric points up to step " + std::to_string(step) +
+              " before this checkpoint; if a later attempt resumes from it, those points may be missing");
+  auto dir = write_checkpoint(ctx_.run_dir + "/checkpoints", b);
+  if (reporter_) reporter_->send_event(protocol::Type::Checkpoint, {{"step", step}, {"path", dir}}, 30.0);
+  return dir;
+}
+
+// One vectorised label check per batch; the per-record scan runs only to name the culprit.
+void StageRun::check_batch(const data::Batch& batch) const {
+  if (conditions_->text_task()) {
+    if (batch.text.empty())
+      for (std::size_t i = 0; i < batch.captions.size(); ++i)
+        if (batch.captions[i].empty())
+          throw DataError(data_dir_ + ": record " + std::to_string(batch.ids[i]) + " has no caption (task = \"text\")");
+    return;
+  }
+  const auto bad = (batch.labels < 0).logical_or(batch.labels >= spec_.dataset.classes);
+  if (!bad.any().item<bool>()) return;
+  const int64_t i = bad.nonzero()[0][0].item<int64_t>();
+  throw DataError(data_dir_ + ": record " + std::to_string(batch.ids[static_cast<std::size_t>(i)]) + " has label " +
+                  std::to_string(batch.labels[i].item<int64_t>()) +
+                  " outside [0, dataset.classes = " + std::to_string(spec_.dataset.classes) + ")");
+}
+
+// Semantic and control dropout (for guidance), caption padding, the control weights' noise level.
+models::Condition StageRun::condition(const data::Batch& batch, const at::Tensor& t) {
+  ConditionInputs inputs;
+  if (conditions_->text_task()) {
+    inputs.captions = batch.captions;
+    inputs.text = batch.text;  // stored caption features, when the shards have them
+  } else {
+    const int64_t n = batch.labels.size(0);
+    inputs.labels.assign(batch.labels.data_ptr<int64_t>(), batch.labels.data_ptr<int64_t>() + n);
+  }
+  if (conditions_->uses_controls()) inputs.controls = batch.controls;
+  const ConditionGenerators gens{&state_->generator(Purpose::SemanticDropout),
+                                 &state_->generator(Purpose::ControlDropout),
+                                 &state_->generator(Purpose::PaddingNoise)};
+  return conditions_->training(inputs, t, gens);
+}
+
+// Gradient accumulation: autograd sums the micro-batches' gradients into the flat buffers; each
+// micro-batch loss is scaled so the sum is the mean over the rank's batch. Returns that mean loss.
+double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
+                                  const at::Tensor& noise) {
+  const int64_t micro = stage_.grad_accumulation, micro_b = loader_->local_batch() / micro;
+  state_->flat().zero_grad();
+  double local_loss = 0;
+  for (int64_t k = 0; k < micro; ++k) {
+    auto x0 = batch.latents.narrow(0, k * micro_b, micro_b);
+    auto tk = t.narrow(0, k * micro_b, micro_b);
+    auto nk = noise.narrow(0, k * micro_b, micro_b);
+    auto x_t = diffusion::add_noise(*process_, x0, nk, tk);
+    // mDT-v2 returns an unmasked and a masked prediction; their losses add up.
+    auto outs = state_->model().training_outputs(x_t, process_->model_time(tk).to(torch::kFloat32),
+                                                 cond.narrow(k * micro_b, micro_b), state_->generator(Purpose::Mask));
+    torch::Tensor loss;
+    for (const auto& out : outs) {
+      auto l = diffusion::diffusion_loss(*process_, loss_, out, x0, nk, tk).loss.mean();
+      loss = loss.defined() ? loss + l : l;
+    }
+    (loss / double(micro)).backward();
+    local_loss += loss.item<double>() / double(micro);
+  }
+  return local_loss;
+}
+
+StageRun::StepStats StageRun::step(int64_t step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  data::Batch batch = loader_->batch_for_step(step - 1);
+  check_batch(batch);
+  {
+    nlohmann::json ids = batch.ids, epochs = batch.epochs;
+    records_log_ << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}}.dump() << "\n";
+  }
+  auto t = process_->sample_training_t(loader_->local_batch(), state_->generator(Purpose::Timesteps));  // [b] f64
+  const models::Condition cond = condition(batch, t);
+  auto noise = torch::randn(batch.latents.sizes(), state_->generator(Purpose::Noise));
+  const double local_loss = forward_backward(batch, t, cond, noise);
+  if (!std::isfinite(local_loss))
+    throw Error("loss is not finite (" + std::to_string(local_loss) + ") at step " + std::to_string(step));
+  // Average gradients (one all-reduce per bucket) and the loss over ranks.
+  FlatParams& flat = state_->flat();
+  for (auto& b : flat.buckets()) {
+    comm_.allreduce_sum(b.grads.data_ptr<float>(), static_cast<std::size_t>(b.grads.numel()));
+    b.grads.div_(world_);
+  }
+  float loss_sum = static_cast<float>(local_loss);
+  comm_.allreduce_sum(&loss_sum, 1);
+  StepStats s;
+  s.loss = loss_sum / world_;
+  s.grad_norm = flat.grad_norm();
+  const double clip = spec_.recipe.optimizer.grad_clip;
+  if (clip > 0 && s.grad_norm > clip) flat.scale_grads(clip / (s.grad_norm + 1e-6));
+  s.lr = learning_rate(stage_, step);
+  state_->optimizer().step(s.lr);
+  state_->ema().update(step);
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.samples_per_s = double(stage_.batch_size) / std::max(dt, 1e-9);
+  return s;
+}
+
+void StageRun::report(int64_t step, const StepStats& s) {
+  if (reporter_) {
+    if (step % stage_.log_every == 0 || step == stage_.steps) {
+      reporter_->add_point("loss", step, s.loss);
+      reporter_->add_point("lr", step, s.lr);
+      reporter_->add_point("grad_norm", step, s.grad_norm);
+      reporter_->add_point("samples_per_s", step, s.samples_per_s);
+    }
+    reporter_->pump(step);
+  }
+  if (rank_ == 0 && (step % 50 == 0 || step == stage_.steps))
+    log::info("step " + std::to_string(step) + "/" + std::to_string(stage_.steps) + " loss " + std::to_string(s.loss) +
+              " grad_norm " + std::to_string(s.grad_norm) + " lr " + std::to_string(s.lr) + " " +
+              std::to_string(static_cast<int>(s.samples_per_s)) + " samples/s");
+}
+
+StageResult StageRun::train() {
+  const int64_t first_step = resume();
+  logs_ = ctx_.run_dir + "/logs";
+  make_dirs(logs_);
+  // A resumed run appends: the log's last entry for a step is the batch that step trained on.
+  records_log_.open(logs_ + "/records-rank-" + std::to_string(rank_) + ".jsonl",
+                    first_step > 1 ? std::ios::app : std::ios::trunc);
+  StageResult result;
+  result.steps = first_step - 1;
+  for (int64_t step = first_step; step <= stage_.steps; ++step) {
+    set_current_step(step);
+    maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});
+    if (comm_.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
+      result.checkpoint = save_checkpoint(step - 1);
+      result.steps = step - 1;
+      result.preempted = true;
+      break;
+    }
+    const StepStats s = this->step(step);
+    result.final_loss = s.loss;
+    result.samples_per_s = s.samples_per_s;
+    result.steps = step;
+    report(step, s);
+    if (stage_.checkpoint_every > 0 && step % stage_.checkpoint_every == 0 && step != stage_.steps)
+      result.checkpoint = save_checkpoint(step);
+  }
+  if (!result.preempted) result.checkpoint = save_checkpoint(result.steps);
+  finish(result);
+  return result;
+}
+
+void StageRun::finish(StageResult& result) {
+  result.param_checksum = state_->param_checksum();
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  log::info("rank " + std::to_string(rank_) + " finished at step " + std::to_string(result.steps) +
+            " param_checksum=" + result.param_checksum);
+  write_file_atomic(logs_ + "/rank-" + std::to_string(rank_) + ".json",
+                    nlohmann::json{{"rank", rank_},
+                                   {"step", result.steps},
+                                   {"param_checksum", result.param_checksum},
+                                   {"final_loss", result.final_loss},
+                                   {"preempted", result.preempted}}
+                            .dump() +
+                        "\n");
+}
+
+}  // namespace
+
+void install_preemption_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigusr1;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* reporter) {
+  StageRun run(ctx, comm, reporter);
+  return run.train();
+}
+
+}  // namespace ldm::worker

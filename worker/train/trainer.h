@@ -1,0 +1,45 @@
+// Trains one stage of an experiment on this rank: data-parallel over the communicator, metrics
+// through the reporter (rank 0), checkpoints into the run directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "shared/core/spec.h"
+#include "worker/comm/comm.h"
+#include "worker/train/fault.h"
+
+namespace ldm::worker {
+
+class Reporter;
+
+struct StageContext {
+  ExperimentSpec spec;
+  int stage_index = 0;
+  int attempt = 1;
+  std::string run_dir;   // <runs>/<experiment>/<stage>
+  std::string data_dir;  // cache of rendered synthetic datasets
+  // A checkpoint bundle to continue from (model, EMA, optimiser, generators and the data cursor,
+  // so the run goes on with exactly the batch it would have had). "" = the newest bundle of
+  // run_dir when attempt > 1, else a fresh start.
+  std::string resume_from;
+  std::vector<FaultPlan> faults;  // LDM_FAULT's plans (tests)
+};
+
+struct StageResult {
+  int64_t steps = 0;
+  double final_loss = 0;
+  double samples_per_s = 0;
+  double wall_s = 0;
+  std::string param_checksum;  // hex FNV-1a of the trainable parameters' bytes (equal on all ranks)
+  std::string checkpoint;      // directory of the last bundle
+  bool preempted = false;
+};
+
+// `reporter` is non-null on rank 0 only. Throws on any error (the caller reports it).
+StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* reporter);
+
+// Set by SIGUSR1: the ranks agree to stop, checkpoint and report "preempted" at the next step.
+void install_preemption_handler();
+
+}  // namespace ldm::worker

@@ -35,8 +35,7 @@ void check_field(const std::string& path, const std::string& value, const FieldM
   if (meta.choices.empty()) return;
   for (const auto& c : meta.choices)
     if (c == value) return;
-  throw SpecError(path,
-                  "'" + value + "' is not one of: " + join(meta.choices, ", ") + did_you_mean(value, meta.choices));
+  throw SpecError(path, not_one_of(value, meta.choices));
 }
 
 bool valid_name(const std::string& name) {
@@ -71,7 +70,7 @@ void validate(const ExperimentSpec& spec) {
 
   const RecipeCard& card = recipe_card(spec.recipe.family);
   const PresetInfo& preset = recipe_preset(spec.recipe.family, spec.recipe.preset);
-  if (!family_supports_task(spec.recipe.family, spec.task))
+  if (std::find(card.tasks.begin(), card.tasks.end(), spec.task) == card.tasks.end())
     throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" + spec.task +
                                 "' (supported: " + join(card.tasks, ", ") + ")");
   if (spec.recipe.learn_sigma && !card.capabilities.learned_sigma)

@@ -19,13 +19,6 @@ namespace {
 
 constexpr int kLogTailLines = 5;
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 const char* signal_name(int sig) {
   switch (sig) {
     case 1:

@@ -19,12 +19,9 @@
 
 #include "datasets/tensor/autoencoder.h"
 #include "datasets/tensor/text_encoder.h"
+#include "shared/core/sha256.h"
 
 namespace ldm::data {
-
-// Lower-case hex SHA-256 (64 characters) of a file's bytes (OpenSSL libcrypto). Throws
-// ldm::DataError naming the file when it cannot be read.
-std::string sha256_file_hex(const std::string& path);
 
 struct TorchScriptAutoencoderOptions {
   // Overrides of the file's scaling_factor / shift_factor; NaN keeps the file's value.

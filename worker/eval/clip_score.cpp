@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "datasets/images/crop.h"                  // resize_image (PIL-exact bicubic), crop_region
-#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
+#include "datasets/images/crop.h"  // resize_image (PIL-exact bicubic), crop_region
+#include "shared/core/sha256.h"
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
 
@@ -60,7 +60,7 @@ void load_tower(Tower& t, const std::string& kind, const std::string& path, cons
   if (path.empty()) throw Error("CLIP " + kind + " encoder: no file given");
   if (!std::filesystem::exists(path, ec)) throw DataError(t.what() + ": no such file");
   if (!std::filesystem::is_regular_file(path, ec)) throw DataError(t.what() + ": not a regular file");
-  t.sha = data::sha256_file_hex(path);
+  t.sha = sha256_file_hex(path);
   try {
     t.module = torch::jit::load(path, device);
   } catch (const std::exception& e) {

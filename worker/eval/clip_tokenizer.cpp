@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
+#include "shared/core/sha256.h"
 #include "shared/core/error.h"
 #include "shared/core/text.h"
 #include "worker/eval/clip_unicode_tables.h"
@@ -611,7 +611,7 @@ ClipTokenizer::ClipTokenizer(const std::string& merges_path) : impl_(std::make_u
     std::fclose(probe);
   }
   const std::string data = ctd::read_maybe_gzip(merges_path);
-  d.sha = data::sha256_file_hex(merges_path);
+  d.sha = sha256_file_hex(merges_path);
   {
     std::u32string check;
     std::size_t bad = 0;

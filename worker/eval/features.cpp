@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
+#include "shared/core/sha256.h"
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
 
@@ -148,7 +148,7 @@ InceptionExtractor::InceptionExtractor(const std::string& path, InceptionOptions
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw DataError(d.what() + ": no such file");
   if (!std::filesystem::is_regular_file(path, ec)) throw DataError(d.what() + ": not a regular file");
-  d.sha = data::sha256_file_hex(path);
+  d.sha = sha256_file_hex(path);
   try {
     d.module = torch::jit::load(path, d.device);
   } catch (const std::exception& e) {

@@ -17,7 +17,7 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
-#include "datasets/tensor/torchscript_encoders.h"  // sha256_file_hex
+#include "shared/core/sha256.h"
 #include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/text.h"
@@ -161,7 +161,7 @@ int run_fid(const ldm::cli::Args& args) {
     extractor = make_extractor(c);
     wanted = extractor->identity();
   } else if (!c.inception.empty()) {
-    wanted = "torchscript-inception:" + ldm::data::sha256_file_hex(c.inception).substr(0, 16);
+    wanted = "torchscript-inception:" + ldm::sha256_file_hex(c.inception).substr(0, 16);
   }
   for (const Input& in : inputs) {
     if (in.extractor.empty()) continue;

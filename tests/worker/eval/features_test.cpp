@@ -252,7 +252,7 @@ TEST_CASE(
   CHECK(max_rel_diff(chunked.features(images), want) <= 1e-5);
 
   // The identity is the file's hash; the label says random weights are not comparable.
-  CHECK(inception.identity() == "torchscript-inception:" + ldm::data::sha256_file_hex(file("tv.pt")).substr(0, 16));
+  CHECK(inception.identity() == "torchscript-inception:" + ldm::sha256_file_hex(file("tv.pt")).substr(0, 16));
   CHECK(inception.network() == "torchvision-inception-v3:random-seed-3");
   CHECK(inception.dim() == 2048);
   CHECK_FALSE(inception.comparable_with_published_fid());

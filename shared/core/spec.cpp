@@ -53,10 +53,11 @@ int latent_side(const ExperimentSpec& spec, const StageSpec& stage) {
   return static_cast<int>(stage.resolution / spec.autoencoder.factor);
 }
 
-void validate(const ExperimentSpec& spec) {
-  if (spec.name.empty()) throw SpecError("name", "is required");
-  if (!valid_name(spec.name)) throw SpecError("name", "'" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+namespace {
 
+// The checks of the experiment-level settings (task, encoders, recipe), for the experiment itself
+// and for every stage view that overrides some of them.
+void validate_settings(const ExperimentSpec& spec) {
   if (spec.autoencoder.kind == "torchscript" && spec.autoencoder.path.empty())
     throw SpecError("autoencoder.path", "is required with autoencoder.kind = \"torchscript\" (the exported VAE file)");
   if (spec.text_encoder.kind == "torchscript" &&
@@ -69,7 +70,7 @@ void validate(const ExperimentSpec& spec) {
                     "\"precomputed\" reads caption features from shards: set dataset.kind = \"shards\"");
 
   const RecipeCard& card = recipe_card(spec.recipe.family);
-  const PresetInfo& preset = recipe_preset(spec.recipe.family, spec.recipe.preset);
+  recipe_preset(spec.recipe.family, spec.recipe.preset);
   if (std::find(card.tasks.begin(), card.tasks.end(), spec.task) == card.tasks.end())
     throw SpecError("task", "recipe family '" + spec.recipe.family + "' does not support task '" + spec.task +
                                 "' (supported: " + join(card.tasks, ", ") + ")");
@@ -101,18 +102,215 @@ void validate(const ExperimentSpec& spec) {
                     "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
   if (spec.recipe.learn_sigma && d.objective != Objective::Eps)
     throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
+}
+
+// Does the sparse override object hold the dotted key path ("recipe.diffusion.shift")?
+bool overrides_key(const nlohmann::json& overrides, const std::string& path) {
+  const nlohmann::json* node = &overrides;
+  for (const std::string& part : split(path, '.')) {
+    if (!node->is_object() || !node->contains(part)) return false;
+    node = &(*node)[part];
+  }
+  return true;
+}
+
+// validate_settings() of a stage view: an error about a key the stage overrides names the stage's
+// key; any other is the combination of the stage's keys with the experiment's, said so.
+void validate_stage_settings(const ExperimentSpec& view, const StageSpec& stage, const std::string& prefix) {
+  try {
+    validate_settings(view);
+  } catch (const SpecError& e) {
+    if (overrides_key(stage.overrides, e.key_path()) || (e.key_path() == "task" && !stage.task.empty()))
+      throw SpecError(prefix + e.key_path(), e.detail());
+    throw SpecError(e.key_path(), "in stage '" + stage.name + "' (with its overrides): " + e.detail());
+  }
+}
+
+// Keys a stage may not change: they define the network's shape, so no weights could carry over.
+void check_fixed_recipe_keys(const StageSpec& stage, const std::string& prefix) {
+  for (const char* key : {"family", "preset", "learn_sigma"})
+    if (overrides_key(stage.overrides, std::string("recipe.") + key))
+      throw SpecError(prefix + "recipe." + key,
+                      std::string("a stage cannot change recipe.") + key +
+                          ": every stage of an experiment trains one network (compare recipes with separate "
+                          "experiments or a sweep)");
+}
+
+// The init_from graph inside the experiment: unknown parents and cycles.
+void check_stage_graph(const ExperimentSpec& spec) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    names.push_back(spec.stages[i].name);
+    try {  // every source is well-formed before any chain is followed through it
+      parse_init_source(spec.stages[i].init_from);
+    } catch (const Error& e) {
+      throw SpecError("stage." + std::to_string(i) + ".init_from", e.what());
+    }
+  }
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const StageSpec& st = spec.stages[i];
+    const std::string key = "stage." + std::to_string(i) + ".init_from";
+    const InitSource src = parse_init_source(st.init_from);
+    if (src.kind != InitSource::Kind::Stage) continue;
+    if (src.stage == st.name) throw SpecError(key, "stage '" + st.name + "' cannot start from itself");
+    if (!find_stage(spec, src.stage))
+      throw SpecError(key, "no stage named '" + src.stage + "' in this experiment" + did_you_mean(src.stage, names) +
+                               " (another experiment's stage is EXPERIMENT:STAGE; a bundle path contains a '/')");
+    // Follow the chain; coming back to this stage is a cycle.
+    std::vector<std::string> chain = {st.name};
+    for (const StageSpec* cur = find_stage(spec, src.stage); cur;) {
+      chain.push_back(cur->name);
+      if (cur->name == st.name)
+        throw SpecError(key, "init_from forms a cycle: " + join(chain, " -> ") + " (stages must form a DAG)");
+      const InitSource next = parse_init_source(cur->init_from);
+      cur = next.kind == InitSource::Kind::Stage ? find_stage(spec, next.stage) : nullptr;
+      if (chain.size() > spec.stages.size() + 1) break;  // a cycle not through this stage: found from its own stages
+    }
+  }
+}
+
+// Settings that shape the network besides the recipe's family, preset and learned variance: a
+// stage started from another's weights must keep them (a class <-> text swap replaces the
+// conditioning input, so the caption width may change with it).
+void check_same_shape(const ExperimentSpec& parent, const ExperimentSpec& view, const std::string& parent_name,
+                      const std::string& prefix) {
+  const ConditioningSpec &a = parent.recipe.conditioning, &b = view.recipe.conditioning;
+  const bool controls = a.controls != ControlMode::None && b.controls != ControlMode::None;  // both embed them
+  const std::pair<const char*, bool> changed[] = {
+      {"recipe.conditioning.controls", (a.controls == ControlMode::None) != (b.controls == ControlMode::None)},
+      {"recipe.conditioning.use_size", controls && a.use_size != b.use_size},
+      {"recipe.conditioning.use_crop", controls && a.use_crop != b.use_crop},
+      {"recipe.conditioning.use_flip", controls && a.use_flip != b.use_flip},
+      {"recipe.conditioning.use_aspect", controls && a.use_aspect != b.use_aspect},
+      {"recipe.conditioning.frequency_size", controls && a.frequency_size != b.frequency_size},
+      {"recipe.conditioning.dropped_controls", controls && a.dropped_controls != b.dropped_controls},
+      {"text_encoder.dim",
+       parent.task == "text" && view.task == "text" && parent.text_encoder.dim != view.text_encoder.dim}};
+  for (const auto& [key, differs] : changed)
+    if (differs)
+      throw SpecError(prefix + key, std::string("differs from parent '") + parent_name +
+                                        "', and it shapes the network: a stage started from another's weights "
+                                        "keeps it");
+}
+
+// Transfer keys that mean something only with a parent, and class-table rules across datasets.
+void check_transfer(const ExperimentSpec& spec, std::size_t i, const ExperimentSpec& view) {
+  const StageSpec& st = spec.stages[i];
+  const std::string p = "stage." + std::to_string(i) + ".";
+  const StageSpec defaults;
+  const InitSource src = parse_init_source(st.init_from);
+  if (src.kind == InitSource::Kind::None) {
+    const std::pair<const char*, bool> keys[] = {{"init_weights", st.init_weights != defaults.init_weights},
+                                                 {"init_optimizer", st.init_optimizer != defaults.init_optimizer},
+                                                 {"classes", st.classes != defaults.classes},
+                                                 {"classes_map", !st.classes_map.empty()}};
+    for (const auto& [key, set] : keys)
+      if (set)
+        throw SpecError(p + key, "does nothing in stage '" + st.name +
+                                     "', which starts from scratch (set init_from to a parent stage or bundle)");
+  }
+  if (!st.classes_map.empty() && st.classes != "remap")
+    throw SpecError(p + "classes_map",
+                    "is read only with classes = \"remap\" (this stage has classes = \"" + st.classes + "\")");
+  if (st.classes == "remap" && st.classes_map.empty())
+    throw SpecError(p + "classes", "\"remap\" needs classes_map, a file of \"old new\" class-id pairs");
+  if (st.classes != "keep" && view.task != "class")
+    throw SpecError(p + "classes", "does nothing in a text-to-image stage (no label table)");
+  if (src.kind != InitSource::Kind::Stage) return;  // other parents are checked when the stage starts
+  const StageSpec& parent = *find_stage(spec, src.stage);
+  std::size_t parent_index = 0;
+  while (spec.stages[parent_index].name != parent.name) ++parent_index;
+  const ExperimentSpec parent_view = stage_view(spec, parent_index);
+  const RecipeCard& card = recipe_card(view.recipe.family);
+  if (parent.resolution != st.resolution && !card.capabilities.resolution_change)
+    throw SpecError(p + "resolution", card.title + " weights cannot move to another resolution (" +
+                                          std::to_string(parent.resolution) + " in '" + parent.name + "', " +
+                                          std::to_string(st.resolution) + " here)");
+  if (st.classes == "keep" && view.task == "class" && parent_view.task == "class" &&
+      view.dataset.classes != parent_view.dataset.classes)
+    throw SpecError(p + "classes",
+                    "stage '" + st.name + "' has " + std::to_string(view.dataset.classes) +
+                        " classes and its parent '" + parent.name + "' " + std::to_string(parent_view.dataset.classes) +
+                        ": set classes = \"reinit\" (a new label table) or \"remap\" (with classes_map)");
+  if (st.classes != "keep" && parent_view.task != "class")
+    throw SpecError(p + "classes", "does nothing: parent '" + parent.name + "' is text-to-image (no label table to " +
+                                       st.classes + ")");
+  check_same_shape(parent_view, view, parent.name, p);
+  if (st.init_optimizer == "keep" && view.recipe.optimizer.name != parent_view.recipe.optimizer.name)
+    throw SpecError(p + "init_optimizer", std::string("cannot keep the ") +
+                                              choice_name(parent_view.recipe.optimizer.name) +
+                                              " optimiser state of parent '" + parent.name + "' in " +
+                                              choice_name(view.recipe.optimizer.name) + "; use \"reset\"");
+}
+
+}  // namespace
+
+InitSource parse_init_source(const std::string& init_from) {
+  InitSource src;
+  if (init_from.empty()) return src;
+  if (init_from.find('/') != std::string::npos) {
+    src.kind = InitSource::Kind::Bundle;
+    src.path = init_from;
+    return src;
+  }
+  const auto colon = init_from.find(':');
+  if (colon == std::string::npos) {
+    if (!valid_name(init_from))
+      throw Error("'" + init_from +
+                  "' is neither a stage name ([A-Za-z0-9_-]+), EXPERIMENT:STAGE, nor a bundle path (with a '/')");
+    src.kind = InitSource::Kind::Stage;
+    src.stage = init_from;
+    return src;
+  }
+  src.kind = InitSource::Kind::OtherExperiment;
+  src.experiment = init_from.substr(0, colon);
+  src.stage = init_from.substr(colon + 1);
+  if (!valid_name(src.experiment) || !valid_name(src.stage))
+    throw Error("'" + init_from + "': EXPERIMENT:STAGE needs two names of [A-Za-z0-9_-]+");
+  return src;
+}
+
+const StageSpec* find_stage(const ExperimentSpec& spec, const std::string& name) {
+  for (const StageSpec& st : spec.stages)
+    if (st.name == name) return &st;
+  return nullptr;
+}
+
+const StageSpec& chain_root(const ExperimentSpec& spec, const StageSpec& stage) {
+  const StageSpec* cur = &stage;
+  for (std::size_t hops = 0; hops <= spec.stages.size(); ++hops) {
+    const InitSource src = parse_init_source(cur->init_from);
+    const StageSpec* parent = src.kind == InitSource::Kind::Stage ? find_stage(spec, src.stage) : nullptr;
+    if (!parent) return *cur;
+    cur = parent;
+  }
+  return *cur;  // a cycle (validate() rejects it)
+}
+
+void validate(const ExperimentSpec& spec) {
+  if (spec.name.empty()) throw SpecError("name", "is required");
+  if (!valid_name(spec.name)) throw SpecError("name", "'" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+  validate_settings(spec);
 
   if (spec.stages.empty()) throw SpecError("stage", "at least one [[stage]] is required");
-  if (spec.stages.size() > 1)
-    throw SpecError("stage.1", "multi-stage experiments (resolution transfer) are not supported yet");
   std::set<std::string> names;
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& st = spec.stages[i];
     const std::string p = "stage." + std::to_string(i) + ".";
     if (!valid_name(st.name)) throw SpecError(p + "name", "'" + st.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
     if (!names.insert(st.name).second) throw SpecError(p + "name", "stage name '" + st.name + "' is used twice");
+  }
+  check_stage_graph(spec);
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const StageSpec& st = spec.stages[i];
+    const std::string p = "stage." + std::to_string(i) + ".";
+    check_fixed_recipe_keys(st, p);
+    const ExperimentSpec view = stage_view(spec, i);
+    if (!st.overrides.empty() || !st.task.empty()) validate_stage_settings(view, st, p);
+    check_transfer(spec, i, view);
     // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
-    const LatentGrid grid = card.latent_grid(preset);
+    const RecipeCard& card = recipe_card(view.recipe.family);
+    const LatentGrid grid = card.latent_grid(recipe_preset(view.recipe.family, view.recipe.preset));
     const std::int64_t unit = spec.autoencoder.factor * grid.multiple;
     if (st.resolution % unit != 0)
       throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
@@ -150,9 +348,7 @@ RecipeSpec recipe_defaults(const std::string& family, const std::string& optimiz
 double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage) {
   const DiffusionSpec& d = spec.recipe.diffusion;
   if (d.shift > 0) return d.shift;
-  const std::int64_t ref = d.reference_resolution > 0
-                               ? d.reference_resolution
-                               : (spec.stages.empty() ? stage.resolution : spec.stages.front().resolution);
+  const std::int64_t ref = d.reference_resolution > 0 ? d.reference_resolution : chain_root(spec, stage).resolution;
   return double(stage.resolution) / double(ref);
 }
 

@@ -11,12 +11,16 @@
 //                                                                  or an enum with a Choices table
 //   template <class S> void table(const char* key, S& sub, const char* doc)
 //   template <class S> void array(const char* key, std::vector<S>& items, const char* doc)
+//   void overrides(nlohmann::json& patch, const char* doc)   a stage's sparse overrides of the
+//        experiment tables named by stage_override_tables(), each under its own key
 #pragma once
 
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "shared/core/choices.h"
 
@@ -27,6 +31,9 @@ struct FieldMeta {
   double lo = -std::numeric_limits<double>::infinity();  // inclusive bounds for numbers
   double hi = std::numeric_limits<double>::infinity();
   std::vector<std::string> choices = {};  // allowed values of a string (empty: any; enums: their Choices table)
+  // A key added after experiment files existed: the JSON form (and so spec_hash) leaves it out
+  // while it has its default, so the hash of a file that does not use it does not change.
+  bool omit_when_default = false;
 };
 
 struct DatasetSpec {
@@ -58,7 +65,7 @@ struct DiffusionSpec {
   double min_snr_gamma = 0.0;             // min-SNR-γ loss weighting; 0 = off
   double vlb_weight = 1.0;                // weight of the VLB term of the learned-variance hybrid loss
   double shift = 0.0;                     // resolution shift s; 0 = auto: resolution / reference_resolution
-  std::int64_t reference_resolution = 0;  // 0 = the first stage's resolution (so pre-training has s = 1)
+  std::int64_t reference_resolution = 0;  // 0 = the resolution its init_from chain starts at (pre-training: s = 1)
 };
 
 struct SamplerSpec {
@@ -144,7 +151,26 @@ struct StageSpec {
   std::int64_t log_every = 1;          // steps between metric points
   std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
   std::int64_t max_attempts = 3;       // attempts before the stage fails for good [ours]
+
+  // Transfer: where the stage's weights come from (DESIGN.md "Stages form a DAG").
+  std::string init_from;                 // "" = from scratch; STAGE | EXPERIMENT:STAGE | a bundle path
+  std::string init_weights = "ema";      // ema | raw: which of the parent's weights
+  std::string init_optimizer = "reset";  // reset | keep (moments and step count, when shapes allow)
+  std::string classes = "keep";          // keep | reinit | remap: the label table across datasets
+  std::string classes_map;               // remap: text file of "old new" class-id pairs
+  // Experiment-level settings this stage changes: `task`, and the keys of the `dataset`,
+  // `text_encoder` and `recipe` tables it sets, as a sparse JSON object
+  // {"dataset": {...}, "text_encoder": {...}, "recipe": {...}} (empty = none). stage_view()
+  // applies them; the readers check them like the experiment's own keys.
+  std::string task;  // "" = the experiment's
+  nlohmann::json overrides = nlohmann::json::object();
 };
+
+// The experiment-level tables a stage may override, in declaration order.
+inline const std::vector<std::string>& stage_override_tables() {
+  static const std::vector<std::string> tables = {"dataset", "text_encoder", "recipe"};
+  return tables;
+}
 
 struct ExperimentSpec {
   std::string name;
@@ -205,7 +231,7 @@ void describe(V& v, DiffusionSpec& s) {
            "/ reference_resolution",
            0, 1e3});
   v.field("reference_resolution", s.reference_resolution,
-          {"resolution at which s = 1; 0 = the first stage's resolution", 0, 65536});
+          {"resolution at which s = 1; 0 = the resolution of the first stage of the init_from chain", 0, 65536});
 }
 
 template <class V>
@@ -325,6 +351,34 @@ void describe(V& v, StageSpec& s) {
            "attempt is retried from the newest checkpoint (an error the worker "
            "reports, e.g. bad data, is not retried)",
            1, 100});
+  FieldMeta since_transfer;
+  since_transfer.omit_when_default = true;
+  auto meta = [&](const char* doc, std::vector<std::string> choices = {}) {
+    FieldMeta m = since_transfer;
+    m.doc = doc;
+    m.choices = std::move(choices);
+    return m;
+  };
+  v.field("init_from", s.init_from,
+          meta("start from a parent's final checkpoint: a stage of this experiment (STAGE), of another "
+               "(EXPERIMENT:STAGE), or a bundle path (anything with a '/'); \"\" = from scratch"));
+  v.field("init_weights", s.init_weights, meta("which of the parent's weights: ema or raw", {"ema", "raw"}));
+  v.field("init_optimizer", s.init_optimizer,
+          meta("reset: a fresh optimiser; keep: the parent's moments and step count (only when no trainable "
+               "tensor changes shape)",
+               {"reset", "keep"}));
+  v.field("classes", s.classes,
+          meta("the label table when the class set changes: keep; reinit (new class rows, the null class and "
+               "everything else kept); remap (rows moved by classes_map, unmapped classes new)",
+               {"keep", "reinit", "remap"}));
+  v.field("classes_map", s.classes_map, meta("classes = \"remap\": a text file of \"old new\" class-id pairs"));
+  v.field("task", s.task,
+          meta("this stage's task when it differs from the experiment's (class <-> text swaps the conditioning "
+               "input; the rest of the network is kept)",
+               {"", "class", "text"}));
+  v.overrides(s.overrides,
+              "experiment settings this stage changes: [stage.dataset], [stage.text_encoder], [stage.recipe] "
+              "(e.g. recipe.pos_embed_resampling, recipe.diffusion.shift); unset keys are the experiment's");
 }
 
 template <class V>
@@ -337,7 +391,8 @@ void describe(V& v, ExperimentSpec& s) {
   v.table("autoencoder", s.autoencoder, "image <-> latent autoencoder");
   v.table("text_encoder", s.text_encoder, "caption -> token features (task = \"text\")");
   v.table("recipe", s.recipe, "model family, size, diffusion and optimiser");
-  v.array("stage", s.stages, "training stages, run in order");
+  v.array("stage", s.stages,
+          "training stages; a stage with init_from starts after its parent, the others start at once");
 }
 
 // ---- operations ------------------------------------------------------------------------------
@@ -363,10 +418,32 @@ void check_field(const std::string&, E, const FieldMeta&) {}
 // offending key path, e.g. "stage.0.batch_size".
 void validate(const ExperimentSpec& spec);
 
+// The experiment as stage `index` trains it: `task`, `dataset`, `text_encoder` and `recipe` with
+// the stage's overrides applied (everything else, stages included, as in `spec`). Throws
+// SpecError naming "stage.<index>.<key path>" for an unknown key or a bad value in an override.
+ExperimentSpec stage_view(const ExperimentSpec& spec, std::size_t index);
+
+// How a stage's init_from reads (see StageSpec::init_from).
+struct InitSource {
+  enum class Kind { None, Stage, OtherExperiment, Bundle } kind = Kind::None;
+  std::string experiment;  // OtherExperiment
+  std::string stage;       // Stage, OtherExperiment
+  std::string path;        // Bundle
+};
+InitSource parse_init_source(const std::string& init_from);
+// The stage of `spec` named `name`, or nullptr.
+const StageSpec* find_stage(const ExperimentSpec& spec, const std::string& name);
+// The first stage of the init_from chain inside the experiment (the stage itself when it has no
+// parent in the experiment): its resolution is where the resolution shift is 1.
+const StageSpec& chain_root(const ExperimentSpec& spec, const StageSpec& stage);
+
 // A stable hash of the resolved spec (hex), recorded in checkpoints.
 std::string spec_hash(const ExperimentSpec& spec);
 
-// The resolution shift s a stage trains and samples with (DiffusionSpec::shift, or auto).
+// The resolution shift s a stage trains and samples with: DiffusionSpec::shift, or auto =
+// resolution / reference_resolution, where reference_resolution 0 means chain_root()'s resolution
+// (a stage whose chain starts from another experiment or a bundle is given its parent's reference
+// by the coordinator, written into the stage view's recipe.diffusion.reference_resolution).
 double resolution_shift(const ExperimentSpec& spec, const StageSpec& stage);
 
 // Learning rate at optimiser step `step` (1-based) of a stage's schedule.

@@ -12,28 +12,44 @@ using nlohmann::json;
 
 struct JsonWriter {
   json* out;
+  std::vector<std::string> omit_when_default = {};
+
+  // The JSON object of `s`, without the omit_when_default keys that hold their defaults.
+  template <class S>
+  static json render(S& s) {
+    json child = json::object();
+    JsonWriter w{&child};
+    describe(w, s);
+    if (!w.omit_when_default.empty()) {
+      S defaults{};
+      json def = json::object();
+      JsonWriter dw{&def};
+      describe(dw, defaults);
+      for (const std::string& key : w.omit_when_default)
+        if (child.contains(key) && def.contains(key) && child[key] == def[key]) child.erase(key);
+    }
+    return child;
+  }
+
   template <class T>
-  void field(const char* key, T& value, const FieldMeta&) {
+  void field(const char* key, T& value, const FieldMeta& meta) {
     if constexpr (is_choice_v<T>) (*out)[key] = choice_name(value);
     else (*out)[key] = value;
+    if (meta.omit_when_default) omit_when_default.push_back(key);
   }
   template <class S>
   void table(const char* key, S& sub, const char*) {
-    json child = json::object();
-    JsonWriter w{&child};
-    describe(w, sub);
-    (*out)[key] = std::move(child);
+    (*out)[key] = render(sub);
   }
   template <class S>
   void array(const char* key, std::vector<S>& items, const char*) {
     json arr = json::array();
-    for (auto& item : items) {
-      json child = json::object();
-      JsonWriter w{&child};
-      describe(w, item);
-      arr.push_back(std::move(child));
-    }
+    for (auto& item : items) arr.push_back(render(item));
     (*out)[key] = std::move(arr);
+  }
+  void overrides(json& patch, const char*) {
+    for (const std::string& table : stage_override_tables())
+      if (patch.contains(table) && !patch[table].empty()) (*out)[table] = patch[table];
   }
 };
 
@@ -95,6 +111,19 @@ struct JsonReader {
     }
   }
 
+  // A stage's overrides are kept as written; stage_view() and validate() check them against the
+  // tables they override.
+  void overrides(json& patch, const char*) {
+    patch = json::object();
+    for (const std::string& table : stage_override_tables()) {
+      known.push_back(table);
+      auto it = in->find(table);
+      if (it == in->end()) continue;
+      if (!it->is_object()) throw SpecError(path(table.c_str()), "expected a table");
+      if (!it->empty()) patch[table] = *it;
+    }
+  }
+
   template <class S>
   static void read_table(const json& j, const std::string& p, S& sub) {
     if (!j.is_object()) throw SpecError(p, "expected a table");
@@ -113,13 +142,6 @@ struct JsonReader {
 
 }  // namespace
 
-json spec_to_json(const ExperimentSpec& spec) {
-  json out = json::object();
-  JsonWriter w{&out};
-  describe(w, const_cast<ExperimentSpec&>(spec));
-  return out;
-}
-
 namespace {
 std::string optimizer_name(const nlohmann::json& recipe) {
   if (recipe.contains("optimizer") && recipe["optimizer"].is_object() && recipe["optimizer"].contains("name") &&
@@ -129,6 +151,54 @@ std::string optimizer_name(const nlohmann::json& recipe) {
 }
 }  // namespace
 
+json spec_to_json(const ExperimentSpec& spec) { return JsonWriter::render(const_cast<ExperimentSpec&>(spec)); }
+
+ExperimentSpec stage_view(const ExperimentSpec& spec, std::size_t index) {
+  ExperimentSpec view = spec;
+  const StageSpec& stage = spec.stages.at(index);
+  const std::string prefix = "stage." + std::to_string(index) + ".";
+  if (!stage.task.empty()) view.task = stage.task;
+  const json& o = stage.overrides;
+  if (o.contains("dataset")) JsonReader::read_table(o["dataset"], prefix + "dataset", view.dataset);
+  if (o.contains("text_encoder")) JsonReader::read_table(o["text_encoder"], prefix + "text_encoder", view.text_encoder);
+  if (o.contains("recipe")) {
+    // A stage that switches optimiser starts from that optimiser's own defaults, as a file does
+    // (recipe_defaults), so it does not inherit the other optimiser's betas.
+    const std::string name = optimizer_name(o["recipe"]);
+    const std::optional<OptimizerKind> kind = choice_from_name<OptimizerKind>(name);
+    if (kind && *kind != view.recipe.optimizer.name)
+      view.recipe.optimizer = recipe_defaults(view.recipe.family, name).optimizer;
+    JsonReader::read_table(o["recipe"], prefix + "recipe", view.recipe);
+  }
+  return view;
+}
+
+namespace {
+// Only the keys `shape` has, recursively, with their values from `full`.
+json restricted_to(const json& full, const json& shape) {
+  json out = json::object();
+  for (const auto& [key, value] : shape.items()) {
+    if (!full.contains(key)) continue;
+    out[key] = value.is_object() && full[key].is_object() ? restricted_to(full[key], value) : full[key];
+  }
+  return out;
+}
+}  // namespace
+
+void normalise_stage_overrides(ExperimentSpec& spec) {
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    StageSpec& stage = spec.stages[i];
+    if (stage.overrides.empty()) continue;
+    // Read through the tables they override (the same checks as the experiment's keys), then
+    // written back in canonical form: "shift = 2" and "shift = 2.0" are one spec and one hash.
+    const json resolved = spec_to_json(stage_view(spec, i));
+    json normal = json::object();
+    for (const std::string& table : stage_override_tables())
+      if (stage.overrides.contains(table)) normal[table] = restricted_to(resolved[table], stage.overrides[table]);
+    stage.overrides = std::move(normal);
+  }
+}
+
 ExperimentSpec spec_from_json(const json& j) {
   ExperimentSpec spec;
   // Start from the family's own recipe defaults; the document's keys override them.
@@ -136,6 +206,7 @@ ExperimentSpec spec_from_json(const json& j) {
       j["recipe"]["family"].is_string())
     spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>(), optimizer_name(j["recipe"]));
   JsonReader::read_table(j, "", spec);
+  normalise_stage_overrides(spec);
   validate(spec);
   return spec;
 }

@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "shared/core/error.h"
+#include "shared/core/spec_json.h"
 #include "shared/core/text.h"
 
 namespace ldm {
@@ -97,6 +98,9 @@ struct KeyLister {
   void array(const char* key, std::vector<S>&, const char*) {
     keys.push_back(key);
   }
+  void overrides(nlohmann::json&, const char*) {
+    for (const std::string& table : stage_override_tables()) keys.push_back(table);
+  }
 };
 
 template <class S>
@@ -143,6 +147,21 @@ class TomlReader {
     read_table(*t, path, sub, ctx_);
   }
 
+  // A stage's [stage.recipe] etc. become its sparse JSON overrides, every key's position
+  // remembered so that validate() (which checks them against the tables they override) can point
+  // at the line.
+  void overrides(nlohmann::json& patch, const char*) {
+    patch = nlohmann::json::object();
+    for (const std::string& table : stage_override_tables()) {
+      const toml::node* node = in_.get(table);
+      if (!node) continue;
+      const std::string path = prefix_ + table;
+      if (!node->as_table()) throw ctx_.error(path, "expected a table, got " + type_noun(*node), node->source().begin);
+      nlohmann::json value = to_json(*node, path);
+      if (!value.empty()) patch[table] = std::move(value);
+    }
+  }
+
   template <class S>
   void array(const char* key, std::vector<S>& items, const char*) {
     const toml::node* node = in_.get(key);
@@ -186,6 +205,20 @@ class TomlReader {
     const std::string name(first->str());
     throw ctx.error(path.empty() ? name : path + "." + name, "unknown key '" + name + "'" + did_you_mean(name, known),
                     first->source().begin);
+  }
+
+  nlohmann::json to_json(const toml::node& node, const std::string& path) const {
+    ctx_.remember(path, node);
+    if (const auto* t = node.as_table()) {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto&& [key, child] : *t) out[std::string(key.str())] = to_json(child, path + "." + std::string(key.str()));
+      return out;
+    }
+    if (const auto* x = node.as_string()) return x->get();
+    if (const auto* x = node.as_integer()) return x->get();
+    if (const auto* x = node.as_floating_point()) return x->get();
+    if (const auto* x = node.as_boolean()) return x->get();
+    throw ctx_.error(path, "expected a value or a table, got " + type_noun(node), node.source().begin);
   }
 
   SpecError type_error(const std::string& path, const toml::node& node, const char* expected) const {
@@ -344,6 +377,11 @@ class TomlWriter {
     sections_ += "[" + path + "]\n" + render(sub, path);
   }
 
+  void overrides(nlohmann::json& patch, const char* doc) {
+    for (const std::string& table : stage_override_tables())
+      if (patch.contains(table)) write_json_table(child_path(table.c_str()), patch[table], doc);
+  }
+
   template <class S>
   void array(const char* key, std::vector<S>& items, const char* doc) {
     if (items.empty()) {
@@ -362,6 +400,22 @@ class TomlWriter {
 
  private:
   explicit TomlWriter(std::string toml_path) : path_(std::move(toml_path)) {}
+
+  // A JSON object as a TOML table: scalars under [path], objects as [path.key] after them.
+  void write_json_table(const std::string& path, const nlohmann::json& table, const char* doc) {
+    sections_ += "\n";
+    append_comment(sections_, doc);
+    sections_ += "[" + path + "]\n";
+    for (const auto& [key, value] : table.items()) {
+      if (value.is_object()) continue;
+      if (value.is_string()) sections_ += key + " = " + quoted(value.get<std::string>()) + "\n";
+      else if (value.is_boolean()) sections_ += key + " = " + value_text(value.get<bool>()) + "\n";
+      else if (value.is_number_integer()) sections_ += key + " = " + value_text(value.get<std::int64_t>()) + "\n";
+      else sections_ += key + " = " + float_text(value.get<double>()) + "\n";
+    }
+    for (const auto& [key, value] : table.items())
+      if (value.is_object()) write_json_table(path + "." + key, value, "");
+  }
   std::string child_path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
 
   std::string path_;  // dotted TOML table name ("recipe.diffusion"), "" at the root
@@ -385,6 +439,7 @@ ExperimentSpec parse_experiment_string(const std::string& text, const std::strin
     spec.recipe = recipe_defaults(*family, root["recipe"]["optimizer"]["name"].value_or(std::string()));
   TomlReader::read_table(root, "", spec, ctx);
   try {
+    normalise_stage_overrides(spec);
     validate(spec);
   } catch (const SpecError& e) {
     throw SpecError(e.key_path(), e.detail(), ctx.nearest_location(e.key_path()));

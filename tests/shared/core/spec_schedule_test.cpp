@@ -44,13 +44,30 @@ TEST_CASE("learning-rate schedules: constant, linear warm-up, cosine to min_lr")
   for (int s = 11; s < 100; ++s) CHECK(learning_rate(st, s + 1) <= learning_rate(st, s));
 }
 
-TEST_CASE("resolution shift: auto is the stage resolution over the first stage's, or a fixed value") {
+TEST_CASE("resolution shift: auto is the stage resolution over its init_from chain's first stage's, or a fixed value") {
   ExperimentSpec s = one_stage();
   s.stages[0].resolution = 256;
+  StageSpec mid = s.stages[0];
+  mid.name = "mid";
+  mid.resolution = 384;
+  mid.init_from = s.stages[0].name;
   StageSpec fine = s.stages[0];
+  fine.name = "fine";
   fine.resolution = 512;
+  fine.init_from = "mid";
+  StageSpec scratch = fine;
+  scratch.name = "scratch";
+  scratch.init_from = "";
+  s.stages.push_back(mid);
+  s.stages.push_back(fine);
+  s.stages.push_back(scratch);
+  validate(s);
   CHECK(resolution_shift(s, s.stages[0]) == 1.0);
-  CHECK(resolution_shift(s, fine) == 2.0);
+  CHECK(resolution_shift(s, fine) == 2.0);            // 512 / 256, through "mid"
+  CHECK(resolution_shift(s, mid) == 1.5);             // 384 / 256
+  CHECK(resolution_shift(s, scratch) == 1.0);         // no parent: its own resolution
+  s.stages[1].init_from = "experiment-b:pre";         // a chain that starts in another experiment: the
+  CHECK(resolution_shift(s, fine) == 512.0 / 384.0);  // coordinator passes reference_resolution
   s.recipe.diffusion.reference_resolution = 128;
   CHECK(resolution_shift(s, fine) == 4.0);
   s.recipe.diffusion.shift = 3.0;

@@ -8,16 +8,17 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
 #include <unistd.h>
 
 #include "shared/core/error.h"
 #include "shared/core/spec_json.h"
+#include "tests/shared/spec_toml/toml_error.h"
 
 using ldm::ExperimentSpec;
 using ldm::SpecError;
+using ldm::testing::toml_error;
 
 namespace {
 
@@ -27,17 +28,6 @@ const char* const kMinimal = R"(name = "exp"
 [[stage]]
 steps = 10
 )";
-
-// Parses `text` as "exp.toml" and returns the SpecError it must raise.
-SpecError toml_error(const std::string& text) {
-  try {
-    ldm::parse_experiment_string(text, "exp.toml");
-  } catch (const SpecError& e) {
-    return e;
-  }
-  FAIL("no SpecError for:\n" << text);
-  throw std::logic_error("unreachable");  // FAIL throws; this satisfies the return type
-}
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -299,7 +289,9 @@ TEST_CASE("format_experiment_toml precedes keys and tables with their documentat
   CHECK(contains(text, "# where records come from; one of: synthetic, shards\nkind = \"synthetic\"\n"));
   CHECK(contains(text, "# optimiser steps; range [1, 1000000000]\nsteps = 10\n"));
   CHECK(contains(text, "# noise process and training objective\n[recipe.diffusion]\n"));
-  CHECK(contains(text, "# training stages, run in order\n[[stage]]\n"));
+  CHECK(contains(
+      text,
+      "# training stages; a stage with init_from starts after its parent, the others start at once\n[[stage]]\n"));
 }
 
 TEST_CASE("format_experiment_toml writes floats so they read back as floats") {

@@ -7,9 +7,16 @@ namespace {
 
 using nlohmann::json;
 
+// Each stage with the lineage of its latest run ({} = from scratch), so one read shows the DAG.
 json stages_json(const ExperimentView& v) {
   json out = json::array();
-  for (const StageRecord& s : v.stages) out.push_back(s);
+  for (const StageRecord& s : v.stages) {
+    json j = s;
+    j["lineage"] = json::object();
+    for (const RunRecord& r : v.runs)
+      if (r.id == s.current_run) j["lineage"] = r.init;
+    out.push_back(std::move(j));
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "coordinator/lineage.h"
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
 #include "shared/core/spec.h"
@@ -83,6 +84,12 @@ SubmitResult Coordinator::submit(const Submission& submission) {
   }
   if (store_.get_experiment(spec.name))
     throw NameTakenError("experiment '" + spec.name + "' already exists (submit with --name NEW)");
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const StageSpec& st = spec.stages[i];
+    if (parse_init_source(st.init_from).kind == InitSource::Kind::Stage) continue;  // checked by validate()
+    const ParentStatus parent = parent_status(store_, spec.name, st, submission.source);
+    if (parent.state == ParentState::Failed) throw SpecError("stage." + std::to_string(i) + ".init_from", parent.why);
+  }
 
   ExperimentRecord e;
   e.name = spec.name;
@@ -112,32 +119,50 @@ std::string Coordinator::resume(const std::string& experiment) {
   if (is_active(e->state))
     throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + ": nothing to resume");
   if (e->state == RunState::Done) throw ConflictError("experiment " + experiment + " is done: nothing to resume");
+  std::vector<std::string> resumed;
   for (StageRecord stage : store_.list_stages(experiment)) {
-    if (stage.state == RunState::Done) continue;
-    stage.state = RunState::Pending;
-    store_.put_stage(stage);
+    if (stage.state == RunState::Done || stage.state == RunState::Pending) continue;
     log::info("experiment " + experiment + ": resumed by request at stage " + stage.name + " (after " +
               std::to_string(stage.attempts) + " attempt(s))");
-    e->state = RunState::Running;
-    e->error.clear();
-    e->finished_at = 0;
-    store_.put_experiment(*e);
-    const std::vector<std::string> runs = launch_ready_stages(experiment);
-    if (runs.empty()) throw Error("experiment " + experiment + ": stage " + stage.name + " could not be started");
-    return runs.front();
+    stage.state = RunState::Pending;
+    store_.put_stage(stage);
+    resumed.push_back(stage.name);
   }
-  throw ConflictError("experiment " + experiment + " has no unfinished stage");
+  if (resumed.empty()) throw ConflictError("experiment " + experiment + " has no stopped stage to resume");
+  e->state = RunState::Running;
+  e->error.clear();
+  e->finished_at = 0;
+  store_.put_experiment(*e);
+  const std::vector<std::string> runs = launch_ready_stages(experiment);
+  if (!runs.empty()) return runs.front();
+  // Nothing started: the resumed stages wait for parents in another experiment, or failed again.
+  for (const std::string& name : resumed)
+    if (auto stage = store_.get_stage(experiment, name); stage && stage->state == RunState::Pending) {
+      log::info("experiment " + experiment + ": stage " + name + " waits for its parent");
+      return "";
+    }
+  throw ConflictError("experiment " + experiment + ": none of its stopped stages (" + join(resumed, ", ") +
+                      ") can start: " + store_.get_experiment(experiment)->error);
 }
 
 void Coordinator::tick() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const ProcessExit& exit : executor_.poll_exits()) reap(exit);
+  // One failure (a store or file error) must not strand the other exits of the batch.
+  for (const ProcessExit& exit : executor_.poll_exits()) {
+    try {
+      reap(exit);
+    } catch (const std::exception& ex) {
+      log::error("mpirun pid " + std::to_string(exit.pid) +
+                 " ended, but recording its run's outcome failed: " + ex.what());
+    }
+  }
   const std::set<std::string> pending = to_schedule_;
   for (const std::string& name : pending) {
     try {
       launch_ready_stages(name);
     } catch (const std::exception& ex) {
-      log::error("experiment " + name + ": cannot schedule its next stage: " + ex.what());
+      log::error("experiment " + name + ": cannot schedule its stages (tried again next tick): " + ex.what());
+      to_schedule_.insert(name);
     }
   }
 }
@@ -146,16 +171,103 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
   to_schedule_.erase(experiment);
   const auto e = store_.get_experiment(experiment);
   if (!e || !is_active(e->state)) return {};
-  for (const StageRecord& stage : store_.list_stages(experiment)) {
-    if (stage.state == RunState::Done) continue;
-    // Stages run in order: the first unfinished one either starts now or is still going.
-    if (stage.state != RunState::Pending) return {};
+  const ExperimentSpec spec = spec_from_json(e->spec);
+  std::vector<std::string> started;
+  bool stopped_one = false;
+  // Every pending stage whose parent has finished starts now: independent stages run side by side.
+  for (StageRecord stage : store_.list_stages(experiment)) {
+    if (stage.state != RunState::Pending) continue;
     // A pending stage whose latest attempt is still active has been launched already.
     if (!stage.current_run.empty())
-      if (auto current = store_.get_run(stage.current_run); current && is_active(current->state)) return {};
-    return {start_attempt(*e, stage)};
+      if (auto current = store_.get_run(stage.current_run); current && is_active(current->state)) continue;
+    const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+    const ParentStatus parent = parent_status(store_, experiment, stage_spec, e->source);
+    if (parent.state == ParentState::Waiting) {
+      // A parent in another experiment finishes out of this experiment's sight: look again next tick.
+      if (parse_init_source(stage_spec.init_from).kind != InitSource::Kind::Stage) to_schedule_.insert(experiment);
+      continue;
+    }
+    if (parent.state == ParentState::Failed) {
+      // A parent inside the experiment that stopped blocks its children until it is resumed; one
+      // outside it (another experiment, a bundle) fails this stage (settle_experiment).
+      stopped_one = stopped_one || parse_init_source(stage_spec.init_from).kind != InitSource::Kind::Stage;
+      continue;
+    }
+    started.push_back(start_attempt(*e, stage));
   }
-  return {};
+  if (stopped_one) settle_experiment(experiment, now());
+  return started;
+}
+
+std::set<std::string> Coordinator::live_pending_stages(const ExperimentRecord& e,
+                                                       const std::vector<StageRecord>& stages) const {
+  const ExperimentSpec spec = spec_from_json(e.spec);
+  std::map<std::string, const StageRecord*> by_name;
+  for (const StageRecord& s : stages) by_name[s.name] = &s;
+  std::set<std::string> live;
+  for (const StageRecord& s : stages)  // launched and not yet reported running
+    if (s.state == RunState::Pending && !s.current_run.empty())
+      if (auto run = store_.get_run(s.current_run); run && is_active(run->state)) live.insert(s.name);
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const StageRecord& s : stages) {
+      if (s.state != RunState::Pending || live.count(s.name)) continue;
+      const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(s.index));
+      const InitSource src = parse_init_source(stage_spec.init_from);
+      bool will_start = false;
+      if (src.kind == InitSource::Kind::Stage) {
+        const StageRecord* parent = by_name.count(src.stage) ? by_name[src.stage] : nullptr;
+        will_start = parent && (parent->state == RunState::Done || parent->state == RunState::Running ||
+                                live.count(parent->name));
+      } else {
+        will_start = parent_status(store_, e.name, stage_spec, e.source).state != ParentState::Failed;
+      }
+      if (will_start) grew = live.insert(s.name).second || grew;
+    }
+  }
+  return live;
+}
+
+void Coordinator::settle_experiment(const std::string& experiment, double t) {
+  auto e = store_.get_experiment(experiment);
+  if (!e) return;
+  std::vector<StageRecord> stages = store_.list_stages(experiment);
+  // A stage whose parent outside the experiment can no longer finish fails here, so that the
+  // experiment stops with a stage `resume` can restart.
+  const ExperimentSpec spec = spec_from_json(e->spec);
+  for (StageRecord& s : stages) {
+    const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(s.index));
+    const InitSource::Kind kind = parse_init_source(stage_spec.init_from).kind;
+    if (s.state != RunState::Pending || kind == InitSource::Kind::Stage || kind == InitSource::Kind::None) continue;
+    if (!s.current_run.empty())
+      if (auto run = store_.get_run(s.current_run); run && is_active(run->state)) continue;
+    const ParentStatus parent = parent_status(store_, experiment, stage_spec, e->source);
+    if (parent.state != ParentState::Failed) continue;
+    log::error("experiment " + experiment + ": stage " + s.name + " cannot start: " + parent.why);
+    s.state = RunState::Failed;
+    store_.put_stage(s);
+    if (e->error.empty()) e->error = "stage " + s.name + ": " + parent.why;
+  }
+  bool all_done = true, running = false;
+  const StageRecord* stopped = nullptr;  // the first stage (in file order) that stopped unfinished
+  for (const StageRecord& s : stages) {
+    all_done = all_done && s.state == RunState::Done;
+    running = running || s.state == RunState::Running;
+    if (!stopped && s.state != RunState::Done && s.state != RunState::Pending && s.state != RunState::Running)
+      stopped = &s;
+  }
+  if (all_done) {
+    e->state = RunState::Done;
+    e->finished_at = t;
+  } else if (running || !live_pending_stages(*e, stages).empty()) {
+    e->state = RunState::Running;  // ready stages launch on the next tick
+    to_schedule_.insert(e->name);
+  } else {
+    e->state = stopped ? stopped->state : RunState::Failed;
+    if (is_terminal(e->state)) e->finished_at = t;
+    if (e->error.empty() && !stopped) e->error = "no stage can start (every pending stage waits on a stopped one)";
+  }
+  store_.put_experiment(*e);
 }
 
 std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord stage) {
@@ -173,6 +285,22 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   run.token = random_hex(kTokenBytes);
   run.run_dir = options_.runs_root + "/" + e.name + "/" + stage.name;
   run.ranks = static_cast<int>(stage_spec.ranks);
+  // Lineage: the first attempt resolves the parent's final checkpoint; later ones keep it (their
+  // weights descend from it, also when they resume from the stage's own checkpoint).
+  try {
+    if (auto previous = stage.current_run.empty() ? std::nullopt : store_.get_run(stage.current_run);
+        previous && !previous->init.empty())
+      run.init = previous->init;
+    else if (!stage_spec.init_from.empty())
+      run.init = lineage_json(spec, static_cast<std::size_t>(stage.index),
+                              resolve_parent(store_, options_.runs_root, e.name, stage_spec, e.source), e.source);
+  } catch (const std::exception& ex) {
+    const std::string error = "cannot start run " + run.id + ": " + ex.what();
+    return fail_before_launch(std::move(run), std::move(stage), error);
+  }
+  if (!run.init.empty())
+    log::info("run " + run.id + ": starts from " + run.init.value("bundle", std::string()) + " (" +
+              run.init.value("from", std::string()) + ", step " + std::to_string(run.init.value("step", 0)) + ")");
   stage.attempts = run.attempt;
   stage.current_run = run.id;
   stage.total_steps = stage_spec.steps;
@@ -189,12 +317,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
       }
     } catch (const std::exception& ex) {
       const std::string error = "cannot resume run " + run.id + ": " + ex.what();
-      log::error(error);
-      const std::string id = run.id;
-      store_.put_run(run);
-      store_.put_stage(stage);
-      finish_run(std::move(run), RunState::Failed, error);
-      return id;
+      return fail_before_launch(std::move(run), std::move(stage), error);
     }
     store_.record_resume(run, run.resume_step);
     log::info("run " + run.id + ": attempt " + std::to_string(run.attempt) + " of stage " + stage.name + " " +
@@ -222,6 +345,17 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   store_.put_run(run);
   jobs_[run.pid] = run.id;
   return run.id;
+}
+
+std::string Coordinator::fail_before_launch(RunRecord run, StageRecord stage, const std::string& error) {
+  log::error(error);
+  stage.attempts = run.attempt;
+  stage.current_run = run.id;
+  const std::string id = run.id;
+  store_.put_run(run);
+  store_.put_stage(stage);
+  finish_run(std::move(run), RunState::Failed, error);
+  return id;
 }
 
 void Coordinator::reap(const ProcessExit& exit) {
@@ -278,17 +412,11 @@ void Coordinator::finish_run(RunRecord run, RunState state, const std::string& e
   }
   stage->state = state;
   store_.put_stage(*stage);
-
-  const std::size_t stage_count = store_.list_stages(run.experiment).size();
-  if (state == RunState::Done && static_cast<std::size_t>(stage->index) + 1 < stage_count) {
-    e->state = RunState::Running;  // the next stage launches on the next tick
-    to_schedule_.insert(e->name);
-  } else {
-    e->state = state;
-    if (e->error.empty()) e->error = run.error;
-    if (is_terminal(state)) e->finished_at = t;
+  if (state != RunState::Done && e->error.empty()) {
+    e->error = run.error;
+    store_.put_experiment(*e);
   }
-  store_.put_experiment(*e);
+  settle_experiment(run.experiment, t);
 }
 
 // ---- worker messages ---------------------------------------------------------------------------
@@ -373,13 +501,18 @@ Message Coordinator::on_hello(const Message& m, RunRecord run) {
     e->state = RunState::Running;
     store_.put_experiment(*e);
   }
+  const std::int64_t reference =
+      run.init.empty() ? reference_resolution(spec_from_json(e->spec), static_cast<std::size_t>(stage->index), nullptr)
+                       : run.init.at("transfer").at("reference_resolution").get<std::int64_t>();
   return protocol::make(Type::Spec, run.id, run.token,
                         {{"spec", e->spec},
                          {"attempt", run.attempt},
                          {"resume_from", run.resume_from},
                          {"run_dir", run.run_dir},
                          {"stage_index", stage->index},
-                         {"data_dir", options_.runs_root + "/data"}});
+                         {"data_dir", options_.runs_root + "/data"},
+                         {"init", worker_init_json(run.init)},
+                         {"reference_resolution", reference}});
 }
 
 Message Coordinator::on_metrics(const Message& m, RunRecord run) {

@@ -7,10 +7,12 @@
 // reply that depends on it is returned. In memory it keeps only what belongs to this process: the
 // jobs it launched (pid -> run) and the last terminal report each run's worker sent.
 //
-// Lifecycle of one run: created PENDING and launched when its stage is next -> RUNNING on the
+// Lifecycle of one run: created PENDING and launched when its stage is ready (no init_from, or its
+// parent stage done: stages form a DAG, and independent ones run at the same time) -> RUNNING on the
 // worker's hello -> metrics / heartbeats / checkpoints -> the worker reports done, failed or
 // preempted -> when mpirun exits the run becomes DONE, FAILED or PREEMPTED (see run_outcome.h).
-// Stage and experiment states follow their run; a DONE stage lets the next stage launch.
+// Stage states follow their run; the experiment's follows its stages (settle_experiment); a DONE
+// stage lets its children launch, with the lineage of their first run recorded (lineage.h).
 // Retries: a run that was preempted, or whose job crashed, was killed or vanished without a rank
 // reporting an error (RunOutcome::retryable), gets a new attempt while the stage's max_attempts
 // allow. A new attempt continues from the newest checkpoint in the stage's run directory: it is
@@ -95,14 +97,15 @@ class Coordinator {
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // Validates and stores a new experiment, then launches its first stage. Throws SpecError
-  // (invalid spec or name), NameTakenError, StoreError.
+  // Validates and stores a new experiment, then launches its ready stages. Throws SpecError
+  // (invalid spec or name; a parent in another experiment or a bundle path that does not exist or
+  // can never finish), NameTakenError, StoreError.
   SubmitResult submit(const Submission& submission);
 
-  // Starts a new attempt of the first unfinished stage of a stopped (failed, lost, preempted,
-  // cancelled, diverged) experiment, continuing from that stage's newest checkpoint; manual
-  // resumes are not counted against max_attempts. Returns the run created. Throws NotFoundError,
-  // ConflictError (running or pending, or done), StoreError.
+  // Starts a new attempt of every stopped stage of a stopped (failed, lost, preempted, cancelled,
+  // diverged) experiment whose parent is done, continuing from that stage's newest checkpoint;
+  // their children follow. Manual resumes are not counted against max_attempts. Returns the first
+  // run created. Throws NotFoundError, ConflictError (running or pending, or done), StoreError.
   std::string resume(const std::string& experiment);
 
   // One wire frame in, one reply out (spec, ack or error). Never throws: malformed,
@@ -130,8 +133,16 @@ class Coordinator {
   ExperimentView view_locked(const ExperimentRecord& e) const;
 
   // Scheduling.
+  // Starts every pending stage whose parent is ready (DESIGN.md "Stages form a DAG").
   std::vector<std::string> launch_ready_stages(const std::string& experiment);
+  // Pending stages that will still start: launched, ready, or waiting on a parent that will finish.
+  std::set<std::string> live_pending_stages(const ExperimentRecord& e, const std::vector<StageRecord>& stages) const;
+  // The experiment's state from its stages': done when all are, running while any runs or will
+  // start, else the state of the first stage that stopped unfinished.
+  void settle_experiment(const std::string& experiment, double t);
   std::string start_attempt(const ExperimentRecord& e, StageRecord stage);
+  // Records `run` as the stage's latest attempt and fails it with `error` (nothing was launched).
+  std::string fail_before_launch(RunRecord run, StageRecord stage, const std::string& error);
   // `retryable`: the stage gets another attempt if its max_attempts allow (see the header comment).
   void finish_run(RunRecord run, RunState state, const std::string& error, bool retryable = false);
   void reap(const ProcessExit& exit);

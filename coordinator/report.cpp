@@ -98,14 +98,29 @@ std::string format_status_table(const std::vector<ExperimentView>& experiments) 
   return format_table(rows);
 }
 
+// "pre@40 (16->32 px, interpolate)" for a run started from a parent's checkpoint, "-" from scratch.
+std::string lineage_text(const RunRecord& r) {
+  if (r.init.empty()) return "-";
+  const nlohmann::json& t = r.init.value("transfer", nlohmann::json::object());
+  std::string out = r.init.value("from", std::string("?")) + "@" + std::to_string(r.init.value("step", 0));
+  const auto res = t.value("resolution", nlohmann::json::object());
+  if (res.value("from", 0) != res.value("to", 0))
+    out += " (" + std::to_string(res.value("from", 0)) + "->" + std::to_string(res.value("to", 0)) + " px, " +
+           t.value("pos_embed_resampling", std::string("?")) + ")";
+  return out;
+}
+
 std::string format_experiment_detail(const ExperimentView& v) {
   const ExperimentRecord& e = v.experiment;
   std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
   if (!e.source.empty()) out += "  source:    " + e.source + "\n";
   out += "  spec hash: " + e.spec_hash + "\n";
-  std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN"}};
-  for (const StageRecord& s : v.stages)
-    stages.push_back({s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run});
+  std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN", "FROM"}};
+  for (const StageRecord& s : v.stages) {
+    const RunRecord* r = current_run(v, s);
+    stages.push_back(
+        {s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run, r ? lineage_text(*r) : "-"});
+  }
   out += "\n" + format_table(stages);
   std::vector<std::vector<std::string>> runs = {
       {"RUN", "STATE", "STEP", "LOSS", "SAMPLES/S", "WALL", "RANKS", "PID", "RUN DIR"}};
@@ -142,6 +157,7 @@ std::string format_summary(const ExperimentView& v) {
     out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) +
            (r->resume_from.empty() ? std::string() : ", resumed from step " + std::to_string(r->resume_step)) + ")\n";
     out += "    run dir:    " + r->run_dir + "\n";
+    if (!r->init.empty()) out += "    from:       " + lineage_text(*r) + " (" + r->init.value("bundle", "") + ")\n";
     if (!r->checkpoint.empty()) out += "    checkpoint: " + r->checkpoint + "\n";
     if (!r->error.empty()) out += "    error:\n" + indent(r->error, "      ");
   }

@@ -107,7 +107,8 @@ void to_json(nlohmann::json& j, const RunRecord& r) {
        {"error", r.error},
        {"checkpoint", r.checkpoint},
        {"resume_from", r.resume_from},
-       {"resume_step", r.resume_step}};
+       {"resume_step", r.resume_step},
+       {"init", r.init}};
 }
 void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "id", r.id);
@@ -130,6 +131,7 @@ void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "checkpoint", r.checkpoint);
   get_opt(j, "resume_from", r.resume_from);
   get_opt(j, "resume_step", r.resume_step);
+  if (j.contains("init") && j["init"].is_object()) r.init = j["init"];
 }
 
 void to_json(nlohmann::json& j, const MetricPoint& p) {

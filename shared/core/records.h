@@ -62,6 +62,12 @@ struct RunRecord {
   std::string checkpoint;        // last checkpoint directory reported
   std::string resume_from;       // the checkpoint bundle this attempt continues from ("" = from scratch)
   std::int64_t resume_step = 0;  // its step (the stage's metric points after it were deleted)
+  // Lineage of a stage with init_from ({} = from scratch): {"from": init_from as written, "run":
+  // the parent's run id ("" for a bundle path), "bundle", "step", "manifest_sha256", "transfer":
+  // {...the resolved transfer: weights, optimizer, classes, resolution, task, pos_embed_resampling,
+  // shift, reference_resolution...}}. Set when the run is created; a later attempt that resumes
+  // from the stage's own checkpoint keeps it (the weights still descend from that parent).
+  nlohmann::json init = nlohmann::json::object();
 };
 
 // One metric point. Keyed in the store by (experiment, stage, metric, step); attempt in the value.

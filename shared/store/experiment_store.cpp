@@ -168,7 +168,10 @@ void ExperimentStore::init_schema() {
   const std::string expected = std::to_string(kSchemaVersion);
   const auto stored = get(kVersionKey, "read schema_version");
   if (stored) {
+    // Each migration is one synced batch that ends with its own version, so a crash between two of
+    // them leaves a store the next open migrates on from where it stopped.
     if (*stored == "1") migrate_from_1();
+    if (*stored == "1" || *stored == "2") migrate_from_2();
     else if (*stored != expected)
       fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
@@ -198,10 +201,30 @@ void ExperimentStore::migrate_from_1() {
     check(batch.Put(k, j.dump()), "migrate schema_version 1 -> 2");
     ++changed;
   });
-  check(batch.Put(kVersionKey, std::to_string(kSchemaVersion)), "write schema_version");
+  check(batch.Put(kVersionKey, "2"), "write schema_version");
   write(batch, kSync, "migrate schema_version 1 -> 2");
   log::info("experiment store " + path_ + ": migrated schema_version 1 -> 2 (" + std::to_string(changed) +
             " experiment record(s) lost their fault-injection field)");
+}
+
+void ExperimentStore::migrate_from_2() {
+  // 2 -> 3: run records gain `init`, the lineage of a stage started from another's checkpoint;
+  // every run written before staged experiments existed started from scratch: {}.
+  const char* op = "migrate schema_version 2 -> 3";
+  rocksdb::WriteBatch batch;
+  std::size_t changed = 0;
+  scan("R", op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    nlohmann::json j = nlohmann::json::parse(v.ToString(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) fail(path_, op, "run record " + k.ToString(true) + " is not a JSON object");
+    if (j.contains("init")) return;
+    j["init"] = nlohmann::json::object();
+    check(batch.Put(k, j.dump()), op);
+    ++changed;
+  });
+  check(batch.Put(kVersionKey, "3"), "write schema_version");
+  write(batch, kSync, op);
+  log::info("experiment store " + path_ + ": migrated schema_version 2 -> 3 (" + std::to_string(changed) +
+            " run record(s) recorded as started from scratch)");
 }
 
 bool ExperimentStore::is_empty() const {

@@ -41,7 +41,8 @@ namespace ldm {
 class ExperimentStore {
  public:
   // 2: experiment records have no `fault` (migrated from 1 on open).
-  static constexpr int kSchemaVersion = 2;
+  // 3: run records carry `init`, their lineage (migrated from 2 on open: {} = from scratch).
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if missing) the database at `path`; an empty database gets the
   // schema_version key, an older one is migrated (one synced batch). A database with a newer or no
@@ -93,6 +94,7 @@ class ExperimentStore {
   ExperimentStore(std::string path, std::unique_ptr<rocksdb::DB> db);
   void init_schema();     // writes schema_version into an empty DB, else checks (or migrates) it
   void migrate_from_1();  // drops ExperimentRecord's `fault`
+  void migrate_from_2();  // gives every RunRecord an empty `init`
   bool is_empty() const;
 
   // Each helper turns a failed rocksdb::Status into StoreError("... <path_>: <op>: <status>").

@@ -1,5 +1,8 @@
 #include "shared/store/experiment_store.h"
 
+#include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -33,6 +36,16 @@ struct TempDir {
 };
 
 // Writes key=value through a raw RocksDB handle, bypassing the store (to fake old databases).
+// The stored bytes of `key`, read past the store's own code (read-only open).
+std::string raw_get(const std::string& path, const std::string& key) {
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), path, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  REQUIRE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+  return value;
+}
+
 void raw_put(const std::string& path, const std::string& key, const std::string& value) {
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -143,19 +156,12 @@ TEST_CASE(
   // and "plain", each with a done stage "train", its run and three loss points.
   TempDir t;
   std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v1"), t.db());
-  const auto raw_value = [&](const std::string& key) {
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), t.db(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    std::string value;
-    REQUIRE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
-    return value;
-  };
+  const auto raw_value = [&](const std::string& key) { return raw_get(t.db(), key); };
   REQUIRE(raw_value("V") == "1");
   REQUIRE(raw_value(store_keys::experiment_key("with-fault")).find("\"fault\"") != std::string::npos);
   {
     auto store = ExperimentStore::open(t.db());
-    CHECK(store->schema_version() == 2);
+    CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);  // through 2 to the newest
     const auto names = store->list_experiments();
     REQUIRE(names.size() == 2);
     for (const char* name : {"with-fault", "plain"}) {
@@ -170,11 +176,39 @@ TEST_CASE(
     }
   }
   // The stored JSON itself lost the field (the name still holds the word), and a second open finds
-  // version 2 and changes nothing.
+  // the newest version and changes nothing.
   CHECK(raw_value(store_keys::experiment_key("with-fault")).find("\"fault\"") == std::string::npos);
   CHECK(raw_value(store_keys::experiment_key("with-fault")).find("with-fault") != std::string::npos);
-  CHECK(raw_value("V") == "2");
+  CHECK(raw_value("V") == std::to_string(ExperimentStore::kSchemaVersion));
   CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 2);
+}
+
+TEST_CASE("a schema_version 2 store (tests/fixtures/store-v2) opens migrated: every run gets an empty lineage") {
+  // Written by the store of commit 877a843 (`ldm-coord run experiments/tiny/dit-1rank-short.toml
+  // --name plain`): experiment "plain", done, one stage "train" of 8 steps, run "plain.train.a1".
+  TempDir t;
+  std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v2"), t.db());
+  const auto raw_value = [&](const std::string& key) { return raw_get(t.db(), key); };
+  REQUIRE(raw_value("V") == "2");
+  REQUIRE(raw_value(store_keys::run_key("plain.train.a1")).find("\"init\"") == std::string::npos);
+  {
+    auto store = ExperimentStore::open(t.db());
+    CHECK(store->schema_version() == 3);
+    const auto e = store->get_experiment("plain");
+    REQUIRE(e);
+    CHECK(e->state == RunState::Done);
+    CHECK(ldm::spec_hash(ldm::spec_from_json(e->spec)) == e->spec_hash);  // the spec reads back, same hash
+    const auto run = store->get_run("plain.train.a1");
+    REQUIRE(run);
+    CHECK(run->state == RunState::Done);
+    CHECK(run->step == 8);
+    CHECK(run->init.is_object());
+    CHECK(run->init.empty());
+    CHECK(store->metrics("plain", "train", "loss").size() == 8);
+  }
+  CHECK(raw_value(store_keys::run_key("plain.train.a1")).find("\"init\":{}") != std::string::npos);
+  CHECK(raw_value("V") == "3");
+  CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 1);
 }
 
 TEST_CASE("open rejects a non-empty database that has no schema_version") {

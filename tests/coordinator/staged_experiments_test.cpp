@@ -1,0 +1,294 @@
+// Staged experiments in the coordinator: stages form a DAG (independent ones launch together, a
+// child when its parent is done), the first run of a child records its lineage (coordinator/lineage.h)
+// and tells its worker the bundle, the manifest's SHA-256 and the schedule reference; parents in
+// other experiments and bundle paths work the same way. Fake executor, real store, real files.
+#include <doctest/doctest.h>
+
+#include <memory>
+
+#include "coordinator/api_json.h"
+#include "coordinator/coordinator.h"
+#include "shared/core/safe_file.h"
+#include "shared/core/sha256.h"
+#include "tests/coordinator/test_support.h"
+
+using namespace ldm;
+using namespace ldm::coord;
+using namespace ldm::coord::testing;
+using nlohmann::json;
+using protocol::Message;
+using protocol::Type;
+
+namespace {
+
+// pre (16 px) -> fine (32 px, from pre); scratch (32 px) on its own.
+ExperimentSpec staged_spec(const std::string& name) {
+  ExperimentSpec spec;
+  spec.name = name;
+  StageSpec pre;
+  pre.name = "pre";
+  pre.resolution = 16;
+  pre.steps = 20;
+  pre.batch_size = 4;
+  StageSpec fine = pre;
+  fine.name = "fine";
+  fine.resolution = 32;
+  fine.steps = 10;
+  fine.init_from = "pre";
+  StageSpec scratch = fine;
+  scratch.name = "scratch";
+  scratch.init_from = "";
+  spec.stages = {pre, fine, scratch};
+  return spec;
+}
+
+struct Fixture {
+  TempDir dir;
+  std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
+  FakeExecutor executor;
+  double clock = 1000.0;
+  std::unique_ptr<Coordinator> coord;
+
+  Fixture() {
+    CoordinatorOptions o;
+    o.runs_root = dir.path() + "/runs";
+    o.zmq_endpoint = "tcp://127.0.0.1:5999";
+    o.clock = [this] { return clock; };
+    coord = std::make_unique<Coordinator>(*store, executor, o);
+  }
+
+  SubmitResult submit(const ExperimentSpec& spec) {
+    Submission s;
+    s.source = dir.path() + "/" + spec.name + ".toml";
+    s.spec = spec_to_json(spec);
+    return coord->submit(s);
+  }
+  RunRecord run(const std::string& id) const {
+    auto r = store->get_run(id);
+    REQUIRE(r);
+    return *r;
+  }
+  RunState stage_state(const std::string& e, const std::string& s) const { return store->get_stage(e, s)->state; }
+  RunState experiment_state(const std::string& e) const { return store->get_experiment(e)->state; }
+  Message send(Type type, const RunRecord& r, json body) {
+    return coord->handle(protocol::make(type, r.id, r.token, std::move(body)));
+  }
+  Message hello(const RunRecord& r) {
+    return send(Type::Hello, r, {{"rank", 0}, {"world_size", r.ranks}, {"host", "h"}, {"pid", 7}});
+  }
+  // A checkpoint bundle as a worker leaves it: manifest.json (and `latest`) in `checkpoints`.
+  static std::string write_bundle(const std::string& checkpoints, const ExperimentSpec& spec, int stage_index,
+                                  std::int64_t step) {
+    const std::string bundle =
+        checkpoints + "/step-" + std::string(7 - std::to_string(step).size(), '0') + std::to_string(step);
+    make_dirs(bundle);
+    write_file_atomic(bundle + "/manifest.json",
+                      json{{"step", step}, {"spec", spec_to_json(spec)}, {"stage_index", stage_index}}.dump(2));
+    write_file_atomic(checkpoints + "/latest", bundle.substr(bundle.rfind('/') + 1) + "\n");
+    return bundle;
+  }
+  // The run trains to the end: hello, its final bundle, done, a clean exit.
+  void finish(const std::string& id, const ExperimentSpec& spec, int stage_index, std::int64_t steps) {
+    const RunRecord r = run(id);
+    hello(r);
+    const std::string bundle = write_bundle(r.run_dir + "/checkpoints", spec, stage_index, steps);
+    send(Type::Done, r, {{"step", steps}, {"summary", {{"checkpoint", bundle}}}});
+    executor.exit(r.pid, 0);
+    coord->tick();
+  }
+  void fail(const std::string& id) {
+    const RunRecord r = run(id);
+    hello(r);
+    send(Type::Failed, r, {{"step", 3}, {"rank", 0}, {"message", "rank 0: error at step 3: bad data"}});
+    executor.exit(r.pid, 1);
+    coord->tick();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("independent stages launch together; a child launches when its parent is done, with its lineage") {
+  Fixture f;
+  const ExperimentSpec spec = staged_spec("exp");
+  const SubmitResult submitted = f.submit(spec);
+  CHECK(submitted.runs == std::vector<std::string>{"exp.pre.a1", "exp.scratch.a1"});
+  CHECK(f.stage_state("exp", "fine") == RunState::Pending);
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 2);  // "fine" waits for "pre"
+  CHECK(f.run("exp.scratch.a1").init.empty());
+
+  f.finish("exp.pre.a1", spec, 0, 20);
+  REQUIRE(f.executor.launches.size() == 3);
+  CHECK(f.executor.launches[2].run_id == "exp.fine.a1");
+  CHECK(f.experiment_state("exp") == RunState::Running);
+
+  const RunRecord fine = f.run("exp.fine.a1");
+  const std::string bundle = f.dir.path() + "/runs/exp/pre/checkpoints/step-0000020";
+  CHECK(fine.init.at("from") == "pre");
+  CHECK(fine.init.at("run") == "exp.pre.a1");
+  CHECK(fine.init.at("bundle") == bundle);
+  CHECK(fine.init.at("step") == 20);
+  CHECK(fine.init.at("manifest_sha256") == sha256_file_hex(bundle + "/manifest.json"));
+  const json& t = fine.init.at("transfer");
+  CHECK(t.at("resolution") == json{{"from", 16}, {"to", 32}});
+  CHECK(t.at("weights") == "ema");
+  CHECK(t.at("optimizer") == "reset");
+  CHECK(t.at("reference_resolution") == 16);
+  CHECK(t.at("shift") == 2.0);
+  CHECK(t.at("pos_embed_resampling") == "interpolate");
+
+  // The worker is told where to start from and how the schedule scales.
+  const Message reply = f.hello(fine);
+  REQUIRE(reply.type == Type::Spec);
+  CHECK(reply.body.at("init").at("bundle") == bundle);
+  CHECK(reply.body.at("init").at("manifest_sha256") == fine.init.at("manifest_sha256"));
+  CHECK(reply.body.at("init").at("weights") == "ema");
+  CHECK(reply.body.at("reference_resolution") == 16);
+  CHECK(reply.body.at("stage_index") == 1);
+  // A stage from scratch is told its own reference (the shift of scratch is 1 unless the file says).
+  CHECK(f.hello(f.run("exp.scratch.a1")).body.at("reference_resolution") == 32);
+
+  f.finish("exp.scratch.a1", spec, 2, 10);
+  CHECK(f.experiment_state("exp") == RunState::Running);  // "fine" still runs
+  f.finish("exp.fine.a1", spec, 1, 10);
+  CHECK(f.experiment_state("exp") == RunState::Done);
+  // Status (the API's JSON) shows the lineage per stage.
+  const auto view = f.coord->experiment("exp");
+  REQUIRE(view);
+  const json api = experiment_to_api_json(*view);
+  for (const json& stage : api.at("stages")) {
+    CAPTURE(stage.at("name"));
+    if (stage.at("name") == "fine") CHECK(stage.at("lineage") == fine.init);
+    else CHECK(stage.at("lineage") == json::object());
+  }
+}
+
+TEST_CASE("a failed parent stops its children until it is resumed; its siblings finish first") {
+  Fixture f;
+  const ExperimentSpec spec = staged_spec("exp");
+  f.submit(spec);
+  f.fail("exp.pre.a1");
+  CHECK(f.stage_state("exp", "pre") == RunState::Failed);
+  CHECK(f.stage_state("exp", "fine") == RunState::Pending);
+  CHECK(f.experiment_state("exp") == RunState::Running);  // "scratch" is still running
+  f.finish("exp.scratch.a1", spec, 2, 10);
+  CHECK(f.experiment_state("exp") == RunState::Failed);
+  CHECK(f.store->get_experiment("exp")->error.find("bad data") != std::string::npos);
+  CHECK(f.executor.launches.size() == 2);
+
+  CHECK(f.coord->resume("exp") == "exp.pre.a2");
+  CHECK(f.experiment_state("exp") == RunState::Running);
+  f.finish("exp.pre.a2", spec, 0, 20);
+  REQUIRE(f.executor.launches.size() == 4);
+  CHECK(f.executor.launches[3].run_id == "exp.fine.a1");
+  CHECK(f.run("exp.fine.a1").init.at("run") == "exp.pre.a2");
+  f.finish("exp.fine.a1", spec, 1, 10);
+  CHECK(f.experiment_state("exp") == RunState::Done);
+}
+
+TEST_CASE("a later attempt of a child keeps the lineage of its first") {
+  Fixture f;
+  ExperimentSpec spec = staged_spec("exp");
+  spec.stages[1].max_attempts = 2;
+  f.submit(spec);
+  f.finish("exp.pre.a1", spec, 0, 20);
+  const RunRecord first = f.run("exp.fine.a1");
+  f.hello(first);
+  f.executor.kill(first.pid, 9);  // a crash: retried
+  f.coord->tick();
+  f.coord->tick();
+  const RunRecord second = f.run("exp.fine.a2");
+  CHECK(second.init == first.init);
+  CHECK_FALSE(second.init.empty());
+}
+
+TEST_CASE("a parent in another experiment: refused at submit when unknown, waited for, then recorded") {
+  Fixture f;
+  ExperimentSpec child;
+  child.name = "child";
+  StageSpec st;
+  st.name = "fine";
+  st.resolution = 32;
+  st.steps = 5;
+  st.batch_size = 4;
+  st.init_from = "base:pre";
+  child.stages = {st};
+  try {
+    f.submit(child);
+    FAIL("submitted with an unknown parent");
+  } catch (const SpecError& e) {
+    CHECK(e.key_path() == "stage.0.init_from");
+    CHECK(std::string(e.what()).find("experiment base has no stage 'pre' (no such experiment)") != std::string::npos);
+  }
+
+  ExperimentSpec base = staged_spec("base");
+  base.stages.resize(1);
+  f.submit(base);
+  CHECK(f.submit(child).runs.empty());  // waits for base:pre
+  CHECK(f.experiment_state("child") == RunState::Pending);
+  f.finish("base.pre.a1", base, 0, 20);
+  f.coord->tick();
+  const RunRecord r = f.run("child.fine.a1");
+  CHECK(r.init.at("run") == "base.pre.a1");
+  CHECK(r.init.at("transfer").at("reference_resolution") == 16);
+  CHECK(r.init.at("transfer").at("shift") == 2.0);
+}
+
+TEST_CASE("a bundle path is relative to the experiment file; a missing one is refused at submit") {
+  Fixture f;
+  ExperimentSpec parent = staged_spec("elsewhere");
+  parent.stages.resize(1);
+  Fixture::write_bundle(f.dir.path() + "/ckpts", parent, 0, 7);
+  ExperimentSpec child = staged_spec("child");
+  child.stages.resize(1);
+  child.stages[0].resolution = 32;
+  child.stages[0].init_from = "./ckpts";  // a checkpoints directory: its `latest`
+  const SubmitResult r = f.submit(child);
+  REQUIRE(r.runs.size() == 1);
+  const RunRecord run = f.run(r.runs[0]);
+  CHECK(run.init.at("run") == "");
+  CHECK(run.init.at("step") == 7);
+  CHECK(run.init.at("bundle") == f.dir.path() + "/ckpts/step-0000007");
+
+  child.name = "child2";
+  child.stages[0].init_from = "./nowhere";
+  CHECK_THROWS_WITH_AS(f.submit(child), doctest::Contains("is not a checkpoint bundle"), SpecError);
+}
+
+TEST_CASE("a parent in another experiment that stopped: refused at submit, or the waiting stage fails, then resumes") {
+  Fixture f;
+  ExperimentSpec base = staged_spec("base");
+  base.stages.resize(1);
+  ExperimentSpec child;
+  child.name = "child";
+  StageSpec st;
+  st.name = "fine";
+  st.resolution = 32;
+  st.steps = 5;
+  st.batch_size = 4;
+  st.init_from = "base:pre";
+  child.stages = {st};
+
+  f.submit(base);
+  CHECK(f.submit(child).runs.empty());  // base:pre is running: the child waits
+  f.fail("base.pre.a1");                // ... and base stops: the child's stage can never start
+  f.coord->tick();
+  CHECK(f.stage_state("child", "fine") == RunState::Failed);
+  CHECK(f.experiment_state("child") == RunState::Failed);
+  CHECK(f.store->get_experiment("child")->error.find("base is failed") != std::string::npos);
+
+  // A new submission against the stopped parent is refused outright.
+  ExperimentSpec again = child;
+  again.name = "child2";
+  CHECK_THROWS_WITH_AS(f.submit(again), doctest::Contains("stage 'pre' of experiment base is failed"), SpecError);
+
+  // Resuming the child while the parent is still stopped says why; once the parent runs again
+  // the child waits (no run yet), and starts when it is done.
+  CHECK_THROWS_WITH_AS(f.coord->resume("child"), doctest::Contains("can start"), ConflictError);
+  CHECK(f.coord->resume("base") == "base.pre.a2");
+  CHECK(f.coord->resume("child") == "");
+  CHECK(f.experiment_state("child") == RunState::Running);
+  f.finish("base.pre.a2", base, 0, 20);
+  f.coord->tick();
+  CHECK(f.run("child.fine.a1").init.at("run") == "base.pre.a2");
+}

@@ -66,6 +66,8 @@ int cmd_train(const cli::Args& a) {
     ctx.stage_index = body.value("stage_index", 0);
     ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
     ctx.resume_from = body.value("resume_from", std::string());
+    ctx.init = body.value("init", nlohmann::json::object());
+    ctx.reference_resolution = body.value("reference_resolution", int64_t{0});
     ctx.faults = faults;
     if (reporter) {
       reporter->set_attempt(ctx.attempt);

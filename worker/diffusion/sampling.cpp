@@ -26,8 +26,12 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   if (!b.manifest.contains("spec"))
     throw DataError(checkpoint + ": the manifest has no resolved spec (written by an older worker)");
   SamplingModel m;
-  m.spec = spec_from_json(b.manifest.at("spec"));
   m.stage_index = b.manifest.value("stage_index", 0);
+  // The experiment as the stage trained it: its overrides, and the schedule reference it used.
+  ExperimentSpec full = spec_from_json(b.manifest.at("spec"));
+  m.spec = stage_view(full, static_cast<std::size_t>(m.stage_index));
+  if (m.spec.recipe.diffusion.reference_resolution == 0 && b.manifest.contains("reference_resolution"))
+    m.spec.recipe.diffusion.reference_resolution = b.manifest["reference_resolution"].get<int64_t>();
   m.step = b.manifest.value("step", int64_t{0});
   m.ema = use_ema;
   StageSpec& stage = m.spec.stages.at(static_cast<std::size_t>(m.stage_index));
@@ -39,8 +43,9 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
       throw Error("--resolution " + std::to_string(resolution) + ": " + card.title +
                   " checkpoints cannot change resolution yet; sample at " + std::to_string(stage.resolution));
     stage.resolution = resolution;
+    full.stages.at(static_cast<std::size_t>(m.stage_index)).resolution = resolution;
     try {
-      validate(m.spec);
+      validate(full);  // the experiment, not the view: every stage's overrides apply to its own view only
     } catch (const SpecError& e) {
       throw Error("--resolution " + std::to_string(resolution) + ": " + e.detail());
     }

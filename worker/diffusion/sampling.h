@@ -37,8 +37,9 @@ struct SamplingModel {
 // EMA weights by default, as the DiT reference samples. `resolution` 0 samples at the stage's
 // resolution; another one builds the model for it and resamples the positional embeddings as
 // recipe.pos_embed_resampling says. The noise schedule keeps the trained stage's shift (the
-// network was trained with it) unless `shift` > 0 sets another. mDT-v2 checkpoints (learned and
-// relative position tables) cannot change resolution yet.
+// network was trained with it) unless `shift` > 0 sets another. Every family can change resolution
+// (mDT-v2's learned and relative-position tables as resample_learned_pos_embed and
+// resample_relative_bias say). `spec` is the stage's view (stage_view) of the bundle's experiment.
 SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema = true, int64_t resolution = 0,
                                   double shift = 0);
 

@@ -232,8 +232,9 @@ torch::Tensor MDT::run(const torch::Tensor& x, const torch::Tensor& t, const Con
   if (x.size(2) != cfg_.latent_h || x.size(3) != cfg_.latent_w)
     throw Error("mDT-v2 was built for " + std::to_string(cfg_.latent_h) + "x" + std::to_string(cfg_.latent_w) +
                 " latents and got " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
-                ": other grids (aspect-ratio buckets, resolution changes) are not supported yet for mDT-v2 "
-                "(learned position maps and relative-position tables)");
+                ": other grids in one model (aspect-ratio buckets) are not supported yet for mDT-v2 "
+                "(learned position maps and relative-position tables are resampled when weights are loaded "
+                "into a model built for another resolution)");
   // [N,C,H,W] -> [N,D,h,w] -> [N,T,D], plus learned positions
   auto tokens = x_embedder_->proj->forward(x).flatten(2).transpose(1, 2) + pos_embed_;
   const auto n = tokens.size(0), T = tokens.size(1), d = tokens.size(2);

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "shared/core/error.h"
@@ -87,6 +89,90 @@ torch::Tensor resample_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w
   }
   out = out.to(old.device(), old.scalar_type()).contiguous();
   return batched ? out.unsqueeze(0) : out;
+}
+
+torch::Tensor cubic_sampling_matrix(int64_t n0, const torch::Tensor& positions) {
+  const auto pos = positions.to(torch::kCPU, torch::kFloat64).contiguous();
+  const int64_t n1 = pos.size(0);
+  auto w = torch::zeros({n1, n0}, torch::kFloat64);
+  auto wa = w.accessor<double, 2>();
+  const auto* p = pos.data_ptr<double>();
+  constexpr double a = -0.75;
+  // Keys's cubic convolution kernel, as ATen's cubic_convolution1/2.
+  auto near = [](double x) { return ((a + 2) * x - (a + 3)) * x * x + 1; };       // |x| <= 1
+  auto far = [](double x) { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a; };  // 1 < |x| < 2
+  for (int64_t i = 0; i < n1; ++i) {
+    const double f = std::floor(p[i]);
+    const double t = p[i] - f;
+    const double coeff[4] = {far(t + 1), near(t), near(1 - t), far(2 - t)};
+    for (int k = 0; k < 4; ++k) {
+      const int64_t j = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(f) - 1 + k, 0), n0 - 1);
+      wa[i][j] += coeff[k];
+    }
+  }
+  return w;
+}
+
+namespace pos_embed_detail {
+
+// map [C, n0r, n0c] sampled bicubically at row positions [n1r] and column positions [n1c] ->
+// [C, n1r, n1c], in float64.
+torch::Tensor sample_map(const torch::Tensor& map, const torch::Tensor& rows, const torch::Tensor& cols) {
+  const auto wr = cubic_sampling_matrix(map.size(1), rows);  // [n1r, n0r]
+  const auto wc = cubic_sampling_matrix(map.size(2), cols);  // [n1c, n0c]
+  return torch::matmul(torch::matmul(wr, map.to(torch::kFloat64)), wc.t());
+}
+
+}  // namespace pos_embed_detail
+
+torch::Tensor resample_learned_pos_embed(const torch::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                                         PosEmbedResampling mode, GridConvention grid_convention) {
+  if (mode == PosEmbedResampling::Interpolate || (h0 == h1 && w0 == w1))
+    return resample_pos_embed(old, h0, w0, h1, w1, mode, grid_convention);
+  const auto tokens = pos_embed_detail::to_grid_tokens(old, h0, w0);  // [h0·w0, D]
+  const int64_t dim = tokens.size(1);
+  const auto map = tokens.detach().to(torch::kFloat64).reshape({h0, w0, dim}).permute({2, 0, 1});  // [D, h0, w0]
+  torch::Tensor out;                                                                               // [D, h1, w1]
+  if (mode == PosEmbedResampling::Extrapolate) {
+    out = sincos_2d(dim, h1, w1).to(torch::kFloat64).reshape({h1, w1, dim}).permute({2, 0, 1}).clone();
+    const int64_t h = std::min(h0, h1), w = std::min(w0, w1);
+    out.narrow(1, 0, h).narrow(2, 0, w).copy_(map.narrow(1, 0, h).narrow(2, 0, w));
+  } else {
+    out = pos_embed_detail::sample_map(map, rectified_positions(h0, h1, grid_convention),
+                                       rectified_positions(w0, w1, grid_convention));
+  }
+  out = out.permute({1, 2, 0}).reshape({h1 * w1, dim}).to(old.device(), old.scalar_type()).contiguous();
+  return old.dim() == 3 ? out.unsqueeze(0) : out;
+}
+
+torch::Tensor resample_relative_bias(const torch::Tensor& table, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                                     PosEmbedResampling mode) {
+  const int64_t r0 = 2 * h0 - 1, c0 = 2 * w0 - 1, r1 = 2 * h1 - 1, c1 = 2 * w1 - 1;
+  if (table.dim() != 2 || table.size(0) < r0 * c0)
+    throw Error("resample_relative_bias: expected [" + std::to_string(r0 * c0) + " + extra, heads] for a " +
+                std::to_string(h0) + "x" + std::to_string(w0) + " grid, got " + c10::str(table.sizes()));
+  if (h0 == h1 && w0 == w1) return table.clone();
+  const int64_t extra = table.size(0) - r0 * c0, heads = table.size(1);
+  const auto grid =
+      table.detach().narrow(0, 0, r0 * c0).to(torch::kFloat64).reshape({r0, c0, heads}).permute({2, 0, 1});  // [heads,
+                                                                                                             // r0, c0]
+  auto positions = [&](int64_t n0, int64_t n1, int64_t half0, int64_t half1) {
+    auto i = torch::arange(n1, torch::kFloat64);
+    switch (mode) {
+      case PosEmbedResampling::Extrapolate:  // same offset, clamped to the longest old one
+        return (i - double(half1 - 1) + double(half0 - 1)).clamp(0, double(n0 - 1));
+      case PosEmbedResampling::RectifiedGrid:
+        return n1 == 1 ? torch::zeros({1}, torch::kFloat64) : i * (double(n0 - 1) / double(n1 - 1));
+      case PosEmbedResampling::Interpolate:
+        break;
+    }
+    return (i + 0.5) * (double(n0) / double(n1)) - 0.5;
+  };
+  const auto out = pos_embed_detail::sample_map(grid, positions(r0, r1, h0, h1), positions(c0, c1, w0, w1))
+                       .permute({1, 2, 0})
+                       .reshape({r1 * c1, heads})
+                       .to(table.device(), table.scalar_type());  // [r1·c1, heads]
+  return torch::cat({out, table.detach().narrow(0, r0 * c0, extra)}, 0).contiguous();
 }
 
 at::Tensor pos_embed_for_grid(const at::Tensor& built, int64_t h0, int64_t w0, int64_t h, int64_t w,

@@ -50,6 +50,32 @@ at::Tensor rectified_positions(int64_t n0, int64_t n1, GridConvention convention
 at::Tensor resample_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
                               PosEmbedResampling mode, GridConvention grid_convention = GridConvention::Center);
 
+// A learned positional map (mDT-v2's pos_embed and decoder_pos_embed, initialised as sin-cos and
+// trained from there) moved from h0 × w0 to h1 × w1 tokens. The sin-cos-only modes cannot simply
+// regenerate the function, since that would throw away what was learned, so [recon]:
+//   extrapolate     sincos_2d(D, h1, w1) with the learned values kept where the grids overlap (the
+//                   top-left min(h0,h1) × min(w0,w1) positions, whose coordinates are unchanged)
+//   interpolate     as resample_pos_embed (bicubic of the learned map)
+//   rectified_grid  the learned map sampled bicubically at rectified_positions(…, grid_convention)
+// Same shapes and identity rule as resample_pos_embed.
+at::Tensor resample_learned_pos_embed(const at::Tensor& old, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                                      PosEmbedResampling mode, GridConvention grid_convention = GridConvention::Center);
+
+// mDT-v2's relative-position bias table [(2·h0−1)·(2·w0−1) + extra, heads] (BEiT layout: row
+// (Δr + h0 − 1)·(2·w0 − 1) + (Δc + w0 − 1), then `extra` rows that are copied as they are) moved to
+// an h1 × w1 grid. The MDT reference has no rule for this; ours [recon], per offset axis of n0 = 2·h0 − 1
+// entries going to n1 = 2·h1 − 1:
+//   extrapolate     every offset keeps its bias; offsets longer than the old grid had take the
+//                   bias of the longest one in their direction (the table's edge)
+//   interpolate     bicubic, align_corners = false, as Swin Transformer fine-tunes its table
+//   rectified_grid  bicubic at i·(n0 − 1)/(n1 − 1): the new offsets span the old range, zero stays zero
+at::Tensor resample_relative_bias(const at::Tensor& table, int64_t h0, int64_t w0, int64_t h1, int64_t w1,
+                                  PosEmbedResampling mode);
+
+// [n1, n0] float64 weights of bicubic sampling (cubic convolution, a = −0.75, indices clamped to
+// the border, exactly as at::upsample_bicubic2d) of n0 samples at `positions` [n1] (old-index units).
+at::Tensor cubic_sampling_matrix(int64_t n0, const at::Tensor& positions);
+
 // The positional embedding for an input of h × w tokens to a model built for h0 × w0 (aspect-ratio
 // buckets): `built` itself when the grids agree, else resample_pos_embed(built, ..., mode, grid)
 // with the recipe's pos_embed_resampling / pos_embed_grid, so bucketed training and sampling at a

@@ -1,5 +1,7 @@
 #include "worker/train/state.h"
 
+#include <set>
+
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "worker/io/weights.h"
@@ -98,6 +100,27 @@ void TrainingState::restore(const CheckpointBundle& b, int rank, const std::stri
     g.set_state(mine.narrow(0, offset, n).clone());
     offset += n;
   }
+}
+
+LoadReport TrainingState::initialize_from(const CheckpointBundle& parent, const InitTransfer& transfer,
+                                          const std::string& source) {
+  const std::string weights = source + "/" + (transfer.ema ? "ema" : "model") + ".safetensors";
+  const LoadReport report = load_weights(*model_, transfer.ema ? parent.ema : parent.model, weights, transfer.load);
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < flat_->buckets().size(); ++i) ema_->buffers()[i].copy_(flat_->buckets()[i].params);
+  if (!transfer.keep_optimizer) return report;
+  // The moments are flat buffers laid out like the trainable parameters: they carry over only when
+  // every trainable tensor arrived unchanged.
+  std::set<std::string> trainable;
+  for (const auto& bucket : flat_->buckets()) trainable.insert(bucket.names.begin(), bucket.names.end());
+  for (const auto* changed : {&report.resampled, &report.classes, &report.fresh})
+    for (const std::string& name : *changed)
+      if (trainable.count(name))
+        throw DataError(source + ": init_optimizer = \"keep\", but trainable tensor '" + name +
+                        "' changed in the transfer (its optimiser moments have no counterpart); use \"reset\"");
+  copy_into(optimizer_->state(), parent.optimizer, "optimizer", source);
+  optimizer_->set_steps_taken(parent.optimizer.at("step").item<int64_t>());
+  return report;
 }
 
 std::string TrainingState::param_checksum() const {

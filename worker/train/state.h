@@ -16,10 +16,18 @@
 #include "shared/core/seeds.h"
 #include "shared/core/spec.h"
 #include "worker/io/checkpoint.h"
+#include "worker/io/weights.h"
 #include "worker/models/denoiser.h"
 #include "worker/optim/flat_params.h"
 
 namespace ldm::worker {
+
+// How a stage takes its parent's weights (the resolved init_* keys of its StageSpec).
+struct InitTransfer {
+  bool ema = true;              // the parent's EMA weights (else its raw weights)
+  bool keep_optimizer = false;  // the parent's optimiser moments and step count (else a fresh optimiser)
+  LoadOptions load;             // token grid, class table, conditioning swap
+};
 
 class TrainingState {
  public:
@@ -42,6 +50,12 @@ class TrainingState {
   // Restores the model, EMA, optimiser and this rank's generators from a bundle read from `source`;
   // a tensor missing or of another shape is a DataError naming `source` and the tensor.
   void restore(const CheckpointBundle& b, int rank, const std::string& source);
+
+  // Starts from a parent stage's bundle (read from `source`): the model from the parent's EMA or
+  // raw weights moved across `transfer`, the EMA equal to those weights, and the optimiser fresh
+  // or, with keep_optimizer, the parent's (a DataError when a trainable tensor changed shape, as
+  // the moments then have nowhere to go). The generators stay as seeded. Returns what loading did.
+  LoadReport initialize_from(const CheckpointBundle& parent, const InitTransfer& transfer, const std::string& source);
 
   // Hex FNV-1a of the trainable parameters' bytes, bucket by bucket (equal on all ranks).
   std::string param_checksum() const;

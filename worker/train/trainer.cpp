@@ -18,6 +18,7 @@
 #include "shared/core/recipes/card.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/seeds.h"
+#include "shared/core/sha256.h"
 #include "shared/core/spec_json.h"
 #include "worker/diffusion/setup.h"
 #include "worker/io/checkpoint.h"
@@ -33,8 +34,9 @@ namespace {
 volatile sig_atomic_t g_stop_requested = 0;
 void on_sigusr1(int) { g_stop_requested = 1; }
 
-std::string dataset_dir(const StageContext& ctx, const data::SyntheticParams& params) {
-  if (!ctx.spec.dataset.path.empty()) return ctx.spec.dataset.path;
+// The stage's dataset (its overrides applied: `spec` is the stage view).
+std::string dataset_dir(const StageContext& ctx, const ExperimentSpec& spec, const data::SyntheticParams& params) {
+  if (!spec.dataset.path.empty()) return spec.dataset.path;
   return ctx.data_dir + "/" + data::synthetic_identity(params);
 }
 
@@ -88,6 +90,15 @@ std::string resume_bundle(const StageContext& ctx) {
   return "";
 }
 
+// The experiment as the stage trains it: its overrides applied, and the schedule reference the
+// coordinator resolved for it.
+ExperimentSpec training_view(const StageContext& ctx) {
+  ExperimentSpec view = stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index));
+  if (view.recipe.diffusion.reference_resolution == 0 && ctx.reference_resolution > 0)
+    view.recipe.diffusion.reference_resolution = ctx.reference_resolution;
+  return view;
+}
+
 // One stage on this rank, from setting up its data and training state to the last checkpoint.
 class StageRun {
  public:
@@ -100,6 +111,7 @@ class StageRun {
   };
   void open_data();
   int64_t resume();  // the first step to train
+  void initialize_from_parent();
   std::string save_checkpoint(int64_t step);
   void check_batch(const data::Batch& batch) const;
   models::Condition condition(const data::Batch& batch, const at::Tensor& t);
@@ -110,7 +122,8 @@ class StageRun {
   void finish(StageResult& result);
 
   const StageContext& ctx_;
-  const ExperimentSpec& spec_;
+  const ExperimentSpec view_;
+  const ExperimentSpec& spec_;  // view_
   const StageSpec& stage_;
   Communicator& comm_;
   Reporter* reporter_;
@@ -129,7 +142,8 @@ class StageRun {
 
 StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* reporter)
     : ctx_(ctx),
-      spec_(ctx.spec),
+      view_(training_view(ctx)),
+      spec_(view_),
       stage_(ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index))),
       comm_(comm),
       reporter_(reporter),
@@ -161,7 +175,7 @@ void StageRun::open_data() {
   sp.resolution = stage_.resolution;
   sp.seed = spec_.seed;
   sp.shard_records = spec_.dataset.shard_records;
-  data_dir_ = dataset_dir(ctx_, sp);
+  data_dir_ = dataset_dir(ctx_, spec_, sp);
   if (spec_.dataset.kind == "shards") {
     if (!path_exists(data_dir_))
       throw DataError("dataset.path '" + data_dir_ + "' does not exist (experiment '" + spec_.name + "')");
@@ -190,12 +204,15 @@ void StageRun::open_data() {
 // Weights, EMA, optimiser moments, every generator and the data cursor, from the bundle to continue.
 int64_t StageRun::resume() {
   const std::string from = resume_bundle(ctx_);
-  if (from.empty()) return 1;
+  if (from.empty()) {
+    if (!ctx_.init.empty()) initialize_from_parent();
+    return 1;
+  }
   const CheckpointBundle b = read_checkpoint(from);
   const auto& m = b.manifest;
-  if (m.value("spec_hash", std::string()) != spec_hash(spec_))
+  if (m.value("spec_hash", std::string()) != spec_hash(ctx_.spec))
     throw DataError(from + ": written for another experiment spec (spec_hash " +
-                    m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(spec_) +
+                    m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(ctx_.spec) +
                     "); cannot resume from it");
   if (m.value("world_size", -1) != world_)
     throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
@@ -215,6 +232,55 @@ int64_t StageRun::resume() {
   return done + 1;
 }
 
+// The parent's final checkpoint, checked against the manifest hash the coordinator recorded as
+// this run's lineage, transferred into this stage's network (DESIGN.md "Stages form a DAG").
+void StageRun::initialize_from_parent() {
+  const std::string bundle = ctx_.init.at("bundle").get<std::string>();
+  const std::string expected = ctx_.init.value("manifest_sha256", std::string());
+  const std::string actual = sha256_file_hex(bundle + "/manifest.json");
+  if (!expected.empty() && actual != expected)
+    throw DataError(bundle + "/manifest.json: SHA-256 " + actual + " is not the " + expected +
+                    " recorded when this stage's lineage was resolved (the bundle changed since)");
+  const CheckpointBundle parent = read_checkpoint(bundle);
+  const ExperimentSpec parent_spec = spec_from_json(parent.manifest.at("spec"));
+  const std::size_t pi = parent.manifest.value("stage_index", std::size_t{0});
+  const ExperimentSpec parent_view = stage_view(parent_spec, pi);
+  if (parent_view.recipe.family != spec_.recipe.family || parent_view.recipe.preset != spec_.recipe.preset)
+    throw DataError(bundle + ": holds a " + parent_view.recipe.family + " " + parent_view.recipe.preset +
+                    " network; stage '" + stage_.name + "' trains " + spec_.recipe.family + " " + spec_.recipe.preset);
+  const PresetInfo* preset = find_preset(spec_.recipe.family, spec_.recipe.preset);
+  const int64_t patch = preset && preset->patch > 0 ? preset->patch : 1;
+  const int64_t side0 = latent_side(parent_view, parent_spec.stages.at(pi)) / patch,
+                side1 = latent_side(spec_, stage_) / patch;
+  InitTransfer t;
+  t.ema = ctx_.init.value("weights", std::string("ema")) == "ema";
+  t.keep_optimizer = ctx_.init.value("optimizer", std::string("reset")) == "keep";
+  t.load.grid = {side0, side0, side1, side1, spec_.recipe.pos_embed_resampling, spec_.recipe.pos_embed_grid};
+  t.load.conditioning_swap = parent_view.task != spec_.task;
+  const std::string classes = ctx_.init.value("classes", std::string("keep"));
+  if (classes == "remap")
+    t.load.classes = read_class_map(ctx_.init.at("classes_map").get<std::string>(), parent_view.dataset.classes,
+                                    spec_.dataset.classes);
+  else if (classes == "reinit")
+    t.load.classes = {ClassTransfer::Mode::Reinit, parent_view.dataset.classes, spec_.dataset.classes, {}};
+  const LoadReport report = state_->initialize_from(parent, t, bundle);
+  if (rank_ != 0) return;
+  log::info("initialised from " + bundle + " (step " + std::to_string(parent.manifest.value("step", 0)) + ", " +
+            (t.ema ? "EMA" : "raw") + " weights, optimiser " + (t.keep_optimizer ? "kept" : "fresh") +
+            "; latent grid " + std::to_string(side0) + " -> " + std::to_string(side1) +
+            " tokens a side): " + report.summary());
+  make_dirs(ctx_.run_dir + "/logs");
+  write_file_atomic(ctx_.run_dir + "/logs/transfer.json", nlohmann::json{{"bundle", bundle},
+                                                                         {"manifest_sha256", actual},
+                                                                         {"copied", report.copied},
+                                                                         {"resampled", report.resampled},
+                                                                         {"class_tables", report.classes},
+                                                                         {"fresh", report.fresh},
+                                                                         {"dropped", report.dropped}}
+                                                                  .dump(2) +
+                                                              "\n");
+}
+
 // Every rank's generator states travel to rank 0, which writes the bundle; returns its directory
 // (on rank 0; "" elsewhere).
 std::string StageRun::save_checkpoint(int64_t step) {
@@ -223,8 +289,13 @@ std::string StageRun::save_checkpoint(int64_t step) {
   const nlohmann::json manifest = {
       {"step", step},
       {"data_cursor", step * stage_.batch_size},
-      {"spec", spec_to_json(spec_)},
-      {"spec_hash", spec_hash(spec_)},
+      {"spec", spec_to_json(ctx_.spec)},
+      {"spec_hash", spec_hash(ctx_.spec)},
+      {"reference_resolution", spec_.recipe.diffusion.reference_resolution > 0
+                                   ? spec_.recipe.diffusion.reference_resolution
+                                   : chain_root(spec_, stage_).resolution},
+      {"resolution_shift", resolution_shift(spec_, stage_)},
+      {"init", ctx_.init},
       {"experiment", spec_.name},
       {"stage", stage_.name},
       {"stage_index", ctx_.stage_index},

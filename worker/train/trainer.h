@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "shared/core/spec.h"
 #include "worker/comm/comm.h"
 #include "worker/train/fault.h"
@@ -14,7 +16,7 @@ namespace ldm::worker {
 class Reporter;
 
 struct StageContext {
-  ExperimentSpec spec;
+  ExperimentSpec spec;  // the whole experiment; the stage trains stage_view(spec, stage_index)
   int stage_index = 0;
   int attempt = 1;
   std::string run_dir;   // <runs>/<experiment>/<stage>
@@ -23,6 +25,13 @@ struct StageContext {
   // so the run goes on with exactly the batch it would have had). "" = the newest bundle of
   // run_dir when attempt > 1, else a fresh start.
   std::string resume_from;
+  // A stage with init_from, when it does not resume: the parent's bundle and how to take it, as the
+  // coordinator resolved it ({bundle, manifest_sha256, weights, optimizer, classes[, classes_map]};
+  // empty = from scratch).
+  nlohmann::json init = nlohmann::json::object();
+  // The resolution at which the stage's shift is 1, when the coordinator resolved it (its chain may
+  // start in another experiment); 0 = the spec's own rule.
+  int64_t reference_resolution = 0;
   std::vector<FaultPlan> faults;  // LDM_FAULT's plans (tests)
 };
 

@@ -105,8 +105,8 @@ RecipeCard mdt_card() {
   c.family = "mdt";
   c.title = "mDT-v2 (Gao et al. 2023)";
   c.default_preset = "XL/2";
-  // Learned positional maps and relative-position tables sized for one token grid.
-  c.capabilities.resolution_change = false;
+  // Learned positional maps and relative-position tables are resampled when weights move to another
+  // resolution (worker/models/pos_embed.h); the model is built for one token grid, so no buckets.
   c.capabilities.buckets = false;
   auto add = [&](const char* name, int depth, int width, int heads, int decoder_depth, const char* source) {
     PresetInfo p = transformer_preset(c.family, name, depth, width, heads, 2, source);

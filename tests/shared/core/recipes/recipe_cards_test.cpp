@@ -66,8 +66,8 @@ TEST_CASE("the built-in cards: six families in the table's order, each with a de
   }
   CHECK(recipe_card("unet").default_preset == "LDM-4-G");
   CHECK(recipe_card("dit").default_preset == "XL/2");
-  // mDT-v2's learned positional maps and relative-position tables are sized for one grid.
-  CHECK_FALSE(recipe_card("mdt").capabilities.resolution_change);
+  // mDT-v2's learned tables are resampled between resolutions, but one model has one grid.
+  CHECK(recipe_card("mdt").capabilities.resolution_change);
   CHECK_FALSE(recipe_card("mdt").capabilities.buckets);
   CHECK(recipe_card("dit").capabilities.buckets);
   CHECK(recipe_card("dit").weights_block_prefix == "blocks.");

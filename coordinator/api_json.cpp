@@ -15,6 +15,7 @@ json stages_json(const ExperimentView& v) {
     j["lineage"] = json::object();
     for (const RunRecord& r : v.runs)
       if (r.id == s.current_run) j["lineage"] = r.init;
+    if (auto it = v.evaluations.find(s.name); it != v.evaluations.end()) j["results"] = it->second;
     out.push_back(std::move(j));
   }
   return out;
@@ -50,7 +51,10 @@ ExperimentView experiment_from_api_json(const json& j) {
     ExperimentView v;
     const json& record = j.contains("experiment") ? j.at("experiment") : j;
     v.experiment = record.get<ExperimentRecord>();
-    for (const auto& s : j.value("stages", json::array())) v.stages.push_back(s.get<StageRecord>());
+    for (const auto& s : j.value("stages", json::array())) {
+      v.stages.push_back(s.get<StageRecord>());
+      if (s.contains("results")) v.evaluations[v.stages.back().name] = s["results"].get<std::vector<MetricPoint>>();
+    }
     for (const auto& r : j.value("runs", json::array())) v.runs.push_back(r.get<RunRecord>());
     return v;
   } catch (const json::exception& ex) {

@@ -33,6 +33,14 @@ Message error_reply(const std::string& run, const std::string& message) {
   return protocol::make(Type::Error, run, "", {{"message", message}});
 }
 
+// A training stage's steps; an evaluation stage's last evaluated step (its metric points' steps).
+std::int64_t total_steps(const ExperimentSpec& spec, const StageSpec& stage) {
+  if (stage.kind != "eval") return stage.steps;
+  if (!stage.eval.at_steps.empty()) return *std::max_element(stage.eval.at_steps.begin(), stage.eval.at_steps.end());
+  const StageSpec* parent = find_stage(spec, stage.after);
+  return parent ? parent->steps : 0;
+}
+
 Message ack(const RunRecord& run, std::int64_t seq) {
   return protocol::make(Type::Ack, run.id, run.token, {{"seq", seq}});
 }
@@ -86,7 +94,7 @@ SubmitResult Coordinator::submit(const Submission& submission) {
     throw NameTakenError("experiment '" + spec.name + "' already exists (submit with --name NEW)");
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& st = spec.stages[i];
-    if (parse_init_source(st.init_from).kind == InitSource::Kind::Stage) continue;  // checked by validate()
+    if (parse_init_source(stage_parent(st)).kind == InitSource::Kind::Stage) continue;  // checked by validate()
     const ParentStatus parent = parent_status(store_, spec.name, st, submission.source);
     if (parent.state == ParentState::Failed) throw SpecError("stage." + std::to_string(i) + ".init_from", parent.why);
   }
@@ -103,7 +111,7 @@ SubmitResult Coordinator::submit(const Submission& submission) {
     s.experiment = e.name;
     s.name = spec.stages[i].name;
     s.index = static_cast<int>(i);
-    s.total_steps = spec.stages[i].steps;
+    s.total_steps = total_steps(spec, spec.stages[i]);
     stages.push_back(std::move(s));
   }
   store_.put_submission(e, stages);
@@ -184,13 +192,13 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
     const ParentStatus parent = parent_status(store_, experiment, stage_spec, e->source);
     if (parent.state == ParentState::Waiting) {
       // A parent in another experiment finishes out of this experiment's sight: look again next tick.
-      if (parse_init_source(stage_spec.init_from).kind != InitSource::Kind::Stage) to_schedule_.insert(experiment);
+      if (parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage) to_schedule_.insert(experiment);
       continue;
     }
     if (parent.state == ParentState::Failed) {
       // A parent inside the experiment that stopped blocks its children until it is resumed; one
       // outside it (another experiment, a bundle) fails this stage (settle_experiment).
-      stopped_one = stopped_one || parse_init_source(stage_spec.init_from).kind != InitSource::Kind::Stage;
+      stopped_one = stopped_one || parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage;
       continue;
     }
     started.push_back(start_attempt(*e, stage));
@@ -213,7 +221,7 @@ std::set<std::string> Coordinator::live_pending_stages(const ExperimentRecord& e
     for (const StageRecord& s : stages) {
       if (s.state != RunState::Pending || live.count(s.name)) continue;
       const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(s.index));
-      const InitSource src = parse_init_source(stage_spec.init_from);
+      const InitSource src = parse_init_source(stage_parent(stage_spec));
       bool will_start = false;
       if (src.kind == InitSource::Kind::Stage) {
         const StageRecord* parent = by_name.count(src.stage) ? by_name[src.stage] : nullptr;
@@ -237,7 +245,7 @@ void Coordinator::settle_experiment(const std::string& experiment, double t) {
   const ExperimentSpec spec = spec_from_json(e->spec);
   for (StageRecord& s : stages) {
     const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(s.index));
-    const InitSource::Kind kind = parse_init_source(stage_spec.init_from).kind;
+    const InitSource::Kind kind = parse_init_source(stage_parent(stage_spec)).kind;
     if (s.state != RunState::Pending || kind == InitSource::Kind::Stage || kind == InitSource::Kind::None) continue;
     if (!s.current_run.empty())
       if (auto run = store_.get_run(s.current_run); run && is_active(run->state)) continue;
@@ -291,6 +299,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
     if (auto previous = stage.current_run.empty() ? std::nullopt : store_.get_run(stage.current_run);
         previous && !previous->init.empty())
       run.init = previous->init;
+    else if (stage_spec.kind == "eval") run.init = eval_lineage_json(store_, options_.runs_root, e.name, stage_spec);
     else if (!stage_spec.init_from.empty())
       run.init = lineage_json(spec, static_cast<std::size_t>(stage.index),
                               resolve_parent(store_, options_.runs_root, e.name, stage_spec, e.source), e.source);
@@ -303,7 +312,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
               run.init.value("from", std::string()) + ", step " + std::to_string(run.init.value("step", 0)) + ")");
   stage.attempts = run.attempt;
   stage.current_run = run.id;
-  stage.total_steps = stage_spec.steps;
+  stage.total_steps = total_steps(spec, stage_spec);
   if (run.attempt == 1) {
     store_.put_run(run);
   } else {
@@ -502,8 +511,9 @@ Message Coordinator::on_hello(const Message& m, RunRecord run) {
     store_.put_experiment(*e);
   }
   const std::int64_t reference =
-      run.init.empty() ? reference_resolution(spec_from_json(e->spec), static_cast<std::size_t>(stage->index), nullptr)
-                       : run.init.at("transfer").at("reference_resolution").get<std::int64_t>();
+      run.init.contains("transfer")
+          ? run.init["transfer"].at("reference_resolution").get<std::int64_t>()
+          : reference_resolution(spec_from_json(e->spec), static_cast<std::size_t>(stage->index), nullptr);
   return protocol::make(Type::Spec, run.id, run.token,
                         {{"spec", e->spec},
                          {"attempt", run.attempt},
@@ -603,7 +613,12 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
 // ---- queries -----------------------------------------------------------------------------------
 
 ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
-  ExperimentView v{e, store_.list_stages(e.name), store_.list_runs(e.name)};
+  ExperimentView v{e, store_.list_stages(e.name), store_.list_runs(e.name), {}};
+  const nlohmann::json& stage_specs = e.spec.value("stage", nlohmann::json::array());
+  for (const StageRecord& stage : v.stages)
+    if (static_cast<std::size_t>(stage.index) < stage_specs.size() &&
+        stage_specs[static_cast<std::size_t>(stage.index)].value("kind", std::string("train")) == "eval")
+      v.evaluations[stage.name] = store_.metrics(e.name, stage.name, "");
   for (StageRecord& stage : v.stages)  // progress lives on the run until the run ends
     for (const RunRecord& run : v.runs)
       if (run.id == stage.current_run) stage.step = std::max(stage.step, run.step);

@@ -86,6 +86,9 @@ struct ExperimentView {
   ExperimentRecord experiment;
   std::vector<StageRecord> stages;
   std::vector<RunRecord> runs;
+  // The metric points of the evaluation stages (kind = "eval"), by stage name: their results
+  // (FID, CLIP score, ... at each evaluated checkpoint's step).
+  std::map<std::string, std::vector<MetricPoint>> evaluations;
 };
 
 class Coordinator {

@@ -1,5 +1,6 @@
 #include "coordinator/lineage.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "coordinator/run_outcome.h"
@@ -49,12 +50,13 @@ std::pair<std::string, std::string> parent_stage(const std::string& experiment, 
 
 ParentStatus parent_status(const ExperimentStore& store, const std::string& experiment, const StageSpec& stage,
                            const std::string& source) {
-  const InitSource src = parse_init_source(stage.init_from);
+  const InitSource src = parse_init_source(stage_parent(stage));
+  const std::string key = (stage.kind == "eval" ? "after '" : "init_from '") + stage_parent(stage) + "'";
   if (src.kind == InitSource::Kind::None) return {};
   if (src.kind == InitSource::Kind::Bundle) {
     const std::string path = from_source_dir(src.path, source);
     if (bundle_dir(path).empty())
-      return {ParentState::Failed, "init_from '" + src.path + "': " + path +
+      return {ParentState::Failed, key + ": " + path +
                                        " is not a checkpoint bundle (no manifest.json) nor a directory whose "
                                        "`latest` names one"};
     return {ParentState::Ready, ""};
@@ -63,8 +65,8 @@ ParentStatus parent_status(const ExperimentStore& store, const std::string& expe
   const auto record = store.get_stage(exp, name);
   const auto parent_experiment = store.get_experiment(exp);
   if (!record || !parent_experiment)
-    return {ParentState::Failed, "init_from '" + stage.init_from + "': experiment " + exp + " has no stage '" + name +
-                                     "'" + (parent_experiment ? "" : " (no such experiment)")};
+    return {ParentState::Failed, key + ": experiment " + exp + " has no stage '" + name + "'" +
+                                     (parent_experiment ? "" : " (no such experiment)")};
   if (record->state == RunState::Done) return {ParentState::Ready, ""};
   const bool experiment_active =
       parent_experiment->state == RunState::Pending || parent_experiment->state == RunState::Running;
@@ -72,15 +74,14 @@ ParentStatus parent_status(const ExperimentStore& store, const std::string& expe
       (experiment_active || exp == experiment))
     return {ParentState::Waiting, "waits for stage '" + name + "' of experiment " + exp};
   return {ParentState::Failed,
-          "init_from '" + stage.init_from + "': stage '" + name + "' of experiment " + exp + " is " +
-              to_string(record->state) +
+          key + ": stage '" + name + "' of experiment " + exp + " is " + to_string(record->state) +
               (experiment_active ? "" : " and experiment " + exp + " is " + to_string(parent_experiment->state)) +
               " (resume it, then this stage)"};
 }
 
 ParentCheckpoint resolve_parent(const ExperimentStore& store, const std::string& runs_root,
                                 const std::string& experiment, const StageSpec& stage, const std::string& source) {
-  const InitSource src = parse_init_source(stage.init_from);
+  const InitSource src = parse_init_source(stage_parent(stage));
   ParentCheckpoint p;
   p.from = stage.init_from;
   if (src.kind == InitSource::Kind::Bundle) {
@@ -160,8 +161,34 @@ nlohmann::json lineage_json(const ExperimentSpec& spec, std::size_t index, const
           {"transfer", transfer}};
 }
 
+nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string& runs_root,
+                                 const std::string& experiment, const StageSpec& stage) {
+  const std::string run_dir = runs_root + "/" + experiment + "/" + stage.after;
+  const auto record = store.get_stage(experiment, stage.after);
+  nlohmann::json bundles = nlohmann::json::array();
+  auto add = [&](const std::string& bundle, std::int64_t step) {
+    if (!path_exists(bundle + "/manifest.json"))
+      throw Error(stage_label(experiment, stage) + ": stage '" + stage.after + "' left no checkpoint at step " +
+                  std::to_string(step) + " (" + bundle + ")");
+    bundles.push_back(
+        {{"step", step}, {"bundle", bundle}, {"manifest_sha256", sha256_file_hex(bundle + "/manifest.json")}});
+  };
+  if (stage.eval.at_steps.empty()) {
+    const auto newest = newest_checkpoint(run_dir);
+    if (!newest) throw Error(stage_label(experiment, stage) + ": stage '" + stage.after + "' left no checkpoint");
+    add(newest->bundle, newest->step);
+  }
+  for (std::int64_t step : stage.eval.at_steps) {
+    char name[32];
+    std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(step));
+    add(run_dir + "/checkpoints/" + name, step);
+  }
+  return {{"from", stage.after}, {"run", record ? record->current_run : ""}, {"bundles", bundles}};
+}
+
 nlohmann::json worker_init_json(const nlohmann::json& lineage) {
   if (lineage.empty()) return nlohmann::json::object();
+  if (lineage.contains("bundles")) return {{"bundles", lineage["bundles"]}};
   const nlohmann::json& t = lineage.at("transfer");
   nlohmann::json out = {{"bundle", lineage.at("bundle")},
                         {"manifest_sha256", lineage.at("manifest_sha256")},

@@ -54,6 +54,12 @@ std::int64_t reference_resolution(const ExperimentSpec& spec, std::size_t index,
 nlohmann::json lineage_json(const ExperimentSpec& spec, std::size_t index, const ParentCheckpoint& parent,
                             const std::string& source);
 
+// RunRecord::init of an evaluation stage: {"from": after, "run", "bundles": [{step, bundle,
+// manifest_sha256}...]}, the parent's checkpoints at eval.at_steps (its newest when empty).
+// Throws Error naming a missing step.
+nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string& runs_root,
+                                 const std::string& experiment, const StageSpec& stage);
+
 // What the worker is sent with the spec ("init"): the bundle, its manifest's SHA-256 and how to
 // load it.
 nlohmann::json worker_init_json(const nlohmann::json& lineage);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -206,9 +207,13 @@ int cmd_run(const cli::Args& a) {
 
   std::string last_line;
   auto last_print = std::chrono::steady_clock::now() - kProgressInterval;
+  std::set<std::string> reported;  // evaluation stages whose results were printed
   for (;;) {
     const auto view = coordinator.experiment(name);
     if (!view) throw Error("experiment " + name + " vanished from the store");
+    for (const StageRecord& s : view->stages)
+      if (s.state == RunState::Done && view->evaluations.count(s.name) && reported.insert(s.name).second)
+        std::printf("evaluation %s done:\n%s", s.name.c_str(), format_evaluation(*view, s.name).c_str());
     const std::string line = format_progress_line(*view);
     const auto now = std::chrono::steady_clock::now();
     if (line != last_line && (now - last_print >= kProgressInterval || settled(view->experiment.state))) {
@@ -218,7 +223,7 @@ int cmd_run(const cli::Args& a) {
       last_print = now;
     }
     if (settled(view->experiment.state)) {
-      std::printf("\n%s", format_summary(*view).c_str());
+      std::printf("\n%s\nfinal metrics:\n%s", format_summary(*view).c_str(), format_final_metrics(*view).c_str());
       return view->experiment.state == RunState::Done ? 0 : 1;
     }
     if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {

@@ -101,6 +101,11 @@ std::string format_status_table(const std::vector<ExperimentView>& experiments) 
 // "pre@40 (16->32 px, interpolate)" for a run started from a parent's checkpoint, "-" from scratch.
 std::string lineage_text(const RunRecord& r) {
   if (r.init.empty()) return "-";
+  if (r.init.contains("bundles")) {  // an evaluation stage: its parent's checkpoints
+    std::vector<std::string> steps;
+    for (const auto& b : r.init["bundles"]) steps.push_back(std::to_string(b.value("step", 0)));
+    return r.init.value("from", std::string("?")) + "@" + join(steps, ",");
+  }
   const nlohmann::json& t = r.init.value("transfer", nlohmann::json::object());
   std::string out = r.init.value("from", std::string("?")) + "@" + std::to_string(r.init.value("step", 0));
   const auto res = t.value("resolution", nlohmann::json::object());
@@ -128,6 +133,9 @@ std::string format_experiment_detail(const ExperimentView& v) {
     runs.push_back({r.id, to_string(r.state), std::to_string(r.step), loss_text(&r), rate_text(&r), wall_text(&r),
                     std::to_string(r.ranks), r.pid ? std::to_string(r.pid) : "-", r.run_dir});
   out += "\n" + format_table(runs);
+  std::string evaluations;
+  for (const StageRecord& s : v.stages) evaluations += format_evaluation(v, s.name);
+  if (!evaluations.empty()) out += "\nevaluations:\n" + evaluations;
   for (const RunRecord& r : v.runs)
     if (!r.error.empty()) out += "\nrun " + r.id + " error:\n" + indent(r.error, "  ");
   return out;
@@ -137,6 +145,9 @@ std::string format_progress_line(const ExperimentView& v) {
   for (const StageRecord& s : v.stages) {
     if (s.state == RunState::Done && &s != &v.stages.back()) continue;
     const RunRecord* r = current_run(v, s);
+    if (v.evaluations.count(s.name))
+      return v.experiment.name + "/" + s.name + ": " + to_string(s.state) + ", evaluating " +
+             (r ? lineage_text(*r) : std::string("its parent's checkpoints"));
     return v.experiment.name + "/" + s.name + ": " + to_string(s.state) + ", step " + steps(s) + ", loss " +
            loss_text(r) + ", " + rate_text(r) + " samples/s";
   }
@@ -151,13 +162,19 @@ std::string format_summary(const ExperimentView& v) {
   out += "\n";
   for (const StageRecord& s : v.stages) {
     const RunRecord* r = current_run(v, s);
-    out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " + loss_text(r) +
-           ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
+    if (v.evaluations.count(s.name))
+      out += "  stage " + s.name + ": " + to_string(s.state) + ", evaluation, wall " + wall_text(r) + "\n" +
+             indent(format_evaluation(v, s.name), "  ");
+    else
+      out += "  stage " + s.name + ": " + to_string(s.state) + ", " + steps(s) + " steps, final loss " + loss_text(r) +
+             ", " + rate_text(r) + " samples/s, wall " + wall_text(r) + "\n";
     if (!r) continue;
     out += "    run:        " + r->id + " (attempt " + std::to_string(r->attempt) +
            (r->resume_from.empty() ? std::string() : ", resumed from step " + std::to_string(r->resume_step)) + ")\n";
     out += "    run dir:    " + r->run_dir + "\n";
-    if (!r->init.empty()) out += "    from:       " + lineage_text(*r) + " (" + r->init.value("bundle", "") + ")\n";
+    if (r->init.contains("bundle"))
+      out += "    from:       " + lineage_text(*r) + " (" + r->init.value("bundle", "") + ")\n";
+    else if (!r->init.empty()) out += "    evaluated:  " + lineage_text(*r) + "\n";
     if (!r->checkpoint.empty()) out += "    checkpoint: " + r->checkpoint + "\n";
     if (!r->error.empty()) out += "    error:\n" + indent(r->error, "      ");
   }
@@ -179,6 +196,52 @@ std::string format_presets_table() {
   return out + format_table(rows) +
          "SIZE: d depth, w width, h heads, p patch, dec mDT decoder blocks; UNet: ch base channels, x channel\n"
          "multipliers per level, res ResBlocks per level, attn@ down-sampling factors with attention.\n";
+}
+
+namespace {
+
+std::string metric_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_evaluation(const ExperimentView& view, const std::string& stage) {
+  const auto it = view.evaluations.find(stage);
+  if (it == view.evaluations.end() || it->second.empty()) return "";
+  std::map<std::int64_t, std::vector<std::string>> by_step;
+  for (const MetricPoint& p : it->second) by_step[p.step].push_back(p.metric + " " + metric_text(p.value));
+  std::string out;
+  for (const auto& [step, items] : by_step)
+    out += "  " + stage + " @ step " + std::to_string(step) + ": " + join(items, ", ") + "\n";
+  return out;
+}
+
+std::string format_final_metrics(const ExperimentView& view) {
+  std::vector<std::string> metrics = {"loss"};
+  std::map<std::string, std::map<std::string, std::string>> cells;  // stage -> metric -> value
+  for (const StageRecord& s : view.stages) {
+    if (const RunRecord* r = current_run(view, s); r && r->last_loss != 0) cells[s.name]["loss"] = loss_text(r);
+    const auto it = view.evaluations.find(s.name);
+    if (it == view.evaluations.end()) continue;
+    std::map<std::string, std::int64_t> last_step;
+    for (const MetricPoint& p : it->second) {
+      if (std::find(metrics.begin(), metrics.end(), p.metric) == metrics.end()) metrics.push_back(p.metric);
+      if (!last_step.count(p.metric) || p.step >= last_step[p.metric]) {
+        last_step[p.metric] = p.step;
+        cells[s.name][p.metric] = metric_text(p.value) + " @" + std::to_string(p.step);
+      }
+    }
+  }
+  std::vector<std::vector<std::string>> rows = {{"STAGE"}};
+  for (const std::string& m : metrics) rows[0].push_back(m == "loss" ? "FINAL LOSS" : m);
+  for (const StageRecord& s : view.stages) {
+    rows.push_back({s.name});
+    for (const std::string& m : metrics) rows.back().push_back(cells[s.name].count(m) ? cells[s.name][m] : "-");
+  }
+  return format_table(rows);
 }
 
 }  // namespace ldm::coord

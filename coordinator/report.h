@@ -21,6 +21,14 @@ std::string format_progress_line(const ExperimentView& view);
 // Per stage: state, steps, final loss, samples/s, wall time, run dir, checkpoint, error.
 std::string format_summary(const ExperimentView& view);
 
+// The results of evaluation stage `stage` of `view`: one line per evaluated step with its metrics,
+// "" when it has none.
+std::string format_evaluation(const ExperimentView& view, const std::string& stage);
+
+// Every stage's final metrics: one row per stage, one column per metric (the last point of each;
+// the training curves' loss, and every evaluation metric).
+std::string format_final_metrics(const ExperimentView& view);
+
 // Families and presets with analytic parameter counts and GFLOPs at the DiT paper's 256x256 shape.
 std::string format_presets_table();
 

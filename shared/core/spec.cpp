@@ -38,6 +38,13 @@ void check_field(const std::string& path, const std::string& value, const FieldM
   throw SpecError(path, not_one_of(value, meta.choices));
 }
 
+void check_field(const std::string& path, const std::vector<std::int64_t>& value, const FieldMeta& meta) {
+  for (std::size_t i = 0; i < value.size(); ++i) check_field(path + "." + std::to_string(i), value[i], meta);
+}
+void check_field(const std::string& path, const std::vector<std::string>& value, const FieldMeta& meta) {
+  for (std::size_t i = 0; i < value.size(); ++i) check_field(path + "." + std::to_string(i), value[i], meta);
+}
+
 bool valid_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
@@ -156,6 +163,8 @@ void check_stage_graph(const ExperimentSpec& spec) {
     if (!find_stage(spec, src.stage))
       throw SpecError(key, "no stage named '" + src.stage + "' in this experiment" + did_you_mean(src.stage, names) +
                                " (another experiment's stage is EXPERIMENT:STAGE; a bundle path contains a '/')");
+    if (find_stage(spec, src.stage)->kind == "eval")
+      throw SpecError(key, "'" + src.stage + "' is an evaluation stage: it has no weights to start from");
     // Follow the chain; coming back to this stage is a cycle.
     std::vector<std::string> chain = {st.name};
     for (const StageSpec* cur = find_stage(spec, src.stage); cur;) {
@@ -243,6 +252,105 @@ void check_transfer(const ExperimentSpec& spec, std::size_t i, const ExperimentS
                                               choice_name(view.recipe.optimizer.name) + "; use \"reset\"");
 }
 
+// One training stage: its overrides, its transfer, and the shape of its batches and schedule.
+void check_training_stage(const ExperimentSpec& spec, std::size_t i) {
+  const StageSpec& st = spec.stages[i];
+  const std::string p = "stage." + std::to_string(i) + ".";
+  const StageSpec defaults;
+  if (!st.after.empty())
+    throw SpecError(p + "after",
+                    "is read only by evaluation stages (kind = \"eval\"); a training stage starts "
+                    "from another with init_from");
+  if (spec_to_json(spec)["stage"][i].contains("eval"))
+    throw SpecError(p + "eval", "is read only by evaluation stages (kind = \"eval\")");
+  check_fixed_recipe_keys(st, p);
+  const ExperimentSpec view = stage_view(spec, i);
+  if (!st.overrides.empty() || !st.task.empty()) validate_stage_settings(view, st, p);
+  check_transfer(spec, i, view);
+  // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
+  const RecipeCard& card = recipe_card(view.recipe.family);
+  const LatentGrid grid = card.latent_grid(recipe_preset(view.recipe.family, view.recipe.preset));
+  const std::int64_t unit = spec.autoencoder.factor * grid.multiple;
+  if (st.resolution % unit != 0)
+    throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
+                                          grid.why + " = " + std::to_string(unit));
+  if (st.lr_schedule != "constant" && st.warmup_steps > st.steps)
+    throw SpecError(p + "warmup_steps", std::to_string(st.warmup_steps) + " warm-up steps exceed the stage's " +
+                                            std::to_string(st.steps) + " steps");
+  if (st.lr_schedule == "cosine" && st.min_lr > st.lr)
+    throw SpecError(p + "min_lr", "the cosine schedule's min_lr exceeds lr");
+  if (st.batch_size % st.ranks != 0)
+    throw SpecError(p + "batch_size", "global batch " + std::to_string(st.batch_size) +
+                                          " is not divisible by ranks = " + std::to_string(st.ranks));
+  if (st.batch_size % (st.ranks * st.grad_accumulation) != 0)
+    throw SpecError(p + "grad_accumulation", "global batch " + std::to_string(st.batch_size) +
+                                                 " does not split into ranks x grad_accumulation = " +
+                                                 std::to_string(st.ranks * st.grad_accumulation) + " micro-batches");
+}
+
+// One evaluation stage: a training parent, metrics the recipe and task can give, checkpoints the
+// parent writes, and no training keys.
+void check_eval_stage(const ExperimentSpec& spec, std::size_t i) {
+  const StageSpec& st = spec.stages[i];
+  const EvalSpec& ev = st.eval;
+  const std::string p = "stage." + std::to_string(i) + ".";
+  // Training keys (those not at their defaults) do nothing here.
+  const nlohmann::json mine = spec_to_json(spec)["stage"][i], plain = spec_to_json([] {
+                                                                ExperimentSpec one;
+                                                                one.stages.emplace_back();
+                                                                return one;
+                                                              }())["stage"][0];
+  for (const auto& [key, value] : plain.items())
+    if (key != "name" && key != "ranks" && key != "threads_per_rank" && key != "max_attempts" && mine.contains(key) &&
+        mine[key] != value)
+      throw SpecError(p + key, "does nothing in evaluation stage '" + st.name +
+                                   "' (it samples from the checkpoints "
+                                   "of `after` at their resolution)");
+  for (const char* key : {"init_from", "task", "dataset", "text_encoder", "recipe"})
+    if (mine.contains(key))
+      throw SpecError(p + key, "does nothing in evaluation stage '" + st.name + "' (its settings are [stage.eval])");
+  if (st.after.empty())
+    throw SpecError(p + "after", "an evaluation stage needs `after`, the training stage it evaluates");
+  std::vector<std::string> names;
+  for (const StageSpec& other : spec.stages) names.push_back(other.name);
+  const StageSpec* parent = find_stage(spec, st.after);
+  if (!parent) throw SpecError(p + "after", "no stage named '" + st.after + "'" + did_you_mean(st.after, names));
+  if (parent->kind == "eval")
+    throw SpecError(p + "after", "'" + st.after + "' is an evaluation stage: it has no checkpoints to evaluate");
+  if (ev.metrics.empty()) throw SpecError(p + "eval.metrics", "is empty: name at least one metric");
+  std::size_t parent_index = 0;
+  while (spec.stages[parent_index].name != parent->name) ++parent_index;
+  const ExperimentSpec view = stage_view(spec, parent_index);
+  for (const std::string& metric : ev.metrics) {
+    if (metric == "clip_score" && view.task != "text")
+      throw SpecError(p + "eval.metrics",
+                      "clip_score needs a text-to-image parent ('" + st.after + "' is class-conditional)");
+    if (metric == "clip_score")
+      for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"clip_image", &ev.clip_image},
+                                       {"clip_text", &ev.clip_text},
+                                       {"clip_bpe", &ev.clip_bpe}})
+        if (value->empty())
+          throw SpecError(p + "eval." + key,
+                          "is required for clip_score (tools/export/export_clip.py writes the towers)");
+    if (metric == "disentanglement" && view.recipe.conditioning.controls == ControlMode::None)
+      throw SpecError(p + "eval.metrics", "disentanglement varies the size condition: '" + st.after +
+                                              "' trains without controls (recipe.conditioning.controls = \"none\")");
+  }
+  if (view.task == "text" && ev.captions.empty())
+    throw SpecError(p + "eval.captions",
+                    "is required: '" + st.after + "' is text-to-image (a file, one caption per line)");
+  for (std::size_t k = 0; k < ev.at_steps.size(); ++k) {
+    const std::int64_t step = ev.at_steps[k];
+    const bool written =
+        step == 0 || step == parent->steps || (parent->checkpoint_every > 0 && step % parent->checkpoint_every == 0);
+    if (step > parent->steps || !written)
+      throw SpecError(p + "eval.at_steps." + std::to_string(k),
+                      "'" + st.after + "' writes no checkpoint at step " + std::to_string(step) + " (it trains " +
+                          std::to_string(parent->steps) +
+                          " steps, checkpoint_every = " + std::to_string(parent->checkpoint_every) + ")");
+  }
+}
+
 }  // namespace
 
 InitSource parse_init_source(const std::string& init_from) {
@@ -269,6 +377,8 @@ InitSource parse_init_source(const std::string& init_from) {
     throw Error("'" + init_from + "': EXPERIMENT:STAGE needs two names of [A-Za-z0-9_-]+");
   return src;
 }
+
+const std::string& stage_parent(const StageSpec& stage) { return stage.kind == "eval" ? stage.after : stage.init_from; }
 
 const StageSpec* find_stage(const ExperimentSpec& spec, const std::string& name) {
   for (const StageSpec& st : spec.stages)
@@ -302,31 +412,8 @@ void validate(const ExperimentSpec& spec) {
   }
   check_stage_graph(spec);
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
-    const StageSpec& st = spec.stages[i];
-    const std::string p = "stage." + std::to_string(i) + ".";
-    check_fixed_recipe_keys(st, p);
-    const ExperimentSpec view = stage_view(spec, i);
-    if (!st.overrides.empty() || !st.task.empty()) validate_stage_settings(view, st, p);
-    check_transfer(spec, i, view);
-    // Patch transformers need whole patches; the UNet halves the latent (levels - 1) times.
-    const RecipeCard& card = recipe_card(view.recipe.family);
-    const LatentGrid grid = card.latent_grid(recipe_preset(view.recipe.family, view.recipe.preset));
-    const std::int64_t unit = spec.autoencoder.factor * grid.multiple;
-    if (st.resolution % unit != 0)
-      throw SpecError(p + "resolution", std::to_string(st.resolution) + " is not divisible by autoencoder.factor * " +
-                                            grid.why + " = " + std::to_string(unit));
-    if (st.lr_schedule != "constant" && st.warmup_steps > st.steps)
-      throw SpecError(p + "warmup_steps", std::to_string(st.warmup_steps) + " warm-up steps exceed the stage's " +
-                                              std::to_string(st.steps) + " steps");
-    if (st.lr_schedule == "cosine" && st.min_lr > st.lr)
-      throw SpecError(p + "min_lr", "the cosine schedule's min_lr exceeds lr");
-    if (st.batch_size % st.ranks != 0)
-      throw SpecError(p + "batch_size", "global batch " + std::to_string(st.batch_size) +
-                                            " is not divisible by ranks = " + std::to_string(st.ranks));
-    if (st.batch_size % (st.ranks * st.grad_accumulation) != 0)
-      throw SpecError(p + "grad_accumulation", "global batch " + std::to_string(st.batch_size) +
-                                                   " does not split into ranks x grad_accumulation = " +
-                                                   std::to_string(st.ranks * st.grad_accumulation) + " micro-batches");
+    if (spec.stages[i].kind == "eval") check_eval_stage(spec, i);
+    else check_training_stage(spec, i);
   }
 }
 

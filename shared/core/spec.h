@@ -7,10 +7,13 @@
 // one line and can never be parsed in one place and forgotten in another.
 //
 // A visitor V provides:
-//   void field(const char* key, T& value, const FieldMeta& meta)   T in {int64_t, double, std::string, bool}
+//   void field(const char* key, T& value, const FieldMeta& meta)   T in {int64_t, double, std::string, bool,
+//                                                                  std::vector<int64_t>, std::vector<std::string>}
 //                                                                  or an enum with a Choices table
 //   template <class S> void table(const char* key, S& sub, const char* doc)
 //   template <class S> void array(const char* key, std::vector<S>& items, const char* doc)
+//   template <class S> void optional_table(const char* key, S& sub, const char* doc)   a table
+//        added after files existed: left out of the JSON while it equals S{} (spec_hash stays)
 //   void overrides(nlohmann::json& patch, const char* doc)   a stage's sparse overrides of the
 //        experiment tables named by stage_override_tables(), each under its own key
 #pragma once
@@ -136,6 +139,30 @@ struct RecipeSpec {
   EmaSpec ema;
 };
 
+// What an evaluation stage measures and how it samples (StageSpec::eval, [stage.eval]). Defaults
+// that say "the recipe's" take recipe.sampler; every metric goes to the store as a metric point
+// of the evaluation stage at the evaluated checkpoint's step.
+struct EvalSpec {
+  std::vector<std::string> metrics = {"fid"};  // fid | clip_score | disentanglement
+  std::vector<std::int64_t> at_steps;          // the parent's checkpoints to evaluate; [] = its final one
+  std::int64_t samples = 1000;                 // generated images per checkpoint (sample i seeded by i)
+  std::int64_t seed = 0;
+  std::string sampler;               // "" = the recipe's
+  std::int64_t steps = 0;            // 0 = the recipe's
+  double cfg = -1;                   // < 0 = the recipe's
+  double cfg_control = -1;           // < 0 = the recipe's
+  std::string captions;              // text task: a file of captions, one per line, cycled over the samples
+  std::string controls;              // control metadata to generate with, "orig_h=..,orig_w=..,.." ("" = uncropped)
+  std::string features = "builtin";  // FID network: builtin, or a TorchScript Inception file
+  std::string reference;             // FID reference: an .npz, an image folder or image shards; "" = the parent's data
+  std::string clip_image, clip_text,
+      clip_bpe;       // clip_score: CLIP's towers (tools/export/export_clip.py) and BPE merges
+  std::string lpips;  // disentanglement: an LPIPS TorchScript export ("" = distance of `features`, NOT LPIPS)
+  std::vector<std::int64_t> sizes = {64, 128, 256, 512, 1024};  // disentanglement: the size conditions [paper]
+  std::int64_t draws = 8;                                       // disentanglement: (noise, condition) draws [recon]
+  std::int64_t batch = 8;                                       // samples per network batch
+};
+
 struct StageSpec {
   std::string name = "train";
   std::int64_t resolution = 32;          // image side in pixels; latent side = resolution / factor
@@ -164,6 +191,12 @@ struct StageSpec {
   // applies them; the readers check them like the experiment's own keys.
   std::string task;  // "" = the experiment's
   nlohmann::json overrides = nlohmann::json::object();
+
+  // Evaluation stages: kind = "eval" samples from the checkpoints of the training stage `after`
+  // and stores the metrics of `eval`; the training keys above do nothing there.
+  std::string kind = "train";  // train | eval
+  std::string after;
+  EvalSpec eval;
 };
 
 // The experiment-level tables a stage may override, in declaration order.
@@ -328,6 +361,48 @@ void describe(V& v, RecipeSpec& s) {
 }
 
 template <class V>
+void describe(V& v, EvalSpec& s) {
+  v.field("metrics", s.metrics,
+          {"what to measure: fid, clip_score (text task), disentanglement (recipes with controls)",
+           0,
+           0,
+           {"fid", "clip_score", "disentanglement"}});
+  v.field("at_steps", s.at_steps,
+          {"the parent's checkpoint steps to evaluate (its checkpoint_every must write them; 0 = its initial weights, "
+           "saved before training); [] = its final one",
+           0, 1e9});
+  v.field("samples", s.samples, {"images generated per checkpoint; sample i is seeded by i", 2, 1e7});
+  v.field("seed", s.seed, {"seed of the sample noise", 0, kMaxInt});
+  v.field("sampler", s.sampler, {"sampler; \"\" = recipe.sampler.name", 0, 0, [] {
+                                   std::vector<std::string> c = {""};
+                                   for (const auto& n : choice_names<Sampler>()) c.push_back(n);
+                                   return c;
+                                 }()});
+  v.field("steps", s.steps, {"sampling steps; 0 = recipe.sampler.steps", 0, 100000});
+  v.field("cfg", s.cfg, {"semantic guidance scale; < 0 = recipe.sampler.cfg", -1, 100});
+  v.field("cfg_control", s.cfg_control, {"control guidance scale; < 0 = recipe.sampler.cfg_control", -1, 100});
+  v.field("captions", s.captions, {"text task: a file of captions, one per line, cycled over the samples"});
+  v.field("controls", s.controls,
+          {"control metadata to generate with, e.g. \"orig_h=512,orig_w=512\" (\"\" = an uncropped, unflipped image "
+           "of the parent's resolution)"});
+  v.field("features", s.features,
+          {"FID network: builtin (NOT comparable with published FIDs) or a TorchScript Inception file "
+           "(tools/export/export_inception.py)"});
+  v.field("reference", s.reference,
+          {"FID reference: statistics (.npz), an image folder or image shards, whose statistics are computed once "
+           "and cached by content; \"\" = the parent stage's training data"});
+  v.field("clip_image", s.clip_image, {"clip_score: CLIP's image tower (tools/export/export_clip.py)"});
+  v.field("clip_text", s.clip_text, {"clip_score: CLIP's text tower (tools/export/export_clip.py)"});
+  v.field("clip_bpe", s.clip_bpe, {"clip_score: CLIP's BPE merges file (bpe_simple_vocab_16e6.txt.gz)"});
+  v.field("lpips", s.lpips,
+          {"disentanglement: an LPIPS export (tools/export/export_lpips.py); \"\" = mean squared distance of the "
+           "`features` network's features (NOT the paper's LPIPS), as `ldm-worker disentanglement`"});
+  v.field("sizes", s.sizes, {"disentanglement: the size conditions compared [paper]", 1, 65536});
+  v.field("draws", s.draws, {"disentanglement: (noise, condition) draws [recon]", 1, 100000});
+  v.field("batch", s.batch, {"samples per network batch", 1, 4096});
+}
+
+template <class V>
 void describe(V& v, StageSpec& s) {
   v.field("name", s.name, {"stage name, unique within the experiment ([A-Za-z0-9_-]+)"});
   v.field("resolution", s.resolution, {"image side in pixels", 8, 8192});
@@ -379,6 +454,12 @@ void describe(V& v, StageSpec& s) {
   v.overrides(s.overrides,
               "experiment settings this stage changes: [stage.dataset], [stage.text_encoder], [stage.recipe] "
               "(e.g. recipe.pos_embed_resampling, recipe.diffusion.shift); unset keys are the experiment's");
+  v.field("kind", s.kind,
+          meta("train, or eval: sample from the checkpoints of the training stage `after` and store the "
+               "[stage.eval] metrics",
+               {"train", "eval"}));
+  v.field("after", s.after, meta("kind = \"eval\": the training stage whose checkpoints are evaluated"));
+  v.optional_table("eval", s.eval, "kind = \"eval\": what to measure and how to sample");
 }
 
 template <class V>
@@ -410,6 +491,9 @@ void check_field(const std::string& path, std::int64_t value, const FieldMeta& m
 void check_field(const std::string& path, double value, const FieldMeta& meta);
 void check_field(const std::string& path, const std::string& value, const FieldMeta& meta);
 inline void check_field(const std::string&, bool, const FieldMeta&) {}
+// Lists: every element is checked as a scalar ("<path>.<i>").
+void check_field(const std::string& path, const std::vector<std::int64_t>& value, const FieldMeta& meta);
+void check_field(const std::string& path, const std::vector<std::string>& value, const FieldMeta& meta);
 // An enum's value is checked when its name is read (parse_choice).
 template <class E, class = std::enable_if_t<is_choice_v<E>>>
 void check_field(const std::string&, E, const FieldMeta&) {}
@@ -431,6 +515,8 @@ struct InitSource {
   std::string path;        // Bundle
 };
 InitSource parse_init_source(const std::string& init_from);
+// The stage a stage waits for, as an init_from string: `after` for an evaluation stage, else init_from.
+const std::string& stage_parent(const StageSpec& stage);
 // The stage of `spec` named `name`, or nullptr.
 const StageSpec* find_stage(const ExperimentSpec& spec, const std::string& name);
 // The first stage of the init_from chain inside the experiment (the stage itself when it has no

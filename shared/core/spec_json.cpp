@@ -42,6 +42,12 @@ struct JsonWriter {
     (*out)[key] = render(sub);
   }
   template <class S>
+  void optional_table(const char* key, S& sub, const char*) {
+    S defaults{};
+    json value = render(sub);
+    if (value != render(defaults)) (*out)[key] = std::move(value);
+  }
+  template <class S>
   void array(const char* key, std::vector<S>& items, const char*) {
     json arr = json::array();
     for (auto& item : items) arr.push_back(render(item));
@@ -77,6 +83,16 @@ struct JsonReader {
     if (!j.is_string()) throw SpecError(p, "expected a string, got " + std::string(j.type_name()));
     v = parse_choice<E>(j.get<std::string>(), p);
   }
+  template <class T>
+  void read(const std::string& p, const json& j, std::vector<T>& v) {
+    if (!j.is_array()) throw SpecError(p, "expected an array, got " + std::string(j.type_name()));
+    v.clear();
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      T item{};
+      read(p + "." + std::to_string(i), j[i], item);
+      v.push_back(std::move(item));
+    }
+  }
   void read(const std::string& p, const json& j, bool& v) {
     if (!j.is_boolean()) throw SpecError(p, "expected a boolean, got " + std::string(j.type_name()));
     v = j.get<bool>();
@@ -89,6 +105,10 @@ struct JsonReader {
     if (it == in->end()) return;
     read(path(key), *it, value);
     check_field(path(key), value, meta);
+  }
+  template <class S>
+  void optional_table(const char* key, S& sub, const char* doc) {
+    table(key, sub, doc);
   }
   template <class S>
   void table(const char* key, S& sub, const char*) {

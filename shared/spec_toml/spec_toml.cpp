@@ -95,6 +95,10 @@ struct KeyLister {
     keys.push_back(key);
   }
   template <class S>
+  void optional_table(const char* key, S&, const char*) {
+    keys.push_back(key);
+  }
+  template <class S>
   void array(const char* key, std::vector<S>&, const char*) {
     keys.push_back(key);
   }
@@ -137,6 +141,10 @@ class TomlReader {
     }
   }
 
+  template <class S>
+  void optional_table(const char* key, S& sub, const char* doc) {
+    table(key, sub, doc);
+  }
   template <class S>
   void table(const char* key, S& sub, const char*) {
     const toml::node* node = in_.get(key);
@@ -255,6 +263,17 @@ class TomlReader {
       throw ctx_.error(path, e.detail(), node.source().begin);
     }
   }
+  template <class T>
+  void read_value(const std::string& path, const toml::node& node, std::vector<T>& v) const {
+    const auto* arr = node.as_array();
+    if (!arr) throw type_error(path, node, "an array");
+    v.clear();
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      T item{};
+      read_value(path + "." + std::to_string(i), *arr->get(i), item);
+      v.push_back(std::move(item));
+    }
+  }
   void read_value(const std::string& path, const toml::node& node, bool& v) const {
     const auto* x = node.as_boolean();
     if (!x) throw type_error(path, node, "a boolean");
@@ -323,6 +342,12 @@ std::string value_text(std::int64_t v) { return std::to_string(v); }
 std::string value_text(double v) { return float_text(v); }
 std::string value_text(const std::string& v) { return quoted(v); }
 std::string value_text(bool v) { return v ? "true" : "false"; }
+template <class T>
+std::string value_text(const std::vector<T>& v) {
+  std::vector<std::string> items;
+  for (const T& item : v) items.push_back(value_text(item));
+  return "[" + join(items, ", ") + "]";
+}
 template <class E, class = std::enable_if_t<is_choice_v<E>>>
 std::string value_text(E v) {
   return quoted(choice_name(v));
@@ -345,6 +370,10 @@ std::string constraint_text(T, const FieldMeta& meta) {
   if constexpr (is_choice_v<T>) return "; one of: " + join(choice_names<T>(), ", ");
   if (!std::isfinite(meta.lo) && !std::isfinite(meta.hi)) return "";
   return "; range [" + bound_text(meta.lo) + ", " + bound_text(meta.hi) + "]";
+}
+template <class T>
+std::string constraint_text(const std::vector<T>&, const FieldMeta& meta) {
+  return constraint_text(T{}, meta);
 }
 
 void append_comment(std::string& out, const std::string& text) {
@@ -369,6 +398,11 @@ class TomlWriter {
     body_ += std::string(key) + " = " + value_text(value) + "\n";
   }
 
+  template <class S>
+  void optional_table(const char* key, S& sub, const char* doc) {
+    S defaults{};
+    if (TomlWriter::render(sub, "") != TomlWriter::render(defaults, "")) table(key, sub, doc);
+  }
   template <class S>
   void table(const char* key, S& sub, const char* doc) {
     const std::string path = child_path(key);

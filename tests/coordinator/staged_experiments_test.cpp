@@ -292,3 +292,44 @@ TEST_CASE("a parent in another experiment that stopped: refused at submit, or th
   f.coord->tick();
   CHECK(f.run("child.fine.a1").init.at("run") == "base.pre.a2");
 }
+
+TEST_CASE("an evaluation stage launches after its training stage with the checkpoints it evaluates") {
+  Fixture f;
+  ExperimentSpec spec = staged_spec("exp");
+  spec.stages.resize(1);
+  StageSpec fid;
+  fid.name = "fid";
+  fid.kind = "eval";
+  fid.after = "pre";
+  fid.eval.at_steps = {0, 20};
+  spec.stages.push_back(fid);
+  CHECK(f.submit(spec).runs == std::vector<std::string>{"exp.pre.a1"});
+  CHECK(f.store->get_stage("exp", "fid")->total_steps == 20);  // progress counts evaluated steps
+  const std::string step0 = Fixture::write_bundle(f.dir.path() + "/runs/exp/pre/checkpoints", spec, 0, 0);
+  f.finish("exp.pre.a1", spec, 0, 20);
+  const RunRecord r = f.run("exp.fid.a1");
+  REQUIRE(r.init.at("bundles").size() == 2);
+  CHECK(r.init["bundles"][0].at("step") == 0);
+  CHECK(r.init["bundles"][0].at("bundle") == step0);
+  CHECK(r.init["bundles"][0].at("manifest_sha256") == sha256_file_hex(step0 + "/manifest.json"));
+  CHECK(r.init["bundles"][1].at("step") == 20);
+  CHECK(f.hello(r).body.at("init").at("bundles") == r.init.at("bundles"));
+}
+
+TEST_CASE("an evaluation stage whose step has no checkpoint fails, naming the step") {
+  Fixture f;
+  ExperimentSpec spec = staged_spec("exp");
+  spec.stages.resize(1);
+  spec.stages[0].checkpoint_every = 10;
+  StageSpec fid;
+  fid.name = "fid";
+  fid.kind = "eval";
+  fid.after = "pre";
+  fid.eval.at_steps = {10};
+  spec.stages.push_back(fid);
+  f.submit(spec);
+  f.finish("exp.pre.a1", spec, 0, 20);  // only step 20 was written here
+  CHECK(f.stage_state("exp", "fid") == RunState::Failed);
+  CHECK(f.run("exp.fid.a1").error.find("left no checkpoint at step 10") != std::string::npos);
+  CHECK(f.experiment_state("exp") == RunState::Failed);
+}

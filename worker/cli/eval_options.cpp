@@ -7,15 +7,11 @@ namespace ldm::worker {
 
 // One caption per line; empty lines are skipped.
 std::vector<std::string> read_captions(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw cli::UsageError("--captions " + path + ": cannot open the file");
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) out.push_back(line);
+  try {
+    return eval::read_caption_file(path);
+  } catch (const Error& e) {
+    throw cli::UsageError("--captions " + std::string(e.what()));
   }
-  if (out.empty()) throw cli::UsageError("--captions " + path + ": no captions in the file");
-  return out;
 }
 
 // The sampler and guidance options shared by both commands, over the recipe's defaults.

@@ -1,4 +1,4 @@
-// `ldm-worker train`: one rank of a training job. Launched by the coordinator as
+// `ldm-worker train`: one rank of a stage's job (training, or an evaluation stage). Launched by the coordinator as
 //   mpirun -n N ldm-worker train --coord tcp://HOST:PORT --run RUN_ID     (LDM_RUN_TOKEN in the env)
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "shared/core/spec_json.h"
 #include "worker/cli/commands.h"
 #include "worker/comm/comm.h"
+#include "worker/eval/eval_stage.h"
 #include "worker/torch_compat.h"
 #include "worker/train/fault.h"
 #include "worker/train/reporter.h"
@@ -72,6 +73,17 @@ int cmd_train(const cli::Args& a) {
     if (reporter) {
       reporter->set_attempt(ctx.attempt);
       reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
+    }
+    if (ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index)).kind == "eval") {
+      const nlohmann::json results = eval::run_eval_stage(ctx, *comm, reporter.get());
+      if (reporter) {
+        const int64_t last = results.empty() ? 0 : results.back().at("step").get<int64_t>();
+        if (!reporter->flush(last, 120.0))
+          log::error("the coordinator did not acknowledge every metric batch; the points are in sent.jsonl");
+        reporter->send_event(protocol::Type::Done, {{"step", last}, {"summary", {{"evaluations", results}}}}, 30.0);
+      }
+      comm->barrier();
+      return 0;
     }
     StageResult r = train_stage(ctx, *comm, reporter.get());
     if (reporter) {

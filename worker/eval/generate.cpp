@@ -1,5 +1,7 @@
 #include "worker/eval/generate.h"
 
+#include <fstream>
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,6 +19,18 @@
 #include "worker/diffusion/setup.h"
 
 namespace ldm::eval {
+
+std::vector<std::string> read_caption_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the caption file");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  if (out.empty()) throw Error(path + ": no captions in the file");
+  return out;
+}
 
 GuidedSampling recipe_sampling(const worker::SamplingModel& m) {
   GuidedSampling s;

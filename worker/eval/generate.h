@@ -46,6 +46,10 @@ namespace ldm::eval {
 using worker::GuidedSampling;     // sampling.h
 using worker::sample_from_noise;  // sampling.h
 
+// One caption per line ('\r' dropped, empty lines skipped). Throws ldm::Error naming the file when
+// it cannot be read or holds no caption.
+std::vector<std::string> read_caption_file(const std::string& path);
+
 // The recipe's own sampler and guidance scales (recipe.sampler), as `ldm-worker sample` uses them.
 GuidedSampling recipe_sampling(const worker::SamplingModel& m);
 

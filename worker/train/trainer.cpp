@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -439,6 +440,14 @@ StageResult StageRun::train() {
                     first_step > 1 ? std::ios::app : std::ios::trunc);
   StageResult result;
   result.steps = first_step - 1;
+  // An evaluation stage that evaluates this stage at step 0 needs the initial weights as a bundle.
+  if (first_step == 1)
+    for (const StageSpec& other : ctx_.spec.stages)
+      if (other.kind == "eval" && other.after == stage_.name &&
+          std::count(other.eval.at_steps.begin(), other.eval.at_steps.end(), 0) > 0) {
+        save_checkpoint(0);
+        break;
+      }
   for (int64_t step = first_step; step <= stage_.steps; ++step) {
     set_current_step(step);
     maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});

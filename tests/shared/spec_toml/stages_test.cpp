@@ -254,3 +254,55 @@ TEST_CASE("a malformed init_from reached through another stage's chain is still 
   CHECK(e.key_path() == "stage.0.init_from");
   CHECK(e.location() == where(text, "init_from = \"x:\""));
 }
+
+namespace {
+// kTwoStage plus an evaluation stage (appended) with `stage_keys` and the [stage.eval] `eval_keys`.
+std::string with_eval(const std::string& stage_keys, const std::string& eval_keys = "metrics = [\"fid\"]\n") {
+  return std::string(kTwoStage) + "\n[[stage]]\nname = \"fid\"\nkind = \"eval\"\n" + stage_keys +
+         "[stage.eval]\nsamples = 64\n" + eval_keys;
+}
+}  // namespace
+
+TEST_CASE("an evaluation stage reads its table, and the JSON of training stages does not change") {
+  const ExperimentSpec s = ldm::parse_experiment_string(
+      with_eval("after = \"fine\"\n", "metrics = [\"fid\"]\nat_steps = [0, 100]\n"), "exp.toml");
+  const ldm::StageSpec& ev = s.stages.at(3);
+  CHECK(ev.kind == "eval");
+  CHECK(ev.after == "fine");
+  CHECK(ev.eval.metrics == std::vector<std::string>{"fid"});
+  CHECK(ev.eval.at_steps == std::vector<std::int64_t>{0, 100});
+  CHECK(ev.eval.samples == 64);
+  CHECK(ldm::stage_parent(ev) == "fine");
+  const nlohmann::json j = ldm::spec_to_json(s);
+  CHECK(j["stage"][3]["eval"]["at_steps"] == nlohmann::json::array({0, 100}));
+  CHECK_FALSE(j["stage"][1].contains("eval"));  // training stages: no eval table, no kind
+  CHECK_FALSE(j["stage"][1].contains("kind"));
+  const ExperimentSpec again = ldm::parse_experiment_string(ldm::format_experiment_toml(s), "resolved.toml");
+  CHECK(ldm::spec_to_json(again) == j);
+}
+
+TEST_CASE("evaluation stage errors: parent, metrics the parent cannot give, steps it does not write, idle keys") {
+  auto error = [](const std::string& stage_keys, const std::string& extra = "") {
+    return toml_error(with_eval(stage_keys, extra));
+  };
+  CHECK(error("").key_path() == "stage.3.after");
+  SpecError e = error("after = \"fin\"\n");
+  CHECK(e.key_path() == "stage.3.after");
+  CHECK(e.detail().find("did you mean 'fine'") != std::string::npos);
+  CHECK(error("after = \"fine\"\nlr = 0.5\n").key_path() == "stage.3.lr");
+  CHECK(error("after = \"fine\"\ninit_from = \"pre\"\n").key_path() == "stage.3.init_from");
+  CHECK(error("after = \"fine\"\n", "at_steps = [5]\n").key_path() == "stage.3.eval.at_steps.0");
+  CHECK(error("after = \"fine\"\n", "metrics = [\"fid\", \"clip_score\"]\n").key_path() == "stage.3.eval.metrics");
+  CHECK(error("after = \"fine\"\n", "metrics = [\"disentanglement\"]\n").detail().find("trains without controls") !=
+        std::string::npos);
+  e = error("after = \"fine\"\n", "metrics = [\"fidd\"]\n");
+  CHECK(e.key_path() == "stage.3.eval.metrics");
+  CHECK(e.detail().find("'fidd' is not one of: fid, clip_score, disentanglement") != std::string::npos);
+  // Training stages: no eval keys, and nothing starts from an evaluation stage.
+  std::string text = with_eval("after = \"fine\"\n");
+  text.replace(text.find("name = \"scratch\"\n"), 17, "name = \"scratch\"\nafter = \"pre\"\n");
+  CHECK(toml_error(text).key_path() == "stage.2.after");
+  text = with_eval("after = \"fine\"\n");
+  text.replace(text.find("name = \"scratch\"\n"), 17, "name = \"scratch\"\ninit_from = \"fid\"\n");
+  CHECK(toml_error(text).detail().find("is an evaluation stage") != std::string::npos);
+}

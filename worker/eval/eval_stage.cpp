@@ -1,0 +1,196 @@
+#include "worker/eval/eval_stage.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include <unistd.h>
+
+#include "datasets/images/image_decode.h"
+#include "shared/core/error.h"
+#include "shared/core/ids.h"
+#include "shared/core/log.h"
+#include "shared/core/safe_file.h"
+#include "shared/core/sha256.h"
+#include "worker/eval/clip_score.h"
+#include "worker/eval/disentanglement.h"
+#include "worker/eval/fid_stats.h"
+#include "worker/eval/generate.h"
+#include "worker/eval/image_folder.h"
+#include "worker/train/fault.h"
+#include "worker/train/reporter.h"
+
+namespace ldm::eval {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string step_dir(const std::string& run_dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/step-%07lld", static_cast<long long>(step));
+  return run_dir + name;
+}
+
+// The sampler, steps and guidance of the stage: the recipe's, each overridable in [stage.eval].
+GuidedSampling stage_sampling(const worker::SamplingModel& m, const EvalSpec& ev) {
+  GuidedSampling s = recipe_sampling(m);
+  if (!ev.sampler.empty()) s.sampler.method = parse_choice<Sampler>(ev.sampler, "eval.sampler");
+  if (ev.steps > 0) s.sampler.steps = ev.steps;
+  if (ev.cfg >= 0) s.cfg = ev.cfg;
+  if (ev.cfg_control >= 0) s.cfg_control = ev.cfg_control;
+  return s;
+}
+
+// The samples' images, in index order (rank 0 reads what every rank wrote).
+std::vector<data::RgbImage> read_samples(const std::string& dir, int64_t n) {
+  std::vector<data::RgbImage> images;
+  for (int64_t i = 0; i < n; ++i) images.push_back(data::decode_image_file(dir + "/" + sample_file_name(i)));
+  return images;
+}
+
+// Rank 0: every metric of `ev` for the samples of one checkpoint.
+nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, const worker::SamplingModel& m,
+                       const nlohmann::json& manifest, const std::string& out,
+                       const std::vector<std::string>& captions) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const std::string& metric : ev.metrics) {
+    if (metric == "fid") {
+      const auto extractor = make_feature_extractor(ev.features == "builtin" ? "" : ev.features);
+      std::string reference = ev.reference;
+      if (reference.empty()) reference = manifest.at("dataset").at("dir").get<std::string>();
+      bool cached = false;
+      const FeatureStats ref = reference_stats(reference, *extractor, ctx.data_dir + "/fid-stats", &cached);
+      const FeatureStats mine = folder_feature_stats(out + "/samples", *extractor);
+      metrics["fid"] = frechet_distance(mine, ref).fid;
+      metrics["fid_reference"] = reference;
+      metrics["fid_reference_cached"] = cached;
+      metrics["fid_features"] = extractor->identity();
+    } else if (metric == "clip_score") {
+      const ClipModel clip(ev.clip_image, ev.clip_text, ev.clip_bpe);
+      std::vector<std::string> per_sample;
+      for (int64_t i = 0; i < ev.samples; ++i)
+        per_sample.push_back(captions[static_cast<std::size_t>(i) % captions.size()]);
+      metrics["clip_score"] = clip.score(read_samples(out + "/samples", ev.samples), per_sample).score;
+    } else if (metric == "disentanglement") {
+      DisentanglementOptions o;
+      o.sizes = ev.sizes;
+      o.draws = ev.draws;
+      o.seed = static_cast<uint64_t>(ev.seed);
+      o.captions = captions;
+      o.sampling = stage_sampling(m, ev);
+      o.batch = ev.batch;
+      // LPIPS when given, else the features network's distance (ldm-worker disentanglement's default).
+      const auto extractor = make_feature_extractor(ev.features == "builtin" ? "" : ev.features);
+      const FeatureExtractor* fx = extractor.get();
+      const ImageDistance distance =
+          ev.lpips.empty() ? feature_distance("features:" + fx->identity(),
+                                              [fx](const at::Tensor& images01) { return fx->features(images01); })
+                           : lpips_distance(ev.lpips);
+      const DisentanglementResult r = measure_disentanglement(m, o, distance);
+      metrics["disentanglement"] = r.all_pairs;
+      metrics["disentanglement_distance"] = r.distance;
+    }
+  }
+  return metrics;
+}
+
+}  // namespace
+
+std::string collection_content_hash(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && !name.empty() && name[0] != '.') names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  std::string digest;
+  for (const std::string& name : names) digest += name + ":" + sha256_file_hex(dir + "/" + name) + "\n";
+  return hex64(fnv1a64(digest));
+}
+
+FeatureStats reference_stats(const std::string& reference, const FeatureExtractor& extractor,
+                             const std::string& cache_dir, bool* cached) {
+  if (cached) *cached = false;
+  if (ends_with(reference, ".npz")) {
+    const std::string network = read_stats_extractor(reference);
+    if (!network.empty() && network != extractor.identity())
+      throw DataError(reference + ": computed with feature network '" + network + "', the stage uses '" +
+                      extractor.identity() + "' (FIDs across networks are meaningless)");
+    return read_fid_stats(reference);
+  }
+  const std::string key = collection_content_hash(reference) + "-" + hex64(fnv1a64(extractor.identity()));
+  const std::string path = cache_dir + "/" + key + ".npz";
+  if (path_exists(path)) {
+    if (cached) *cached = true;
+    log::info("FID reference statistics of " + reference + ": cached in " + path);
+    return read_fid_stats(path);
+  }
+  log::info("FID reference statistics of " + reference + ": computing (cached as " + path + ")");
+  const CollectionStats stats = collection_feature_stats(reference, extractor);
+  make_dirs(cache_dir);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  write_stats_file(tmp, stats.stats, extractor.identity());
+  fs::rename(tmp, path);  // whole files only: a concurrent stage reads the old or the new one
+  return stats.stats;
+}
+
+nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communicator& comm, worker::Reporter* reporter) {
+  const StageSpec& stage = ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index));
+  const EvalSpec& ev = stage.eval;
+  at::set_num_threads(static_cast<int>(stage.threads_per_rank));
+  if (!ctx.init.contains("bundles")) throw Error("evaluation stage '" + stage.name + "': no checkpoints to evaluate");
+  const std::vector<std::string> captions =
+      ev.captions.empty() ? std::vector<std::string>{} : read_caption_file(ev.captions);
+  nlohmann::json results = nlohmann::json::array();
+  for (const nlohmann::json& b : ctx.init["bundles"]) {
+    const int64_t step = b.at("step").get<int64_t>();
+    const std::string bundle = b.at("bundle").get<std::string>();
+    const std::string sha = sha256_file_hex(bundle + "/manifest.json");
+    if (sha != b.value("manifest_sha256", sha))
+      throw DataError(bundle + "/manifest.json: SHA-256 " + sha + " is not the one recorded for this stage");
+    worker::set_current_step(step);
+    const worker::SamplingModel m = worker::load_sampling_model(bundle);
+    GenerateOptions o;
+    o.n = ev.samples;
+    o.out_dir = step_dir(ctx.run_dir, step);
+    o.seed = static_cast<uint64_t>(ev.seed);
+    o.sampling = stage_sampling(m, ev);
+    o.captions = captions;
+    if (!ev.controls.empty())
+      o.controls =
+          worker::parse_control_meta(ev.controls, m.spec.stages.at(static_cast<std::size_t>(m.stage_index)).resolution);
+    o.batch = ev.batch;
+    o.source = bundle;
+    if (comm.rank() == 0)
+      log::info("evaluating " + bundle + " (step " + std::to_string(step) + "): " + std::to_string(ev.samples) +
+                " samples");
+    const GenerateResult g = generate_for_eval(m, o, comm);
+    nlohmann::json result;
+    if (comm.rank() == 0) {
+      const nlohmann::json metrics =
+          measure(ctx, ev, m, nlohmann::json::parse(read_file(bundle + "/manifest.json")), o.out_dir, captions);
+      result = {{"step", step},
+                {"bundle", bundle},
+                {"samples", o.out_dir + "/samples"},
+                {"grid", g.grid},
+                {"metrics", metrics}};
+      write_file_atomic(o.out_dir + "/metrics.json", result.dump(2) + "\n");
+      for (const auto& [name, value] : metrics.items())
+        if (value.is_number() && reporter) reporter->add_point(name, step, value.get<double>());
+      if (reporter) reporter->pump(step, true);
+      log::info("step " + std::to_string(step) + ": " + metrics.dump());
+      results.push_back(result);
+    }
+    comm.barrier();
+  }
+  return results;
+}
+
+}  // namespace ldm::eval

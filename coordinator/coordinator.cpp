@@ -6,6 +6,7 @@
 #include "coordinator/lineage.h"
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
+#include "shared/core/safe_file.h"
 #include "shared/core/spec.h"
 #include "shared/core/spec_json.h"
 #include "shared/core/text.h"
@@ -97,6 +98,15 @@ SubmitResult Coordinator::submit(const Submission& submission) {
     if (parse_init_source(stage_parent(st)).kind == InitSource::Kind::Stage) continue;  // checked by validate()
     const ParentStatus parent = parent_status(store_, spec.name, st, submission.source);
     if (parent.state == ParentState::Failed) throw SpecError("stage." + std::to_string(i) + ".init_from", parent.why);
+  }
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {  // an evaluation stage's files exist before training
+    if (spec.stages[i].kind != "eval") continue;
+    const nlohmann::json paths = eval_paths(spec.stages[i], submission.source);  // outlives the loop
+    for (const auto& [key, path] : paths.items())
+      if (!path_exists(path.get<std::string>()))
+        throw SpecError(
+            "stage." + std::to_string(i) + ".eval." + key,
+            path.get<std::string>() + " does not exist (relative paths are relative to the experiment file)");
   }
 
   ExperimentRecord e;
@@ -299,7 +309,8 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
     if (auto previous = stage.current_run.empty() ? std::nullopt : store_.get_run(stage.current_run);
         previous && !previous->init.empty())
       run.init = previous->init;
-    else if (stage_spec.kind == "eval") run.init = eval_lineage_json(store_, options_.runs_root, e.name, stage_spec);
+    else if (stage_spec.kind == "eval")
+      run.init = eval_lineage_json(store_, options_.runs_root, e.name, stage_spec, e.source);
     else if (!stage_spec.init_from.empty())
       run.init = lineage_json(spec, static_cast<std::size_t>(stage.index),
                               resolve_parent(store_, options_.runs_root, e.name, stage_spec, e.source), e.source);

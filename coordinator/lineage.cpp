@@ -161,8 +161,22 @@ nlohmann::json lineage_json(const ExperimentSpec& spec, std::size_t index, const
           {"transfer", transfer}};
 }
 
+nlohmann::json eval_paths(const StageSpec& stage, const std::string& source) {
+  const EvalSpec& ev = stage.eval;
+  nlohmann::json out = nlohmann::json::object();
+  const std::pair<const char*, const std::string*> keys[] = {
+      {"captions", &ev.captions},   {"reference", &ev.reference},
+      {"features", &ev.features},   {"clip_image", &ev.clip_image},
+      {"clip_text", &ev.clip_text}, {"clip_bpe", &ev.clip_bpe},
+      {"lpips", &ev.lpips}};
+  for (const auto& [key, value] : keys)
+    if (!value->empty() && !(std::string(key) == "features" && *value == "builtin"))
+      out[key] = from_source_dir(*value, source);
+  return out;
+}
+
 nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string& runs_root,
-                                 const std::string& experiment, const StageSpec& stage) {
+                                 const std::string& experiment, const StageSpec& stage, const std::string& source) {
   const std::string run_dir = runs_root + "/" + experiment + "/" + stage.after;
   const auto record = store.get_stage(experiment, stage.after);
   nlohmann::json bundles = nlohmann::json::array();
@@ -183,12 +197,16 @@ nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string
     std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(step));
     add(run_dir + "/checkpoints/" + name, step);
   }
-  return {{"from", stage.after}, {"run", record ? record->current_run : ""}, {"bundles", bundles}};
+  return {{"from", stage.after},
+          {"run", record ? record->current_run : ""},
+          {"bundles", bundles},
+          {"paths", eval_paths(stage, source)}};
 }
 
 nlohmann::json worker_init_json(const nlohmann::json& lineage) {
   if (lineage.empty()) return nlohmann::json::object();
-  if (lineage.contains("bundles")) return {{"bundles", lineage["bundles"]}};
+  if (lineage.contains("bundles"))
+    return {{"bundles", lineage["bundles"]}, {"paths", lineage.value("paths", nlohmann::json::object())}};
   const nlohmann::json& t = lineage.at("transfer");
   nlohmann::json out = {{"bundle", lineage.at("bundle")},
                         {"manifest_sha256", lineage.at("manifest_sha256")},

@@ -55,10 +55,14 @@ nlohmann::json lineage_json(const ExperimentSpec& spec, std::size_t index, const
                             const std::string& source);
 
 // RunRecord::init of an evaluation stage: {"from": after, "run", "bundles": [{step, bundle,
-// manifest_sha256}...]}, the parent's checkpoints at eval.at_steps (its newest when empty).
+// manifest_sha256}...], "paths": eval_paths()}, the parent's checkpoints at eval.at_steps (its newest when empty).
 // Throws Error naming a missing step.
 nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string& runs_root,
-                                 const std::string& experiment, const StageSpec& stage);
+                                 const std::string& experiment, const StageSpec& stage, const std::string& source);
+
+// The files an evaluation stage reads ([stage.eval] captions, reference, features, clip_*, lpips),
+// resolved against the experiment file's directory: {key: absolute path} for those set.
+nlohmann::json eval_paths(const StageSpec& stage, const std::string& source);
 
 // What the worker is sent with the spec ("init"): the bundle, its manifest's SHA-256 and how to
 // load it.

@@ -213,9 +213,20 @@ std::string format_evaluation(const ExperimentView& view, const std::string& sta
   if (it == view.evaluations.end() || it->second.empty()) return "";
   std::map<std::int64_t, std::vector<std::string>> by_step;
   for (const MetricPoint& p : it->second) by_step[p.step].push_back(p.metric + " " + metric_text(p.value));
+  // Where each result came from: the evaluated checkpoint (the run's lineage) and the samples.
+  const RunRecord* run = nullptr;
+  for (const StageRecord& s : view.stages)
+    if (s.name == stage) run = current_run(view, s);
   std::string out;
-  for (const auto& [step, items] : by_step)
+  for (const auto& [step, items] : by_step) {
     out += "  " + stage + " @ step " + std::to_string(step) + ": " + join(items, ", ") + "\n";
+    if (!run) continue;
+    char dir[32];
+    std::snprintf(dir, sizeof dir, "/step-%07lld", static_cast<long long>(step));
+    for (const auto& b : run->init.value("bundles", nlohmann::json::array()))
+      if (b.value("step", std::int64_t{-1}) == step) out += "    checkpoint " + b.value("bundle", std::string()) + "\n";
+    out += "    samples    " + run->run_dir + dir + "/samples\n";
+  }
   return out;
 }
 

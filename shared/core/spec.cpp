@@ -336,6 +336,15 @@ void check_eval_stage(const ExperimentSpec& spec, std::size_t i) {
       throw SpecError(p + "eval.metrics", "disentanglement varies the size condition: '" + st.after +
                                               "' trains without controls (recipe.conditioning.controls = \"none\")");
   }
+  if (view.task != "text" && !ev.captions.empty())
+    throw SpecError(p + "eval.captions", "does nothing: '" + st.after +
+                                             "' is class-conditional (samples use classes i % " +
+                                             std::to_string(view.dataset.classes) + ")");
+  for (std::size_t k = 1; k < ev.at_steps.size(); ++k)
+    if (std::find(ev.at_steps.begin(), ev.at_steps.begin() + static_cast<long>(k), ev.at_steps[k]) !=
+        ev.at_steps.begin() + static_cast<long>(k))
+      throw SpecError(p + "eval.at_steps." + std::to_string(k),
+                      "step " + std::to_string(ev.at_steps[k]) + " is listed twice");
   if (view.task == "text" && ev.captions.empty())
     throw SpecError(p + "eval.captions",
                     "is required: '" + st.after + "' is text-to-image (a file, one caption per line)");

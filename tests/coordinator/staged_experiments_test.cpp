@@ -333,3 +333,22 @@ TEST_CASE("an evaluation stage whose step has no checkpoint fails, naming the st
   CHECK(f.run("exp.fid.a1").error.find("left no checkpoint at step 10") != std::string::npos);
   CHECK(f.experiment_state("exp") == RunState::Failed);
 }
+
+TEST_CASE("an evaluation stage's files are relative to the experiment file and must exist at submit") {
+  Fixture f;
+  ExperimentSpec spec = staged_spec("exp");
+  spec.stages.resize(1);
+  StageSpec fid;
+  fid.name = "fid";
+  fid.kind = "eval";
+  fid.after = "pre";
+  fid.eval.reference = "stats/ref.npz";
+  spec.stages.push_back(fid);
+  const std::string missing = f.dir.path() + "/stats/ref.npz does not exist";
+  CHECK_THROWS_WITH_AS(f.submit(spec), doctest::Contains(missing.c_str()), SpecError);
+  make_dirs(f.dir.path() + "/stats");
+  write_file_atomic(f.dir.path() + "/stats/ref.npz", "x");
+  f.submit(spec);
+  f.finish("exp.pre.a1", spec, 0, 20);
+  CHECK(f.run("exp.fid.a1").init.at("paths") == json{{"reference", f.dir.path() + "/stats/ref.npz"}});
+}

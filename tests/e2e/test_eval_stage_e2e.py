@@ -58,8 +58,15 @@ class EvaluationStages(unittest.TestCase):
         print(f"built-in FID: initialisation {fid[0]:.3f}, after 200 steps {fid[200]:.3f}", file=sys.stderr)
         self.assertLess(fid[200], fid[0])
         cache = os.path.join(self.state, "runs", "data", "fid-stats")
-        stats = [os.path.join(cache, f) for f in os.listdir(cache) if f.endswith(".npz")]
-        self.assertEqual(len(stats), 1, stats)  # one reference, computed once for both experiments
+        cached = [f for f in os.listdir(cache) if f.endswith(".npz")]
+        self.assertEqual(len(cached), 1, cached)  # one reference, computed once for both experiments
+        # The reference by hand: `ldm-eval stats` on the training data the parent read.
+        data = self.metrics_json("tiny-eval", 0)["metrics"]["fid_reference"]
+        self.assertTrue(os.path.isdir(data), data)
+        stats = [os.path.join(self.state, "by-hand.npz")]
+        proc = subprocess.run([os.path.join(ldm_e2e.BIN, "ldm-eval"), "stats", data, "--out", stats[0]],
+                              capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
         for step in (0, 200):
             samples = os.path.join(self.state, "runs", "tiny-eval", "fid", f"step-{step:07d}", "samples")
             self.assertEqual(len(os.listdir(samples)), 128)
@@ -122,10 +129,10 @@ samples = 6
 steps = 4
 sizes = [64, 256]
 draws = 2
-captions = "{os.path.join(cls.state, 'captions.txt')}"
-clip_image = "{os.path.join(ref, 'random_image.pt')}"
-clip_text = "{os.path.join(ref, 'random_text.pt')}"
-clip_bpe = "{os.path.join(ref, 'merges.txt.gz')}"
+captions = "captions.txt"            # relative paths: relative to this file
+clip_image = "clip/random_image.pt"
+clip_text = "clip/random_text.pt"
+clip_bpe = "clip/merges.txt.gz"
 """
         cls.path = os.path.join(cls.state, "clip.toml")
         with open(cls.path, "w") as f:

@@ -4,12 +4,16 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 
 #include <unistd.h>
 
 #include "datasets/images/image_decode.h"
+#include "datasets/tensor/loader.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
@@ -55,25 +59,50 @@ std::vector<data::RgbImage> read_samples(const std::string& dir, int64_t n) {
   return images;
 }
 
+// An [stage.eval] path as the coordinator resolved it against the experiment file (init.paths).
+std::string eval_path(const worker::StageContext& ctx, const std::string& key, const std::string& written) {
+  const nlohmann::json paths = ctx.init.value("paths", nlohmann::json::object());
+  return paths.contains(key) ? paths[key].get<std::string>() : written;
+}
+
+// The FID reference of the stage (once for all its checkpoints): eval.reference, or the parent's
+// training data as its checkpoint manifest names it (which must hold images, not latents).
+struct Reference {
+  std::string path;
+  FeatureStats stats;
+  bool cached = false;
+};
+Reference fid_reference(const worker::StageContext& ctx, const EvalSpec& ev, const FeatureExtractor& extractor,
+                        const std::string& first_bundle) {
+  Reference r;
+  r.path = eval_path(ctx, "reference", ev.reference);
+  if (r.path.empty()) {
+    const auto manifest = nlohmann::json::parse(read_file(first_bundle + "/manifest.json"));
+    r.path = manifest.at("dataset").at("dir").get<std::string>();
+    if (collection_kind(r.path) == CollectionKind::ImageShards &&
+        data::ShardDataset(r.path).header().kind != data::PayloadKind::ImageU8)
+      throw DataError("eval.reference is empty and the parent trained on latent shards (" + r.path +
+                      "): set eval.reference to image statistics (.npz), an image folder or image shards");
+  }
+  r.stats = reference_stats(r.path, extractor, ctx.data_dir + "/fid-stats", &r.cached);
+  return r;
+}
+
 // Rank 0: every metric of `ev` for the samples of one checkpoint.
 nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, const worker::SamplingModel& m,
-                       const nlohmann::json& manifest, const std::string& out,
+                       const FeatureExtractor& extractor, const Reference* reference, const std::string& out,
                        const std::vector<std::string>& captions) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const std::string& metric : ev.metrics) {
     if (metric == "fid") {
-      const auto extractor = make_feature_extractor(ev.features == "builtin" ? "" : ev.features);
-      std::string reference = ev.reference;
-      if (reference.empty()) reference = manifest.at("dataset").at("dir").get<std::string>();
-      bool cached = false;
-      const FeatureStats ref = reference_stats(reference, *extractor, ctx.data_dir + "/fid-stats", &cached);
-      const FeatureStats mine = folder_feature_stats(out + "/samples", *extractor);
-      metrics["fid"] = frechet_distance(mine, ref).fid;
-      metrics["fid_reference"] = reference;
-      metrics["fid_reference_cached"] = cached;
-      metrics["fid_features"] = extractor->identity();
+      const FeatureStats mine = folder_feature_stats(out + "/samples", extractor);
+      metrics["fid"] = frechet_distance(mine, reference->stats).fid;
+      metrics["fid_reference"] = reference->path;
+      metrics["fid_reference_cached"] = reference->cached;
+      metrics["fid_features"] = extractor.identity();
     } else if (metric == "clip_score") {
-      const ClipModel clip(ev.clip_image, ev.clip_text, ev.clip_bpe);
+      const ClipModel clip(eval_path(ctx, "clip_image", ev.clip_image), eval_path(ctx, "clip_text", ev.clip_text),
+                           eval_path(ctx, "clip_bpe", ev.clip_bpe));
       std::vector<std::string> per_sample;
       for (int64_t i = 0; i < ev.samples; ++i)
         per_sample.push_back(captions[static_cast<std::size_t>(i) % captions.size()]);
@@ -87,12 +116,11 @@ nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, cons
       o.sampling = stage_sampling(m, ev);
       o.batch = ev.batch;
       // LPIPS when given, else the features network's distance (ldm-worker disentanglement's default).
-      const auto extractor = make_feature_extractor(ev.features == "builtin" ? "" : ev.features);
-      const FeatureExtractor* fx = extractor.get();
+      const FeatureExtractor* fx = &extractor;
       const ImageDistance distance =
           ev.lpips.empty() ? feature_distance("features:" + fx->identity(),
                                               [fx](const at::Tensor& images01) { return fx->features(images01); })
-                           : lpips_distance(ev.lpips);
+                           : lpips_distance(eval_path(ctx, "lpips", ev.lpips));
       const DisentanglementResult r = measure_disentanglement(m, o, distance);
       metrics["disentanglement"] = r.all_pairs;
       metrics["disentanglement_distance"] = r.distance;
@@ -146,8 +174,19 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
   const EvalSpec& ev = stage.eval;
   at::set_num_threads(static_cast<int>(stage.threads_per_rank));
   if (!ctx.init.contains("bundles")) throw Error("evaluation stage '" + stage.name + "': no checkpoints to evaluate");
+  const std::string caption_file = eval_path(ctx, "captions", ev.captions);
   const std::vector<std::string> captions =
-      ev.captions.empty() ? std::vector<std::string>{} : read_caption_file(ev.captions);
+      caption_file.empty() ? std::vector<std::string>{} : read_caption_file(caption_file);
+  // Rank 0 measures: its feature network and the FID reference are set up once, before any sampling.
+  std::unique_ptr<FeatureExtractor> extractor;
+  std::optional<Reference> reference;
+  if (comm.rank() == 0) {
+    const std::string features = eval_path(ctx, "features", ev.features);
+    extractor = make_feature_extractor(features == "builtin" ? "" : features);
+    if (std::count(ev.metrics.begin(), ev.metrics.end(), "fid"))
+      reference = fid_reference(ctx, ev, *extractor, ctx.init["bundles"].at(0).at("bundle").get<std::string>());
+  }
+  comm.barrier();
   nlohmann::json results = nlohmann::json::array();
   for (const nlohmann::json& b : ctx.init["bundles"]) {
     const int64_t step = b.at("step").get<int64_t>();
@@ -171,19 +210,22 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
     if (comm.rank() == 0)
       log::info("evaluating " + bundle + " (step " + std::to_string(step) + "): " + std::to_string(ev.samples) +
                 " samples");
+    if (comm.rank() == 0) fs::remove_all(o.out_dir);  // no files of an earlier attempt among the samples
+    comm.barrier();
     const GenerateResult g = generate_for_eval(m, o, comm);
     nlohmann::json result;
     if (comm.rank() == 0) {
       const nlohmann::json metrics =
-          measure(ctx, ev, m, nlohmann::json::parse(read_file(bundle + "/manifest.json")), o.out_dir, captions);
+          measure(ctx, ev, m, *extractor, reference ? &*reference : nullptr, o.out_dir, captions);
       result = {{"step", step},
                 {"bundle", bundle},
                 {"samples", o.out_dir + "/samples"},
                 {"grid", g.grid},
                 {"metrics", metrics}};
       write_file_atomic(o.out_dir + "/metrics.json", result.dump(2) + "\n");
-      for (const auto& [name, value] : metrics.items())
-        if (value.is_number() && reporter) reporter->add_point(name, step, value.get<double>());
+      for (const auto& [name, value] : metrics.items())  // non-finite values stay in metrics.json only
+        if (value.is_number() && std::isfinite(value.get<double>()) && reporter)
+          reporter->add_point(name, step, value.get<double>());
       if (reporter) reporter->pump(step, true);
       log::info("step " + std::to_string(step) + ": " + metrics.dump());
       results.push_back(result);

@@ -292,6 +292,8 @@ TEST_CASE("evaluation stage errors: parent, metrics the parent cannot give, step
   CHECK(error("after = \"fine\"\nlr = 0.5\n").key_path() == "stage.3.lr");
   CHECK(error("after = \"fine\"\ninit_from = \"pre\"\n").key_path() == "stage.3.init_from");
   CHECK(error("after = \"fine\"\n", "at_steps = [5]\n").key_path() == "stage.3.eval.at_steps.0");
+  CHECK(error("after = \"fine\"\n", "at_steps = [100, 100]\n").key_path() == "stage.3.eval.at_steps.1");
+  CHECK(error("after = \"fine\"\n", "captions = \"c.txt\"\n").key_path() == "stage.3.eval.captions");
   CHECK(error("after = \"fine\"\n", "metrics = [\"fid\", \"clip_score\"]\n").key_path() == "stage.3.eval.metrics");
   CHECK(error("after = \"fine\"\n", "metrics = [\"disentanglement\"]\n").detail().find("trains without controls") !=
         std::string::npos);

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -163,8 +165,56 @@ std::string Coordinator::resume(const std::string& experiment) {
                       ") can start: " + store_.get_experiment(experiment)->error);
 }
 
+std::vector<std::string> Coordinator::cancel(const std::string& experiment, const std::string& stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto e = store_.get_experiment(experiment);
+  if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
+  std::vector<StageRecord> stages = store_.list_stages(experiment);
+  if (!stage.empty() && !store_.get_stage(experiment, stage)) {
+    std::vector<std::string> names;
+    for (const StageRecord& s : stages) names.push_back(s.name);
+    throw NotFoundError("experiment '" + experiment + "' has no stage '" + stage + "'" + did_you_mean(stage, names));
+  }
+  std::vector<std::string> signalled;
+  bool changed = false;
+  const double t = now();
+  for (StageRecord& s : stages) {
+    if (!stage.empty() && s.name != stage) continue;
+    if (s.state != RunState::Pending && s.state != RunState::Running) continue;
+    const auto run = s.current_run.empty() ? std::nullopt : store_.get_run(s.current_run);
+    if (run && is_active(run->state)) {
+      for (const auto& [pid, id] : jobs_)
+        if (id == run->id && !cancelling_.count(id)) {
+          executor_.signal(pid, SIGUSR1);
+          cancelling_[id] = {pid, t + options_.cancel_grace_s, false};
+          signalled.push_back(id);
+          log::info("run " + id + ": cancelled by request; SIGUSR1 to mpirun (pid " + std::to_string(pid) +
+                    "), SIGKILL in " + std::to_string(static_cast<int>(options_.cancel_grace_s)) + " s");
+        }
+      continue;
+    }
+    s.state = RunState::Cancelled;  // not started: nothing to stop
+    store_.put_stage(s);
+    changed = true;
+    log::info("experiment " + experiment + ": stage " + s.name + " cancelled before it started");
+  }
+  if (signalled.empty() && !changed)
+    throw ConflictError("experiment " + experiment + (stage.empty() ? "" : " stage " + stage) +
+                        " has nothing running or waiting to cancel");
+  if (changed) settle_experiment(experiment, t);
+  return signalled;
+}
+
 void Coordinator::tick() {
   std::lock_guard<std::mutex> lock(mu_);
+  const double t = now();
+  for (auto& [id, c] : cancelling_)  // the grace period of a cancellation is over: SIGKILL
+    if (!c.killed && t >= c.kill_at && jobs_.count(c.pid)) {
+      log::warn("run " + id + ": still running " + std::to_string(static_cast<int>(options_.cancel_grace_s)) +
+                " s after SIGUSR1; SIGKILL to mpirun (pid " + std::to_string(c.pid) + ")");
+      executor_.signal(c.pid, SIGKILL);
+      c.killed = true;
+    }
   // One failure (a store or file error) must not strand the other exits of the batch.
   for (const ProcessExit& exit : executor_.poll_exits()) {
     try {
@@ -389,8 +439,10 @@ void Coordinator::reap(const ProcessExit& exit) {
     return;
   }
   const auto report = reports_.find(run_id);
-  const RunOutcome outcome =
+  RunOutcome outcome =
       decide_run_outcome(report == reports_.end() ? WorkerReportInfo{} : report->second, exit, run->run_dir);
+  if (cancelling_.erase(run_id) && outcome.state != RunState::Done)  // finished anyway: done stays done
+    outcome = {RunState::Cancelled, "cancelled by request", false};
   const std::string how = describe_exit_status(exit);
   const std::string what = "run " + run_id + ": " + to_string(outcome.state) + " at step " + std::to_string(run->step);
   if (outcome.state != RunState::Failed) log::info(what + " (" + how + ")");

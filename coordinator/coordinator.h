@@ -68,6 +68,7 @@ struct CoordinatorOptions {
   std::string runs_root;          // absolute; run dirs are <runs_root>/<experiment>/<stage>/
   std::string zmq_endpoint;       // what workers connect to, e.g. "tcp://127.0.0.1:7622"
   std::function<double()> clock;  // wall-clock seconds for records; empty = log::now_seconds
+  double cancel_grace_s = 60;     // cancel: SIGUSR1 (checkpoint and exit), then SIGKILL after this [ours]
 };
 
 struct Submission {
@@ -110,6 +111,14 @@ class Coordinator {
   // their children follow. Manual resumes are not counted against max_attempts. Returns the first
   // run created. Throws NotFoundError, ConflictError (running or pending, or done), StoreError.
   std::string resume(const std::string& experiment);
+
+  // Cancels a running experiment, or one stage of it (`stage` non-empty): each running attempt gets
+  // SIGUSR1 (the worker checkpoints and exits) and SIGKILL if it is still there after
+  // cancel_grace_s; its run ends CANCELLED and is not retried. Stages that have not started are
+  // cancelled at once (all of them when the whole experiment is). `resume` continues cancelled
+  // stages from their newest checkpoint. Returns the runs signalled. Throws NotFoundError,
+  // ConflictError (nothing running or waiting to cancel).
+  std::vector<std::string> cancel(const std::string& experiment, const std::string& stage = "");
 
   // One wire frame in, one reply out (spec, ack or error). Never throws: malformed,
   // unauthenticated and failing requests are logged and answered with an error message.
@@ -165,6 +174,12 @@ class Coordinator {
   std::map<ProcessId, std::string> jobs_;            // launched and not yet reaped: pid -> run id
   std::map<std::string, WorkerReportInfo> reports_;  // run id -> last terminal report
   std::set<std::string> to_schedule_;                // experiments that may have a stage to launch
+  struct Cancelling {
+    ProcessId pid = 0;
+    double kill_at = 0;  // SIGKILL then, unless the job has ended
+    bool killed = false;
+  };
+  std::map<std::string, Cancelling> cancelling_;  // run id -> its cancellation in progress
 };
 
 }  // namespace ldm::coord

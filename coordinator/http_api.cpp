@@ -122,6 +122,24 @@ HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const T
     return reply(200, {{"experiments", std::move(list)}});
   }
   const std::string& name = seg[3];
+  if (seg.size() == 5 && seg[4] == "cancel") {
+    if (request.method != "POST") return not_allowed(request);
+    try {
+      const json body = request.body.empty() ? json::object() : json::parse(request.body);
+      if (!body.is_object()) return fail(400, "the body must be a JSON object ({\"stage\": \"S\"} or {})");
+      for (const auto& [key, value] : body.items())
+        if (key != "stage" || !value.is_string())
+          return fail(400, "unknown or malformed field '" + key + "' (only \"stage\")");
+      const std::vector<std::string> runs = coordinator.cancel(name, body.value("stage", std::string()));
+      return reply(200, {{"experiment", name}, {"signalled", runs}});
+    } catch (const json::parse_error& ex) {
+      return fail(400, std::string("the body is not JSON: ") + ex.what());
+    } catch (const NotFoundError& ex) {
+      return fail(404, ex.what());
+    } catch (const ConflictError& ex) {
+      return fail(409, ex.what());
+    }
+  }
   if (seg.size() == 5 && seg[4] == "resume") {
     if (request.method != "POST") return not_allowed(request);
     try {

@@ -22,6 +22,7 @@
 #include "shared/core/error.h"
 #include "shared/core/log.h"
 #include "shared/core/spec_json.h"
+#include "shared/core/text.h"
 #include "shared/spec_toml/spec_toml.h"
 
 namespace {
@@ -149,6 +150,18 @@ int cmd_resume(const cli::Args& a) {
   return 0;
 }
 
+int cmd_cancel(const cli::Args& a) {
+  CoordinatorClient client = client_for(a);
+  nlohmann::json body = nlohmann::json::object();
+  if (!a.text("stage").empty()) body["stage"] = a.text("stage");
+  const nlohmann::json reply = client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/cancel", body);
+  const auto runs = reply.value("signalled", std::vector<std::string>{});
+  std::printf("cancelling %s: %s\n", reply.value("experiment", std::string("?")).c_str(),
+              runs.empty() ? "no run was running (waiting stages cancelled)"
+                           : ("SIGUSR1 to " + join(runs, ", ") + "; they checkpoint and stop").c_str());
+  return 0;
+}
+
 int cmd_status(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   const bool json = a.has("json");
@@ -260,6 +273,12 @@ cli::Program program() {
         "checkpoint.",
         {kCoordFlag, kStateFlag},
         cmd_resume},
+       {"cancel",
+        {"EXPERIMENT"},
+        "Cancel a running experiment (or one stage): its workers checkpoint and stop (SIGUSR1, SIGKILL after a "
+        "grace period); `resume` continues from the checkpoint.",
+        {cli::text("stage", "S", "cancel only this stage"), kCoordFlag, kStateFlag},
+        cmd_cancel},
        {"status",
         {"[EXPERIMENT]"},
         "Show experiments, their stages and runs (or one experiment in detail).",

@@ -2,6 +2,8 @@
 // decoded protocol messages (no sockets, no processes).
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
 #include <memory>
 
 #include "coordinator/coordinator.h"
@@ -573,4 +575,48 @@ TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses runn
   f.exit_job(f.run(r2.id), 0);
   CHECK(f.experiment().state == RunState::Done);
   CHECK_THROWS_AS(f.coord->resume("exp1"), ConflictError);  // done
+}
+
+TEST_CASE("cancel: SIGUSR1 to the job, the checkpointed run ends cancelled, is not retried, and resumes") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(r);
+  const std::vector<std::string> signalled = f.coord->cancel("exp1");
+  CHECK(signalled == std::vector<std::string>{r.id});
+  REQUIRE(f.executor.signals.size() == 1);
+  CHECK(f.executor.signals[0] == std::make_pair(r.pid, SIGUSR1));
+  CHECK_THROWS_AS(f.coord->cancel("exp1"), ConflictError);  // already cancelling: nothing more to do
+  // The worker checkpoints and reports preemption; the run is cancelled, not preempted and retried.
+  f.send(Type::Preempted, r, {{"step", 9}, {"checkpoint", "/ckpt/step-0000009"}});
+  f.exit_job(f.run(r.id), 0);
+  CHECK(f.run(r.id).state == RunState::Cancelled);
+  CHECK(f.run(r.id).error == "cancelled by request");
+  CHECK(f.stage().state == RunState::Cancelled);
+  CHECK(f.experiment().state == RunState::Cancelled);
+  CHECK(f.executor.launches.size() == 1);
+  CHECK_THROWS_AS(f.coord->cancel("exp1"), ConflictError);  // nothing left to cancel
+  CHECK_THROWS_AS(f.coord->cancel("nope"), NotFoundError);
+  // resume continues it as a new attempt.
+  CHECK(f.coord->resume("exp1") == "exp1.train.a2");
+  CHECK(f.executor.launches.size() == 2);
+}
+
+TEST_CASE("cancel: a job still there after the grace period gets SIGKILL, once") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  f.coord->cancel("exp1", "train");
+  f.clock += 59;
+  f.coord->tick();
+  CHECK(f.executor.signals.size() == 1);  // within the grace period: SIGUSR1 only
+  f.clock += 2;
+  f.coord->tick();
+  f.coord->tick();
+  REQUIRE(f.executor.signals.size() == 2);
+  CHECK(f.executor.signals[1] == std::make_pair(r.pid, SIGKILL));
+  f.executor.kill(r.pid, SIGKILL);
+  f.coord->tick();
+  CHECK(f.run(r.id).state == RunState::Cancelled);
+  CHECK(f.experiment().state == RunState::Cancelled);
+  CHECK_THROWS_WITH_AS(f.coord->cancel("exp1", "tran"), doctest::Contains("did you mean 'train'"), NotFoundError);
 }

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -234,6 +235,37 @@ class Failures(unittest.TestCase):
         proc = self.coord.cli("resume", "resumable", check=False)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("done", proc.stderr)
+
+    def test_cancel_checkpoints_and_stops_the_workers_and_resume_continues(self):
+        toml = self._checkpointed("cancelled")
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:  # long enough to be cancelled mid-run
+            f.write(text.replace("steps = 60\n", "steps = 2000\n"))
+        self.coord.cli("submit", toml)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            runs = self.coord.experiment("cancelled")["runs"]
+            if runs and runs[-1]["step"] >= 10:
+                break
+            time.sleep(0.2)
+        out = self.coord.cli("cancel", "cancelled").stdout
+        self.assertIn("SIGUSR1 to cancelled.train.a1", out)
+        stopped = self.coord.wait_terminal("cancelled")
+        self.assertEqual(stopped["experiment"]["state"], "cancelled", json.dumps(stopped, indent=1))
+        run = stopped["runs"][-1]
+        self.assertEqual((run["attempt"], run["state"]), (1, "cancelled"))
+        self.assertLess(run["step"], 2000)
+        self.assertTrue(run["checkpoint"].endswith(f"step-{run['step']:07d}"), run)  # checkpointed where it stopped
+        self.assertIn("resumed", self.coord.cli("resume", "cancelled").stdout)
+        deadline = time.time() + 120
+        while self.coord.experiment("cancelled")["runs"][-1]["step"] <= run["step"] + 5 and time.time() < deadline:
+            time.sleep(0.2)
+        self.coord.cli("cancel", "cancelled")  # not wait for 2000 steps: the resume is what counts
+        again = self.coord.wait_terminal("cancelled")
+        second = again["runs"][-1]
+        self.assertEqual(second["attempt"], 2)
+        self.assertEqual(second["resume_step"], run["step"])
 
     def test_bad_spec_is_refused_with_its_location_and_the_coordinator_keeps_serving(self):
         bad = os.path.join(self.coord.state, "bad.toml")

@@ -16,6 +16,7 @@ json stages_json(const ExperimentView& v) {
     for (const RunRecord& r : v.runs)
       if (r.id == s.current_run) j["lineage"] = r.init;
     if (auto it = v.evaluations.find(s.name); it != v.evaluations.end()) j["results"] = it->second;
+    if (auto it = v.waiting.find(s.name); it != v.waiting.end()) j["waiting"] = it->second;
     out.push_back(std::move(j));
   }
   return out;
@@ -54,6 +55,7 @@ ExperimentView experiment_from_api_json(const json& j) {
     for (const auto& s : j.value("stages", json::array())) {
       v.stages.push_back(s.get<StageRecord>());
       if (s.contains("results")) v.evaluations[v.stages.back().name] = s["results"].get<std::vector<MetricPoint>>();
+      if (s.contains("waiting") && s["waiting"].is_string()) v.waiting[v.stages.back().name] = s["waiting"];
     }
     for (const auto& r : j.value("runs", json::array())) v.runs.push_back(r.get<RunRecord>());
     return v;

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "coordinator/lineage.h"
@@ -224,8 +225,13 @@ void Coordinator::tick() {
                  " ended, but recording its run's outcome failed: " + ex.what());
     }
   }
-  const std::set<std::string> pending = to_schedule_;
-  for (const std::string& name : pending) {
+  // Experiments in submission order, so that slots go first come, first served.
+  for (const auto& [submitted, experiment, index] : queued_) to_schedule_.insert(experiment);
+  std::vector<std::pair<double, std::string>> pending;
+  for (const std::string& name : to_schedule_)
+    if (const auto e = store_.get_experiment(name)) pending.emplace_back(e->submitted_at, name);
+  std::sort(pending.begin(), pending.end());
+  for (const auto& [submitted, name] : pending) {
     try {
       launch_ready_stages(name);
     } catch (const std::exception& ex) {
@@ -235,8 +241,16 @@ void Coordinator::tick() {
   }
 }
 
+int Coordinator::slots_in_use() const {
+  int used = 0;
+  for (const auto& [run, slots] : running_slots_) used += slots;
+  return used;
+}
+
 std::vector<std::string> Coordinator::launch_ready_stages(const std::string& experiment) {
   to_schedule_.erase(experiment);
+  for (auto it = queued_.begin(); it != queued_.end();)  // re-queued below while still waiting
+    it = std::get<1>(*it) == experiment ? queued_.erase(it) : std::next(it);
   const auto e = store_.get_experiment(experiment);
   if (!e || !is_active(e->state)) return {};
   const ExperimentSpec spec = spec_from_json(e->spec);
@@ -261,7 +275,21 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
       stopped_one = stopped_one || parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage;
       continue;
     }
-    started.push_back(start_attempt(*e, stage));
+    const int need = static_cast<int>(stage_spec.ranks * stage_spec.threads_per_rank);
+    const auto key = std::make_tuple(e->submitted_at, experiment, stage.index);
+    const bool earlier_waits = !queued_.empty() && *queued_.begin() < key;
+    const int used = slots_in_use();
+    if (options_.slots > 0 && (earlier_waits || (used > 0 && used + need > options_.slots))) {
+      queued_.insert(key);  // tick() looks again when a job ends
+      continue;
+    }
+    if (options_.slots > 0 && need > options_.slots)
+      log::warn("experiment " + experiment + ": stage " + stage.name + " takes " + std::to_string(need) +
+                " slots (ranks x threads_per_rank), more than the " + std::to_string(options_.slots) +
+                " this coordinator has; it runs alone, oversubscribed");
+    const std::string id = start_attempt(*e, stage);
+    if (const auto run = store_.get_run(id); run && is_active(run->state)) running_slots_[id] = need;
+    started.push_back(id);
   }
   if (stopped_one) settle_experiment(experiment, now());
   return started;
@@ -453,6 +481,7 @@ void Coordinator::reap(const ProcessExit& exit) {
 
 void Coordinator::finish_run(RunRecord run, RunState state, const std::string& error, bool retryable) {
   const double t = now();
+  running_slots_.erase(run.id);
   run.state = state;
   if (!error.empty()) run.error = error;
   run.finished_at = t;
@@ -655,7 +684,7 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
     log::info(where + "worker reports completion at step " + std::to_string(info.step) +
               (summary.empty() ? "" : ": " + summary.dump()));
   } else if (m.type == Type::Failed) {
-    info.kind = WorkerReport::Failed;
+    info.kind = b.value("diverged", false) ? WorkerReport::Diverged : WorkerReport::Failed;
     info.message = b.at("message").get<std::string>();
     run.error = info.message;
     log::error(where + "rank " + std::to_string(b.at("rank").get<std::int64_t>()) + " reports failure at step " +
@@ -669,14 +698,15 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
   store_.put_run(run);
   // A failure stays reported even if the worker later claims completion.
   auto& current = reports_[run.id];
-  if (current.kind != WorkerReport::Failed) current = info;
+  if (current.kind != WorkerReport::Failed && current.kind != WorkerReport::Diverged) current = info;
   return ack(run, 0);
 }
 
 // ---- queries -----------------------------------------------------------------------------------
 
 ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
-  ExperimentView v{e, store_.list_stages(e.name), store_.list_runs(e.name), {}};
+  ExperimentView v{e, store_.list_stages(e.name), store_.list_runs(e.name), {}, {}};
+  waiting_reasons(e, v);
   const nlohmann::json& stage_specs = e.spec.value("stage", nlohmann::json::array());
   for (const StageRecord& stage : v.stages)
     if (static_cast<std::size_t>(stage.index) < stage_specs.size() &&
@@ -691,6 +721,24 @@ ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
     return std::make_pair(stage_index[a.stage], a.attempt) < std::make_pair(stage_index[b.stage], b.attempt);
   });
   return v;
+}
+
+void Coordinator::waiting_reasons(const ExperimentRecord& e, ExperimentView& v) const {
+  if (!is_active(e.state)) return;
+  const ExperimentSpec spec = spec_from_json(e.spec);
+  for (const StageRecord& stage : v.stages) {
+    if (stage.state != RunState::Pending) continue;
+    if (!stage.current_run.empty())
+      if (auto run = store_.get_run(stage.current_run); run && is_active(run->state)) continue;
+    const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+    if (queued_.count(std::make_tuple(e.submitted_at, e.name, stage.index))) {
+      v.waiting[stage.name] = "slots: needs " + std::to_string(stage_spec.ranks * stage_spec.threads_per_rank) + ", " +
+                              std::to_string(slots_in_use()) + " of " + std::to_string(options_.slots) + " in use";
+      continue;
+    }
+    const ParentStatus parent = parent_status(store_, e.name, stage_spec, e.source);
+    if (parent.state != ParentState::None && parent.state != ParentState::Ready) v.waiting[stage.name] = parent.why;
+  }
 }
 
 std::optional<ExperimentView> Coordinator::experiment(const std::string& name) const {

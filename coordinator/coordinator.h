@@ -33,6 +33,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -69,6 +70,10 @@ struct CoordinatorOptions {
   std::string zmq_endpoint;       // what workers connect to, e.g. "tcp://127.0.0.1:7622"
   std::function<double()> clock;  // wall-clock seconds for records; empty = log::now_seconds
   double cancel_grace_s = 60;     // cancel: SIGUSR1 (checkpoint and exit), then SIGKILL after this [ours]
+  // Slots of the executor (local: CPU cores). A stage takes ranks x threads_per_rank; ready stages
+  // start first come, first served (experiments in submission order, stages in file order) while
+  // they fit. A stage larger than every slot runs when nothing else does. 0 = no limit.
+  int slots = 0;
 };
 
 struct Submission {
@@ -90,6 +95,8 @@ struct ExperimentView {
   // The metric points of the evaluation stages (kind = "eval"), by stage name: their results
   // (FID, CLIP score, ... at each evaluated checkpoint's step).
   std::map<std::string, std::vector<MetricPoint>> evaluations;
+  // Pending stages that have not started, by name: what they wait for (a parent, or slots).
+  std::map<std::string, std::string> waiting;
 };
 
 class Coordinator {
@@ -143,6 +150,8 @@ class Coordinator {
   double now() const;
   void recover();
   ExperimentView view_locked(const ExperimentRecord& e) const;
+  // view.waiting: what each pending, not yet started stage waits for.
+  void waiting_reasons(const ExperimentRecord& e, ExperimentView& view) const;
 
   // Scheduling.
   // Starts every pending stage whose parent is ready (DESIGN.md "Stages form a DAG").
@@ -174,6 +183,11 @@ class Coordinator {
   std::map<ProcessId, std::string> jobs_;            // launched and not yet reaped: pid -> run id
   std::map<std::string, WorkerReportInfo> reports_;  // run id -> last terminal report
   std::set<std::string> to_schedule_;                // experiments that may have a stage to launch
+  // Slots in use by launched jobs (run id -> slots), and ready stages queued for slots, in
+  // first-come order: (submitted_at, experiment, stage index).
+  std::map<std::string, int> running_slots_;
+  std::set<std::tuple<double, std::string, int>> queued_;
+  int slots_in_use() const;
   struct Cancelling {
     ProcessId pid = 0;
     double kill_at = 0;  // SIGKILL then, unless the job has ended

@@ -1,5 +1,8 @@
 #include "coordinator/coordinator_service.h"
 
+#include <algorithm>
+#include <thread>
+
 #include <unistd.h>
 
 #include <climits>
@@ -62,6 +65,7 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   CoordinatorOptions copts;
   copts.runs_root = runs_root;
   copts.zmq_endpoint = zmq_->endpoint();
+  copts.slots = options.slots > 0 ? options.slots : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
   http_ = std::make_unique<HttpServer>(options.http_port,
                                        [this](const HttpRequest& r) { return handle_api_request(*coordinator_, r); });

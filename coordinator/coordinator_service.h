@@ -24,6 +24,7 @@ struct ServiceOptions {
   int zmq_port = 7622;             // 0 = ephemeral
   std::string worker;              // ldm-worker path ("" = beside this executable)
   std::string mpirun = "mpirun";
+  int slots = 0;  // executor slots (CoordinatorOptions::slots); 0 = the machine's CPU cores
 };
 
 class CoordinatorService {

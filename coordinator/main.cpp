@@ -33,6 +33,11 @@ using namespace ldm::coord;
 constexpr const char* kDefaultState = ".ldm";
 constexpr auto kProgressInterval = std::chrono::seconds(3);
 
+const cli::Option kSlotsFlag =
+    cli::integer("slots", "N",
+                 "stages run side by side while their ranks x threads_per_rank fit in N (default: the CPU cores); "
+                 "the others queue, first come first served",
+                 1, 65536);
 const cli::Option kStateFlag = cli::text("state", "DIR", "state directory: store, coord.json, runs/ (default .ldm)");
 const cli::Option kCoordFlag =
     cli::text("coord", "URL", "coordinator URL (default: env LDM_COORD, else <state>/coord.json)");
@@ -93,6 +98,7 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   o.zmq_port = static_cast<int>(a.integer("zmq-port", default_zmq));
   o.worker = a.text("worker", env_or("LDM_WORKER", ""));
   o.mpirun = a.text("mpirun", env_or("LDM_MPIRUN", "mpirun"));
+  o.slots = static_cast<int>(a.integer("slots", 0));
   return o;
 }
 
@@ -260,7 +266,7 @@ cli::Program program() {
         "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
         {kStateFlag, cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
          cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
-         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag},
+         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag},
         cmd_serve},
        {"submit",
         {"FILE"},
@@ -289,7 +295,7 @@ cli::Program program() {
        {"run",
         {"FILE"},
         "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
-        {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag},
+        {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag},
         cmd_run}}};
 }
 

@@ -120,11 +120,12 @@ std::string format_experiment_detail(const ExperimentView& v) {
   std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
   if (!e.source.empty()) out += "  source:    " + e.source + "\n";
   out += "  spec hash: " + e.spec_hash + "\n";
-  std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN", "FROM"}};
+  std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN", "FROM", "WAITS FOR"}};
   for (const StageRecord& s : v.stages) {
     const RunRecord* r = current_run(v, s);
-    stages.push_back(
-        {s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run, r ? lineage_text(*r) : "-"});
+    const auto waits = v.waiting.find(s.name);
+    stages.push_back({s.name, to_string(s.state), steps(s), std::to_string(s.attempts), s.current_run,
+                      r ? lineage_text(*r) : "-", waits == v.waiting.end() ? "-" : waits->second});
   }
   out += "\n" + format_table(stages);
   std::vector<std::vector<std::string>> runs = {

@@ -149,6 +149,8 @@ RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit&
     case WorkerReport::Failed:
       if (!report.message.empty()) return {RunState::Failed, report.message};
       break;
+    case WorkerReport::Diverged:  // however the job ended: a diverged training is not retried
+      return {RunState::Diverged, report.message, false};
     case WorkerReport::Done:
       if (clean_exit) return {RunState::Done, ""};
       break;

@@ -15,7 +15,7 @@
 namespace ldm::coord {
 
 // The last terminal message a run's worker sent before its job ended.
-enum class WorkerReport { None, Done, Failed, Preempted };
+enum class WorkerReport { None, Done, Failed, Diverged, Preempted };
 
 struct WorkerReportInfo {
   WorkerReport kind = WorkerReport::None;

@@ -9,7 +9,7 @@
 //   heartbeat   {step}                                    -> reply "ack" {seq: 0}
 //   checkpoint  {step, path}                              -> reply "ack"
 //   done        {step, summary:{...}}                     -> reply "ack"
-//   failed      {step, rank, message}                     -> reply "ack"
+//   failed      {step, rank, message[, diverged: true]}   -> reply "ack" (diverged: the loss is not finite)
 //   preempted   {step, checkpoint}                        -> reply "ack"
 // Coordinator -> worker:
 //   spec        {spec, attempt, resume_from, run_dir, stage_index, data_dir}  (resume_from: the

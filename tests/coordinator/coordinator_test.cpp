@@ -620,3 +620,17 @@ TEST_CASE("cancel: a job still there after the grace period gets SIGKILL, once")
   CHECK(f.experiment().state == RunState::Cancelled);
   CHECK_THROWS_WITH_AS(f.coord->cancel("exp1", "tran"), doctest::Contains("did you mean 'train'"), NotFoundError);
 }
+
+TEST_CASE("a divergence report ends the run diverged, the experiment too, without a retry") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(r);
+  f.send(Type::Failed, r,
+         {{"step", 5}, {"rank", 0}, {"message", "the training diverged at step 5"}, {"diverged", true}});
+  f.exit_job(f.run(r.id), 1);  // the ranks abort together
+  CHECK(f.run(r.id).state == RunState::Diverged);
+  CHECK(f.run(r.id).error == "the training diverged at step 5");
+  CHECK(f.stage().state == RunState::Diverged);
+  CHECK(f.experiment().state == RunState::Diverged);
+  CHECK(f.executor.launches.size() == 1);  // not retried
+}

@@ -38,6 +38,11 @@ TEST_CASE("done needs a clean exit, while failed and preempted reports decide wh
   CHECK(late.error == "worker reported completion at step 5 but mpirun exited with code 1");
   CHECK(decide_run_outcome({WorkerReport::Failed, 5, "boom"}, clean, "/nonexistent").error == "boom");
   CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, crashed, "/nonexistent").state == RunState::Preempted);
+  // A divergence report decides the run whatever the exit (the ranks abort together), never retried.
+  const RunOutcome diverged = decide_run_outcome({WorkerReport::Diverged, 5, "the training diverged"}, crashed, "/x");
+  CHECK(diverged.state == RunState::Diverged);
+  CHECK(diverged.error == "the training diverged");
+  CHECK_FALSE(diverged.retryable);
   CHECK(decide_run_outcome({}, clean, "/nonexistent").error == "worker exited without reporting completion");
 }
 

@@ -49,11 +49,12 @@ struct Fixture {
   double clock = 1000.0;
   std::unique_ptr<Coordinator> coord;
 
-  Fixture() {
+  explicit Fixture(int slots = 0) {
     CoordinatorOptions o;
     o.runs_root = dir.path() + "/runs";
     o.zmq_endpoint = "tcp://127.0.0.1:5999";
     o.clock = [this] { return clock; };
+    o.slots = slots;
     coord = std::make_unique<Coordinator>(*store, executor, o);
   }
 
@@ -351,4 +352,55 @@ TEST_CASE("an evaluation stage's files are relative to the experiment file and m
   f.submit(spec);
   f.finish("exp.pre.a1", spec, 0, 20);
   CHECK(f.run("exp.fid.a1").init.at("paths") == json{{"reference", f.dir.path() + "/stats/ref.npz"}});
+}
+
+TEST_CASE("slots: ready stages start first come, first served while ranks x threads fit; the rest wait") {
+  Fixture f(/*slots=*/2);
+  ExperimentSpec a = staged_spec("a");  // pre (1 slot) and scratch (1 slot) start; fine waits for pre
+  ExperimentSpec b = staged_spec("b");
+  b.stages.resize(1);
+  b.stages[0].ranks = 2;  // 2 slots
+  b.stages[0].batch_size = 4;
+  ExperimentSpec c = staged_spec("c");
+  c.stages.resize(1);  // 1 slot, submitted after b
+  CHECK(f.submit(a).runs.size() == 2);
+  f.clock += 1;
+  CHECK(f.submit(b).runs.empty());  // 2 of 2 slots in use
+  const auto view = f.coord->experiment("b");
+  REQUIRE(view);
+  CHECK(view->waiting.at("pre") == "slots: needs 2, 2 of 2 in use");
+  CHECK(view->waiting.size() == 1);
+  f.clock += 1;
+  CHECK(f.submit(c).runs.empty());  // fits in nothing, and b was first anyway
+  // a's scratch ends: one slot free, but b (2 slots) is first in line, so c still waits.
+  f.finish("a.scratch.a1", a, 2, 10);
+  CHECK(f.executor.launches.size() == 2);
+  CHECK(f.coord->experiment("a")->waiting.at("fine") == "waits for stage 'pre' of experiment a");
+  // a's pre ends: fine (a, submitted first) takes a slot before b? b needs 2: a.fine goes first in
+  // submission order, b keeps waiting, and c (1 slot) waits behind b.
+  f.finish("a.pre.a1", a, 0, 20);
+  REQUIRE(f.executor.launches.size() == 3);
+  CHECK(f.executor.launches[2].run_id == "a.fine.a1");
+  CHECK(f.coord->experiment("c")->waiting.at("pre").rfind("slots:", 0) == 0);
+  f.finish("a.fine.a1", a, 1, 10);
+  REQUIRE(f.executor.launches.size() == 4);
+  CHECK(f.executor.launches[3].run_id == "b.pre.a1");
+  f.finish("b.pre.a1", b, 0, 20);
+  REQUIRE(f.executor.launches.size() == 5);
+  CHECK(f.executor.launches[4].run_id == "c.pre.a1");
+}
+
+TEST_CASE("slots: a stage larger than every slot runs alone, and only then") {
+  Fixture f(/*slots=*/1);
+  ExperimentSpec big = staged_spec("big");
+  big.stages.resize(1);
+  big.stages[0].ranks = 2;
+  big.stages[0].batch_size = 4;
+  CHECK(f.submit(big).runs.size() == 1);  // nothing else runs: it starts, oversubscribed
+  ExperimentSpec small = staged_spec("small");
+  small.stages.resize(1);
+  f.clock += 1;
+  CHECK(f.submit(small).runs.empty());
+  f.finish("big.pre.a1", big, 0, 20);
+  CHECK(f.executor.launches.back().run_id == "small.pre.a1");
 }

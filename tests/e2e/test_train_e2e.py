@@ -146,6 +146,7 @@ class Failures(unittest.TestCase):
         "exit@experiment:silent,step:1,rank:0",
         "abort@experiment:retried,step:25,rank:1,attempt:1",
         "exit@experiment:resumable,step:30,rank:0,attempt:1",
+        "nan@experiment:diverging,step:5,rank:1",
     ])
 
     def setUp(self):
@@ -235,6 +236,15 @@ class Failures(unittest.TestCase):
         proc = self.coord.cli("resume", "resumable", check=False)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("done", proc.stderr)
+
+    def test_a_loss_that_is_not_finite_ends_the_run_diverged_without_a_retry(self):
+        self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "diverging")
+        ended = self.coord.wait_terminal("diverging")
+        self.assertEqual(ended["experiment"]["state"], "diverged", json.dumps(ended, indent=1))
+        self.assertEqual([(r["attempt"], r["state"]) for r in ended["runs"]], [(1, "diverged")])
+        self.assertIn("diverged", ended["runs"][0]["error"])
+        self.assertIn("step 5", ended["runs"][0]["error"])
+        self.assertIn("diverged", self.coord.cli("status", "diverging").stdout)
 
     def test_cancel_checkpoints_and_stops_the_workers_and_resume_continues(self):
         toml = self._checkpointed("cancelled")

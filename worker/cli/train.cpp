@@ -109,7 +109,9 @@ int cmd_train(const cli::Args& a) {
     write_failure_note(note, msg);
     if (reporter) {
       try {
-        reporter->send_event(protocol::Type::Failed, {{"step", step}, {"rank", rank}, {"message", msg}}, 5.0);
+        nlohmann::json body = {{"step", step}, {"rank", rank}, {"message", msg}};
+        if (dynamic_cast<const DivergedError*>(&e)) body["diverged"] = true;
+        reporter->send_event(protocol::Type::Failed, body, 5.0);
       } catch (const std::exception& e2) {
         log::error(std::string("could not report the failure: ") + e2.what());
       }

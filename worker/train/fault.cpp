@@ -24,7 +24,7 @@ FaultPlan parse_fault(const std::string& text) {
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
   plan.kind = text.substr(0, at);
-  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit")
+  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit" && plan.kind != "nan")
     throw bad("unknown kind '" + plan.kind + "'");
   for (const auto& part : split(text.substr(at + 1), ',')) {
     auto colon = part.find(':');
@@ -65,14 +65,16 @@ bool FaultPlan::matches(const FaultSite& site) const {
          (experiment.empty() || experiment == site.experiment) && (stage.empty() || stage == site.stage);
 }
 
-void maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site) {
+bool maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site) {
   for (const FaultPlan& plan : plans) {
     if (!plan.matches(site)) continue;
     if (plan.kind == "abort") std::abort();
     if (plan.kind == "exit") ::_exit(3);
+    if (plan.kind == "nan") return true;
     throw Error("injected fault (LDM_FAULT) on rank " + std::to_string(site.rank) + " at step " +
                 std::to_string(site.step));
   }
+  return false;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 //   abort  - std::abort() (a crash: the signal handler writes the note)
 //   throw  - throws an Error (the normal error path: note + report + MPI_Abort)
 //   exit   - _exit(3) without a word (the coordinator must notice on its own)
+//   nan    - the rank's loss of that step is NaN (the training diverges: a `diverged` run)
 // It is a test tool, not data: the coordinator passes LDM_FAULT from its own environment to the
 // workers it starts; nothing stores it or accepts it over the API.
 // The crash note is one line in <run_dir>/failure-rank-R.txt, e.g.
@@ -45,7 +46,8 @@ std::vector<FaultPlan> parse_faults(const std::string& text);
 std::vector<FaultPlan> faults_from_env();
 
 // Acts on the first plan that matches the site.
-void maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site);
+// Carries out the first plan matching `site`; returns true for "nan" (the caller poisons the loss).
+bool maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site);
 
 // Installs SIGSEGV/SIGABRT/SIGBUS/SIGFPE/SIGILL handlers that write the crash note for `rank`
 // to `note_path` (async-signal-safe) and re-raise. set_current_step() keeps the step current.

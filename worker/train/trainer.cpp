@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 #include "datasets/import/synthetic.h"
 #include "datasets/tensor/autoencoder.h"
@@ -118,7 +119,7 @@ class StageRun {
   models::Condition condition(const data::Batch& batch, const at::Tensor& t);
   double forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
                           const at::Tensor& noise);
-  StepStats step(int64_t step);
+  StepStats step(int64_t step, bool poison_loss = false);
   void report(int64_t step, const StepStats& s);
   void finish(StageResult& result);
 
@@ -380,7 +381,7 @@ double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t,
   return local_loss;
 }
 
-StageRun::StepStats StageRun::step(int64_t step) {
+StageRun::StepStats StageRun::step(int64_t step, bool poison_loss) {
   const auto t0 = std::chrono::steady_clock::now();
   data::Batch batch = loader_->batch_for_step(step - 1);
   check_batch(batch);
@@ -391,9 +392,8 @@ StageRun::StepStats StageRun::step(int64_t step) {
   auto t = process_->sample_training_t(loader_->local_batch(), state_->generator(Purpose::Timesteps));  // [b] f64
   const models::Condition cond = condition(batch, t);
   auto noise = torch::randn(batch.latents.sizes(), state_->generator(Purpose::Noise));
-  const double local_loss = forward_backward(batch, t, cond, noise);
-  if (!std::isfinite(local_loss))
-    throw Error("loss is not finite (" + std::to_string(local_loss) + ") at step " + std::to_string(step));
+  double local_loss = forward_backward(batch, t, cond, noise);
+  if (poison_loss) local_loss = std::numeric_limits<double>::quiet_NaN();  // LDM_FAULT nan (tests)
   // Average gradients (one all-reduce per bucket) and the loss over ranks.
   FlatParams& flat = state_->flat();
   for (auto& b : flat.buckets()) {
@@ -404,6 +404,10 @@ StageRun::StepStats StageRun::step(int64_t step) {
   comm_.allreduce_sum(&loss_sum, 1);
   StepStats s;
   s.loss = loss_sum / world_;
+  // Every rank holds the same mean loss, so all of them stop here together.
+  if (!std::isfinite(s.loss))
+    throw DivergedError("the training diverged: the loss averaged over " + std::to_string(world_) +
+                        " rank(s) is not finite (" + std::to_string(s.loss) + ") at step " + std::to_string(step));
   s.grad_norm = flat.grad_norm();
   const double clip = spec_.recipe.optimizer.grad_clip;
   if (clip > 0 && s.grad_norm > clip) flat.scale_grads(clip / (s.grad_norm + 1e-6));
@@ -450,14 +454,14 @@ StageResult StageRun::train() {
       }
   for (int64_t step = first_step; step <= stage_.steps; ++step) {
     set_current_step(step);
-    maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});
+    const bool poison = maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});
     if (comm_.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
       result.checkpoint = save_checkpoint(step - 1);
       result.steps = step - 1;
       result.preempted = true;
       break;
     }
-    const StepStats s = this->step(step);
+    const StepStats s = this->step(step, poison);
     result.final_loss = s.loss;
     result.samples_per_s = s.samples_per_s;
     result.steps = step;

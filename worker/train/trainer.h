@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/core/error.h"
 #include "shared/core/spec.h"
 #include "worker/comm/comm.h"
 #include "worker/train/fault.h"
@@ -43,6 +44,13 @@ struct StageResult {
   std::string param_checksum;  // hex FNV-1a of the trainable parameters' bytes (equal on all ranks)
   std::string checkpoint;      // directory of the last bundle
   bool preempted = false;
+};
+
+// The training diverged: the loss averaged over the ranks is not finite (every rank throws it at the
+// same step). Reported as a `diverged` run, which is not retried.
+class DivergedError : public Error {
+ public:
+  using Error::Error;
 };
 
 // `reporter` is non-null on rank 0 only. Throws on any error (the caller reports it).

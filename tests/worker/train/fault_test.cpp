@@ -16,6 +16,14 @@ TEST_CASE("LDM_FAULT syntax parses kind, step and rank") {
   CHECK(p.attempt == -1);  // every attempt
   CHECK(parse_fault("exit@step:2,rank:0,attempt:1").attempt == 1);
   CHECK(parse_fault("").kind.empty());
+  CHECK(parse_fault("nan@step:3,rank:1").kind == "nan");
+}
+
+TEST_CASE("a nan plan asks the caller to poison the loss instead of failing") {
+  const auto plans = parse_faults("nan@step:3,rank:1");
+  CHECK(maybe_inject_fault(plans, {"e", "s", 1, 3, 1}));
+  CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 0, 3, 1}));  // another rank
+  CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 1, 4, 1}));  // another step
 }
 
 TEST_CASE("malformed LDM_FAULT values are errors that quote the value") {

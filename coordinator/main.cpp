@@ -147,7 +147,58 @@ int cmd_submit(const cli::Args& a) {
   return 0;
 }
 
+// Prints progress until the experiment settles, each evaluation as it ends, then the summary and
+// every stage's final metrics. Exit status: 0 done, 1 otherwise, 130 interrupted (jobs keep running).
+int follow_experiment(Coordinator& coordinator, const std::string& name) {
+  std::string last_line;
+  auto last_print = std::chrono::steady_clock::now() - kProgressInterval;
+  std::set<std::string> reported;  // evaluation stages whose results were printed
+  for (;;) {
+    const auto view = coordinator.experiment(name);
+    if (!view) throw Error("experiment " + name + " vanished from the store");
+    for (const StageRecord& s : view->stages)
+      if (s.state == RunState::Done && view->evaluations.count(s.name) && reported.insert(s.name).second)
+        std::printf("evaluation %s done:\n%s", s.name.c_str(), format_evaluation(*view, s.name).c_str());
+    const std::string line = format_progress_line(*view);
+    const auto now = std::chrono::steady_clock::now();
+    if (line != last_line && (now - last_print >= kProgressInterval || settled(view->experiment.state))) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      last_line = line;
+      last_print = now;
+    }
+    if (settled(view->experiment.state)) {
+      std::printf("\n%s\nfinal metrics:\n%s", format_summary(*view).c_str(), format_final_metrics(*view).c_str());
+      return view->experiment.state == RunState::Done ? 0 : 1;
+    }
+    if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {
+      std::printf("interrupted (%s): experiment %s is still %s; its jobs keep running\n",
+                  sig == SIGINT ? "SIGINT" : "SIGTERM", name.c_str(), to_string(view->experiment.state));
+      return 130;
+    }
+  }
+}
+
 int cmd_resume(const cli::Args& a) {
+  // No coordinator serving this state directory: resume in-process, as `run` does, and follow it.
+  if (a.text("coord").empty() && env_or("LDM_COORD", "").empty()) {
+    bool serving = true;
+    try {
+      locate_coordinator("", a.text("state", kDefaultState));
+    } catch (const Error&) {
+      serving = false;
+    }
+    if (!serving) {
+      block_shutdown_signals();
+      CoordinatorService service(service_options(a, 0, 0));
+      const std::string run = service.coordinator().resume(a.positional.at(0));
+      std::printf("resumed %s in-process (no coordinator serving %s): %s\n", a.positional.at(0).c_str(),
+                  service.state_dir().c_str(),
+                  run.empty() ? "its stages wait for their parents" : ("run " + run).c_str());
+      std::fflush(stdout);
+      return follow_experiment(service.coordinator(), a.positional.at(0));
+    }
+  }
   CoordinatorClient client = client_for(a);
   const nlohmann::json reply =
       client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
@@ -224,33 +275,7 @@ int cmd_run(const cli::Args& a) {
               service.http_url().c_str(), service.state_dir().c_str());
   std::fflush(stdout);
 
-  std::string last_line;
-  auto last_print = std::chrono::steady_clock::now() - kProgressInterval;
-  std::set<std::string> reported;  // evaluation stages whose results were printed
-  for (;;) {
-    const auto view = coordinator.experiment(name);
-    if (!view) throw Error("experiment " + name + " vanished from the store");
-    for (const StageRecord& s : view->stages)
-      if (s.state == RunState::Done && view->evaluations.count(s.name) && reported.insert(s.name).second)
-        std::printf("evaluation %s done:\n%s", s.name.c_str(), format_evaluation(*view, s.name).c_str());
-    const std::string line = format_progress_line(*view);
-    const auto now = std::chrono::steady_clock::now();
-    if (line != last_line && (now - last_print >= kProgressInterval || settled(view->experiment.state))) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-      last_line = line;
-      last_print = now;
-    }
-    if (settled(view->experiment.state)) {
-      std::printf("\n%s\nfinal metrics:\n%s", format_summary(*view).c_str(), format_final_metrics(*view).c_str());
-      return view->experiment.state == RunState::Done ? 0 : 1;
-    }
-    if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {
-      std::printf("interrupted (%s): experiment %s is still %s; its jobs keep running\n",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM", name.c_str(), to_string(view->experiment.state));
-      return 130;
-    }
-  }
+  return follow_experiment(coordinator, name);
 }
 
 // ---- dispatch ------------------------------------------------------------------------------------
@@ -275,9 +300,9 @@ cli::Program program() {
         cmd_submit},
        {"resume",
         {"EXPERIMENT"},
-        "Start a new attempt of a stopped experiment's first unfinished stage, from that stage's newest "
-        "checkpoint.",
-        {kCoordFlag, kStateFlag},
+        "Start new attempts of a stopped experiment's stopped stages, from their newest checkpoints: through "
+        "the serving coordinator, or in-process (and followed, as `run`) when none serves the state directory.",
+        {kCoordFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag},
         cmd_resume},
        {"cancel",
         {"EXPERIMENT"},

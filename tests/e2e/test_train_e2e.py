@@ -350,6 +350,30 @@ class EmbeddedRun(unittest.TestCase):
         finally:
             shutil.rmtree(state, ignore_errors=True)
 
+    def test_resume_without_a_serving_coordinator_runs_in_process_and_continues(self):
+        import tempfile
+        import shutil
+        state = tempfile.mkdtemp(prefix="ldm-e2e-resume-")
+        try:
+            with open(experiment("dit-2rank.toml")) as f:
+                text = f.read().replace("log_every = 1\n", "log_every = 1\ncheckpoint_every = 20\nmax_attempts = 1\n")
+            toml = os.path.join(state, "stops.toml")
+            with open(toml, "w") as f:
+                f.write(text)
+            coord = [os.path.join(ldm_e2e.BIN, "ldm-coord")]
+            env = dict(os.environ, LDM_FAULT="exit@step:30,rank:0,attempt:1")
+            first = subprocess.run(coord + ["run", toml, "--state", state], capture_output=True, text=True,
+                                   timeout=300, env=env, stdin=subprocess.DEVNULL)
+            self.assertEqual(first.returncode, 1, first.stdout + first.stderr)
+            self.assertIn("experiment tiny-dit-2rank: failed", first.stdout)
+            # No coordinator serves `state` now: resume starts one in-process and follows the run.
+            second = ldm_e2e.run_cli("resume", "tiny-dit-2rank", "--state", state, timeout=300)
+            self.assertIn("in-process", second.stdout)
+            self.assertIn("experiment tiny-dit-2rank: done", second.stdout)
+            self.assertIn("attempt 2, resumed from step 20", second.stdout)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,10 +1,10 @@
 #include "coordinator/lineage.h"
 
-#include <cstdio>
 #include <filesystem>
 
 #include "coordinator/run_outcome.h"
 #include "shared/core/error.h"
+#include "shared/core/ids.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/sha256.h"
 #include "shared/core/spec_json.h"
@@ -193,9 +193,7 @@ nlohmann::json eval_lineage_json(const ExperimentStore& store, const std::string
     add(newest->bundle, newest->step);
   }
   for (std::int64_t step : stage.eval.at_steps) {
-    char name[32];
-    std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(step));
-    add(run_dir + "/checkpoints/" + name, step);
+    add(run_dir + "/checkpoints/" + step_dir_name(step), step);
   }
   return {{"from", stage.after},
           {"run", record ? record->current_run : ""},

@@ -1,5 +1,7 @@
 #include "coordinator/report.h"
 
+#include "shared/core/ids.h"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -222,11 +224,9 @@ std::string format_evaluation(const ExperimentView& view, const std::string& sta
   for (const auto& [step, items] : by_step) {
     out += "  " + stage + " @ step " + std::to_string(step) + ": " + join(items, ", ") + "\n";
     if (!run) continue;
-    char dir[32];
-    std::snprintf(dir, sizeof dir, "/step-%07lld", static_cast<long long>(step));
     for (const auto& b : run->init.value("bundles", nlohmann::json::array()))
       if (b.value("step", std::int64_t{-1}) == step) out += "    checkpoint " + b.value("bundle", std::string()) + "\n";
-    out += "    samples    " + run->run_dir + dir + "/samples\n";
+    out += "    samples    " + run->run_dir + "/" + step_dir_name(step) + "/samples\n";
   }
   return out;
 }

@@ -62,4 +62,10 @@ std::string hex64(std::uint64_t v) {
   return buf;
 }
 
+std::string step_dir_name(std::int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%07lld", static_cast<long long>(step));
+  return buf;
+}
+
 }  // namespace ldm

@@ -12,6 +12,10 @@ std::string random_hex(std::size_t bytes);
 // A run id: "<experiment>.<stage>.a<attempt>", unique within one store and readable in logs.
 std::string make_run_id(const std::string& experiment, const std::string& stage, int attempt);
 
+// The directory name of a checkpoint bundle at `step` inside a run's checkpoints/: "step-0000042"
+// (the worker writes it, the coordinator and evaluation stages find bundles by it).
+std::string step_dir_name(std::int64_t step);
+
 // 64-bit FNV-1a of a byte string; stable across platforms, for spec hashes and seeds.
 std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t seed = 0xcbf29ce484222325ULL);
 inline std::uint64_t fnv1a64(const std::string& s) { return fnv1a64(s.data(), s.size()); }

@@ -22,6 +22,7 @@ std::string not_one_of(const std::string& text, const std::vector<std::string>& 
 std::string join(const std::vector<std::string>& items, const std::string& sep);
 std::vector<std::string> split(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& prefix);
+bool ends_with(const std::string& s, const std::string& suffix);
 // `s` without leading and trailing spaces, tabs and line breaks.
 std::string trim(const std::string& s);
 // Appends the UTF-8 encoding of one Unicode scalar value (the caller has checked c <= 0x10FFFF

@@ -42,6 +42,33 @@ ExperimentSpec staged_spec(const std::string& name) {
   return spec;
 }
 
+// Its first stage only: "pre" (16 px, 20 steps).
+ExperimentSpec one_stage(const std::string& name) {
+  ExperimentSpec spec = staged_spec(name);
+  spec.stages.resize(1);
+  return spec;
+}
+
+// An experiment whose one stage "fine" (32 px) starts from `init_from`.
+ExperimentSpec child_of(const std::string& name, const std::string& init_from) {
+  ExperimentSpec spec = one_stage(name);
+  spec.stages[0].name = "fine";
+  spec.stages[0].resolution = 32;
+  spec.stages[0].steps = 5;
+  spec.stages[0].init_from = init_from;
+  return spec;
+}
+
+// An evaluation stage "fid" of stage `after` at `at_steps`.
+StageSpec eval_of(const std::string& after, std::vector<std::int64_t> at_steps) {
+  StageSpec fid;
+  fid.name = "fid";
+  fid.kind = "eval";
+  fid.after = after;
+  fid.eval.at_steps = std::move(at_steps);
+  return fid;
+}
+
 struct Fixture {
   TempDir dir;
   std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
@@ -205,15 +232,7 @@ TEST_CASE("a later attempt of a child keeps the lineage of its first") {
 
 TEST_CASE("a parent in another experiment: refused at submit when unknown, waited for, then recorded") {
   Fixture f;
-  ExperimentSpec child;
-  child.name = "child";
-  StageSpec st;
-  st.name = "fine";
-  st.resolution = 32;
-  st.steps = 5;
-  st.batch_size = 4;
-  st.init_from = "base:pre";
-  child.stages = {st};
+  const ExperimentSpec child = child_of("child", "base:pre");
   try {
     f.submit(child);
     FAIL("submitted with an unknown parent");
@@ -222,8 +241,7 @@ TEST_CASE("a parent in another experiment: refused at submit when unknown, waite
     CHECK(std::string(e.what()).find("experiment base has no stage 'pre' (no such experiment)") != std::string::npos);
   }
 
-  ExperimentSpec base = staged_spec("base");
-  base.stages.resize(1);
+  ExperimentSpec base = one_stage("base");
   f.submit(base);
   CHECK(f.submit(child).runs.empty());  // waits for base:pre
   CHECK(f.experiment_state("child") == RunState::Pending);
@@ -237,11 +255,9 @@ TEST_CASE("a parent in another experiment: refused at submit when unknown, waite
 
 TEST_CASE("a bundle path is relative to the experiment file; a missing one is refused at submit") {
   Fixture f;
-  ExperimentSpec parent = staged_spec("elsewhere");
-  parent.stages.resize(1);
+  ExperimentSpec parent = one_stage("elsewhere");
   Fixture::write_bundle(f.dir.path() + "/ckpts", parent, 0, 7);
-  ExperimentSpec child = staged_spec("child");
-  child.stages.resize(1);
+  ExperimentSpec child = one_stage("child");
   child.stages[0].resolution = 32;
   child.stages[0].init_from = "./ckpts";  // a checkpoints directory: its `latest`
   const SubmitResult r = f.submit(child);
@@ -258,17 +274,8 @@ TEST_CASE("a bundle path is relative to the experiment file; a missing one is re
 
 TEST_CASE("a parent in another experiment that stopped: refused at submit, or the waiting stage fails, then resumes") {
   Fixture f;
-  ExperimentSpec base = staged_spec("base");
-  base.stages.resize(1);
-  ExperimentSpec child;
-  child.name = "child";
-  StageSpec st;
-  st.name = "fine";
-  st.resolution = 32;
-  st.steps = 5;
-  st.batch_size = 4;
-  st.init_from = "base:pre";
-  child.stages = {st};
+  ExperimentSpec base = one_stage("base");
+  const ExperimentSpec child = child_of("child", "base:pre");
 
   f.submit(base);
   CHECK(f.submit(child).runs.empty());  // base:pre is running: the child waits
@@ -279,8 +286,7 @@ TEST_CASE("a parent in another experiment that stopped: refused at submit, or th
   CHECK(f.store->get_experiment("child")->error.find("base is failed") != std::string::npos);
 
   // A new submission against the stopped parent is refused outright.
-  ExperimentSpec again = child;
-  again.name = "child2";
+  const ExperimentSpec again = child_of("child2", "base:pre");
   CHECK_THROWS_WITH_AS(f.submit(again), doctest::Contains("stage 'pre' of experiment base is failed"), SpecError);
 
   // Resuming the child while the parent is still stopped says why; once the parent runs again
@@ -296,14 +302,8 @@ TEST_CASE("a parent in another experiment that stopped: refused at submit, or th
 
 TEST_CASE("an evaluation stage launches after its training stage with the checkpoints it evaluates") {
   Fixture f;
-  ExperimentSpec spec = staged_spec("exp");
-  spec.stages.resize(1);
-  StageSpec fid;
-  fid.name = "fid";
-  fid.kind = "eval";
-  fid.after = "pre";
-  fid.eval.at_steps = {0, 20};
-  spec.stages.push_back(fid);
+  ExperimentSpec spec = one_stage("exp");
+  spec.stages.push_back(eval_of("pre", {0, 20}));
   CHECK(f.submit(spec).runs == std::vector<std::string>{"exp.pre.a1"});
   CHECK(f.store->get_stage("exp", "fid")->total_steps == 20);  // progress counts evaluated steps
   const std::string step0 = Fixture::write_bundle(f.dir.path() + "/runs/exp/pre/checkpoints", spec, 0, 0);
@@ -319,15 +319,9 @@ TEST_CASE("an evaluation stage launches after its training stage with the checkp
 
 TEST_CASE("an evaluation stage whose step has no checkpoint fails, naming the step") {
   Fixture f;
-  ExperimentSpec spec = staged_spec("exp");
-  spec.stages.resize(1);
+  ExperimentSpec spec = one_stage("exp");
   spec.stages[0].checkpoint_every = 10;
-  StageSpec fid;
-  fid.name = "fid";
-  fid.kind = "eval";
-  fid.after = "pre";
-  fid.eval.at_steps = {10};
-  spec.stages.push_back(fid);
+  spec.stages.push_back(eval_of("pre", {10}));
   f.submit(spec);
   f.finish("exp.pre.a1", spec, 0, 20);  // only step 20 was written here
   CHECK(f.stage_state("exp", "fid") == RunState::Failed);
@@ -337,14 +331,9 @@ TEST_CASE("an evaluation stage whose step has no checkpoint fails, naming the st
 
 TEST_CASE("an evaluation stage's files are relative to the experiment file and must exist at submit") {
   Fixture f;
-  ExperimentSpec spec = staged_spec("exp");
-  spec.stages.resize(1);
-  StageSpec fid;
-  fid.name = "fid";
-  fid.kind = "eval";
-  fid.after = "pre";
-  fid.eval.reference = "stats/ref.npz";
-  spec.stages.push_back(fid);
+  ExperimentSpec spec = one_stage("exp");
+  spec.stages.push_back(eval_of("pre", {}));
+  spec.stages.back().eval.reference = "stats/ref.npz";
   const std::string missing = f.dir.path() + "/stats/ref.npz does not exist";
   CHECK_THROWS_WITH_AS(f.submit(spec), doctest::Contains(missing.c_str()), SpecError);
   make_dirs(f.dir.path() + "/stats");
@@ -357,12 +346,10 @@ TEST_CASE("an evaluation stage's files are relative to the experiment file and m
 TEST_CASE("slots: ready stages start first come, first served while ranks x threads fit; the rest wait") {
   Fixture f(/*slots=*/2);
   ExperimentSpec a = staged_spec("a");  // pre (1 slot) and scratch (1 slot) start; fine waits for pre
-  ExperimentSpec b = staged_spec("b");
-  b.stages.resize(1);
+  ExperimentSpec b = one_stage("b");
   b.stages[0].ranks = 2;  // 2 slots
   b.stages[0].batch_size = 4;
-  ExperimentSpec c = staged_spec("c");
-  c.stages.resize(1);  // 1 slot, submitted after b
+  ExperimentSpec c = one_stage("c");  // 1 slot, submitted after b
   CHECK(f.submit(a).runs.size() == 2);
   f.clock += 1;
   CHECK(f.submit(b).runs.empty());  // 2 of 2 slots in use
@@ -392,13 +379,11 @@ TEST_CASE("slots: ready stages start first come, first served while ranks x thre
 
 TEST_CASE("slots: a stage larger than every slot runs alone, and only then") {
   Fixture f(/*slots=*/1);
-  ExperimentSpec big = staged_spec("big");
-  big.stages.resize(1);
+  ExperimentSpec big = one_stage("big");
   big.stages[0].ranks = 2;
   big.stages[0].batch_size = 4;
   CHECK(f.submit(big).runs.size() == 1);  // nothing else runs: it starts, oversubscribed
-  ExperimentSpec small = staged_spec("small");
-  small.stages.resize(1);
+  ExperimentSpec small = one_stage("small");
   f.clock += 1;
   CHECK(f.submit(small).runs.empty());
   f.finish("big.pre.a1", big, 0, 20);

@@ -19,6 +19,7 @@
 #include "shared/core/log.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/sha256.h"
+#include "shared/core/text.h"
 #include "worker/eval/clip_score.h"
 #include "worker/eval/disentanglement.h"
 #include "worker/eval/fid_stats.h"
@@ -31,16 +32,6 @@ namespace ldm::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string step_dir(const std::string& run_dir, int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "/step-%07lld", static_cast<long long>(step));
-  return run_dir + name;
-}
 
 // The sampler, steps and guidance of the stage: the recipe's, each overridable in [stage.eval].
 GuidedSampling stage_sampling(const worker::SamplingModel& m, const EvalSpec& ev) {
@@ -198,7 +189,7 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
     const worker::SamplingModel m = worker::load_sampling_model(bundle);
     GenerateOptions o;
     o.n = ev.samples;
-    o.out_dir = step_dir(ctx.run_dir, step);
+    o.out_dir = ctx.run_dir + "/" + step_dir_name(step);
     o.seed = static_cast<uint64_t>(ev.seed);
     o.sampling = stage_sampling(m, ev);
     o.captions = captions;

@@ -10,12 +10,6 @@
 
 namespace ldm::worker {
 
-std::string step_dir_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "step-%07lld", static_cast<long long>(step));
-  return buf;
-}
-
 std::string write_checkpoint(const std::string& checkpoints_dir, const CheckpointBundle& b) {
   const int64_t step = b.manifest.at("step").get<int64_t>();
   const std::string name = step_dir_name(step);

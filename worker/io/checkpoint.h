@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "shared/core/ids.h"
 #include "worker/io/safetensors.h"
 
 namespace ldm::worker {
@@ -28,6 +29,6 @@ std::string write_checkpoint(const std::string& checkpoints_dir, const Checkpoin
 // Reads a bundle directory (or, given a checkpoints dir, the one `latest` names).
 CheckpointBundle read_checkpoint(const std::string& path);
 
-std::string step_dir_name(int64_t step);  // "step-0000042"
+using ldm::step_dir_name;  // "step-0000042" (shared/core/ids.h)
 
 }  // namespace ldm::worker

@@ -27,10 +27,6 @@ bool is_position_table(const std::string& key) {
   return tail == "pos_embed" || tail == "decoder_pos_embed";
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_class_table(const std::string& key) {
   return ends_with(key, "embedding_table.weight") || ends_with(key, "class_embedder.embedding.weight");
 }

@@ -53,7 +53,8 @@ void to_json(nlohmann::json& j, const ExperimentRecord& r) {
        {"state", to_string(r.state)},
        {"submitted_at", r.submitted_at},
        {"finished_at", r.finished_at},
-       {"error", r.error}};
+       {"error", r.error},
+       {"priority", r.priority}};
 }
 void from_json(const nlohmann::json& j, ExperimentRecord& r) {
   get_opt(j, "name", r.name);
@@ -64,6 +65,7 @@ void from_json(const nlohmann::json& j, ExperimentRecord& r) {
   get_opt(j, "submitted_at", r.submitted_at);
   get_opt(j, "finished_at", r.finished_at);
   get_opt(j, "error", r.error);
+  get_opt(j, "priority", r.priority);
 }
 
 void to_json(nlohmann::json& j, const StageRecord& r) {
@@ -97,6 +99,10 @@ void to_json(nlohmann::json& j, const RunRecord& r) {
        {"run_dir", r.run_dir},
        {"ranks", r.ranks},
        {"pid", r.pid},
+       {"job", r.job},
+       {"coord", r.coord},
+       {"report", r.report},
+       {"cancel_requested_at", r.cancel_requested_at},
        {"step", r.step},
        {"last_loss", r.last_loss},
        {"samples_per_s", r.samples_per_s},
@@ -120,6 +126,10 @@ void from_json(const nlohmann::json& j, RunRecord& r) {
   get_opt(j, "run_dir", r.run_dir);
   get_opt(j, "ranks", r.ranks);
   get_opt(j, "pid", r.pid);
+  get_opt(j, "job", r.job);
+  get_opt(j, "coord", r.coord);
+  get_opt(j, "report", r.report);
+  get_opt(j, "cancel_requested_at", r.cancel_requested_at);
   get_opt(j, "step", r.step);
   get_opt(j, "last_loss", r.last_loss);
   get_opt(j, "samples_per_s", r.samples_per_s);

@@ -28,6 +28,9 @@ struct ExperimentRecord {
   double submitted_at = 0;
   double finished_at = 0;
   std::string error;  // first error, for status
+  // Scheduling priority (`ldm-coord submit --priority`): ready stages of a higher-priority
+  // experiment take free slots first; equal priorities go first come, first served.
+  int priority = 0;
 };
 
 struct StageRecord {
@@ -50,8 +53,16 @@ struct RunRecord {
   std::string token;  // secret that the worker must present in every message
   std::string run_dir;
   int ranks = 1;
-  std::int64_t pid = 0;   // mpirun's pid while running (local executor)
-  std::int64_t step = 0;  // last step reported
+  std::int64_t pid = 0;  // mpirun's pid while running (local executor)
+  // The executor's proof that `pid` is still this run's job (local: "<boot id>/<start time in clock
+  // ticks>"), so that a restarted coordinator re-attaches the job and never a recycled pid.
+  std::string job;
+  std::string coord;  // the ZeroMQ endpoint its worker reports to (a restart binds it again)
+  // The worker's terminal report, kept across a coordinator restart: "" (none yet), "done",
+  // "failed", "diverged" or "preempted". A failure stays even if the worker later claims completion.
+  std::string report;
+  double cancel_requested_at = 0;  // when `cancel` signalled its job (0 = never): it ends cancelled
+  std::int64_t step = 0;           // last step reported
   double last_loss = 0;
   double samples_per_s = 0;
   std::uint64_t last_seq = 0;  // last metric batch sequence number stored

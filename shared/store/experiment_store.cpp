@@ -172,6 +172,7 @@ void ExperimentStore::init_schema() {
     // them leaves a store the next open migrates on from where it stopped.
     if (*stored == "1") migrate_from_1();
     if (*stored == "1" || *stored == "2") migrate_from_2();
+    if (*stored == "1" || *stored == "2" || *stored == "3") migrate_from_3();
     else if (*stored != expected)
       fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
@@ -225,6 +226,40 @@ void ExperimentStore::migrate_from_2() {
   write(batch, kSync, op);
   log::info("experiment store " + path_ + ": migrated schema_version 2 -> 3 (" + std::to_string(changed) +
             " run record(s) recorded as started from scratch)");
+}
+
+void ExperimentStore::migrate_from_3() {
+  // 3 -> 4: runs gain `job` (the executor's identity of their process), `coord` (the endpoint their
+  // worker reports to), `report` (the worker's terminal report) and `cancel_requested_at`;
+  // experiments gain `priority`.
+  // A run written before has none of them: a restarted coordinator cannot re-attach its job and
+  // treats it as gone (retried from its newest checkpoint), as it would have marked it lost before.
+  const char* op = "migrate schema_version 3 -> 4";
+  rocksdb::WriteBatch batch;
+  std::size_t runs = 0, experiments = 0;
+  const auto add_defaults = [&](const char* table, const char* what, const nlohmann::json& defaults,
+                                std::size_t& changed) {
+    scan(table, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+      nlohmann::json j = nlohmann::json::parse(v.ToString(), nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object())
+        fail(path_, op, std::string(what) + " record " + k.ToString(true) + " is not a JSON object");
+      bool added = false;
+      for (auto it = defaults.begin(); it != defaults.end(); ++it)
+        if (!j.contains(it.key())) {
+          j[it.key()] = it.value();
+          added = true;
+        }
+      if (!added) return;
+      check(batch.Put(k, j.dump()), op);
+      ++changed;
+    });
+  };
+  add_defaults("R", "run", {{"job", ""}, {"coord", ""}, {"report", ""}, {"cancel_requested_at", 0}}, runs);
+  add_defaults("E", "experiment", {{"priority", 0}}, experiments);
+  check(batch.Put(kVersionKey, "4"), "write schema_version");
+  write(batch, kSync, op);
+  log::info("experiment store " + path_ + ": migrated schema_version 3 -> 4 (" + std::to_string(runs) + " run and " +
+            std::to_string(experiments) + " experiment record(s) given the new fields)");
 }
 
 bool ExperimentStore::is_empty() const {

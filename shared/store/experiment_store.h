@@ -42,7 +42,9 @@ class ExperimentStore {
  public:
   // 2: experiment records have no `fault` (migrated from 1 on open).
   // 3: run records carry `init`, their lineage (migrated from 2 on open: {} = from scratch).
-  static constexpr int kSchemaVersion = 3;
+  // 4: run records carry `job`, `coord`, `report` and `cancel_requested_at` (a restarted coordinator
+  //    re-attaches running jobs), experiment records `priority` (migrated from 3: "", "", "", 0, 0).
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if missing) the database at `path`; an empty database gets the
   // schema_version key, an older one is migrated (one synced batch). A database with a newer or no
@@ -95,6 +97,7 @@ class ExperimentStore {
   void init_schema();     // writes schema_version into an empty DB, else checks (or migrates) it
   void migrate_from_1();  // drops ExperimentRecord's `fault`
   void migrate_from_2();  // gives every RunRecord an empty `init`
+  void migrate_from_3();  // gives runs `job`, `coord`, `report`, `cancel_requested_at`; experiments `priority`
   bool is_empty() const;
 
   // Each helper turns a failed rocksdb::Status into StoreError("... <path_>: <op>: <status>").

@@ -193,7 +193,7 @@ TEST_CASE("a schema_version 2 store (tests/fixtures/store-v2) opens migrated: ev
   REQUIRE(raw_value(store_keys::run_key("plain.train.a1")).find("\"init\"") == std::string::npos);
   {
     auto store = ExperimentStore::open(t.db());
-    CHECK(store->schema_version() == 3);
+    CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);  // through 3 to the newest
     const auto e = store->get_experiment("plain");
     REQUIRE(e);
     CHECK(e->state == RunState::Done);
@@ -207,7 +207,43 @@ TEST_CASE("a schema_version 2 store (tests/fixtures/store-v2) opens migrated: ev
     CHECK(store->metrics("plain", "train", "loss").size() == 8);
   }
   CHECK(raw_value(store_keys::run_key("plain.train.a1")).find("\"init\":{}") != std::string::npos);
-  CHECK(raw_value("V") == "3");
+  CHECK(raw_value("V") == std::to_string(ExperimentStore::kSchemaVersion));
+  CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 1);
+}
+
+TEST_CASE("a schema_version 3 store (tests/fixtures/store-v3) opens migrated: runs get job, coord and report") {
+  // Written by the store of commit 9991424 (`ldm-coord run experiments/tiny/dit-1rank-short.toml
+  // --name plain`): experiment "plain", done, one stage "train" of 8 steps, run "plain.train.a1".
+  TempDir t;
+  std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v3"), t.db());
+  const auto raw_value = [&](const std::string& key) { return raw_get(t.db(), key); };
+  REQUIRE(raw_value("V") == "3");
+  REQUIRE(raw_value(store_keys::run_key("plain.train.a1")).find("\"report\"") == std::string::npos);
+  REQUIRE(raw_value(store_keys::experiment_key("plain")).find("\"priority\"") == std::string::npos);
+  {
+    auto store = ExperimentStore::open(t.db());
+    CHECK(store->schema_version() == 4);
+    const auto e = store->get_experiment("plain");
+    REQUIRE(e);
+    CHECK(e->state == RunState::Done);
+    CHECK(e->priority == 0);
+    CHECK(ldm::spec_hash(ldm::spec_from_json(e->spec)) == e->spec_hash);
+    const auto run = store->get_run("plain.train.a1");
+    REQUIRE(run);
+    CHECK(run->state == RunState::Done);
+    CHECK(run->step == 8);
+    CHECK(run->pid > 0);  // kept: only the new fields are added
+    CHECK(run->job.empty());
+    CHECK(run->report.empty());
+    CHECK(store->metrics("plain", "train", "loss").size() == 8);
+  }
+  const std::string run_json = raw_value(store_keys::run_key("plain.train.a1"));
+  CHECK(run_json.find("\"job\":\"\"") != std::string::npos);
+  CHECK(run_json.find("\"coord\":\"\"") != std::string::npos);
+  CHECK(run_json.find("\"report\":\"\"") != std::string::npos);
+  CHECK(run_json.find("\"cancel_requested_at\":0") != std::string::npos);
+  CHECK(raw_value(store_keys::experiment_key("plain")).find("\"priority\":0") != std::string::npos);
+  CHECK(raw_value("V") == "4");
   CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 1);
 }
 

@@ -20,7 +20,6 @@ namespace {
 using protocol::Message;
 using protocol::Type;
 
-constexpr const char* kRestartError = "coordinator restarted while the run was active";
 constexpr std::size_t kTokenBytes = 16;
 
 bool is_active(RunState s) { return s == RunState::Pending || s == RunState::Running; }
@@ -45,6 +44,22 @@ std::int64_t total_steps(const ExperimentSpec& spec, const StageSpec& stage) {
   return parent ? parent->steps : 0;
 }
 
+// Slots a stage takes: ranks x threads_per_rank.
+int slots_needed(const ExperimentSpec& spec, int stage_index) {
+  const StageSpec& stage = spec.stages.at(static_cast<std::size_t>(stage_index));
+  return static_cast<int>(stage.ranks * stage.threads_per_rank);
+}
+
+RunOutcome cancelled_outcome() { return {RunState::Cancelled, "cancelled by request", false}; }
+
+WorkerReportInfo report_of(const RunRecord& run) {
+  WorkerReportInfo info;
+  info.kind = worker_report_from_string(run.report);
+  info.step = run.step;
+  if (info.kind == WorkerReport::Failed || info.kind == WorkerReport::Diverged) info.message = run.error;
+  return info;
+}
+
 Message ack(const RunRecord& run, std::int64_t seq) {
   return protocol::make(Type::Ack, run.id, run.token, {{"seq", seq}});
 }
@@ -67,21 +82,60 @@ Coordinator::~Coordinator() {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [pid, run] : jobs_)
     log::warn("run " + run + ": leaving mpirun (pid " + std::to_string(pid) +
-              ") running; a restarted coordinator will mark the run lost");
+              ") running; a coordinator restarted on this state directory re-attaches it");
 }
 
 double Coordinator::now() const { return options_.clock ? options_.clock() : log::now_seconds(); }
 
 void Coordinator::recover() {
   for (RunRecord run : store_.list_runs()) {
-    if (!is_active(run.state)) continue;
-    log::warn("run " + run.id + ": was " + to_string(run.state) + " when the coordinator stopped" +
-              (run.pid ? " (mpirun pid " + std::to_string(run.pid) + " may still be running)" : "") +
-              "; marking it lost");
-    finish_run(std::move(run), RunState::Lost, kRestartError);
+    if (!is_active(run.state) || reattach(run)) continue;
+    // Gone: it ends as its worker reported before the restart, or LOST (retried) when it did not.
+    RunOutcome outcome = decide_run_outcome(report_of(run), ProcessExit{run.pid, -1, 0, false}, run.run_dir);
+    if (run.cancel_requested_at > 0 && outcome.state != RunState::Done) outcome = cancelled_outcome();
+    log::warn("run " + run.id + ": was " + to_string(run.state) + " when the coordinator stopped and its job" +
+              (run.pid ? " (mpirun pid " + std::to_string(run.pid) + ")" : "") + " is gone; it ends " +
+              to_string(outcome.state) + (run.report.empty() ? "" : " (its worker reported " + run.report + ")"));
+    finish_run(std::move(run), outcome.state, outcome.error, outcome.retryable);
   }
   for (const ExperimentRecord& e : store_.list_experiments())
     if (is_active(e.state)) to_schedule_.insert(e.name);
+}
+
+bool Coordinator::reattach(const RunRecord& run) {
+  if (run.pid <= 0 || run.job.empty() || !executor_.adopt(run.pid, run.job)) return false;
+  const auto e = store_.get_experiment(run.experiment);
+  const auto stage = store_.get_stage(run.experiment, run.stage);
+  jobs_[run.pid] = run.id;
+  if (e && stage) running_slots_[run.id] = slots_needed(spec_from_json(e->spec), stage->index);
+  last_seen_[run.id] = now();
+  unconfirmed_.insert(run.id);
+  if (run.cancel_requested_at > 0)  // its cancellation goes on: SIGKILL when the grace period ends
+    cancelling_[run.id] = {run.pid, run.cancel_requested_at + options_.cancel_grace_s, false};
+  log::info("run " + run.id + ": re-attached its job (mpirun pid " + std::to_string(run.pid) +
+            "), still running; its worker's next message confirms it");
+  if (!run.coord.empty() && run.coord != options_.zmq_endpoint)
+    log::warn("run " + run.id + ": its worker reports to " + run.coord + " but this coordinator listens on " +
+              options_.zmq_endpoint + "; unless it is reached, the job is killed after " +
+              std::to_string(static_cast<int>(options_.heartbeat_timeout_s)) + " s of silence and retried");
+  return true;
+}
+
+void Coordinator::check_liveness(double t) {
+  for (const auto& [pid, id] : jobs_) {
+    if (silent_.count(id) || cancelling_.count(id)) continue;
+    const auto seen = last_seen_.find(id);
+    if (seen == last_seen_.end()) {
+      last_seen_[id] = t;
+      continue;
+    }
+    if (t - seen->second < options_.heartbeat_timeout_s) continue;
+    log::error("run " + id + ": no message from its worker for " + std::to_string(static_cast<int>(t - seen->second)) +
+               " s (heartbeat timeout " + std::to_string(static_cast<int>(options_.heartbeat_timeout_s)) +
+               " s); SIGKILL to mpirun (pid " + std::to_string(pid) + ")");
+    executor_.signal(pid, SIGKILL);
+    silent_.insert(id);
+  }
 }
 
 // ---- submissions and scheduling ----------------------------------------------------------------
@@ -118,6 +172,7 @@ SubmitResult Coordinator::submit(const Submission& submission) {
   e.spec = spec_to_json(spec);
   e.spec_hash = spec_hash(spec);
   e.submitted_at = now();
+  e.priority = submission.priority;
   std::vector<StageRecord> stages;
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     StageRecord s;
@@ -182,10 +237,12 @@ std::vector<std::string> Coordinator::cancel(const std::string& experiment, cons
   for (StageRecord& s : stages) {
     if (!stage.empty() && s.name != stage) continue;
     if (s.state != RunState::Pending && s.state != RunState::Running) continue;
-    const auto run = s.current_run.empty() ? std::nullopt : store_.get_run(s.current_run);
+    auto run = s.current_run.empty() ? std::nullopt : store_.get_run(s.current_run);
     if (run && is_active(run->state)) {
       for (const auto& [pid, id] : jobs_)
         if (id == run->id && !cancelling_.count(id)) {
+          run->cancel_requested_at = t;  // a restarted coordinator still ends it cancelled
+          store_.put_run(*run);
           executor_.signal(pid, SIGUSR1);
           cancelling_[id] = {pid, t + options_.cancel_grace_s, false};
           signalled.push_back(id);
@@ -216,6 +273,7 @@ void Coordinator::tick() {
       executor_.signal(c.pid, SIGKILL);
       c.killed = true;
     }
+  check_liveness(t);
   // One failure (a store or file error) must not strand the other exits of the batch.
   for (const ProcessExit& exit : executor_.poll_exits()) {
     try {
@@ -225,13 +283,14 @@ void Coordinator::tick() {
                  " ended, but recording its run's outcome failed: " + ex.what());
     }
   }
-  // Experiments in submission order, so that slots go first come, first served.
-  for (const auto& [submitted, experiment, index] : queued_) to_schedule_.insert(experiment);
-  std::vector<std::pair<double, std::string>> pending;
+  // Experiments by priority, then in submission order, so that slots go to them in that order.
+  for (const QueueKey& key : queued_) to_schedule_.insert(std::get<2>(key));
+  std::vector<QueueKey> pending;
   for (const std::string& name : to_schedule_)
-    if (const auto e = store_.get_experiment(name)) pending.emplace_back(e->submitted_at, name);
+    if (const auto e = store_.get_experiment(name)) pending.push_back(queue_key(*e, 0));
   std::sort(pending.begin(), pending.end());
-  for (const auto& [submitted, name] : pending) {
+  for (const QueueKey& key : pending) {
+    const std::string& name = std::get<2>(key);
     try {
       launch_ready_stages(name);
     } catch (const std::exception& ex) {
@@ -239,6 +298,10 @@ void Coordinator::tick() {
       to_schedule_.insert(name);
     }
   }
+}
+
+Coordinator::QueueKey Coordinator::queue_key(const ExperimentRecord& e, int stage_index) {
+  return {-e.priority, e.submitted_at, e.name, stage_index};
 }
 
 int Coordinator::slots_in_use() const {
@@ -250,7 +313,7 @@ int Coordinator::slots_in_use() const {
 std::vector<std::string> Coordinator::launch_ready_stages(const std::string& experiment) {
   to_schedule_.erase(experiment);
   for (auto it = queued_.begin(); it != queued_.end();)  // re-queued below while still waiting
-    it = std::get<1>(*it) == experiment ? queued_.erase(it) : std::next(it);
+    it = std::get<2>(*it) == experiment ? queued_.erase(it) : std::next(it);
   const auto e = store_.get_experiment(experiment);
   if (!e || !is_active(e->state)) return {};
   const ExperimentSpec spec = spec_from_json(e->spec);
@@ -275,8 +338,8 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
       stopped_one = stopped_one || parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage;
       continue;
     }
-    const int need = static_cast<int>(stage_spec.ranks * stage_spec.threads_per_rank);
-    const auto key = std::make_tuple(e->submitted_at, experiment, stage.index);
+    const int need = slots_needed(spec, stage.index);
+    const QueueKey key = queue_key(*e, stage.index);
     const bool earlier_waits = !queued_.empty() && *queued_.begin() < key;
     const int used = slots_in_use();
     if (options_.slots > 0 && (earlier_waits || (used > 0 && used + need > options_.slots))) {
@@ -440,8 +503,11 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
     finish_run(std::move(run), RunState::Failed, error);
     return request.run_id;
   }
+  run.job = executor_.identity(run.pid);
+  run.coord = options_.zmq_endpoint;
   store_.put_run(run);
   jobs_[run.pid] = run.id;
+  last_seen_[run.id] = now();
   return run.id;
 }
 
@@ -466,11 +532,15 @@ void Coordinator::reap(const ProcessExit& exit) {
     log::warn("run " + run_id + ": its job ended but the run is no longer active; ignored");
     return;
   }
-  const auto report = reports_.find(run_id);
-  RunOutcome outcome =
-      decide_run_outcome(report == reports_.end() ? WorkerReportInfo{} : report->second, exit, run->run_dir);
-  if (cancelling_.erase(run_id) && outcome.state != RunState::Done)  // finished anyway: done stays done
-    outcome = {RunState::Cancelled, "cancelled by request", false};
+  RunOutcome outcome = decide_run_outcome(report_of(*run), exit, run->run_dir);
+  cancelling_.erase(run_id);
+  if (run->cancel_requested_at > 0 && outcome.state != RunState::Done)  // finished anyway: done stays done
+    outcome = cancelled_outcome();
+  if (silent_.erase(run_id) && run->report.empty())
+    outcome = {RunState::Lost,
+               "its worker sent nothing for " + std::to_string(static_cast<int>(options_.heartbeat_timeout_s)) +
+                   " s (heartbeat timeout); the job was killed",
+               true};
   const std::string how = describe_exit_status(exit);
   const std::string what = "run " + run_id + ": " + to_string(outcome.state) + " at step " + std::to_string(run->step);
   if (outcome.state != RunState::Failed) log::info(what + " (" + how + ")");
@@ -482,11 +552,12 @@ void Coordinator::reap(const ProcessExit& exit) {
 void Coordinator::finish_run(RunRecord run, RunState state, const std::string& error, bool retryable) {
   const double t = now();
   running_slots_.erase(run.id);
+  last_seen_.erase(run.id);
+  unconfirmed_.erase(run.id);
   run.state = state;
   if (!error.empty()) run.error = error;
   run.finished_at = t;
   store_.put_run(run);
-  reports_.erase(run.id);
 
   auto stage = store_.get_stage(run.experiment, run.stage);
   auto e = store_.get_experiment(run.experiment);
@@ -547,6 +618,10 @@ Message Coordinator::handle(const Message& m) {
       return error_reply(m.run,
                          "run " + run->id + " is already " + to_string(run->state) + " and accepts no more messages");
     }
+    last_seen_[run->id] = now();
+    if (unconfirmed_.erase(run->id))
+      log::info("run " + run->id + ": a '" + protocol::to_string(m.type) +
+                "' message from its worker confirms the re-attached job; accepting what it buffered");
     switch (m.type) {
       case Type::Hello:
         return on_hello(m, std::move(*run));
@@ -670,6 +745,9 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
   WorkerReportInfo info;
   info.step = b.at("step").get<std::int64_t>();
   run.step = std::max(run.step, info.step);
+  // A failure stays reported even if the worker later claims completion.
+  const WorkerReport earlier = worker_report_from_string(run.report);
+  const bool keep_earlier = earlier == WorkerReport::Failed || earlier == WorkerReport::Diverged;
   const std::string where = "run " + run.id + ": ";
   if (m.type == Type::Done) {
     info.kind = WorkerReport::Done;
@@ -686,7 +764,7 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
   } else if (m.type == Type::Failed) {
     info.kind = b.value("diverged", false) ? WorkerReport::Diverged : WorkerReport::Failed;
     info.message = b.at("message").get<std::string>();
-    run.error = info.message;
+    if (!keep_earlier) run.error = info.message;
     log::error(where + "rank " + std::to_string(b.at("rank").get<std::int64_t>()) + " reports failure at step " +
                std::to_string(info.step) + ": " + info.message);
   } else {
@@ -695,10 +773,8 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
     log::info(where + "worker stopped for preemption at step " + std::to_string(info.step) + ", checkpoint " +
               run.checkpoint);
   }
+  if (!keep_earlier) run.report = to_string(info.kind);
   store_.put_run(run);
-  // A failure stays reported even if the worker later claims completion.
-  auto& current = reports_[run.id];
-  if (current.kind != WorkerReport::Failed && current.kind != WorkerReport::Diverged) current = info;
   return ack(run, 0);
 }
 
@@ -731,8 +807,8 @@ void Coordinator::waiting_reasons(const ExperimentRecord& e, ExperimentView& v) 
     if (!stage.current_run.empty())
       if (auto run = store_.get_run(stage.current_run); run && is_active(run->state)) continue;
     const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
-    if (queued_.count(std::make_tuple(e.submitted_at, e.name, stage.index))) {
-      v.waiting[stage.name] = "slots: needs " + std::to_string(stage_spec.ranks * stage_spec.threads_per_rank) + ", " +
+    if (queued_.count(queue_key(e, stage.index))) {
+      v.waiting[stage.name] = "slots: needs " + std::to_string(slots_needed(spec, stage.index)) + ", " +
                               std::to_string(slots_in_use()) + " of " + std::to_string(options_.slots) + " in use";
       continue;
     }
@@ -776,6 +852,11 @@ std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment, con
 std::size_t Coordinator::running_jobs() const {
   std::lock_guard<std::mutex> lock(mu_);
   return jobs_.size();
+}
+
+std::size_t Coordinator::unconfirmed_jobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unconfirmed_.size();
 }
 
 }  // namespace ldm::coord

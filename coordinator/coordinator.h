@@ -14,14 +14,20 @@
 // Stage states follow their run; the experiment's follows its stages (settle_experiment); a DONE
 // stage lets its children launch, with the lineage of their first run recorded (lineage.h).
 // Retries: a run that was preempted, or whose job crashed, was killed or vanished without a rank
-// reporting an error (RunOutcome::retryable), gets a new attempt while the stage's max_attempts
-// allow. A new attempt continues from the newest checkpoint in the stage's run directory: it is
+// reporting an error, or went silent (RunOutcome::retryable), gets a new attempt while the stage's
+// max_attempts allow. A new attempt continues from the newest checkpoint in the stage's run directory: it is
 // recorded (with the deletion of the stage's metric points after that step, one write batch)
 // before it is launched, and the worker is told which bundle to load. resume() starts a new
 // attempt of a stopped experiment by hand.
-// On construction, runs left PENDING/RUNNING by a previous coordinator become LOST (their
-// processes are not ours and may still run), and their experiments stop there; `ldm-coord resume`
-// continues them once those processes are gone.
+// Liveness: every message of a run's worker (its reporter thread sends a heartbeat every few
+// seconds, whatever the training loop is doing) counts as a sign of life; a job that has sent none
+// for heartbeat_timeout_s since its launch or its last message is SIGKILLed and its run is LOST,
+// then retried like a crash.
+// Restart: on construction, each run a previous coordinator left PENDING/RUNNING is re-attached
+// when its job still runs (Executor::adopt: same pid, same identity), and keeps its attempt: its
+// worker's messages, buffered while no coordinator listened, are accepted again and the first one
+// confirms it. A run whose job is gone ends as its worker's recorded report says (done, failed,
+// ...), or LOST and retried from the stage's newest checkpoint when it reported nothing.
 //
 // Thread-safety: every public method locks one internal mutex, so the ZeroMQ and HTTP threads may
 // call concurrently. The Executor is only ever called under that mutex.
@@ -70,9 +76,13 @@ struct CoordinatorOptions {
   std::string zmq_endpoint;       // what workers connect to, e.g. "tcp://127.0.0.1:7622"
   std::function<double()> clock;  // wall-clock seconds for records; empty = log::now_seconds
   double cancel_grace_s = 60;     // cancel: SIGUSR1 (checkpoint and exit), then SIGKILL after this [ours]
+  // A job whose worker sent nothing (no hello, heartbeat, metrics, ...) for this long is killed and
+  // its run LOST (retried). Workers heartbeat every 5 s from their own thread. [ours]
+  double heartbeat_timeout_s = 300;
   // Slots of the executor (local: CPU cores). A stage takes ranks x threads_per_rank; ready stages
-  // start first come, first served (experiments in submission order, stages in file order) while
-  // they fit. A stage larger than every slot runs when nothing else does. 0 = no limit.
+  // start by experiment priority (higher first), then first come, first served (experiments in
+  // submission order, stages in file order) while they fit. A stage larger than every slot runs
+  // when nothing else does. 0 = no limit.
   int slots = 0;
 };
 
@@ -80,6 +90,7 @@ struct Submission {
   std::string source;   // file it came from (for messages)
   nlohmann::json spec;  // resolved spec (spec_to_json); re-validated here
   std::string name;     // "" = the spec's own name
+  int priority = 0;     // ExperimentRecord::priority
 };
 
 struct SubmitResult {
@@ -143,12 +154,18 @@ class Coordinator {
 
   const std::string& zmq_endpoint() const { return options_.zmq_endpoint; }
   std::size_t running_jobs() const;
+  // Runs re-attached after a restart that no message has confirmed yet.
+  std::size_t unconfirmed_jobs() const;
 
  private:
   using Reply = protocol::Message;
 
   double now() const;
   void recover();
+  // Re-attaches an active run's job after a restart; false when it is gone.
+  bool reattach(const RunRecord& run);
+  // SIGKILLs the jobs whose workers have been silent for heartbeat_timeout_s.
+  void check_liveness(double t);
   ExperimentView view_locked(const ExperimentRecord& e) const;
   // view.waiting: what each pending, not yet started stage waits for.
   void waiting_reasons(const ExperimentRecord& e, ExperimentView& view) const;
@@ -180,14 +197,18 @@ class Coordinator {
   CoordinatorOptions options_;
 
   mutable std::mutex mu_;
-  std::map<ProcessId, std::string> jobs_;            // launched and not yet reaped: pid -> run id
-  std::map<std::string, WorkerReportInfo> reports_;  // run id -> last terminal report
-  std::set<std::string> to_schedule_;                // experiments that may have a stage to launch
-  // Slots in use by launched jobs (run id -> slots), and ready stages queued for slots, in
-  // first-come order: (submitted_at, experiment, stage index).
+  std::map<ProcessId, std::string> jobs_;  // launched (or re-attached) and not yet reaped: pid -> run id
+  std::set<std::string> to_schedule_;      // experiments that may have a stage to launch
+  // Slots in use by launched jobs (run id -> slots), and ready stages queued for slots, in the
+  // order they get them: (-priority, submitted_at, experiment, stage index).
+  using QueueKey = std::tuple<int, double, std::string, int>;
+  static QueueKey queue_key(const ExperimentRecord& e, int stage_index);
   std::map<std::string, int> running_slots_;
-  std::set<std::tuple<double, std::string, int>> queued_;
+  std::set<QueueKey> queued_;
   int slots_in_use() const;
+  std::map<std::string, double> last_seen_;  // run id -> launch, re-attach or last message time
+  std::set<std::string> silent_;             // runs SIGKILLed for heartbeat timeout, not yet reaped
+  std::set<std::string> unconfirmed_;        // re-attached runs no message has confirmed yet
   struct Cancelling {
     ProcessId pid = 0;
     double kill_at = 0;  // SIGKILL then, unless the job has ended

@@ -37,6 +37,24 @@ std::unique_ptr<ExperimentStore> open_store(const std::string& state_dir) {
   }
 }
 
+// The port to bind when none is asked for: the one the workers of runs still active report to
+// (jobs a stopped coordinator left running reconnect to it), else 0 (ephemeral).
+int previous_worker_port(const ExperimentStore& store) {
+  double newest = -1;
+  int port = 0;
+  for (const RunRecord& run : store.list_runs()) {
+    if (run.state != RunState::Pending && run.state != RunState::Running) continue;
+    const std::size_t colon = run.coord.rfind(':');
+    if (colon == std::string::npos || run.started_at < newest) continue;
+    try {
+      port = std::stoi(run.coord.substr(colon + 1));
+      newest = run.started_at;
+    } catch (const std::exception&) {
+    }
+  }
+  return port;
+}
+
 }  // namespace
 
 std::string absolute_path(const std::string& path) {
@@ -60,11 +78,20 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
     log::warn("worker binary " + exec.worker + " is not executable; runs will fail to start " +
               "(build ldm-worker, or pass --worker PATH / set LDM_WORKER)");
   executor_ = std::make_unique<LocalExecutor>(exec);
-  zmq_ = std::make_unique<ZmqEndpoint>(options.zmq_port);
+  if (const int previous = options.zmq_port == 0 ? previous_worker_port(*store_) : 0) {
+    try {
+      zmq_ = std::make_unique<ZmqEndpoint>(previous);
+    } catch (const std::exception& ex) {
+      log::warn("the workers of runs still active report to port " + std::to_string(previous) +
+                ", which cannot be bound again (" + ex.what() + "); they will time out and be retried");
+    }
+  }
+  if (!zmq_) zmq_ = std::make_unique<ZmqEndpoint>(options.zmq_port);
 
   CoordinatorOptions copts;
   copts.runs_root = runs_root;
   copts.zmq_endpoint = zmq_->endpoint();
+  copts.heartbeat_timeout_s = options.heartbeat_timeout_s;
   copts.slots = options.slots > 0 ? options.slots : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
   http_ = std::make_unique<HttpServer>(options.http_port,

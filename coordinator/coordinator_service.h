@@ -21,10 +21,11 @@ struct ServiceOptions {
   std::string state_dir = ".ldm";  // holds db/, coord.json and (by default) runs/
   std::string runs_root;           // "" = <state_dir>/runs
   int http_port = 7621;            // 0 = ephemeral
-  int zmq_port = 7622;             // 0 = ephemeral
+  int zmq_port = 7622;             // 0 = the port active runs' workers report to if free, else ephemeral
   std::string worker;              // ldm-worker path ("" = beside this executable)
   std::string mpirun = "mpirun";
-  int slots = 0;  // executor slots (CoordinatorOptions::slots); 0 = the machine's CPU cores
+  int slots = 0;                     // executor slots (CoordinatorOptions::slots); 0 = the machine's CPU cores
+  double heartbeat_timeout_s = 300;  // CoordinatorOptions::heartbeat_timeout_s
 };
 
 class CoordinatorService {

@@ -1,5 +1,7 @@
 #include "coordinator/discovery.h"
 
+#include "coordinator/local_executor.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -43,7 +45,10 @@ std::optional<CoordinatorAddress> read_discovery_file(const std::string& state_d
   return a;
 }
 
-bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+bool process_alive(long pid) {
+  // A killed coordinator stays a zombie until its parent reaps it (which in a container may be never).
+  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) && !local_process_identity(pid).empty();
+}
 
 LocatedCoordinator locate_coordinator(const std::string& coord_flag, const std::string& state_dir) {
   if (!coord_flag.empty()) return {coord_flag, "--coord"};

@@ -22,6 +22,7 @@ void remove_discovery_file(const std::string& state_dir);
 // nullopt if there is no file; throws Error if it exists but cannot be read or parsed.
 std::optional<CoordinatorAddress> read_discovery_file(const std::string& state_dir);
 
+// True while `pid` runs (a zombie does not).
 bool process_alive(long pid);
 
 struct LocatedCoordinator {

@@ -23,11 +23,13 @@ struct LaunchRequest {
   std::string coord_endpoint;  // ZeroMQ endpoint the worker's rank 0 connects to
 };
 
-// How a job ended: exactly one of `exit_code` (>= 0) or `signal` (> 0) is meaningful.
+// How a job ended: exactly one of `exit_code` (>= 0) or `signal` (> 0) is meaningful, unless the
+// status is unknown (a job re-attached after a coordinator restart is not this process's child).
 struct ProcessExit {
   ProcessId pid = 0;
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;      // 0 when it exited normally
+  bool status_known = true;
 };
 
 class Executor {
@@ -41,8 +43,18 @@ class Executor {
   virtual std::vector<ProcessExit> poll_exits() = 0;
 
   // Sends `sig` to a running job (SIGUSR1 = preempt: mpirun forwards it to the ranks, which
-  // checkpoint and stop). A job that already ended is ignored.
+  // checkpoint and stop; SIGKILL ends every process of the job). A job that already ended is ignored.
   virtual void signal(ProcessId pid, int sig) = 0;
+
+  // What tells this job apart from any later process with the same id (local: boot id and process
+  // start time), recorded with the run so that a restarted coordinator can re-attach it. "" when it
+  // cannot be known (the job has already ended).
+  virtual std::string identity(ProcessId pid) = 0;
+
+  // After a coordinator restart: watches the job `pid` launched by an earlier coordinator if it is
+  // still running with the recorded `identity`, and reports its end in poll_exits (status unknown).
+  // False when it is gone (or the id now names another process).
+  virtual bool adopt(ProcessId pid, const std::string& identity) = 0;
 };
 
 }  // namespace ldm::coord

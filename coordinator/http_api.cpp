@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 
 #include "coordinator/api_json.h"
@@ -78,13 +79,14 @@ bool optional_string(const json& body, const char* key, std::string& out, std::s
 HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object())
-    return fail(400, "request body must be a JSON object {\"source\", \"spec\", \"name\"}");
+    return fail(400, "request body must be a JSON object {\"source\", \"spec\", \"name\", \"priority\"}");
+  const std::vector<std::string> fields = {"source", "spec", "name", "priority"};
   for (const auto& item : body.items())
-    if (item.key() != "source" && item.key() != "spec" && item.key() != "name")
-      return fail(400, "unknown field '" + item.key() + "' in the request body (fields: source, spec, name)" +
+    if (std::find(fields.begin(), fields.end(), item.key()) == fields.end())
+      return fail(400, "unknown field '" + item.key() + "' in the request body (fields: " + join(fields, ", ") + ")" +
                            (item.key() == "fault"
                                 ? "; fault injection is a test tool: set LDM_FAULT in the coordinator's environment"
-                                : did_you_mean(item.key(), {"source", "spec", "name"})));
+                                : did_you_mean(item.key(), fields)));
   if (!body.contains("spec") || !body["spec"].is_object())
     return fail(400, "request body needs 'spec', the resolved experiment spec as a JSON object");
   Submission s;
@@ -92,6 +94,12 @@ HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   std::string error;
   if (!optional_string(body, "source", s.source, error) || !optional_string(body, "name", s.name, error))
     return fail(400, error);
+  if (body.contains("priority")) {
+    const json& p = body["priority"];
+    if (!p.is_number_integer() || p.get<std::int64_t>() < -1000000 || p.get<std::int64_t>() > 1000000)
+      return fail(400, "'priority' must be an integer in [-1000000, 1000000] (higher runs first; default 0)");
+    s.priority = p.get<int>();
+  }
   try {
     const SubmitResult r = coordinator.submit(s);
     return reply(201, {{"experiment", r.experiment}, {"runs", r.runs}});

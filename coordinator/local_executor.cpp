@@ -1,5 +1,6 @@
 #include "coordinator/local_executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -8,7 +9,9 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "shared/core/error.h"
 #include "shared/core/log.h"
@@ -105,6 +108,39 @@ const char* errno_text(int err) {
   ::_exit(127);
 }
 
+// The whole of a small /proc file, "" when it cannot be read (the process is gone).
+std::string read_proc_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text, '\0');
+  return text;
+}
+
+// The fields of /proc/<pid>/stat after "(comm)" (state first), empty when it cannot be read. comm
+// may hold spaces and ')', so fields are counted from the last ')'.
+std::vector<std::string> proc_stat_fields(long pid) {
+  const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  return split(trim(stat.substr(close + 1)), ' ');
+}
+
+// Every process of session `sid` but its leader.
+std::vector<pid_t> session_members(pid_t sid) {
+  std::vector<pid_t> members;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return members;
+  while (const dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == sid) continue;
+    const std::vector<std::string> fields = proc_stat_fields(pid);  // state ppid pgrp session ...
+    if (fields.size() > 3 && fields[3] == std::to_string(sid)) members.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(proc);
+  return members;
+}
+
 }  // namespace
 
 LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
@@ -171,13 +207,45 @@ std::vector<ProcessExit> LocalExecutor::poll_exits() {
     exits.push_back(e);
     it = children_.erase(it);
   }
+  // Adopted jobs are not our children: their end is seen, not waited for, and its status is unknown.
+  for (auto it = adopted_.begin(); it != adopted_.end();) {
+    if (local_process_identity(it->first) == it->second) {
+      ++it;
+      continue;
+    }
+    ProcessExit e;
+    e.pid = it->first;
+    e.status_known = false;
+    exits.push_back(e);
+    it = adopted_.erase(it);
+  }
   return exits;
 }
 
+std::string LocalExecutor::identity(ProcessId pid) { return local_process_identity(pid); }
+
+bool LocalExecutor::adopt(ProcessId pid, const std::string& identity) {
+  if (pid <= 0 || identity.empty() || local_process_identity(pid) != identity) return false;
+  adopted_[pid] = identity;
+  return true;
+}
+
+std::string local_process_identity(ProcessId pid) {
+  if (pid <= 0) return "";
+  const std::vector<std::string> fields = proc_stat_fields(pid);              // field 22 of stat, starttime, is [19]
+  if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X") return "";  // gone, or a zombie nobody reaped
+  return trim(read_proc_file("/proc/sys/kernel/random/boot_id")) + "/" + fields[19];
+}
+
 void LocalExecutor::signal(ProcessId pid, int sig) {
-  if (!children_.count(pid)) return;
+  if (!children_.count(pid) && !adopted_.count(pid)) return;
   if (::kill(static_cast<pid_t>(pid), sig) != 0 && errno != ESRCH)
     log::warn("kill(" + std::to_string(pid) + ", " + std::to_string(sig) + "): " + std::strerror(errno));
+  // SIGKILL ends the job's whole session (mpirun leads it: setsid), so that no rank outlives a
+  // killed mpirun: OpenMPI puts each rank in a process group of its own, but in mpirun's session.
+  // Other signals go to mpirun alone, which forwards them to the ranks.
+  if (sig == SIGKILL)
+    for (const pid_t member : session_members(static_cast<pid_t>(pid))) ::kill(member, SIGKILL);
 }
 
 std::string default_worker_path() {

@@ -12,10 +12,12 @@
 // children of the process. Preemption is SIGUSR1 to mpirun, which forwards it to the ranks.
 //
 // Thread-safety: none (see Executor). Jobs still running when the executor is destroyed are left
-// running (the coordinator marks them lost when it restarts).
+// running: a restarted coordinator adopts them (adopt()), seeing their end through /proc, since only
+// their parent could wait for them.
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -38,6 +40,8 @@ class LocalExecutor : public Executor {
   ProcessId launch(const LaunchRequest& request) override;
   std::vector<ProcessExit> poll_exits() override;
   void signal(ProcessId pid, int sig) override;
+  std::string identity(ProcessId pid) override;  // local_process_identity
+  bool adopt(ProcessId pid, const std::string& identity) override;
 
   // The mpirun argument vector for a request (argv[0] is the mpirun path as configured).
   std::vector<std::string> command_line(const LaunchRequest& request) const;
@@ -45,7 +49,12 @@ class LocalExecutor : public Executor {
  private:
   LocalExecutorOptions options_;
   std::unordered_set<ProcessId> children_;
+  std::unordered_map<ProcessId, std::string> adopted_;  // jobs of an earlier coordinator -> identity
 };
+
+// "<boot id>/<start time in clock ticks since boot>" of a running process (from /proc), "" when
+// there is no such process or it is a zombie.
+std::string local_process_identity(ProcessId pid);
 
 // The default worker binary: "ldm-worker" beside the running executable (/proc/self/exe).
 std::string default_worker_path();

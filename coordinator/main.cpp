@@ -46,6 +46,10 @@ const cli::Option kWorkerFlag =
 const cli::Option kMpirunFlag =
     cli::text("mpirun", "PATH", "mpirun program (default: env LDM_MPIRUN, else mpirun on PATH)");
 const cli::Option kNameFlag = cli::text("name", "NAME", "experiment name (default: the file's `name`)");
+const cli::Option kHeartbeatFlag = cli::integer(
+    "heartbeat-timeout", "S",
+    "kill a job whose worker sent nothing for S seconds and retry its run (default 300; workers heartbeat every 5 s)",
+    15, 86400);
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -99,6 +103,7 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   o.worker = a.text("worker", env_or("LDM_WORKER", ""));
   o.mpirun = a.text("mpirun", env_or("LDM_MPIRUN", "mpirun"));
   o.slots = static_cast<int>(a.integer("slots", 0));
+  o.heartbeat_timeout_s = static_cast<double>(a.integer("heartbeat-timeout", 300));
   return o;
 }
 
@@ -142,6 +147,7 @@ int cmd_submit(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   nlohmann::json body = {{"source", s.source}, {"spec", s.spec}};
   if (!s.name.empty()) body["name"] = s.name;
+  if (a.has("priority")) body["priority"] = a.integer("priority", 0);
   const nlohmann::json reply = client.post("/api/v1/experiments", body);
   std::printf("submitted %s\n", reply.value("experiment", std::string("?")).c_str());
   return 0;
@@ -191,7 +197,18 @@ int cmd_resume(const cli::Args& a) {
     if (!serving) {
       block_shutdown_signals();
       CoordinatorService service(service_options(a, 0, 0));
-      const std::string run = service.coordinator().resume(a.positional.at(0));
+      const std::string& name = a.positional.at(0);
+      // Jobs a coordinator that stopped had left running were re-attached when this one started:
+      // the experiment is still running, and resuming it means following it.
+      const auto view = service.coordinator().experiment(name);
+      if (view && !settled(view->experiment.state)) {
+        std::printf(
+            "%s is still running (%zu job(s) re-attached); following it in-process (no coordinator serving %s)\n",
+            name.c_str(), service.coordinator().running_jobs(), service.state_dir().c_str());
+        std::fflush(stdout);
+        return follow_experiment(service.coordinator(), name);
+      }
+      const std::string run = service.coordinator().resume(name);
       std::printf("resumed %s in-process (no coordinator serving %s): %s\n", a.positional.at(0).c_str(),
                   service.state_dir().c_str(),
                   run.empty() ? "its stages wait for their parents" : ("run " + run).c_str());
@@ -291,18 +308,24 @@ cli::Program program() {
         "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
         {kStateFlag, cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
          cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
-         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag},
+         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag,
+         kHeartbeatFlag},
         cmd_serve},
        {"submit",
         {"FILE"},
         "Validate an experiment file and submit it to the running coordinator.",
-        {kNameFlag, kCoordFlag, kStateFlag},
+        {kNameFlag,
+         cli::integer("priority", "N",
+                      "its ready stages take free slots before those of lower-priority experiments (default 0)",
+                      -1000000, 1000000),
+         kCoordFlag, kStateFlag},
         cmd_submit},
        {"resume",
         {"EXPERIMENT"},
         "Start new attempts of a stopped experiment's stopped stages, from their newest checkpoints: through "
-        "the serving coordinator, or in-process (and followed, as `run`) when none serves the state directory.",
-        {kCoordFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag},
+        "the serving coordinator, or in-process (and followed, as `run`) when none serves the state directory; "
+        "an experiment whose jobs still run (left by a coordinator that stopped) is re-attached and followed.",
+        {kCoordFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_resume},
        {"cancel",
         {"EXPERIMENT"},
@@ -320,7 +343,7 @@ cli::Program program() {
        {"run",
         {"FILE"},
         "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
-        {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag},
+        {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_run}}};
 }
 

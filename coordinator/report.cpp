@@ -122,6 +122,7 @@ std::string format_experiment_detail(const ExperimentView& v) {
   std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
   if (!e.source.empty()) out += "  source:    " + e.source + "\n";
   out += "  spec hash: " + e.spec_hash + "\n";
+  if (e.priority != 0) out += "  priority:  " + std::to_string(e.priority) + "\n";
   std::vector<std::vector<std::string>> stages = {{"STAGE", "STATE", "STEP", "ATTEMPTS", "RUN", "FROM", "WAITS FOR"}};
   for (const StageRecord& s : v.stages) {
     const RunRecord* r = current_run(v, s);

@@ -89,6 +89,9 @@ std::string describe_exit_status(const ProcessExit& exit) {
     if (const char* name = signal_name(exit.signal)) s += std::string(" (") + name + ")";
     return s;
   }
+  if (!exit.status_known)
+    return "mpirun (pid " + std::to_string(exit.pid) +
+           ") ended while no coordinator that started it was watching; its exit status is unknown";
   if (exit.exit_code < 0) return "mpirun ended with an unknown exit status";
   return "mpirun exited with code " + std::to_string(exit.exit_code);
 }
@@ -141,8 +144,32 @@ std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir) {
   return p;
 }
 
+const char* to_string(WorkerReport report) {
+  switch (report) {
+    case WorkerReport::Done:
+      return "done";
+    case WorkerReport::Failed:
+      return "failed";
+    case WorkerReport::Diverged:
+      return "diverged";
+    case WorkerReport::Preempted:
+      return "preempted";
+    case WorkerReport::None:
+      break;
+  }
+  return "";
+}
+
+WorkerReport worker_report_from_string(const std::string& text) {
+  for (WorkerReport r : {WorkerReport::Done, WorkerReport::Failed, WorkerReport::Diverged, WorkerReport::Preempted})
+    if (text == to_string(r)) return r;
+  return WorkerReport::None;
+}
+
 RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit, const std::string& run_dir) {
-  const bool clean_exit = exit.signal == 0 && exit.exit_code == 0;
+  // An adopted job's status is unknown: its worker's own report decides (done is done).
+  const bool clean_exit =
+      exit.status_known ? exit.signal == 0 && exit.exit_code == 0 : report.kind == WorkerReport::Done;
   switch (report.kind) {
     case WorkerReport::Preempted:
       return {RunState::Preempted, "", true};
@@ -159,6 +186,8 @@ RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit&
       break;
   }
   const std::vector<std::string> notes = read_failure_notes(run_dir);
+  if (!exit.status_known && report.kind == WorkerReport::None && notes.empty())
+    return {RunState::Lost, describe_exit_status(exit) + ", and its worker reported nothing", true};
   std::string error = notes.empty() ? describe_exit_with_log(exit, run_dir) : join(notes, "; ");
   if (report.kind == WorkerReport::Done)
     error = "worker reported completion at step " + std::to_string(report.step) + " but " + error;

@@ -14,8 +14,10 @@
 
 namespace ldm::coord {
 
-// The last terminal message a run's worker sent before its job ended.
+// The last terminal message a run's worker sent before its job ended (RunRecord::report).
 enum class WorkerReport { None, Done, Failed, Diverged, Preempted };
+const char* to_string(WorkerReport report);                       // "", "done", "failed", "diverged", "preempted"
+WorkerReport worker_report_from_string(const std::string& text);  // unknown text -> None
 
 struct WorkerReportInfo {
   WorkerReport kind = WorkerReport::None;
@@ -32,6 +34,8 @@ struct RunOutcome {
   bool retryable = false;
 };
 
+// A job whose exit status is unknown (re-attached after a coordinator restart) that left no report
+// and no note is LOST, and retryable.
 RunOutcome decide_run_outcome(const WorkerReportInfo& report, const ProcessExit& exit, const std::string& run_dir);
 
 // The one-line notes of <run_dir>/failure-rank-*.txt, ordered by rank.

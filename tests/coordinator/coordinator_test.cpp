@@ -341,30 +341,145 @@ TEST_CASE("a launch failure fails the run, stage and experiment with the reason"
   CHECK(f.coord->running_jobs() == 0);
 }
 
-TEST_CASE("a restarted coordinator marks runs it does not own lost, with their experiments") {
+TEST_CASE("restart: a job still running is re-attached, keeps its attempt and slots, and delivers what it buffered") {
   Fixture f;
-  const RunRecord running = f.submit("exp1");
+  const RunRecord r = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(r);
+  f.metrics(r, 1, 5, 0.9);
+  CHECK(f.run(r.id).job == "fake/" + std::to_string(r.pid));  // recorded at launch
+  CHECK(f.run(r.id).coord == "tcp://127.0.0.1:5999");
+
+  f.coord.reset();  // the coordinator dies; its job trains on
+  f.executor.alive = {r.pid};
+  f.coord = f.make_coordinator();
+  CHECK(f.executor.adopted == std::vector<ProcessId>{r.pid});
+  CHECK(f.coord->running_jobs() == 1);
+  CHECK(f.coord->unconfirmed_jobs() == 1);
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 1);  // no second attempt
+  CHECK(f.run(r.id).state == RunState::Running);
+  CHECK(f.experiment().state == RunState::Running);
+  // The worker re-sends the batch the old coordinator may not have stored, then the next ones.
+  CHECK(f.metrics(r, 1, 5, 0.9).type == Type::Ack);
+  CHECK(f.coord->unconfirmed_jobs() == 0);
+  CHECK(f.metrics(r, 2, 10, 0.8).type == Type::Ack);
+  CHECK(f.store->metrics("exp1", "train", "loss").size() == 2);
+  f.send(Type::Done, r, {{"step", 20}});
+  f.executor.vanish(r.pid);  // not our child: its end is seen, its status unknown
+  f.coord->tick();
+  CHECK(f.run(r.id).state == RunState::Done);
+  CHECK(f.experiment().state == RunState::Done);
+  CHECK(f.executor.launches.size() == 1);
+}
+
+TEST_CASE("restart: a job that is gone is lost and retried from the newest checkpoint") {
+  Fixture f;
+  const RunRecord running = f.submit("exp1", /*max_attempts=*/3);
   f.hello(running);
-  const RunRecord pending = f.submit("exp2");
-  const RunRecord finished = f.submit("exp3");
+  const RunRecord pending = f.submit("exp2", /*max_attempts=*/3);
+  const RunRecord no_retry = f.submit("exp3", /*max_attempts=*/1);
+  f.hello(no_retry);
+  const RunRecord finished = f.submit("exp4");
   f.hello(finished);
   f.send(Type::Done, finished, {{"step", 20}});
   f.exit_job(f.run(finished.id), 0);
 
-  f.coord.reset();  // the old coordinator goes away; its jobs are not ours any more
+  f.coord.reset();
+  f.executor.alive = {running.pid + 1000};  // another process; none of the jobs runs
   f.coord = f.make_coordinator();
-  for (const RunRecord& r : {running, pending}) {
+  CHECK(f.executor.adopted.empty());
+  for (const RunRecord& r : {running, pending, no_retry}) {
     CAPTURE(r.id);
     CHECK(f.run(r.id).state == RunState::Lost);
-    CHECK(f.run(r.id).error == "coordinator restarted while the run was active");
-    CHECK(f.experiment(r.experiment).state == RunState::Lost);
-    CHECK(f.stage(r.experiment).state == RunState::Lost);
+    CHECK(f.run(r.id).error.find("its worker reported nothing") != std::string::npos);
   }
   CHECK(f.run(finished.id).state == RunState::Done);
-  CHECK(f.coord->running_jobs() == 0);
   f.coord->tick();
-  CHECK(f.executor.launches.size() == 3);  // lost runs are not relaunched (retries: future work)
-  CHECK(error_of(f.hello(running)).find("is already lost") != std::string::npos);
+  REQUIRE(f.executor.launches.size() == 6);  // exp1 and exp2 get attempt 2; exp3 had one attempt
+  CHECK(f.executor.launches[4].run_id == "exp1.train.a2");
+  CHECK(f.executor.launches[5].run_id == "exp2.train.a2");
+  CHECK(f.experiment("exp1").state == RunState::Running);
+  CHECK(f.experiment("exp3").state == RunState::Lost);
+  CHECK(error_of(f.hello(running)).find("is already lost") != std::string::npos);  // an old worker is refused
+}
+
+TEST_CASE("restart: a gone job ends as its worker reported before the coordinator died") {
+  Fixture f;
+  const RunRecord done = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(done);
+  f.send(Type::Done, done, {{"step", 20}});
+  const RunRecord failed = f.submit("exp2", /*max_attempts=*/3);
+  f.hello(failed);
+  f.send(Type::Failed, failed, {{"step", 4}, {"rank", 1}, {"message", "rank 1: error at step 4: bad shard"}});
+  f.send(Type::Done, failed, {{"step", 20}});  // a later claim of completion does not erase the failure
+  CHECK(f.run(failed.id).report == "failed");
+  f.coord.reset();
+  f.coord = f.make_coordinator();  // both jobs are gone
+  CHECK(f.run(done.id).state == RunState::Done);
+  CHECK(f.experiment("exp1").state == RunState::Done);
+  CHECK(f.run(failed.id).state == RunState::Failed);
+  CHECK(f.run(failed.id).error == "rank 1: error at step 4: bad shard");
+  f.coord->tick();
+  CHECK(f.executor.launches.size() == 2);  // neither is retried
+}
+
+TEST_CASE("restart: a cancellation in progress goes on, and its run ends cancelled, not retried") {
+  Fixture f;
+  const RunRecord kept = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(kept);
+  const RunRecord gone = f.submit("exp2", /*max_attempts=*/3);
+  f.hello(gone);
+  f.coord->cancel("exp1");
+  f.coord->cancel("exp2");
+  f.send(Type::Preempted, gone, {{"step", 9}, {"checkpoint", "/ckpt/step-0000009"}});  // checkpointed, exiting
+  f.coord.reset();
+  f.executor.alive = {kept.pid};
+  f.executor.signals.clear();
+  f.coord = f.make_coordinator();
+  CHECK(f.run(gone.id).state == RunState::Cancelled);  // not preempted and retried
+  CHECK(f.run(gone.id).error == "cancelled by request");
+  f.clock += 61;  // the grace period, counted from the request, is over: SIGKILL
+  f.coord->tick();
+  REQUIRE(f.executor.signals.size() == 1);
+  CHECK(f.executor.signals[0] == std::make_pair(kept.pid, SIGKILL));
+  f.executor.vanish(kept.pid);
+  f.coord->tick();
+  CHECK(f.run(kept.id).state == RunState::Cancelled);
+  CHECK(f.experiment("exp1").state == RunState::Cancelled);
+  CHECK(f.executor.launches.size() == 2);
+}
+
+TEST_CASE("liveness: a job silent for the heartbeat timeout is killed, lost and retried; any message counts") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", /*max_attempts=*/2);
+  f.clock += 299;  // launched, no hello yet: within the timeout
+  f.coord->tick();
+  CHECK(f.executor.signals.empty());
+  f.hello(r);
+  f.clock += 200;
+  f.send(Type::Heartbeat, r, {{"step", 3}});
+  f.clock += 200;
+  f.metrics(r, 1, 5, 0.9);
+  f.clock += 299;
+  f.coord->tick();
+  CHECK(f.executor.signals.empty());
+  f.clock += 2;  // 301 s after the last message
+  f.coord->tick();
+  f.coord->tick();
+  REQUIRE(f.executor.signals.size() == 1);  // once
+  CHECK(f.executor.signals[0] == std::make_pair(r.pid, SIGKILL));
+  CHECK(f.run(r.id).state == RunState::Running);  // until the job is reaped
+  f.executor.kill(r.pid, SIGKILL);
+  f.coord->tick();
+  CHECK(f.run(r.id).state == RunState::Lost);
+  CHECK(f.run(r.id).error.find("heartbeat timeout") != std::string::npos);
+  REQUIRE(f.executor.launches.size() == 2);
+  CHECK(f.executor.launches[1].run_id == "exp1.train.a2");
+  // A job that never says hello is killed too.
+  f.clock += 301;
+  f.coord->tick();
+  REQUIRE(f.executor.signals.size() == 2);
+  CHECK(f.executor.signals[1] == std::make_pair(f.run("exp1.train.a2").pid, SIGKILL));
 }
 
 TEST_CASE("a submitted experiment whose first run was never created is launched after a restart") {

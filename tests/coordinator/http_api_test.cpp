@@ -1,6 +1,7 @@
 // The HTTP API's routes and JSON, called without sockets.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <memory>
@@ -160,4 +161,31 @@ TEST_CASE("POST .../resume starts a new attempt of a stopped experiment: 409 whi
   CHECK(resumed.at("run") == "exp1.train.a2");
   CHECK(api.executor.launches.size() == 2);
   CHECK(api.store->get_experiment("exp1")->state == RunState::Running);
+}
+
+TEST_CASE("POST .../cancel signals the running run (one stage with \"stage\"): 404 unknown, 409 nothing to cancel") {
+  Api api;
+  api.submit("exp1");
+  const json unknown_stage = api.call_json("POST", "/api/v1/experiments/exp1/cancel", 404, R"({"stage": "trian"})");
+  CHECK(unknown_stage.at("error").get<std::string>().find("did you mean 'train'") != std::string::npos);
+  api.call_json("POST", "/api/v1/experiments/nope/cancel", 404, "{}");
+  const json cancelled = api.call_json("POST", "/api/v1/experiments/exp1/cancel", 200, R"({"stage": "train"})");
+  CHECK(cancelled.at("experiment") == "exp1");
+  CHECK(cancelled.at("signalled") == json::array({"exp1.train.a1"}));
+  REQUIRE(api.executor.signals.size() == 1);
+  CHECK(api.executor.signals[0].second == SIGUSR1);
+  api.call_json("POST", "/api/v1/experiments/exp1/cancel", 409, "{}");  // already cancelling
+  CHECK(api.call("GET", "/api/v1/experiments/exp1/cancel").status == 405);
+}
+
+TEST_CASE("a submission's priority is stored; a priority that is not an integer is 400") {
+  Api api;
+  api.call_json("POST", "/api/v1/experiments", 201,
+                json{{"source", "/x.toml"}, {"spec", small_spec("exp1")}, {"priority", 7}}.dump());
+  CHECK(api.store->get_experiment("exp1")->priority == 7);
+  CHECK(api.call_json("GET", "/api/v1/experiments/exp1", 200).at("experiment").at("priority") == 7);
+  const json bad = api.call_json("POST", "/api/v1/experiments", 400,
+                                 json{{"spec", small_spec("exp2")}, {"priority", "high"}}.dump());
+  CHECK(bad.at("error").get<std::string>().find("'priority' must be an integer") != std::string::npos);
+  CHECK(!api.store->get_experiment("exp2"));
 }

@@ -156,6 +156,44 @@ TEST_CASE("signal() delivers SIGUSR1 to mpirun (preemption)") {
   CHECK(read_file(s.log()).find("got-usr1") != std::string::npos);
 }
 
+TEST_CASE("SIGKILL ends the whole job: mpirun and every process it started, in its own process group too") {
+  Setup s;
+  // The "rank" gets a process group of its own, as OpenMPI's do (perl-base is essential in Debian).
+  LocalExecutor executor = s.executor_with(
+      "perl -e 'setpgrp(0, 0); exec \"sleep\", \"300\"' &\necho $! > rank.pid\n"
+      "while [ \"$(awk '{print $5}' /proc/$(cat rank.pid)/stat)\" != \"$(cat rank.pid)\" ]; do sleep 0.01; done\n"
+      "touch ready\nwait\n");
+  const ProcessId pid = executor.launch(s.request);
+  REQUIRE(wait_until([&] { return path_exists(s.request.run_dir + "/ready"); }));
+  const ProcessId rank = std::stoll(read_file(s.request.run_dir + "/rank.pid"));
+  REQUIRE(!local_process_identity(rank).empty());
+  CHECK(::getpgid(static_cast<pid_t>(rank)) == rank);
+  executor.signal(pid, SIGKILL);
+  CHECK(wait_for_exit(executor, pid).signal == SIGKILL);
+  CHECK(wait_until([&] { return local_process_identity(rank).empty(); }));  // gone (or a zombie nobody reaped)
+}
+
+TEST_CASE("a restarted executor adopts a running job by its identity and sees it end, status unknown") {
+  Setup s;
+  LocalExecutor first = s.executor_with("touch ready\nexec sleep 300\n");
+  const ProcessId pid = first.launch(s.request);
+  REQUIRE(wait_until([&] { return path_exists(s.request.run_dir + "/ready"); }));
+  const std::string identity = first.identity(pid);
+  CHECK(identity.find('/') != std::string::npos);
+  CHECK(identity == local_process_identity(pid));  // exec keeps the process start time
+
+  LocalExecutor second({"mpirun", "/opt/ldm-worker"});
+  CHECK_FALSE(second.adopt(pid, identity + "0"));  // another start time: a recycled pid
+  CHECK_FALSE(second.adopt(::getpid() + 4000000, identity));
+  REQUIRE(second.adopt(pid, identity));
+  CHECK(second.poll_exits().empty());
+  second.signal(pid, SIGKILL);                          // an adopted job can be killed too
+  const ProcessExit exit = wait_for_exit(second, pid);  // a zombie until `first` reaps it: seen as ended
+  CHECK_FALSE(exit.status_known);
+  CHECK(second.poll_exits().empty());
+  CHECK(wait_for_exit(first, pid).signal == SIGKILL);
+}
+
 TEST_CASE("a missing mpirun is an error naming it, and nothing is started") {
   Setup s;
   LocalExecutor by_name({"no-such-mpirun-xyz", "/opt/ldm-worker"});

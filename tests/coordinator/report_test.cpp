@@ -54,6 +54,16 @@ TEST_CASE("the summary gives each stage's state, steps, loss, throughput, wall t
   CHECK(format_progress_line(sample_view()) == "quick/train: failed, step 5/20, loss 0.1235, 42.2 samples/s");
 }
 
+TEST_CASE("the detail view shows the experiment's priority when it has one, and each run's error in full") {
+  ExperimentView v = sample_view();
+  CHECK(format_experiment_detail(v).find("priority") == std::string::npos);
+  v.experiment.priority = 3;
+  const std::string detail = format_experiment_detail(v);
+  CHECK(detail.find("  priority:  3\n") != std::string::npos);
+  CHECK(detail.find("run quick.train.a1 error:\n  rank 1: crashed with signal 6 (SIGABRT) at step 5\n  second line") !=
+        std::string::npos);
+}
+
 TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and GFLOPs") {
   const std::string t = format_presets_table();
   // DiT paper, Table 1: XL/2 has 675M parameters and 118.6 GFLOPs at 256x256.

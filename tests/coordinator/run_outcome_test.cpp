@@ -46,6 +46,26 @@ TEST_CASE("done needs a clean exit, while failed and preempted reports decide wh
   CHECK(decide_run_outcome({}, clean, "/nonexistent").error == "worker exited without reporting completion");
 }
 
+TEST_CASE("a job whose exit status is unknown (re-attached) ends as its worker reported, else lost and retryable") {
+  TempDir dir;
+  const ProcessExit unseen{42, -1, 0, false};
+  CHECK(decide_run_outcome({WorkerReport::Done, 5, ""}, unseen, dir.path()).state == RunState::Done);
+  CHECK(decide_run_outcome({WorkerReport::Preempted, 5, ""}, unseen, dir.path()).state == RunState::Preempted);
+  const RunOutcome failed = decide_run_outcome({WorkerReport::Failed, 5, "boom"}, unseen, dir.path());
+  CHECK(failed.state == RunState::Failed);
+  CHECK_FALSE(failed.retryable);
+  const RunOutcome silent = decide_run_outcome({}, unseen, dir.path());
+  CHECK(silent.state == RunState::Lost);
+  CHECK(silent.retryable);
+  CHECK(silent.error.find("mpirun (pid 42) ended while no coordinator that started it was watching") == 0);
+  // A note a rank left still explains it.
+  write_file_atomic(dir.path() + "/failure-rank-0.txt", "rank 0: error at step 3: bad shard\n");
+  const RunOutcome noted = decide_run_outcome({}, unseen, dir.path());
+  CHECK(noted.state == RunState::Failed);
+  CHECK(noted.error == "rank 0: error at step 3: bad shard");
+  CHECK_FALSE(noted.retryable);
+}
+
 TEST_CASE("failure notes of an earlier attempt are cleared before the next one starts") {
   TempDir dir;
   write_file_atomic(dir.path() + "/failure-rank-0.txt", "rank 0: old news\n");

@@ -377,6 +377,66 @@ TEST_CASE("slots: ready stages start first come, first served while ranks x thre
   CHECK(f.executor.launches[4].run_id == "c.pre.a1");
 }
 
+TEST_CASE("slots: a higher-priority experiment's stages take free slots first; equal priorities stay in order") {
+  Fixture f(/*slots=*/1);
+  const auto submit = [&](const std::string& name, int priority) {
+    Submission s;
+    s.source = f.dir.path() + "/" + name + ".toml";
+    s.spec = spec_to_json(one_stage(name));
+    s.priority = priority;
+    f.clock += 1;
+    return f.coord->submit(s);
+  };
+  CHECK(submit("first", 0).runs.size() == 1);
+  CHECK(submit("low", 0).runs.empty());
+  CHECK(submit("high", 5).runs.empty());
+  CHECK(submit("also-high", 5).runs.empty());
+  CHECK(f.store->get_experiment("high")->priority == 5);
+  CHECK(f.coord->experiment("low")->waiting.at("pre") == "slots: needs 1, 1 of 1 in use");
+  // A free slot goes to the highest priority, and among equals to the first submitted.
+  f.finish("first.pre.a1", one_stage("first"), 0, 20);
+  REQUIRE(f.executor.launches.size() == 2);
+  CHECK(f.executor.launches[1].run_id == "high.pre.a1");
+  f.finish("high.pre.a1", one_stage("high"), 0, 20);
+  REQUIRE(f.executor.launches.size() == 3);
+  CHECK(f.executor.launches[2].run_id == "also-high.pre.a1");
+  f.finish("also-high.pre.a1", one_stage("also-high"), 0, 20);
+  REQUIRE(f.executor.launches.size() == 4);
+  CHECK(f.executor.launches[3].run_id == "low.pre.a1");
+}
+
+TEST_CASE("cancel: queued stages and stages waiting for their parent are cancelled at once; resume restarts them") {
+  Fixture f(/*slots=*/1);
+  const ExperimentSpec a = one_stage("a");
+  f.submit(a);
+  f.clock += 1;
+  const ExperimentSpec b = staged_spec("b");
+  CHECK(f.submit(b).runs.empty());      // queued for the slot a holds
+  CHECK(f.coord->cancel("b").empty());  // nothing ran: nothing to signal
+  for (const char* stage : {"pre", "fine", "scratch"}) CHECK(f.stage_state("b", stage) == RunState::Cancelled);
+  CHECK(f.experiment_state("b") == RunState::Cancelled);
+  CHECK(f.coord->experiment("b")->waiting.empty());
+  f.finish("a.pre.a1", a, 0, 20);
+  CHECK(f.executor.launches.size() == 1);  // b's stages never take the free slot
+  CHECK(f.executor.signals.empty());
+  CHECK(f.coord->resume("b") == "b.pre.a1");
+}
+
+TEST_CASE("cancel --stage: a stage waiting for its parent is cancelled, the others finish, resume runs it") {
+  Fixture f;
+  const ExperimentSpec e = staged_spec("e");
+  CHECK(f.submit(e).runs.size() == 2);  // pre and scratch
+  CHECK(f.coord->cancel("e", "fine").empty());
+  CHECK(f.stage_state("e", "fine") == RunState::Cancelled);
+  CHECK(f.experiment_state("e") == RunState::Running);
+  f.finish("e.pre.a1", e, 0, 20);
+  f.finish("e.scratch.a1", e, 2, 10);
+  CHECK(f.executor.launches.size() == 2);  // fine never started
+  CHECK(f.experiment_state("e") == RunState::Cancelled);
+  CHECK(f.coord->resume("e") == "e.fine.a1");
+  CHECK(f.run("e.fine.a1").init.at("from") == "pre");
+}
+
 TEST_CASE("slots: a stage larger than every slot runs alone, and only then") {
   Fixture f(/*slots=*/1);
   ExperimentSpec big = one_stage("big");

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -42,14 +43,24 @@ class FakeExecutor : public Executor {
   }
   std::vector<ProcessExit> poll_exits() override { return std::exchange(exits_, {}); }
   void signal(ProcessId pid, int sig) override { signals.emplace_back(pid, sig); }
+  std::string identity(ProcessId pid) override { return "fake/" + std::to_string(pid); }
+  // Adopts the jobs listed in `alive` (a restarted coordinator's view of what still runs).
+  bool adopt(ProcessId pid, const std::string& identity) override {
+    if (!alive.count(pid) || identity != this->identity(pid)) return false;
+    adopted.push_back(pid);
+    return true;
+  }
 
   void exit(ProcessId pid, int code) { exits_.push_back({pid, code, 0}); }
   void kill(ProcessId pid, int sig) { exits_.push_back({pid, -1, sig}); }
+  void vanish(ProcessId pid) { exits_.push_back({pid, -1, 0, false}); }  // an adopted job ends
 
   std::vector<LaunchRequest> launches;
   std::vector<std::pair<ProcessId, int>> signals;
   std::string launch_error;  // non-empty: launch() throws this
   ProcessId next_pid = 1000;
+  std::set<ProcessId> alive;  // jobs adopt() finds running
+  std::vector<ProcessId> adopted;
 
  private:
   std::vector<ProcessExit> exits_;

@@ -36,6 +36,11 @@ void redirect_output(int rank) {
   ::close(fd);
 }
 
+// How long the end of a run waits for the coordinator to store its last metric batches and
+// acknowledge its report: long enough for a coordinator to be restarted (the points and the
+// report would otherwise be lost, and the run retried from its last checkpoint). [ours]
+constexpr double kFinalWait = 600.0;
+
 int cmd_train(const cli::Args& a) {
   auto comm = make_mpi_communicator(nullptr, nullptr);
   const int rank = comm->rank();
@@ -78,16 +83,17 @@ int cmd_train(const cli::Args& a) {
       const nlohmann::json results = eval::run_eval_stage(ctx, *comm, reporter.get());
       if (reporter) {
         const int64_t last = results.empty() ? 0 : results.back().at("step").get<int64_t>();
-        if (!reporter->flush(last, 120.0))
+        if (!reporter->flush(last, kFinalWait))
           log::error("the coordinator did not acknowledge every metric batch; the points are in sent.jsonl");
-        reporter->send_event(protocol::Type::Done, {{"step", last}, {"summary", {{"evaluations", results}}}}, 30.0);
+        reporter->send_event(protocol::Type::Done, {{"step", last}, {"summary", {{"evaluations", results}}}},
+                             kFinalWait);
       }
       comm->barrier();
       return 0;
     }
     StageResult r = train_stage(ctx, *comm, reporter.get());
     if (reporter) {
-      if (!reporter->flush(r.steps, 120.0))
+      if (!reporter->flush(r.steps, kFinalWait))
         log::error("the coordinator did not acknowledge " + std::to_string(reporter->unacked_batches()) +
                    " metric batches; their points are in sent.jsonl");
       nlohmann::json summary = {{"final_loss", r.final_loss},
@@ -96,8 +102,8 @@ int cmd_train(const cli::Args& a) {
                                 {"param_checksum", r.param_checksum},
                                 {"checkpoint", r.checkpoint}};
       if (r.preempted)
-        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, 30.0);
-      else reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, 30.0);
+        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, kFinalWait);
+      else reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, kFinalWait);
     }
     comm->barrier();
     return 0;

@@ -13,9 +13,9 @@
 
 namespace ldm::worker {
 namespace {
-constexpr double kBatchInterval = 0.5;   // seconds between metric batches
-constexpr double kResendAfter = 5.0;     // seconds before an unacked batch is sent again
-constexpr double kHeartbeatEvery = 5.0;  // seconds
+constexpr double kBatchInterval = 0.5;  // seconds between metric batches
+constexpr double kResendAfter = 5.0;    // seconds before an unacked batch is sent again
+constexpr double kAwayAfter = 20.0;     // seconds without a heartbeat ack before the worker says so
 constexpr std::size_t kMaxPointsPerBatch = 2000;
 }  // namespace
 
@@ -29,7 +29,61 @@ Reporter::Reporter(std::string endpoint, std::string run_id, std::string token)
 }
 
 Reporter::~Reporter() {
+  if (heartbeat_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(heartbeat_mu_);
+      stopping_ = true;
+    }
+    heartbeat_cv_.notify_all();
+    heartbeat_thread_.join();
+  }
   if (sent_log_fd_ >= 0) ::close(sent_log_fd_);
+}
+
+void Reporter::heartbeat_loop() {
+  try {
+    zmq::socket_t sock(*ctx_, zmq::socket_type::dealer);
+    sock.set(zmq::sockopt::linger, 0);  // a heartbeat left unsent at exit does not matter
+    sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
+    sock.connect(endpoint_);
+    double last_ack = log::now_seconds();
+    bool away = false;
+    std::unique_lock<std::mutex> lock(heartbeat_mu_);
+    while (!stopping_) {
+      lock.unlock();
+      const std::string frame = protocol::encode(protocol::make(
+          protocol::Type::Heartbeat, run_, token_, {{"step", step_.load()}, {"attempt", attempt_.load()}}));
+      sock.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+      zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::message_t msg;
+      while (zmq::poll(&item, 1, std::chrono::milliseconds(0)) > 0 && sock.recv(msg, zmq::recv_flags::dontwait)) {
+        protocol::Message reply;
+        try {
+          reply = protocol::decode(msg.data(), msg.size());
+        } catch (const ProtocolError&) {
+          continue;
+        }
+        if (reply.type == protocol::Type::Error) {
+          log::warn("the coordinator refused a heartbeat of run '" + run_ +
+                    "': " + reply.body.value("message", std::string("(no message)")));
+          continue;
+        }
+        last_ack = log::now_seconds();
+        heartbeats_acked_.fetch_add(1);
+        if (away) log::info("the coordinator at " + endpoint_ + " answers again; run '" + run_ + "' is registered");
+        away = false;
+      }
+      if (!away && log::now_seconds() - last_ack > kAwayAfter) {
+        away = true;
+        log::warn("no answer from the coordinator at " + endpoint_ + " for " + std::to_string(int(kAwayAfter)) +
+                  " s; training goes on and metric batches stay buffered until it is back");
+      }
+      lock.lock();
+      heartbeat_cv_.wait_for(lock, std::chrono::duration<double>(kHeartbeatEvery), [this] { return stopping_; });
+    }
+  } catch (const std::exception& e) {
+    log::error(std::string("the heartbeat thread stopped: ") + e.what());
+  }
 }
 
 void Reporter::set_sent_log(const std::string& path) {
@@ -57,7 +111,10 @@ nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
       if (reply.type == protocol::Type::Error)
         throw Error("coordinator at " + endpoint_ + " refused run '" + run_ +
                     "': " + reply.body.value("message", std::string("(no message)")));
-      if (reply.type == protocol::Type::Spec) return reply.body;
+      if (reply.type == protocol::Type::Spec) {
+        heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
+        return reply.body;
+      }
     }
   }
   throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ + "' within " +
@@ -86,10 +143,8 @@ bool Reporter::receive(int wait_ms) {
                   "': " + reply.body.value("message", std::string("(no message)")));
     if (reply.type != protocol::Type::Ack) continue;
     const auto seq = reply.body.at("seq").get<uint64_t>();
-    if (seq == 0) {
-      // Replies come in order: heartbeat acks first, then the event's.
-      if (heartbeats_outstanding_ > 0) --heartbeats_outstanding_;
-      else event_acked = true;
+    if (seq == 0) {  // events are acked with seq 0 (heartbeats have a socket of their own)
+      event_acked = true;
       continue;
     }
     for (auto it = inflight_.begin(); it != inflight_.end(); ++it)
@@ -102,16 +157,17 @@ bool Reporter::receive(int wait_ms) {
 }
 
 void Reporter::pump(int64_t step, bool force) {
+  step_.store(step);
   const double now = log::now_seconds();
   if (!pending_.empty() && (force || now - last_send_ >= kBatchInterval || pending_.size() >= kMaxPointsPerBatch)) {
     nlohmann::json points = nlohmann::json::array();
     for (auto& p : pending_) {
-      p["attempt"] = attempt_;
+      p["attempt"] = attempt_.load();
       points.push_back(p);
     }
     Batch b{next_seq_++, "", now};
     b.frame = protocol::encode(protocol::make(protocol::Type::Metrics, run_, token_,
-                                              {{"attempt", attempt_}, {"seq", b.seq}, {"points", points}}));
+                                              {{"attempt", attempt_.load()}, {"seq", b.seq}, {"points", points}}));
     if (sent_log_fd_ >= 0) {
       std::string lines;
       for (const auto& p : points) lines += p.dump() + "\n";
@@ -127,20 +183,21 @@ void Reporter::pump(int64_t step, bool force) {
       send_frame(b.frame);  // the coordinator treats a repeated seq idempotently
       b.sent_at = now;
     }
-  if (now - last_heartbeat_ > kHeartbeatEvery) {
-    send_frame(protocol::encode(protocol::make(protocol::Type::Heartbeat, run_, token_, {{"step", step}})));
-    ++heartbeats_outstanding_;
-    last_heartbeat_ = now;
-  }
   receive(0);
 }
 
 bool Reporter::flush(int64_t step, double timeout_s) {
   pump(step, /*force=*/true);
-  const double deadline = log::now_seconds() + timeout_s;
+  const double start = log::now_seconds(), deadline = start + timeout_s;
+  bool said = false;
   while (!inflight_.empty() && log::now_seconds() < deadline) {
     receive(100);
     pump(step);
+    if (!said && log::now_seconds() - start > 10) {
+      said = true;
+      log::warn("waiting up to " + std::to_string(static_cast<int>(timeout_s)) + " s for the coordinator at " +
+                endpoint_ + " to acknowledge " + std::to_string(inflight_.size()) + " metric batch(es)");
+    }
   }
   return inflight_.empty();
 }

@@ -1,20 +1,32 @@
 // Rank 0's link to the coordinator: fetches the run spec, streams metric batches and events over a
-// ZeroMQ DEALER socket (protocol in shared/core/protocol.h).
+// ZeroMQ DEALER socket (protocol in shared/core/protocol.h), and heartbeats from a thread of its own.
 //
 // Metric points are batched; each batch carries (attempt, seq) and stays buffered until the
 // coordinator acknowledges it (after its store write); unacknowledged batches are re-sent, so a
 // slow or briefly absent coordinator loses nothing. The trainer flushes before each checkpoint,
 // so the points up to a checkpoint's step are stored before a later attempt can resume from it. Every point is appended
 // to `sent.jsonl` in the run directory when first sent, which lets tests compare what was sent with what was stored.
-// Not thread-safe: one thread (the training loop's) owns the socket.
+//
+// Liveness: once the spec has arrived, a heartbeat thread with its own socket sends the current step
+// every 5 s, so long steps, checkpoint writes and evaluations never look like a dead worker to the
+// coordinator (which kills a job silent for its heartbeat timeout). While the coordinator is away
+// (restarting), training goes on: batches stay buffered and are re-sent, ZeroMQ reconnects to the
+// same endpoint, and the first messages that reach the restarted coordinator re-register the run
+// with it. The heartbeat thread logs when the coordinator stops answering and when it is back.
+//
+// Not thread-safe: one thread (the training loop's) owns the main socket and calls every method.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "shared/core/protocol.h"
 
@@ -30,15 +42,18 @@ class Reporter {
   Reporter(std::string endpoint, std::string run_id, std::string token);
   ~Reporter();
 
-  // hello -> spec reply body. Retries for `timeout_s`; throws Error naming the endpoint.
+  // hello -> spec reply body, then starts the heartbeat thread. Retries for `timeout_s`; throws
+  // Error naming the endpoint.
   nlohmann::json fetch_spec(int world_size, double timeout_s = 30.0);
+
+  static constexpr double kHeartbeatEvery = 5.0;  // seconds
 
   void set_attempt(int attempt) { attempt_ = attempt; }
   void set_sent_log(const std::string& path);
 
   void add_point(const std::string& metric, int64_t step, double value);
   // Sends the pending points if `force` or the batch is due; reads acks; re-sends stale batches;
-  // sends a heartbeat every few seconds. Never blocks for long.
+  // `step` is what the next heartbeat reports. Never blocks for long.
   void pump(int64_t step, bool force = false);
   // Sends everything and waits until all batches are acknowledged; false after `timeout_s`.
   bool flush(int64_t step, double timeout_s);
@@ -46,6 +61,7 @@ class Reporter {
   bool send_event(protocol::Type type, nlohmann::json body, double timeout_s);
 
   std::size_t unacked_batches() const { return inflight_.size(); }
+  std::uint64_t heartbeats_acked() const { return heartbeats_acked_.load(); }
 
  private:
   struct Batch {
@@ -56,18 +72,25 @@ class Reporter {
   void send_frame(const std::string& frame);
   // Handles incoming replies for up to `wait_ms`; returns true if an event ack arrived.
   bool receive(int wait_ms);
+  void heartbeat_loop();  // the heartbeat thread: its own socket, until stopping_
 
   std::string endpoint_, run_, token_;
   std::unique_ptr<zmq::context_t> ctx_;
   std::unique_ptr<zmq::socket_t> sock_;
-  int attempt_ = 1;
+  std::atomic<int> attempt_{1};  // read by the heartbeat thread
   uint64_t next_seq_ = 1;
   nlohmann::json pending_ = nlohmann::json::array();
-  double last_send_ = 0, last_heartbeat_ = 0;
-  int heartbeats_outstanding_ = 0;
+  double last_send_ = 0;
   std::deque<Batch> inflight_;
   int sent_log_fd_ = -1;
   std::string sent_log_path_;
+
+  std::atomic<std::int64_t> step_{0};
+  std::atomic<std::uint64_t> heartbeats_acked_{0};
+  std::thread heartbeat_thread_;
+  std::mutex heartbeat_mu_;
+  std::condition_variable heartbeat_cv_;
+  bool stopping_ = false;  // guarded by heartbeat_mu_
 };
 
 }  // namespace ldm::worker

@@ -15,6 +15,7 @@
 #include "shared/core/error.h"
 #include "shared/core/spec_json.h"
 #include "shared/core/text.h"
+#include "shared/spec_toml/toml_document.h"
 
 namespace ldm {
 namespace {
@@ -458,15 +459,41 @@ class TomlWriter {
 
 }  // namespace
 
-ExperimentSpec parse_experiment_string(const std::string& text, const std::string& source_name) {
-  ReadContext ctx(source_name);
-  toml::table root;
+toml::table parse_toml_text(const std::string& text, const std::string& source_name) {
   try {
-    root = toml::parse(std::string_view(text), std::string_view(source_name));
+    return toml::parse(std::string_view(text), std::string_view(source_name));
   } catch (const toml::parse_error& e) {
-    throw ctx.error("", std::string(e.description()), e.source().begin);
+    throw ReadContext(source_name).error("", std::string(e.description()), e.source().begin);
   }
+}
 
+std::string read_experiment_text(const std::string& path) {
+  // Read the file ourselves (rather than toml::parse_file) so that a missing or unreadable file
+  // is a SpecError naming it, like every other problem with the experiment file.
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw SpecError("", "cannot open experiment file '" + path + "': " + std::strerror(errno), path + ":1:1");
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f);
+  const int err = errno;  // e.g. EISDIR: fopen succeeds on a directory, reading fails
+  std::fclose(f);
+  if (failed) throw SpecError("", "cannot read experiment file '" + path + "': " + std::strerror(err), path + ":1:1");
+  return text;
+}
+
+ExperimentSpec parse_experiment_string(const std::string& text, const std::string& source_name) {
+  return parse_experiment_table(parse_toml_text(text, source_name), source_name);
+}
+
+ExperimentSpec parse_experiment_table(const toml::table& root, const std::string& source_name) {
+  ReadContext ctx(source_name);
+  if (const toml::node* sweep = root.get("sweep"))
+    throw ctx.error("sweep",
+                    "this file is a sweep: `ldm-coord submit` and `run` expand it into experiments, and "
+                    "`ldm-coord show` lists its cells",
+                    sweep->source().begin);
   ExperimentSpec spec;
   // Start from the family's own recipe defaults; the file's keys override them.
   if (auto family = root["recipe"]["family"].value<std::string>())
@@ -482,19 +509,7 @@ ExperimentSpec parse_experiment_string(const std::string& text, const std::strin
 }
 
 ExperimentSpec parse_experiment_file(const std::string& path) {
-  // Read the file ourselves (rather than toml::parse_file) so that a missing or unreadable file
-  // is a SpecError naming it, like every other problem with the experiment file.
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw SpecError("", "cannot open experiment file '" + path + "': " + std::strerror(errno), path + ":1:1");
-  std::string text;
-  char buf[65536];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f);
-  const int err = errno;  // e.g. EISDIR: fopen succeeds on a directory, reading fails
-  std::fclose(f);
-  if (failed) throw SpecError("", "cannot read experiment file '" + path + "': " + std::strerror(err), path + ":1:1");
-  return parse_experiment_string(text, path);
+  return parse_experiment_string(read_experiment_text(path), path);
 }
 
 std::string format_experiment_toml(const ExperimentSpec& spec) {

@@ -144,6 +144,17 @@ void from_json(const nlohmann::json& j, RunRecord& r) {
   if (j.contains("init") && j["init"].is_object()) r.init = j["init"];
 }
 
+void to_json(nlohmann::json& j, const SweepRecord& r) {
+  j = {{"name", r.name}, {"source", r.source}, {"axes", r.axes}, {"cells", r.cells}, {"submitted_at", r.submitted_at}};
+}
+void from_json(const nlohmann::json& j, SweepRecord& r) {
+  get_opt(j, "name", r.name);
+  get_opt(j, "source", r.source);
+  if (j.contains("axes") && j["axes"].is_array()) r.axes = j["axes"].get<std::vector<std::string>>();
+  if (j.contains("cells") && j["cells"].is_array()) r.cells = j["cells"];
+  get_opt(j, "submitted_at", r.submitted_at);
+}
+
 void to_json(nlohmann::json& j, const MetricPoint& p) {
   j = {{"metric", p.metric}, {"step", p.step}, {"value", p.value}, {"attempt", p.attempt}, {"time", p.time}};
 }

@@ -81,6 +81,16 @@ struct RunRecord {
   nlohmann::json init = nlohmann::json::object();
 };
 
+// A sweep: one experiment file expanded over a grid (shared/spec_toml/sweep.h). Its cells are
+// ordinary experiments; this record keeps which, with each cell's value of every axis.
+struct SweepRecord {
+  std::string name;
+  std::string source;                              // the file it came from
+  std::vector<std::string> axes;                   // swept keys in label order ("seed" for seeds)
+  nlohmann::json cells = nlohmann::json::array();  // [{"experiment": name, "values": {key: value}}], in order
+  double submitted_at = 0;
+};
+
 // One metric point. Keyed in the store by (experiment, stage, metric, step); attempt in the value.
 struct MetricPoint {
   std::string metric;
@@ -97,6 +107,8 @@ void from_json(const nlohmann::json& j, StageRecord& r);
 void to_json(nlohmann::json& j, const RunRecord& r);
 void from_json(const nlohmann::json& j, RunRecord& r);
 void to_json(nlohmann::json& j, const MetricPoint& p);
+void to_json(nlohmann::json& j, const SweepRecord& r);
+void from_json(const nlohmann::json& j, SweepRecord& r);
 void from_json(const nlohmann::json& j, MetricPoint& p);
 
 }  // namespace ldm

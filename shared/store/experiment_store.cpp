@@ -173,6 +173,7 @@ void ExperimentStore::init_schema() {
     if (*stored == "1") migrate_from_1();
     if (*stored == "1" || *stored == "2") migrate_from_2();
     if (*stored == "1" || *stored == "2" || *stored == "3") migrate_from_3();
+    if (*stored == "1" || *stored == "2" || *stored == "3" || *stored == "4") migrate_from_4();
     else if (*stored != expected)
       fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
@@ -260,6 +261,15 @@ void ExperimentStore::migrate_from_3() {
   write(batch, kSync, op);
   log::info("experiment store " + path_ + ": migrated schema_version 3 -> 4 (" + std::to_string(runs) + " run and " +
             std::to_string(experiments) + " experiment record(s) given the new fields)");
+}
+
+void ExperimentStore::migrate_from_4() {
+  // 4 -> 5: sweep records (table 'W') exist from now on; a store written before has none, and no
+  // other record changes.
+  rocksdb::WriteBatch batch;
+  check(batch.Put(kVersionKey, "5"), "write schema_version");
+  write(batch, kSync, "migrate schema_version 4 -> 5");
+  log::info("experiment store " + path_ + ": migrated schema_version 4 -> 5 (sweeps; no record changed)");
 }
 
 bool ExperimentStore::is_empty() const {
@@ -469,10 +479,54 @@ void ExperimentStore::record_resume(const RunRecord& run, std::int64_t from_step
 void ExperimentStore::delete_experiment(const std::string& name) {
   const std::string op = "delete_experiment " + name;
   rocksdb::WriteBatch batch;
+  delete_experiment(batch, name, op);
+  write(batch, kSync, op);
+}
+
+void ExperimentStore::delete_experiment(rocksdb::WriteBatch& batch, const std::string& name, const std::string& op) {
   check(batch.Delete(store_keys::experiment_key(name)), op);
   delete_prefix(batch, store_keys::stage_prefix(name), op);
   for (const RunRecord& r : list_runs(name)) check(batch.Delete(store_keys::run_key(r.id)), op);
   delete_prefix(batch, tagged('P', name), op);  // every stage's points
+}
+
+void ExperimentStore::put_sweep(const SweepRecord& sweep, const std::vector<Submission>& cells) {
+  const std::string op = "put_sweep " + sweep.name;
+  rocksdb::WriteBatch batch;
+  check(batch.Put(tagged('W', sweep.name), nlohmann::json(sweep).dump()), op);
+  for (const Submission& cell : cells) {
+    check(batch.Put(store_keys::experiment_key(cell.experiment.name), encode(cell.experiment)), op);
+    for (const StageRecord& s : cell.stages)
+      check(batch.Put(store_keys::stage_key(s.experiment, s.index, s.name), encode(s)), op);
+  }
+  write(batch, kSync, op);
+}
+
+std::optional<SweepRecord> ExperimentStore::get_sweep(const std::string& name) const {
+  const std::string op = "get_sweep " + name;
+  const auto value = get(tagged('W', name), op);
+  if (!value) return std::nullopt;
+  return decode<SweepRecord>(*value, op);
+}
+
+std::vector<SweepRecord> ExperimentStore::list_sweeps() const {
+  const std::string op = "list_sweeps";
+  std::vector<SweepRecord> out;
+  scan("W", op, [&](const rocksdb::Slice&, const rocksdb::Slice& v) { out.push_back(decode<SweepRecord>(v, op)); });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+void ExperimentStore::delete_sweep(const std::string& name) {
+  const std::string op = "delete_sweep " + name;
+  const auto sweep = get_sweep(name);
+  if (!sweep) return;
+  rocksdb::WriteBatch batch;
+  check(batch.Delete(tagged('W', name)), op);
+  for (const auto& cell : sweep->cells) {
+    const std::string experiment = cell.value("experiment", std::string());
+    if (!experiment.empty()) delete_experiment(batch, experiment, op);
+  }
   write(batch, kSync, op);
 }
 

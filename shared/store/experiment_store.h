@@ -8,6 +8,7 @@
 //   'E' lp(experiment)                          -> ExperimentRecord JSON
 //   'S' lp(experiment) be32(index) lp(stage)    -> StageRecord JSON   (stages scan in order)
 //   'R' lp(run id)                              -> RunRecord JSON
+//   'W' lp(sweep)                               -> SweepRecord JSON
 //   'P' lp(experiment) lp(stage) lp(metric) be64(step)
 //                                               -> be32(attempt) f64(value) f64(time)  (binary)
 // A metric curve belongs to the stage, not the attempt: the attempt is in the value. When an
@@ -44,7 +45,8 @@ class ExperimentStore {
   // 3: run records carry `init`, their lineage (migrated from 2 on open: {} = from scratch).
   // 4: run records carry `job`, `coord`, `report` and `cancel_requested_at` (a restarted coordinator
   //    re-attaches running jobs), experiment records `priority` (migrated from 3: "", "", "", 0, 0).
-  static constexpr int kSchemaVersion = 4;
+  // 5: sweep records ('W'); nothing else changes (migrated from 4 by writing the version).
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if missing) the database at `path`; an empty database gets the
   // schema_version key, an older one is migrated (one synced batch). A database with a newer or no
@@ -90,6 +92,17 @@ class ExperimentStore {
   // Removes an experiment with its stages, runs and metric points (one batch).
   void delete_experiment(const std::string& name);
 
+  // A new sweep with every cell's submission, in one synced batch: all or nothing.
+  struct Submission {
+    ExperimentRecord experiment;
+    std::vector<StageRecord> stages;
+  };
+  void put_sweep(const SweepRecord& sweep, const std::vector<Submission>& cells);
+  std::optional<SweepRecord> get_sweep(const std::string& name) const;
+  std::vector<SweepRecord> list_sweeps() const;  // sorted by name
+  // Removes the sweep and every cell experiment it lists (one batch).
+  void delete_sweep(const std::string& name);
+
  private:
   using ScanFn = std::function<void(const rocksdb::Slice& key, const rocksdb::Slice& value)>;
 
@@ -97,6 +110,7 @@ class ExperimentStore {
   void init_schema();     // writes schema_version into an empty DB, else checks (or migrates) it
   void migrate_from_1();  // drops ExperimentRecord's `fault`
   void migrate_from_2();  // gives every RunRecord an empty `init`
+  void migrate_from_4();  // sweeps are new: writes the version
   void migrate_from_3();  // gives runs `job`, `coord`, `report`, `cancel_requested_at`; experiments `priority`
   bool is_empty() const;
 
@@ -106,6 +120,7 @@ class ExperimentStore {
   void write(rocksdb::WriteBatch& batch, bool sync, const std::string& op);
   void scan(const std::string& prefix, const std::string& op, const ScanFn& fn) const;  // key order
   void delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix, const std::string& op);
+  void delete_experiment(rocksdb::WriteBatch& batch, const std::string& name, const std::string& op);
   template <class Record>
   Record decode(const rocksdb::Slice& value, const std::string& op) const;  // JSON -> record
 

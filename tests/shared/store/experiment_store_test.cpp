@@ -222,7 +222,7 @@ TEST_CASE("a schema_version 3 store (tests/fixtures/store-v3) opens migrated: ru
   REQUIRE(raw_value(store_keys::experiment_key("plain")).find("\"priority\"") == std::string::npos);
   {
     auto store = ExperimentStore::open(t.db());
-    CHECK(store->schema_version() == 4);
+    CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);
     const auto e = store->get_experiment("plain");
     REQUIRE(e);
     CHECK(e->state == RunState::Done);
@@ -243,7 +243,7 @@ TEST_CASE("a schema_version 3 store (tests/fixtures/store-v3) opens migrated: ru
   CHECK(run_json.find("\"report\":\"\"") != std::string::npos);
   CHECK(run_json.find("\"cancel_requested_at\":0") != std::string::npos);
   CHECK(raw_value(store_keys::experiment_key("plain")).find("\"priority\":0") != std::string::npos);
-  CHECK(raw_value("V") == "4");
+  CHECK(raw_value("V") == std::to_string(ExperimentStore::kSchemaVersion));
   CHECK(ExperimentStore::open(t.db())->list_experiments().size() == 1);
 }
 
@@ -572,4 +572,67 @@ TEST_CASE("delete_experiment removes that experiment's records, runs and points 
   CHECK(store->metrics("ab", "pretrain").size() == 1);
   CHECK(store->metrics("ab", "finetune").size() == 1);
   CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);
+}
+
+TEST_CASE("a schema_version 4 store (tests/fixtures/store-v4) opens as 5 with no sweep and every record kept") {
+  // Written by the store of commit 74ef131 (`ldm-coord run experiments/tiny/dit-1rank-short.toml
+  // --name plain`): experiment "plain", done, one stage "train" of 8 steps, run "plain.train.a1".
+  TempDir t;
+  std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v4"), t.db());
+  REQUIRE(raw_get(t.db(), "V") == "4");
+  const std::string run_before = raw_get(t.db(), store_keys::run_key("plain.train.a1"));
+  {
+    auto store = ExperimentStore::open(t.db());
+    CHECK(store->schema_version() == 5);
+    CHECK(store->list_sweeps().empty());
+    const auto run = store->get_run("plain.train.a1");
+    REQUIRE(run);
+    CHECK(run->state == RunState::Done);
+    CHECK(!run->job.empty());  // recorded by the schema-4 coordinator
+    CHECK(store->metrics("plain", "train", "loss").size() == 8);
+  }
+  CHECK(raw_get(t.db(), store_keys::run_key("plain.train.a1")) == run_before);
+  CHECK(raw_get(t.db(), "V") == "5");
+}
+
+TEST_CASE("a sweep and its cells are stored in one batch, listed by name, and deleted together") {
+  TempDir t;
+  auto store = ExperimentStore::open(t.db());
+  SweepRecord sweep;
+  sweep.name = "grid";
+  sweep.source = "/x/grid.toml";
+  sweep.axes = {"seed"};
+  std::vector<ExperimentStore::Submission> cells;
+  for (int seed : {1, 2}) {
+    ExperimentStore::Submission cell;
+    cell.experiment.name = "grid-s" + std::to_string(seed);
+    StageRecord stage;
+    stage.experiment = cell.experiment.name;
+    stage.name = "train";
+    cell.stages.push_back(stage);
+    cells.push_back(cell);
+    sweep.cells.push_back({{"experiment", cell.experiment.name}, {"values", {{"seed", seed}}}});
+  }
+  store->put_sweep(sweep, cells);
+  ExperimentRecord other;
+  other.name = "other";
+  store->put_experiment(other);
+  const auto back = store->get_sweep("grid");
+  REQUIRE(back);
+  CHECK(back->axes == std::vector<std::string>{"seed"});
+  CHECK(back->cells.at(1).at("values").at("seed") == 2);
+  CHECK(store->list_sweeps().size() == 1);
+  CHECK(store->list_experiments().size() == 3);
+  CHECK(store->list_stages("grid-s2").size() == 1);
+  RunRecord run;
+  run.id = "grid-s1.train.a1";
+  run.experiment = "grid-s1";
+  run.stage = "train";
+  store->append_metrics("grid-s1", "train", {{"loss", 1, 0.5, 1, 0}}, run);
+  store->delete_sweep("grid");
+  CHECK(!store->get_sweep("grid"));
+  CHECK(store->list_experiments().size() == 1);  // "other" stays
+  CHECK(!store->get_run("grid-s1.train.a1"));
+  CHECK(store->metrics("grid-s1", "train").empty());
+  CHECK(!store->get_sweep("nope"));
 }

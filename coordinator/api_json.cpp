@@ -64,4 +64,26 @@ ExperimentView experiment_from_api_json(const json& j) {
   }
 }
 
+json sweep_to_api_json(const SweepView& v) {
+  json cells = json::array();
+  for (std::size_t i = 0; i < v.cells.size(); ++i) {
+    json item = experiment_list_item_json(v.cells[i]);
+    item["values"] = i < v.sweep.cells.size() ? v.sweep.cells[i].value("values", json::object()) : json::object();
+    cells.push_back(std::move(item));
+  }
+  return {{"sweep", v.sweep}, {"cells", std::move(cells)}};
+}
+
+SweepView sweep_from_api_json(const json& j) {
+  if (!j.is_object() || !j.contains("sweep")) throw Error("sweep JSON from the coordinator has no 'sweep'");
+  SweepView v;
+  try {
+    v.sweep = j.at("sweep").get<SweepRecord>();
+  } catch (const json::exception& ex) {
+    throw Error(std::string("unexpected sweep JSON from the coordinator: ") + ex.what());
+  }
+  for (const auto& cell : j.value("cells", json::array())) v.cells.push_back(experiment_from_api_json(cell));
+  return v;
+}
+
 }  // namespace ldm::coord

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iterator>
 #include <utility>
 
@@ -142,6 +143,54 @@ void Coordinator::check_liveness(double t) {
 
 SubmitResult Coordinator::submit(const Submission& submission) {
   std::lock_guard<std::mutex> lock(mu_);
+  const std::string name = submission.name.empty() ? submission.spec.value("name", std::string()) : submission.name;
+  if (store_.get_sweep(name)) throw NameTakenError("a sweep is named '" + name + "' (submit with --name NEW)");
+  const ExperimentStore::Submission s = prepare(submission, now());
+  store_.put_submission(s.experiment, s.stages);
+  log::info("experiment " + s.experiment.name + ": submitted from " +
+            (submission.source.empty() ? std::string("(no file)") : submission.source) + " with " +
+            std::to_string(s.stages.size()) + " stage(s)");
+  return {s.experiment.name, launch_ready_stages(s.experiment.name)};
+}
+
+SweepSubmitResult Coordinator::submit_sweep(const SweepSubmission& submission) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!valid_name(submission.name))
+    throw SpecError("sweep.name", "'" + submission.name + "' must be 1-64 characters of [A-Za-z0-9_-]");
+  if (store_.get_sweep(submission.name) || store_.get_experiment(submission.name))
+    throw NameTakenError("a sweep or experiment named '" + submission.name + "' exists (submit with --name NEW)");
+  if (submission.cells.empty()) throw SpecError("sweep", "a sweep needs at least one cell");
+  SweepRecord sweep;
+  sweep.name = submission.name;
+  sweep.source = submission.source;
+  sweep.axes = submission.axes;
+  sweep.submitted_at = now();
+  std::vector<ExperimentStore::Submission> cells;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < submission.cells.size(); ++i) {
+    const SweepSubmission::Cell& c = submission.cells[i];
+    if (!names.insert(c.name).second) throw SpecError("sweep", "two cells are named '" + c.name + "'");
+    Submission one{submission.source, c.spec, c.name, submission.priority};
+    try {
+      // Cells queue in sweep order: each is submitted a microsecond after the one before.
+      cells.push_back(prepare(one, sweep.submitted_at + 1e-6 * static_cast<double>(i)));
+    } catch (const SpecError& e) {
+      throw SpecError(e.key_path(), "sweep cell " + c.name + ": " + e.detail(), e.location());
+    }
+    sweep.cells.push_back({{"experiment", c.name}, {"values", c.values}});
+  }
+  store_.put_sweep(sweep, cells);
+  log::info("sweep " + sweep.name + ": submitted from " + sweep.source + " with " + std::to_string(cells.size()) +
+            " cell(s) over " + join(sweep.axes, ", "));
+  SweepSubmitResult result{sweep.name, {}, {}};
+  for (const auto& cell : cells) {
+    result.experiments.push_back(cell.experiment.name);
+    for (std::string& run : launch_ready_stages(cell.experiment.name)) result.runs.push_back(std::move(run));
+  }
+  return result;
+}
+
+ExperimentStore::Submission Coordinator::prepare(const Submission& submission, double submitted_at) const {
   ExperimentSpec spec = spec_from_json(submission.spec);
   if (!submission.name.empty()) {
     if (!valid_name(submission.name))
@@ -166,30 +215,31 @@ SubmitResult Coordinator::submit(const Submission& submission) {
             path.get<std::string>() + " does not exist (relative paths are relative to the experiment file)");
   }
 
-  ExperimentRecord e;
+  ExperimentStore::Submission out;
+  ExperimentRecord& e = out.experiment;
   e.name = spec.name;
   e.source = submission.source;
   e.spec = spec_to_json(spec);
   e.spec_hash = spec_hash(spec);
-  e.submitted_at = now();
+  e.submitted_at = submitted_at;
   e.priority = submission.priority;
-  std::vector<StageRecord> stages;
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     StageRecord s;
     s.experiment = e.name;
     s.name = spec.stages[i].name;
     s.index = static_cast<int>(i);
     s.total_steps = total_steps(spec, spec.stages[i]);
-    stages.push_back(std::move(s));
+    out.stages.push_back(std::move(s));
   }
-  store_.put_submission(e, stages);
-  log::info("experiment " + e.name + ": submitted from " + (e.source.empty() ? std::string("(no file)") : e.source) +
-            " with " + std::to_string(stages.size()) + " stage(s)");
-  return {e.name, launch_ready_stages(e.name)};
+  return out;
 }
 
 std::string Coordinator::resume(const std::string& experiment) {
   std::lock_guard<std::mutex> lock(mu_);
+  return resume_locked(experiment);
+}
+
+std::string Coordinator::resume_locked(const std::string& experiment) {
   auto e = store_.get_experiment(experiment);
   if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
   if (is_active(e->state))
@@ -223,6 +273,67 @@ std::string Coordinator::resume(const std::string& experiment) {
 
 std::vector<std::string> Coordinator::cancel(const std::string& experiment, const std::string& stage) {
   std::lock_guard<std::mutex> lock(mu_);
+  return cancel_locked(experiment, stage);
+}
+
+std::vector<std::string> Coordinator::cancel_sweep(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto sweep = store_.get_sweep(name);
+  if (!sweep) throw NotFoundError("no sweep named '" + name + "'");
+  std::vector<std::string> signalled;
+  std::size_t cancelled = 0;
+  for (const auto& cell : sweep->cells) {
+    const std::string experiment = cell.value("experiment", std::string());
+    const auto e = store_.get_experiment(experiment);
+    if (!e || !is_active(e->state)) continue;
+    for (std::string& run : cancel_locked(experiment, "")) signalled.push_back(std::move(run));
+    ++cancelled;
+  }
+  if (cancelled == 0) throw ConflictError("sweep " + name + " has no running or waiting cell to cancel");
+  return signalled;
+}
+
+std::vector<std::string> Coordinator::resume_sweep(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto sweep = store_.get_sweep(name);
+  if (!sweep) throw NotFoundError("no sweep named '" + name + "'");
+  std::vector<std::string> resumed;
+  for (const auto& cell : sweep->cells) {
+    const std::string experiment = cell.value("experiment", std::string());
+    const auto e = store_.get_experiment(experiment);
+    if (!e || is_active(e->state) || e->state == RunState::Done) continue;
+    resume_locked(experiment);
+    resumed.push_back(experiment);
+  }
+  if (resumed.empty()) throw ConflictError("sweep " + name + " has no stopped cell to resume");
+  return resumed;
+}
+
+void Coordinator::remove(const std::string& name, bool files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto sweep = store_.get_sweep(name);
+  std::vector<std::string> experiments;
+  if (sweep) {
+    for (const auto& cell : sweep->cells) experiments.push_back(cell.value("experiment", std::string()));
+  } else if (store_.get_experiment(name)) {
+    experiments.push_back(name);
+  } else {
+    throw NotFoundError("no experiment or sweep named '" + name + "'");
+  }
+  for (const std::string& experiment : experiments)
+    if (const auto e = store_.get_experiment(experiment); e && is_active(e->state))
+      throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + "; cancel it first");
+  if (sweep) store_.delete_sweep(name);
+  else store_.delete_experiment(name);
+  for (const std::string& experiment : experiments) {
+    std::error_code ec;
+    if (files) std::filesystem::remove_all(options_.runs_root + "/" + experiment, ec);
+    if (ec) log::warn("experiment " + experiment + ": cannot remove its run directories: " + ec.message());
+    log::info("experiment " + experiment + ": deleted from the store" + (files ? " with its run directories" : ""));
+  }
+}
+
+std::vector<std::string> Coordinator::cancel_locked(const std::string& experiment, const std::string& stage) {
   const auto e = store_.get_experiment(experiment);
   if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
   std::vector<StageRecord> stages = store_.list_stages(experiment);
@@ -822,6 +933,22 @@ std::optional<ExperimentView> Coordinator::experiment(const std::string& name) c
   auto e = store_.get_experiment(name);
   if (!e) return std::nullopt;
   return view_locked(*e);
+}
+
+std::optional<SweepView> Coordinator::sweep(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto sweep = store_.get_sweep(name);
+  if (!sweep) return std::nullopt;
+  SweepView v{*sweep, {}};
+  for (const auto& cell : sweep->cells)
+    if (const auto e = store_.get_experiment(cell.value("experiment", std::string())))
+      v.cells.push_back(view_locked(*e));
+  return v;
+}
+
+std::vector<SweepRecord> Coordinator::sweeps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_.list_sweeps();
 }
 
 std::vector<ExperimentView> Coordinator::experiments() const {

@@ -98,6 +98,26 @@ struct SubmitResult {
   std::vector<std::string> runs;  // runs created (and launched) by the submission
 };
 
+// A sweep expanded by the CLI (shared/spec_toml/sweep.h): every cell a resolved spec.
+struct SweepSubmission {
+  std::string source;
+  std::string name;
+  std::vector<std::string> axes;
+  struct Cell {
+    std::string name;
+    nlohmann::json values;  // {axis: value}
+    nlohmann::json spec;    // spec_to_json; re-validated here
+  };
+  std::vector<Cell> cells;
+  int priority = 0;
+};
+
+struct SweepSubmitResult {
+  std::string sweep;
+  std::vector<std::string> experiments;  // in sweep order
+  std::vector<std::string> runs;         // launched at once (the others queue for slots)
+};
+
 // One experiment with its stages (in order) and runs, as stored.
 struct ExperimentView {
   ExperimentRecord experiment;
@@ -108,6 +128,12 @@ struct ExperimentView {
   std::map<std::string, std::vector<MetricPoint>> evaluations;
   // Pending stages that have not started, by name: what they wait for (a parent, or slots).
   std::map<std::string, std::string> waiting;
+};
+
+// A sweep and its cells' experiments, in sweep order.
+struct SweepView {
+  SweepRecord sweep;
+  std::vector<ExperimentView> cells;  // sweep.cells[i]'s experiment
 };
 
 class Coordinator {
@@ -123,6 +149,19 @@ class Coordinator {
   // (invalid spec or name; a parent in another experiment or a bundle path that does not exist or
   // can never finish), NameTakenError, StoreError.
   SubmitResult submit(const Submission& submission);
+
+  // Validates every cell, then stores the sweep and all its experiments in one batch and launches
+  // their ready stages (cells queue in sweep order). Throws SpecError naming the cell,
+  // NameTakenError (the sweep's or a cell's name), StoreError.
+  SweepSubmitResult submit_sweep(const SweepSubmission& submission);
+
+  // cancel / resume applied to every cell that allows it; ConflictError when none does.
+  std::vector<std::string> cancel_sweep(const std::string& sweep);
+  std::vector<std::string> resume_sweep(const std::string& sweep);
+
+  // Removes a stopped experiment (or a sweep with every cell) from the store, and with `files` its
+  // run directories. Throws NotFoundError, ConflictError (something still runs; cancel it first).
+  void remove(const std::string& name, bool files);
 
   // Starts a new attempt of every stopped stage of a stopped (failed, lost, preempted, cancelled,
   // diverged) experiment whose parent is done, continuing from that stage's newest checkpoint;
@@ -148,6 +187,8 @@ class Coordinator {
 
   std::optional<ExperimentView> experiment(const std::string& name) const;
   std::vector<ExperimentView> experiments() const;  // sorted by name
+  std::optional<SweepView> sweep(const std::string& name) const;
+  std::vector<SweepRecord> sweeps() const;  // sorted by name
   // Metric points of one stage ("" = the first stage), one metric ("" = all). Throws NotFoundError.
   std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
                                    const std::string& metric) const;
@@ -162,6 +203,11 @@ class Coordinator {
 
   double now() const;
   void recover();
+  // Checks a submission (spec, name, parents outside it, evaluation files) and builds its records;
+  // stores nothing. Throws as submit() does.
+  ExperimentStore::Submission prepare(const Submission& submission, double submitted_at) const;
+  std::string resume_locked(const std::string& experiment);
+  std::vector<std::string> cancel_locked(const std::string& experiment, const std::string& stage);
   // Re-attaches an active run's job after a restart; false when it is gone.
   bool reattach(const RunRecord& run);
   // SIGKILLs the jobs whose workers have been silent for heartbeat_timeout_s.

@@ -110,6 +110,58 @@ HttpResponse submit(Coordinator& coordinator, const std::string& text) {
   }
 }
 
+HttpResponse submit_sweep(Coordinator& coordinator, const std::string& text) {
+  const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object())
+    return fail(400, "request body must be a JSON object {\"source\", \"name\", \"axes\", \"cells\", \"priority\"}");
+  SweepSubmission s;
+  try {
+    s.source = body.value("source", std::string());
+    s.name = body.at("name").get<std::string>();
+    s.axes = body.value("axes", std::vector<std::string>{});
+    s.priority = body.value("priority", 0);
+    for (const json& c : body.at("cells"))
+      s.cells.push_back({c.at("name"), c.value("values", json::object()), c.at("spec")});
+  } catch (const json::exception& ex) {
+    return fail(400, std::string("malformed sweep submission (needs name, cells[{name, values, spec}]): ") + ex.what());
+  }
+  try {
+    const SweepSubmitResult r = coordinator.submit_sweep(s);
+    return reply(201, {{"sweep", r.sweep}, {"experiments", r.experiments}, {"runs", r.runs}});
+  } catch (const SpecError& ex) {
+    return fail(400, (s.source.empty() ? "" : s.source + ": ") + ex.what());
+  } catch (const NameTakenError& ex) {
+    return fail(409, ex.what());
+  }
+}
+
+// POST .../NAME/cancel | resume | delete on a sweep or an experiment.
+HttpResponse act(Coordinator& coordinator, const std::string& what, bool sweep, const std::string& name,
+                 const std::string& text) {
+  try {
+    const json body = text.empty() ? json::object() : json::parse(text);
+    if (!body.is_object()) return fail(400, "the body must be a JSON object");
+    if (what == "delete") {
+      coordinator.remove(name, body.value("files", false));
+      return reply(200, {{"deleted", name}});
+    }
+    if (what == "cancel" && sweep) return reply(200, {{"sweep", name}, {"signalled", coordinator.cancel_sweep(name)}});
+    if (what == "resume" && sweep) return reply(200, {{"sweep", name}, {"resumed", coordinator.resume_sweep(name)}});
+    if (what == "resume") return reply(200, {{"experiment", name}, {"run", coordinator.resume(name)}});
+    for (const auto& [key, value] : body.items())
+      if (key != "stage" || !value.is_string())
+        return fail(400, "unknown or malformed field '" + key + "' (only \"stage\")");
+    return reply(200,
+                 {{"experiment", name}, {"signalled", coordinator.cancel(name, body.value("stage", std::string()))}});
+  } catch (const json::exception& ex) {
+    return fail(400, std::string("the body is not valid JSON: ") + ex.what());
+  } catch (const NotFoundError& ex) {
+    return fail(404, ex.what());
+  } catch (const ConflictError& ex) {
+    return fail(409, ex.what());
+  }
+}
+
 HttpResponse not_found(const HttpRequest& r) { return fail(404, "no such endpoint: " + r.method + " " + r.target); }
 HttpResponse not_allowed(const HttpRequest& r) { return fail(405, "method not allowed: " + r.method + " " + r.target); }
 
@@ -121,7 +173,21 @@ HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const T
     if (!get) return not_allowed(request);
     return reply(200, {{"ok", true}, {"zmq", coordinator.zmq_endpoint()}, {"pid", ::getpid()}});
   }
+  const bool action = seg.size() == 5 && (seg[4] == "cancel" || seg[4] == "resume" || seg[4] == "delete");
+  if (seg[2] == "sweeps") {
+    if (seg.size() == 3 && request.method == "POST") return submit_sweep(coordinator, request.body);
+    if (action)
+      return request.method == "POST" ? act(coordinator, seg[4], true, seg[3], request.body) : not_allowed(request);
+    if (seg.size() > 4) return not_found(request);
+    if (!get) return not_allowed(request);
+    if (seg.size() == 3) return reply(200, {{"sweeps", coordinator.sweeps()}});
+    const auto view = coordinator.sweep(seg[3]);
+    if (!view) return fail(404, "no sweep named '" + seg[3] + "'");
+    return reply(200, sweep_to_api_json(*view));
+  }
   if (seg[2] != "experiments") return not_found(request);
+  if (action)
+    return request.method == "POST" ? act(coordinator, seg[4], false, seg[3], request.body) : not_allowed(request);
   if (seg.size() == 3) {
     if (request.method == "POST") return submit(coordinator, request.body);
     if (!get) return not_allowed(request);
@@ -130,35 +196,6 @@ HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const T
     return reply(200, {{"experiments", std::move(list)}});
   }
   const std::string& name = seg[3];
-  if (seg.size() == 5 && seg[4] == "cancel") {
-    if (request.method != "POST") return not_allowed(request);
-    try {
-      const json body = request.body.empty() ? json::object() : json::parse(request.body);
-      if (!body.is_object()) return fail(400, "the body must be a JSON object ({\"stage\": \"S\"} or {})");
-      for (const auto& [key, value] : body.items())
-        if (key != "stage" || !value.is_string())
-          return fail(400, "unknown or malformed field '" + key + "' (only \"stage\")");
-      const std::vector<std::string> runs = coordinator.cancel(name, body.value("stage", std::string()));
-      return reply(200, {{"experiment", name}, {"signalled", runs}});
-    } catch (const json::parse_error& ex) {
-      return fail(400, std::string("the body is not JSON: ") + ex.what());
-    } catch (const NotFoundError& ex) {
-      return fail(404, ex.what());
-    } catch (const ConflictError& ex) {
-      return fail(409, ex.what());
-    }
-  }
-  if (seg.size() == 5 && seg[4] == "resume") {
-    if (request.method != "POST") return not_allowed(request);
-    try {
-      const std::string run = coordinator.resume(name);
-      return reply(200, {{"experiment", name}, {"run", run}});
-    } catch (const NotFoundError& ex) {
-      return fail(404, ex.what());
-    } catch (const ConflictError& ex) {
-      return fail(409, ex.what());
-    }
-  }
   if (seg.size() == 5 && seg[4] != "metrics") return not_found(request);
   if (!get) return not_allowed(request);
   if (seg.size() == 4) {

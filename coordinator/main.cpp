@@ -7,13 +7,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <functional>
+#include <map>
+#include <optional>
 #include <iostream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "coordinator/api_json.h"
+#include "coordinator/compare.h"
 #include "coordinator/client.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/discovery.h"
@@ -21,9 +25,12 @@
 #include "shared/core/cli.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
+#include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
 #include "shared/core/text.h"
 #include "shared/spec_toml/spec_toml.h"
+#include "shared/spec_toml/sweep.h"
+#include "shared/store/experiment_store.h"
 
 namespace {
 
@@ -107,6 +114,24 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   return o;
 }
 
+// A sweep file expanded into its cells (validated); `name` replaces the sweep's own.
+SweepSubmission sweep_from_file(const std::string& file, const std::string& name, int priority) {
+  const SweepSpec sweep = parse_sweep_file(file, name);  // SpecError names file:line:column and the cell
+  SweepSubmission s;
+  s.source = absolute_path(file);
+  s.name = sweep.name;
+  s.axes = sweep.axes;
+  s.priority = priority;
+  for (const SweepCell& cell : sweep.cells) s.cells.push_back({cell.name, cell.values, spec_to_json(cell.spec)});
+  return s;
+}
+
+nlohmann::json sweep_body(const SweepSubmission& s) {
+  nlohmann::json cells = nlohmann::json::array();
+  for (const auto& c : s.cells) cells.push_back({{"name", c.name}, {"values", c.values}, {"spec", c.spec}});
+  return {{"source", s.source}, {"name", s.name}, {"axes", s.axes}, {"cells", cells}, {"priority", s.priority}};
+}
+
 Submission submission_from_file(const std::string& file, const cli::Args& a) {
   const ExperimentSpec spec = parse_experiment_file(file);  // SpecError names file:line:column
   Submission s;
@@ -143,6 +168,15 @@ int cmd_serve(const cli::Args& a) {
 }
 
 int cmd_submit(const cli::Args& a) {
+  if (is_sweep_file(a.positional.at(0))) {
+    const SweepSubmission s =
+        sweep_from_file(a.positional.at(0), a.text("name"), static_cast<int>(a.integer("priority", 0)));
+    CoordinatorClient client = client_for(a);
+    const nlohmann::json reply = client.post("/api/v1/sweeps", sweep_body(s));
+    std::printf("submitted sweep %s: %zu experiments over %s (`ldm-coord status %s`, `ldm-coord compare %s`)\n",
+                s.name.c_str(), s.cells.size(), join(s.axes, ", ").c_str(), s.name.c_str(), s.name.c_str());
+    return 0;
+  }
   const Submission s = submission_from_file(a.positional.at(0), a);
   CoordinatorClient client = client_for(a);
   nlohmann::json body = {{"source", s.source}, {"spec", s.spec}};
@@ -185,6 +219,171 @@ int follow_experiment(Coordinator& coordinator, const std::string& name) {
   }
 }
 
+bool names_sweep(CoordinatorClient& client, const std::string& name) {
+  for (const auto& s : client.get("/api/v1/sweeps").value("sweeps", nlohmann::json::array()))
+    if (s.value("name", std::string()) == name) return true;
+  return false;
+}
+
+// ResultCells of every experiment NAMES names (a sweep: all its cells), with their points; `axes`
+// collects the sweeps' axes. Through the serving coordinator, else from the store itself.
+std::vector<ResultCell> gather_results(const cli::Args& a, const std::vector<std::string>& names,
+                                       std::vector<std::string>& axes) {
+  std::vector<ResultCell> cells;
+  const auto add_axes = [&](const SweepRecord& s) {
+    for (const std::string& axis : s.axes)
+      if (std::find(axes.begin(), axes.end(), axis) == axes.end()) axes.push_back(axis);
+  };
+  std::optional<CoordinatorClient> client;
+  try {
+    client.emplace(client_for(a));
+    client->get("/api/v1/health");
+  } catch (const Error&) {
+    client.reset();  // none serves: read the store (nobody else holds it)
+  }
+  if (client) {
+    for (const std::string& name : names) {
+      if (names_sweep(*client, name)) {
+        const SweepView v = sweep_from_api_json(client->get("/api/v1/sweeps/" + url_encode(name)));
+        add_axes(v.sweep);
+        for (std::size_t i = 0; i < v.cells.size(); ++i)  // in full: a list item has no spec
+          cells.push_back(
+              {experiment_from_api_json(client->get("/api/v1/experiments/" + url_encode(v.cells[i].experiment.name))),
+               v.sweep.cells.at(i).value("values", nlohmann::json::object()),
+               {}});
+      } else {
+        cells.push_back({experiment_from_api_json(client->get("/api/v1/experiments/" + url_encode(name))), {}, {}});
+      }
+    }
+    for (ResultCell& c : cells)
+      for (const StageRecord& s : c.view.stages) {
+        const nlohmann::json j = client->get("/api/v1/experiments/" + url_encode(c.view.experiment.name) +
+                                             "/metrics?stage=" + url_encode(s.name));
+        c.points[s.name] = j.value("points", nlohmann::json::array()).get<std::vector<MetricPoint>>();
+      }
+    return cells;
+  }
+  const std::string state = a.text("state", kDefaultState);
+  auto store = ExperimentStore::open(state + "/db");
+  const auto view_of = [&](const std::string& name) {
+    const auto e = store->get_experiment(name);
+    if (!e) throw Error("no experiment or sweep named '" + name + "' in " + store->path());
+    ResultCell c{{*e, store->list_stages(name), store->list_runs(name), {}, {}}, nlohmann::json::object(), {}};
+    for (const StageRecord& s : c.view.stages) c.points[s.name] = store->metrics(name, s.name);
+    return c;
+  };
+  for (const std::string& name : names) {
+    if (const auto sweep = store->get_sweep(name)) {
+      add_axes(*sweep);
+      for (const auto& cell : sweep->cells) {
+        cells.push_back(view_of(cell.value("experiment", std::string())));
+        cells.back().values = cell.value("values", nlohmann::json::object());
+      }
+    } else {
+      cells.push_back(view_of(name));
+    }
+  }
+  return cells;
+}
+
+CompareOptions compare_options(const cli::Args& a) {
+  CompareOptions o;
+  o.metric = a.text("metric");
+  o.rows = a.text("rows");
+  o.cols = a.text("cols", "stage");
+  o.format = a.text("format", "table");
+  o.relative_to = a.text("relative-to");
+  o.now = log::now_seconds();
+  return o;
+}
+
+int cmd_compare(const cli::Args& a) {
+  std::vector<std::string> axes;
+  std::cout << format_comparison(gather_results(a, a.positional, axes), compare_options(a));
+  return 0;
+}
+
+int cmd_export(const cli::Args& a) {
+  std::vector<std::string> axes;
+  const std::vector<ResultCell> cells = gather_results(a, a.positional, axes);
+  const std::string text = export_points(cells, axes, a.text("format", "csv"));
+  if (a.text("out").empty()) {
+    std::cout << text;
+  } else {
+    write_file_atomic(a.text("out"), text);
+    std::size_t points = 0;
+    for (const ResultCell& c : cells)
+      for (const auto& [stage, p] : c.points) points += p.size();
+    std::printf("wrote %zu points of %zu experiments to %s\n", points, cells.size(), a.text("out").c_str());
+  }
+  return 0;
+}
+
+int cmd_delete(const cli::Args& a) {
+  CoordinatorClient client = client_for(a);
+  const std::string& name = a.positional.at(0);
+  const std::string kind = names_sweep(client, name) ? "sweeps" : "experiments";
+  client.post("/api/v1/" + kind + "/" + url_encode(name) + "/delete", {{"files", a.has("files")}});
+  std::printf("deleted %s %s%s\n", kind == "sweeps" ? "sweep" : "experiment", name.c_str(),
+              a.has("files") ? " and its run directories" : " (run directories kept; --files removes them)");
+  return 0;
+}
+
+// Follows every cell of a sweep until all settle; prints the comparison. Exit status as
+// follow_experiment's (0 when every cell is done).
+int follow_sweep(Coordinator& coordinator, const std::string& name) {
+  std::string last_line;
+  auto last_print = std::chrono::steady_clock::now() - kProgressInterval;
+  for (;;) {
+    const auto view = coordinator.sweep(name);
+    if (!view) throw Error("sweep " + name + " vanished from the store");
+    std::map<std::string, int> counts;
+    std::string running;
+    bool all_settled = true;
+    for (const ExperimentView& e : view->cells) {
+      ++counts[to_string(e.experiment.state)];
+      all_settled = all_settled && settled(e.experiment.state);
+      for (const StageRecord& s : e.stages)
+        if (s.state == RunState::Running)
+          running += " " + e.experiment.name + "/" + s.name + " " + std::to_string(s.step) + "/" +
+                     std::to_string(s.total_steps) + ";";
+    }
+    std::string line = "sweep " + name + ":";
+    for (const auto& [state, n] : counts) line += " " + std::to_string(n) + " " + state;
+    if (!running.empty()) line += " |" + running.substr(0, running.size() - 1);
+    const auto now = std::chrono::steady_clock::now();
+    if (line != last_line && (now - last_print >= kProgressInterval || all_settled)) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      last_line = line;
+      last_print = now;
+    }
+    if (all_settled) {
+      std::printf("\n%s\n", format_sweep_status(*view, log::now_seconds()).c_str());
+      std::vector<ResultCell> cells;
+      for (std::size_t i = 0; i < view->cells.size(); ++i) {
+        ResultCell c{view->cells[i], view->sweep.cells.at(i).value("values", nlohmann::json::object()), {}};
+        for (const StageRecord& s : c.view.stages)
+          c.points[s.name] = coordinator.metrics(c.view.experiment.name, s.name, "");
+        cells.push_back(std::move(c));
+      }
+      CompareOptions o;
+      o.now = log::now_seconds();
+      try {
+        std::printf("%s", format_comparison(cells, o).c_str());
+      } catch (const Error& e) {
+        std::printf("no comparison: %s\n", e.what());
+      }
+      return counts["done"] == static_cast<int>(view->cells.size()) ? 0 : 1;
+    }
+    if (const int sig = wait_for_shutdown(std::chrono::milliseconds(250))) {
+      std::printf("interrupted (%s): sweep %s goes on; its jobs keep running\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  name.c_str());
+      return 130;
+    }
+  }
+}
+
 int cmd_resume(const cli::Args& a) {
   // No coordinator serving this state directory: resume in-process, as `run` does, and follow it.
   if (a.text("coord").empty() && env_or("LDM_COORD", "").empty()) {
@@ -198,6 +397,16 @@ int cmd_resume(const cli::Args& a) {
       block_shutdown_signals();
       CoordinatorService service(service_options(a, 0, 0));
       const std::string& name = a.positional.at(0);
+      if (const auto sweep = service.coordinator().sweep(name)) {
+        bool stopped = false;
+        for (const ExperimentView& e : sweep->cells)
+          stopped = stopped || (settled(e.experiment.state) && e.experiment.state != RunState::Done);
+        if (stopped) service.coordinator().resume_sweep(name);
+        std::printf("sweep %s: %s in-process (no coordinator serving %s)\n", name.c_str(),
+                    stopped ? "resumed its stopped cells, following it" : "following it", service.state_dir().c_str());
+        std::fflush(stdout);
+        return follow_sweep(service.coordinator(), name);
+      }
       // Jobs a coordinator that stopped had left running were re-attached when this one started:
       // the experiment is still running, and resuming it means following it.
       const auto view = service.coordinator().experiment(name);
@@ -217,6 +426,13 @@ int cmd_resume(const cli::Args& a) {
     }
   }
   CoordinatorClient client = client_for(a);
+  if (names_sweep(client, a.positional.at(0))) {
+    const nlohmann::json reply =
+        client.post("/api/v1/sweeps/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
+    std::printf("resumed sweep %s: %s\n", a.positional.at(0).c_str(),
+                join(reply.value("resumed", std::vector<std::string>{}), ", ").c_str());
+    return 0;
+  }
   const nlohmann::json reply =
       client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
   std::printf("resumed %s: run %s\n", reply.value("experiment", std::string("?")).c_str(),
@@ -226,6 +442,15 @@ int cmd_resume(const cli::Args& a) {
 
 int cmd_cancel(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
+  if (a.text("stage").empty() && names_sweep(client, a.positional.at(0))) {
+    const nlohmann::json reply =
+        client.post("/api/v1/sweeps/" + url_encode(a.positional.at(0)) + "/cancel", nlohmann::json::object());
+    const auto runs = reply.value("signalled", std::vector<std::string>{});
+    std::printf("cancelling sweep %s: %s\n", a.positional.at(0).c_str(),
+                runs.empty() ? "no run was running (waiting cells cancelled)"
+                             : ("SIGUSR1 to " + join(runs, ", ") + "; they checkpoint and stop").c_str());
+    return 0;
+  }
   nlohmann::json body = nlohmann::json::object();
   if (!a.text("stage").empty()) body["stage"] = a.text("stage");
   const nlohmann::json reply = client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/cancel", body);
@@ -239,6 +464,11 @@ int cmd_cancel(const cli::Args& a) {
 int cmd_status(const cli::Args& a) {
   CoordinatorClient client = client_for(a);
   const bool json = a.has("json");
+  if (!a.positional.empty() && names_sweep(client, a.positional[0])) {
+    const nlohmann::json j = client.get("/api/v1/sweeps/" + url_encode(a.positional[0]));
+    std::cout << (json ? j.dump(2) + "\n" : format_sweep_status(sweep_from_api_json(j), log::now_seconds()));
+    return 0;
+  }
   if (!a.positional.empty()) {
     const nlohmann::json j = client.get("/api/v1/experiments/" + url_encode(a.positional[0]));
     std::cout << (json ? j.dump(2) + "\n" : format_experiment_detail(experiment_from_api_json(j)));
@@ -253,10 +483,30 @@ int cmd_status(const cli::Args& a) {
   for (const auto& item : j.value("experiments", nlohmann::json::array()))
     views.push_back(experiment_from_api_json(item));
   std::cout << format_status_table(views);
+  for (const auto& s : client.get("/api/v1/sweeps").value("sweeps", nlohmann::json::array()))
+    std::printf("sweep %s: %zu cells over %s (`ldm-coord status %s`)\n", s.value("name", std::string()).c_str(),
+                s.value("cells", nlohmann::json::array()).size(),
+                join(s.value("axes", std::vector<std::string>{}), ", ").c_str(),
+                s.value("name", std::string()).c_str());
   return 0;
 }
 
 int cmd_show(const cli::Args& a) {
+  if (is_sweep_file(a.positional.at(0))) {
+    const SweepSpec sweep = parse_sweep_file(a.positional.at(0));
+    if (!a.text("cell").empty()) {
+      for (const SweepCell& cell : sweep.cells)
+        if (cell.name == a.text("cell")) {
+          std::cout << format_experiment_toml(cell.spec);
+          return 0;
+        }
+      throw Error("sweep " + sweep.name + " has no cell '" + a.text("cell") + "'");
+    }
+    std::printf("sweep %s: %zu cells over %s (each validated; `--cell NAME` prints one resolved)\n", sweep.name.c_str(),
+                sweep.cells.size(), join(sweep.axes, ", ").c_str());
+    for (const SweepCell& cell : sweep.cells) std::printf("  %s  %s\n", cell.name.c_str(), cell.values.dump().c_str());
+    return 0;
+  }
   std::cout << format_experiment_toml(parse_experiment_file(a.positional.at(0)));
   return 0;
 }
@@ -266,7 +516,37 @@ int cmd_presets(const cli::Args&) {
   return 0;
 }
 
+int cmd_run_sweep(const cli::Args& a) {
+  SweepSubmission submission = sweep_from_file(a.positional.at(0), a.text("name"), 0);  // before any I/O
+  block_shutdown_signals();
+  CoordinatorService service(service_options(a, 0, 0));
+  Coordinator& coordinator = service.coordinator();
+  const std::string base = submission.name;
+  for (int n = 2;; ++n) {
+    try {
+      coordinator.submit_sweep(submission);
+      break;
+    } catch (const NameTakenError&) {
+      if (!a.text("name").empty() || n > 1000) throw;
+      submission = sweep_from_file(a.positional.at(0), base + "-" + std::to_string(n), 0);
+    }
+  }
+  std::printf("submitted sweep %s: %zu experiments over %s (coordinator %s, state %s); Ctrl-C stops waiting\n",
+              submission.name.c_str(), submission.cells.size(), join(submission.axes, ", ").c_str(),
+              service.http_url().c_str(), service.state_dir().c_str());
+  std::fflush(stdout);
+  const int status = follow_sweep(coordinator, submission.name);
+  if (status != 130)
+    std::printf(
+        "\nOn toy data (synthetic shapes, a built-in patch autoencoder, minutes of CPU) these differences "
+        "are not meaningful: they show the machinery, not the recipes. `ldm-coord compare %s --format md` "
+        "prints the table again.\n",
+        submission.name.c_str());
+  return status;
+}
+
 int cmd_run(const cli::Args& a) {
+  if (is_sweep_file(a.positional.at(0))) return cmd_run_sweep(a);
   Submission submission = submission_from_file(a.positional.at(0), a);  // before any I/O
   block_shutdown_signals();
   CoordinatorService service(service_options(a, 0, 0));
@@ -338,7 +618,32 @@ cli::Program program() {
         "Show experiments, their stages and runs (or one experiment in detail).",
         {cli::flag("json", "print the API's JSON instead of a table"), kCoordFlag, kStateFlag},
         cmd_status},
-       {"show", {"FILE"}, "Print the fully resolved experiment configuration (defaults included).", {}, cmd_show},
+       {"show",
+        {"FILE"},
+        "Print the fully resolved experiment configuration (defaults included); for a sweep, its cells.",
+        {cli::text("cell", "NAME", "a sweep: print this cell's resolved configuration")},
+        cmd_show},
+       {"compare",
+        {"NAME..."},
+        "Compare experiments and sweeps side by side: the metric at each stage's end (mean ± std over seeds), "
+        "best per column, ✗ diverged, — not applicable; with parameters, GFLOPs, images seen and compute.",
+        {cli::text("metric", "M", "metric to compare (default: fid when a stage has it, else loss)"),
+         cli::text("rows", "KEY", "rows: a swept or spec key, or experiment (default: the first swept key)"),
+         cli::text("cols", "KEY", "columns: stage (default), or a swept or spec key"),
+         cli::text("format", "F", "table (default), md, csv or json"),
+         cli::text("relative-to", "ROW", "show the % change of every row against this one"), kCoordFlag, kStateFlag},
+        cmd_compare},
+       {"export",
+        {"NAME..."},
+        "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",
+        {cli::text("format", "F", "csv (default) or jsonl"), cli::text("out", "FILE", "write here (default stdout)"),
+         kCoordFlag, kStateFlag},
+        cmd_export},
+       {"delete",
+        {"NAME"},
+        "Remove a stopped experiment, or a sweep with all its cells, from the store.",
+        {cli::flag("files", "also remove their run directories"), kCoordFlag, kStateFlag},
+        cmd_delete},
        {"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}, cmd_presets},
        {"run",
         {"FILE"},

@@ -62,23 +62,76 @@ std::string params_text(std::int64_t n) {
 
 }  // namespace
 
+namespace {
+// Columns a UTF-8 string takes on a terminal ("±", "✗" and "—" take one): its code points.
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+}  // namespace
+
 std::string format_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width;
   for (const auto& row : rows)
     for (std::size_t c = 0; c < row.size(); ++c) {
       if (width.size() <= c) width.push_back(0);
-      width[c] = std::max(width[c], row[c].size());
+      width[c] = std::max(width[c], display_width(row[c]));
     }
   std::string out;
   for (const auto& row : rows) {
     std::string line;
     for (std::size_t c = 0; c < row.size(); ++c) {
       line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
+      if (c + 1 < row.size()) line += std::string(width[c] - display_width(row[c]) + 2, ' ');
     }
     out += line + "\n";
   }
   return out;
+}
+
+std::string format_sweep_status(const SweepView& v, double now) {
+  std::string out = "sweep " + v.sweep.name + " over " + join(v.sweep.axes, ", ") + " (" + v.sweep.source + ")\n\n";
+  std::vector<std::vector<std::string>> rows = {{"CELL", "VALUES", "STATE", "STAGE", "STEP", "ETA"}};
+  std::map<std::string, int> counts;
+  for (std::size_t i = 0; i < v.cells.size(); ++i) {
+    const ExperimentView& e = v.cells[i];
+    ++counts[to_string(e.experiment.state)];
+    std::string values;
+    const nlohmann::json cell_values =  // a named copy: items() of a temporary would dangle
+        i < v.sweep.cells.size() ? v.sweep.cells[i].value("values", nlohmann::json::object())
+                                 : nlohmann::json::object();
+    for (const auto& [key, value] : cell_values.items())
+      values += (values.empty() ? "" : " ") + key.substr(key.rfind('.') + 1) + "=" +
+                (value.is_string() ? value.get<std::string>() : value.dump());
+    // The stage to show: the first running one, else the first not done, else the last.
+    const StageRecord* shown = e.stages.empty() ? nullptr : &e.stages.back();
+    for (const StageRecord& s : e.stages)
+      if (s.state == RunState::Running) {
+        shown = &s;
+        break;
+      }
+    if (shown && shown->state != RunState::Running)
+      for (const StageRecord& s : e.stages)
+        if (s.state != RunState::Done) {
+          shown = &s;
+          break;
+        }
+    std::string eta = "-";
+    if (shown && shown->state == RunState::Running)
+      for (const RunRecord& r : e.runs)
+        if (r.id == shown->current_run && r.started_at > 0 && r.step > r.resume_step) {
+          const double per_step = (now - r.started_at) / static_cast<double>(r.step - r.resume_step);
+          eta = printf_string("%.0fs",
+                              per_step * static_cast<double>(std::max<std::int64_t>(0, shown->total_steps - r.step)));
+        }
+    rows.push_back({e.experiment.name, values, to_string(e.experiment.state), shown ? shown->name : "-",
+                    shown ? steps(*shown) : "-", eta});
+  }
+  out += format_table(rows) + "\n";
+  std::string tally;
+  for (const auto& [state, n] : counts) tally += (tally.empty() ? "" : ", ") + std::to_string(n) + " " + state;
+  return out + std::to_string(v.cells.size()) + " cells: " + tally + "\n";
 }
 
 std::string format_status_table(const std::vector<ExperimentView>& experiments) {

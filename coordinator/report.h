@@ -35,4 +35,8 @@ std::string format_presets_table();
 // Aligns cells into columns separated by two spaces (first row = header).
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
+// `status SWEEP`: one row per cell (its values, state, current stage, step/steps, ETA of the
+// running stage from its progress since it started), then a count of cells per state.
+std::string format_sweep_status(const SweepView& sweep, double now);
+
 }  // namespace ldm::coord

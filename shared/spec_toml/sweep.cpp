@@ -225,9 +225,11 @@ bool is_sweep_file(const std::string& path) {
   return parse_toml_text(read_experiment_text(path), path).contains("sweep");
 }
 
-SweepSpec parse_sweep_file(const std::string& path) { return parse_sweep_string(read_experiment_text(path), path); }
+SweepSpec parse_sweep_file(const std::string& path, const std::string& name) {
+  return parse_sweep_string(read_experiment_text(path), path, name);
+}
 
-SweepSpec parse_sweep_string(const std::string& text, const std::string& source) {
+SweepSpec parse_sweep_string(const std::string& text, const std::string& source, const std::string& name) {
   const toml::table base = parse_toml_text(text, source);
   const toml::node* sweep_node = base.get("sweep");
   if (!sweep_node) throw SpecError("sweep", "the file has no [sweep] table", location(source, {}));
@@ -247,6 +249,7 @@ SweepSpec parse_sweep_string(const std::string& text, const std::string& source)
     if (!name->is_string()) throw SpecError("sweep.name", "expected a string", location(source, name->source().begin));
     out.name = name->as_string()->get();
   }
+  if (!name.empty()) out.name = name;
   if (!valid_name(out.name))
     throw SpecError("sweep.name", "'" + out.name + "' must be 1-64 characters of [A-Za-z0-9_-]",
                     location(source, sweep_node->source().begin));

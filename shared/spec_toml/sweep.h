@@ -48,8 +48,9 @@ inline constexpr std::size_t kMaxSweepCells = 4096;
 // True when the file (or text) has a top-level [sweep] table. Throws SpecError like the parsers.
 bool is_sweep_file(const std::string& path);
 
-SweepSpec parse_sweep_file(const std::string& path);
-SweepSpec parse_sweep_string(const std::string& text, const std::string& source_name);
+// `name`, when not empty, replaces the sweep's name (and so its cells' names).
+SweepSpec parse_sweep_file(const std::string& path, const std::string& name = "");
+SweepSpec parse_sweep_string(const std::string& text, const std::string& source_name, const std::string& name = "");
 
 // The name of the cell with these labels: "<sweep>-<label>-...", made valid (see above). Exposed
 // for tests; `taken` holds the names given so far.

@@ -72,7 +72,7 @@ class TrainTwoRanks(unittest.TestCase):
         sent = {(p["metric"], p["step"], p["value"]) for p in read_jsonl(os.path.join(self.run_dir, "sent.jsonl"))}
         stored_pts = self.coord.get("/api/v1/experiments/tiny-dit-2rank/metrics?stage=train")["points"]
         stored = {(p["metric"], p["step"], p["value"]) for p in stored_pts}
-        self.assertEqual(len(stored_pts), 60 * len(METRICS))
+        self.assertEqual(len(stored_pts), 60 * len(METRICS) + 2)  # + the model's params and gflops at step 0
         self.assertEqual(sent, stored)
         self.assertEqual({p["attempt"] for p in stored_pts}, {1})
 

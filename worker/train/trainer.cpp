@@ -158,7 +158,15 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
   open_data();
   // Identical initialisation on every rank (same seed, no rank); generators per rank.
   const int64_t side = latent_side(spec_, stage_);
-  state_ = std::make_unique<TrainingState>(spec_, conditions_->geometry(ae_->latent_channels(), side, side), rank_);
+  const models::ModelGeometry geometry = conditions_->geometry(ae_->latent_channels(), side, side);
+  state_ = std::make_unique<TrainingState>(spec_, geometry, rank_);
+  if (reporter_) {
+    // The model's size, as points of the stage (step 0), so that comparisons read it from the store:
+    // trainable parameters as built, and the card's analytic forward GFLOPs per sample.
+    const PresetInfo& preset = recipe_preset(spec_.recipe.family, spec_.recipe.preset);
+    reporter_->add_point("params", 0, static_cast<double>(state_->flat().numel()));
+    reporter_->add_point("gflops", 0, analytic_gflops(preset, models::model_shape(geometry, spec_.recipe)));
+  }
   loss_ = loss_options(spec_.recipe);
   if (rank_ == 0)
     log::info("model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " +

@@ -157,224 +157,253 @@ std::string cell_key_text(const ResultCell& cell, const std::string& key) {
   return "";
 }
 
+namespace {
+
+// A comparison computed once, rendered in any format.
+struct Comparison {
+  std::string metric, rows_key;
+  bool by_stage = true, higher = false;
+  std::vector<std::string> columns;
+  std::vector<Row> rows;
+  std::vector<std::optional<std::size_t>> best;  // per column: the best row
+  std::optional<std::size_t> reference;          // --relative-to's row
+
+  // % change of a row's column against the reference row's.
+  std::optional<double> relative(std::size_t r, std::size_t k) const {
+    if (!reference || r == *reference || !rows[r].columns[k].usable() || !rows[*reference].columns[k].usable())
+      return std::nullopt;
+    const double ref = rows[*reference].columns[k].mean();
+    if (ref == 0) return std::nullopt;
+    return (rows[r].columns[k].mean() - ref) / std::fabs(ref) * 100.0;
+  }
+  std::string cell_text(std::size_t r, std::size_t k) const {
+    const Aggregate& a = rows[r].columns[k];
+    if (a.diverged) return "✗";
+    if (a.values.empty()) return "—";
+    std::string s = number(a.mean());
+    if (a.values.size() > 1) s += " ± " + number(a.std(), "%.2g");
+    if (const auto pct = relative(r, k)) s += " (" + number(*pct, "%+.1f") + "%)";
+    return s;
+  }
+};
+
+std::string default_metric(const std::vector<ResultCell>& cells) {
+  for (const ResultCell& c : cells)
+    for (const auto& [stage, points] : c.points)
+      for (const MetricPoint& p : points)
+        if (p.metric == "fid") return "fid";
+  return "loss";
+}
+
+std::string default_rows_key(const ResultCell& first) {
+  for (auto it = first.values.begin(); it != first.values.end(); ++it)
+    if (it.key() != "seed") return it.key();
+  return "experiment";
+}
+
+// One experiment's contribution to its row's columns.
+void add_to_row(const Comparison& cmp, const ResultCell& c, const CompareOptions& o, Row& row) {
+  const bool diverged = c.view.experiment.state == RunState::Diverged;
+  for (std::size_t k = 0; k < cmp.columns.size(); ++k) {
+    Aggregate& a = row.columns[k];
+    if (cmp.by_stage) {
+      const bool has_stage = std::any_of(c.view.stages.begin(), c.view.stages.end(),
+                                         [&](const StageRecord& s) { return s.name == cmp.columns[k]; });
+      if (!has_stage) continue;
+      a.present = true;
+      const auto v = final_value(c, cmp.columns[k], cmp.metric);
+      if (stage_diverged(c, cmp.columns[k]) || (!v && diverged)) a.diverged = true;
+      else if (v) a.values.push_back(*v);
+    } else if (cell_key_text(c, o.cols) == cmp.columns[k]) {
+      a.present = true;
+      std::optional<double> v;  // at the last stage that has the metric
+      for (const StageRecord& s : c.view.stages)
+        if (const auto x = final_value(c, s.name, cmp.metric)) v = x;
+      if (diverged) a.diverged = true;
+      else if (v) a.values.push_back(*v);
+    }
+  }
+  if (!row.params) row.params = any_value(c, "params");
+  if (!row.gflops) row.gflops = any_value(c, "gflops");
+  row.images += images_seen(c) / static_cast<double>(row.cells.size());
+  row.rank_seconds += rank_seconds(c, o.now) / static_cast<double>(row.cells.size());
+}
+
+Comparison compare(const std::vector<ResultCell>& cells, const CompareOptions& o) {
+  if (cells.empty()) throw Error("nothing to compare");
+  Comparison cmp;
+  cmp.metric = o.metric.empty() ? default_metric(cells) : o.metric;
+  cmp.rows_key = o.rows.empty() ? default_rows_key(cells.front()) : o.rows;
+  cmp.by_stage = o.cols.empty() || o.cols == "stage";
+  cmp.higher = higher_is_better(cmp.metric);
+  // Columns: the stages (in file order) that have the metric somewhere, or the values of a key.
+  const auto add_column = [&](const std::string& c) {
+    if (std::find(cmp.columns.begin(), cmp.columns.end(), c) == cmp.columns.end()) cmp.columns.push_back(c);
+  };
+  for (const ResultCell& c : cells) {
+    if (!cmp.by_stage) add_column(cell_key_text(c, o.cols));
+    else
+      for (const StageRecord& s : c.view.stages)
+        if (final_value(c, s.name, cmp.metric)) add_column(s.name);
+  }
+  if (cmp.by_stage && cmp.columns.empty())
+    throw Error("no stage of these experiments has the metric '" + cmp.metric + "' (try --metric loss)");
+  for (const ResultCell& c : cells) {  // rows, in order of first appearance
+    const std::string label = cell_key_text(c, cmp.rows_key);
+    auto it = std::find_if(cmp.rows.begin(), cmp.rows.end(), [&](const Row& r) { return r.label == label; });
+    if (it == cmp.rows.end())
+      it = cmp.rows.insert(cmp.rows.end(),
+                           {label, {}, std::vector<Aggregate>(cmp.columns.size()), std::nullopt, std::nullopt, 0, 0});
+    it->cells.push_back(&c);
+  }
+  for (Row& row : cmp.rows)
+    for (const ResultCell* c : row.cells) add_to_row(cmp, *c, o, row);
+  cmp.best.resize(cmp.columns.size());
+  for (std::size_t k = 0; k < cmp.columns.size(); ++k)
+    for (std::size_t r = 0; r < cmp.rows.size(); ++r) {
+      if (!cmp.rows[r].columns[k].usable()) continue;
+      const double m = cmp.rows[r].columns[k].mean(), b = cmp.best[k] ? cmp.rows[*cmp.best[k]].columns[k].mean() : 0;
+      if (!cmp.best[k] || (cmp.higher ? m > b : m < b)) cmp.best[k] = r;
+    }
+  if (!o.relative_to.empty()) {
+    std::vector<std::string> labels;
+    for (std::size_t r = 0; r < cmp.rows.size(); ++r) {
+      labels.push_back(cmp.rows[r].label);
+      if (cmp.rows[r].label == o.relative_to) cmp.reference = r;
+    }
+    if (!cmp.reference)
+      throw Error("--relative-to: no row '" + o.relative_to + "' (rows by " + cmp.rows_key + ": " + join(labels, ", ") +
+                  ")" + did_you_mean(o.relative_to, labels));
+  }
+  return cmp;
+}
+
+std::string render_json(const Comparison& cmp) {
+  json out = {{"metric", cmp.metric},
+              {"rows_key", cmp.rows_key},
+              {"columns", cmp.columns},
+              {"higher_is_better", cmp.higher},
+              {"rows", json::array()}};
+  if (cmp.reference) out["relative_to"] = cmp.rows[*cmp.reference].label;
+  for (std::size_t r = 0; r < cmp.rows.size(); ++r) {
+    const Row& row = cmp.rows[r];
+    json cols = json::object();
+    for (std::size_t k = 0; k < cmp.columns.size(); ++k) {
+      const Aggregate& a = row.columns[k];
+      if (!a.present) {
+        cols[cmp.columns[k]] = nullptr;
+        continue;
+      }
+      json c = {{"n", a.values.size()}, {"diverged", a.diverged}, {"best", cmp.best[k] == r}};
+      if (!a.values.empty()) {
+        c["mean"] = a.mean();
+        c["std"] = a.std();
+        c["values"] = a.values;
+      }
+      if (const auto pct = cmp.relative(r, k)) c["relative_pct"] = *pct;
+      cols[cmp.columns[k]] = std::move(c);
+    }
+    json item = {{"row", row.label},
+                 {"experiments", json::array()},
+                 {"cells", std::move(cols)},
+                 {"images", row.images},
+                 {"rank_seconds", row.rank_seconds}};
+    for (const ResultCell* c : row.cells) item["experiments"].push_back(c->view.experiment.name);
+    item["params"] = row.params ? json(*row.params) : json(nullptr);
+    item["gflops"] = row.gflops ? json(*row.gflops) : json(nullptr);
+    out["rows"].push_back(std::move(item));
+  }
+  return out.dump(2) + "\n";
+}
+
+std::string csv_line(const std::vector<std::string>& fields) {
+  std::string out;
+  for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
+  return out + "\n";
+}
+
+std::string render_csv(const Comparison& cmp) {
+  std::vector<std::string> header = {cmp.rows_key};
+  for (const std::string& c : cmp.columns)
+    for (const char* part : {"", " std", " n"}) header.push_back(c + part);
+  if (cmp.reference)
+    for (const std::string& c : cmp.columns) header.push_back(c + " %");
+  for (const char* c : {"params", "gflops", "images", "rank_seconds"}) header.push_back(c);
+  std::string out = csv_line(header);
+  for (std::size_t r = 0; r < cmp.rows.size(); ++r) {
+    const Row& row = cmp.rows[r];
+    std::vector<std::string> f = {row.label};
+    for (const Aggregate& a : row.columns) {
+      f.push_back(a.diverged ? "x" : a.values.empty() ? "" : number(a.mean(), "%.9g"));
+      f.push_back(a.values.size() > 1 ? number(a.std(), "%.9g") : "");
+      f.push_back(std::to_string(a.values.size()));
+    }
+    if (cmp.reference)
+      for (std::size_t k = 0; k < cmp.columns.size(); ++k) {
+        const auto pct = cmp.relative(r, k);
+        f.push_back(pct ? number(*pct, "%.6g") : "");
+      }
+    f.push_back(row.params ? number(*row.params, "%.0f") : "");
+    f.push_back(row.gflops ? number(*row.gflops, "%.6g") : "");
+    f.push_back(number(row.images, "%.0f"));
+    f.push_back(number(row.rank_seconds, "%.1f"));
+    out += csv_line(f);
+  }
+  return out;
+}
+
+// The aligned text table, or (md) a Markdown table; then a legend line.
+std::string render_text(const Comparison& cmp, bool md) {
+  std::vector<std::vector<std::string>> table = {{cmp.rows_key}};
+  for (const std::string& c : cmp.columns) table[0].push_back(c);
+  for (const char* c : {"PARAMS", "GFLOPS", "IMAGES", "RANK-S"}) table[0].push_back(c);
+  std::size_t grouped = 0;
+  for (std::size_t r = 0; r < cmp.rows.size(); ++r) {
+    const Row& row = cmp.rows[r];
+    grouped = std::max(grouped, row.cells.size());
+    std::vector<std::string> line = {row.label};
+    for (std::size_t k = 0; k < cmp.columns.size(); ++k) {
+      std::string t = cmp.cell_text(r, k);
+      if (cmp.best[k] == r && cmp.rows.size() > 1) t = md ? "**" + t + "**" : t + " *";
+      line.push_back(t);
+    }
+    line.push_back(row.params ? si(*row.params) : "—");
+    line.push_back(row.gflops ? number(*row.gflops, "%.3g") : "—");
+    line.push_back(si(row.images));
+    line.push_back(number(row.rank_seconds, "%.0f"));
+    table.push_back(std::move(line));
+  }
+  const std::string legend =
+      cmp.metric + " at the end of each " + (cmp.by_stage ? std::string("stage") : "experiment") +
+      (grouped > 1 ? " (mean ± std over the experiments of a row)" : "") + "; " + (cmp.higher ? "higher" : "lower") +
+      " is better" + (cmp.rows.size() > 1 ? ", best per column marked" : "") + "; ✗ diverged, — not applicable" +
+      (cmp.reference ? "; % change against " + cmp.rows[*cmp.reference].label : "") + ".\n";
+  if (!md) return format_table(table) + legend;
+  std::string out;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    out += "|";
+    for (const std::string& f : table[i]) out += " " + f + " |";
+    out += "\n";
+    if (i == 0) {
+      out += "|";
+      for (std::size_t k = 0; k < table[0].size(); ++k) out += k == 0 ? " --- |" : " ---: |";
+      out += "\n";
+    }
+  }
+  return out + "\n" + legend;
+}
+
+}  // namespace
+
 std::string format_comparison(const std::vector<ResultCell>& cells, const CompareOptions& o) {
   const std::vector<std::string> formats = {"table", "md", "csv", "json"};
   if (std::find(formats.begin(), formats.end(), o.format) == formats.end())
     throw Error("unknown format '" + o.format + "' (formats: " + join(formats, ", ") + ")" +
                 did_you_mean(o.format, formats));
-  if (cells.empty()) throw Error("nothing to compare");
-  std::string metric = o.metric;
-  if (metric.empty()) {
-    metric = "loss";
-    for (const ResultCell& c : cells)
-      for (const auto& [stage, points] : c.points)
-        for (const MetricPoint& p : points)
-          if (p.metric == "fid") metric = "fid";
-  }
-  std::string rows_key = o.rows;
-  if (rows_key.empty()) {
-    rows_key = "experiment";
-    for (auto it = cells.front().values.begin(); it != cells.front().values.end(); ++it)
-      if (it.key() != "seed") {
-        rows_key = it.key();
-        break;
-      }
-  }
-  // Columns: the stages (in file order) that have the metric somewhere, or the values of a key.
-  const bool by_stage = o.cols.empty() || o.cols == "stage";
-  std::vector<std::string> columns;
-  const auto add_column = [&](const std::string& c) {
-    if (std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
-  };
-  for (const ResultCell& c : cells) {
-    if (!by_stage) {
-      add_column(cell_key_text(c, o.cols));
-      continue;
-    }
-    for (const StageRecord& s : c.view.stages)
-      if (final_value(c, s.name, metric)) add_column(s.name);
-  }
-  if (by_stage && columns.empty())
-    throw Error("no stage of these experiments has the metric '" + metric + "' (try --metric loss)");
-  // Rows, in order of first appearance.
-  std::vector<Row> rows;
-  for (const ResultCell& c : cells) {
-    const std::string label = cell_key_text(c, rows_key);
-    auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.label == label; });
-    if (it == rows.end()) {
-      rows.push_back({label, {}, std::vector<Aggregate>(columns.size()), std::nullopt, std::nullopt, 0, 0});
-      it = rows.end() - 1;
-    }
-    it->cells.push_back(&c);
-  }
-  for (Row& row : rows) {
-    for (const ResultCell* c : row.cells) {
-      const bool diverged = c->view.experiment.state == RunState::Diverged;
-      for (std::size_t k = 0; k < columns.size(); ++k) {
-        Aggregate& a = row.columns[k];
-        if (by_stage) {
-          const bool has_stage = std::any_of(c->view.stages.begin(), c->view.stages.end(),
-                                             [&](const StageRecord& s) { return s.name == columns[k]; });
-          if (!has_stage) continue;
-          a.present = true;
-          const auto v = final_value(*c, columns[k], metric);
-          if (stage_diverged(*c, columns[k]) || (!v && diverged)) a.diverged = true;
-          else if (v) a.values.push_back(*v);
-        } else if (cell_key_text(*c, o.cols) == columns[k]) {
-          a.present = true;
-          std::optional<double> v;
-          for (const StageRecord& s : c->view.stages)
-            if (const auto x = final_value(*c, s.name, metric)) v = x;
-          if (v && !diverged) a.values.push_back(*v);
-          else if (diverged) a.diverged = true;
-        }
-      }
-      if (!row.params) row.params = any_value(*c, "params");
-      if (!row.gflops) row.gflops = any_value(*c, "gflops");
-      row.images += images_seen(*c) / static_cast<double>(row.cells.size());
-      row.rank_seconds += rank_seconds(*c, o.now) / static_cast<double>(row.cells.size());
-    }
-  }
-  // Best per column; the reference row of --relative-to.
-  const bool higher = higher_is_better(metric);
-  std::vector<std::optional<std::size_t>> best(columns.size());
-  for (std::size_t k = 0; k < columns.size(); ++k)
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      if (!rows[r].columns[k].usable()) continue;
-      const double m = rows[r].columns[k].mean();
-      if (!best[k] || (higher ? m > rows[*best[k]].columns[k].mean() : m < rows[*best[k]].columns[k].mean()))
-        best[k] = r;
-    }
-  const Row* reference = nullptr;
-  if (!o.relative_to.empty()) {
-    std::vector<std::string> labels;
-    for (const Row& r : rows) labels.push_back(r.label);
-    for (const Row& r : rows)
-      if (r.label == o.relative_to) reference = &r;
-    if (!reference)
-      throw Error("--relative-to: no row '" + o.relative_to + "' (rows by " + rows_key + ": " + join(labels, ", ") +
-                  ")" + did_you_mean(o.relative_to, labels));
-  }
-  const auto relative = [&](const Row& row, std::size_t k) -> std::optional<double> {
-    if (!reference || &row == reference || !row.columns[k].usable() || !reference->columns[k].usable())
-      return std::nullopt;
-    const double ref = reference->columns[k].mean();
-    if (ref == 0) return std::nullopt;
-    return (row.columns[k].mean() - ref) / std::fabs(ref) * 100.0;
-  };
-  const auto cell_text = [&](const Row& row, std::size_t k) -> std::string {
-    const Aggregate& a = row.columns[k];
-    if (a.diverged) return "✗";
-    if (a.values.empty()) return "—";
-    std::string s = number(a.mean());
-    if (a.values.size() > 1) s += " ± " + number(a.std(), "%.2g");
-    if (const auto pct = relative(row, k)) s += " (" + number(*pct, "%+.1f") + "%)";
-    return s;
-  };
-
-  if (o.format == "json") {
-    json out = {{"metric", metric},   {"rows_key", rows_key},       {"cols", by_stage ? "stage" : o.cols},
-                {"columns", columns}, {"higher_is_better", higher}, {"rows", json::array()}};
-    if (reference) out["relative_to"] = reference->label;
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      const Row& row = rows[r];
-      json cols = json::object();
-      for (std::size_t k = 0; k < columns.size(); ++k) {
-        const Aggregate& a = row.columns[k];
-        if (!a.present) {
-          cols[columns[k]] = nullptr;
-          continue;
-        }
-        json c = {{"n", a.values.size()}, {"diverged", a.diverged}, {"best", best[k] == r}};
-        if (!a.values.empty()) {
-          c["mean"] = a.mean();
-          c["std"] = a.std();
-          c["values"] = a.values;
-        }
-        if (const auto pct = relative(row, k)) c["relative_pct"] = *pct;
-        cols[columns[k]] = std::move(c);
-      }
-      json item = {{"row", row.label},
-                   {"experiments", json::array()},
-                   {"cells", std::move(cols)},
-                   {"images", row.images},
-                   {"rank_seconds", row.rank_seconds}};
-      for (const ResultCell* c : row.cells) item["experiments"].push_back(c->view.experiment.name);
-      item["params"] = row.params ? json(*row.params) : json(nullptr);
-      item["gflops"] = row.gflops ? json(*row.gflops) : json(nullptr);
-      out["rows"].push_back(std::move(item));
-    }
-    return out.dump(2) + "\n";
-  }
-  if (o.format == "csv") {
-    std::vector<std::string> header = {rows_key};
-    for (const std::string& c : columns)
-      for (const char* part : {"", " std", " n"}) header.push_back(c + part);
-    if (reference)
-      for (const std::string& c : columns) header.push_back(c + " %");
-    for (const char* c : {"params", "gflops", "images", "rank_seconds"}) header.push_back(c);
-    std::string out;
-    for (std::size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_field(header[i]);
-    out += "\n";
-    for (const Row& row : rows) {
-      std::vector<std::string> f = {row.label};
-      for (const Aggregate& a : row.columns) {
-        f.push_back(a.diverged ? "x" : a.values.empty() ? "" : number(a.mean(), "%.9g"));
-        f.push_back(a.values.size() > 1 ? number(a.std(), "%.9g") : "");
-        f.push_back(std::to_string(a.values.size()));
-      }
-      if (reference)
-        for (std::size_t k = 0; k < columns.size(); ++k) {
-          const auto pct = relative(row, k);
-          f.push_back(pct ? number(*pct, "%.6g") : "");
-        }
-      f.push_back(row.params ? number(*row.params, "%.0f") : "");
-      f.push_back(row.gflops ? number(*row.gflops, "%.6g") : "");
-      f.push_back(number(row.images, "%.0f"));
-      f.push_back(number(row.rank_seconds, "%.1f"));
-      for (std::size_t i = 0; i < f.size(); ++i) out += (i ? "," : "") + csv_field(f[i]);
-      out += "\n";
-    }
-    return out;
-  }
-  std::vector<std::vector<std::string>> table = {{rows_key}};
-  for (const std::string& c : columns) table[0].push_back(c);
-  for (const char* c : {"PARAMS", "GFLOPS", "IMAGES", "RANK-S"}) table[0].push_back(c);
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    std::vector<std::string> line = {rows[r].label};
-    for (std::size_t k = 0; k < columns.size(); ++k) {
-      std::string t = cell_text(rows[r], k);
-      if (best[k] == r && rows.size() > 1) t = o.format == "md" ? "**" + t + "**" : t + " *";
-      line.push_back(t);
-    }
-    line.push_back(rows[r].params ? si(*rows[r].params) : "—");
-    line.push_back(rows[r].gflops ? number(*rows[r].gflops, "%.3g") : "—");
-    line.push_back(si(rows[r].images));
-    line.push_back(number(rows[r].rank_seconds, "%.0f"));
-    table.push_back(std::move(line));
-  }
-  std::size_t grouped = 0;
-  for (const Row& r : rows) grouped = std::max(grouped, r.cells.size());
-  const std::string legend = metric + " at the end of each " + (by_stage ? std::string("stage") : "experiment") +
-                             (grouped > 1 ? " (mean ± std over the experiments of a row)" : "") + "; " +
-                             (higher ? "higher" : "lower") + " is better" +
-                             (rows.size() > 1 ? ", best per column marked" : "") + "; ✗ diverged, — not applicable" +
-                             (reference ? "; % change against " + reference->label : "") + ".\n";
-  if (o.format == "md") {
-    std::string out;
-    for (std::size_t i = 0; i < table.size(); ++i) {
-      out += "|";
-      for (const std::string& f : table[i]) out += " " + f + " |";
-      out += "\n";
-      if (i == 0) {
-        out += "|";
-        for (std::size_t k = 0; k < table[0].size(); ++k) out += k == 0 ? " --- |" : " ---: |";
-        out += "\n";
-      }
-    }
-    return out + "\n" + legend;
-  }
-  return format_table(table) + legend;
+  const Comparison cmp = compare(cells, o);
+  if (o.format == "json") return render_json(cmp);
+  if (o.format == "csv") return render_csv(cmp);
+  return render_text(cmp, o.format == "md");
 }
 
 std::string export_points(const std::vector<ResultCell>& cells, const std::vector<std::string>& axes,
@@ -410,8 +439,7 @@ std::string export_points(const std::vector<ResultCell>& cells, const std::vecto
         for (const std::string& axis : axes) f.push_back(c.values.contains(axis) ? json_text(c.values[axis]) : "");
         f.insert(f.end(), {s.name, p.metric, std::to_string(p.step), number(p.value, "%.17g"),
                            std::to_string(p.attempt), number(p.time, "%.6f")});
-        for (std::size_t i = 0; i < f.size(); ++i) out += (i ? "," : "") + csv_field(f[i]);
-        out += "\n";
+        out += csv_line(f);
       }
     }
   return out;

@@ -211,6 +211,65 @@ std::vector<Axis> read_axes(const toml::table& sweep, const std::string& source)
   return axes;
 }
 
+// What every cell of one sweep is expanded from.
+struct CellContext {
+  const std::string& text;  // the file's text (re-parsed per cell)
+  const std::string& source;
+  const std::vector<Axis>& axes;
+  const toml::table& common;                      // [sweep.common]
+  const std::map<std::string, Position>& pinned;  // key path -> where a value copied into cells was written
+  bool family_swept = false, preset_given = false;
+};
+
+// The cell at odometer position `at`: its values, a name not in `names` (added), its validated spec.
+SweepCell expand_cell(const CellContext& ctx, const std::string& sweep, const std::vector<std::size_t>& at,
+                      std::set<std::string>& names) {
+  SweepCell cell;
+  cell.values = nlohmann::json::object();
+  std::vector<std::string> labels;
+  for (std::size_t a = 0; a < ctx.axes.size(); ++a)
+    for (std::size_t k = 0; k < ctx.axes[a].keys.size(); ++k) {
+      const std::string& key = ctx.axes[a].keys[k];
+      cell.values[key] = json_value(*ctx.axes[a].values[at[a]][k]);
+      labels.push_back(label(key, cell.values[key]));
+    }
+  cell.name = sweep_cell_name(sweep, labels, cell.values);
+  if (!names.insert(cell.name).second) {  // two cells sanitised alike
+    cell.name = cell.name.substr(0, std::min<std::size_t>(cell.name.size(), 55)) + "-" +
+                hex64(fnv1a64(cell.values.dump())).substr(0, 8);
+    names.insert(cell.name);
+  }
+  const std::string what = "sweep cell " + cell.name + " (" + cell.values.dump() + ")";
+
+  // Re-parsed per cell: toml++ copies do not keep source positions, and errors need them.
+  toml::table doc = parse_toml_text(ctx.text, ctx.source);
+  doc.erase("sweep");
+  if (ctx.family_swept) doc.insert_or_assign("recipe", toml::table{});
+  deep_merge(doc, ctx.common);
+  for (std::size_t a = 0; a < ctx.axes.size(); ++a)
+    for (std::size_t k = 0; k < ctx.axes[a].keys.size(); ++k)
+      set_path(doc, ctx.axes[a].keys[k], *ctx.axes[a].values[at[a]][k], what,
+               location(ctx.source, ctx.axes[a].positions[k]));
+  const nlohmann::json family = cell.values.value("recipe.family", nlohmann::json());
+  if (ctx.family_swept && !ctx.preset_given && family.is_string())
+    if (const RecipeCard* card = find_recipe_card(family.get<std::string>()))
+      set_path(doc, "recipe.preset", toml::value<std::string>(card->default_preset), what, location(ctx.source, {}));
+  doc.insert_or_assign("name", cell.name);
+  try {
+    cell.spec = parse_experiment_table(doc, ctx.source);
+  } catch (const SpecError& e) {
+    // A key copied in from [sweep] has no position of its own: point at where it was written.
+    std::string where = e.location(), best;
+    for (const auto& [path, pos] : ctx.pinned)
+      if ((e.key_path() == path || e.key_path().rfind(path + ".", 0) == 0) && path.size() >= best.size()) {
+        best = path;
+        where = location(ctx.source, pos);
+      }
+    throw SpecError(e.key_path(), what + ": " + e.detail(), where);
+  }
+  return cell;
+}
+
 }  // namespace
 
 std::string sweep_cell_name(const std::string& sweep, const std::vector<std::string>& labels,
@@ -275,51 +334,11 @@ SweepSpec parse_sweep_string(const std::string& text, const std::string& source,
                             (common.get("recipe") && common.get("recipe")->as_table() &&
                              common.get("recipe")->as_table()->contains("preset"));
 
+  const CellContext ctx{text, source, axes, common, pinned, family_swept, preset_given};
   std::set<std::string> names;
   std::vector<std::size_t> at(axes.size(), 0);  // the odometer: the value index of each axis
   for (std::size_t c = 0; c < count; ++c) {
-    SweepCell cell;
-    cell.values = nlohmann::json::object();
-    std::vector<std::string> labels;
-    for (std::size_t a = 0; a < axes.size(); ++a)
-      for (std::size_t k = 0; k < axes[a].keys.size(); ++k) {
-        cell.values[axes[a].keys[k]] = json_value(*axes[a].values[at[a]][k]);
-        labels.push_back(label(axes[a].keys[k], cell.values[axes[a].keys[k]]));
-      }
-    cell.name = sweep_cell_name(out.name, labels, cell.values);
-    if (!names.insert(cell.name).second) {  // two cells sanitised alike
-      cell.name = cell.name.substr(0, std::min<std::size_t>(cell.name.size(), 55)) + "-" +
-                  hex64(fnv1a64(cell.values.dump())).substr(0, 8);
-      names.insert(cell.name);
-    }
-    const std::string what = "sweep cell " + cell.name + " (" + cell.values.dump() + ")";
-
-    // Re-parsed per cell: toml++ copies do not keep source positions, and errors need them.
-    toml::table doc = parse_toml_text(text, source);
-    doc.erase("sweep");
-    if (family_swept) doc.insert_or_assign("recipe", toml::table{});
-    deep_merge(doc, common);
-    for (std::size_t a = 0; a < axes.size(); ++a)
-      for (std::size_t k = 0; k < axes[a].keys.size(); ++k)
-        set_path(doc, axes[a].keys[k], *axes[a].values[at[a]][k], what, location(source, axes[a].positions[k]));
-    const nlohmann::json& family = cell.values.value("recipe.family", nlohmann::json());
-    if (family_swept && !preset_given && family.is_string())
-      if (const RecipeCard* card = find_recipe_card(family.get<std::string>()))
-        set_path(doc, "recipe.preset", toml::value<std::string>(card->default_preset), what, location(source, {}));
-    doc.insert_or_assign("name", cell.name);
-    try {
-      cell.spec = parse_experiment_table(doc, source);
-    } catch (const SpecError& e) {
-      // A key copied in from [sweep] has no position of its own: point at where it was written.
-      std::string where = e.location(), best;
-      for (const auto& [path, pos] : pinned)
-        if ((e.key_path() == path || e.key_path().rfind(path + ".", 0) == 0) && path.size() >= best.size()) {
-          best = path;
-          where = location(source, pos);
-        }
-      throw SpecError(e.key_path(), what + ": " + e.detail(), where);
-    }
-    out.cells.push_back(std::move(cell));
+    out.cells.push_back(expand_cell(ctx, out.name, at, names));
     for (std::size_t a = axes.size(); a-- > 0;) {  // next cell: the last axis turns fastest
       if (++at[a] < axes[a].values.size()) break;
       at[a] = 0;

@@ -189,3 +189,32 @@ TEST_CASE("a submission's priority is stored; a priority that is not an integer 
   CHECK(bad.at("error").get<std::string>().find("'priority' must be an integer") != std::string::npos);
   CHECK(!api.store->get_experiment("exp2"));
 }
+
+TEST_CASE(
+    "sweeps over HTTP: 201 with its experiments, listed and shown with cell values, cancel, 409 delete while running") {
+  Api api;
+  json cells = json::array();
+  for (int seed : {1, 2})
+    cells.push_back({{"name", "sw-s" + std::to_string(seed)},
+                     {"values", {{"seed", seed}}},
+                     {"spec", small_spec("sw-s" + std::to_string(seed))}});
+  const json body = {{"source", "/x/sw.toml"}, {"name", "sw"}, {"axes", {"seed"}}, {"cells", cells}};
+  const json created = api.call_json("POST", "/api/v1/sweeps", 201, body.dump());
+  CHECK(created.at("experiments") == json::array({"sw-s1", "sw-s2"}));
+  CHECK(created.at("runs").size() == 2);
+  api.call_json("POST", "/api/v1/sweeps", 409, body.dump());
+  CHECK(api.call_json("POST", "/api/v1/sweeps", 400, R"({"name": "x"})")
+            .at("error")
+            .get<std::string>()
+            .find("malformed sweep submission") != std::string::npos);
+  CHECK(api.call_json("GET", "/api/v1/sweeps", 200).at("sweeps").at(0).at("name") == "sw");
+  const json shown = api.call_json("GET", "/api/v1/sweeps/sw", 200);
+  CHECK(shown.at("sweep").at("axes") == json::array({"seed"}));
+  CHECK(shown.at("cells").at(1).at("values").at("seed") == 2);
+  CHECK(shown.at("cells").at(1).at("name") == "sw-s2");
+  api.call_json("GET", "/api/v1/sweeps/nope", 404);
+  api.call_json("POST", "/api/v1/sweeps/sw/delete", 409, "{}");
+  const json cancelled = api.call_json("POST", "/api/v1/sweeps/sw/cancel", 200, "{}");
+  CHECK(cancelled.at("signalled").size() == 2);
+  CHECK(api.call("GET", "/api/v1/sweeps/sw/cancel").status == 405);
+}

@@ -449,3 +449,63 @@ TEST_CASE("slots: a stage larger than every slot runs alone, and only then") {
   f.finish("big.pre.a1", big, 0, 20);
   CHECK(f.executor.launches.back().run_id == "small.pre.a1");
 }
+
+namespace {
+SweepSubmission two_cell_sweep(const std::string& name) {
+  SweepSubmission s;
+  s.source = "/x/sweep.toml";
+  s.name = name;
+  s.axes = {"seed"};
+  for (int seed : {1, 2}) {
+    ExperimentSpec spec = one_stage(name + "-s" + std::to_string(seed));
+    spec.seed = seed;
+    s.cells.push_back({spec.name, {{"seed", seed}}, spec_to_json(spec)});
+  }
+  return s;
+}
+}  // namespace
+
+TEST_CASE("sweeps: all cells stored at once and queued in sweep order; cancel, resume and delete act on every cell") {
+  Fixture f(/*slots=*/1);
+  const SweepSubmitResult r = f.coord->submit_sweep(two_cell_sweep("sw"));
+  CHECK(r.experiments == std::vector<std::string>{"sw-s1", "sw-s2"});
+  CHECK(r.runs == std::vector<std::string>{"sw-s1.pre.a1"});  // one slot: the second cell queues
+  const auto view = f.coord->sweep("sw");
+  REQUIRE(view);
+  REQUIRE(view->cells.size() == 2);
+  CHECK(view->sweep.cells.at(1).at("values").at("seed") == 2);
+  CHECK(view->cells[1].waiting.at("pre").rfind("slots:", 0) == 0);
+  CHECK_THROWS_AS(f.coord->submit_sweep(two_cell_sweep("sw")), NameTakenError);
+  CHECK_THROWS_AS(f.coord->remove("sw", false), ConflictError);  // still running
+  CHECK(f.coord->cancel_sweep("sw") == std::vector<std::string>{"sw-s1.pre.a1"});
+  CHECK(f.experiment_state("sw-s2") == RunState::Cancelled);  // never started
+  f.send(Type::Preempted, f.run("sw-s1.pre.a1"), {{"step", 3}, {"checkpoint", "/c"}});
+  f.executor.exit(f.run("sw-s1.pre.a1").pid, 0);
+  f.coord->tick();
+  CHECK(f.experiment_state("sw-s1") == RunState::Cancelled);
+  CHECK_THROWS_AS(f.coord->cancel_sweep("sw"), ConflictError);
+  CHECK(f.coord->resume_sweep("sw") == std::vector<std::string>{"sw-s1", "sw-s2"});
+  CHECK(f.executor.launches.back().run_id == "sw-s1.pre.a2");
+  f.finish("sw-s1.pre.a2", one_stage("sw-s1"), 0, 20);
+  f.finish("sw-s2.pre.a1", one_stage("sw-s2"), 0, 20);
+  CHECK_THROWS_AS(f.coord->resume_sweep("sw"), ConflictError);  // every cell done
+  f.coord->remove("sw", /*files=*/true);
+  CHECK(!f.coord->sweep("sw"));
+  CHECK(!f.store->get_experiment("sw-s1"));
+  CHECK(!path_exists(f.dir.path() + "/runs/sw-s1"));
+  CHECK_THROWS_AS(f.coord->remove("sw", false), NotFoundError);
+}
+
+TEST_CASE("sweeps: a bad cell rejects the whole sweep, naming the cell, and nothing is stored") {
+  Fixture f;
+  SweepSubmission s = two_cell_sweep("bad");
+  s.cells[1].spec["stage"][0]["steps"] = -5;
+  CHECK_THROWS_WITH_AS(f.coord->submit_sweep(s), doctest::Contains("sweep cell bad-s2"), SpecError);
+  CHECK(!f.coord->sweep("bad"));
+  CHECK(!f.store->get_experiment("bad-s1"));
+  CHECK(f.executor.launches.empty());
+  Submission one;
+  one.spec = spec_to_json(one_stage("taken"));
+  f.coord->submit(one);
+  CHECK_THROWS_AS(f.coord->submit_sweep(two_cell_sweep("taken")), NameTakenError);  // an experiment's name
+}

@@ -4,9 +4,7 @@
 #include <map>
 #include <string>
 
-#include "tests/support/python_reference.h"
 #include "tests/worker/models/reference_forward.h"
-#include "worker/io/pt_reader.h"
 #include "worker/models/mdt.h"
 
 // Our mDT-v2 against tests/worker/reference/mdt_reference.py, an independent plain-torch forward of
@@ -15,15 +13,8 @@
 // side-interpolator with mask_token) for a given mask.
 namespace mdt_reference_test {
 
-const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-mdt-reference",
-                                         ldm::testing::source_path("tests/worker/reference/mdt_reference.py"));
-  REQUIRE_MESSAGE(f.error.empty(), f.error);
-  return f;
-}
-
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
+  return ldm::testing::load_family_reference("mdt", file);
 }
 
 // Must match CONFIG and NUM_CLASSES in mdt_reference.py.

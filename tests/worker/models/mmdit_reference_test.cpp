@@ -4,22 +4,13 @@
 #include <map>
 #include <string>
 
-#include "tests/support/python_reference.h"
 #include "tests/worker/models/reference_forward.h"
-#include "worker/io/pt_reader.h"
 #include "worker/models/mmdit.h"
 
 // Our MM-DiT against tests/worker/reference/mmdit_reference.py, an independent plain-torch forward
 // of SD3's architecture with its state-dict keys (joint attention over [context | image], the
 // pre_only last context stream, q/k RMSNorm, a caption key mask; class labels, our [recon] mode).
 namespace mmdit_reference_test {
-
-const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-mmdit-reference",
-                                         ldm::testing::source_path("tests/worker/reference/mmdit_reference.py"));
-  REQUIRE_MESSAGE(f.error.empty(), f.error);
-  return f;
-}
 
 struct Case {
   const char* name;
@@ -52,7 +43,7 @@ ldm::models::MMDiTConfig config(const Case& c) {
 }
 
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
+  return ldm::testing::load_family_reference("mmdit", file);
 }
 
 }  // namespace mmdit_reference_test

@@ -4,9 +4,7 @@
 #include <map>
 #include <string>
 
-#include "tests/support/python_reference.h"
 #include "tests/worker/models/reference_forward.h"
-#include "worker/io/pt_reader.h"
 #include "worker/models/pixart.h"
 
 // Our PixArt-α against tests/worker/reference/pixart_reference.py, an independent plain-torch
@@ -15,13 +13,6 @@
 // saves random non-zero weights with torch.save, the inputs and its outputs; we load the weights by
 // name through load_pt_state_dict and must reproduce the outputs.
 namespace pixart_reference_test {
-
-const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-pixart-reference",
-                                         ldm::testing::source_path("tests/worker/reference/pixart_reference.py"));
-  REQUIRE_MESSAGE(f.error.empty(), f.error);
-  return f;
-}
 
 struct Case {
   const char* name;
@@ -52,7 +43,7 @@ ldm::models::PixArtConfig config(const Case& c) {
 }
 
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
+  return ldm::testing::load_family_reference("pixart", file);
 }
 
 }  // namespace pixart_reference_test

@@ -4,10 +4,8 @@
 #include <map>
 #include <string>
 
-#include "tests/support/python_reference.h"
 #include "tests/worker/models/reference_forward.h"
 #include "worker/diffusion/guidance.h"
-#include "worker/io/pt_reader.h"
 #include "worker/models/conditioning.h"
 #include "worker/models/mmdit.h"
 
@@ -17,15 +15,8 @@
 // classifier-free guidance combination of its three branches.
 namespace proposed_reference_test {
 
-const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-proposed-reference",
-                                         ldm::testing::source_path("tests/worker/reference/proposed_reference.py"));
-  REQUIRE_MESSAGE(f.error.empty(), f.error);
-  return f;
-}
-
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
+  return ldm::testing::load_family_reference("proposed", file);
 }
 
 // Must match CONFIG (mmdit_reference.py), FREQUENCIES, ALPHAS, CONTEXT_CHANNELS (proposed_reference.py).

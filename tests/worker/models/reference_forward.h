@@ -8,10 +8,30 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
+#include "tests/support/python_reference.h"
+#include "worker/io/pt_reader.h"
+
 namespace ldm::testing {
+
+// The output directory of tests/worker/reference/<family>_reference.py, run once per test binary.
+inline const PythonReference& family_reference(const std::string& family) {
+  static std::map<std::string, std::unique_ptr<PythonReference>> runs;
+  auto& run = runs[family];
+  if (!run)
+    run = std::make_unique<PythonReference>("ldm-" + family + "-reference",
+                                            source_path("tests/worker/reference/" + family + "_reference.py"));
+  REQUIRE_MESSAGE(run->error.empty(), run->error);
+  return *run;
+}
+
+// One file the family's reference script wrote (a state dict or a dict of tensors).
+inline std::map<std::string, torch::Tensor> load_family_reference(const std::string& family, const std::string& file) {
+  return ldm::worker::load_pt_state_dict((family_reference(family).dir / file).string());
+}
 
 // Every parameter and buffer of `model` by its state-dict name.
 inline std::map<std::string, torch::Tensor> module_state(torch::nn::Module& model) {

@@ -4,9 +4,7 @@
 #include <map>
 #include <string>
 
-#include "tests/support/python_reference.h"
 #include "tests/worker/models/reference_forward.h"
-#include "worker/io/pt_reader.h"
 #include "worker/models/unet.h"
 
 // Our UNet against tests/worker/reference/unet_reference.py, an independent plain-torch forward of
@@ -16,15 +14,8 @@
 // ClassEmbedder, or caption tokens with a key mask.
 namespace unet_reference_test {
 
-const ldm::testing::PythonReference& fixture() {
-  static ldm::testing::PythonReference f("ldm-unet-reference",
-                                         ldm::testing::source_path("tests/worker/reference/unet_reference.py"));
-  REQUIRE_MESSAGE(f.error.empty(), f.error);
-  return f;
-}
-
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
+  return ldm::testing::load_family_reference("unet", file);
 }
 
 // Must match CONFIG, CONTEXT_DIM, NUM_CLASSES and TEXT_CHANNELS in unet_reference.py.

@@ -195,10 +195,21 @@ std::string default_metric(const std::vector<ResultCell>& cells) {
   return "loss";
 }
 
-std::string default_rows_key(const ResultCell& first) {
+// The first swept key that is not the seed (the values' own order is alphabetical, not the sweep's).
+std::string default_rows_key(const ResultCell& first, const std::vector<std::string>& axes) {
+  for (const std::string& axis : axes)
+    if (axis != "seed") return axis;
   for (auto it = first.values.begin(); it != first.values.end(); ++it)
     if (it.key() != "seed") return it.key();
   return "experiment";
+}
+
+// A --rows / --cols key no experiment has would group everything under "": refuse it.
+void check_key(const std::vector<ResultCell>& cells, const std::string& key, const char* option) {
+  for (const ResultCell& c : cells)
+    if (!cell_key_text(c, key).empty()) return;
+  throw Error(std::string(option) + " " + key +
+              ": no experiment has this key (use a swept key, a spec key such as recipe.family, or experiment)");
 }
 
 // One experiment's contribution to its row's columns.
@@ -233,8 +244,10 @@ Comparison compare(const std::vector<ResultCell>& cells, const CompareOptions& o
   if (cells.empty()) throw Error("nothing to compare");
   Comparison cmp;
   cmp.metric = o.metric.empty() ? default_metric(cells) : o.metric;
-  cmp.rows_key = o.rows.empty() ? default_rows_key(cells.front()) : o.rows;
+  cmp.rows_key = o.rows.empty() ? default_rows_key(cells.front(), o.axes) : o.rows;
   cmp.by_stage = o.cols.empty() || o.cols == "stage";
+  check_key(cells, cmp.rows_key, "--rows");
+  if (!cmp.by_stage) check_key(cells, o.cols, "--cols");
   cmp.higher = higher_is_better(cmp.metric);
   // Columns: the stages (in file order) that have the metric somewhere, or the values of a key.
   const auto add_column = [&](const std::string& c) {

@@ -21,12 +21,13 @@ struct ResultCell {
 };
 
 struct CompareOptions {
-  std::string metric;            // "" = fid when any stage has it, else loss
-  std::string rows;              // a key ("recipe.family", a swept key, "experiment"); "" = the first swept key
-  std::string cols = "stage";    // "stage" (each stage with the metric), or a key
-  std::string format = "table";  // table | md | csv | json
-  std::string relative_to;       // a row label: the other rows show the % change against it
-  double now = 0;                // wall clock for the compute of runs still going (0 = their last heartbeat)
+  std::string metric;             // "" = fid when any stage has it, else loss
+  std::string rows;               // a key ("recipe.family", a swept key, "experiment"); "" = the first swept key
+  std::string cols = "stage";     // "stage" (each stage with the metric), or a key
+  std::string format = "table";   // table | md | csv | json
+  std::string relative_to;        // a row label: the other rows show the % change against it
+  double now = 0;                 // wall clock for the compute of runs still going (0 = their last heartbeat)
+  std::vector<std::string> axes;  // the sweeps' axes in order: the default rows key is the first not "seed"
 };
 
 // The comparison: rows x columns of the metric at each stage's end (the last step a stage has the

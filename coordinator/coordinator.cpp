@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iterator>
 #include <utility>
@@ -65,6 +66,12 @@ Message ack(const RunRecord& run, std::int64_t seq) {
   return protocol::make(Type::Ack, run.id, run.token, {{"seq", seq}});
 }
 
+// The ack of an event (checkpoint, done, failed, preempted) names it, so that a worker waiting for
+// one event's ack never takes a late ack of an earlier, re-sent event for it.
+Message event_ack(const RunRecord& run, Type event) {
+  return protocol::make(Type::Ack, run.id, run.token, {{"seq", 0}, {"event", protocol::to_string(event)}});
+}
+
 // Reads an optional number from a free-form object (the worker's done summary).
 void read_number(const nlohmann::json& obj, const char* key, double& out) {
   auto it = obj.find(key);
@@ -91,6 +98,17 @@ double Coordinator::now() const { return options_.clock ? options_.clock() : log
 void Coordinator::recover() {
   for (RunRecord run : store_.list_runs()) {
     if (!is_active(run.state) || reattach(run)) continue;
+    if (run.pid > 0 && run.job.empty()) {
+      // No identity recorded (a run from before schema 4): its job may still run, and a new attempt
+      // beside it would share the run directory. Lost, not retried, as before: resume it by hand.
+      log::warn("run " + run.id + ": was " + to_string(run.state) +
+                " when the coordinator stopped; its job (mpirun pid " + std::to_string(run.pid) +
+                ") cannot be re-attached (no identity recorded); marking it lost");
+      finish_run(std::move(run), RunState::Lost,
+                 "coordinator restarted while the run was active, and its job could not be re-attached; "
+                 "`ldm-coord resume` continues it once that job has stopped");
+      continue;
+    }
     // Gone: it ends as its worker reported before the restart, or LOST (retried) when it did not.
     RunOutcome outcome = decide_run_outcome(report_of(run), ProcessExit{run.pid, -1, 0, false}, run.run_dir);
     if (run.cancel_requested_at > 0 && outcome.state != RunState::Done) outcome = cancelled_outcome();
@@ -109,7 +127,7 @@ bool Coordinator::reattach(const RunRecord& run) {
   const auto stage = store_.get_stage(run.experiment, run.stage);
   jobs_[run.pid] = run.id;
   if (e && stage) running_slots_[run.id] = slots_needed(spec_from_json(e->spec), stage->index);
-  last_seen_[run.id] = now();
+  last_seen_[run.id] = liveness_now();
   unconfirmed_.insert(run.id);
   if (run.cancel_requested_at > 0)  // its cancellation goes on: SIGKILL when the grace period ends
     cancelling_[run.id] = {run.pid, run.cancel_requested_at + options_.cancel_grace_s, false};
@@ -122,9 +140,21 @@ bool Coordinator::reattach(const RunRecord& run) {
   return true;
 }
 
+double Coordinator::liveness_now() const {
+  if (options_.clock) return options_.clock();  // tests: one fake clock
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 void Coordinator::check_liveness(double t) {
+  // A coordinator that was itself stopped (suspended, SIGSTOPped, starved) for a good part of the
+  // timeout has not been listening: nothing it did not receive counts as silence.
+  if (last_liveness_check_ > 0 && t - last_liveness_check_ > options_.heartbeat_timeout_s / 2)
+    for (auto& [id, seen] : last_seen_) seen = std::max(seen, t);
+  last_liveness_check_ = t;
   for (const auto& [pid, id] : jobs_) {
     if (silent_.count(id) || cancelling_.count(id)) continue;
+    // A worker that reported completion may be quiet in MPI_Finalize: its job is not silent.
+    if (const auto run = store_.get_run(id); run && run->report == "done") continue;
     const auto seen = last_seen_.find(id);
     if (seen == last_seen_.end()) {
       last_seen_[id] = t;
@@ -170,6 +200,8 @@ SweepSubmitResult Coordinator::submit_sweep(const SweepSubmission& submission) {
   for (std::size_t i = 0; i < submission.cells.size(); ++i) {
     const SweepSubmission::Cell& c = submission.cells[i];
     if (!names.insert(c.name).second) throw SpecError("sweep", "two cells are named '" + c.name + "'");
+    if (store_.get_sweep(c.name))
+      throw NameTakenError("sweep cell " + c.name + ": a sweep has that name (submit with --name NEW)");
     Submission one{submission.source, c.spec, c.name, submission.priority};
     try {
       // Cells queue in sweep order: each is submitted a microsecond after the one before.
@@ -286,10 +318,14 @@ std::vector<std::string> Coordinator::cancel_sweep(const std::string& name) {
     const std::string experiment = cell.value("experiment", std::string());
     const auto e = store_.get_experiment(experiment);
     if (!e || !is_active(e->state)) continue;
-    for (std::string& run : cancel_locked(experiment, "")) signalled.push_back(std::move(run));
-    ++cancelled;
+    try {  // one cell that cannot be cancelled (already cancelling) must not stop the others
+      for (std::string& run : cancel_locked(experiment, "")) signalled.push_back(std::move(run));
+      ++cancelled;
+    } catch (const ConflictError& ex) {
+      log::info("sweep " + name + ": " + ex.what());
+    }
   }
-  if (cancelled == 0) throw ConflictError("sweep " + name + " has no running or waiting cell to cancel");
+  if (cancelled == 0) throw ConflictError("sweep " + name + " has no running or waiting cell left to cancel");
   return signalled;
 }
 
@@ -302,10 +338,14 @@ std::vector<std::string> Coordinator::resume_sweep(const std::string& name) {
     const std::string experiment = cell.value("experiment", std::string());
     const auto e = store_.get_experiment(experiment);
     if (!e || is_active(e->state) || e->state == RunState::Done) continue;
-    resume_locked(experiment);
-    resumed.push_back(experiment);
+    try {  // a cell that cannot start again must not keep the others stopped
+      resume_locked(experiment);
+      resumed.push_back(experiment);
+    } catch (const ConflictError& ex) {
+      log::warn("sweep " + name + ": " + ex.what());
+    }
   }
-  if (resumed.empty()) throw ConflictError("sweep " + name + " has no stopped cell to resume");
+  if (resumed.empty()) throw ConflictError("sweep " + name + " has no stopped cell that can resume");
   return resumed;
 }
 
@@ -316,19 +356,33 @@ void Coordinator::remove(const std::string& name, bool files) {
   if (sweep) {
     for (const auto& cell : sweep->cells) experiments.push_back(cell.value("experiment", std::string()));
   } else if (store_.get_experiment(name)) {
+    for (const SweepRecord& s : store_.list_sweeps())  // a sweep's cells go with their sweep
+      for (const auto& cell : s.cells)
+        if (cell.value("experiment", std::string()) == name)
+          throw ConflictError("experiment " + name + " is a cell of sweep " + s.name + "; delete the sweep");
     experiments.push_back(name);
   } else {
     throw NotFoundError("no experiment or sweep named '" + name + "'");
   }
-  for (const std::string& experiment : experiments)
+  // Each experiment's stage directories (runs/<experiment>/<stage>), named from the store: never
+  // anything else under runs/ (runs/data holds every experiment's shared data).
+  std::map<std::string, std::vector<std::string>> stage_dirs;
+  for (const std::string& experiment : experiments) {
     if (const auto e = store_.get_experiment(experiment); e && is_active(e->state))
       throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + "; cancel it first");
+    if (!valid_name(experiment)) continue;
+    for (const StageRecord& s : store_.list_stages(experiment))
+      if (valid_name(s.name)) stage_dirs[experiment].push_back(options_.runs_root + "/" + experiment + "/" + s.name);
+  }
   if (sweep) store_.delete_sweep(name);
   else store_.delete_experiment(name);
-  for (const std::string& experiment : experiments) {
+  for (const auto& [experiment, dirs] : stage_dirs) {
     std::error_code ec;
-    if (files) std::filesystem::remove_all(options_.runs_root + "/" + experiment, ec);
-    if (ec) log::warn("experiment " + experiment + ": cannot remove its run directories: " + ec.message());
+    for (const std::string& dir : dirs)
+      if (files && !ec) std::filesystem::remove_all(dir, ec);
+    if (files && !ec) std::filesystem::remove(options_.runs_root + "/" + experiment, ec);  // only if now empty
+    if (ec && ec != std::errc::directory_not_empty)
+      log::warn("experiment " + experiment + ": cannot remove its run directories: " + ec.message());
     log::info("experiment " + experiment + ": deleted from the store" + (files ? " with its run directories" : ""));
   }
 }
@@ -377,15 +431,8 @@ std::vector<std::string> Coordinator::cancel_locked(const std::string& experimen
 void Coordinator::tick() {
   std::lock_guard<std::mutex> lock(mu_);
   const double t = now();
-  for (auto& [id, c] : cancelling_)  // the grace period of a cancellation is over: SIGKILL
-    if (!c.killed && t >= c.kill_at && jobs_.count(c.pid)) {
-      log::warn("run " + id + ": still running " + std::to_string(static_cast<int>(options_.cancel_grace_s)) +
-                " s after SIGUSR1; SIGKILL to mpirun (pid " + std::to_string(c.pid) + ")");
-      executor_.signal(c.pid, SIGKILL);
-      c.killed = true;
-    }
-  check_liveness(t);
-  // One failure (a store or file error) must not strand the other exits of the batch.
+  // Exits first, so that no signal below goes to a job that has already ended. One failure (a
+  // store or file error) must not strand the other exits of the batch.
   for (const ProcessExit& exit : executor_.poll_exits()) {
     try {
       reap(exit);
@@ -394,6 +441,15 @@ void Coordinator::tick() {
                  " ended, but recording its run's outcome failed: " + ex.what());
     }
   }
+  for (auto& [id, c] : cancelling_) {  // the grace period of a cancellation is over: SIGKILL
+    const auto job = jobs_.find(c.pid);
+    if (c.killed || t < c.kill_at || job == jobs_.end() || job->second != id) continue;
+    log::warn("run " + id + ": still running " + std::to_string(static_cast<int>(options_.cancel_grace_s)) +
+              " s after SIGUSR1; SIGKILL to mpirun (pid " + std::to_string(c.pid) + ")");
+    executor_.signal(c.pid, SIGKILL);
+    c.killed = true;
+  }
+  check_liveness(liveness_now());
   // Experiments by priority, then in submission order, so that slots go to them in that order.
   for (const QueueKey& key : queued_) to_schedule_.insert(std::get<2>(key));
   std::vector<QueueKey> pending;
@@ -618,7 +674,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   run.coord = options_.zmq_endpoint;
   store_.put_run(run);
   jobs_[run.pid] = run.id;
-  last_seen_[run.id] = now();
+  last_seen_[run.id] = liveness_now();
   return run.id;
 }
 
@@ -637,17 +693,22 @@ void Coordinator::reap(const ProcessExit& exit) {
   const auto job = jobs_.find(exit.pid);
   if (job == jobs_.end()) return;
   const std::string run_id = job->second;
+  // Everything this process kept about the job goes now, whatever happens below.
   jobs_.erase(job);
+  cancelling_.erase(run_id);
+  last_seen_.erase(run_id);
+  unconfirmed_.erase(run_id);
+  const bool silent = silent_.erase(run_id) > 0;
   auto run = store_.get_run(run_id);
   if (!run || !is_active(run->state)) {
+    running_slots_.erase(run_id);
     log::warn("run " + run_id + ": its job ended but the run is no longer active; ignored");
     return;
   }
   RunOutcome outcome = decide_run_outcome(report_of(*run), exit, run->run_dir);
-  cancelling_.erase(run_id);
   if (run->cancel_requested_at > 0 && outcome.state != RunState::Done)  // finished anyway: done stays done
     outcome = cancelled_outcome();
-  if (silent_.erase(run_id) && run->report.empty())
+  else if (silent && run->report.empty())
     outcome = {RunState::Lost,
                "its worker sent nothing for " + std::to_string(static_cast<int>(options_.heartbeat_timeout_s)) +
                    " s (heartbeat timeout); the job was killed",
@@ -729,7 +790,7 @@ Message Coordinator::handle(const Message& m) {
       return error_reply(m.run,
                          "run " + run->id + " is already " + to_string(run->state) + " and accepts no more messages");
     }
-    last_seen_[run->id] = now();
+    last_seen_[run->id] = liveness_now();
     if (unconfirmed_.erase(run->id))
       log::info("run " + run->id + ": a '" + protocol::to_string(m.type) +
                 "' message from its worker confirms the re-attached job; accepting what it buffered");
@@ -848,7 +909,7 @@ Message Coordinator::on_checkpoint(const Message& m, RunRecord run) {
   run.checkpoint = m.body.at("path").get<std::string>();
   store_.put_run(run);
   log::info("run " + run.id + ": checkpoint at step " + std::to_string(step) + ": " + run.checkpoint);
-  return ack(run, 0);
+  return event_ack(run, Type::Checkpoint);
 }
 
 Message Coordinator::on_report(const Message& m, RunRecord run) {
@@ -886,7 +947,7 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
   }
   if (!keep_earlier) run.report = to_string(info.kind);
   store_.put_run(run);
-  return ack(run, 0);
+  return event_ack(run, m.type);
 }
 
 // ---- queries -----------------------------------------------------------------------------------
@@ -939,10 +1000,14 @@ std::optional<SweepView> Coordinator::sweep(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto sweep = store_.get_sweep(name);
   if (!sweep) return std::nullopt;
+  // sweep.cells[i] and cells[i] stay paired: a cell whose experiment is missing is left out of both.
   SweepView v{*sweep, {}};
+  v.sweep.cells = nlohmann::json::array();
   for (const auto& cell : sweep->cells)
-    if (const auto e = store_.get_experiment(cell.value("experiment", std::string())))
+    if (const auto e = store_.get_experiment(cell.value("experiment", std::string()))) {
+      v.sweep.cells.push_back(cell);
       v.cells.push_back(view_locked(*e));
+    }
   return v;
 }
 

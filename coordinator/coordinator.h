@@ -210,8 +210,11 @@ class Coordinator {
   std::vector<std::string> cancel_locked(const std::string& experiment, const std::string& stage);
   // Re-attaches an active run's job after a restart; false when it is gone.
   bool reattach(const RunRecord& run);
-  // SIGKILLs the jobs whose workers have been silent for heartbeat_timeout_s.
+  // SIGKILLs the jobs whose workers have been silent for heartbeat_timeout_s (t: liveness_now()).
   void check_liveness(double t);
+  // Seconds on a clock that never jumps (steady), or the test clock when one is given.
+  double liveness_now() const;
+  double last_liveness_check_ = 0;
   ExperimentView view_locked(const ExperimentRecord& e) const;
   // view.waiting: what each pending, not yet started stage waits for.
   void waiting_reasons(const ExperimentRecord& e, ExperimentView& view) const;

@@ -154,7 +154,7 @@ HttpResponse act(Coordinator& coordinator, const std::string& what, bool sweep, 
     return reply(200,
                  {{"experiment", name}, {"signalled", coordinator.cancel(name, body.value("stage", std::string()))}});
   } catch (const json::exception& ex) {
-    return fail(400, std::string("the body is not valid JSON: ") + ex.what());
+    return fail(400, std::string("malformed request body: ") + ex.what());
   } catch (const NotFoundError& ex) {
     return fail(404, ex.what());
   } catch (const ConflictError& ex) {

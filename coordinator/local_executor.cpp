@@ -239,6 +239,10 @@ std::string local_process_identity(ProcessId pid) {
 
 void LocalExecutor::signal(ProcessId pid, int sig) {
   if (!children_.count(pid) && !adopted_.count(pid)) return;
+  // An adopted job is not our child: its pid may have been reaped and reused since poll_exits.
+  if (const auto adopted = adopted_.find(pid);
+      adopted != adopted_.end() && local_process_identity(pid) != adopted->second)
+    return;
   if (::kill(static_cast<pid_t>(pid), sig) != 0 && errno != ESRCH)
     log::warn("kill(" + std::to_string(pid) + ", " + std::to_string(sig) + "): " + std::strerror(errno));
   // SIGKILL ends the job's whole session (mpirun leads it: setsid), so that no rank outlives a

@@ -299,7 +299,10 @@ CompareOptions compare_options(const cli::Args& a) {
 
 int cmd_compare(const cli::Args& a) {
   std::vector<std::string> axes;
-  std::cout << format_comparison(gather_results(a, a.positional, axes), compare_options(a));
+  const std::vector<ResultCell> cells = gather_results(a, a.positional, axes);
+  CompareOptions o = compare_options(a);
+  o.axes = axes;
+  std::cout << format_comparison(cells, o);
   return 0;
 }
 
@@ -369,6 +372,7 @@ int follow_sweep(Coordinator& coordinator, const std::string& name) {
       }
       CompareOptions o;
       o.now = log::now_seconds();
+      o.axes = view->sweep.axes;
       try {
         std::printf("%s", format_comparison(cells, o).c_str());
       } catch (const Error& e) {

@@ -32,10 +32,20 @@ struct Axis {
   std::vector<Position> positions;                     // where each key's array was written
 };
 
-// The keys of a table in the order they were written (toml++ orders them by name).
+// The keys of a table in the order they were written (toml++ orders them by name). Unquoted dotted
+// keys (`recipe.ema.decay = [...]`) parse as nested tables: they come back as one dotted key.
+void collect_keys(const toml::table& t, const std::string& prefix,
+                  std::vector<std::pair<std::string, const toml::node*>>& out) {
+  for (auto&& [key, node] : t) {
+    const std::string name = prefix + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) collect_keys(*sub, name + ".", out);
+    else out.emplace_back(name, &node);
+  }
+}
+
 std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml::table& t) {
   std::vector<std::pair<std::string, const toml::node*>> out;
-  for (auto&& [key, node] : t) out.emplace_back(std::string(key.str()), &node);
+  collect_keys(t, "", out);
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return before(a.second->source().begin, b.second->source().begin); });
   return out;
@@ -126,12 +136,13 @@ void deep_merge(toml::table& into, const toml::table& from) {
   }
 }
 
-// Where each key under [sweep.common] was written, by its path in the experiment ("recipe.ema.warmup").
+// Where each value under [sweep.common] was written, by its path in the experiment
+// ("recipe.ema.warmup"). Values only: a table path would also claim the base file's keys under it.
 void common_positions(const toml::table& t, const std::string& path, std::map<std::string, Position>& out) {
   for (auto&& [key, node] : t) {
     const std::string here = path.empty() ? std::string(key.str()) : path + "." + std::string(key.str());
-    out[here] = node.source().begin;
     if (const auto* sub = node.as_table()) common_positions(*sub, here, out);
+    else out[here] = node.source().begin;
   }
 }
 

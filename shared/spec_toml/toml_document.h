@@ -17,8 +17,8 @@ std::string read_experiment_text(const std::string& path);
 toml::table parse_toml_text(const std::string& text, const std::string& source_name);
 
 // A document -> validated spec: the family's recipe defaults first, then the document's keys.
-// Errors name source_name:line:column of the key (nodes keep the position they were parsed at, so
-// a value copied in from elsewhere points at where it was written). A [sweep] table is an error.
+// Errors name source_name:line:column of the key; a node that toml++ copied has no position (its
+// copies drop it), and such errors point at source_name:1:1. A [sweep] table is an error.
 ExperimentSpec parse_experiment_table(const toml::table& root, const std::string& source_name);
 
 }  // namespace ldm

@@ -124,6 +124,20 @@ TEST_CASE("compare: columns by a key, md and csv that parse back, clear errors")
   CHECK_THROWS_WITH_AS(format_comparison(sample(), none), doctest::Contains("has the metric 'clip_score'"), Error);
 }
 
+TEST_CASE("compare: rows default to the sweep's first non-seed axis; a key no experiment has is refused") {
+  CompareOptions o;
+  o.format = "json";
+  o.axes = {"seed", "stage.0.batch_size"};  // not the values' alphabetical first key, recipe.family
+  CHECK(json::parse(format_comparison(sample(), o)).at("rows_key") == "stage.0.batch_size");
+  CompareOptions typo;
+  typo.rows = "recipe.famly";
+  CHECK_THROWS_WITH_AS(format_comparison(sample(), typo), doctest::Contains("--rows recipe.famly: no experiment has"),
+                       Error);
+  typo.rows = "";
+  typo.cols = "nope";
+  CHECK_THROWS_WITH_AS(format_comparison(sample(), typo), doctest::Contains("--cols nope"), Error);
+}
+
 TEST_CASE("export: every point once, with experiment, values, stage, attempt and step, as csv and jsonl") {
   const std::vector<ResultCell> cells = sample();
   std::size_t total = 0;

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "coordinator/coordinator.h"
@@ -451,20 +452,24 @@ TEST_CASE("restart: a cancellation in progress goes on, and its run ends cancell
 
 TEST_CASE("liveness: a job silent for the heartbeat timeout is killed, lost and retried; any message counts") {
   Fixture f;
+  // The coordinator ticks every 50 ms; here every 10 s of the fake clock.
+  const auto advance = [&](double seconds) {
+    for (double left = seconds; left > 0; left -= 10) {
+      f.clock += std::min(10.0, left);
+      f.coord->tick();
+    }
+  };
   const RunRecord r = f.submit("exp1", /*max_attempts=*/2);
-  f.clock += 299;  // launched, no hello yet: within the timeout
-  f.coord->tick();
+  advance(299);  // launched, no hello yet: within the timeout
   CHECK(f.executor.signals.empty());
   f.hello(r);
-  f.clock += 200;
+  advance(200);
   f.send(Type::Heartbeat, r, {{"step", 3}});
-  f.clock += 200;
+  advance(200);
   f.metrics(r, 1, 5, 0.9);
-  f.clock += 299;
-  f.coord->tick();
+  advance(299);
   CHECK(f.executor.signals.empty());
-  f.clock += 2;  // 301 s after the last message
-  f.coord->tick();
+  advance(2);  // 301 s after the last message
   f.coord->tick();
   REQUIRE(f.executor.signals.size() == 1);  // once
   CHECK(f.executor.signals[0] == std::make_pair(r.pid, SIGKILL));
@@ -476,10 +481,55 @@ TEST_CASE("liveness: a job silent for the heartbeat timeout is killed, lost and 
   REQUIRE(f.executor.launches.size() == 2);
   CHECK(f.executor.launches[1].run_id == "exp1.train.a2");
   // A job that never says hello is killed too.
-  f.clock += 301;
-  f.coord->tick();
+  advance(301);
   REQUIRE(f.executor.signals.size() == 2);
   CHECK(f.executor.signals[1] == std::make_pair(f.run("exp1.train.a2").pid, SIGKILL));
+}
+
+TEST_CASE("liveness: a coordinator that was itself stopped does not count its own gap; a worker done is not silent") {
+  Fixture f;
+  const RunRecord quiet = f.submit("exp1", /*max_attempts=*/2);
+  f.hello(quiet);
+  const RunRecord done = f.submit("exp2", /*max_attempts=*/2);
+  f.hello(done);
+  f.send(Type::Done, done, {{"step", 20}});  // then quiet in MPI_Finalize
+  f.coord->tick();
+  f.clock += 3600;  // the coordinator was suspended for an hour
+  f.coord->tick();
+  CHECK(f.executor.signals.empty());
+  for (int i = 0; i < 31; ++i) {  // then it listens again: 310 s of silence
+    f.clock += 10;
+    f.coord->tick();
+  }
+  REQUIRE(f.executor.signals.size() == 1);
+  CHECK(f.executor.signals[0] == std::make_pair(quiet.pid, SIGKILL));  // not the one that reported done
+}
+
+TEST_CASE("restart: a run without a recorded job identity (written before schema 4) is lost, not retried") {
+  Fixture f;
+  RunRecord r = f.submit("exp1", /*max_attempts=*/3);
+  f.hello(r);
+  r = f.run(r.id);
+  r.job.clear();
+  f.store->put_run(r);
+  f.coord.reset();
+  f.executor.alive = {r.pid};
+  f.coord = f.make_coordinator();
+  f.coord->tick();
+  CHECK(f.run(r.id).state == RunState::Lost);
+  CHECK(f.run(r.id).error.find("could not be re-attached") != std::string::npos);
+  CHECK(f.executor.launches.size() == 1);  // no second attempt beside a job that may still run
+  CHECK(f.experiment().state == RunState::Lost);
+}
+
+TEST_CASE("event acks name their event, so a late ack of an earlier event is told apart") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  const Message checkpoint = f.send(Type::Checkpoint, r, {{"step", 5}, {"path", "/c/step-0000005"}});
+  CHECK(checkpoint.body.at("event") == "checkpoint");
+  CHECK(checkpoint.body.at("seq") == 0);
+  CHECK(f.send(Type::Done, r, {{"step", 20}}).body.at("event") == "done");
 }
 
 TEST_CASE("a submitted experiment whose first run was never created is launched after a restart") {

@@ -477,6 +477,7 @@ TEST_CASE("sweeps: all cells stored at once and queued in sweep order; cancel, r
   CHECK(view->cells[1].waiting.at("pre").rfind("slots:", 0) == 0);
   CHECK_THROWS_AS(f.coord->submit_sweep(two_cell_sweep("sw")), NameTakenError);
   CHECK_THROWS_AS(f.coord->remove("sw", false), ConflictError);  // still running
+  CHECK_THROWS_WITH_AS(f.coord->remove("sw-s2", false), doctest::Contains("is a cell of sweep sw"), ConflictError);
   CHECK(f.coord->cancel_sweep("sw") == std::vector<std::string>{"sw-s1.pre.a1"});
   CHECK(f.experiment_state("sw-s2") == RunState::Cancelled);  // never started
   f.send(Type::Preempted, f.run("sw-s1.pre.a1"), {{"step", 3}, {"checkpoint", "/c"}});

@@ -40,6 +40,8 @@ void redirect_output(int rank) {
 // acknowledge its report: long enough for a coordinator to be restarted (the points and the
 // report would otherwise be lost, and the run retried from its last checkpoint). [ours]
 constexpr double kFinalWait = 600.0;
+// After that wait ran out (no coordinator came back), the report gets this long only. [ours]
+constexpr double kAbsentWait = 30.0;
 
 int cmd_train(const cli::Args& a) {
   auto comm = make_mpi_communicator(nullptr, nullptr);
@@ -83,17 +85,19 @@ int cmd_train(const cli::Args& a) {
       const nlohmann::json results = eval::run_eval_stage(ctx, *comm, reporter.get());
       if (reporter) {
         const int64_t last = results.empty() ? 0 : results.back().at("step").get<int64_t>();
-        if (!reporter->flush(last, kFinalWait))
+        const bool flushed = reporter->flush(last, kFinalWait);
+        if (!flushed)
           log::error("the coordinator did not acknowledge every metric batch; the points are in sent.jsonl");
         reporter->send_event(protocol::Type::Done, {{"step", last}, {"summary", {{"evaluations", results}}}},
-                             kFinalWait);
+                             flushed ? kFinalWait : kAbsentWait);
       }
       comm->barrier();
       return 0;
     }
     StageResult r = train_stage(ctx, *comm, reporter.get());
     if (reporter) {
-      if (!reporter->flush(r.steps, kFinalWait))
+      const bool flushed = reporter->flush(r.steps, kFinalWait);
+      if (!flushed)
         log::error("the coordinator did not acknowledge " + std::to_string(reporter->unacked_batches()) +
                    " metric batches; their points are in sent.jsonl");
       nlohmann::json summary = {{"final_loss", r.final_loss},
@@ -102,8 +106,11 @@ int cmd_train(const cli::Args& a) {
                                 {"param_checksum", r.param_checksum},
                                 {"checkpoint", r.checkpoint}};
       if (r.preempted)
-        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}}, kFinalWait);
-      else reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}}, kFinalWait);
+        reporter->send_event(protocol::Type::Preempted, {{"step", r.steps}, {"checkpoint", r.checkpoint}},
+                             flushed ? kFinalWait : kAbsentWait);
+      else
+        reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}},
+                             flushed ? kFinalWait : kAbsentWait);
     }
     comm->barrier();
     return 0;

@@ -1,6 +1,8 @@
 #include "worker/train/reporter.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <zmq.hpp>
@@ -41,6 +43,11 @@ Reporter::~Reporter() {
 }
 
 void Reporter::heartbeat_loop() {
+  // Signals (SIGUSR1: preemption) belong to the training thread; here they would only interrupt
+  // ZeroMQ calls.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   try {
     zmq::socket_t sock(*ctx_, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);  // a heartbeat left unsent at exit does not matter
@@ -144,7 +151,9 @@ bool Reporter::receive(int wait_ms) {
     if (reply.type != protocol::Type::Ack) continue;
     const auto seq = reply.body.at("seq").get<uint64_t>();
     if (seq == 0) {  // events are acked with seq 0 (heartbeats have a socket of their own)
-      event_acked = true;
+      // A late ack of an earlier, re-sent event (it names its event) is not the awaited one's.
+      const std::string event = reply.body.value("event", std::string());
+      if (event.empty() || awaited_event_.empty() || event == awaited_event_) event_acked = true;
       continue;
     }
     for (auto it = inflight_.begin(); it != inflight_.end(); ++it)
@@ -203,6 +212,7 @@ bool Reporter::flush(int64_t step, double timeout_s) {
 }
 
 bool Reporter::send_event(protocol::Type type, nlohmann::json body, double timeout_s) {
+  awaited_event_ = protocol::to_string(type);
   const std::string frame = protocol::encode(protocol::make(type, run_, token_, std::move(body)));
   send_frame(frame);
   const double deadline = log::now_seconds() + timeout_s;

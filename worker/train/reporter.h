@@ -82,6 +82,7 @@ class Reporter {
   nlohmann::json pending_ = nlohmann::json::array();
   double last_send_ = 0;
   std::deque<Batch> inflight_;
+  std::string awaited_event_;  // the event send_event waits to see acknowledged
   int sent_log_fd_ = -1;
   std::string sent_log_path_;
 

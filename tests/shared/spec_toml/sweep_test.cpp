@@ -121,6 +121,13 @@ TEST_CASE("a swept family without a preset gets its card's default preset") {
   CHECK(s.cells[0].name == "grid-pixart");
 }
 
+TEST_CASE("unquoted dotted keys in [sweep.grid] are the same dotted key") {
+  const SweepSpec s = sweep("\n[sweep.grid]\nrecipe.conditioning.alpha = [0.5, 2]\n");
+  CHECK(s.axes == std::vector<std::string>{"recipe.conditioning.alpha"});
+  REQUIRE(s.cells.size() == 2);
+  CHECK(s.cells[1].spec.recipe.conditioning.alpha == 2.0);
+}
+
 TEST_CASE("cell names too long for 64 characters keep a readable prefix and a hash of the values") {
   const std::string long_name(60, 'x');
   const std::string a = ldm::sweep_cell_name(long_name, {"alpha0p5"}, json{{"a", 0.5}});

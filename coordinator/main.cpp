@@ -597,7 +597,7 @@ cli::Program program() {
         cmd_serve},
        {"submit",
         {"FILE"},
-        "Validate an experiment file and submit it to the running coordinator.",
+        "Validate an experiment file (a sweep: every cell) and submit it to the running coordinator.",
         {kNameFlag,
          cli::integer("priority", "N",
                       "its ready stages take free slots before those of lower-priority experiments (default 0)",
@@ -651,7 +651,8 @@ cli::Program program() {
        {"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}, cmd_presets},
        {"run",
         {"FILE"},
-        "Run one experiment in-process (coordinator on ephemeral ports) until it ends; exit 0 if done.",
+        "Run one experiment, or a sweep of them, in-process (coordinator on ephemeral ports) until it ends; a sweep "
+        "ends with its comparison table; exit 0 if everything is done.",
         {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_run}}};
 }

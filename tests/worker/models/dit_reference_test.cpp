@@ -11,6 +11,7 @@
 #include <string>
 
 #include "tests/support/python_reference.h"
+#include "tests/worker/models/reference_forward.h"
 #include "worker/io/pt_reader.h"
 #include "worker/models/dit.h"
 
@@ -54,14 +55,6 @@ ldm::models::DiTConfig tiny_config(int64_t h, int64_t w) {
   return c;
 }
 
-// Every parameter and buffer of `model` by its state-dict name.
-std::map<std::string, torch::Tensor> our_state(torch::nn::Module& model) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& p : model.named_parameters()) out[p.key()] = p.value();
-  for (const auto& b : model.named_buffers()) out[b.key()] = b.value();
-  return out;
-}
-
 std::set<std::string> keys(const std::map<std::string, torch::Tensor>& m) {
   std::set<std::string> out;
   for (const auto& kv : m) out.insert(kv.first);
@@ -70,20 +63,6 @@ std::set<std::string> keys(const std::map<std::string, torch::Tensor>& m) {
 
 std::map<std::string, torch::Tensor> load(const std::string& file) {
   return ldm::worker::load_pt_state_dict((fixture().dir / file).string());
-}
-
-// Copies the reference state dict into `model` by name; the key sets and shapes must be equal.
-void load_reference_weights(ldm::models::DiT& model, const std::map<std::string, torch::Tensor>& reference) {
-  auto ours = our_state(model);
-  REQUIRE(keys(ours) == keys(reference));
-  torch::NoGradGuard no_grad;
-  for (auto& [name, t] : ours) {
-    CAPTURE(name);
-    const auto& r = reference.at(name);
-    REQUIRE(t.sizes() == r.sizes());
-    REQUIRE((r.scalar_type() == torch::kFloat32));
-    t.copy_(r);
-  }
 }
 
 struct Case {
@@ -100,7 +79,7 @@ TEST_CASE("DiT's state-dict keys and shapes equal the reference implementation's
     const std::string case_name = c.name;
     CAPTURE(case_name);
     ldm::models::DiT model(ref::tiny_config(c.h, c.w));
-    auto ours = ref::our_state(model);
+    auto ours = ldm::testing::module_state(model);
     auto reference = ref::load(std::string("dit_") + c.name + ".pt");
     std::set<std::string> only_ours, only_reference;
     for (const auto& k : ref::keys(ours))
@@ -125,7 +104,7 @@ TEST_CASE("DiT's fixed sin-cos positional embedding equals the reference's on sq
     ldm::models::DiT model(ref::tiny_config(c.h, c.w));
     auto gen = at::detail::createCPUGenerator(7);
     model.initialize(gen);
-    const auto ours = ref::our_state(model).at("pos_embed");
+    const auto ours = ldm::testing::module_state(model).at("pos_embed");
     const auto reference = ref::load(std::string("dit_") + c.name + ".pt").at("pos_embed");
     REQUIRE(ours.sizes() == reference.sizes());
     CHECK((ours - reference).abs().max().item<double>() <= 1e-6);
@@ -138,22 +117,10 @@ TEST_CASE("DiT forward with reference weights matches the independent Python ref
     const std::string case_name = c.name;
     CAPTURE(case_name);
     ldm::models::DiT model(ref::tiny_config(c.h, c.w));
-    ref::load_reference_weights(model, ref::load(std::string("dit_") + c.name + ".pt"));
+    ldm::testing::load_reference_weights(model, ref::load(std::string("dit_") + c.name + ".pt"));
     model.eval();
     const auto io = ref::load(std::string("io_") + c.name + ".pt");
-    const auto& expected = io.at("out");  // float64 forward of the same float32 weights
-    REQUIRE((expected.scalar_type() == torch::kFloat64));
-    // Non-trivial: the reference output is far from zero (adaLN and output layers are random).
-    REQUIRE(expected.abs().max().item<double>() > 0.5);
-
     torch::NoGradGuard no_grad;
-    const auto out = model.forward(io.at("x"), io.at("t"), io.at("y"));
-    REQUIRE(out.sizes() == expected.sizes());
-    const double diff = (out.to(torch::kFloat64) - expected).abs().max().item<double>();
-    const double diff_f32 = (out - io.at("out_f32")).abs().max().item<double>();
-    MESSAGE(case_name, ": max |ours - reference(float64)| = ", diff, ", max |ours - reference(float32)| = ", diff_f32,
-            ", max |reference| = ", expected.abs().max().item<double>());
-    CHECK(diff <= 1e-4);
-    CHECK(diff_f32 <= 1e-4);
+    ldm::testing::check_reference_output(case_name, model.forward(io.at("x"), io.at("t"), io.at("y")), io);
   }
 }

@@ -21,9 +21,10 @@ enum class Sampler { Ddpm, Ddim, Euler, Heun, DpmPP2M };
 enum class Spacing { Uniform, Leading, Trailing, Quadratic };
 enum class ControlMode { None, Sdxl, Proposed };
 enum class TextPadding { Zero, Replicate, NoisyReplicate };
-enum class ProcessKind { VpLinear, VpCosine, Flow };
+enum class ProcessKind { VpLinear, VpScaledLinear, VpCosine, Flow };
 enum class Objective { Eps, V, Flow };
 enum class TimeSampling { Uniform, LogitNormal };
+enum class GuidanceSchedule { Constant, PowerCosine };
 enum class OptimizerKind { AdamW, Adan };
 enum class PosEmbedResampling { Extrapolate, Interpolate, RectifiedGrid };
 enum class GridConvention { Center, Corners, Origin };
@@ -65,8 +66,10 @@ struct Choices<TextPadding> {
 template <>
 struct Choices<ProcessKind> {
   static constexpr const char* what = "noise process";
-  static constexpr std::pair<ProcessKind, const char*> table[] = {
-      {ProcessKind::VpLinear, "vp-linear"}, {ProcessKind::VpCosine, "vp-cosine"}, {ProcessKind::Flow, "flow"}};
+  static constexpr std::pair<ProcessKind, const char*> table[] = {{ProcessKind::VpLinear, "vp-linear"},
+                                                                  {ProcessKind::VpScaledLinear, "vp-scaled-linear"},
+                                                                  {ProcessKind::VpCosine, "vp-cosine"},
+                                                                  {ProcessKind::Flow, "flow"}};
 };
 template <>
 struct Choices<Objective> {
@@ -79,6 +82,12 @@ struct Choices<TimeSampling> {
   static constexpr const char* what = "training-time distribution";
   static constexpr std::pair<TimeSampling, const char*> table[] = {{TimeSampling::Uniform, "uniform"},
                                                                    {TimeSampling::LogitNormal, "logit-normal"}};
+};
+template <>
+struct Choices<GuidanceSchedule> {
+  static constexpr const char* what = "guidance schedule";
+  static constexpr std::pair<GuidanceSchedule, const char*> table[] = {{GuidanceSchedule::Constant, "constant"},
+                                                                       {GuidanceSchedule::PowerCosine, "power-cosine"}};
 };
 template <>
 struct Choices<OptimizerKind> {

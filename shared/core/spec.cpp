@@ -104,11 +104,21 @@ void validate_settings(const ExperimentSpec& spec) {
   if (d.t_sampling == TimeSampling::LogitNormal && d.process != ProcessKind::Flow)
     throw SpecError("recipe.diffusion.t_sampling",
                     "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
+  // Learned sigma is on by default in the DiT, mDT-v2 and PixArt-α recipes: say how to turn it off.
+  const std::string sigma_default = recipe_defaults(spec.recipe.family).learn_sigma
+                                        ? " (the " + spec.recipe.family + " recipe learns sigma by default)"
+                                        : "";
   if (spec.recipe.learn_sigma && d.process == ProcessKind::Flow)
     throw SpecError("recipe.learn_sigma",
-                    "learned variance (DiT's hybrid loss) needs a discrete VP process, not 'flow'");
+                    "learned variance (DiT's hybrid loss) needs a discrete VP process, not "
+                    "'flow'" +
+                        sigma_default + "; set learn_sigma = false in [recipe]");
   if (spec.recipe.learn_sigma && d.objective != Objective::Eps)
-    throw SpecError("recipe.learn_sigma", "learned variance (DiT's hybrid loss) is defined for objective = 'eps'");
+    throw SpecError("recipe.learn_sigma",
+                    "learned variance (DiT's hybrid loss) is defined for objective = 'eps', "
+                    "not '" +
+                        std::string(choice_name(d.objective)) + "'" + sigma_default +
+                        "; set learn_sigma = false in [recipe]");
 }
 
 // Does the sparse override object hold the dotted key path ("recipe.diffusion.shift")?
@@ -429,7 +439,10 @@ void validate(const ExperimentSpec& spec) {
 RecipeSpec recipe_defaults(const std::string& family, const std::string& optimizer) {
   RecipeSpec r;
   r.family = family;
-  if (const RecipeCard* card = find_recipe_card(family); card && card->defaults) card->defaults(r);
+  if (const RecipeCard* card = find_recipe_card(family)) {
+    const nlohmann::json patch = recipe_defaults_table(*card, "recipe");
+    if (!patch.empty()) read_recipe_table(patch, "recipe", r);
+  }
   const std::optional<OptimizerKind> kind = choice_from_name<OptimizerKind>(optimizer);
   if (kind && *kind != r.optimizer.name) {
     const OptimizerSpec plain;  // AdamW's defaults

@@ -57,9 +57,9 @@ struct AutoencoderSpec {
 };
 
 struct DiffusionSpec {
-  ProcessKind process = ProcessKind::VpLinear;  // vp-linear (DDPM/DiT) | vp-cosine | flow (rectified flow, SD3)
+  ProcessKind process = ProcessKind::VpLinear;  // vp-linear (DDPM/DiT) | vp-scaled-linear (LDM) | vp-cosine | flow
   std::int64_t timesteps = 1000;                // discrete VP training timesteps
-  double beta_start = 1e-4;
+  double beta_start = 1e-4;                     // the linear schedules' first and last beta
   double beta_end = 0.02;
   Objective objective = Objective::Eps;             // eps | v | flow (velocity ε − x0)
   TimeSampling t_sampling = TimeSampling::Uniform;  // uniform | logit-normal (SD3)
@@ -78,6 +78,8 @@ struct SamplerSpec {
   double eta = 0.0;          // DDIM stochasticity
   double cfg = 1.5;          // semantic guidance scale s_sem (DiT's FID setting [lit])
   double cfg_control = 1.0;  // control guidance scale s_ctrl (used when controls are conditioned)
+  GuidanceSchedule cfg_schedule = GuidanceSchedule::Constant;  // constant | power-cosine (MDT's ramp over time)
+  double cfg_power = 4.0;                                      // power-cosine: the exponent (MDT's scale_pow)
 };
 
 struct EmaSpec {
@@ -127,7 +129,8 @@ struct TextEncoderSpec {
 struct RecipeSpec {
   std::string family = "dit";
   std::string preset = "tiny/2";
-  bool learn_sigma = false;  // DiT's learned-variance output channels (doubles out channels)
+  bool learn_sigma = false;  // DiT's learned-variance output channels (doubles out channels); on in the
+                             // DiT, mDT-v2 and PixArt-α recipes (their cards)
   double mask_ratio = 0.3;   // mDT-v2: fraction of image tokens masked in the masked branch [lit: MDTv2]
   PosEmbedResampling pos_embed_resampling =
       PosEmbedResampling::Interpolate;                     // extrapolate | interpolate | rectified_grid
@@ -249,10 +252,12 @@ void describe(V& v, AutoencoderSpec& s) {
 
 template <class V>
 void describe(V& v, DiffusionSpec& s) {
-  v.field("process", s.process, {"noise process: vp-linear (DDPM/DiT), vp-cosine, flow (rectified flow, SD3)"});
+  v.field("process", s.process,
+          {"noise process: vp-linear (betas linear, DDPM/DiT), vp-scaled-linear (sqrt(beta) linear, LDM), vp-cosine, "
+           "flow (rectified flow, SD3)"});
   v.field("timesteps", s.timesteps, {"discrete VP training timesteps", 2, 100000});
-  v.field("beta_start", s.beta_start, {"first beta of the linear schedule", 1e-8, 0.5});
-  v.field("beta_end", s.beta_end, {"last beta of the linear schedule", 1e-8, 0.999});
+  v.field("beta_start", s.beta_start, {"first beta of the vp-linear and vp-scaled-linear schedules", 1e-8, 0.5});
+  v.field("beta_end", s.beta_end, {"last beta of the vp-linear and vp-scaled-linear schedules", 1e-8, 0.999});
   v.field("objective", s.objective, {"what the network predicts: eps, v, or flow velocity (eps - x0)"});
   v.field("t_sampling", s.t_sampling, {"training timestep distribution"});
   v.field("logit_mean", s.logit_mean, {"logit-normal timestep sampling: mean", -10, 10});
@@ -275,6 +280,17 @@ void describe(V& v, SamplerSpec& s) {
   v.field("eta", s.eta, {"DDIM stochasticity (0 = deterministic)", 0, 1});
   v.field("cfg", s.cfg, {"semantic classifier-free guidance scale (1 = none)", 0, 100});
   v.field("cfg_control", s.cfg_control, {"control guidance scale", 0, 100});
+  FieldMeta since_schedules;  // added after files existed (issue 18): left out of the JSON at their defaults
+  since_schedules.omit_when_default = true;
+  FieldMeta schedule = since_schedules, power = since_schedules;
+  schedule.doc =
+      "how the semantic scale varies over sampling: constant, or power-cosine (MDT: 1 at pure noise rising to cfg "
+      "at the data, 1 + (cfg-1)(1 - cos(pi (1-t)^cfg_power))/2)";
+  power.doc = "power-cosine guidance: the exponent (MDT's scale_pow)";
+  power.lo = 1e-3;
+  power.hi = 100;
+  v.field("cfg_schedule", s.cfg_schedule, schedule);
+  v.field("cfg_power", s.cfg_power, power);
 }
 
 template <class V>

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "shared/core/error.h"
+#include "shared/core/recipes/card.h"
 #include "shared/core/text.h"
 
 namespace ldm {
@@ -219,6 +220,25 @@ void normalise_stage_overrides(ExperimentSpec& spec) {
   }
 }
 
+void read_recipe_table(const json& table, const std::string& path, RecipeSpec& recipe) {
+  JsonReader::read_table(table, path, recipe);
+}
+
+void read_stage_table(const json& table, const std::string& path, StageSpec& stage) {
+  JsonReader::read_table(table, path, stage);
+}
+
+void apply_stage_defaults(ExperimentSpec& spec, const std::function<bool(std::size_t, const std::string&)>& is_set) {
+  const RecipeCard* card = find_recipe_card(spec.recipe.family);
+  if (!card) return;  // validate() names the unknown family
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    if (spec.stages[i].kind == "eval") continue;
+    json patch = recipe_defaults_table(*card, "stage");
+    for (auto it = patch.begin(); it != patch.end();) it = is_set(i, it.key()) ? patch.erase(it) : std::next(it);
+    if (!patch.empty()) read_stage_table(patch, "stage." + std::to_string(i), spec.stages[i]);
+  }
+}
+
 ExperimentSpec spec_from_json(const json& j) {
   ExperimentSpec spec;
   // Start from the family's own recipe defaults; the document's keys override them.
@@ -226,6 +246,10 @@ ExperimentSpec spec_from_json(const json& j) {
       j["recipe"]["family"].is_string())
     spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>(), optimizer_name(j["recipe"]));
   JsonReader::read_table(j, "", spec);
+  apply_stage_defaults(spec, [&](std::size_t i, const std::string& key) {
+    const auto stages = j.find("stage");  // read_table() checked its shape when it has stages
+    return stages != j.end() && i < stages->size() && (*stages)[i].contains(key);
+  });
   normalise_stage_overrides(spec);
   validate(spec);
   return spec;

@@ -500,6 +500,11 @@ ExperimentSpec parse_experiment_table(const toml::table& root, const std::string
     spec.recipe = recipe_defaults(*family, root["recipe"]["optimizer"]["name"].value_or(std::string()));
   TomlReader::read_table(root, "", spec, ctx);
   try {
+    const toml::array* stages = root["stage"].as_array();
+    apply_stage_defaults(spec, [&](std::size_t i, const std::string& key) {
+      const toml::table* t = stages && i < stages->size() ? stages->get(i)->as_table() : nullptr;
+      return t && t->contains(key);
+    });
     normalise_stage_overrides(spec);
     validate(spec);
   } catch (const SpecError& e) {

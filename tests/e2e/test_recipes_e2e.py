@@ -152,6 +152,39 @@ class DescribeEveryFamily(unittest.TestCase):
                     self.assertEqual(out["parameters"], out["analytic_parameters"])
                     self.assertGreater(out["gflops"], 0)
 
+    def test_describe_names_the_source_of_every_default(self):
+        worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
+        published = {"unet": ("vp-scaled-linear", False), "dit": ("vp-linear", True), "mdt": ("vp-linear", True),
+                     "pixart": ("vp-linear", True), "mmdit": ("flow", False), "proposed": ("flow", False)}
+        for family, (process, sigma) in published.items():
+            with self.subTest(family=family):
+                preset = "tiny" if family == "unet" else "tiny/2"
+                proc = subprocess.run([worker, "describe", family, "--preset", preset, "--resolution", "64", "--json"],
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                out = json.loads(proc.stdout)
+                defaults = {d["key"]: d for d in out["defaults"]}
+                self.assertEqual(defaults["recipe.diffusion.process"]["value"], process)
+                self.assertEqual(defaults["recipe.learn_sigma"]["value"], sigma)
+                self.assertEqual(out["learn_sigma"], sigma)  # the model is built with the recipe's output
+                for key in ("recipe.learn_sigma", "recipe.optimizer.name", "recipe.sampler.cfg", "stage.lr"):
+                    self.assertTrue(defaults[key]["from_card"], key)
+                    self.assertTrue(defaults[key]["source"], key)
+                self.assertFalse(defaults["recipe.diffusion.shift"]["from_card"])
+                text = subprocess.run([worker, "describe", family, "--preset", preset, "--resolution", "64"],
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(text.returncode, 0, text.stderr)
+                line = next(l for l in text.stdout.splitlines() if l.strip().startswith("recipe.learn_sigma"))
+                self.assertIn(defaults["recipe.learn_sigma"]["source"], line)
+        # The published parameter count of a paper preset is printed with its source.
+        proc = subprocess.run([worker, "describe", "dit", "--preset", "XL/2", "--json"], capture_output=True,
+                              text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = json.loads(proc.stdout)
+        self.assertEqual(out["published"]["parameters_m"], 675)
+        self.assertIn("Table 4", out["published"]["source"])
+        self.assertLess(abs(out["parameters"] / 1e6 - 675), 0.5)
+
     def test_describe_defaults_to_the_familys_own_preset_and_lists_them_when_unknown(self):
         worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
         # No --preset: the UNet's card default (LDM-4-G), not another family's XL/2.

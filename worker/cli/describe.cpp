@@ -1,9 +1,12 @@
-// `ldm-worker describe FAMILY`: build a model, count its parameters against its recipe card.
+// `ldm-worker describe FAMILY`: build a model, count its parameters against its recipe card (and
+// the published count), and list the family's recipe defaults with their sources.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +31,11 @@ int cmd_describe(const cli::Args& a) {
     throw cli::UsageError(e.detail());
   }
   const PresetInfo& preset = *found;
-  recipe.learn_sigma = a.has("learn-sigma");
+  if (a.has("learn-sigma") && a.has("no-learn-sigma"))
+    throw cli::UsageError("--learn-sigma and --no-learn-sigma contradict each other");
+  recipe.learn_sigma = recipe_defaults(recipe.family).learn_sigma;  // the family's published default
+  if (a.has("learn-sigma")) recipe.learn_sigma = true;
+  if (a.has("no-learn-sigma")) recipe.learn_sigma = false;
   recipe.conditioning.controls = a.choice("controls", ControlMode::None);
   const int64_t resolution = a.integer("resolution", 256);
   const int64_t factor = a.integer("factor", 8);
@@ -53,19 +60,29 @@ int cmd_describe(const cli::Args& a) {
   const ModelShape shape = models::model_shape(g, recipe);
   const int64_t analytic = card->param_count(preset, shape);
   const double gflops = card->gflops(preset, shape);
+  const std::vector<DefaultOrigin> origins = recipe_default_origins(*card);
   if (a.has("json")) {
-    std::cout << nlohmann::json{{"family", recipe.family},
-                                {"preset", recipe.preset},
-                                {"task", task},
-                                {"controls", choice_name(recipe.conditioning.controls)},
-                                {"resolution", resolution},
-                                {"latent", {in_channels, resolution / factor, resolution / factor}},
-                                {"parameters", params},
-                                {"trainable", trainable},
-                                {"analytic_parameters", analytic},
-                                {"gflops", gflops}}
-                     .dump(2)
-              << "\n";
+    nlohmann::json defaults = nlohmann::json::array();
+    for (const DefaultOrigin& o : origins)
+      defaults.push_back({{"key", o.key}, {"value", o.value}, {"source", o.source}, {"from_card", o.from_card}});
+    nlohmann::json out{{"family", recipe.family},
+                       {"preset", recipe.preset},
+                       {"preset_source", preset.source},
+                       {"task", task},
+                       {"controls", choice_name(recipe.conditioning.controls)},
+                       {"learn_sigma", recipe.learn_sigma},
+                       {"resolution", resolution},
+                       {"latent", {in_channels, resolution / factor, resolution / factor}},
+                       {"parameters", params},
+                       {"trainable", trainable},
+                       {"analytic_parameters", analytic},
+                       {"gflops", gflops},
+                       {"defaults", defaults}};
+    if (preset.published_params_m > 0)
+      out["published"] = {{"parameters_m", preset.published_params_m},
+                          {"rounding_m", preset.published_rounding_m},
+                          {"source", preset.published_source}};
+    std::cout << out.dump(2) << "\n";
   } else {
     const std::string cond = task == "class"
                                  ? std::to_string(classes) + " classes"
@@ -75,7 +92,18 @@ int cmd_describe(const cli::Args& a) {
                 (long long)(resolution / factor), cond.c_str(), choice_name(recipe.conditioning.controls));
     std::printf("  parameters  %lld (trainable %lld; analytic %lld)\n", (long long)params, (long long)trainable,
                 (long long)analytic);
+    if (preset.published_params_m > 0)
+      std::printf("  published   %gM (%s)\n", preset.published_params_m, preset.published_source.c_str());
     std::printf("  forward     %.4g GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
+    std::printf("  sizes from  %s\n", preset.source.c_str());
+    std::printf("\n%s recipe defaults (a file's keys override them; `ldm-coord show FILE` prints one resolved):\n",
+                card->title.c_str());
+    std::size_t width = 0;
+    for (const DefaultOrigin& o : origins) width = std::max(width, o.key.size() + 2 + o.value.dump().size());
+    for (const DefaultOrigin& o : origins) {
+      const std::string kv = o.key + "  " + o.value.dump();
+      std::printf("  %-*s  %s\n", int(width), kv.c_str(), o.source.c_str());
+    }
   }
   if (params != analytic) {
     std::cerr << "ldm-worker: error: built module has " << params << " parameters but the analytic count is "
@@ -91,7 +119,9 @@ cli::Command describe_command() {
   const cli::Option controls = cli::choice<ControlMode>("controls", "control conditioning of the model (default none)");
   return {"describe",
           {"FAMILY"},
-          "Build a model and print its parameter count (checked against the analytic count) and forward GFLOPs.",
+          "Build a model and print its parameter count (checked against the analytic count and, where the preset "
+          "has one, the published figure), its forward GFLOPs, and the family's recipe defaults with the paper "
+          "section or reference file each comes from.",
           {cli::text("preset", "P", "size preset (default: the family's own, see `ldm-coord presets`)"),
            cli::integer("resolution", "R", "image side in pixels (default 256)", 1, 65536),
            cli::integer("factor", "F", "autoencoder down-sampling factor (default 8)", 1, 64),
@@ -100,7 +130,8 @@ cli::Command describe_command() {
            cli::choice("task", {"class", "text"}, "class-conditional or text-to-image (default class)"),
            cli::integer("text-dim", "D", "text task: token feature width (default 4096)", 1, 65536),
            cli::integer("text-tokens", "L", "text task: token slots (default 120)", 1, 4096), controls,
-           cli::flag("learn-sigma", "learned-variance output channels"), cli::flag("json", "print JSON")},
+           cli::flag("learn-sigma", "learned-variance output channels (default: the family's recipe)"),
+           cli::flag("no-learn-sigma", "no learned-variance output channels"), cli::flag("json", "print JSON")},
           cmd_describe};
 }
 

@@ -99,6 +99,12 @@ at::Tensor linear_betas(const ProcessOptions& o) {
   return at::linspace(o.beta_start, o.beta_end, o.timesteps, at::kDouble);  // [T], as DiT
 }
 
+// LDM's "linear" schedule (ldm/modules/diffusionmodules/util.py make_beta_schedule): linear in
+// sqrt(beta), squared, in float64.
+at::Tensor scaled_linear_betas(const ProcessOptions& o) {
+  return at::linspace(std::sqrt(o.beta_start), std::sqrt(o.beta_end), o.timesteps, at::kDouble).square();  // [T]
+}
+
 // Nichol & Dhariwal: ᾱ(u) = cos²((u + s)/(1 + s)·π/2), β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T), 0.999).
 at::Tensor cosine_betas(int64_t T) {
   auto alpha_bar = [](double u) {
@@ -124,7 +130,8 @@ void validate(const ProcessOptions& o) {
   if (o.t_sampling != TimeSampling::Uniform)
     throw SpecError(key + "t_sampling", "discrete VP processes draw timesteps uniformly; '" +
                                             std::string(choice_name(o.t_sampling)) + "' is only for the flow process");
-  if (o.kind == ProcessKind::VpLinear && !(0.0 < o.beta_start && o.beta_start <= o.beta_end && o.beta_end < 1.0))
+  const bool linear = o.kind == ProcessKind::VpLinear || o.kind == ProcessKind::VpScaledLinear;
+  if (linear && !(0.0 < o.beta_start && o.beta_start <= o.beta_end && o.beta_end < 1.0))
     throw SpecError(key + "beta_start", "linear betas need 0 < beta_start <= beta_end < 1");
 }
 
@@ -133,9 +140,17 @@ void validate(const ProcessOptions& o) {
 std::unique_ptr<NoiseProcess> NoiseProcess::create(const ProcessOptions& o) {
   using namespace process_detail;
   validate(o);
-  if (o.kind == ProcessKind::Flow) return std::make_unique<FlowProcess>(o);
-  return std::make_unique<DiscreteVpProcess>(
-      o, o.kind == ProcessKind::VpLinear ? linear_betas(o) : cosine_betas(o.timesteps));
+  switch (o.kind) {
+    case ProcessKind::VpLinear:
+      return std::make_unique<DiscreteVpProcess>(o, linear_betas(o));
+    case ProcessKind::VpScaledLinear:
+      return std::make_unique<DiscreteVpProcess>(o, scaled_linear_betas(o));
+    case ProcessKind::VpCosine:
+      return std::make_unique<DiscreteVpProcess>(o, cosine_betas(o.timesteps));
+    case ProcessKind::Flow:
+      break;
+  }
+  return std::make_unique<FlowProcess>(o);
 }
 
 }  // namespace ldm::diffusion

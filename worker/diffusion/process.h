@@ -1,8 +1,10 @@
 // Noise processes over continuous time t ∈ [0, 1] (t = 1 is pure noise):
 //   x_t = α(t)·x0 + σ(t)·ε,   SNR(t) = α²/σ²,   λ(t) = log SNR(t).
 // Kinds:
-//   vp-linear, vp-cosine  discrete variance-preserving (DDPM linear betas as DiT, float64; Nichol &
-//                         Dhariwal's cosine, s = 0.008, betas clipped at 0.999). Index i ∈ [0, T)
+//   vp-linear, vp-scaled-linear, vp-cosine
+//                         discrete variance-preserving (DDPM linear betas as DiT, float64; LDM's
+//                         betas linear in √β; Nichol & Dhariwal's cosine, s = 0.008, betas clipped
+//                         at 0.999). Index i ∈ [0, T)
 //                         sits at t = i/(T−1); between indices λ is interpolated linearly, so
 //                         α = √sigmoid(λ), σ = √sigmoid(−λ). Endpoints: t = 0 is ᾱ_0 (not clean
 //                         data), t = 1 is ᾱ_{T−1}. Training draws integer i uniformly.
@@ -29,9 +31,9 @@
 namespace ldm::diffusion {
 
 struct ProcessOptions {
-  ProcessKind kind = ProcessKind::VpLinear;         // vp-linear | vp-cosine | flow
+  ProcessKind kind = ProcessKind::VpLinear;         // vp-linear | vp-scaled-linear | vp-cosine | flow
   int64_t timesteps = 1000;                         // VP: number of discrete steps T (ignored by flow)
-  double beta_start = 1e-4, beta_end = 0.02;        // vp-linear only
+  double beta_start = 1e-4, beta_end = 0.02;        // vp-linear and vp-scaled-linear only
   TimeSampling t_sampling = TimeSampling::Uniform;  // flow: uniform | logit-normal (VP: uniform only)
   double logit_mean = 0.0, logit_std = 1.0;         // logit-normal: t = sigmoid(N(mean, std²))
   double shift = 1.0;                               // resolution shift s > 0

@@ -93,6 +93,8 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
   std::vector<models::Condition> branches;
   const bool two_scale = cb.uses_controls();
   const bool guided = two_scale ? (s.cfg != 1.0 || s.cfg_control != 1.0) : s.cfg != 1.0;
+  const SamplerSpec& recipe = m.spec.recipe.sampler;  // the guidance schedule is the recipe's
+  const bool ramped = recipe.cfg_schedule == GuidanceSchedule::PowerCosine;
   if (!guided) branches = {c};
   else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
   else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
@@ -103,8 +105,15 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
     return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), cond);
   };
   diffusion::Denoiser denoiser = net;
-  if (guided && two_scale) denoiser = diffusion::guided_denoiser(net, s.cfg, s.cfg_control);
-  else if (guided) denoiser = diffusion::guided_denoiser(net, s.cfg);
+  if (guided && ramped) {
+    auto scale = diffusion::power_cosine_scale(s.cfg, recipe.cfg_power, m.process->timesteps());
+    denoiser =
+        two_scale ? diffusion::guided_denoiser(net, scale, s.cfg_control) : diffusion::guided_denoiser(net, scale);
+  } else if (guided && two_scale) {
+    denoiser = diffusion::guided_denoiser(net, s.cfg, s.cfg_control);
+  } else if (guided) {
+    denoiser = diffusion::guided_denoiser(net, s.cfg);
+  }
   diffusion::validate_sampler(*m.process, s.sampler);
   return diffusion::sample(*m.process, m.objective, denoiser, x_T.to(torch::kFloat32).contiguous(), s.sampler,
                            &sampler_gen);

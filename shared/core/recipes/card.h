@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "shared/core/spec.h"
 
 namespace ldm {
@@ -37,6 +39,11 @@ struct PresetInfo {
   int context_dim = 0;            // cross-attention context width (class task: label-embedding width)
   int transformer_depth = 1;      // transformer blocks per attention site
   std::string source;             // where the numbers come from ("DiT paper, Table 1", "ours: CPU tests")
+  // A published parameter count of this preset, in millions, as the source rounds it (0: none);
+  // checked against the analytic count at `published_shape` (tests/shared/core/recipes/).
+  double published_params_m = 0;
+  double published_rounding_m = 0;  // half the last published digit: 675M -> 0.5
+  std::string published_source;     // "DiT paper, Table 4 (675M)"
 };
 
 // Control-metadata embedder sizes (see worker/models/conditioning.h).
@@ -45,6 +52,17 @@ struct ControlShape {
   bool size = true, crop = true, flip = true, aspect = true;  // groups conditioned on
   int frequency_size = 256;                                   // Fourier features per scalar
   bool learned_null = false;                                  // a learned null vector per group
+};
+
+// One setting of a family's published training recipe, and where it comes from.
+struct RecipeDefault {
+  // A key path of an experiment file: "recipe.optimizer.weight_decay" starts the experiment's
+  // recipe; "stage.lr" applies to every training stage that does not set the key itself.
+  std::string key;
+  nlohmann::json value;  // as the file would write it: 0.03, "adan", true
+  // The paper section or reference file and key it comes from; "[recon] ..." where the default
+  // is ours (say why it differs from the reference).
+  std::string source;
 };
 
 // Shape of the data a model is built for (everything besides the preset that sets its size).
@@ -88,9 +106,10 @@ struct RecipeCard {
   std::function<LatentGrid(const PresetInfo&)> latent_grid;
   // The SIZE column of `ldm-coord presets`: "d28 w1152 h16 p2".
   std::function<std::string(const PresetInfo&)> size_text;
-  // The family's own recipe (optimiser, diffusion, sampler, conditioning defaults of its paper),
-  // applied over the spec's struct defaults; every value says where it comes from. Empty: none.
-  std::function<void(RecipeSpec&)> defaults;
+  // The family's own recipe (optimiser, learning rate, diffusion, EMA, sampler and conditioning
+  // defaults of its paper), applied over the spec's struct defaults, in order (a later entry wins).
+  // Every value names its source. Checked when the card is registered.
+  std::vector<RecipeDefault> defaults;
   // Checks only this family needs (throws SpecError naming the key). Empty: none.
   std::function<void(const ExperimentSpec&)> validate;
   // State-dict prefix of the transformer blocks ("blocks."): `ldm-worker forward` then infers the
@@ -108,6 +127,21 @@ const RecipeCard& recipe_card(const std::string& family, const std::string& key_
 // Adds a card (tests, plug-ins). Throws Error if the name is taken or the card is incomplete.
 // Returns true, so a file can register at static-initialisation time.
 bool register_recipe_card(RecipeCard card);
+
+// The card's defaults under `table` ("recipe" or "stage") as one nested JSON object
+// ({"optimizer": {"eps": 1e-10}}), later entries over earlier ones.
+nlohmann::json recipe_defaults_table(const RecipeCard& card, const std::string& table);
+
+// Where one setting of a family's recipe comes from, for `ldm-worker describe`.
+struct DefaultOrigin {
+  std::string key;       // "recipe.optimizer.eps", "stage.lr"
+  nlohmann::json value;  // what a file that does not set the key gets
+  std::string source;    // the card's source, or the spec's documentation of the key
+  bool from_card = false;
+};
+// Every key of the recipe table (family and preset aside) and the stage keys the card sets (and
+// stage.lr), in declaration order.
+std::vector<DefaultOrigin> recipe_default_origins(const RecipeCard& card);
 
 // ---- lookups over the cards -----------------------------------------------------------------------
 

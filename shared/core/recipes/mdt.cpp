@@ -88,14 +88,42 @@ double mdt_gflops(const PresetInfo& p, const ModelShape& s) {
   return macs / 1e9;
 }
 
-void mdt_defaults(RecipeSpec& r) {
-  // MDTv2 (Gao et al. 2023, train_adan.py): Adan with betas (0.98, 0.92, 0.99), weight decay 0;
-  // mask ratio 0.3 (recipe.mask_ratio's default); DiT's diffusion (VP linear, ε with learned sigma
-  // opt-in), EMA 0.9999.
-  r.optimizer.name = OptimizerKind::Adan;
-  r.optimizer.beta1 = 0.98;
-  r.optimizer.beta2 = 0.92;
-  r.optimizer.beta3 = 0.99;
+// MDTv2's recipe (sail-sg/MDT: scripts/image_train.py, scripts/image_sample.py,
+// masked_diffusion/train_util.py, masked_diffusion/__init__.py, gaussian_diffusion.py).
+std::vector<RecipeDefault> mdt_defaults() {
+  return {
+      {"recipe.learn_sigma", true, "MDT masked_diffusion/__init__.py create_diffusion(learn_sigma=True)"},
+      {"recipe.mask_ratio", 0.3,
+       "MDT README/run scripts --mask_ratio 0.30; models.py draws 0.30 + U(0, 0.2) per batch (ours: the jitter "
+       "is the model's, worker/models/mdt.cpp)"},
+      {"recipe.diffusion.process", "vp-linear", "MDT masked_diffusion/__init__.py noise_schedule='linear' (as DiT)"},
+      {"recipe.diffusion.timesteps", 1000, "MDT masked_diffusion/__init__.py diffusion_steps=1000"},
+      {"recipe.diffusion.beta_start", 1e-4, "MDT gaussian_diffusion.py linear schedule: linspace(1e-4, 0.02)"},
+      {"recipe.diffusion.beta_end", 0.02, "MDT gaussian_diffusion.py linear schedule: linspace(1e-4, 0.02)"},
+      {"recipe.diffusion.objective", "eps", "MDT masked_diffusion/__init__.py predict_xstart=False (epsilon)"},
+      {"recipe.diffusion.t_sampling", "uniform", "MDT resample.py UniformSampler"},
+      {"recipe.diffusion.min_snr_gamma", 5.0,
+       "MDT gaussian_diffusion.py training_losses: Min-SNR weighting min(snr, 5) / snr of the epsilon loss"},
+      {"recipe.conditioning.semantic_dropout", 0.1,
+       "MDT masked_diffusion/models.py LabelEmbedder class_dropout_prob=0.1"},
+      {"recipe.optimizer.name", "adan", "MDT masked_diffusion/train_util.py opt_type='adan'"},
+      {"recipe.optimizer.beta1", 0.98, "MDT train_util.py: Adan's default betas (sail-sg/Adan adan.py)"},
+      {"recipe.optimizer.beta2", 0.92, "MDT train_util.py: Adan's default betas (sail-sg/Adan adan.py)"},
+      {"recipe.optimizer.beta3", 0.99, "MDT train_util.py: Adan's default betas (sail-sg/Adan adan.py)"},
+      {"recipe.optimizer.weight_decay", 0.0, "MDT scripts/image_train.py weight_decay=0.0"},
+      {"recipe.optimizer.grad_clip", 1.0, "MDT masked_diffusion/train_util.py Adan(max_grad_norm=1)"},
+      {"recipe.ema.decay", 0.9999, "MDT scripts/image_train.py ema_rate='0.9999'"},
+      {"recipe.ema.warmup", false, "MDT train_util.py: the EMA starts as a copy, no decay warm-up"},
+      {"recipe.sampler.name", "ddpm", "MDT scripts/image_sample.py: p_sample_loop (ancestral DDPM)"},
+      {"recipe.sampler.steps", 250, "MDT README/run_sample.sh: 250 sampling steps for FID-50K"},
+      {"recipe.sampler.cfg", 3.8,
+       "MDT scripts/image_sample.py cfg_scale=3.8 for FID-50K (MDT guides the first 3 latent channels, we guide "
+       "all 4 [recon])"},
+      {"recipe.sampler.cfg_schedule", "power-cosine",
+       "MDT masked_diffusion/models.py forward_with_cfg: scale ramped by (1 - cos(pi (1 - t/T)^scale_pow)) / 2"},
+      {"recipe.sampler.cfg_power", 4.0, "MDT scripts/image_sample.py scale_pow=4"},
+      {"stage.lr", 3e-4, "MDT scripts/image_train.py lr=3e-4 (run_ddp_master.sh, the XL/2 run, keeps it)"},
+  };
 }
 
 }  // namespace
@@ -118,6 +146,11 @@ RecipeCard mdt_card() {
   // block comes on top of `depth`.
   add("XL/2", 28, 1152, 16, 4,
       "sail-sg/MDT masked_diffusion/models.py MDTv2_XL_2; decode_layer 4 as its README's XL/2 runs");
+  c.presets.back().published_params_m = 676;
+  c.presets.back().published_rounding_m = 0.5;
+  c.presets.back().published_source =
+      "MDT paper's comparison table: MDT-XL/2 676M, the v1 inference network (no side-interpolator, no v2 long "
+      "skips); v2 adds 16 skip linears (tests/worker/models/mdt_test.cpp reconciles them)";
   add("L/2", 24, 1024, 16, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_L_2; decode_layer 4 = MDTv2's default");
   add("B/2", 12, 768, 12, 4, "sail-sg/MDT masked_diffusion/models.py MDTv2_B_2; decode_layer 4 = MDTv2's default");
   add("S/2", 12, 384, 6, 6, "sail-sg/MDT masked_diffusion/models.py MDTv2_S_2; decode_layer 6 as its run.sh");
@@ -128,7 +161,7 @@ RecipeCard mdt_card() {
   c.gflops = mdt_gflops;
   c.latent_grid = patch_latent_grid;
   c.size_text = transformer_size_text;
-  c.defaults = mdt_defaults;
+  c.defaults = mdt_defaults();
   return c;
 }
 

@@ -7,13 +7,18 @@ namespace ldm::recipes {
 
 namespace {
 
-void proposed_defaults(RecipeSpec& r) {
-  mmdit_defaults(r);
-  // The paper's model: controls weighted by w_alpha(t) [paper], noisy-replicate caption padding
-  // [paper], Adam betas (0.9, 0.95) [paper appendix, via a third party].
-  r.conditioning.controls = ControlMode::Proposed;
-  r.conditioning.text_padding = TextPadding::NoisyReplicate;
-  r.optimizer.beta2 = 0.95;
+// SD3's recipe (the trunk's), then what PAPER.md says of the paper's own training.
+std::vector<RecipeDefault> proposed_defaults() {
+  std::vector<RecipeDefault> d = mmdit_defaults();
+  const std::vector<RecipeDefault> own = {
+      {"recipe.conditioning.controls", "proposed", "the paper: control metadata weighted by w_alpha(t) [paper]"},
+      {"recipe.conditioning.text_padding", "noisy_replicate", "the paper: noisy replicate caption padding [paper]"},
+      {"recipe.optimizer.beta2", 0.95, "the paper's appendix, via a third-party summary: Adam betas (0.9, 0.95)"},
+      {"recipe.sampler.steps", 250, "the paper, Table 2: samples with 250 steps"},
+      {"stage.lr", 1e-4, "the paper: constant learning rate 1e-4 (doubling it diverged) [paper]"},
+  };
+  d.insert(d.end(), own.begin(), own.end());
+  return d;
 }
 
 }  // namespace
@@ -29,7 +34,7 @@ RecipeCard proposed_card() {
   c.gflops = mmdit_gflops;
   c.latent_grid = patch_latent_grid;
   c.size_text = transformer_size_text;
-  c.defaults = proposed_defaults;
+  c.defaults = proposed_defaults();
   return c;
 }
 

@@ -2,10 +2,12 @@
 // registered at run time (tests, plug-ins).
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <mutex>
 
 #include "shared/core/error.h"
 #include "shared/core/recipes/card.h"
+#include "shared/core/spec_json.h"
 #include "shared/core/text.h"
 
 namespace ldm {
@@ -20,6 +22,30 @@ RecipeCard proposed_card();  // recipes/proposed.cpp
 }  // namespace recipes
 
 namespace {
+
+// Every default names a source and a key the experiment file has: applied once to the spec's
+// structs, so a typo in a card fails when the card is registered, not in some later experiment.
+void check_defaults(const RecipeCard& card) {
+  const std::string what = "recipe card '" + card.family + "' default ";
+  for (const RecipeDefault& d : card.defaults) {
+    if (d.source.empty()) throw Error(what + "'" + d.key + "' names no source");
+    const bool stage = d.key.rfind("stage.", 0) == 0;
+    if (d.key.rfind("recipe.", 0) != 0 && !stage)
+      throw Error(what + "'" + d.key + "': keys start with 'recipe.' or 'stage.'");
+    if (stage && d.key.find('.', 6) != std::string::npos)
+      throw Error(what + "'" + d.key + "': a stage default is one key of the stage table");
+    if (d.key == "recipe.family" || d.key == "recipe.preset")
+      throw Error(what + "'" + d.key + "': the family and preset are not recipe defaults");
+  }
+  try {
+    RecipeSpec recipe;
+    StageSpec st;
+    read_recipe_table(recipe_defaults_table(card, "recipe"), "recipe", recipe);
+    read_stage_table(recipe_defaults_table(card, "stage"), "stage", st);
+  } catch (const SpecError& e) {
+    throw Error(what + e.what());
+  }
+}
 
 struct Registry {
   std::mutex mutex;
@@ -44,6 +70,7 @@ struct Registry {
     }
     if (!has_default)
       throw Error("recipe card '" + card.family + "': default preset '" + card.default_preset + "' is not a preset");
+    check_defaults(card);
     cards.push_back(std::move(card));
   }
 };
@@ -81,6 +108,80 @@ const RecipeCard& recipe_card(const std::string& family, const std::string& key_
   const auto families = recipe_families();
   throw SpecError(key_path, "unknown recipe family '" + family + "'; known: " + join(families, ", ") +
                                 did_you_mean(family, families));
+}
+
+nlohmann::json recipe_defaults_table(const RecipeCard& card, const std::string& table) {
+  nlohmann::json out = nlohmann::json::object();
+  const std::string prefix = table + ".";
+  for (const RecipeDefault& d : card.defaults) {
+    if (d.key.rfind(prefix, 0) != 0) continue;
+    nlohmann::json* node = &out;
+    const std::vector<std::string> parts = split(d.key.substr(prefix.size()), '.');
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) node = &(*node)[parts[i]];
+    (*node)[parts.back()] = d.value;
+  }
+  return out;
+}
+
+namespace {
+
+// Every field of a struct as (dotted path, value as the JSON codec writes it, documentation), in
+// declaration order, defaults included (the codec leaves some out at their defaults).
+struct FieldLister {
+  struct Field {
+    std::string key;
+    nlohmann::json value;
+    std::string doc;
+  };
+  std::string prefix;
+  std::vector<Field>* out;
+  template <class T>
+  void field(const char* key, T& value, const FieldMeta& meta) {
+    if constexpr (is_choice_v<T>) out->push_back({prefix + key, choice_name(value), meta.doc});
+    else out->push_back({prefix + key, value, meta.doc});
+  }
+  template <class S>
+  void table(const char* key, S& sub, const char*) {
+    FieldLister inner{prefix + key + ".", out};
+    describe(inner, sub);
+  }
+  template <class S>
+  void optional_table(const char* key, S& sub, const char* doc) {
+    table(key, sub, doc);
+  }
+  template <class S>
+  void array(const char*, std::vector<S>&, const char*) {}
+  void overrides(nlohmann::json&, const char*) {}
+};
+
+template <class S>
+std::vector<FieldLister::Field> list_fields(S& s, const std::string& prefix) {
+  std::vector<FieldLister::Field> out;
+  FieldLister lister{prefix, &out};
+  describe(lister, s);
+  return out;
+}
+
+}  // namespace
+
+std::vector<DefaultOrigin> recipe_default_origins(const RecipeCard& card) {
+  std::map<std::string, const RecipeDefault*> from_card;
+  for (const RecipeDefault& d : card.defaults) from_card[d.key] = &d;  // the last entry of a key wins
+  ExperimentSpec spec;
+  spec.recipe = recipe_defaults(card.family);
+  spec.stages.emplace_back();
+  apply_stage_defaults(spec, [](std::size_t, const std::string&) { return false; });
+  std::vector<FieldLister::Field> fields = list_fields(spec.recipe, "recipe.");
+  for (FieldLister::Field& f : list_fields(spec.stages[0], "stage."))
+    if (f.key == "stage.lr" || from_card.count(f.key)) fields.push_back(std::move(f));
+  std::vector<DefaultOrigin> out;
+  for (const FieldLister::Field& f : fields) {
+    if (f.key == "recipe.family" || f.key == "recipe.preset") continue;
+    const auto entry = from_card.find(f.key);
+    if (entry != from_card.end()) out.push_back({f.key, f.value, entry->second->source, true});
+    else out.push_back({f.key, f.value, "spec default: " + f.doc, false});
+  }
+  return out;
 }
 
 std::vector<std::string> recipe_families() {

@@ -101,6 +101,15 @@ void add_mmdit_presets(RecipeCard& card) {
                                             "DiT-XL/2 sizing (two streams: ~2x DiT-XL/2's parameters)"));
   card.presets.push_back(transformer_preset(card.family, "XL/2-matched", 14, 1152, 16, 2,
                                             "ours: parameter-matched to DiT-XL/2 (depth 14) [recon]"));
+  // SD3's own sizing rule (hidden 64·depth, depth heads) at depth 24: the model its paper calls 2B.
+  card.presets.push_back(
+      transformer_preset(card.family, "SD3-2B", 24, 1536, 24, 2, "SD3 paper §4 (hidden 64·d, d heads) at d = 24"));
+  if (card.family == "mmdit") {
+    card.presets.back().published_params_m = 2000;
+    card.presets.back().published_rounding_m = 50;
+    card.presets.back().published_source =
+        "SD3 paper, Fig. 5 caption and App. E: 'a 2B d = 24 model' (16-channel latents, T5 context)";
+  }
 }
 
 }  // namespace ldm::recipes

@@ -45,8 +45,8 @@ LatentGrid patch_latent_grid(const PresetInfo& p);       // {patch, "patch"}
 std::int64_t mmdit_param_count(const PresetInfo& p, const ModelShape& s, bool pooled_in_adaln);
 double mmdit_gflops(const PresetInfo& p, const ModelShape& s);
 // SD3's recipe (rectified flow, velocity objective, logit-normal timesteps, Euler sampling).
-void mmdit_defaults(RecipeSpec& r);
-// The XL/2 and XL/2-matched presets both MM-DiT cards carry.
+std::vector<RecipeDefault> mmdit_defaults();
+// The XL/2, XL/2-matched and SD3-2B presets both MM-DiT cards carry.
 void add_mmdit_presets(RecipeCard& card);
 
 }  // namespace ldm::recipes

@@ -163,11 +163,38 @@ LatentGrid unet_latent_grid(const PresetInfo& p) {
   return {std::int64_t{1} << (levels - 1), "2^(UNet levels - 1)"};
 }
 
-void unet_defaults(RecipeSpec& r) {
-  // LDM (Rombach et al. 2022, main.py / ddpm.py): torch.optim.AdamW with its default weight decay
-  // 0.01, ε-prediction, 1000 steps, EMA 0.9999. LDM's "linear" schedule is linear in sqrt(beta)
-  // from 0.0015 to 0.0195; ours is linear in beta, so the DDPM betas stay [recon].
-  r.optimizer.weight_decay = 0.01;
+// LDM's recipe for LDM-4-G (Rombach et al. 2022; CompVis/latent-diffusion configs/latent-diffusion/
+// cin256-v2.yaml, ldm/models/diffusion/ddpm.py, ldm/modules/ema.py, the paper's Tables 3, 10, 15).
+std::vector<RecipeDefault> unet_defaults() {
+  const std::string yaml = "LDM configs/latent-diffusion/cin256-v2.yaml ";
+  return {
+      {"recipe.learn_sigma", false, "LDM ddpm.py: fixed variance (learn_logvar=False), no learned sigma"},
+      {"recipe.diffusion.process", "vp-scaled-linear",
+       "LDM ddpm.py beta_schedule='linear' = util.py make_beta_schedule: linspace(sqrt(start), sqrt(end))**2"},
+      {"recipe.diffusion.timesteps", 1000, yaml + "timesteps: 1000"},
+      {"recipe.diffusion.beta_start", 0.0015, yaml + "linear_start: 0.0015"},
+      {"recipe.diffusion.beta_end", 0.0195, yaml + "linear_end: 0.0195"},
+      {"recipe.diffusion.objective", "eps", yaml + "parameterization: eps (ddpm.py default)"},
+      {"recipe.diffusion.t_sampling", "uniform", "LDM ddpm.py: t = torch.randint(0, num_timesteps)"},
+      {"recipe.optimizer.name", "adamw", "LDM ddpm.py configure_optimizers: torch.optim.AdamW(params, lr=lr)"},
+      {"recipe.optimizer.beta1", 0.9, "LDM ddpm.py: AdamW's default betas"},
+      {"recipe.optimizer.beta2", 0.999, "LDM ddpm.py: AdamW's default betas"},
+      {"recipe.optimizer.weight_decay", 0.01, "LDM ddpm.py: AdamW without weight_decay = PyTorch's default 0.01"},
+      {"recipe.optimizer.decay_norms_and_biases", true,
+       "LDM ddpm.py: one parameter group, so biases and norm scales are decayed too"},
+      {"recipe.ema.decay", 0.9999,
+       "LDM ldm/modules/ema.py LitEma(decay=0.9999), ddpm.py use_ema=True by default (cin256-v2.yaml, an "
+       "inference config, sets use_ema: False)"},
+      {"recipe.ema.warmup", true, "LDM ldm/modules/ema.py LitEma: decay = min(decay, (1 + n) / (10 + n))"},
+      {"recipe.sampler.name", "ddim", "LDM paper, Tables 3 and 10: LDM-4-G FID 3.60 with 250 DDIM steps"},
+      {"recipe.sampler.steps", 250, "LDM paper, Tables 3 and 10: 250 DDIM steps"},
+      {"recipe.sampler.eta", 1.0,
+       "[recon] the paper does not state eta for FID 3.60; LDM scripts/sample_diffusion.py defaults to eta 1.0"},
+      {"recipe.sampler.cfg", 1.5, "LDM paper, Tables 3 and 10: classifier-free guidance scale 1.5 (FID 3.60)"},
+      {"stage.lr", 1e-4,
+       "LDM paper, Table 15 (class-conditional ImageNet): learning rate 1.0e-4 (cin256-v2.yaml base_learning_rate "
+       "1.0e-4; main.py's --scale_lr would multiply it by the batch, which the paper's figure does not)"},
+  };
 }
 
 }  // namespace
@@ -182,6 +209,10 @@ RecipeCard unet_card() {
   c.presets.push_back(
       unet_preset("LDM-4-G", 192, {1, 2, 3, 5}, 2, {2, 4, 8}, 0, 1, 512,
                   "LDM paper (LDM-4-G), CompVis/latent-diffusion configs/latent-diffusion/cin256-v2.yaml"));
+  c.presets.back().published_params_m = 400;
+  c.presets.back().published_rounding_m = 5;
+  c.presets.back().published_source =
+      "LDM paper, Tables 3, 10 and 18: 400M (395M in Table 15, so read as two significant figures)";
   // CPU-sized presets (ours, not from any paper). Two levels: latent sides must be even.
   c.presets.push_back(unet_preset("tiny", 32, {1, 2}, 1, {2}, 16, 0, 32, "ours: CPU tests"));
   c.presets.push_back(unet_preset("small", 64, {1, 2}, 1, {2}, 32, 0, 64, "ours: CPU benchmarks (~4x tiny)"));
@@ -189,7 +220,7 @@ RecipeCard unet_card() {
   c.gflops = [](const PresetInfo& p, const ModelShape& s) { return unet_cost(p, s).macs / 1e9; };
   c.latent_grid = unet_latent_grid;
   c.size_text = unet_size_text;
-  c.defaults = unet_defaults;
+  c.defaults = unet_defaults();
   return c;
 }
 

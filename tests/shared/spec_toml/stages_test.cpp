@@ -308,3 +308,41 @@ TEST_CASE("evaluation stage errors: parent, metrics the parent cannot give, step
   text.replace(text.find("name = \"scratch\"\n"), 17, "name = \"scratch\"\ninit_from = \"fid\"\n");
   CHECK(toml_error(text).detail().find("is an evaluation stage") != std::string::npos);
 }
+
+TEST_CASE("a family's published learning rate is every training stage's default, a stage's own lr wins") {
+  const char* const text = R"(name = "pixart-lr"
+
+[recipe]
+family = "pixart"
+preset = "tiny/2"
+
+[[stage]]
+name = "pre"
+resolution = 16
+
+[[stage]]
+name = "fine"
+init_from = "pre"
+resolution = 16
+lr = 5e-4
+
+[[stage]]
+name = "fid"
+kind = "eval"
+after = "fine"
+)";
+  const ExperimentSpec spec = ldm::parse_experiment_string(text, "pixart-lr.toml");
+  CHECK(spec.stages[0].lr == 2e-5);  // PixArt-α's constant 2e-5 (its card)
+  CHECK(spec.stages[1].lr == 5e-4);
+  CHECK(spec.stages[2].lr == ldm::StageSpec{}.lr);  // evaluation stages train nothing
+  // The JSON the store keeps spells every stage's lr out, and reads back the same.
+  const nlohmann::json j = ldm::spec_to_json(spec);
+  CHECK(j["stage"][0]["lr"] == 2e-5);
+  CHECK(ldm::spec_hash(ldm::spec_from_json(j)) == ldm::spec_hash(spec));
+  // The same document as JSON gets the same defaults.
+  nlohmann::json sparse = j;
+  sparse["stage"][0].erase("lr");
+  CHECK(ldm::spec_from_json(sparse).stages[0].lr == 2e-5);
+  // A family whose published rate equals the struct default leaves a DiT file's hash alone.
+  CHECK(ldm::parse_experiment_string(kTwoStage, "transfer.toml").stages[0].lr == 1e-4);
+}

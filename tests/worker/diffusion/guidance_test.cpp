@@ -1,6 +1,7 @@
 #include <torch/torch.h>
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "shared/core/error.h"
@@ -84,6 +85,37 @@ TEST_CASE("guidance: a sampler makes exactly one network call per step, of batch
   FakeNetwork two{{0.0, 0.1}, false};
   sample(*process, Objective::Eps, guided_denoiser(two.forward(), 4.0), x_T, so, nullptr);
   CHECK(two.batches == std::vector<int64_t>(7, 2 * B));
+}
+
+TEST_CASE("guidance: MDT's power-cosine ramp, none at pure noise, the full scale at the data, per row") {
+  // MDT: real = (cfg - 1) * (1 - cos(pi * (1 - i/T)^pow)) / 2 + 1 at timestep index i of T = 1000.
+  const double cfg = 3.8, pow = 4.0;
+  const auto scale = power_cosine_scale(cfg, pow, 1000);
+  for (int64_t i : {0, 1, 250, 500, 750, 999}) {
+    CAPTURE(i);
+    const double t = double(i) / 999.0;  // our time of index i
+    const double mdt = (cfg - 1.0) * (1.0 - std::cos(M_PI * std::pow(1.0 - double(i) / 1000.0, pow))) / 2.0 + 1.0;
+    CHECK(scale(torch::full({1}, t, torch::kFloat64)).item<double>() == doctest::Approx(mdt).epsilon(1e-12));
+  }
+  CHECK(scale(torch::zeros({1}, torch::kFloat64)).item<double>() == doctest::Approx(cfg));  // the data
+  CHECK(scale(torch::ones({1}, torch::kFloat64)).item<double>() < 1.0 + 1e-6);              // pure noise
+  // A continuous process reads t itself: 1 exactly at t = 1.
+  CHECK(power_cosine_scale(cfg, pow, 0)(torch::ones({1}, torch::kFloat64)).item<double>() == 1.0);
+
+  // In a denoiser each row gets the scale of its own time.
+  FakeNetwork net{{-1.0, 2.0}, true};
+  auto x = torch::randn({2, 3, 2, 2}, torch::kFloat64);
+  auto t = torch::tensor({0.0, 1.0}, torch::kFloat64);
+  auto out = guided_denoiser(net.forward(), power_cosine_scale(cfg, pow, 0))(x, t);
+  CHECK(torch::allclose(out[0].narrow(0, 0, 3), 0.5 * x[0] - 1.0 + cfg * 3.0));  // full guidance at the data
+  CHECK(torch::allclose(out[1].narrow(0, 0, 3), 0.5 * x[1] + 2.0));              // scale 1: conditional
+  CHECK(torch::allclose(out.narrow(1, 3, 3), torch::full({2, 3, 2, 2}, 11.0, torch::kFloat64)));
+  // Two scales: the semantic one ramps, the control one does not.
+  FakeNetwork three{{1.0, 3.0, 7.0}, false};
+  auto out3 = guided_denoiser(three.forward(), power_cosine_scale(cfg, pow, 0), 2.0)(x, t);
+  CHECK(torch::allclose(out3[0], 0.5 * x[0] + 1.0 + cfg * 2.0 + 2.0 * 4.0));
+  CHECK(torch::allclose(out3[1], 0.5 * x[1] + 3.0 + 2.0 * 4.0));
+  CHECK_THROWS_AS(power_cosine_scale(cfg, 0.0, 1000), Error);
 }
 
 }  // namespace diffusion_guidance_test

@@ -34,7 +34,7 @@ double cosine_alpha_bar_fn(double u) {
 
 TEST_CASE("process: log-SNR is strictly decreasing in t for every kind and shift") {
   auto t = torch::linspace(0.0, 1.0, 4001, torch::kFloat64);
-  for (const char* kind : {"vp-linear", "vp-cosine", "flow"})
+  for (const char* kind : {"vp-linear", "vp-scaled-linear", "vp-cosine", "flow"})
     for (double s : {1.0, 0.5, 2.0, 4.0}) {
       CAPTURE(kind);
       CAPTURE(s);
@@ -63,6 +63,28 @@ TEST_CASE("process: endpoints and grid values of the VP schedules and the flow")
     CHECK(std::pow(lin->alpha(t), 2) == doctest::Approx(linear_alpha_bar(i)).epsilon(1e-11));
     CHECK(std::pow(lin->sigma(t), 2) == doctest::Approx(1.0 - linear_alpha_bar(i)).epsilon(1e-11));
   }
+  // LDM's schedule: betas linear in sqrt(beta) from 0.0015 to 0.0195 (its configs' linear_start /
+  // linear_end), squared.
+  ProcessOptions ldm_options;
+  ldm_options.kind = ldm::ProcessKind::VpScaledLinear;
+  ldm_options.beta_start = 0.0015;
+  ldm_options.beta_end = 0.0195;
+  auto scaled = NoiseProcess::create(ldm_options);
+  CHECK(scaled->timesteps() == 1000);
+  double ac = 1.0;
+  for (int64_t i = 0; i < 1000; ++i) {
+    const double root = std::sqrt(0.0015) + (std::sqrt(0.0195) - std::sqrt(0.0015)) * double(i) / 999.0;
+    ac *= 1.0 - root * root;
+    if (i == 0 || i == 1 || i == 250 || i == 500 || i == 999) {
+      CAPTURE(i);
+      CHECK(std::pow(scaled->alpha(double(i) / 999.0), 2) == doctest::Approx(ac).epsilon(1e-11));
+    }
+  }
+  // Not the same process as betas linear over the same range: sqrt-linear betas are smaller in
+  // between, so more signal survives at mid noise.
+  ProcessOptions plain = ldm_options;
+  plain.kind = ldm::ProcessKind::VpLinear;
+  CHECK(scaled->log_snr(0.5) > NoiseProcess::create(plain)->log_snr(0.5) + 0.1);
   auto cos = make("vp-cosine");
   for (int64_t i : {0, 100, 500, 900}) {  // unclipped betas telescope: ᾱ_i = f((i+1)/T)/f(0)
     CAPTURE(i);

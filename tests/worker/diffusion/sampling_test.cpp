@@ -110,7 +110,14 @@ TEST_CASE("the same seed gives the same samples, another seed different ones, wh
   CHECK(diff < 1e-4);  // float round-off of batch-size-dependent BLAS blocking, amplified by 1/α(t_max)
   auto guided = request(1, 3);
   guided.cfg = 4.0;
-  CHECK(!torch::equal(a, sample_latents(m, guided)));
+  const auto constant = sample_latents(m, guided);
+  CHECK(!torch::equal(a, constant));
+  // The recipe's power-cosine schedule (MDT) guides less than the constant scale: between the two.
+  m.spec.recipe.sampler.cfg_schedule = ldm::GuidanceSchedule::PowerCosine;
+  const auto ramped = sample_latents(m, guided);
+  CHECK(!torch::equal(ramped, constant));
+  CHECK(!torch::equal(ramped, a));
+  CHECK((ramped - a).abs().max().item<double>() < (constant - a).abs().max().item<double>());
 }
 
 TEST_CASE("an image grid decodes through the autoencoder and is written as a PNG") {

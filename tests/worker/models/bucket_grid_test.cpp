@@ -47,7 +47,7 @@ TEST_CASE("dit, pixart, mmdit and proposed built for 8x8 latents run on 8x12 and
     for (auto [h, w] : {std::pair<int64_t, int64_t>{8, 12}, {12, 8}, {8, 8}}) {
       auto x = torch::randn({2, 4, h, w});
       auto y = model->forward(x, t, class_condition(2));
-      CHECK(y.sizes() == torch::IntArrayRef({2, 4, h, w}));
+      CHECK(y.sizes() == torch::IntArrayRef({2, recipe.learn_sigma ? 8 : 4, h, w}));  // learned sigma doubles C
       CHECK(torch::isfinite(y).all().item<bool>());
     }
   }

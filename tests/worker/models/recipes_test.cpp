@@ -116,14 +116,15 @@ TEST_CASE(
       auto x = torch::randn({3, kChannels, h, w});
       auto out = m->forward(x, torch::tensor({10.0, 500.0, 990.0}), condition_for(c, 3, 1));
       CHECK(out.sizes() == torch::IntArrayRef({3, m->out_channels(), h, w}));
-      CHECK(m->out_channels() == kChannels);
+      // The family's own output: DiT, mDT-v2 and PixArt-α learn sigma (twice the channels).
+      CHECK(m->out_channels() == (recipe_for(c).learn_sigma ? 2 * kChannels : kChannels));
     }
     int64_t built = 0;
     auto m = build(c, 8, 8, 0);
     for (const auto& p : m->parameters()) built += p.numel();
     const PresetInfo* preset = find_preset(c.family, recipe_for(c).preset);
     REQUIRE(preset);
-    CHECK(built == analytic_param_count(*preset, shape_for(c, 8, false)));
+    CHECK(built == analytic_param_count(*preset, shape_for(c, 8, recipe_for(c).learn_sigma)));
   }
 }
 

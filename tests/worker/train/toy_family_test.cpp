@@ -79,7 +79,7 @@ RecipeCard toy_card() {
   };
   c.latent_grid = [](const PresetInfo&) { return LatentGrid{1, "1"}; };
   c.size_text = [](const PresetInfo&) { return std::string("1x1 conv"); };
-  c.defaults = [](RecipeSpec& r) { r.ema.decay = 0.9; };
+  c.defaults = {{"recipe.ema.decay", 0.9, "the toy family"}};
   return c;
 }
 

@@ -33,7 +33,7 @@ RecipeCard toy_card(const std::string& family) {
   c.gflops = [](const PresetInfo&, const ModelShape&) { return 0.5; };
   c.latent_grid = [](const PresetInfo& p) { return LatentGrid{p.patch, "patch"}; };
   c.size_text = [](const PresetInfo& p) { return "w" + std::to_string(p.width); };
-  c.defaults = [](RecipeSpec& r) { r.ema.decay = 0.5; };
+  c.defaults = {{"recipe.ema.decay", 0.5, "the toy card"}, {"stage.lr", 0.25, "the toy card"}};
   c.validate = [](const ExperimentSpec& s) {
     if (s.seed == 13) throw SpecError("seed", "the toy family refuses seed 13");
   };
@@ -110,6 +110,62 @@ TEST_CASE("each family's recipe defaults come from its card") {
   CHECK(mdt_adamw.optimizer.beta2 == 0.999);
 }
 
+TEST_CASE("each built-in card states the published recipe: learned sigma, schedule, optimiser, lr, EMA, sampler") {
+  // The settings the paper's "corresponding recipe" means; every card names a source for each.
+  const std::vector<std::string> keys = {"recipe.learn_sigma",
+                                         "recipe.diffusion.process",
+                                         "recipe.diffusion.objective",
+                                         "recipe.diffusion.t_sampling",
+                                         "recipe.optimizer.name",
+                                         "recipe.optimizer.weight_decay",
+                                         "recipe.ema.decay",
+                                         "recipe.sampler.name",
+                                         "recipe.sampler.steps",
+                                         "recipe.sampler.cfg",
+                                         "stage.lr"};
+  for (const std::string& family : {"unet", "dit", "mdt", "pixart", "mmdit", "proposed"}) {
+    CAPTURE(family);
+    const std::vector<DefaultOrigin> origins = recipe_default_origins(recipe_card(family));
+    for (const std::string& key : keys) {
+      CAPTURE(key);
+      const auto it =
+          std::find_if(origins.begin(), origins.end(), [&](const DefaultOrigin& o) { return o.key == key; });
+      REQUIRE(it != origins.end());
+      CHECK(it->from_card);
+      CHECK(!it->source.empty());
+    }
+  }
+  // Learned sigma where the reference learns it (DiT's hybrid loss), not for LDM or rectified flow.
+  for (const char* family : {"dit", "mdt", "pixart"}) CHECK(recipe_defaults(family).learn_sigma);
+  for (const char* family : {"unet", "mmdit", "proposed"}) CHECK_FALSE(recipe_defaults(family).learn_sigma);
+  // LDM's betas are linear in sqrt(beta) from 0.0015 to 0.0195.
+  const RecipeSpec unet = recipe_defaults("unet");
+  CHECK(unet.diffusion.process == ProcessKind::VpScaledLinear);
+  CHECK(unet.diffusion.beta_start == 0.0015);
+  CHECK(unet.diffusion.beta_end == 0.0195);
+  CHECK(unet.ema.warmup);  // LitEma
+  CHECK(unet.sampler.name == Sampler::Ddim);
+  CHECK(recipe_defaults("mdt").diffusion.min_snr_gamma == 5.0);
+  CHECK(recipe_defaults("mdt").optimizer.grad_clip == 1.0);
+  CHECK(recipe_defaults("pixart").optimizer.grad_clip == 0.01);
+  CHECK(recipe_defaults("pixart").sampler.name == Sampler::DpmPP2M);
+  CHECK(recipe_defaults("pixart").sampler.steps == 20);
+  CHECK(recipe_defaults("dit").sampler.steps == 250);
+  CHECK(recipe_defaults("proposed").sampler.steps == 250);
+  // The stage keys of a card show with the value a stage gets, here PixArt-α's 2e-5.
+  const std::vector<DefaultOrigin> pixart = recipe_default_origins(recipe_card("pixart"));
+  const auto lr =
+      std::find_if(pixart.begin(), pixart.end(), [](const DefaultOrigin& o) { return o.key == "stage.lr"; });
+  REQUIRE(lr != pixart.end());
+  CHECK(lr->value == 2e-5);
+  // A key no card sets is the spec's default, with the spec's documentation as its source.
+  const auto shift = std::find_if(pixart.begin(), pixart.end(),
+                                  [](const DefaultOrigin& o) { return o.key == "recipe.diffusion.shift"; });
+  REQUIRE(shift != pixart.end());
+  CHECK_FALSE(shift->from_card);
+  CHECK(shift->source.find("spec default: resolution shift") == 0);
+}
+
 TEST_CASE("a card registered at run time is a family: validation, defaults, the preset table and its checks") {
   REQUIRE(register_recipe_card(toy_card("toy-card")));
   CHECK(is_known_family("toy-card"));
@@ -136,10 +192,18 @@ TEST_CASE("a card registered at run time is a family: validation, defaults, the 
   refused.seed = 13;
   CHECK_THROWS_WITH_AS(validate(refused), doctest::Contains("the toy family refuses seed 13"), SpecError);
 
-  // The family's defaults apply when a document names it, as for the built-in ones.
+  // The family's defaults apply when a document names it, as for the built-in ones: the recipe's,
+  // and the stage keys of every training stage that leaves them out.
   nlohmann::json j = spec_to_json(s);
   j["recipe"].erase("ema");
-  CHECK(spec_from_json(j).recipe.ema.decay == 0.5);
+  j["stage"][0].erase("lr");
+  j["stage"].push_back(j["stage"][0]);
+  j["stage"][1]["name"] = "explicit";
+  j["stage"][1]["lr"] = 0.125;
+  const ExperimentSpec read = spec_from_json(j);
+  CHECK(read.recipe.ema.decay == 0.5);
+  CHECK(read.stages[0].lr == 0.25);
+  CHECK(read.stages[1].lr == 0.125);
 }
 
 TEST_CASE("registering a family twice, or an incomplete card, is refused") {
@@ -153,4 +217,19 @@ TEST_CASE("registering a family twice, or an incomplete card, is refused") {
   bad_default.default_preset = "two";
   CHECK_THROWS_WITH_AS(register_recipe_card(bad_default), doctest::Contains("default preset 'two'"), Error);
   CHECK_FALSE(is_known_family("toy-incomplete"));
+  // Defaults: a source, a key of the file's recipe or stage table, a value that key accepts.
+  RecipeCard unsourced = toy_card("toy-unsourced");
+  unsourced.defaults.push_back({"recipe.ema.decay", 0.9, ""});
+  CHECK_THROWS_WITH_AS(register_recipe_card(unsourced), doctest::Contains("names no source"), Error);
+  RecipeCard typo = toy_card("toy-typo");
+  typo.defaults.push_back({"recipe.optimiser.eps", 1e-9, "a card"});
+  CHECK_THROWS_WITH_AS(register_recipe_card(typo), doctest::Contains("recipe.optimiser"), Error);
+  RecipeCard out_of_range = toy_card("toy-range");
+  out_of_range.defaults.push_back({"stage.lr", 11.0, "a card"});
+  CHECK_THROWS_WITH_AS(register_recipe_card(out_of_range), doctest::Contains("stage.lr"), Error);
+  RecipeCard elsewhere = toy_card("toy-elsewhere");
+  elsewhere.defaults.push_back({"dataset.records", 5, "a card"});
+  CHECK_THROWS_WITH_AS(register_recipe_card(elsewhere), doctest::Contains("start with 'recipe.' or 'stage.'"), Error);
+  for (const char* name : {"toy-unsourced", "toy-typo", "toy-range", "toy-elsewhere"})
+    CHECK_FALSE(is_known_family(name));
 }

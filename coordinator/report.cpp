@@ -239,20 +239,25 @@ std::string format_summary(const ExperimentView& v) {
 }
 
 std::string format_presets_table() {
-  const ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
+  ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
   std::string out = "Analytic size at latent " + std::to_string(shape.latent_size) + "x" +
                     std::to_string(shape.latent_size) + "x" + std::to_string(shape.in_channels) +
                     " (256x256 images through an f=8 VAE), " + std::to_string(shape.num_classes) +
-                    " classes, learned sigma, no controls (class task):\n";
-  std::vector<std::vector<std::string>> rows = {{"FAMILY", "PRESET", "TASKS", "SIZE", "PARAMS", "GFLOPS", "SOURCE"}};
-  for (const RecipeCard* card : recipe_cards())
+                    " classes, each family's learned sigma, no controls (class task):\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"FAMILY", "PRESET", "TASKS", "SIZE", "PARAMS", "GFLOPS", "PUBLISHED", "SOURCE"}};
+  for (const RecipeCard* card : recipe_cards()) {
+    shape.learn_sigma = recipe_defaults(card->family).learn_sigma;
     for (const PresetInfo& p : card->presets)
       rows.push_back({card->family, p.name, join(card->tasks, ","), card->size_text(p),
                       params_text(card->param_count(p, shape)), printf_string("%.2f", card->gflops(p, shape)),
-                      p.source});
+                      p.published_params_m > 0 ? printf_string("%gM", p.published_params_m) : "-", p.source});
+  }
   return out + format_table(rows) +
          "SIZE: d depth, w width, h heads, p patch, dec mDT decoder blocks; UNet: ch base channels, x channel\n"
-         "multipliers per level, res ResBlocks per level, attn@ down-sampling factors with attention.\n";
+         "multipliers per level, res ResBlocks per level, attn@ down-sampling factors with attention.\n"
+         "PUBLISHED: the figure its paper gives, for the model as published (`ldm-worker describe FAMILY --preset P`\n"
+         "names the source; tests/shared/core/recipes/presets_test.cpp reconciles each with the analytic count).\n";
 }
 
 namespace {

@@ -72,6 +72,7 @@ TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and
   const std::string line = t.substr(row + 1, t.find('\n', row + 1) - row - 1);
   CHECK(line.find("675.") != std::string::npos);
   CHECK(line.find("118.") != std::string::npos);
+  CHECK(line.find(" 675M ") != std::string::npos);  // the published figure beside it
   CHECK(t.find("tiny/2") != std::string::npos);
   for (const char* family : {"\nunet ", "\nmdt ", "\npixart ", "\nmmdit ", "\nproposed "})
     CHECK_MESSAGE(t.find(family) != std::string::npos, family);

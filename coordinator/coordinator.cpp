@@ -1024,7 +1024,7 @@ std::vector<ExperimentView> Coordinator::experiments() const {
 }
 
 std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment, const std::string& stage,
-                                              const std::string& metric) const {
+                                              const std::string& metric, std::size_t max_points) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (!store_.get_experiment(experiment)) throw NotFoundError("no experiment named '" + experiment + "'");
   const std::vector<StageRecord> stages = store_.list_stages(experiment);
@@ -1038,7 +1038,7 @@ std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment, con
     throw NotFoundError("experiment '" + experiment + "' has no stage '" + chosen + "' (stages: " + join(names, ", ") +
                         ")");
   }
-  return store_.metrics(experiment, chosen, metric);
+  return store_.metrics(experiment, chosen, metric, max_points);
 }
 
 std::size_t Coordinator::running_jobs() const {

@@ -189,9 +189,10 @@ class Coordinator {
   std::vector<ExperimentView> experiments() const;  // sorted by name
   std::optional<SweepView> sweep(const std::string& name) const;
   std::vector<SweepRecord> sweeps() const;  // sorted by name
-  // Metric points of one stage ("" = the first stage), one metric ("" = all). Throws NotFoundError.
-  std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
-                                   const std::string& metric) const;
+  // Metric points of one stage ("" = the first stage), one metric ("" = all), each curve thinned
+  // to about max_points (0 = every point; ExperimentStore::metrics). Throws NotFoundError.
+  std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage, const std::string& metric,
+                                   std::size_t max_points = 0) const;
 
   const std::string& zmq_endpoint() const { return options_.zmq_endpoint; }
   std::size_t running_jobs() const;

@@ -203,8 +203,16 @@ HttpResponse route(Coordinator& coordinator, const HttpRequest& request, const T
     if (!view) return fail(404, "no experiment named '" + name + "'");
     return reply(200, experiment_to_api_json(*view));
   }
+  std::size_t max_points = 0;
+  if (const std::string text = query_value(t, "max_points"); !text.empty()) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+    if (*end != '\0' || text[0] == '-' || n > 10'000'000)
+      return fail(400, "max_points must be a whole number from 0 to 10000000, got '" + text + "'");
+    max_points = static_cast<std::size_t>(n);
+  }
   try {
-    json points = coordinator.metrics(name, query_value(t, "stage"), query_value(t, "metric"));
+    json points = coordinator.metrics(name, query_value(t, "stage"), query_value(t, "metric"), max_points);
     return reply(200, {{"points", std::move(points)}});
   } catch (const NotFoundError& ex) {
     return fail(404, ex.what());

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "coordinator/api_json.h"
 #include "coordinator/compare.h"
 #include "coordinator/client.h"
+#include "coordinator/plot.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/discovery.h"
 #include "coordinator/report.h"
@@ -225,10 +227,11 @@ bool names_sweep(CoordinatorClient& client, const std::string& name) {
   return false;
 }
 
-// ResultCells of every experiment NAMES names (a sweep: all its cells), with their points; `axes`
-// collects the sweeps' axes. Through the serving coordinator, else from the store itself.
+// ResultCells of every experiment NAMES names (a sweep: all its cells), with their points (each
+// curve thinned to about max_points, 0 = all); `axes` collects the sweeps' axes. Through the
+// serving coordinator, else from the store itself.
 std::vector<ResultCell> gather_results(const cli::Args& a, const std::vector<std::string>& names,
-                                       std::vector<std::string>& axes) {
+                                       std::vector<std::string>& axes, std::size_t max_points = 0) {
   std::vector<ResultCell> cells;
   const auto add_axes = [&](const SweepRecord& s) {
     for (const std::string& axis : s.axes)
@@ -258,7 +261,8 @@ std::vector<ResultCell> gather_results(const cli::Args& a, const std::vector<std
     for (ResultCell& c : cells)
       for (const StageRecord& s : c.view.stages) {
         const nlohmann::json j = client->get("/api/v1/experiments/" + url_encode(c.view.experiment.name) +
-                                             "/metrics?stage=" + url_encode(s.name));
+                                             "/metrics?stage=" + url_encode(s.name) +
+                                             (max_points ? "&max_points=" + std::to_string(max_points) : ""));
         c.points[s.name] = j.value("points", nlohmann::json::array()).get<std::vector<MetricPoint>>();
       }
     return cells;
@@ -269,7 +273,7 @@ std::vector<ResultCell> gather_results(const cli::Args& a, const std::vector<std
     const auto e = store->get_experiment(name);
     if (!e) throw Error("no experiment or sweep named '" + name + "' in " + store->path());
     ResultCell c{{*e, store->list_stages(name), store->list_runs(name), {}, {}}, nlohmann::json::object(), {}};
-    for (const StageRecord& s : c.view.stages) c.points[s.name] = store->metrics(name, s.name);
+    for (const StageRecord& s : c.view.stages) c.points[s.name] = store->metrics(name, s.name, "", max_points);
     return c;
   };
   for (const std::string& name : names) {
@@ -297,12 +301,40 @@ CompareOptions compare_options(const cli::Args& a) {
   return o;
 }
 
+// Writes figures into `dir` (created), one line each on stdout.
+void write_figures(const std::string& dir, const std::vector<Figure>& figures) {
+  std::filesystem::create_directories(dir);
+  for (const Figure& f : figures) {
+    const std::string path = (std::filesystem::path(dir) / f.file).string();
+    write_file_atomic(path, f.svg);
+    std::printf("wrote %s (%zu %s)\n", path.c_str(), f.lines, f.lines == 1 ? "line" : "lines");
+  }
+}
+
 int cmd_compare(const cli::Args& a) {
   std::vector<std::string> axes;
   const std::vector<ResultCell> cells = gather_results(a, a.positional, axes);
   CompareOptions o = compare_options(a);
   o.axes = axes;
   std::cout << format_comparison(cells, o);
+  if (a.has("plot")) {
+    CompareOptions as_json = o;
+    as_json.format = "json";
+    write_figures(a.text("plot"), {plot_comparison(nlohmann::json::parse(format_comparison(cells, as_json)))});
+  }
+  return 0;
+}
+
+int cmd_plot(const cli::Args& a) {
+  std::vector<std::string> axes;
+  const std::vector<ResultCell> cells =
+      gather_results(a, a.positional, axes, static_cast<std::size_t>(a.integer("max-points", 2000)));
+  PlotOptions o;
+  for (const std::string& m : split(a.text("metric"), ','))
+    if (!m.empty()) o.metrics.push_back(m);
+  o.x = a.text("x", "step");
+  o.smoothing = a.number("smoothing", 0.9);
+  write_figures(a.text("out", "plots"), plot_curves(cells, o));
   return 0;
 }
 
@@ -635,8 +667,23 @@ cli::Program program() {
          cli::text("rows", "KEY", "rows: a swept or spec key, or experiment (default: the first swept key)"),
          cli::text("cols", "KEY", "columns: stage (default), or a swept or spec key"),
          cli::text("format", "F", "table (default), md, csv or json"),
-         cli::text("relative-to", "ROW", "show the % change of every row against this one"), kCoordFlag, kStateFlag},
+         cli::text("relative-to", "ROW", "show the % change of every row against this one"),
+         cli::text("plot", "DIR",
+                   "also write the table as a bar chart (mean ± std per row) to DIR/<metric>-compare.svg"),
+         kCoordFlag, kStateFlag},
         cmd_compare},
+       {"plot",
+        {"NAME..."},
+        "Plot metric curves of experiments and sweeps as SVG files, one per metric, one line per experiment (stages "
+        "end to end; loss smoothed over its faint raw curve; a log axis when the values span more than a decade).",
+        {cli::text("metric", "M[,M...]", "metrics to plot (default: loss and every metric an evaluation stage has)"),
+         cli::choice("x", {"step", "images"}, "x axis: optimiser steps (default) or images seen"),
+         cli::text("out", "DIR", "directory for the SVG files (default ./plots)"),
+         cli::integer("max-points", "N", "thin each curve to about N points in the store query (default 2000)", 1,
+                      10000000),
+         cli::number("smoothing", "W", "EMA weight of the smoothed line, 0 = raw only (default 0.9)", 0, 0.999),
+         kCoordFlag, kStateFlag},
+        cmd_plot},
        {"export",
         {"NAME..."},
         "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",

@@ -82,6 +82,20 @@ bool decode_point_key(const char* p, std::size_t n, std::string& metric, std::in
   return true;
 }
 
+// A point from its key (whose first stage_prefix_size bytes are the stage's metric prefix) and
+// value; false when either is malformed.
+bool decode_point(const rocksdb::Slice& key, std::size_t stage_prefix_size, const rocksdb::Slice& value,
+                  MetricPoint& p) {
+  if (key.size() < stage_prefix_size ||
+      !decode_point_key(key.data() + stage_prefix_size, key.size() - stage_prefix_size, p.metric, p.step) ||
+      value.size() != kPointValueSize)
+    return false;
+  p.attempt = get_be32(value.data());
+  p.value = f64_from_bits(get_be64(value.data() + 4));
+  p.time = f64_from_bits(get_be64(value.data() + 12));
+  return true;
+}
+
 template <class Record>
 std::string encode(const Record& r) {
   return nlohmann::json(r).dump();
@@ -436,26 +450,81 @@ void ExperimentStore::append_metrics(const std::string& experiment, const std::s
 }
 
 std::vector<MetricPoint> ExperimentStore::metrics(const std::string& experiment, const std::string& stage,
-                                                  const std::string& metric) const {
+                                                  const std::string& metric, std::size_t max_points) const {
   const std::string op = "metrics " + experiment + "/" + stage;
+  if (max_points > 0) return thinned_metrics(experiment, stage, metric, max_points, op);
   const std::size_t stage_prefix_size = store_keys::metric_prefix(experiment, stage).size();
   const std::string prefix = metric.empty() ? store_keys::metric_prefix(experiment, stage)
                                             : store_keys::metric_prefix(experiment, stage, metric);
   std::vector<MetricPoint> out;
   scan(prefix, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
     MetricPoint p;
-    if (!decode_point_key(k.data() + stage_prefix_size, k.size() - stage_prefix_size, p.metric, p.step) ||
-        v.size() != kPointValueSize)
+    if (!decode_point(k, stage_prefix_size, v, p))
       fail(path_, op,
            "corrupt metric point (key " + std::to_string(k.size()) + " bytes, value " + std::to_string(v.size()) +
                " bytes)");
-    p.attempt = get_be32(v.data());
-    p.value = f64_from_bits(get_be64(v.data() + 4));
-    p.time = f64_from_bits(get_be64(v.data() + 12));
     out.push_back(std::move(p));
   });
   // Keys group a metric's points in step order but sort metrics by (length, name); a stable
   // sort by name keeps each curve's step order.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const MetricPoint& a, const MetricPoint& b) { return a.metric < b.metric; });
+  return out;
+}
+
+std::vector<MetricPoint> ExperimentStore::thinned_metrics(const std::string& experiment, const std::string& stage,
+                                                          const std::string& metric, std::size_t max_points,
+                                                          const std::string& op) const {
+  const std::string stage_prefix = store_keys::metric_prefix(experiment, stage);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const auto point_at = [&](MetricPoint& p) {  // decodes the iterator's entry
+    if (!decode_point(it->key(), stage_prefix.size(), it->value(), p))
+      fail(path_, op,
+           "corrupt metric point (key " + std::to_string(it->key().size()) + " bytes, value " +
+               std::to_string(it->value().size()) + " bytes)");
+  };
+  // The curves: one seek each to the first key after the previous curve's keys.
+  std::vector<std::string> names;
+  if (!metric.empty()) {
+    names.push_back(metric);
+  } else {
+    for (it->Seek(stage_prefix); it->Valid() && it->key().starts_with(stage_prefix);) {
+      MetricPoint p;
+      point_at(p);
+      names.push_back(p.metric);
+      it->Seek(store_keys::metric_prefix(experiment, stage, p.metric) + std::string(8, '\xff'));
+      if (it->Valid() && it->key().starts_with(store_keys::metric_prefix(experiment, stage, p.metric))) it->Next();
+    }
+  }
+  std::vector<MetricPoint> out;
+  for (const std::string& name : names) {
+    const std::string prefix = store_keys::metric_prefix(experiment, stage, name);
+    it->SeekForPrev(prefix + std::string(8, '\xff'));
+    if (!it->Valid() || !it->key().starts_with(prefix)) continue;  // no points
+    MetricPoint last;
+    point_at(last);
+    it->Seek(prefix);
+    MetricPoint first;
+    point_at(first);
+    // Bucket b holds steps [first + b*width, first + (b+1)*width).
+    const std::int64_t span = last.step - first.step + 1;
+    const std::int64_t width = (span + std::int64_t(max_points) - 1) / std::int64_t(max_points);
+    for (std::int64_t b = 0; b * width < span; ++b) {
+      const std::int64_t start = first.step + b * width;
+      it->Seek(store_keys::metric_key(experiment, stage, name, start));
+      if (!it->Valid() || !it->key().starts_with(prefix)) break;
+      MetricPoint p;
+      point_at(p);
+      if (p.step >= start + width) {  // empty buckets: go on at the bucket of the point found
+        b = (p.step - first.step) / width - 1;
+        continue;
+      }
+      if (p.step == last.step) break;
+      out.push_back(std::move(p));
+    }
+    out.push_back(std::move(last));
+  }
+  check(it->status(), op);
   std::stable_sort(out.begin(), out.end(),
                    [](const MetricPoint& a, const MetricPoint& b) { return a.metric < b.metric; });
   return out;

@@ -82,8 +82,11 @@ class ExperimentStore {
 
   // Points of one stage, sorted by (metric, step). `metric` empty = all metrics. Steps are
   // expected to be >= 0 (be64 keys sort a negative step after every positive one).
+  // max_points > 0 thins each curve without reading it whole: its step range is cut into
+  // max_points equal buckets and each bucket contributes its first point (one seek each), plus
+  // the curve's last point; a curve with at most one point per bucket comes back whole.
   std::vector<MetricPoint> metrics(const std::string& experiment, const std::string& stage,
-                                   const std::string& metric = "") const;
+                                   const std::string& metric = "", std::size_t max_points = 0) const;
 
   // Records that `run` (a new attempt) resumes `stage` from `from_step`: deletes the stage's
   // points with step > from_step and writes the run, in one synced batch.
@@ -119,6 +122,9 @@ class ExperimentStore {
   std::optional<std::string> get(const std::string& key, const std::string& op) const;
   void write(rocksdb::WriteBatch& batch, bool sync, const std::string& op);
   void scan(const std::string& prefix, const std::string& op, const ScanFn& fn) const;  // key order
+  std::vector<MetricPoint> thinned_metrics(const std::string& experiment, const std::string& stage,
+                                           const std::string& metric, std::size_t max_points,
+                                           const std::string& op) const;
   void delete_prefix(rocksdb::WriteBatch& batch, const std::string& prefix, const std::string& op);
   void delete_experiment(rocksdb::WriteBatch& batch, const std::string& name, const std::string& op);
   template <class Record>

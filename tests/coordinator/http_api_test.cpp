@@ -132,6 +132,13 @@ TEST_CASE("metrics are served per stage and metric, with 404 for unknown names")
   CHECK(loss.at("points")[0].at("value") == 2.0);
   api.call_json("GET", "/api/v1/experiments/exp1/metrics?stage=nope", 404);
   api.call_json("GET", "/api/v1/experiments/nope/metrics", 404);
+  // max_points thins each curve (the store's step buckets); a bad value is a 400 naming it.
+  CHECK(api.call_json("GET", "/api/v1/experiments/exp1/metrics?max_points=1", 200).at("points").size() == 2);
+  CHECK(api.call_json("GET", "/api/v1/experiments/exp1/metrics?max_points=x", 400)
+            .at("error")
+            .get<std::string>()
+            .find("max_points") != std::string::npos);
+  api.call_json("GET", "/api/v1/experiments/exp1/metrics?max_points=-3", 400);
 }
 
 TEST_CASE("unknown paths are 404 and wrong methods 405, naming the request") {

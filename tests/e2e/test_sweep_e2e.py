@@ -13,6 +13,7 @@ import signal
 import statistics
 import time
 import unittest
+import xml.etree.ElementTree as ET
 
 import ldm_e2e
 
@@ -157,6 +158,33 @@ class SweepTest(unittest.TestCase):
         self.assertEqual(rows["dit"]["params"], pre_params[0])
         self.assertGreater(rows["dit"]["rank_seconds"], 0)
         self.assertEqual(rows["dit"]["images"], (300 + 100) * 8)
+
+    def test_plot_and_compare_plot_write_valid_svg_one_line_per_cell(self):
+        out = os.path.join(self.coord.state, "plots")
+        listing = self.coord.cli("plot", "sw", "--out", out).stdout
+        self.assertIn("loss.svg (4 lines)", listing)
+        svg = ET.parse(os.path.join(out, "loss.svg")).getroot()  # valid XML, or this raises
+        ns = "{http://www.w3.org/2000/svg}"
+        lines = [p for p in svg.iter(ns + "path") if p.get("class") == "series"]
+        self.assertEqual(sorted(p.get("data-label") for p in lines),
+                         sorted(f"family={f} preset={p} seed={s}" for f, p in (("dit", "tiny/4"), ("pixart", "tiny/2"))
+                                for s in (1, 2)))
+        labels = {t.get("class"): t.text for t in svg.iter(ns + "text") if t.get("class") in ("x-label", "y-label")}
+        self.assertTrue(labels["x-label"].startswith("optimiser steps"), labels)
+        self.assertTrue(labels["y-label"].startswith("loss"), labels)
+        # The store thins long curves: a 2-point cap gives each line at most 3 points per stage.
+        thin = os.path.join(self.coord.state, "thin")
+        self.coord.cli("plot", CELLS[0], "--out", thin, "--max-points", "2", "--metric", "loss", "--smoothing", "0")
+        d = next(p for p in ET.parse(os.path.join(thin, "loss.svg")).getroot().iter(ns + "path")).get("d")
+        self.assertLessEqual(d.count("L") + 1, 6)
+        # compare --plot: one bar per row and stage present, both rows in the legend.
+        table = self.coord.cli("compare", "sw", "--plot", out).stdout
+        self.assertIn("loss-compare.svg", table)
+        bars = ET.parse(os.path.join(out, "loss-compare.svg")).getroot()
+        rects = [r for r in bars.iter(ns + "rect") if r.get("class") == "bar"]
+        self.assertEqual(sorted({r.get("data-label") for r in rects}), ["dit"])  # pixart: ✗ diverged, no bar
+        self.assertEqual(len(rects), 2)  # dit at pre and fine
+        self.assertEqual(len([e for e in bars.iter(ns + "line") if e.get("class") == "error"]), 2)  # two seeds
 
     def test_table_md_csv_and_relative_outputs(self):
         table = self.coord.cli("compare", "sw").stdout

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -635,4 +637,39 @@ TEST_CASE("a sweep and its cells are stored in one batch, listed by name, and de
   CHECK(!store->get_run("grid-s1.train.a1"));
   CHECK(store->metrics("grid-s1", "train").empty());
   CHECK(!store->get_sweep("nope"));
+}
+
+TEST_CASE("metrics(max_points) thins each curve by step buckets, keeps short curves whole and every last point") {
+  TempDir t;
+  auto store = ExperimentStore::open(t.db());
+  const RunRecord run = make_run("e", "s", 1);
+  std::vector<MetricPoint> points;
+  for (std::int64_t step = 0; step < 10000; ++step) points.push_back(point("loss", step, double(step)));
+  for (std::int64_t step = 0; step <= 9000; step += 1000) points.push_back(point("fid", step, double(step)));
+  points.push_back(point("a", 5, 5.0));  // a name that sorts first, one point
+  store->append_metrics("e", "s", points, run);
+  store->append_metrics("e", "s2", {point("loss", 1, 1.0)}, run);  // another stage: not read
+
+  const std::vector<MetricPoint> thin = store->metrics("e", "s", "", 100);
+  std::map<std::string, std::vector<std::int64_t>> steps;
+  for (const MetricPoint& p : thin) steps[p.metric].push_back(p.step);
+  CHECK(steps.size() == 3);
+  // 10000 steps in 100 buckets of 100: each bucket's first point, then the last point.
+  REQUIRE(steps["loss"].size() == 101);
+  for (std::size_t b = 0; b < 100; ++b) CHECK(steps["loss"][b] == std::int64_t(b) * 100);
+  CHECK(steps["loss"].back() == 9999);
+  // Short or sparse curves come back whole.
+  CHECK(steps["fid"] == std::vector<std::int64_t>{0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000});
+  CHECK(steps["a"] == std::vector<std::int64_t>{5});
+  // Values come with the points; sorted by (metric, step) as the full query.
+  for (const MetricPoint& p : thin) CHECK(p.value == double(p.step));
+  CHECK(std::is_sorted(thin.begin(), thin.end(), [](const MetricPoint& a, const MetricPoint& b) {
+    return a.metric != b.metric ? a.metric < b.metric : a.step < b.step;
+  }));
+  // One metric; a bucket count above the curve's length returns it all.
+  // Two buckets of 4501 steps: their first points 0 and 5000, then the last point.
+  CHECK(keys_of(store->metrics("e", "s", "fid", 2)) == Keys{{"fid", 0}, {"fid", 5000}, {"fid", 9000}});
+  CHECK(store->metrics("e", "s", "loss", 20000).size() == 10000);
+  CHECK(store->metrics("e", "s", "nothing", 10).empty());
+  CHECK(store->metrics("e", "nostage", "", 10).empty());
 }

@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <iostream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coordinator/api_json.h"
@@ -323,6 +325,90 @@ int cmd_compare(const cli::Args& a) {
     write_figures(a.text("plot"), {plot_comparison(nlohmann::json::parse(format_comparison(cells, as_json)))});
   }
   return 0;
+}
+
+// The record of one experiment: through the serving coordinator, else from the store itself.
+ExperimentView fetch_experiment(const cli::Args& a, const std::string& name) {
+  std::optional<CoordinatorClient> client;
+  try {
+    client.emplace(client_for(a));
+    client->get("/api/v1/health");
+  } catch (const Error&) {
+    client.reset();  // none serves: read the store (nobody else holds it)
+  }
+  if (client) return experiment_from_api_json(client->get("/api/v1/experiments/" + url_encode(name)));
+  auto store = ExperimentStore::open(a.text("state", kDefaultState) + "/db");
+  const auto e = store->get_experiment(name);
+  if (!e) throw Error("no experiment named '" + name + "' in " + store->path());
+  return {*e, store->list_stages(name), store->list_runs(name), {}, {}};
+}
+
+int cmd_logs(const cli::Args& a) {
+  // RUN is <experiment>.<stage>.a<attempt>; names hold no '.'.
+  const std::vector<std::string> parts = split(a.positional.at(0), '.');
+  const std::string experiment = parts.at(0);
+  const std::string run_id = parts.size() == 3 ? a.positional.at(0) : "";
+  if (parts.size() != 1 && parts.size() != 3)
+    throw cli::UsageError("expected an experiment name or a run id (EXPERIMENT.STAGE.aN), got '" + a.positional.at(0) +
+                          "'");
+  const std::string stage = parts.size() == 3 ? parts[1] : a.text("stage");
+  const std::string rank = a.text("rank", "0");
+  // The runs to show: the given one, else each stage's current run (or only --stage's).
+  const auto runs_to_show = [&](const ExperimentView& v) {
+    std::vector<RunRecord> out;
+    for (const StageRecord& s : v.stages) {
+      if (!stage.empty() && s.name != stage) continue;
+      for (const RunRecord& r : v.runs)
+        if (run_id.empty() ? r.id == s.current_run : r.id == run_id) out.push_back(r);
+    }
+    return out;
+  };
+  const ExperimentView view = fetch_experiment(a, experiment);
+  std::vector<RunRecord> runs = runs_to_show(view);
+  if (runs.empty())
+    throw Error(!run_id.empty()  ? "no run '" + run_id + "' in experiment '" + experiment + "'"
+                : !stage.empty() ? "stage '" + stage + "' of experiment '" + experiment + "' has no run yet"
+                                 : "experiment '" + experiment + "' has no run yet");
+  const auto log_path = [&](const RunRecord& r) {
+    return r.run_dir + "/logs/" + (rank == "mpirun" ? std::string("mpirun.log") : "rank-" + rank + ".log");
+  };
+  const auto copy_from = [](const std::string& path, std::uint64_t offset) {  // prints the new bytes
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return offset;
+    in.seekg(0, std::ios::end);
+    const std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
+    if (size < offset) offset = 0;  // the file was replaced
+    in.seekg(static_cast<std::streamoff>(offset));
+    std::string chunk(size - offset, '\0');
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+    std::fflush(stdout);
+    return size;
+  };
+  if (!a.has("follow")) {
+    for (const RunRecord& r : runs) {
+      if (runs.size() > 1) std::printf("==> %s (%s) <==\n", r.id.c_str(), log_path(r).c_str());
+      if (!std::filesystem::exists(log_path(r))) std::printf("(no log yet at %s)\n", log_path(r).c_str());
+      copy_from(log_path(r), 0);
+    }
+    return 0;
+  }
+  // --follow: the last stage shown (the newest run), printed as it grows until its run ends.
+  RunRecord run = runs.back();
+  std::fprintf(stderr, "following %s (%s); Ctrl-C stops\n", run.id.c_str(), log_path(run).c_str());
+  std::uint64_t offset = 0;
+  for (;;) {
+    offset = copy_from(log_path(run), offset);
+    bool ended = true;
+    for (const RunRecord& r : runs_to_show(fetch_experiment(a, experiment)))
+      if (r.id == run.id) ended = is_terminal(r.state);
+    if (ended) {  // the last lines a worker wrote before its run ended
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      copy_from(log_path(run), offset);
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 int cmd_plot(const cli::Args& a) {
@@ -672,6 +758,14 @@ cli::Program program() {
                    "also write the table as a bar chart (mean ± std per row) to DIR/<metric>-compare.svg"),
          kCoordFlag, kStateFlag},
         cmd_compare},
+       {"logs",
+        {"RUN|EXPERIMENT"},
+        "Print a run's log (rank 0 by default); for an experiment, the current run of each stage. With --follow, "
+        "keep printing the newest run's log as it grows until the run ends.",
+        {cli::text("stage", "S", "only this stage of the experiment"),
+         cli::text("rank", "R", "the rank whose log to print (default 0), or mpirun for the launcher's output"),
+         cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kStateFlag},
+        cmd_logs},
        {"plot",
         {"NAME..."},
         "Plot metric curves of experiments and sweeps as SVG files, one per metric, one line per experiment (stages "

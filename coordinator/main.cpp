@@ -597,8 +597,11 @@ int cmd_status(const cli::Args& a) {
     return 0;
   }
   const nlohmann::json j = client.get("/api/v1/experiments");
-  if (json) {
-    std::cout << j.dump(2) << "\n";
+  if (json) {  // the experiments and the sweeps, as the two list endpoints give them
+    std::cout << nlohmann::json{{"experiments", j.value("experiments", nlohmann::json::array())},
+                                {"sweeps", client.get("/api/v1/sweeps").value("sweeps", nlohmann::json::array())}}
+                     .dump(2)
+              << "\n";
     return 0;
   }
   std::vector<ExperimentView> views;
@@ -633,8 +636,8 @@ int cmd_show(const cli::Args& a) {
   return 0;
 }
 
-int cmd_presets(const cli::Args&) {
-  std::cout << format_presets_table();
+int cmd_presets(const cli::Args& a) {
+  std::cout << (a.has("json") ? nlohmann::json{{"presets", presets_json()}}.dump(2) + "\n" : format_presets_table());
   return 0;
 }
 
@@ -789,7 +792,11 @@ cli::Program program() {
         "Remove a stopped experiment, or a sweep with all its cells, from the store.",
         {cli::flag("files", "also remove their run directories"), kCoordFlag, kStateFlag},
         cmd_delete},
-       {"presets", {}, "List model families and size presets with analytic parameters and GFLOPs.", {}, cmd_presets},
+       {"presets",
+        {},
+        "List model families and size presets with analytic parameters and GFLOPs, and published counts.",
+        {cli::flag("json", "print JSON instead of a table")},
+        cmd_presets},
        {"run",
         {"FILE"},
         "Run one experiment, or a sweep of them, in-process (coordinator on ephemeral ports) until it ends; a sweep "

@@ -238,6 +238,31 @@ std::string format_summary(const ExperimentView& v) {
   return out;
 }
 
+nlohmann::json presets_json() {
+  ModelShape shape;  // as format_presets_table()
+  nlohmann::json out = nlohmann::json::array();
+  for (const RecipeCard* card : recipe_cards()) {
+    shape.learn_sigma = recipe_defaults(card->family).learn_sigma;
+    for (const PresetInfo& p : card->presets) {
+      nlohmann::json item = {{"family", card->family},
+                             {"preset", p.name},
+                             {"default", p.name == card->default_preset},
+                             {"tasks", card->tasks},
+                             {"size", card->size_text(p)},
+                             {"parameters", card->param_count(p, shape)},
+                             {"gflops", card->gflops(p, shape)},
+                             {"learn_sigma", shape.learn_sigma},
+                             {"source", p.source}};
+      if (p.published_params_m > 0)
+        item["published"] = {{"parameters_m", p.published_params_m},
+                             {"rounding_m", p.published_rounding_m},
+                             {"source", p.published_source}};
+      out.push_back(std::move(item));
+    }
+  }
+  return out;
+}
+
 std::string format_presets_table() {
   ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
   std::string out = "Analytic size at latent " + std::to_string(shape.latent_size) + "x" +

@@ -30,6 +30,9 @@ std::string format_evaluation(const ExperimentView& view, const std::string& sta
 std::string format_final_metrics(const ExperimentView& view);
 
 // Families and presets with analytic parameter counts and GFLOPs at the DiT paper's 256x256 shape.
+// The same presets as JSON: one object per preset (parameters and GFLOPs at the table's shape,
+// each family's learned sigma), with its published count where the card has one.
+nlohmann::json presets_json();
 std::string format_presets_table();
 
 // Aligns cells into columns separated by two spaces (first row = header).

@@ -1,6 +1,8 @@
 // The CLI's human-readable text.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "coordinator/report.h"
 
 using namespace ldm;
@@ -77,4 +79,16 @@ TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and
   for (const char* family : {"\nunet ", "\nmdt ", "\npixart ", "\nmmdit ", "\nproposed "})
     CHECK_MESSAGE(t.find(family) != std::string::npos, family);
   CHECK(t.find("LDM-4-G") != std::string::npos);
+  // The same rows as JSON (`ldm-coord presets --json`).
+  const nlohmann::json j = presets_json();
+  const auto xl = std::find_if(j.begin(), j.end(),
+                               [](const nlohmann::json& p) { return p["family"] == "dit" && p["preset"] == "XL/2"; });
+  REQUIRE(xl != j.end());
+  CHECK((*xl)["parameters"] == 675129632);
+  CHECK((*xl)["default"] == true);
+  CHECK((*xl)["learn_sigma"] == true);
+  CHECK((*xl)["published"]["parameters_m"] == 675);
+  std::size_t rows = 0;
+  for (std::size_t at = t.find('\n'); at != std::string::npos; at = t.find('\n', at + 1)) ++rows;
+  CHECK(j.size() + 6 == rows);  // the table also has a title, a header and four footnote lines
 }

@@ -21,6 +21,7 @@ packages=(
   libzip-dev                           # .npz inputs of `ldm-worker forward`
   libjpeg62-turbo-dev libwebp-dev libexif-dev  # image decoding for the dataset importers
   libarchive-dev                       # WebDataset tar shards
+  libgd-dev                            # ldm-data preview: record grids with captions (bitmap fonts, PNG)
   libsentencepiece-dev libssl-dev      # TorchScript text encoders' tokenizer; SHA-256 (encoder identities, lineage)
   libgoogle-perftools-dev              # tcmalloc for the tensor programs (the loader is 10-20x faster)
   python3                              # end-to-end tests drive the real binaries from Python

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "datasets/data_preview.h"
 #include "datasets/format/dataset_tools.h"
 #include "datasets/format/shard.h"
 #include "datasets/import/encoder_process.h"
@@ -169,6 +170,33 @@ void print_progress(const char* verb, std::size_t done, std::size_t total, const
   std::fprintf(stderr, "%sldm-data: %s %zu/%zu shards (%s), %llu records, %.0f records/s, %.1f MB/s%s", tty ? "\r" : "",
                verb, done, total, shard.c_str(), static_cast<unsigned long long>(records), rate, mb_rate,
                tty && done < total ? "\x1b[K" : "\n");
+}
+
+int run_preview(const Args& args) {
+  const std::string& where = args.positional[0];
+  const std::vector<std::string> shards =
+      std::filesystem::is_directory(where) ? ldm::data::list_shards(where) : std::vector<std::string>{where};
+  if (shards.empty()) throw ldm::Error("preview: no *.ldms shards in " + where);
+  const std::int64_t want = args.integer("records", 16), skip = args.integer("start", 0);
+  std::vector<ldm::data::PreviewTile> tiles;
+  std::int64_t seen = 0;
+  for (const std::string& shard : shards) {
+    const ldm::data::ShardReader reader(shard);
+    for (std::size_t i = 0; i < reader.size() && std::int64_t(tiles.size()) < want; ++i)
+      if (seen++ >= skip)
+        tiles.push_back({reader.read(i), ""}),
+            tiles.back().label = label_text(tiles.back().record.label, reader.header());
+    if (std::int64_t(tiles.size()) >= want) break;
+  }
+  if (tiles.empty())
+    throw ldm::Error("preview: " + where + " has no record at or after number " + std::to_string(skip));
+  ldm::data::PreviewLayout layout;
+  layout.columns = static_cast<int>(args.integer("columns", 4));
+  layout.cell = static_cast<int>(args.integer("cell", 128));
+  const std::string out = args.text("out", "preview.png");
+  ldm::data::write_preview(out, tiles, layout);
+  std::printf("wrote %s: %zu records from %s\n", out.c_str(), tiles.size(), where.c_str());
+  return 0;
 }
 
 int run_verify(const Args& args) {
@@ -360,6 +388,19 @@ ldm::cli::Program program() {
             run_inspect,
             "Prints the header, record count, label histogram, caption lengths and payload shapes, then the\n"
             "first K records. Reads every record and verifies its checksum: exits 1 if any is corrupt."},
+           {"preview",
+            {"DIR|SHARD"},
+            "Write a PNG grid of records: each image with its id, label, caption and control metadata.",
+            {text("out", "FILE", "the PNG to write (default preview.png)"),
+             integer("records", "N", "how many records (default 16)", 1, 4096),
+             integer("start", "K", "skip the first K records (default 0)", 0),
+             integer("columns", "C", "tiles per row (default 4)", 1, 64),
+             integer("cell", "PX", "image side in a tile, pixels (default 128)", 8, 2048)},
+            run_preview,
+            "Reads records in shard order (DIR/*.ldms sorted by name, or one shard) and draws each as a\n"
+            "tile: the image resized to the cell (nearest neighbour), or for latent shards the first three\n"
+            "channels scaled to 0..255 each, over its id, label (with the class name of synthetic data),\n"
+            "caption (wrapped) and control metadata (original size, crop, flip)."},
            {"verify",
             {"DIR"},
             "Check every shard of a directory: checksums, index, footer, unique ids, headers.",

@@ -65,6 +65,34 @@ class LdmDataTools(unittest.TestCase):
                       % record_id, r.stdout)
         self.assertIn("1 problem (1 corrupt record)", r.stdout)
 
+    def test_preview_draws_each_record_with_its_text(self):
+        from PIL import Image
+        out = os.path.join(self.tmp, "grid.png")
+        r = ldm_data("preview", self.clean, "--out", out, "--records", "5", "--columns", "2", "--cell", "64")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("5 records", r.stdout)
+        grid = Image.open(out).convert("RGB")
+        w, h = grid.size
+        self.assertEqual(w % 2, 0)
+        self.assertEqual(h % 3, 0)  # 5 records in 2 columns: 3 rows of equal tiles
+        tw, th = w // 2, h // 3
+        tiles = []
+        for i in range(5):
+            x0, y0 = (i % 2) * tw, (i // 2) * th
+            image = grid.crop((x0 + 6, y0 + 6, x0 + 6 + 64, y0 + 6 + 64))
+            text = grid.crop((x0 + 6, y0 + 6 + 64 + 6, x0 + tw - 6, y0 + th))
+            self.assertGreater(len(set(image.getdata())), 4, f"tile {i}: the record's image")  # not blank
+            dark = sum(1 for p in text.getdata() if max(p) < 100)
+            self.assertGreater(dark, 200, f"tile {i}: its id, label, caption and control text")
+            tiles.append(image.tobytes())
+        self.assertEqual(len(set(tiles)), 5)  # five different records
+        # The sixth tile's place is empty (white).
+        empty = grid.crop((tw, 2 * th, 2 * tw, 3 * th))
+        self.assertEqual(set(empty.getdata()), {(255, 255, 255)})
+        bad = ldm_data("preview", os.path.join(self.tmp, "missing"), "--out", out)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("missing", bad.stderr)
+
     def test_verify_names_a_truncated_shard(self):
         cut = os.path.join(self.tmp, "cut")
         shutil.copytree(self.clean, cut)

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "datasets/data_preview.h"
 #include "datasets/format/dataset_tools.h"
 #include "datasets/format/shard.h"
@@ -113,14 +115,17 @@ int run_inspect(const Args& args) {
   const std::int64_t show = args.integer("records", 3);
   const ldm::data::ShardReader reader(args.positional[0]);
   const auto& h = reader.header();
-  std::printf("shard:          %s\n", reader.path().c_str());
-  std::printf("format version: %u\n", h.format_version);
-  std::printf("kind:           %s\n", ldm::data::to_string(h.kind));
-  std::printf("encoder:        %s\n", h.encoder.c_str());
-  std::printf("text encoder:   %s\n", h.text_encoder.empty() ? "(no caption features)" : h.text_encoder.c_str());
-  std::printf("views:          %d per image\n", h.views);
-  std::printf("dataset:        %s\n", h.dataset.c_str());
-  std::printf("records:        %zu\n", reader.size());
+  const bool json = args.has("json");
+  if (!json) {
+    std::printf("shard:          %s\n", reader.path().c_str());
+    std::printf("format version: %u\n", h.format_version);
+    std::printf("kind:           %s\n", ldm::data::to_string(h.kind));
+    std::printf("encoder:        %s\n", h.encoder.c_str());
+    std::printf("text encoder:   %s\n", h.text_encoder.empty() ? "(no caption features)" : h.text_encoder.c_str());
+    std::printf("views:          %d per image\n", h.views);
+    std::printf("dataset:        %s\n", h.dataset.c_str());
+    std::printf("records:        %zu\n", reader.size());
+  }
 
   std::map<std::int32_t, std::int64_t> labels;
   std::map<std::string, std::int64_t> shapes;
@@ -144,6 +149,36 @@ int run_inspect(const Args& args) {
     if (static_cast<std::int64_t>(first.size()) < show) first.push_back(std::move(r));
   }
 
+  if (json) {
+    nlohmann::json label_counts = nlohmann::json::object(), shape_counts = nlohmann::json::object();
+    for (const auto& [label, n] : labels) label_counts[label_text(label, h)] = n;
+    for (const auto& [shape, n] : shapes) shape_counts[shape] = n;
+    nlohmann::json records = nlohmann::json::array();
+    for (const Record& r : first)
+      records.push_back({{"id", r.id},
+                         {"label", r.label},
+                         {"caption", r.caption},
+                         {"shape", r.shape},
+                         {"view", r.view},
+                         {"control",
+                          {{"orig_h", r.control.orig_h},
+                           {"orig_w", r.control.orig_w},
+                           {"crop_top", r.control.crop_top},
+                           {"crop_left", r.control.crop_left},
+                           {"crop_h", r.control.crop_h},
+                           {"crop_w", r.control.crop_w},
+                           {"flip", r.control.flip}}}});
+    nlohmann::json out = {
+        {"shard", reader.path()}, {"format_version", h.format_version}, {"kind", ldm::data::to_string(h.kind)},
+        {"encoder", h.encoder},   {"text_encoder", h.text_encoder},     {"views", h.views},
+        {"dataset", h.dataset},   {"records", reader.size()},           {"corrupt_records", corrupt},
+        {"labels", label_counts}, {"payload_shapes", shape_counts},     {"first", records}};
+    if (good > 0)
+      out["caption_chars"] = {
+          {"min", caption_min}, {"mean", static_cast<double>(caption_total) / double(good)}, {"max", caption_max}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return corrupt > 0 ? 1 : 0;
+  }
   std::printf("labels:         %zu distinct\n", labels.size());
   for (const auto& [label, n] : labels)
     std::printf("  %-24s %lld\n", label_text(label, h).c_str(), static_cast<long long>(n));
@@ -183,9 +218,11 @@ int run_preview(const Args& args) {
   for (const std::string& shard : shards) {
     const ldm::data::ShardReader reader(shard);
     for (std::size_t i = 0; i < reader.size() && std::int64_t(tiles.size()) < want; ++i)
-      if (seen++ >= skip)
-        tiles.push_back({reader.read(i), ""}),
-            tiles.back().label = label_text(tiles.back().record.label, reader.header());
+      if (seen++ >= skip) {
+        Record r = reader.read(i);
+        const std::string label = label_text(r.label, reader.header());
+        tiles.push_back({std::move(r), label});
+      }
     if (std::int64_t(tiles.size()) >= want) break;
   }
   if (tiles.empty())
@@ -209,6 +246,28 @@ int run_verify(const Args& args) {
     print_progress("verified", p.shards_done, p.shards_total, p.shard, p.records_done, p.bytes_done, seconds);
   };
   const ldm::data::VerifyReport report = ldm::data::verify_directory(args.positional[0], options);
+  if (args.has("json")) {
+    nlohmann::json problems = nlohmann::json::array();
+    for (const auto& p : report.problems) {
+      nlohmann::json item = {{"shard", p.shard}, {"record", p.record}, {"text", p.text}};
+      item["id"] = p.id ? nlohmann::json(*p.id) : nlohmann::json(nullptr);
+      problems.push_back(std::move(item));
+    }
+    std::printf("%s\n", nlohmann::json{{"dir", report.dir},
+                                       {"clean", report.clean()},
+                                       {"shards", report.shards},
+                                       {"records", report.records},
+                                       {"bytes", report.bytes},
+                                       {"unreadable_shards", report.unreadable_shards},
+                                       {"corrupt_records", report.corrupt_records},
+                                       {"duplicate_ids", report.duplicate_ids},
+                                       {"disagreements", report.disagreements},
+                                       {"problem_count", report.problem_count},
+                                       {"problems", problems}}
+                            .dump(2)
+                            .c_str());
+    return report.clean() ? 0 : 1;
+  }
   for (const auto& problem : report.problems) std::printf("%s\n", problem.text.c_str());
   if (report.problem_count > report.problems.size())
     std::printf("... and %llu more problems not shown (--max-problems)\n",
@@ -384,7 +443,8 @@ ldm::cli::Program program() {
            {"inspect",
             {"SHARD"},
             "Print a shard's header, statistics and first records; verify every checksum.",
-            {integer("records", "K", "how many records to print (default 3)", 0)},
+            {integer("records", "K", "how many records to print (default 3)", 0),
+             flag("json", "print JSON instead of text")},
             run_inspect,
             "Prints the header, record count, label histogram, caption lengths and payload shapes, then the\n"
             "first K records. Reads every record and verifies its checksum: exits 1 if any is corrupt."},
@@ -404,7 +464,8 @@ ldm::cli::Program program() {
            {"verify",
             {"DIR"},
             "Check every shard of a directory: checksums, index, footer, unique ids, headers.",
-            {integer("max-problems", "N", "how many problems to print (default 100; all are counted)", 0)},
+            {integer("max-problems", "N", "how many problems to print (default 100; all are counted)", 0),
+             flag("json", "print the report as JSON")},
             run_verify,
             "Checks every DIR/*.ldms shard: header, footer and index, every record's length and checksum,\n"
             "that record ids are unique across the directory, and that every shard agrees with the first\n"

@@ -64,6 +64,30 @@ class LdmDataTools(unittest.TestCase):
         self.assertIn("synth-00001.ldms: record 17 (id %d): checksum mismatch (stored 0x"
                       % record_id, r.stdout)
         self.assertIn("1 problem (1 corrupt record)", r.stdout)
+        # The same report as JSON names the shard, record and id of the problem.
+        j = ldm_data("verify", bad, "--json")
+        self.assertEqual(j.returncode, 1, j.stderr)
+        report = json.loads(j.stdout)
+        self.assertFalse(report["clean"])
+        self.assertEqual(report["corrupt_records"], 1)
+        self.assertEqual([(p["shard"], p["record"], p["id"]) for p in report["problems"]],
+                         [("synth-00001.ldms", 17, record_id)])
+        clean = json.loads(ldm_data("verify", self.clean, "--json").stdout)
+        self.assertTrue(clean["clean"])
+        self.assertEqual(clean["records"], RECORDS)
+
+    def test_inspect_json_lists_the_header_counts_and_first_records(self):
+        shard = os.path.join(self.clean, "synth-00000.ldms")
+        r = ldm_data("inspect", shard, "--json", "--records", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["records"], SHARD_RECORDS)
+        self.assertEqual(sum(j["labels"].values()), SHARD_RECORDS)
+        self.assertEqual(len(j["first"]), 2)
+        self.assertEqual(j["first"][0]["shape"], [16, 16, 3])
+        self.assertTrue(j["first"][0]["caption"])
+        self.assertIn("orig_h", j["first"][0]["control"])
+        self.assertEqual(j["corrupt_records"], 0)
 
     def test_preview_draws_each_record_with_its_text(self):
         from PIL import Image

@@ -364,6 +364,12 @@ int cmd_logs(const cli::Args& a) {
     return out;
   };
   const ExperimentView view = fetch_experiment(a, experiment);
+  if (!stage.empty() &&
+      std::none_of(view.stages.begin(), view.stages.end(), [&](const StageRecord& s) { return s.name == stage; })) {
+    std::vector<std::string> names;
+    for (const StageRecord& s : view.stages) names.push_back(s.name);
+    throw Error("experiment '" + experiment + "' has no stage '" + stage + "' (stages: " + join(names, ", ") + ")");
+  }
   std::vector<RunRecord> runs = runs_to_show(view);
   if (runs.empty())
     throw Error(!run_id.empty()  ? "no run '" + run_id + "' in experiment '" + experiment + "'"
@@ -393,16 +399,27 @@ int cmd_logs(const cli::Args& a) {
     }
     return 0;
   }
-  // --follow: the last stage shown (the newest run), printed as it grows until its run ends.
-  RunRecord run = runs.back();
+  // --follow: the newest run shown (by start), printed as it grows; a retry of its stage is followed
+  // on (attempts of a stage share its log directory) until the stage ends.
+  RunRecord run = *std::max_element(runs.begin(), runs.end(),
+                                    [](const RunRecord& x, const RunRecord& y) { return x.started_at < y.started_at; });
   std::fprintf(stderr, "following %s (%s); Ctrl-C stops\n", run.id.c_str(), log_path(run).c_str());
   std::uint64_t offset = 0;
   for (;;) {
     offset = copy_from(log_path(run), offset);
+    const ExperimentView now = fetch_experiment(a, experiment);
     bool ended = true;
-    for (const RunRecord& r : runs_to_show(fetch_experiment(a, experiment)))
-      if (r.id == run.id) ended = is_terminal(r.state);
-    if (ended) {  // the last lines a worker wrote before its run ended
+    for (const StageRecord& s : now.stages) {
+      if (s.name != run.stage) continue;
+      ended = is_terminal(s.state);
+      for (const RunRecord& r : now.runs)
+        if (r.id == s.current_run && r.id != run.id) {  // a new attempt
+          std::fprintf(stderr, "following %s\n", r.id.c_str());
+          if (log_path(r) != log_path(run)) offset = 0;
+          run = r;
+        }
+    }
+    if (ended) {  // the last lines a worker wrote before its stage ended
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       copy_from(log_path(run), offset);
       return 0;
@@ -764,7 +781,7 @@ cli::Program program() {
        {"logs",
         {"RUN|EXPERIMENT"},
         "Print a run's log (rank 0 by default); for an experiment, the current run of each stage. With --follow, "
-        "keep printing the newest run's log as it grows until the run ends.",
+        "keep printing the newest run's log as it grows (through retries) until its stage ends.",
         {cli::text("stage", "S", "only this stage of the experiment"),
          cli::text("rank", "R", "the rank whose log to print (default 0), or mpirun for the launcher's output"),
          cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kStateFlag},

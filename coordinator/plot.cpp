@@ -25,6 +25,7 @@ std::map<std::string, StageAxis> stage_axes(const ResultCell& cell, bool images)
   const json& spec = cell.view.experiment.spec;
   if (!spec.is_object() || !spec.contains("stage")) return out;
   std::map<std::string, double> end;  // x at each training stage's last step
+  double furthest = 0;                // the end of every stage so far
   for (const json& st : spec["stage"]) {
     const std::string name = st.value("name", std::string());
     StageAxis a;
@@ -33,10 +34,13 @@ std::map<std::string, StageAxis> stage_axes(const ResultCell& cell, bool images)
       out[name] = a;
       continue;
     }
+    // After its parent's end; a stage with no parent here (from scratch, or from another experiment
+    // or a bundle) after every stage before it, so that independent stages never overlap.
     const std::string parent = st.value("init_from", std::string());
-    a.offset = end.count(parent) ? end[parent] : 0.0;  // a parent of another experiment starts at 0
+    a.offset = end.count(parent) ? end[parent] : furthest;
     a.per_step = images ? double(st.value("batch_size", std::int64_t{1})) : 1.0;
     end[name] = a.offset + a.per_step * double(st.value("steps", std::int64_t{0}));
+    furthest = std::max(furthest, end[name]);
     out[name] = a;
   }
   for (auto& [name, a] : out)  // evaluation points sit on their parent's axis

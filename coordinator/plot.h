@@ -24,10 +24,10 @@ struct Figure {
 };
 
 // One figure per metric, one line per cell. A cell's stages are laid end to end along x in stage
-// order (a training stage after its init_from parent's end; an evaluation stage's points at its
-// parent's steps). Curves with many points are smoothed (solid) over their faint raw line; the y
-// axis is logarithmic when every value is positive and they span more than a decade. Throws Error
-// for an unknown --x, or when no cell has any of the metrics.
+// order (a training stage after its init_from parent's end, one without a parent in the
+// experiment after every stage before it; an evaluation stage's points at its parent's steps). Curves with many points
+// are smoothed (solid) over their faint raw line; the y axis is logarithmic when every value is positive and they span
+// more than a decade. Throws Error for an unknown --x, or when no cell has any of the metrics.
 std::vector<Figure> plot_curves(const std::vector<ResultCell>& cells, const PlotOptions& options);
 
 // The bar chart of a comparison (format_comparison's JSON): one group per column, one bar per row

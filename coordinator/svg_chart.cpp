@@ -122,6 +122,7 @@ std::string xml_escape(const std::string& text) {
 
 std::vector<double> linear_ticks(double lo, double hi, int target) {
   const double raw = (hi - lo) / std::max(1, target - 1);
+  if (!(raw > 0) || !std::isfinite(raw) || lo + raw == lo) return {lo, hi};  // no room for nice steps
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 5.0, 10.0})
@@ -131,7 +132,12 @@ std::vector<double> linear_ticks(double lo, double hi, int target) {
     }
   std::vector<double> out;
   const double first = std::floor(lo / step) * step, last = std::ceil(hi / step) * step;
-  for (double v = first; v <= last + step * 1e-9; v += step) out.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  for (int i = 0; i <= 1000; ++i) {
+    const double v = first + step * i;
+    if (v > last + step * 1e-9) break;
+    out.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  }
+  if (out.size() < 2) return {lo, hi};
   return out;
 }
 
@@ -158,6 +164,10 @@ std::vector<double> smooth(const std::vector<double>& y, double weight) {
   std::vector<double> out;
   double last = 0, debias = 0;
   for (double v : y) {
+    if (!std::isfinite(v)) {  // kept as is (the line breaks there); the average goes on past it
+      out.push_back(v);
+      continue;
+    }
     last = last * weight + (1 - weight) * v;
     debias = debias * weight + (1 - weight);
     out.push_back(last / debias);
@@ -184,7 +194,7 @@ std::string render_svg(const LineChart& chart) {
   std::string out = document_start(chart.title, labels) + axes(x, xt, {}, y, yt, chart.x_label, chart.y_label);
   for (std::size_t i = 0; i < chart.series.size(); ++i) {
     const Series& s = chart.series[i];
-    // Non-finite values (a diverged run) and non-positive ones on a log axis break the line there.
+    // Non-finite values (a diverged run) and non-positive ones on a log axis are left out.
     std::vector<double> xs, ys, ss;
     for (std::size_t k = 0; k < s.x.size(); ++k)
       if (std::isfinite(s.y[k]) && (!chart.log_y || s.y[k] > 0)) {

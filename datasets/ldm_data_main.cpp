@@ -176,7 +176,7 @@ int run_inspect(const Args& args) {
     if (good > 0)
       out["caption_chars"] = {
           {"min", caption_min}, {"mean", static_cast<double>(caption_total) / double(good)}, {"max", caption_max}};
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return corrupt > 0 ? 1 : 0;
   }
   std::printf("labels:         %zu distinct\n", labels.size());
@@ -264,7 +264,7 @@ int run_verify(const Args& args) {
                                        {"disagreements", report.disagreements},
                                        {"problem_count", report.problem_count},
                                        {"problems", problems}}
-                            .dump(2)
+                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)  // captions: any bytes
                             .c_str());
     return report.clean() ? 0 : 1;
   }

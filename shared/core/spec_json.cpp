@@ -64,6 +64,11 @@ struct JsonReader {
   const json* in;
   std::string prefix;  // "recipe." etc.
   std::vector<std::string> known;
+  // A whole document as spec_to_json writes it (not a sparse patch): a key it leaves out because
+  // it held its struct default (FieldMeta::omit_when_default) reads as that default, not as
+  // whatever the target held (a family's card may set another: mdt's cfg_schedule).
+  bool complete = false;
+  json struct_defaults = json::object();  // complete: this table's fields at their struct defaults
 
   std::string path(const char* key) const { return prefix + key; }
 
@@ -103,7 +108,11 @@ struct JsonReader {
   void field(const char* key, T& value, const FieldMeta& meta) {
     known.push_back(key);
     auto it = in->find(key);
-    if (it == in->end()) return;
+    if (it == in->end()) {
+      if (complete && meta.omit_when_default && struct_defaults.contains(key))
+        read(path(key), struct_defaults[key], value);
+      return;
+    }
     read(path(key), *it, value);
     check_field(path(key), value, meta);
   }
@@ -116,7 +125,7 @@ struct JsonReader {
     known.push_back(key);
     auto it = in->find(key);
     if (it == in->end()) return;
-    read_table(*it, path(key), sub);
+    read_table(*it, path(key), sub, complete);
   }
   template <class S>
   void array(const char* key, std::vector<S>& items, const char*) {
@@ -127,7 +136,7 @@ struct JsonReader {
     items.clear();
     for (std::size_t i = 0; i < it->size(); ++i) {
       S item;
-      read_table((*it)[i], path(key) + "." + std::to_string(i), item);
+      read_table((*it)[i], path(key) + "." + std::to_string(i), item, complete);
       items.push_back(std::move(item));
     }
   }
@@ -146,9 +155,14 @@ struct JsonReader {
   }
 
   template <class S>
-  static void read_table(const json& j, const std::string& p, S& sub) {
+  static void read_table(const json& j, const std::string& p, S& sub, bool complete = false) {
     if (!j.is_object()) throw SpecError(p, "expected a table");
-    JsonReader r{&j, p.empty() ? "" : p + ".", {}};
+    JsonReader r{&j, p.empty() ? "" : p + ".", {}, complete};
+    if (complete) {  // every field of S at its struct default, omitted ones included
+      S fresh{};
+      JsonWriter all{&r.struct_defaults};
+      describe(all, fresh);
+    }
     describe(r, sub);
     r.reject_unknown();
   }
@@ -245,7 +259,7 @@ ExperimentSpec spec_from_json(const json& j) {
   if (j.is_object() && j.contains("recipe") && j["recipe"].is_object() && j["recipe"].contains("family") &&
       j["recipe"]["family"].is_string())
     spec.recipe = recipe_defaults(j["recipe"]["family"].get<std::string>(), optimizer_name(j["recipe"]));
-  JsonReader::read_table(j, "", spec);
+  JsonReader::read_table(j, "", spec, /*complete=*/true);
   apply_stage_defaults(spec, [&](std::size_t i, const std::string& key) {
     const auto stages = j.find("stage");  // read_table() checked its shape when it has stages
     return stages != j.end() && i < stages->size() && (*stages)[i].contains(key);

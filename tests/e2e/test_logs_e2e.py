@@ -67,9 +67,13 @@ class LogsAndDelete(unittest.TestCase):
             self.assertIn("step 2000/2000", out)
             with open(os.path.join(coord.state, "runs", "follow", "train", "logs", "rank-0.log")) as f:
                 self.assertEqual(out, f.read())
-            # Without --follow: the same log; --rank mpirun: the launcher's.
+            # Without --follow: the same log; --rank mpirun: the launcher's file; a stage that is not there.
             self.assertEqual(coord.cli("logs", "follow.train.a1").stdout, out)
-            self.assertEqual(coord.cli("logs", "follow", "--stage", "nope", check=False).returncode, 1)
+            with open(os.path.join(coord.state, "runs", "follow", "train", "logs", "mpirun.log")) as f:
+                self.assertEqual(coord.cli("logs", "follow", "--rank", "mpirun").stdout, f.read())
+            nope = coord.cli("logs", "follow", "--stage", "nope", check=False)
+            self.assertEqual(nope.returncode, 1)
+            self.assertIn("has no stage 'nope' (stages: train)", nope.stderr)
             # Finished: delete removes the records and (with --files) the stage's run directory.
             run_dir = os.path.join(coord.state, "runs", "follow", "train")
             self.assertTrue(os.path.isdir(run_dir))

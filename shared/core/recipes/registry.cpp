@@ -44,6 +44,8 @@ void check_defaults(const RecipeCard& card) {
     read_stage_table(recipe_defaults_table(card, "stage"), "stage", st);
   } catch (const SpecError& e) {
     throw Error(what + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. both recipe.x and recipe.x.y
+    throw Error(what + "keys that do not nest: " + e.what());
   }
 }
 

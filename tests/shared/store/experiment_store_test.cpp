@@ -666,7 +666,7 @@ TEST_CASE("metrics(max_points) thins each curve by step buckets, keeps short cur
   CHECK(std::is_sorted(thin.begin(), thin.end(), [](const MetricPoint& a, const MetricPoint& b) {
     return a.metric != b.metric ? a.metric < b.metric : a.step < b.step;
   }));
-  // One metric; a bucket count above the curve's length returns it all.
+  // One metric; a dense curve (a point every step) shorter than the bucket count comes back whole.
   // Two buckets of 4501 steps: their first points 0 and 5000, then the last point.
   CHECK(keys_of(store->metrics("e", "s", "fid", 2)) == Keys{{"fid", 0}, {"fid", 5000}, {"fid", 9000}});
   CHECK(store->metrics("e", "s", "loss", 20000).size() == 10000);

@@ -152,6 +152,23 @@ TEST_CASE("each built-in card states the published recipe: learned sigma, schedu
   CHECK(recipe_defaults("pixart").sampler.steps == 20);
   CHECK(recipe_defaults("dit").sampler.steps == 250);
   CHECK(recipe_defaults("proposed").sampler.steps == 250);
+  // MDT ramps its guidance; a spec that turns the ramp off keeps it off through the JSON the store
+  // and the workers read (the key is left out at its struct default, which is not MDT's).
+  CHECK(recipe_defaults("mdt").sampler.cfg_schedule == GuidanceSchedule::PowerCosine);
+  ExperimentSpec mdt;
+  mdt.name = "m";
+  mdt.recipe = recipe_defaults("mdt");
+  mdt.recipe.preset = "tiny/2";
+  mdt.stages.emplace_back();
+  mdt.stages[0].resolution = 16;
+  for (GuidanceSchedule schedule : {GuidanceSchedule::Constant, GuidanceSchedule::PowerCosine}) {
+    mdt.recipe.sampler.cfg_schedule = schedule;
+    mdt.recipe.sampler.cfg_power = schedule == GuidanceSchedule::Constant ? 4.0 : 2.0;
+    const ExperimentSpec back = spec_from_json(spec_to_json(mdt));
+    CHECK(back.recipe.sampler.cfg_schedule == schedule);
+    CHECK(back.recipe.sampler.cfg_power == mdt.recipe.sampler.cfg_power);
+    CHECK(spec_hash(back) == spec_hash(mdt));
+  }
   // The stage keys of a card show with the value a stage gets, here PixArt-α's 2e-5.
   const std::vector<DefaultOrigin> pixart = recipe_default_origins(recipe_card("pixart"));
   const auto lr =

@@ -229,6 +229,18 @@ bool names_sweep(CoordinatorClient& client, const std::string& name) {
   return false;
 }
 
+// The coordinator serving the state directory, if one answers; else nullopt (the caller reads the
+// store itself, which nobody else then holds).
+std::optional<CoordinatorClient> serving_client(const cli::Args& a) {
+  try {
+    CoordinatorClient client = client_for(a);
+    client.get("/api/v1/health");
+    return client;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 // ResultCells of every experiment NAMES names (a sweep: all its cells), with their points (each
 // curve thinned to about max_points, 0 = all); `axes` collects the sweeps' axes. Through the
 // serving coordinator, else from the store itself.
@@ -239,13 +251,7 @@ std::vector<ResultCell> gather_results(const cli::Args& a, const std::vector<std
     for (const std::string& axis : s.axes)
       if (std::find(axes.begin(), axes.end(), axis) == axes.end()) axes.push_back(axis);
   };
-  std::optional<CoordinatorClient> client;
-  try {
-    client.emplace(client_for(a));
-    client->get("/api/v1/health");
-  } catch (const Error&) {
-    client.reset();  // none serves: read the store (nobody else holds it)
-  }
+  std::optional<CoordinatorClient> client = serving_client(a);
   if (client) {
     for (const std::string& name : names) {
       if (names_sweep(*client, name)) {
@@ -329,13 +335,7 @@ int cmd_compare(const cli::Args& a) {
 
 // The record of one experiment: through the serving coordinator, else from the store itself.
 ExperimentView fetch_experiment(const cli::Args& a, const std::string& name) {
-  std::optional<CoordinatorClient> client;
-  try {
-    client.emplace(client_for(a));
-    client->get("/api/v1/health");
-  } catch (const Error&) {
-    client.reset();  // none serves: read the store (nobody else holds it)
-  }
+  std::optional<CoordinatorClient> client = serving_client(a);
   if (client) return experiment_from_api_json(client->get("/api/v1/experiments/" + url_encode(name)));
   auto store = ExperimentStore::open(a.text("state", kDefaultState) + "/db");
   const auto e = store->get_experiment(name);
@@ -719,9 +719,62 @@ int cmd_run(const cli::Args& a) {
 
 // ---- dispatch ------------------------------------------------------------------------------------
 
+// The commands that read results: compare, logs, plot, export, delete, presets.
+std::vector<cli::Command> result_commands() {
+  return {{"compare",
+           {"NAME..."},
+           "Compare experiments and sweeps side by side: the metric at each stage's end (mean ± std over seeds), "
+           "best per column, ✗ diverged, — not applicable; with parameters, GFLOPs, images seen and compute.",
+           {cli::text("metric", "M", "metric to compare (default: fid when a stage has it, else loss)"),
+            cli::text("rows", "KEY", "rows: a swept or spec key, or experiment (default: the first swept key)"),
+            cli::text("cols", "KEY", "columns: stage (default), or a swept or spec key"),
+            cli::text("format", "F", "table (default), md, csv or json"),
+            cli::text("relative-to", "ROW", "show the % change of every row against this one"),
+            cli::text("plot", "DIR",
+                      "also write the table as a bar chart (mean ± std per row) to DIR/<metric>-compare.svg"),
+            kCoordFlag, kStateFlag},
+           cmd_compare},
+          {"logs",
+           {"RUN|EXPERIMENT"},
+           "Print a run's log (rank 0 by default); for an experiment, the current run of each stage. With --follow, "
+           "keep printing the newest run's log as it grows (through retries) until its stage ends.",
+           {cli::text("stage", "S", "only this stage of the experiment"),
+            cli::text("rank", "R", "the rank whose log to print (default 0), or mpirun for the launcher's output"),
+            cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kStateFlag},
+           cmd_logs},
+          {"plot",
+           {"NAME..."},
+           "Plot metric curves of experiments and sweeps as SVG files, one per metric, one line per experiment (stages "
+           "end to end; loss smoothed over its faint raw curve; a log axis when the values span more than a decade).",
+           {cli::text("metric", "M[,M...]", "metrics to plot (default: loss and every metric an evaluation stage has)"),
+            cli::choice("x", {"step", "images"}, "x axis: optimiser steps (default) or images seen"),
+            cli::text("out", "DIR", "directory for the SVG files (default ./plots)"),
+            cli::integer("max-points", "N", "thin each curve to about N points in the store query (default 2000)", 1,
+                         10000000),
+            cli::number("smoothing", "W", "EMA weight of the smoothed line, 0 = raw only (default 0.9)", 0, 0.999),
+            kCoordFlag, kStateFlag},
+           cmd_plot},
+          {"export",
+           {"NAME..."},
+           "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",
+           {cli::text("format", "F", "csv (default) or jsonl"), cli::text("out", "FILE", "write here (default stdout)"),
+            kCoordFlag, kStateFlag},
+           cmd_export},
+          {"delete",
+           {"NAME"},
+           "Remove a stopped experiment, or a sweep with all its cells, from the store.",
+           {cli::flag("files", "also remove their run directories"), kCoordFlag, kStateFlag},
+           cmd_delete},
+          {"presets",
+           {},
+           "List model families and size presets with analytic parameters and GFLOPs, and published counts.",
+           {cli::flag("json", "print JSON instead of a table")},
+           cmd_presets}};
+}
+
 cli::Program program() {
   const std::string kPortNote = " on 127.0.0.1 (0 = any free port)";
-  return {
+  cli::Program p{
       "ldm-coord",
       "Trains latent-diffusion experiments: a coordinator that schedules `mpirun ldm-worker` jobs and stores "
       "their results.",
@@ -765,61 +818,15 @@ cli::Program program() {
         "Print the fully resolved experiment configuration (defaults included); for a sweep, its cells.",
         {cli::text("cell", "NAME", "a sweep: print this cell's resolved configuration")},
         cmd_show},
-       {"compare",
-        {"NAME..."},
-        "Compare experiments and sweeps side by side: the metric at each stage's end (mean ± std over seeds), "
-        "best per column, ✗ diverged, — not applicable; with parameters, GFLOPs, images seen and compute.",
-        {cli::text("metric", "M", "metric to compare (default: fid when a stage has it, else loss)"),
-         cli::text("rows", "KEY", "rows: a swept or spec key, or experiment (default: the first swept key)"),
-         cli::text("cols", "KEY", "columns: stage (default), or a swept or spec key"),
-         cli::text("format", "F", "table (default), md, csv or json"),
-         cli::text("relative-to", "ROW", "show the % change of every row against this one"),
-         cli::text("plot", "DIR",
-                   "also write the table as a bar chart (mean ± std per row) to DIR/<metric>-compare.svg"),
-         kCoordFlag, kStateFlag},
-        cmd_compare},
-       {"logs",
-        {"RUN|EXPERIMENT"},
-        "Print a run's log (rank 0 by default); for an experiment, the current run of each stage. With --follow, "
-        "keep printing the newest run's log as it grows (through retries) until its stage ends.",
-        {cli::text("stage", "S", "only this stage of the experiment"),
-         cli::text("rank", "R", "the rank whose log to print (default 0), or mpirun for the launcher's output"),
-         cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kStateFlag},
-        cmd_logs},
-       {"plot",
-        {"NAME..."},
-        "Plot metric curves of experiments and sweeps as SVG files, one per metric, one line per experiment (stages "
-        "end to end; loss smoothed over its faint raw curve; a log axis when the values span more than a decade).",
-        {cli::text("metric", "M[,M...]", "metrics to plot (default: loss and every metric an evaluation stage has)"),
-         cli::choice("x", {"step", "images"}, "x axis: optimiser steps (default) or images seen"),
-         cli::text("out", "DIR", "directory for the SVG files (default ./plots)"),
-         cli::integer("max-points", "N", "thin each curve to about N points in the store query (default 2000)", 1,
-                      10000000),
-         cli::number("smoothing", "W", "EMA weight of the smoothed line, 0 = raw only (default 0.9)", 0, 0.999),
-         kCoordFlag, kStateFlag},
-        cmd_plot},
-       {"export",
-        {"NAME..."},
-        "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",
-        {cli::text("format", "F", "csv (default) or jsonl"), cli::text("out", "FILE", "write here (default stdout)"),
-         kCoordFlag, kStateFlag},
-        cmd_export},
-       {"delete",
-        {"NAME"},
-        "Remove a stopped experiment, or a sweep with all its cells, from the store.",
-        {cli::flag("files", "also remove their run directories"), kCoordFlag, kStateFlag},
-        cmd_delete},
-       {"presets",
-        {},
-        "List model families and size presets with analytic parameters and GFLOPs, and published counts.",
-        {cli::flag("json", "print JSON instead of a table")},
-        cmd_presets},
        {"run",
         {"FILE"},
         "Run one experiment, or a sweep of them, in-process (coordinator on ephemeral ports) until it ends; a sweep "
         "ends with its comparison table; exit 0 if everything is done.",
         {kStateFlag, kNameFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_run}}};
+  const std::vector<cli::Command> results = result_commands();
+  p.commands.insert(p.commands.end() - 1, results.begin(), results.end());  // before `run`, as help lists them
+  return p;
 }
 
 }  // namespace

@@ -264,20 +264,18 @@ nlohmann::json presets_json() {
 }
 
 std::string format_presets_table() {
-  ModelShape shape;  // the DiT paper's ImageNet 256x256: 32x32x4 latents, 1000 classes
+  const ModelShape shape;  // presets_json()'s: the DiT paper's ImageNet 256x256, 32x32x4 latents
   std::string out = "Analytic size at latent " + std::to_string(shape.latent_size) + "x" +
                     std::to_string(shape.latent_size) + "x" + std::to_string(shape.in_channels) +
                     " (256x256 images through an f=8 VAE), " + std::to_string(shape.num_classes) +
                     " classes, each family's learned sigma, no controls (class task):\n";
   std::vector<std::vector<std::string>> rows = {
       {"FAMILY", "PRESET", "TASKS", "SIZE", "PARAMS", "GFLOPS", "PUBLISHED", "SOURCE"}};
-  for (const RecipeCard* card : recipe_cards()) {
-    shape.learn_sigma = recipe_defaults(card->family).learn_sigma;
-    for (const PresetInfo& p : card->presets)
-      rows.push_back({card->family, p.name, join(card->tasks, ","), card->size_text(p),
-                      params_text(card->param_count(p, shape)), printf_string("%.2f", card->gflops(p, shape)),
-                      p.published_params_m > 0 ? printf_string("%gM", p.published_params_m) : "-", p.source});
-  }
+  for (const nlohmann::json& p : presets_json())  // the same rows as `presets --json`
+    rows.push_back({p["family"], p["preset"], join(p["tasks"].get<std::vector<std::string>>(), ","), p["size"],
+                    params_text(p["parameters"].get<std::int64_t>()), printf_string("%.2f", p["gflops"].get<double>()),
+                    p.contains("published") ? printf_string("%gM", p["published"]["parameters_m"].get<double>()) : "-",
+                    p["source"]});
   return out + format_table(rows) +
          "SIZE: d depth, w width, h heads, p patch, dec mDT decoder blocks; UNet: ch base channels, x channel\n"
          "multipliers per level, res ResBlocks per level, attn@ down-sampling factors with attention.\n"

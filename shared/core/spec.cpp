@@ -104,20 +104,23 @@ void validate_settings(const ExperimentSpec& spec) {
   if (d.t_sampling == TimeSampling::LogitNormal && d.process != ProcessKind::Flow)
     throw SpecError("recipe.diffusion.t_sampling",
                     "logit-normal timestep sampling needs process = 'flow' (discrete VP draws integer timesteps)");
-  // Learned sigma is on by default in the DiT, mDT-v2 and PixArt-α recipes: say how to turn it off.
-  const std::string sigma_default = recipe_defaults(spec.recipe.family).learn_sigma
-                                        ? " (the " + spec.recipe.family + " recipe learns sigma by default)"
-                                        : "";
+  // Learned sigma is on by default in the DiT, mDT-v2 and PixArt-α recipes: say how to turn it off
+  // (looked up only for the message: validate() runs on every read of a stored spec).
+  const auto sigma_default = [&] {
+    return recipe_defaults(spec.recipe.family).learn_sigma
+               ? " (the " + spec.recipe.family + " recipe learns sigma by default)"
+               : std::string();
+  };
   if (spec.recipe.learn_sigma && d.process == ProcessKind::Flow)
     throw SpecError("recipe.learn_sigma",
                     "learned variance (DiT's hybrid loss) needs a discrete VP process, not "
                     "'flow'" +
-                        sigma_default + "; set learn_sigma = false in [recipe]");
+                        sigma_default() + "; set learn_sigma = false in [recipe]");
   if (spec.recipe.learn_sigma && d.objective != Objective::Eps)
     throw SpecError("recipe.learn_sigma",
                     "learned variance (DiT's hybrid loss) is defined for objective = 'eps', "
                     "not '" +
-                        std::string(choice_name(d.objective)) + "'" + sigma_default +
+                        std::string(choice_name(d.objective)) + "'" + sigma_default() +
                         "; set learn_sigma = false in [recipe]");
 }
 

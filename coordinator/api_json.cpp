@@ -27,6 +27,7 @@ json runs_json(const ExperimentView& v) {
   for (const RunRecord& r : v.runs) {
     json j = r;
     j.erase("token");  // the secret stays between the coordinator and the run's worker
+    if (auto it = v.system.find(r.id); it != v.system.end()) j["system"] = it->second;
     out.push_back(std::move(j));
   }
   return out;
@@ -57,7 +58,10 @@ ExperimentView experiment_from_api_json(const json& j) {
       if (s.contains("results")) v.evaluations[v.stages.back().name] = s["results"].get<std::vector<MetricPoint>>();
       if (s.contains("waiting") && s["waiting"].is_string()) v.waiting[v.stages.back().name] = s["waiting"];
     }
-    for (const auto& r : j.value("runs", json::array())) v.runs.push_back(r.get<RunRecord>());
+    for (const auto& r : j.value("runs", json::array())) {
+      v.runs.push_back(r.get<RunRecord>());
+      if (r.contains("system") && r["system"].is_object()) v.system[v.runs.back().id] = r["system"];
+    }
     return v;
   } catch (const json::exception& ex) {
     throw Error(std::string("unexpected experiment JSON from the coordinator: ") + ex.what());

@@ -696,6 +696,7 @@ void Coordinator::reap(const ProcessExit& exit) {
   // Everything this process kept about the job goes now, whatever happens below.
   jobs_.erase(job);
   cancelling_.erase(run_id);
+  system_.erase(run_id);
   last_seen_.erase(run_id);
   unconfirmed_.erase(run_id);
   const bool silent = silent_.erase(run_id) > 0;
@@ -726,6 +727,7 @@ void Coordinator::finish_run(RunRecord run, RunState state, const std::string& e
   running_slots_.erase(run.id);
   last_seen_.erase(run.id);
   unconfirmed_.erase(run.id);
+  system_.erase(run.id);
   run.state = state;
   if (!error.empty()) run.error = error;
   run.finished_at = t;
@@ -899,6 +901,7 @@ Message Coordinator::on_metrics(const Message& m, RunRecord run) {
 Message Coordinator::on_heartbeat(const Message& m, RunRecord run) {
   run.step = std::max(run.step, m.body.at("step").get<std::int64_t>());
   run.last_heartbeat = now();
+  if (const auto s = m.body.find("system"); s != m.body.end() && s->is_object()) system_[run.id] = *s;
   store_.put_run(run);
   return ack(run, 0);
 }
@@ -963,6 +966,8 @@ ExperimentView Coordinator::view_locked(const ExperimentRecord& e) const {
   for (StageRecord& stage : v.stages)  // progress lives on the run until the run ends
     for (const RunRecord& run : v.runs)
       if (run.id == stage.current_run) stage.step = std::max(stage.step, run.step);
+  for (const RunRecord& run : v.runs)
+    if (const auto s = system_.find(run.id); s != system_.end() && is_active(run.state)) v.system[run.id] = s->second;
   std::map<std::string, int> stage_index;
   for (const StageRecord& stage : v.stages) stage_index[stage.name] = stage.index;
   std::sort(v.runs.begin(), v.runs.end(), [&](const RunRecord& a, const RunRecord& b) {

@@ -128,6 +128,10 @@ struct ExperimentView {
   std::map<std::string, std::vector<MetricPoint>> evaluations;
   // Pending stages that have not started, by name: what they wait for (a parent, or slots).
   std::map<std::string, std::string> waiting;
+  // Running runs' latest system figures from their heartbeats, by run id ({step, ranks: [{rank,
+  // step_s, data_wait_s, comm_s, comm_hidden_s, peak_rss_mb}]}); kept in memory only (the stored
+  // sys_* metric points hold their aggregates).
+  std::map<std::string, nlohmann::json> system;
 };
 
 // A sweep and its cells' experiments, in sweep order.
@@ -265,6 +269,7 @@ class Coordinator {
     bool killed = false;
   };
   std::map<std::string, Cancelling> cancelling_;  // run id -> its cancellation in progress
+  std::map<std::string, nlohmann::json> system_;  // run id -> the latest system figures (heartbeats)
 };
 
 }  // namespace ldm::coord

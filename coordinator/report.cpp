@@ -170,6 +170,32 @@ std::string lineage_text(const RunRecord& r) {
   return out;
 }
 
+// The running runs' per-rank system figures, as their latest heartbeat gave them ("" = none).
+std::string format_system(const ExperimentView& v) {
+  std::vector<std::vector<std::string>> rows = {
+      {"RUN", "STEP", "RANK", "STEP S", "DATA WAIT S", "COMM S", "HIDDEN", "PEAK RSS MIB"}};
+  for (const RunRecord& r : v.runs) {
+    const auto it = v.system.find(r.id);
+    if (it == v.system.end()) continue;
+    const nlohmann::json& sys = it->second;
+    bool first = true;
+    for (const nlohmann::json& rank : sys.value("ranks", nlohmann::json::array())) {
+      if (!rank.is_object()) continue;
+      const double comm = rank.value("comm_s", 0.0), hidden = rank.value("comm_hidden_s", 0.0);
+      rows.push_back({first ? r.id : "", first ? std::to_string(sys.value("step", int64_t{0})) : "",
+                      std::to_string(rank.value("rank", -1)), printf_string("%.4f", rank.value("step_s", 0.0)),
+                      printf_string("%.4f", rank.value("data_wait_s", 0.0)), printf_string("%.4f", comm),
+                      comm > 0 ? printf_string("%.0f%%", 100.0 * hidden / comm) : "-",
+                      printf_string("%.0f", rank.value("peak_rss_mb", 0.0))});
+      first = false;
+    }
+  }
+  if (rows.size() == 1) return "";
+  return "\nsystem (per rank, mean per step since the last metric point; HIDDEN: the part of COMM that ran "
+         "during backward):\n" +
+         format_table(rows);
+}
+
 std::string format_experiment_detail(const ExperimentView& v) {
   const ExperimentRecord& e = v.experiment;
   std::string out = "experiment " + e.name + ": " + to_string(e.state) + "\n";
@@ -190,6 +216,7 @@ std::string format_experiment_detail(const ExperimentView& v) {
     runs.push_back({r.id, to_string(r.state), std::to_string(r.step), loss_text(&r), rate_text(&r), wall_text(&r),
                     std::to_string(r.ranks), r.pid ? std::to_string(r.pid) : "-", r.run_dir});
   out += "\n" + format_table(runs);
+  out += format_system(v);
   std::string evaluations;
   for (const StageRecord& s : v.stages) evaluations += format_evaluation(v, s.name);
   if (!evaluations.empty()) out += "\nevaluations:\n" + evaluations;

@@ -15,6 +15,10 @@ std::string format_status_table(const std::vector<ExperimentView>& experiments);
 // One experiment: its stages, every run (attempt) and full error messages.
 std::string format_experiment_detail(const ExperimentView& view);
 
+// The running runs' per-rank system figures (step time, data wait, communication and its hidden
+// part, peak RSS) from their latest heartbeat; "" when no run has sent any. Part of the detail.
+std::string format_system(const ExperimentView& view);
+
 // "quick/train: running, step 120/200, loss 0.1234, 512.3 samples/s"
 std::string format_progress_line(const ExperimentView& view);
 

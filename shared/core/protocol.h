@@ -6,7 +6,9 @@
 // Every message is at most kMaxMessageBytes. Worker -> coordinator types and their bodies:
 //   hello       {rank, world_size, host, pid}             -> reply "spec"
 //   metrics     {attempt, seq, points:[MetricPoint...]}   -> reply "ack" {seq}
-//   heartbeat   {step}                                    -> reply "ack" {seq: 0}
+//   heartbeat   {step, attempt[, system]}                 -> reply "ack" {seq: 0}
+//               (system: the ranks' latest figures, {step, ranks:[{rank, step_s, data_wait_s,
+//               comm_s, comm_hidden_s, peak_rss_mb}]}; shown by `status`, not stored)
 //   checkpoint  {step, path}                              -> reply "ack"
 //   done        {step, summary:{...}}                     -> reply "ack"
 //   failed      {step, rank, message[, diverged: true]}   -> reply "ack" (diverged: the loss is not finite)

@@ -178,6 +178,7 @@ struct StageSpec {
   std::int64_t grad_accumulation = 1;  // micro-batches per optimiser step (per rank)
   std::int64_t ranks = 1;              // MPI ranks (data parallel)
   std::int64_t threads_per_rank = 1;   // intra-op threads per rank
+  double comm_bucket_mb = 25;          // gradient all-reduce bucket cap in MiB; 0 = one per flat buffer [ours]
   std::int64_t log_every = 1;          // steps between metric points
   std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
   std::int64_t max_attempts = 3;       // attempts before the stage fails for good [ours]
@@ -442,6 +443,12 @@ void describe(V& v, StageSpec& s) {
            "attempt is retried from the newest checkpoint (an error the worker "
            "reports, e.g. bad data, is not retried)",
            1, 100});
+  FieldMeta bucket_meta{
+      "size cap in MiB of a gradient all-reduce bucket: buckets start while backward still runs, "
+      "as soon as their gradients are ready; 0 = one bucket per flat buffer (no overlap)",
+      0, 1e6};
+  bucket_meta.omit_when_default = true;
+  v.field("comm_bucket_mb", s.comm_bucket_mb, bucket_meta);
   FieldMeta since_transfer;
   since_transfer.omit_when_default = true;
   auto meta = [&](const char* doc, std::vector<std::string> choices = {}) {

@@ -322,6 +322,36 @@ TEST_CASE("heartbeats and checkpoints update the run and are acknowledged") {
   CHECK(f.run(r.id).checkpoint == "/c");
 }
 
+TEST_CASE("a heartbeat's system figures show in the experiment view while the run is active, then go") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  const nlohmann::json sys = {{"step", 7},
+                              {"ranks",
+                               {{{"rank", 0},
+                                 {"step_s", 0.5},
+                                 {"data_wait_s", 0.01},
+                                 {"comm_s", 0.2},
+                                 {"comm_hidden_s", 0.15},
+                                 {"peak_rss_mb", 300.0}},
+                                {{"rank", 1},
+                                 {"step_s", 0.6},
+                                 {"data_wait_s", 0.02},
+                                 {"comm_s", 0.1},
+                                 {"comm_hidden_s", 0.0},
+                                 {"peak_rss_mb", 310.0}}}}};
+  CHECK(f.send(Type::Heartbeat, r, {{"step", 7}, {"system", sys}}).type == Type::Ack);
+  auto view = f.coord->experiment("exp1");
+  REQUIRE(view);
+  REQUIRE(view->system.count(r.id) == 1);
+  CHECK(view->system.at(r.id) == sys);
+  // A later heartbeat without figures keeps the last ones.
+  f.send(Type::Heartbeat, r, {{"step", 8}});
+  CHECK(f.coord->experiment("exp1")->system.at(r.id).at("step") == 7);
+  f.exit_job(f.run(r.id), 1);
+  CHECK(f.coord->experiment("exp1")->system.empty());
+}
+
 TEST_CASE("messages for a run that has ended are rejected") {
   Fixture f;
   const RunRecord r = f.submit();

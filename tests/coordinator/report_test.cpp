@@ -66,6 +66,31 @@ TEST_CASE("the detail view shows the experiment's priority when it has one, and 
         std::string::npos);
 }
 
+TEST_CASE("the detail view shows a running run's per-rank system figures, with the hidden share of comm") {
+  ExperimentView v = sample_view();
+  CHECK(format_system(v).empty());
+  CHECK(format_experiment_detail(v).find("system (per rank") == std::string::npos);
+  v.system["quick.train.a1"] = {{"step", 12},
+                                {"ranks",
+                                 {{{"rank", 0},
+                                   {"step_s", 0.25},
+                                   {"data_wait_s", 0.0125},
+                                   {"comm_s", 0.1},
+                                   {"comm_hidden_s", 0.075},
+                                   {"peak_rss_mb", 512.4}},
+                                  {{"rank", 1},
+                                   {"step_s", 0.5},
+                                   {"data_wait_s", 0.0},
+                                   {"comm_s", 0.0},
+                                   {"comm_hidden_s", 0.0},
+                                   {"peak_rss_mb", 498.0}}}}};
+  const std::string t = format_system(v);
+  CHECK(t.find("RUN             STEP  RANK  STEP S  DATA WAIT S  COMM S  HIDDEN  PEAK RSS MIB") != std::string::npos);
+  CHECK(t.find("quick.train.a1  12    0     0.2500  0.0125       0.1000  75%     512") != std::string::npos);
+  CHECK(t.find("                      1     0.5000  0.0000       0.0000  -       498") != std::string::npos);
+  CHECK(format_experiment_detail(v).find(t) != std::string::npos);
+}
+
 TEST_CASE("the presets table lists DiT-XL/2 with the paper's parameter count and GFLOPs") {
   const std::string t = format_presets_table();
   // DiT paper, Table 1: XL/2 has 675M parameters and 118.6 GFLOPs at 256x256.

@@ -44,10 +44,4 @@ std::vector<cli::Option> sampling_options() {
 }
 
 // Started by mpirun (Open MPI), or a PMI/PMIx launcher (srun, MPICH's hydra)?
-bool started_by_mpi_launcher() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
-    if (std::getenv(v)) return true;
-  return false;
-}
-
 }  // namespace ldm::worker

@@ -20,7 +20,4 @@ eval::GuidedSampling sampling_from_args(const SamplingModel& m, const cli::Args&
 // --sampler --steps --spacing --eta --cfg --cfg-control --batch --threads --no-ema.
 std::vector<cli::Option> sampling_options();
 
-// Started by mpirun (Open MPI), or a PMI/PMIx launcher (srun, MPICH's hydra)?
-bool started_by_mpi_launcher();
-
 }  // namespace ldm::worker

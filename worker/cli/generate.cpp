@@ -20,9 +20,7 @@ using namespace ldm::eval;
 
 int run_generate(const cli::Args& a) {
   const int64_t resolution = a.integer("resolution", 0);
-  std::unique_ptr<worker::Communicator> comm = started_by_mpi_launcher()
-                                                   ? worker::make_mpi_communicator(nullptr, nullptr)
-                                                   : worker::make_single_process_communicator();
+  std::unique_ptr<worker::Communicator> comm = worker::make_communicator("auto");
   const int rank = comm->rank();
   try {
     at::set_num_threads(static_cast<int>(a.integer("threads", 1)));

@@ -44,7 +44,7 @@ constexpr double kFinalWait = 600.0;
 constexpr double kAbsentWait = 30.0;
 
 int cmd_train(const cli::Args& a) {
-  auto comm = make_mpi_communicator(nullptr, nullptr);
+  auto comm = make_communicator(a.text("comm", "auto"));
   const int rank = comm->rank();
   char cwd[4096];
   if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
@@ -142,6 +142,9 @@ cli::Command train_command() {
           "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN).",
           {cli::text("coord", "ENDPOINT", "the coordinator's ZeroMQ endpoint").required(),
            cli::text("run", "RUN_ID", "the run to train").required(),
+           cli::text("comm", "KIND",
+                     "collectives between the ranks: auto (mpi when started by mpirun or srun, else a single "
+                     "process), mpi, single"),
            cli::flag("no-redirect", "keep stdout/stderr (default: logs/rank-N.log in the run directory)")},
           cmd_train};
 }

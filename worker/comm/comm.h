@@ -1,20 +1,32 @@
 // Collective communication between the data-parallel ranks of one run.
 //
-// One thread per rank makes these calls (DESIGN.md "Processes"). Implementations: MPI (CPU
-// buffers; the default) and single-process (unit tests). NCCL for GPU tensors comes with CUDA
-// builds (LDM_WITH_CUDA) and is not supported yet.
+// Two layers:
+//  - a CommBackend does blocking collectives on host buffers: MPI (the default under mpirun/srun),
+//    single-process (a world of one: `ldm-worker` run without a launcher, one GPU, unit tests) and,
+//    in CUDA builds, NCCL (not supported yet: the GPU issue implements it);
+//  - the Communicator owns one communication thread per rank, which creates the backend, makes every
+//    one of its calls in the order they were submitted, and destroys it (DESIGN.md "Processes": one
+//    thread per rank makes MPI calls; MPI is initialised by that thread, so MPI_THREAD_FUNNELED holds).
+//
+// Other threads (the training loop, autograd hooks) only enqueue: the blocking methods enqueue and
+// wait; allreduce_sum_async returns at once with a handle. Every rank must submit the same
+// collectives in the same order, as with MPI itself.
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ldm::worker {
 
-class Communicator {
+class CommBackend {
  public:
-  virtual ~Communicator() = default;
+  virtual ~CommBackend() = default;
+  virtual std::string name() const = 0;  // "mpi", "single-process", ...
   virtual int rank() const = 0;
   virtual int size() const = 0;
   // In-place sum over ranks of a float32 buffer.
@@ -26,14 +38,90 @@ class Communicator {
   // Gathers every rank's bytes on `root` (others get an empty vector).
   virtual std::vector<std::string> gather(const std::string& mine, int root) = 0;
   virtual void barrier() = 0;
-  // Ends every rank of the job (after a fatal error on one of them).
+  // Ends every rank of the job after a fatal error on this one. The one call made from another
+  // thread than the communication thread: that thread may be blocked in a collective that the
+  // failed rank will never join.
   [[noreturn]] virtual void abort(int code) = 0;
 };
 
-// Initialises MPI (MPI_Init_thread, FUNNELED) and wraps MPI_COMM_WORLD; finalises on destruction.
-std::unique_ptr<Communicator> make_mpi_communicator(int* argc, char*** argv);
+// Seconds on the steady clock (log::now-independent, comparable across threads of the process).
+double comm_clock();
 
-// A world of one: collectives are identities. For tests and `ldm-worker describe`.
+// When one operation ran on the communication thread (comm_clock() seconds).
+struct CommTiming {
+  double queued = 0, started = 0, finished = 0;
+};
+
+namespace detail {
+struct CommOp;
+}
+
+// An operation submitted to the communication thread. wait() blocks until it has run and rethrows
+// its error; a default-constructed handle is already done.
+class CommHandle {
+ public:
+  CommHandle() = default;
+  explicit CommHandle(std::shared_ptr<detail::CommOp> op) : op_(std::move(op)) {}
+  void wait() const;
+  bool done() const;
+  CommTiming timing() const;  // after wait()
+
+ private:
+  std::shared_ptr<detail::CommOp> op_;
+};
+
+using BackendFactory = std::function<std::unique_ptr<CommBackend>()>;
+
+class Communicator {
+ public:
+  // Starts the communication thread, which calls `make`; rethrows what `make` throws.
+  explicit Communicator(BackendFactory make);
+  // Runs what is queued, destroys the backend on its thread (MPI_Finalize) and joins it.
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  const std::string& backend() const { return backend_name_; }
+  std::thread::id thread_id() const { return thread_.get_id(); }
+
+  // Starts an in-place sum of `count` floats at `data` and returns at once; `then` (optional) runs on
+  // the communication thread right after the collective, before the handle is done. The buffer
+  // must stay alive and untouched until the handle is done. Safe to call from any thread.
+  CommHandle allreduce_sum_async(float* data, std::size_t count, std::function<void()> then = {});
+
+  // Blocking collectives (they queue behind what was submitted before).
+  void allreduce_sum(float* data, std::size_t count);
+  std::int64_t allreduce_max(std::int64_t value);
+  void broadcast(std::string& text, int root);
+  std::vector<std::string> gather(const std::string& mine, int root);
+  void barrier();
+  [[noreturn]] void abort(int code);
+
+ private:
+  CommHandle submit(std::function<void(CommBackend&)> run);
+  void loop(const BackendFactory& make);
+
+  struct Queue;
+  std::unique_ptr<Queue> queue_;
+  CommBackend* backend_ = nullptr;  // owned by the thread; abort() is its only other user
+  int rank_ = 0, size_ = 1;
+  std::string backend_name_;
+  std::thread thread_;
+};
+
+// MPI_COMM_WORLD (MPI_Init_thread on the communication thread; MPI_Finalize when destroyed).
+std::unique_ptr<Communicator> make_mpi_communicator();
+// A world of one: every collective is an identity.
 std::unique_ptr<Communicator> make_single_process_communicator();
+// True when the process was started by an MPI launcher (mpirun, srun --mpi=pmix, another PMI one).
+bool started_by_mpi_launcher();
+// `kind`: mpi | single | nccl | auto (mpi when started by an MPI launcher, else single).
+std::unique_ptr<Communicator> make_communicator(const std::string& kind);
+
+// The backends themselves, for tests that wrap them.
+std::unique_ptr<CommBackend> make_mpi_backend();
+std::unique_ptr<CommBackend> make_single_process_backend();
 
 }  // namespace ldm::worker

@@ -18,21 +18,24 @@ void check(int rc, const char* what) {
   }
 }
 
-class MpiCommunicator final : public Communicator {
+// Created, called and destroyed on the rank's communication thread only (comm.h), which is
+// therefore MPI's main thread: MPI_THREAD_FUNNELED is all it needs.
+class MpiBackend final : public CommBackend {
  public:
-  MpiCommunicator(int* argc, char*** argv) {
+  MpiBackend() {
     int provided = 0;
-    check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
     // Errors come back as codes so they become exceptions naming the call, not silent aborts.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
   }
-  ~MpiCommunicator() override {
+  ~MpiBackend() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
   }
+  std::string name() const override { return "mpi"; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -86,26 +89,8 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
 };
 
-class SingleProcessCommunicator final : public Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  void allreduce_sum(float*, std::size_t) override {}
-  std::int64_t allreduce_max(std::int64_t v) override { return v; }
-  void broadcast(std::string&, int) override {}
-  std::vector<std::string> gather(const std::string& mine, int) override { return {mine}; }
-  void barrier() override {}
-  [[noreturn]] void abort(int code) override { std::_Exit(code); }
-};
-
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(int* argc, char*** argv) {
-  return std::make_unique<MpiCommunicator>(argc, argv);
-}
-
-std::unique_ptr<Communicator> make_single_process_communicator() {
-  return std::make_unique<SingleProcessCommunicator>();
-}
+std::unique_ptr<CommBackend> make_mpi_backend() { return std::make_unique<MpiBackend>(); }
 
 }  // namespace ldm::worker

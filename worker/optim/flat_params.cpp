@@ -25,7 +25,13 @@ FlatParams::FlatParams(torch::nn::Module& module, bool decay_1d) {
       groups.emplace_back();
       it = buckets_.end() - 1;
     }
-    groups[static_cast<std::size_t>(it - buckets_.begin())].push_back({item.key(), p});
+    const auto bucket = static_cast<std::size_t>(it - buckets_.begin());
+    FlatSlot slot;
+    slot.bucket = bucket;
+    slot.offset = static_cast<int64_t>(groups[bucket].size());  // the index in its group, until placed below
+    slot.name = item.key();
+    slots_.push_back(slot);
+    groups[bucket].push_back({item.key(), p});
   }
   torch::NoGradGuard no_grad;
   for (std::size_t i = 0; i < buckets_.size(); ++i) {
@@ -46,6 +52,13 @@ FlatParams::FlatParams(torch::nn::Module& module, bool decay_1d) {
       b.shapes.push_back(e.param.sizes().vec());
       off += n;
     }
+  }
+  for (FlatSlot& slot : slots_) {
+    const FlatBucket& b = buckets_[slot.bucket];
+    const auto k = static_cast<std::size_t>(slot.offset);
+    slot.param = groups[slot.bucket][k].param;
+    slot.offset = b.offsets[k];
+    slot.numel = slot.param.numel();
   }
 }
 

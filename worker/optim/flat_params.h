@@ -26,6 +26,14 @@ struct FlatBucket {
   std::vector<std::vector<int64_t>> shapes;
 };
 
+// Where one trainable parameter lives: `numel` elements from `offset` of bucket `bucket`'s buffers.
+struct FlatSlot {
+  std::size_t bucket = 0;
+  int64_t offset = 0, numel = 0;
+  std::string name;
+  torch::Tensor param;  // the module's parameter (a view into the bucket)
+};
+
 class FlatParams {
  public:
   // Decay group: tensors with 2+ dimensions (weights, embeddings) decay; 1-D tensors (biases,
@@ -40,9 +48,13 @@ class FlatParams {
   // Views of `flats` (one tensor per bucket, laid out like the parameters) by parameter name.
   std::map<std::string, torch::Tensor> unflatten(const std::vector<torch::Tensor>& flats) const;
   std::vector<torch::Tensor> param_buffers() const;
+  // Every trainable parameter, in the module's registration order (the order of the forward pass,
+  // roughly; backward produces gradients in about the reverse order).
+  const std::vector<FlatSlot>& slots() const { return slots_; }
 
  private:
   std::vector<FlatBucket> buckets_;
+  std::vector<FlatSlot> slots_;
 };
 
 // Decoupled-weight-decay Adam on flat buffers, with PyTorch's AdamW update and every

@@ -57,9 +57,10 @@ void Reporter::heartbeat_loop() {
     bool away = false;
     std::unique_lock<std::mutex> lock(heartbeat_mu_);
     while (!stopping_) {
+      nlohmann::json body = {{"step", step_.load()}, {"attempt", attempt_.load()}};
+      if (!system_.is_null()) body["system"] = system_;
       lock.unlock();
-      const std::string frame = protocol::encode(protocol::make(
-          protocol::Type::Heartbeat, run_, token_, {{"step", step_.load()}, {"attempt", attempt_.load()}}));
+      const std::string frame = protocol::encode(protocol::make(protocol::Type::Heartbeat, run_, token_, body));
       sock.send(zmq::buffer(frame), zmq::send_flags::dontwait);
       zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
       zmq::message_t msg;
@@ -86,7 +87,9 @@ void Reporter::heartbeat_loop() {
                   " s; training goes on and metric batches stay buffered until it is back");
       }
       lock.lock();
-      heartbeat_cv_.wait_for(lock, std::chrono::duration<double>(kHeartbeatEvery), [this] { return stopping_; });
+      heartbeat_cv_.wait_for(lock, std::chrono::duration<double>(kHeartbeatEvery),
+                             [this] { return stopping_ || beat_now_; });
+      beat_now_ = false;
     }
   } catch (const std::exception& e) {
     log::error(std::string("the heartbeat thread stopped: ") + e.what());
@@ -126,6 +129,17 @@ nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
   }
   throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ + "' within " +
               std::to_string(static_cast<int>(timeout_s)) + " s");
+}
+
+void Reporter::set_system(nlohmann::json figures) {
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(heartbeat_mu_);
+    first = system_.is_null();
+    system_ = std::move(figures);
+    beat_now_ = beat_now_ || first;
+  }
+  if (first) heartbeat_cv_.notify_all();  // the first figures go out at once, not in up to 5 s
 }
 
 void Reporter::add_point(const std::string& metric, int64_t step, double value) {

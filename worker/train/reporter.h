@@ -52,6 +52,9 @@ class Reporter {
   void set_sent_log(const std::string& path);
 
   void add_point(const std::string& metric, int64_t step, double value);
+  // The ranks' latest system figures ({step, ranks: [...]}, see trainer.cpp), sent with every
+  // heartbeat from now on (the coordinator shows them for the running stage; not stored).
+  void set_system(nlohmann::json figures);
   // Sends the pending points if `force` or the batch is due; reads acks; re-sends stale batches;
   // `step` is what the next heartbeat reports. Never blocks for long.
   void pump(int64_t step, bool force = false);
@@ -92,6 +95,8 @@ class Reporter {
   std::mutex heartbeat_mu_;
   std::condition_variable heartbeat_cv_;
   bool stopping_ = false;  // guarded by heartbeat_mu_
+  nlohmann::json system_;  // guarded by heartbeat_mu_
+  bool beat_now_ = false;  // guarded by heartbeat_mu_: send the next heartbeat without waiting
 };
 
 }  // namespace ldm::worker

@@ -1,6 +1,7 @@
 #include "worker/train/trainer.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -27,6 +28,7 @@
 #include "worker/models/denoiser.h"
 #include "worker/optim/flat_params.h"
 #include "worker/train/condition_builder.h"
+#include "worker/train/grad_reducer.h"
 #include "worker/train/reporter.h"
 #include "worker/train/state.h"
 
@@ -101,6 +103,50 @@ ExperimentSpec training_view(const StageContext& ctx) {
   return view;
 }
 
+std::string printf_mib(double mib) {
+  if (mib <= 0) return std::string("one flat buffer each");
+  char text[32];
+  std::snprintf(text, sizeof text, "%g MiB", mib);
+  return text;
+}
+
+// The peak resident set of this process so far, in MiB.
+double peak_rss_mb() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+struct StepStats {
+  double loss = 0, grad_norm = 0, lr = 0, samples_per_s = 0;
+  // System figures of this rank (seconds): the whole step, waiting for the batch, in collectives,
+  // and the part of the collectives that ran while backward was still running.
+  double step_s = 0, data_wait_s = 0, comm_s = 0, comm_hidden_s = 0;
+};
+
+// This rank's system figures averaged over the steps since the last report.
+class SystemWindow {
+ public:
+  void add(const StepStats& s) {
+    ++steps_;
+    step_s_ += s.step_s;
+    data_wait_s_ += s.data_wait_s;
+    comm_s_ += s.comm_s;
+    hidden_s_ += s.comm_hidden_s;
+  }
+  nlohmann::json take(int rank) {
+    const double n = std::max<int64_t>(steps_, 1);
+    nlohmann::json out = {{"rank", rank},          {"step_s", step_s_ / n},          {"data_wait_s", data_wait_s_ / n},
+                          {"comm_s", comm_s_ / n}, {"comm_hidden_s", hidden_s_ / n}, {"peak_rss_mb", peak_rss_mb()}};
+    *this = SystemWindow();
+    return out;
+  }
+
+ private:
+  int64_t steps_ = 0;
+  double step_s_ = 0, data_wait_s_ = 0, comm_s_ = 0, hidden_s_ = 0;
+};
+
 // One stage on this rank, from setting up its data and training state to the last checkpoint.
 class StageRun {
  public:
@@ -108,9 +154,6 @@ class StageRun {
   StageResult train();
 
  private:
-  struct StepStats {
-    double loss = 0, grad_norm = 0, lr = 0, samples_per_s = 0;
-  };
   void open_data();
   int64_t resume();  // the first step to train
   void initialize_from_parent();
@@ -121,6 +164,7 @@ class StageRun {
                           const at::Tensor& noise);
   StepStats step(int64_t step, bool poison_loss = false);
   void report(int64_t step, const StepStats& s);
+  void report_system(int64_t step);
   void finish(StageResult& result);
 
   const StageContext& ctx_;
@@ -138,6 +182,8 @@ class StageRun {
   std::unique_ptr<ConditionBuilder> conditions_;
   std::unique_ptr<data::RankLoader> loader_;
   std::unique_ptr<TrainingState> state_;
+  std::unique_ptr<GradReducer> reducer_;  // after state_: it hooks the model's parameters
+  SystemWindow system_;
   diffusion::LossOptions loss_;
   std::ofstream records_log_;
 };
@@ -160,6 +206,8 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
   const int64_t side = latent_side(spec_, stage_);
   const models::ModelGeometry geometry = conditions_->geometry(ae_->latent_channels(), side, side);
   state_ = std::make_unique<TrainingState>(spec_, geometry, rank_);
+  reducer_ = std::make_unique<GradReducer>(state_->flat(), comm_,
+                                           static_cast<int64_t>(stage_.comm_bucket_mb * 1024.0 * 1024.0));
   if (reporter_) {
     // The model's size, as points of the stage (step 0), so that comparisons read it from the store:
     // trainable parameters as built, and the card's analytic forward GFLOPs per sample.
@@ -169,11 +217,15 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
   }
   loss_ = loss_options(spec_.recipe);
   if (rank_ == 0)
-    log::info("model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " +
-              std::to_string(state_->flat().numel()) + " trainable parameters in " +
-              std::to_string(state_->flat().buckets().size()) + " flat bucket(s); latent " +
-              std::to_string(ae_->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
-              std::to_string(dataset_->size()) + " records; " + std::to_string(world_) + " rank(s)");
+    log::info(
+        "model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " + std::to_string(state_->flat().numel()) +
+        " trainable parameters in " + std::to_string(state_->flat().buckets().size()) + " flat bucket(s); latent " +
+        std::to_string(ae_->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
+        std::to_string(dataset_->size()) + " records; " + std::to_string(world_) + " rank(s) over " + comm_.backend() +
+        (reducer_->active()
+             ? ", gradients all-reduced in " + std::to_string(reducer_->buckets().size()) + " bucket(s) of at most " +
+                   printf_mib(stage_.comm_bucket_mb) + " overlapped with backward"
+             : std::string()));
 }
 
 // Rank 0 renders (or reuses) the synthetic dataset while the others wait; then every rank opens the
@@ -383,15 +435,18 @@ double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t,
       auto l = diffusion::diffusion_loss(*process_, loss_, out, x0, nk, tk).loss.mean();
       loss = loss.defined() ? loss + l : l;
     }
+    reducer_->begin_backward(k == micro - 1);  // only the last micro-step's gradients are communicated
     (loss / double(micro)).backward();
     local_loss += loss.item<double>() / double(micro);
   }
   return local_loss;
 }
 
-StageRun::StepStats StageRun::step(int64_t step, bool poison_loss) {
+StepStats StageRun::step(int64_t step, bool poison_loss) {
   const auto t0 = std::chrono::steady_clock::now();
+  const double wait0 = comm_clock();
   data::Batch batch = loader_->batch_for_step(step - 1);
+  const double data_wait_s = comm_clock() - wait0;
   check_batch(batch);
   {
     nlohmann::json ids = batch.ids, epochs = batch.epochs;
@@ -402,15 +457,16 @@ StageRun::StepStats StageRun::step(int64_t step, bool poison_loss) {
   auto noise = torch::randn(batch.latents.sizes(), state_->generator(Purpose::Noise));
   double local_loss = forward_backward(batch, t, cond, noise);
   if (poison_loss) local_loss = std::numeric_limits<double>::quiet_NaN();  // LDM_FAULT nan (tests)
-  // Average gradients (one all-reduce per bucket) and the loss over ranks.
+  // The gradients' buckets started during backward; wait for them, then average the loss.
+  const StepComm grads = reducer_->finish();
   FlatParams& flat = state_->flat();
-  for (auto& b : flat.buckets()) {
-    comm_.allreduce_sum(b.grads.data_ptr<float>(), static_cast<std::size_t>(b.grads.numel()));
-    b.grads.div_(world_);
-  }
   float loss_sum = static_cast<float>(local_loss);
+  const double loss0 = comm_clock();
   comm_.allreduce_sum(&loss_sum, 1);
   StepStats s;
+  s.data_wait_s = data_wait_s;
+  s.comm_s = grads.comm_s + (comm_clock() - loss0);
+  s.comm_hidden_s = grads.hidden_s;
   s.loss = loss_sum / world_;
   // Every rank holds the same mean loss, so all of them stop here together.
   if (!std::isfinite(s.loss))
@@ -427,9 +483,39 @@ StageRun::StepStats StageRun::step(int64_t step, bool poison_loss) {
   return s;
 }
 
+// Every rank's figures since the last report go to rank 0 (at the same steps on every rank), which
+// stores their aggregate as points of the stage and hands the per-rank table to the heartbeat.
+void StageRun::report_system(int64_t step) {
+  const std::vector<std::string> all = comm_.gather(system_.take(rank_).dump(), 0);
+  if (!reporter_) return;
+  nlohmann::json ranks = nlohmann::json::array();
+  double step_s = 0, data_wait_s = 0, comm_s = 0, hidden_s = 0, rss = 0;
+  for (const std::string& text : all) {
+    const nlohmann::json r = nlohmann::json::parse(text);
+    step_s = std::max(step_s, r.at("step_s").get<double>());  // the slowest rank sets the pace
+    data_wait_s = std::max(data_wait_s, r.at("data_wait_s").get<double>());
+    comm_s += r.at("comm_s").get<double>();
+    hidden_s += r.at("comm_hidden_s").get<double>();
+    rss = std::max(rss, r.at("peak_rss_mb").get<double>());
+    ranks.push_back(r);
+  }
+  const double n = static_cast<double>(all.size());
+  reporter_->add_point("sys_step_s", step, step_s);
+  reporter_->add_point("sys_data_wait_s", step, data_wait_s);
+  reporter_->add_point("sys_peak_rss_mb", step, rss);
+  if (world_ > 1) {  // a world of one has nothing to communicate
+    reporter_->add_point("sys_comm_s", step, comm_s / n);
+    reporter_->add_point("sys_comm_hidden_frac", step, comm_s > 0 ? hidden_s / comm_s : 0.0);
+  }
+  reporter_->set_system({{"step", step}, {"ranks", ranks}});
+}
+
 void StageRun::report(int64_t step, const StepStats& s) {
+  const bool due = step % stage_.log_every == 0 || step == stage_.steps;
+  system_.add(s);
+  if (due) report_system(step);
   if (reporter_) {
-    if (step % stage_.log_every == 0 || step == stage_.steps) {
+    if (due) {
       reporter_->add_point("loss", step, s.loss);
       reporter_->add_point("lr", step, s.lr);
       reporter_->add_point("grad_norm", step, s.grad_norm);
@@ -463,13 +549,18 @@ StageResult StageRun::train() {
   for (int64_t step = first_step; step <= stage_.steps; ++step) {
     set_current_step(step);
     const bool poison = maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});
-    if (comm_.allreduce_max(g_stop_requested ? 1 : 0)) {  // all ranks stop at the same step
+    const double iteration0 = comm_clock();
+    const bool stop = comm_.allreduce_max(g_stop_requested ? 1 : 0) != 0;  // all ranks stop at the same step
+    const double stop_s = comm_clock() - iteration0;
+    if (stop) {
       result.checkpoint = save_checkpoint(step - 1);
       result.steps = step - 1;
       result.preempted = true;
       break;
     }
-    const StepStats s = this->step(step, poison);
+    StepStats s = this->step(step, poison);
+    s.comm_s += stop_s;
+    s.step_s = comm_clock() - iteration0;
     result.final_loss = s.loss;
     result.samples_per_s = s.samples_per_s;
     result.steps = step;

@@ -25,32 +25,45 @@
 namespace eval_generate_test_support {
 
 // A world of `world` ranks seen from `rank`, without processes: collectives are no-ops, except that
-// gather on rank 0 returns the payloads the test recorded from the other ranks' runs.
-class FakeRankCommunicator final : public ldm::worker::Communicator {
+// gather on rank 0 returns the payloads the test recorded from the other ranks' runs. What the rank
+// sent and how many barriers it passed land in `seen`.
+struct FakeRankSeen {
+  std::string sent;
+  int barriers = 0;
+};
+
+class FakeRankBackend final : public ldm::worker::CommBackend {
  public:
-  FakeRankCommunicator(int rank, int world, std::vector<std::string> others = {})
-      : rank_(rank), world_(world), others_(std::move(others)) {}
+  FakeRankBackend(int rank, int world, std::vector<std::string> others, FakeRankSeen* seen)
+      : rank_(rank), world_(world), others_(std::move(others)), seen_(seen) {}
+  std::string name() const override { return "fake"; }
   int rank() const override { return rank_; }
   int size() const override { return world_; }
   void allreduce_sum(float*, std::size_t) override {}
   std::int64_t allreduce_max(std::int64_t v) override { return v; }
   void broadcast(std::string&, int) override {}
   std::vector<std::string> gather(const std::string& mine, int root) override {
-    sent = mine;
+    seen_->sent = mine;
     if (rank_ != root) return {};
     std::vector<std::string> all = {mine};
     all.insert(all.end(), others_.begin(), others_.end());
     return all;
   }
-  void barrier() override { ++barriers; }
-  [[noreturn]] void abort(int code) override { throw ldm::Error("abort " + std::to_string(code)); }
-  std::string sent;
-  int barriers = 0;
+  void barrier() override { ++seen_->barriers; }
+  [[noreturn]] void abort(int code) override { std::_Exit(code); }
 
  private:
   int rank_, world_;
   std::vector<std::string> others_;
+  FakeRankSeen* seen_;
 };
+
+// A communicator (with its thread) over the fake rank.
+std::unique_ptr<ldm::worker::Communicator> fake_rank(int rank, int world, FakeRankSeen& seen,
+                                                     std::vector<std::string> others = {}) {
+  return std::make_unique<ldm::worker::Communicator>(
+      [=, &seen] { return std::make_unique<FakeRankBackend>(rank, world, others, &seen); });
+}
 
 ldm::ExperimentSpec class_spec() {
   ldm::ExperimentSpec s;
@@ -138,15 +151,17 @@ ldm::eval::GenerateOptions options(const ldm::worker::SamplingModel& m, const st
 std::vector<int64_t> run_fake_ranks(const ldm::worker::SamplingModel& m, ldm::eval::GenerateOptions o, int world) {
   std::vector<std::string> payloads(static_cast<std::size_t>(world));
   for (int r = world - 1; r >= 1; --r) {
-    FakeRankCommunicator comm(r, world);
-    auto res = ldm::eval::generate_for_eval(m, o, comm);
+    FakeRankSeen seen;
+    auto comm = fake_rank(r, world, seen);
+    auto res = ldm::eval::generate_for_eval(m, o, *comm);
     CHECK(res.rank_counts.empty());
     CHECK(res.grid.empty());
-    CHECK(comm.barriers == 1);
-    payloads[static_cast<std::size_t>(r)] = comm.sent;
+    CHECK(seen.barriers == 1);
+    payloads[static_cast<std::size_t>(r)] = seen.sent;
   }
-  FakeRankCommunicator root(0, world, std::vector<std::string>(payloads.begin() + 1, payloads.end()));
-  return ldm::eval::generate_for_eval(m, o, root).rank_counts;
+  FakeRankSeen seen;
+  auto root = fake_rank(0, world, seen, std::vector<std::string>(payloads.begin() + 1, payloads.end()));
+  return ldm::eval::generate_for_eval(m, o, *root).rank_counts;
 }
 
 void check_same_files(const std::string& a, const std::string& b, int64_t n) {

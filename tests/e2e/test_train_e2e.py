@@ -13,6 +13,8 @@ import ldm_e2e  # noqa: E402
 from ldm_e2e import Coordinator, experiment  # noqa: E402
 
 METRICS = ("loss", "lr", "grad_norm", "samples_per_s")
+# The ranks' system figures, aggregated (the comm ones only with more than one rank).
+SYSTEM_METRICS = ("sys_step_s", "sys_data_wait_s", "sys_comm_s", "sys_comm_hidden_frac", "sys_peak_rss_mb")
 
 
 def read_json(path):
@@ -72,7 +74,8 @@ class TrainTwoRanks(unittest.TestCase):
         sent = {(p["metric"], p["step"], p["value"]) for p in read_jsonl(os.path.join(self.run_dir, "sent.jsonl"))}
         stored_pts = self.coord.get("/api/v1/experiments/tiny-dit-2rank/metrics?stage=train")["points"]
         stored = {(p["metric"], p["step"], p["value"]) for p in stored_pts}
-        self.assertEqual(len(stored_pts), 60 * len(METRICS) + 2)  # + the model's params and gflops at step 0
+        # + the model's params and gflops at step 0
+        self.assertEqual(len(stored_pts), 60 * (len(METRICS) + len(SYSTEM_METRICS)) + 2)
         self.assertEqual(sent, stored)
         self.assertEqual({p["attempt"] for p in stored_pts}, {1})
 

@@ -697,6 +697,7 @@ void Coordinator::reap(const ProcessExit& exit) {
   jobs_.erase(job);
   cancelling_.erase(run_id);
   system_.erase(run_id);
+  stored_ahead_.erase(run_id);
   last_seen_.erase(run_id);
   unconfirmed_.erase(run_id);
   const bool silent = silent_.erase(run_id) > 0;
@@ -728,6 +729,7 @@ void Coordinator::finish_run(RunRecord run, RunState state, const std::string& e
   last_seen_.erase(run.id);
   unconfirmed_.erase(run.id);
   system_.erase(run.id);
+  stored_ahead_.erase(run.id);
   run.state = state;
   if (!error.empty()) run.error = error;
   run.finished_at = t;
@@ -874,7 +876,13 @@ Message Coordinator::on_metrics(const Message& m, RunRecord run) {
     return error_reply(run.id, "run " + run.id + " is attempt " + std::to_string(run.attempt) +
                                    "; metrics of attempt " + std::to_string(attempt) + " rejected");
   if (seq < 1) return error_reply(run.id, "run " + run.id + ": metric batch seq must be >= 1");
-  if (static_cast<std::uint64_t>(seq) <= run.last_seq) return ack(run, seq);  // re-sent: stored
+  // Batches may arrive out of order (a re-sent one overtaking a later one): run.last_seq is the
+  // watermark below which every batch is stored; the ones stored above it wait in stored_ahead_
+  // until the gap closes. A batch already stored is acknowledged again, not written again.
+  const auto useq = static_cast<std::uint64_t>(seq);
+  std::set<std::uint64_t>& ahead = stored_ahead_[run.id];
+  if (useq <= run.last_seq || ahead.count(useq)) return ack(run, seq);  // re-sent: stored
+  const bool newest = ahead.empty() || useq > *ahead.rbegin();          // the latest progress of the run
 
   std::vector<MetricPoint> points;
   std::int64_t loss_step = -1, rate_step = -1;
@@ -884,16 +892,20 @@ Message Coordinator::on_metrics(const Message& m, RunRecord run) {
     point.attempt = static_cast<std::uint32_t>(attempt);
     if (point.time <= 0) point.time = t;
     run.step = std::max(run.step, point.step);
-    if (point.metric == "loss" && point.step >= loss_step) {
+    if (newest && point.metric == "loss" && point.step >= loss_step) {
       loss_step = point.step;
       run.last_loss = point.value;
-    } else if (point.metric == "samples_per_s" && point.step >= rate_step) {
+    } else if (newest && point.metric == "samples_per_s" && point.step >= rate_step) {
       rate_step = point.step;
       run.samples_per_s = point.value;
     }
     points.push_back(std::move(point));
   }
-  run.last_seq = static_cast<std::uint64_t>(seq);
+  ahead.insert(useq);
+  while (!ahead.empty() && *ahead.begin() == run.last_seq + 1) {
+    ahead.erase(ahead.begin());
+    ++run.last_seq;
+  }
   store_.append_metrics(run.experiment, run.stage, points, run);
   return ack(run, seq);
 }

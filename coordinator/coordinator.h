@@ -270,6 +270,9 @@ class Coordinator {
   };
   std::map<std::string, Cancelling> cancelling_;  // run id -> its cancellation in progress
   std::map<std::string, nlohmann::json> system_;  // run id -> the latest system figures (heartbeats)
+  // Run id -> metric batches stored above the run's last_seq (arrived out of order). Lost with a
+  // restart, which costs at most a second (identical) write of a re-sent batch.
+  std::map<std::string, std::set<std::uint64_t>> stored_ahead_;
 };
 
 }  // namespace ldm::coord

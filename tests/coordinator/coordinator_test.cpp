@@ -155,6 +155,27 @@ TEST_CASE("a re-sent metrics batch is acknowledged without being written again")
   CHECK(f.run(r.id).last_loss == doctest::Approx(0.5));
 }
 
+TEST_CASE("metric batches arriving out of order are all stored once; progress follows the newest") {
+  Fixture f;
+  const RunRecord r = f.submit();
+  f.hello(r);
+  REQUIRE(f.metrics(r, 1, 5, 0.75).type == Type::Ack);
+  REQUIRE(f.metrics(r, 3, 7, 0.25).type == Type::Ack);  // overtook seq 2
+  CHECK(f.run(r.id).last_seq == 1);                     // 2 is still missing
+  CHECK(f.run(r.id).last_loss == doctest::Approx(0.25));
+  REQUIRE(f.metrics(r, 2, 6, 0.5).type == Type::Ack);  // the late one is stored, not dropped
+  CHECK(f.run(r.id).last_seq == 3);
+  CHECK(f.run(r.id).last_loss == doctest::Approx(0.25));  // an older batch does not roll progress back
+  REQUIRE(f.metrics(r, 3, 7, 99.0).type == Type::Ack);    // re-sent after the gap closed: not rewritten
+  REQUIRE(f.metrics(r, 4, 8, 0.125).type == Type::Ack);
+  const auto points = f.store->metrics("exp1", "train", "loss");
+  REQUIRE(points.size() == 4);
+  for (std::size_t i = 0; i < points.size(); ++i) CHECK(points[i].step == 5 + static_cast<int64_t>(i));
+  CHECK(points[1].value == doctest::Approx(0.5));
+  CHECK(points[2].value == doctest::Approx(0.25));
+  CHECK(f.run(r.id).last_seq == 4);
+}
+
 TEST_CASE("metrics with seq below 1 or from another attempt are rejected") {
   Fixture f;
   RunRecord r = f.submit();

@@ -179,6 +179,7 @@ struct StageSpec {
   std::int64_t ranks = 1;              // MPI ranks (data parallel)
   std::int64_t threads_per_rank = 1;   // intra-op threads per rank
   double comm_bucket_mb = 25;          // gradient all-reduce bucket cap in MiB; 0 = one per flat buffer [ours]
+  double watchdog_s = 600;             // a rank silent this long tears the job down (retried); 0 = off [ours]
   std::int64_t log_every = 1;          // steps between metric points
   std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
   std::int64_t max_attempts = 3;       // attempts before the stage fails for good [ours]
@@ -449,6 +450,13 @@ void describe(V& v, StageSpec& s) {
       0, 1e6};
   bucket_meta.omit_when_default = true;
   v.field("comm_bucket_mb", s.comm_bucket_mb, bucket_meta);
+  FieldMeta watchdog_meta{
+      "seconds without progress (a training step, a checkpoint, an evaluation batch) after which "
+      "a rank's watchdog ends the job with a note naming the rank and phase; the attempt is "
+      "retried from its checkpoint; 0 = no watchdog",
+      0, 1e7};
+  watchdog_meta.omit_when_default = true;
+  v.field("watchdog_s", s.watchdog_s, watchdog_meta);
   FieldMeta since_transfer;
   since_transfer.omit_when_default = true;
   auto meta = [&](const char* doc, std::vector<std::string> choices = {}) {

@@ -163,6 +163,36 @@ class OverlappedAllReduce(unittest.TestCase):
         self.assertTrue(all(c < s for c, s in zip(comm[1:], step[1:])))
 
 
+class WatchdogTearsDownAStoppedJob(unittest.TestCase):
+    """Rank 1 stops itself (SIGSTOP) at step 25 of attempt 1; rank 0 waits for it in a collective
+    until its watchdog (3 s here) ends the job; attempt 2 resumes from the step-20 checkpoint."""
+
+    def test_stopped_rank_is_torn_down_and_the_attempt_retried(self):
+        tmp = tempfile.mkdtemp(prefix="ldm-comm-e2e-")
+        with open(experiment("dit-2rank.toml")) as f:
+            text = f.read()
+        text = text.replace('name = "tiny-dit-2rank"', 'name = "wd"', 1).replace("steps = 60\n", "steps = 40\n")
+        text = text.replace("threads_per_rank = 1\n", "threads_per_rank = 1\ncheckpoint_every = 10\nwatchdog_s = 3\n")
+        coord = Coordinator(env={"LDM_FAULT": "stop@step:25,rank:1,attempt:1,experiment:wd"}).start()
+        try:
+            coord.cli("submit", write(tmp, "wd.toml", text))
+            result = coord.wait_terminal("wd", timeout=300)
+            log = read_log(result["runs"][-1])
+        finally:
+            coord.cleanup()
+        self.assertEqual(result["experiment"]["state"], "done", json.dumps(result, indent=1))
+        first, last = result["runs"][0], result["runs"][-1]
+        self.assertEqual(len(result["runs"]), 2)
+        self.assertEqual(first["state"], "failed")
+        self.assertIn("rank 0: watchdog: no progress for 3.", first["error"])
+        self.assertIn("at step 25", first["error"])
+        self.assertIn("its communication thread has been in allreduce", first["error"])
+        self.assertEqual(last["step"], 40)
+        resumed = [line for line in log.splitlines() if "resuming from" in line]
+        self.assertEqual(len(resumed), 1, log[-3000:])
+        self.assertIn("at step 21", resumed[0])
+
+
 class SingleProcessCommunicator(unittest.TestCase):
     def test_without_mpirun_the_quickstart_model_trains_to_the_same_losses_as_mpirun_1_rank(self):
         tmp = tempfile.mkdtemp(prefix="ldm-comm-e2e-")

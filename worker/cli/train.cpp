@@ -21,6 +21,7 @@
 #include "worker/train/fault.h"
 #include "worker/train/reporter.h"
 #include "worker/train/trainer.h"
+#include "worker/train/watchdog.h"
 
 namespace ldm::worker {
 namespace {
@@ -77,12 +78,17 @@ int cmd_train(const cli::Args& a) {
     ctx.init = body.value("init", nlohmann::json::object());
     ctx.reference_resolution = body.value("reference_resolution", int64_t{0});
     ctx.faults = faults;
+    const StageSpec& stage = ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index));
+    // The watchdog covers the stage's work; the final flush below may wait (up to kFinalWait) for a
+    // coordinator that is restarting, and the other ranks for rank 0 at the last barrier.
+    auto watchdog = std::make_unique<Watchdog>(rank, note, stage.watchdog_s, comm.get());
     if (reporter) {
       reporter->set_attempt(ctx.attempt);
       reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
     }
-    if (ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index)).kind == "eval") {
+    if (stage.kind == "eval") {
       const nlohmann::json results = eval::run_eval_stage(ctx, *comm, reporter.get());
+      watchdog.reset();
       if (reporter) {
         const int64_t last = results.empty() ? 0 : results.back().at("step").get<int64_t>();
         const bool flushed = reporter->flush(last, kFinalWait);
@@ -95,6 +101,7 @@ int cmd_train(const cli::Args& a) {
       return 0;
     }
     StageResult r = train_stage(ctx, *comm, reporter.get());
+    watchdog.reset();
     if (reporter) {
       const bool flushed = reporter->flush(r.steps, kFinalWait);
       if (!flushed)

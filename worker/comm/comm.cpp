@@ -18,6 +18,7 @@ double comm_clock() {
 
 namespace detail {
 struct CommOp {
+  const char* what = "";
   std::function<void(CommBackend&)> run;
   std::mutex mu;
   std::condition_variable cv;
@@ -54,6 +55,7 @@ struct Communicator::Queue {
   // Start-up: the thread reports the backend's identity, or the error that prevented it.
   bool started = false;
   std::exception_ptr startup_error;
+  Communicator::InFlight in_flight;  // guarded by mu
 };
 
 Communicator::Communicator(BackendFactory make) : queue_(std::make_unique<Queue>()) {
@@ -113,11 +115,19 @@ void Communicator::loop(const BackendFactory& make) {
       q.ops.pop_front();
     }
     const double started = comm_clock();
+    {
+      std::lock_guard<std::mutex> lock(q.mu);
+      q.in_flight = {op->what, started};
+    }
     std::exception_ptr error;
     try {
       op->run(*backend);
     } catch (...) {
       error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(q.mu);
+      q.in_flight = {};
     }
     {
       std::lock_guard<std::mutex> lock(op->mu);
@@ -132,8 +142,14 @@ void Communicator::loop(const BackendFactory& make) {
   backend.reset();  // MPI_Finalize, on the thread that initialised MPI
 }
 
-CommHandle Communicator::submit(std::function<void(CommBackend&)> run) {
+Communicator::InFlight Communicator::in_flight() const {
+  std::lock_guard<std::mutex> lock(queue_->mu);
+  return queue_->in_flight;
+}
+
+CommHandle Communicator::submit(const char* what, std::function<void(CommBackend&)> run) {
   auto op = std::make_shared<detail::CommOp>();
+  op->what = what;
   op->run = std::move(run);
   op->timing.queued = comm_clock();
   {
@@ -146,7 +162,7 @@ CommHandle Communicator::submit(std::function<void(CommBackend&)> run) {
 }
 
 CommHandle Communicator::allreduce_sum_async(float* data, std::size_t count, std::function<void()> then) {
-  return submit([data, count, then = std::move(then)](CommBackend& b) {
+  return submit("allreduce", [data, count, then = std::move(then)](CommBackend& b) {
     b.allreduce_sum(data, count);
     if (then) then();
   });
@@ -156,22 +172,22 @@ void Communicator::allreduce_sum(float* data, std::size_t count) { allreduce_sum
 
 std::int64_t Communicator::allreduce_max(std::int64_t value) {
   std::int64_t out = value;
-  submit([&out](CommBackend& b) { out = b.allreduce_max(out); }).wait();
+  submit("allreduce(max)", [&out](CommBackend& b) { out = b.allreduce_max(out); }).wait();
   return out;
 }
 
 void Communicator::broadcast(std::string& text, int root) {
-  submit([&text, root](CommBackend& b) { b.broadcast(text, root); }).wait();
+  submit("broadcast", [&text, root](CommBackend& b) { b.broadcast(text, root); }).wait();
 }
 
 std::vector<std::string> Communicator::gather(const std::string& mine, int root) {
   std::vector<std::string> out;
-  submit([&](CommBackend& b) { out = b.gather(mine, root); }).wait();
+  submit("gather", [&](CommBackend& b) { out = b.gather(mine, root); }).wait();
   return out;
 }
 
 void Communicator::barrier() {
-  submit([](CommBackend& b) { b.barrier(); }).wait();
+  submit("barrier", [](CommBackend& b) { b.barrier(); }).wait();
 }
 
 void Communicator::abort(int code) {

@@ -99,8 +99,16 @@ class Communicator {
   void barrier();
   [[noreturn]] void abort(int code);
 
+  // The collective the communication thread is in now ("allreduce", "gather", ...; nullptr when
+  // idle) and since when (comm_clock()), for the watchdog's note. Safe from any thread.
+  struct InFlight {
+    const char* what = nullptr;
+    double since = 0;
+  };
+  InFlight in_flight() const;
+
  private:
-  CommHandle submit(std::function<void(CommBackend&)> run);
+  CommHandle submit(const char* what, std::function<void(CommBackend&)> run);
   void loop(const BackendFactory& make);
 
   struct Queue;

@@ -8,6 +8,7 @@
 
 #include "datasets/images/image_io.h"
 #include "datasets/tensor/encoders.h"
+#include "shared/core/progress.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/recipes/card.h"
@@ -100,6 +101,7 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
   else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
   const models::Condition all = models::Condition::cat(branches);
   auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    note_progress("sampling");  // every network evaluation: the watchdog's progress
     models::Condition cond = all;
     cond.noise_level = cb.noise_level(t);
     return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), cond);

@@ -14,6 +14,7 @@
 
 #include "datasets/images/image_decode.h"
 #include "datasets/tensor/loader.h"
+#include "shared/core/progress.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
@@ -85,6 +86,7 @@ nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, cons
                        const std::vector<std::string>& captions) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const std::string& metric : ev.metrics) {
+    note_progress("computing evaluation metrics");
     if (metric == "fid") {
       const FeatureStats mine = folder_feature_stats(out + "/samples", extractor);
       metrics["fid"] = frechet_distance(mine, reference->stats).fid;

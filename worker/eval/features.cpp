@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "shared/core/progress.h"
 #include "shared/core/sha256.h"
 #include "shared/core/error.h"
 #include "worker/torch_compat.h"
@@ -190,6 +191,7 @@ at::Tensor InceptionExtractor::features_of_prepared(const at::Tensor& prepared) 
   const auto x = prepared.to(d.device, torch::kFloat32);
   std::vector<at::Tensor> outs;
   for (int64_t start = 0; start < n; start += d.batch_size) {
+    note_progress("extracting image features");
     const int64_t rows = std::min<int64_t>(d.batch_size, n - start);
     const auto chunk = x.narrow(0, start, rows).contiguous();
     c10::IValue result;
@@ -291,6 +293,7 @@ at::Tensor BuiltinExtractor::features_of_prepared(const at::Tensor& prepared) co
   const auto x = prepared.to(torch::kCPU, torch::kFloat32);
   std::vector<at::Tensor> outs;
   for (int64_t start = 0; start < n; start += impl_->batch_size) {
+    note_progress("extracting image features");
     auto h = x.narrow(0, start, std::min<int64_t>(impl_->batch_size, n - start)).contiguous();
     for (const auto& c : impl_->convs) h = torch::relu(at::conv2d(h, c.weight, c.bias, {c.stride, c.stride}, {1, 1}));
     outs.push_back(h.mean({2, 3}));

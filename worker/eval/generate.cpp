@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "datasets/images/image_io.h"
+#include "shared/core/progress.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/safe_file.h"
@@ -101,6 +102,7 @@ int64_t generate_range(const worker::SamplingModel& m, const GenerateOptions& o,
   const int64_t B = o.batch;
   int64_t written = 0;
   for (int64_t k = range.begin / B; k * B < range.end; ++k) {
+    note_progress("generating samples");
     const int64_t lo = std::max(range.begin, k * B), hi = std::min(range.end, (k + 1) * B);
     // Row p of global batch k is sample k*B + p; rows this rank does not own repeat sample lo.
     std::vector<at::Tensor> noise;

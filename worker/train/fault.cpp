@@ -19,12 +19,12 @@ FaultPlan parse_fault(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return Error("LDM_FAULT='" + text + "': " + why +
                  " (expected KIND@step:S,rank:R[,attempt:A][,experiment:NAME][,stage:NAME] with KIND "
-                 "abort|throw|exit; several separated by ';')");
+                 "abort|throw|exit|nan|stop; several separated by ';')");
   };
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
   plan.kind = text.substr(0, at);
-  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit" && plan.kind != "nan")
+  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit" && plan.kind != "nan" && plan.kind != "stop")
     throw bad("unknown kind '" + plan.kind + "'");
   for (const auto& part : split(text.substr(at + 1), ',')) {
     auto colon = part.find(':');
@@ -71,6 +71,10 @@ bool maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& si
     if (plan.kind == "abort") std::abort();
     if (plan.kind == "exit") ::_exit(3);
     if (plan.kind == "nan") return true;
+    if (plan.kind == "stop") {  // every thread of the rank stops, as under SIGSTOP from outside
+      ::kill(::getpid(), SIGSTOP);
+      return false;
+    }
     throw Error("injected fault (LDM_FAULT) on rank " + std::to_string(site.rank) + " at step " +
                 std::to_string(site.step));
   }

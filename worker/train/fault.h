@@ -8,6 +8,7 @@
 //   throw  - throws an Error (the normal error path: note + report + MPI_Abort)
 //   exit   - _exit(3) without a word (the coordinator must notice on its own)
 //   nan    - the rank's loss of that step is NaN (the training diverges: a `diverged` run)
+//   stop   - SIGSTOP to itself: the rank hangs, the others wait in a collective (the watchdog's case)
 // It is a test tool, not data: the coordinator passes LDM_FAULT from its own environment to the
 // workers it starts; nothing stores it or accepts it over the API.
 // The crash note is one line in <run_dir>/failure-rank-R.txt, e.g.

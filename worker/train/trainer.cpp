@@ -18,6 +18,7 @@
 #include "datasets/tensor/loader.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
+#include "shared/core/progress.h"
 #include "shared/core/recipes/card.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/seeds.h"
@@ -346,6 +347,7 @@ void StageRun::initialize_from_parent() {
 // Every rank's generator states travel to rank 0, which writes the bundle; returns its directory
 // (on rank 0; "" elsewhere).
 std::string StageRun::save_checkpoint(int64_t step) {
+  note_progress("writing a checkpoint");
   const std::vector<std::string> generators = comm_.gather(state_->generator_bytes(), 0);
   if (rank_ != 0) return "";
   const nlohmann::json manifest = {
@@ -444,6 +446,7 @@ double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t,
 
 StepStats StageRun::step(int64_t step, bool poison_loss) {
   const auto t0 = std::chrono::steady_clock::now();
+  note_progress("loading a batch");
   const double wait0 = comm_clock();
   data::Batch batch = loader_->batch_for_step(step - 1);
   const double data_wait_s = comm_clock() - wait0;
@@ -455,9 +458,11 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   auto t = process_->sample_training_t(loader_->local_batch(), state_->generator(Purpose::Timesteps));  // [b] f64
   const models::Condition cond = condition(batch, t);
   auto noise = torch::randn(batch.latents.sizes(), state_->generator(Purpose::Noise));
+  note_progress("forward and backward");
   double local_loss = forward_backward(batch, t, cond, noise);
   if (poison_loss) local_loss = std::numeric_limits<double>::quiet_NaN();  // LDM_FAULT nan (tests)
   // The gradients' buckets started during backward; wait for them, then average the loss.
+  note_progress("gradient all-reduce");
   const StepComm grads = reducer_->finish();
   FlatParams& flat = state_->flat();
   float loss_sum = static_cast<float>(local_loss);
@@ -475,6 +480,7 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   s.grad_norm = flat.grad_norm();
   const double clip = spec_.recipe.optimizer.grad_clip;
   if (clip > 0 && s.grad_norm > clip) flat.scale_grads(clip / (s.grad_norm + 1e-6));
+  note_progress("optimizer step");
   s.lr = learning_rate(stage_, step);
   state_->optimizer().step(s.lr);
   state_->ema().update(step);
@@ -486,6 +492,7 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
 // Every rank's figures since the last report go to rank 0 (at the same steps on every rank), which
 // stores their aggregate as points of the stage and hands the per-rank table to the heartbeat.
 void StageRun::report_system(int64_t step) {
+  note_progress("gathering the ranks' system figures");
   const std::vector<std::string> all = comm_.gather(system_.take(rank_).dump(), 0);
   if (!reporter_) return;
   nlohmann::json ranks = nlohmann::json::array();
@@ -549,6 +556,7 @@ StageResult StageRun::train() {
   for (int64_t step = first_step; step <= stage_.steps; ++step) {
     set_current_step(step);
     const bool poison = maybe_inject_fault(ctx_.faults, {spec_.name, stage_.name, rank_, step, ctx_.attempt});
+    note_progress("agreeing to go on (stop flag)");
     const double iteration0 = comm_clock();
     const bool stop = comm_.allreduce_max(g_stop_requested ? 1 : 0) != 0;  // all ranks stop at the same step
     const double stop_s = comm_clock() - iteration0;

@@ -17,6 +17,7 @@ TEST_CASE("LDM_FAULT syntax parses kind, step and rank") {
   CHECK(parse_fault("exit@step:2,rank:0,attempt:1").attempt == 1);
   CHECK(parse_fault("").kind.empty());
   CHECK(parse_fault("nan@step:3,rank:1").kind == "nan");
+  CHECK(parse_fault("stop@step:25,rank:1,attempt:1").kind == "stop");
 }
 
 TEST_CASE("a nan plan asks the caller to poison the loss instead of failing") {

@@ -23,8 +23,14 @@ struct CheckpointBundle {
 };
 
 // Writes the bundle for manifest["step"] under `checkpoints_dir`, updates `latest`, and returns
-// the bundle's directory. Errors (full disk...) name the file and leave earlier bundles intact.
+// the bundle's directory. Before writing anything it checks that the filesystem has room for the
+// whole bundle (plus a margin), so a full disk fails the run with a clear error instead of a torn
+// bundle. Errors name the file and leave earlier bundles intact.
 std::string write_checkpoint(const std::string& checkpoints_dir, const CheckpointBundle& bundle);
+
+// Throws DataError naming `dir`, the bytes needed and the bytes available when the filesystem
+// holding `dir` has fewer than `bytes` + 1% + 16 MiB free for an unprivileged writer.
+void check_free_space(const std::string& dir, std::uint64_t bytes, const std::string& what);
 
 // Reads a bundle directory (or, given a checkpoints dir, the one `latest` names).
 CheckpointBundle read_checkpoint(const std::string& path);

@@ -79,3 +79,17 @@ TEST_CASE("a directory without manifest is not taken for a checkpoint") {
   ldm::make_dirs(tmp.path() + "/step-0000001");
   CHECK_THROWS_AS(read_checkpoint(tmp.path() + "/step-0000001"), ldm::DataError);
 }
+
+TEST_CASE("a bundle the disk cannot hold fails before anything is written, naming the sizes") {
+  TempDir tmp("ldm-ckpt-space");
+  CHECK_NOTHROW(check_free_space(tmp.path(), 1024, "a small bundle"));
+  try {
+    check_free_space(tmp.path(), std::uint64_t{1} << 62, "checkpoint bundle step-0000010");
+    FAIL("expected a DataError");
+  } catch (const ldm::DataError& e) {
+    const std::string what = e.what();
+    CHECK(what.find(tmp.path() + ": not enough free space for checkpoint bundle step-0000010") == 0);
+    CHECK(what.find("MiB are available; nothing was written") != std::string::npos);
+  }
+  CHECK(std::filesystem::is_empty(tmp.path()));
+}

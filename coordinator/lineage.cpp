@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "coordinator/run_outcome.h"
+#include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/safe_file.h"
@@ -21,21 +22,9 @@ std::string from_source_dir(const std::string& path, const std::string& source) 
   return std::filesystem::path(dir + "/" + path).lexically_normal().string();
 }
 
-// A bundle directory, or a checkpoints directory / run directory whose `latest` names one; "" when
-// `path` is neither (or cannot be read).
-std::string bundle_dir(const std::string& path) {
-  try {
-    if (path_exists(path + "/manifest.json")) return path;
-    for (const std::string& dir : {path, path + "/checkpoints"})
-      if (path_exists(dir + "/latest")) {
-        const std::string name = trim(read_file(dir + "/latest"));
-        if (!name.empty() && path_exists(dir + "/" + name + "/manifest.json")) return dir + "/" + name;
-      }
-  } catch (const std::exception&) {
-    // unreadable: not a bundle
-  }
-  return "";
-}
+// A bundle directory, or the newest complete bundle of a checkpoints directory / run directory; ""
+// when `path` is neither.
+std::string bundle_dir(const std::string& path) { return resolve_bundle_dir(path); }
 
 std::string stage_label(const std::string& experiment, const StageSpec& stage) {
   return "stage '" + stage.name + "' of experiment " + experiment;
@@ -57,8 +46,8 @@ ParentStatus parent_status(const ExperimentStore& store, const std::string& expe
     const std::string path = from_source_dir(src.path, source);
     if (bundle_dir(path).empty())
       return {ParentState::Failed, key + ": " + path +
-                                       " is not a checkpoint bundle (no manifest.json) nor a directory whose "
-                                       "`latest` names one"};
+                                       " is not a checkpoint bundle (no manifest.json) nor a directory that holds one "
+                                       "(step-NNNNNNN/manifest.json)"};
     return {ParentState::Ready, ""};
   }
   const auto [exp, name] = parent_stage(experiment, src);

@@ -141,6 +141,27 @@ std::vector<pid_t> session_members(pid_t sid) {
   return members;
 }
 
+// A job's mpirun is gone (it ended, or was SIGKILLed by someone else): ranks still in its session
+// would train on, and write checkpoints, beside the next attempt. They end here, before the
+// coordinator can start that attempt.
+void end_orphaned_ranks(ProcessId mpirun) {
+  const std::vector<pid_t> orphans = session_members(static_cast<pid_t>(mpirun));
+  for (const pid_t member : orphans) ::kill(member, SIGKILL);
+  if (orphans.empty()) return;
+  log::warn("mpirun (pid " + std::to_string(mpirun) + ") ended but " + std::to_string(orphans.size()) +
+            " process(es) of its job were still running; killed them");
+  // Wait (briefly) until they are gone, so that none writes into the run directory afterwards.
+  for (int i = 0; i < 500; ++i) {
+    bool alive = false;
+    for (const pid_t member : orphans) {
+      const std::vector<std::string> f = proc_stat_fields(member);
+      alive = alive || (!f.empty() && f[0] != "Z" && f[0] != "X");
+    }
+    if (!alive) return;
+    ::usleep(10000);
+  }
+}
+
 }  // namespace
 
 LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
@@ -204,6 +225,7 @@ std::vector<ProcessExit> LocalExecutor::poll_exits() {
     if (got > 0 && WIFEXITED(status)) e.exit_code = WEXITSTATUS(status);
     if (got > 0 && WIFSIGNALED(status)) e.signal = WTERMSIG(status);
     if (got < 0) log::warn("waitpid(" + std::to_string(*it) + "): " + std::strerror(errno));
+    end_orphaned_ranks(*it);
     exits.push_back(e);
     it = children_.erase(it);
   }
@@ -213,6 +235,7 @@ std::vector<ProcessExit> LocalExecutor::poll_exits() {
       ++it;
       continue;
     }
+    end_orphaned_ranks(it->first);
     ProcessExit e;
     e.pid = it->first;
     e.status_known = false;

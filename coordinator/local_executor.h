@@ -26,7 +26,7 @@
 namespace ldm::coord {
 
 // The variables of the coordinator's own environment that the ranks get too, when set.
-inline constexpr const char* kForwardedEnvironment[] = {"LDM_FAULT", "LDM_LOG_LEVEL"};
+inline constexpr const char* kForwardedEnvironment[] = {"LDM_FAULT", "LDM_LOG_LEVEL", "LDM_CHECKPOINT_PAUSE_MS"};
 
 struct LocalExecutorOptions {
   std::string mpirun = "mpirun";  // a path, or a name looked up in PATH

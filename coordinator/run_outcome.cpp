@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/text.h"
@@ -127,20 +128,19 @@ std::string tail_lines(const std::string& path, int n) {
 }
 
 std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir) {
-  const std::string latest = run_dir + "/checkpoints/latest";
-  if (!path_exists(latest)) return std::nullopt;
-  const std::string name = trim(read_file(latest));
-  if (name.empty() || name.find('/') != std::string::npos)
-    throw Error(latest + ": does not name a checkpoint bundle (got '" + name + "')");
+  const auto newest = newest_bundle(run_dir + "/checkpoints");
+  if (!newest) return std::nullopt;
   ResumePoint p;
-  p.bundle = run_dir + "/checkpoints/" + name;
+  p.bundle = newest->dir;
   const std::string manifest = p.bundle + "/manifest.json";
-  if (!path_exists(manifest)) throw Error(latest + " names " + name + ", which has no manifest.json");
   try {
     p.step = nlohmann::json::parse(read_file(manifest)).at("step").get<std::int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(manifest + ": no readable step (" + e.what() + ")");
   }
+  if (p.step != newest->step)
+    throw Error(manifest + ": step " + std::to_string(p.step) + " in a bundle named for step " +
+                std::to_string(newest->step));
   return p;
 }
 

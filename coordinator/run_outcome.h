@@ -44,10 +44,10 @@ std::vector<std::string> read_failure_notes(const std::string& run_dir);
 // Removes failure notes left in `run_dir` by an earlier attempt (before a new one starts).
 void clear_failure_notes(const std::string& run_dir);
 
-// The bundle a new attempt of the stage in `run_dir` continues from: the one
-// <run_dir>/checkpoints/latest names, with the step of its manifest. nullopt when there is none
-// yet (the attempt starts from scratch); throws Error naming the file when `latest` or the
-// manifest is unreadable or names no complete bundle.
+// The bundle a new attempt of the stage in `run_dir` continues from: the newest complete bundle
+// in <run_dir>/checkpoints (shared/core/checkpoint_dir.h: `latest` may lag behind after a kill),
+// with the step of its manifest. nullopt when there is none yet (the attempt starts from scratch);
+// throws Error naming the manifest when it is unreadable or disagrees with its directory's name.
 struct ResumePoint {
   std::string bundle;  // absolute path of checkpoints/step-NNNNNNN
   std::int64_t step = 0;

@@ -183,6 +183,11 @@ struct StageSpec {
   std::int64_t log_every = 1;          // steps between metric points
   std::int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only the final one
   std::int64_t max_attempts = 3;       // attempts before the stage fails for good [ours]
+  std::int64_t keep_checkpoints = 0;   // newest bundles kept (besides the final and evaluated ones); 0 = all [ours]
+  // Numerical faults: how many skipped non-finite steps in a row roll the run back to its
+  // checkpoint, and rollbacks before it ends diverged [ours].
+  std::int64_t nonfinite_skip_limit = 3;
+  std::int64_t nonfinite_rollback_limit = 2;
 
   // Transfer: where the stage's weights come from (DESIGN.md "Stages form a DAG").
   std::string init_from;                 // "" = from scratch; STAGE | EXPERIMENT:STAGE | a bundle path
@@ -457,6 +462,25 @@ void describe(V& v, StageSpec& s) {
       0, 1e7};
   watchdog_meta.omit_when_default = true;
   v.field("watchdog_s", s.watchdog_s, watchdog_meta);
+  FieldMeta keep_meta{
+      "checkpoint bundles kept in the run directory: the newest K, plus the final one and those an "
+      "evaluation stage reads (eval.at_steps); older ones are removed as new ones are written; 0 = keep all",
+      0, 1e9};
+  keep_meta.omit_when_default = true;
+  v.field("keep_checkpoints", s.keep_checkpoints, keep_meta);
+  FieldMeta skip_meta{
+      "a step whose loss or gradient norm is NaN/Inf is skipped (weights, optimiser and EMA untouched); "
+      "this many such steps in a row roll the run back to its newest checkpoint before them, and the "
+      "run then steps past their batches; 0 = the first such step ends the run diverged",
+      0, 1e6};
+  skip_meta.omit_when_default = true;
+  v.field("nonfinite_skip_limit", s.nonfinite_skip_limit, skip_meta);
+  FieldMeta rollback_meta{
+      "rollbacks after non-finite steps before the run ends diverged (0 = the first run of "
+      "nonfinite_skip_limit bad steps ends it)",
+      0, 1e6};
+  rollback_meta.omit_when_default = true;
+  v.field("nonfinite_rollback_limit", s.nonfinite_rollback_limit, rollback_meta);
   FieldMeta since_transfer;
   since_transfer.omit_when_default = true;
   auto meta = [&](const char* doc, std::vector<std::string> choices = {}) {

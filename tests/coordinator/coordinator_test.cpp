@@ -756,17 +756,17 @@ TEST_CASE("retries stop at max_attempts, and a reported error is never retried")
   }
 }
 
-TEST_CASE("an unreadable latest pointer fails the new attempt naming the file") {
+TEST_CASE("an unreadable newest bundle fails the new attempt naming its manifest") {
   Fixture f;
   const RunRecord r = f.submit("exp1", 3);
-  make_dirs(r.run_dir + "/checkpoints");
-  write_file_atomic(r.run_dir + "/checkpoints/latest", "step-0000004\n");  // no such bundle
+  make_dirs(r.run_dir + "/checkpoints/step-0000004");
+  write_file_atomic(r.run_dir + "/checkpoints/step-0000004/manifest.json", "not json");
   f.executor.kill(r.pid, 9);
   f.coord->tick();
   f.coord->tick();
   CHECK(f.executor.launches.size() == 1);
   CHECK(f.experiment().state == RunState::Failed);
-  CHECK(f.experiment().error.find("checkpoints/latest names step-0000004") != std::string::npos);
+  CHECK(f.experiment().error.find("step-0000004/manifest.json: no readable step") != std::string::npos);
 }
 
 TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses running, done and unknown ones") {

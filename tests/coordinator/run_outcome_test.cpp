@@ -92,20 +92,32 @@ TEST_CASE("crashes, kills and preemption are retryable, errors a rank reported a
   CHECK_FALSE(decide_run_outcome({}, crashed, dir.path()).retryable);
 }
 
-TEST_CASE("the newest checkpoint of a run directory is the bundle `latest` names, with its manifest's step") {
+TEST_CASE("the newest checkpoint of a run directory is its newest complete bundle, whatever `latest` says") {
   TempDir dir;
   CHECK_FALSE(newest_checkpoint(dir.path()).has_value());  // none yet: start from scratch
-  make_dirs(dir.path() + "/checkpoints/step-0000040");
-  write_file_atomic(dir.path() + "/checkpoints/step-0000040/manifest.json", R"({"step": 40, "spec_hash": "x"})");
+  const auto bundle = [&](const char* name, const std::string& manifest) {
+    make_dirs(dir.path() + "/checkpoints/" + name);
+    write_file_atomic(dir.path() + "/checkpoints/" + name + "/manifest.json", manifest);
+  };
+  bundle("step-0000040", R"({"step": 40, "spec_hash": "x"})");
   write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000040\n");
-  const auto p = newest_checkpoint(dir.path());
+  auto p = newest_checkpoint(dir.path());
   REQUIRE(p.has_value());
   CHECK(p->bundle == dir.path() + "/checkpoints/step-0000040");
   CHECK(p->step == 40);
-  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000060\n");
-  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()),
-                       doctest::Contains("names step-0000060, which has no manifest.json"), Error);
-  write_file_atomic(dir.path() + "/checkpoints/step-0000040/manifest.json", "{}");
-  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000040\n");
-  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("manifest.json: no readable step"), Error);
+  // Killed after renaming step 60 into place but before `latest` moved: step 60 is complete.
+  bundle("step-0000060", R"({"step": 60, "spec_hash": "x"})");
+  CHECK(newest_checkpoint(dir.path())->step == 60);
+  // Killed while writing step 80: its temporary directory is not a bundle.
+  make_dirs(dir.path() + "/checkpoints/.tmp-step-0000080");
+  write_file_atomic(dir.path() + "/checkpoints/.tmp-step-0000080/model.safetensors", "partial");
+  // `latest` naming a bundle that is gone (killed while a bundle of the same step was replaced)
+  write_file_atomic(dir.path() + "/checkpoints/latest", "step-0000100\n");
+  CHECK(newest_checkpoint(dir.path())->step == 60);
+  CHECK(newest_checkpoint(dir.path())->bundle == dir.path() + "/checkpoints/step-0000060");
+  bundle("step-0000070", "{}");
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("step-0000070/manifest.json: no readable step"),
+                       Error);
+  bundle("step-0000070", R"({"step": 7})");
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("step 7 in a bundle named for step 70"), Error);
 }

@@ -1,7 +1,7 @@
 """A real sweep: two families x two seeds, two stages each, under `ldm-coord serve`.
 
 The coordinator is SIGKILLed once mid-sweep and restarted: every cell completes, each stage in one
-attempt. One cell diverges (LDM_FAULT nan): its row shows ✗. Then `compare` (json, csv, md, table,
+attempt. One cell diverges (LDM_FAULT diverge): its row shows ✗. Then `compare` (json, csv, md, table,
 --relative-to) is checked against the stored metric points, a lone experiment with one stage gives a
 — cell, and `export` (jsonl and csv) holds every stored point exactly once.
 """
@@ -89,7 +89,7 @@ def write(state, name, text):
 class SweepTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.coord = ldm_e2e.Coordinator(env={"LDM_FAULT": f"nan@experiment:{DIVERGING},stage:pre,step:50,rank:0"},
+        cls.coord = ldm_e2e.Coordinator(env={"LDM_FAULT": f"diverge@experiment:{DIVERGING},stage:pre,step:50,rank:0"},
                                         args=["--slots", "2"])
         cls.coord.start()
         state = cls.coord.state

@@ -149,7 +149,8 @@ class Failures(unittest.TestCase):
         "exit@experiment:silent,step:1,rank:0",
         "abort@experiment:retried,step:25,rank:1,attempt:1",
         "exit@experiment:resumable,step:30,rank:0,attempt:1",
-        "nan@experiment:diverging,step:5,rank:1",
+        "diverge@experiment:diverging,step:5,rank:1",
+        "nan@experiment:skipping,step:7,rank:1",
     ])
 
     def setUp(self):
@@ -246,8 +247,25 @@ class Failures(unittest.TestCase):
         self.assertEqual(ended["experiment"]["state"], "diverged", json.dumps(ended, indent=1))
         self.assertEqual([(r["attempt"], r["state"]) for r in ended["runs"]], [(1, "diverged")])
         self.assertIn("diverged", ended["runs"][0]["error"])
-        self.assertIn("step 5", ended["runs"][0]["error"])
+        # skipped, rolled back twice (nonfinite_*_limit defaults), then ended: naming steps and rank
+        self.assertIn("steps 5-7", ended["runs"][0]["error"])
+        self.assertIn("after 2 rollback(s)", ended["runs"][0]["error"])
+        self.assertIn("not finite on rank 1", ended["runs"][0]["error"])
         self.assertIn("diverged", self.coord.cli("status", "diverging").stdout)
+
+    def test_one_nan_loss_skips_its_step_and_the_run_ends_done(self):
+        self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "skipping")
+        ended = self.coord.wait_terminal("skipping")
+        self.assertEqual(ended["experiment"]["state"], "done", json.dumps(ended, indent=1))
+        self.assertEqual([(r["attempt"], r["state"]) for r in ended["runs"]], [(1, "done")])
+        with open(os.path.join(ended["runs"][0]["run_dir"], "logs", "nonfinite.jsonl")) as f:
+            events = [json.loads(line) for line in f]
+        self.assertEqual([(e["step"], e["action"]) for e in events], [(7, "skipped")])
+        self.assertIn("not finite on rank 1", events[0]["fault"])
+        metrics = self.coord.get("/api/v1/experiments/skipping/metrics?stage=train")["points"]
+        loss_steps = sorted(p["step"] for p in metrics if p["metric"] == "loss")
+        self.assertNotIn(7, loss_steps)  # a skipped step has no loss point
+        self.assertIn(8, loss_steps)
 
     def test_cancel_checkpoints_and_stops_the_workers_and_resume_continues(self):
         toml = self._checkpointed("cancelled")

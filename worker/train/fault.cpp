@@ -19,12 +19,13 @@ FaultPlan parse_fault(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return Error("LDM_FAULT='" + text + "': " + why +
                  " (expected KIND@step:S,rank:R[,attempt:A][,experiment:NAME][,stage:NAME] with KIND "
-                 "abort|throw|exit|nan|stop; several separated by ';')");
+                 "abort|throw|exit|nan|diverge|stop; several separated by ';')");
   };
   auto at = text.find('@');
   if (at == std::string::npos) throw bad("missing '@'");
   plan.kind = text.substr(0, at);
-  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit" && plan.kind != "nan" && plan.kind != "stop")
+  if (plan.kind != "abort" && plan.kind != "throw" && plan.kind != "exit" && plan.kind != "nan" &&
+      plan.kind != "diverge" && plan.kind != "stop")
     throw bad("unknown kind '" + plan.kind + "'");
   for (const auto& part : split(text.substr(at + 1), ',')) {
     auto colon = part.find(':');
@@ -61,7 +62,8 @@ std::vector<FaultPlan> faults_from_env() {
 }
 
 bool FaultPlan::matches(const FaultSite& site) const {
-  return !kind.empty() && rank == site.rank && step == site.step && (attempt == -1 || attempt == site.attempt) &&
+  const bool at_step = kind == "diverge" ? site.step >= step : site.step == step;
+  return !kind.empty() && rank == site.rank && at_step && (attempt == -1 || attempt == site.attempt) &&
          (experiment.empty() || experiment == site.experiment) && (stage.empty() || stage == site.stage);
 }
 
@@ -70,7 +72,12 @@ bool maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& si
     if (!plan.matches(site)) continue;
     if (plan.kind == "abort") std::abort();
     if (plan.kind == "exit") ::_exit(3);
-    if (plan.kind == "nan") return true;
+    if (plan.kind == "diverge") return true;
+    if (plan.kind == "nan") {  // one bad batch: a step re-run after a rollback is clean
+      if (plan.fired) continue;
+      plan.fired = true;
+      return true;
+    }
     if (plan.kind == "stop") {  // every thread of the rank stops, as under SIGSTOP from outside
       ::kill(::getpid(), SIGSTOP);
       return false;

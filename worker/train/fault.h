@@ -7,7 +7,10 @@
 //   abort  - std::abort() (a crash: the signal handler writes the note)
 //   throw  - throws an Error (the normal error path: note + report + MPI_Abort)
 //   exit   - _exit(3) without a word (the coordinator must notice on its own)
-//   nan    - the rank's loss of that step is NaN (the training diverges: a `diverged` run)
+//   nan    - the rank's loss of that step is NaN, once per process (a bad batch: the step is skipped,
+//            and a re-run of the step after a rollback is clean)
+//   diverge - the rank's loss is NaN at that step and every later one, re-runs included (the run
+//            skips, rolls back and ends `diverged`)
 //   stop   - SIGSTOP to itself: the rank hangs, the others wait in a collective (the watchdog's case)
 // It is a test tool, not data: the coordinator passes LDM_FAULT from its own environment to the
 // workers it starts; nothing stores it or accepts it over the API.
@@ -34,9 +37,10 @@ struct FaultPlan {
   std::string kind;  // "" = no fault
   int64_t step = -1;
   int rank = -1;
-  int attempt = -1;        // -1 = every attempt
-  std::string experiment;  // "" = every experiment
-  std::string stage;       // "" = every stage
+  int attempt = -1;            // -1 = every attempt
+  std::string experiment;      // "" = every experiment
+  std::string stage;           // "" = every stage
+  mutable bool fired = false;  // "nan" fires once per process
   bool matches(const FaultSite& site) const;
 };
 
@@ -46,8 +50,8 @@ FaultPlan parse_fault(const std::string& text);
 std::vector<FaultPlan> parse_faults(const std::string& text);
 std::vector<FaultPlan> faults_from_env();
 
-// Acts on the first plan that matches the site.
-// Carries out the first plan matching `site`; returns true for "nan" (the caller poisons the loss).
+// Carries out the first plan matching `site`; returns true for "nan" and "diverge" (the caller
+// poisons the loss).
 bool maybe_inject_fault(const std::vector<FaultPlan>& plans, const FaultSite& site);
 
 // Installs SIGSEGV/SIGABRT/SIGBUS/SIGFPE/SIGILL handlers that write the crash note for `rank`

@@ -11,18 +11,17 @@
 
 #include "shared/core/error.h"
 #include "shared/core/log.h"
+#include "shared/core/progress.h"
 #include "shared/core/safe_file.h"
 
 namespace ldm::worker {
 namespace {
-constexpr double kBatchInterval = 0.5;  // seconds between metric batches
-constexpr double kResendAfter = 5.0;    // seconds before an unacked batch is sent again
-constexpr double kAwayAfter = 20.0;     // seconds without a heartbeat ack before the worker says so
+constexpr double kAwayAfter = 20.0;  // seconds without a heartbeat ack before the worker says so
 constexpr std::size_t kMaxPointsPerBatch = 2000;
 }  // namespace
 
-Reporter::Reporter(std::string endpoint, std::string run_id, std::string token)
-    : endpoint_(std::move(endpoint)), run_(std::move(run_id)), token_(std::move(token)) {
+Reporter::Reporter(std::string endpoint, std::string run_id, std::string token, ReporterOptions options)
+    : endpoint_(std::move(endpoint)), run_(std::move(run_id)), token_(std::move(token)), options_(options) {
   ctx_ = std::make_unique<zmq::context_t>(1);
   sock_ = std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::dealer);
   sock_->set(zmq::sockopt::linger, 2000);  // let the last messages out at exit
@@ -172,6 +171,7 @@ bool Reporter::receive(int wait_ms) {
     }
     for (auto it = inflight_.begin(); it != inflight_.end(); ++it)
       if (it->seq == seq) {
+        inflight_bytes_ -= it->frame.size();
         inflight_.erase(it);
         break;
       }
@@ -182,7 +182,8 @@ bool Reporter::receive(int wait_ms) {
 void Reporter::pump(int64_t step, bool force) {
   step_.store(step);
   const double now = log::now_seconds();
-  if (!pending_.empty() && (force || now - last_send_ >= kBatchInterval || pending_.size() >= kMaxPointsPerBatch)) {
+  if (!pending_.empty() &&
+      (force || now - last_send_ >= options_.batch_interval_s || pending_.size() >= kMaxPointsPerBatch)) {
     nlohmann::json points = nlohmann::json::array();
     for (auto& p : pending_) {
       p["attempt"] = attempt_.load();
@@ -197,16 +198,39 @@ void Reporter::pump(int64_t step, bool force) {
       write_all(sent_log_fd_, lines.data(), lines.size(), sent_log_path_);
     }
     send_frame(b.frame);
+    inflight_bytes_ += b.frame.size();
     inflight_.push_back(std::move(b));
     pending_ = nlohmann::json::array();
     last_send_ = now;
   }
+  resend_stale(now);
+  receive(0);
+  if (inflight_bytes_ > options_.max_buffer_bytes) wait_for_room();
+}
+
+void Reporter::resend_stale(double now) {
   for (auto& b : inflight_)
-    if (now - b.sent_at > kResendAfter) {
+    if (now - b.sent_at > options_.resend_after_s) {
       send_frame(b.frame);  // the coordinator treats a repeated seq idempotently
       b.sent_at = now;
     }
-  receive(0);
+}
+
+void Reporter::wait_for_room() {
+  const double start = log::now_seconds();
+  const auto mib = [](std::size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
+  log::warn("metric buffer full: " + std::to_string(inflight_.size()) + " batch(es), " + mib(inflight_bytes_) +
+            ", not acknowledged by the coordinator at " + endpoint_ + " (cap " + mib(options_.max_buffer_bytes) +
+            "); training waits until it acknowledges them");
+  note_progress("waiting for the coordinator to acknowledge buffered metric batches");
+  while (inflight_bytes_ > options_.max_buffer_bytes) {
+    receive(100);
+    resend_stale(log::now_seconds());
+  }
+  const double waited = log::now_seconds() - start;
+  blocked_s_ += waited;
+  log::info("the coordinator acknowledged the buffered metric batches; training goes on after waiting " +
+            std::to_string(static_cast<int>(waited)) + " s");
 }
 
 bool Reporter::flush(int64_t step, double timeout_s) {
@@ -233,7 +257,7 @@ bool Reporter::send_event(protocol::Type type, nlohmann::json body, double timeo
   double last = log::now_seconds();
   while (log::now_seconds() < deadline) {
     if (receive(100)) return true;
-    if (log::now_seconds() - last > kResendAfter) {
+    if (log::now_seconds() - last > options_.resend_after_s) {
       send_frame(frame);
       last = log::now_seconds();
     }

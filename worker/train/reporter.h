@@ -7,6 +7,12 @@
 // so the points up to a checkpoint's step are stored before a later attempt can resume from it. Every point is appended
 // to `sent.jsonl` in the run directory when first sent, which lets tests compare what was sent with what was stored.
 //
+// Memory: unacknowledged batches are kept up to ReporterOptions::max_buffer_bytes (64 MiB: at a
+// few hundred bytes a point, hours of points at every step). Beyond it, pump() blocks, with a log
+// line, re-sending until the coordinator acknowledges enough; training waits with it (and the
+// watchdog, if the coordinator stays away longer than stage.watchdog_s, ends the attempt, which is
+// retried from its checkpoint when the coordinator is back).
+//
 // Liveness: once the spec has arrived, a heartbeat thread with its own socket sends the current step
 // every 5 s, so long steps, checkpoint writes and evaluations never look like a dead worker to the
 // coordinator (which kills a job silent for its heartbeat timeout). While the coordinator is away
@@ -37,9 +43,15 @@ class socket_t;
 
 namespace ldm::worker {
 
+struct ReporterOptions {
+  double batch_interval_s = 0.5;                         // seconds between metric batches
+  double resend_after_s = 5.0;                           // seconds before an unacknowledged batch is re-sent
+  std::size_t max_buffer_bytes = std::size_t{64} << 20;  // unacknowledged batches before pump() blocks
+};
+
 class Reporter {
  public:
-  Reporter(std::string endpoint, std::string run_id, std::string token);
+  Reporter(std::string endpoint, std::string run_id, std::string token, ReporterOptions options = {});
   ~Reporter();
 
   // hello -> spec reply body, then starts the heartbeat thread. Retries for `timeout_s`; throws
@@ -56,7 +68,8 @@ class Reporter {
   // heartbeat from now on (the coordinator shows them for the running stage; not stored).
   void set_system(nlohmann::json figures);
   // Sends the pending points if `force` or the batch is due; reads acks; re-sends stale batches;
-  // `step` is what the next heartbeat reports. Never blocks for long.
+  // `step` is what the next heartbeat reports. Blocks only while the unacknowledged batches exceed
+  // max_buffer_bytes (the coordinator is away), until it acknowledges enough of them.
   void pump(int64_t step, bool force = false);
   // Sends everything and waits until all batches are acknowledged; false after `timeout_s`.
   bool flush(int64_t step, double timeout_s);
@@ -64,6 +77,8 @@ class Reporter {
   bool send_event(protocol::Type type, nlohmann::json body, double timeout_s);
 
   std::size_t unacked_batches() const { return inflight_.size(); }
+  std::size_t unacked_bytes() const { return inflight_bytes_; }
+  double blocked_seconds() const { return blocked_s_; }  // waiting for room in the buffer, in all
   std::uint64_t heartbeats_acked() const { return heartbeats_acked_.load(); }
 
  private:
@@ -75,6 +90,8 @@ class Reporter {
   void send_frame(const std::string& frame);
   // Handles incoming replies for up to `wait_ms`; returns true if an event ack arrived.
   bool receive(int wait_ms);
+  void resend_stale(double now);
+  void wait_for_room();   // blocks while inflight_bytes_ > max_buffer_bytes
   void heartbeat_loop();  // the heartbeat thread: its own socket, until stopping_
 
   std::string endpoint_, run_, token_;
@@ -85,6 +102,9 @@ class Reporter {
   nlohmann::json pending_ = nlohmann::json::array();
   double last_send_ = 0;
   std::deque<Batch> inflight_;
+  std::size_t inflight_bytes_ = 0;
+  double blocked_s_ = 0;
+  ReporterOptions options_;
   std::string awaited_event_;  // the event send_event waits to see acknowledged
   int sent_log_fd_ = -1;
   std::string sent_log_path_;

@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <optional>
 
 #include "datasets/import/synthetic.h"
 #include "datasets/tensor/autoencoder.h"
 #include "datasets/tensor/encoders.h"
 #include "datasets/tensor/loader.h"
+#include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
 #include "shared/core/progress.h"
@@ -24,6 +26,7 @@
 #include "shared/core/seeds.h"
 #include "shared/core/sha256.h"
 #include "shared/core/spec_json.h"
+#include "shared/core/text.h"
 #include "worker/diffusion/setup.h"
 #include "worker/io/checkpoint.h"
 #include "worker/models/denoiser.h"
@@ -120,6 +123,10 @@ double peak_rss_mb() {
 
 struct StepStats {
   double loss = 0, grad_norm = 0, lr = 0, samples_per_s = 0;
+  // The loss or the gradient norm was not finite: nothing was updated. `fault` says what and, on
+  // rank 0, on which ranks.
+  bool nonfinite = false;
+  std::string fault;
   // System figures of this rank (seconds): the whole step, waiting for the batch, in collectives,
   // and the part of the collectives that ran while backward was still running.
   double step_s = 0, data_wait_s = 0, comm_s = 0, comm_hidden_s = 0;
@@ -159,6 +166,12 @@ class StageRun {
   int64_t resume();  // the first step to train
   void initialize_from_parent();
   std::string save_checkpoint(int64_t step);
+  std::vector<int64_t> evaluated_steps() const;
+  int64_t batch_index(int64_t step) const;
+  std::string nonfinite_ranks(bool local_bad);
+  int64_t on_nonfinite(int64_t step, const StepStats& s);
+  int64_t roll_back(int64_t first_bad);
+  void log_nonfinite(int64_t step, const StepStats& s, const std::string& action);
   void check_batch(const data::Batch& batch) const;
   models::Condition condition(const data::Batch& batch, const at::Tensor& t);
   double forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
@@ -187,6 +200,15 @@ class StageRun {
   SystemWindow system_;
   diffusion::LossOptions loss_;
   std::ofstream records_log_;
+  models::ModelGeometry geometry_{};
+  // Numerical faults: the batches stepped past after rollbacks (global batch positions, ascending,
+  // with the step that met each), the bad steps since the last good one, and rollbacks so far.
+  struct SkippedBatch {
+    int64_t index = 0, step = 0;
+  };
+  std::vector<SkippedBatch> skipped_;
+  std::vector<SkippedBatch> bad_run_;
+  int64_t rollbacks_ = 0;
 };
 
 StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* reporter)
@@ -206,6 +228,7 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
   // Identical initialisation on every rank (same seed, no rank); generators per rank.
   const int64_t side = latent_side(spec_, stage_);
   const models::ModelGeometry geometry = conditions_->geometry(ae_->latent_channels(), side, side);
+  geometry_ = geometry;
   state_ = std::make_unique<TrainingState>(spec_, geometry, rank_);
   reducer_ = std::make_unique<GradReducer>(state_->flat(), comm_,
                                            static_cast<int64_t>(stage_.comm_bucket_mb * 1024.0 * 1024.0));
@@ -281,17 +304,25 @@ int64_t StageRun::resume() {
     throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
                     std::to_string(world_) + " (the data order and generators are per rank)");
   const int64_t done = m.at("step").get<int64_t>();
-  if (m.value("data_cursor", int64_t{-1}) != done * stage_.batch_size)
+  // Batches stepped past after numerical faults move the cursor on (DESIGN.md "Checkpoint bundle").
+  skipped_.clear();
+  for (const auto& b : m.value("skipped_batches", nlohmann::json::array()))
+    skipped_.push_back({b.at("index").get<int64_t>(), b.at("step").get<int64_t>()});
+  rollbacks_ = m.value("nonfinite_rollbacks", int64_t{0});
+  const int64_t cursor = batch_index(done + 1) * stage_.batch_size;
+  if (m.value("data_cursor", int64_t{-1}) != cursor)
     throw DataError(from + ": data cursor " + std::to_string(m.value("data_cursor", int64_t{-1})) +
                     " does not match step " + std::to_string(done) + " x global batch " +
-                    std::to_string(stage_.batch_size));
+                    std::to_string(stage_.batch_size) +
+                    (skipped_.empty() ? std::string()
+                                      : " + " + std::to_string(skipped_.size()) + " skipped batch(es) x global batch"));
   if (m.value("threads_per_rank", int64_t{0}) != stage_.threads_per_rank && rank_ == 0)
     log::warn(from + ": written with " + std::to_string(m.value("threads_per_rank", int64_t{0})) +
               " threads per rank, resuming with " + std::to_string(stage_.threads_per_rank) + ": not bit-exact");
   state_->restore(b, rank_, from);
   if (rank_ == 0)
     log::info("resuming from " + from + " at step " + std::to_string(done + 1) + " (data cursor " +
-              std::to_string(done * stage_.batch_size) + " records)");
+              std::to_string(cursor) + " records)");
   return done + 1;
 }
 
@@ -350,9 +381,9 @@ std::string StageRun::save_checkpoint(int64_t step) {
   note_progress("writing a checkpoint");
   const std::vector<std::string> generators = comm_.gather(state_->generator_bytes(), 0);
   if (rank_ != 0) return "";
-  const nlohmann::json manifest = {
+  nlohmann::json manifest = {
       {"step", step},
-      {"data_cursor", step * stage_.batch_size},
+      {"data_cursor", batch_index(step + 1) * stage_.batch_size},
       {"spec", spec_to_json(ctx_.spec)},
       {"spec_hash", spec_hash(ctx_.spec)},
       {"reference_resolution", spec_.recipe.diffusion.reference_resolution > 0
@@ -372,6 +403,12 @@ std::string StageRun::save_checkpoint(int64_t step) {
       {"text_encoder",
        conditions_->text_encoder() ? conditions_->text_encoder()->identity() : dataset_->header().text_encoder},
       {"dataset", {{"dir", data_dir_}, {"identity", dataset_->header().dataset}, {"records", dataset_->size()}}}};
+  if (!skipped_.empty()) {
+    nlohmann::json skipped = nlohmann::json::array();
+    for (const SkippedBatch& b : skipped_) skipped.push_back({{"index", b.index}, {"step", b.step}});
+    manifest["skipped_batches"] = skipped;
+    manifest["nonfinite_rollbacks"] = rollbacks_;
+  }
   const CheckpointBundle b = state_->save(manifest, generators);
   // Every metric point up to `step` is in the store before the bundle exists: a later attempt that
   // resumes from it re-reports only the steps after it, so the stage's curves have no gap.
@@ -380,7 +417,35 @@ std::string StageRun::save_checkpoint(int64_t step) {
               " before this checkpoint; if a later attempt resumes from it, those points may be missing");
   auto dir = write_checkpoint(ctx_.run_dir + "/checkpoints", b);
   if (reporter_) reporter_->send_event(protocol::Type::Checkpoint, {{"step", step}, {"path", dir}}, 30.0);
+  if (stage_.keep_checkpoints > 0) {
+    note_progress("removing old checkpoints");
+    const std::vector<int64_t> removed =
+        prune_checkpoints(ctx_.run_dir + "/checkpoints", stage_.keep_checkpoints, evaluated_steps());
+    if (!removed.empty()) {
+      std::vector<std::string> steps;
+      for (int64_t r : removed) steps.push_back(std::to_string(r));
+      log::info("removed the checkpoint(s) of step " + join(steps, ", ") +
+                " (keep_checkpoints = " + std::to_string(stage_.keep_checkpoints) + ")");
+    }
+  }
   return dir;
+}
+
+// The steps whose bundles an evaluation stage of the experiment reads (they outlive keep_checkpoints).
+std::vector<int64_t> StageRun::evaluated_steps() const {
+  std::vector<int64_t> steps = {stage_.steps};
+  for (const StageSpec& other : ctx_.spec.stages)
+    if (other.kind == "eval" && other.after == stage_.name)
+      steps.insert(steps.end(), other.eval.at_steps.begin(), other.eval.at_steps.end());
+  return steps;
+}
+
+// The global batch position that `step` trains on: step - 1, moved past the skipped batches.
+int64_t StageRun::batch_index(int64_t step) const {
+  int64_t index = step - 1;
+  for (const SkippedBatch& b : skipped_)  // ascending: each one at or before the position pushes it on
+    if (b.index <= index) ++index;
+  return index;
 }
 
 // One vectorised label check per batch; the per-record scan runs only to name the culprit.
@@ -448,7 +513,7 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   const auto t0 = std::chrono::steady_clock::now();
   note_progress("loading a batch");
   const double wait0 = comm_clock();
-  data::Batch batch = loader_->batch_for_step(step - 1);
+  data::Batch batch = loader_->batch_for_step(batch_index(step));
   const double data_wait_s = comm_clock() - wait0;
   check_batch(batch);
   {
@@ -465,19 +530,28 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   note_progress("gradient all-reduce");
   const StepComm grads = reducer_->finish();
   FlatParams& flat = state_->flat();
-  float loss_sum = static_cast<float>(local_loss);
+  // The loss and how many ranks' own losses are not finite, in one all-reduce.
+  const bool local_bad = !std::isfinite(local_loss);
+  float sums[2] = {static_cast<float>(local_loss), local_bad ? 1.0f : 0.0f};
   const double loss0 = comm_clock();
-  comm_.allreduce_sum(&loss_sum, 1);
+  comm_.allreduce_sum(sums, 2);
   StepStats s;
   s.data_wait_s = data_wait_s;
   s.comm_s = grads.comm_s + (comm_clock() - loss0);
   s.comm_hidden_s = grads.hidden_s;
-  s.loss = loss_sum / world_;
-  // Every rank holds the same mean loss, so all of them stop here together.
-  if (!std::isfinite(s.loss))
-    throw DivergedError("the training diverged: the loss averaged over " + std::to_string(world_) +
-                        " rank(s) is not finite (" + std::to_string(s.loss) + ") at step " + std::to_string(step));
+  s.loss = sums[0] / world_;
+  // The norm of the all-reduced gradients (the host reads it anyway, for clipping and the log) is
+  // equal on every rank, as is the loss: all ranks skip, roll back or stop at the same step.
   s.grad_norm = flat.grad_norm();
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm) || sums[1] > 0) {
+    s.nonfinite = true;
+    const std::string ranks = nonfinite_ranks(local_bad);  // a collective, on this rare path only
+    s.fault = "the loss averaged over " + std::to_string(world_) + " rank(s) is " + std::to_string(s.loss) +
+              " and the gradient norm " + std::to_string(s.grad_norm) +
+              (ranks.empty() ? std::string(" (every rank's own loss is finite: the gradients overflowed)")
+                             : " (not finite on rank " + ranks + ")");
+    return s;  // parameters, optimiser moments and EMA stay as they were
+  }
   const double clip = spec_.recipe.optimizer.grad_clip;
   if (clip > 0 && s.grad_norm > clip) flat.scale_grads(clip / (s.grad_norm + 1e-6));
   note_progress("optimizer step");
@@ -567,6 +641,12 @@ StageResult StageRun::train() {
       break;
     }
     StepStats s = this->step(step, poison);
+    if (s.nonfinite) {
+      step = on_nonfinite(step, s);  // this step again (skipped), or the checkpoint rolled back to
+      result.steps = step;
+      continue;
+    }
+    bad_run_.clear();
     s.comm_s += stop_s;
     s.step_s = comm_clock() - iteration0;
     result.final_loss = s.loss;
@@ -579,6 +659,99 @@ StageResult StageRun::train() {
   if (!result.preempted) result.checkpoint = save_checkpoint(result.steps);
   finish(result);
   return result;
+}
+
+// Rank 0 gets the ranks whose own loss was not finite ("1, 3"; "" when none); "" on the others.
+std::string StageRun::nonfinite_ranks(bool local_bad) {
+  const std::vector<std::string> flags = comm_.gather(local_bad ? "1" : "0", 0);
+  std::vector<std::string> bad;
+  for (std::size_t r = 0; r < flags.size(); ++r)
+    if (flags[r] == "1") bad.push_back(std::to_string(r));
+  return join(bad, ", ");
+}
+
+void StageRun::log_nonfinite(int64_t step, const StepStats& s, const std::string& action) {
+  if (rank_ != 0) return;
+  std::ofstream out(logs_ + "/nonfinite.jsonl", std::ios::app);
+  out << nlohmann::json{{"step", step},
+                        {"batch", batch_index(step)},
+                        {"fault", s.fault},
+                        {"action", action},
+                        {"rollbacks", rollbacks_},
+                        {"attempt", ctx_.attempt},
+                        {"time", log::now_seconds()}}
+             .dump()
+      << "\n";
+}
+
+// A step whose loss or gradient norm was not finite (nothing was updated): skipped; after
+// nonfinite_skip_limit in a row, the run rolls back to its newest checkpoint before them and steps
+// past their batches; after nonfinite_rollback_limit rollbacks it ends diverged. Returns the step
+// the training loop continues after.
+int64_t StageRun::on_nonfinite(int64_t step, const StepStats& s) {
+  bad_run_.push_back({batch_index(step), step});
+  const int64_t limit = stage_.nonfinite_skip_limit, n = static_cast<int64_t>(bad_run_.size());
+  const std::string what = "step " + std::to_string(step) + ": " + s.fault;
+  if (limit == 0) {
+    log_nonfinite(step, s, "diverged");
+    throw DivergedError("the training diverged: " + what + " (nonfinite_skip_limit = 0)");
+  }
+  if (n < limit) {
+    log_nonfinite(step, s, "skipped");
+    if (rank_ == 0)
+      log::warn(what + "; the step is skipped, weights, optimiser and EMA untouched (" + std::to_string(n) + " of " +
+                std::to_string(limit) + " in a row before a rollback)");
+    return step;
+  }
+  const std::string steps = "steps " + std::to_string(bad_run_.front().step) + "-" + std::to_string(step);
+  if (rollbacks_ >= stage_.nonfinite_rollback_limit) {
+    log_nonfinite(step, s, "diverged");
+    throw DivergedError(
+        "the training diverged: " + std::to_string(n) + " steps in a row with a non-finite loss or gradient norm (" +
+        steps + "; last, " + what + ") after " + std::to_string(rollbacks_) +
+        " rollback(s) (nonfinite_rollback_limit = " + std::to_string(stage_.nonfinite_rollback_limit) + ")");
+  }
+  ++rollbacks_;
+  log_nonfinite(step, s, "rolled back");
+  const int64_t first_bad = bad_run_.front().step;
+  for (const SkippedBatch& b : bad_run_) skipped_.push_back(b);
+  std::sort(skipped_.begin(), skipped_.end(),
+            [](const SkippedBatch& a, const SkippedBatch& b) { return a.index < b.index; });
+  bad_run_.clear();
+  const int64_t back_to = roll_back(first_bad);
+  if (rank_ == 0)
+    log::warn(what + "; " + std::to_string(n) + " steps in a row were not finite (" + steps + "): rolled back to " +
+              (back_to > 0 ? "the checkpoint of step " + std::to_string(back_to) : std::string("the stage's start")) +
+              " (rollback " + std::to_string(rollbacks_) + " of at most " +
+              std::to_string(stage_.nonfinite_rollback_limit) + "); their " + std::to_string(n) +
+              " batch(es) are skipped from now on (recorded in the next checkpoint's manifest)");
+  return back_to;
+}
+
+// Restores the newest checkpoint before step `first_bad` (or the stage's initial state when there is
+// none) and removes the bundles of the abandoned steps. Returns the restored step.
+int64_t StageRun::roll_back(int64_t first_bad) {
+  note_progress("rolling back to a checkpoint");
+  const std::string dir = ctx_.run_dir + "/checkpoints";
+  std::optional<BundleRef> target;
+  for (const BundleRef& b : list_bundles(dir))
+    if (b.step < first_bad) target = b;
+  comm_.barrier();  // every rank has chosen before rank 0 removes the abandoned bundles
+  if (rank_ == 0) {
+    const auto removed = remove_checkpoints_after(dir, target ? target->step : -1);
+    if (!removed.empty())
+      log::info("removed " + std::to_string(removed.size()) + " checkpoint(s) of the abandoned steps");
+  }
+  if (target) {
+    state_->restore(read_checkpoint(target->dir), rank_, target->dir);
+    return target->step;
+  }
+  reducer_.reset();  // it hooks the old model's parameters
+  state_ = std::make_unique<TrainingState>(spec_, geometry_, rank_);
+  reducer_ = std::make_unique<GradReducer>(state_->flat(), comm_,
+                                           static_cast<int64_t>(stage_.comm_bucket_mb * 1024.0 * 1024.0));
+  if (!ctx_.init.empty()) initialize_from_parent();
+  return 0;
 }
 
 void StageRun::finish(StageResult& result) {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/safe_file.h"
 #include "tests/support/temp_dir.h"
@@ -92,4 +93,61 @@ TEST_CASE("a bundle the disk cannot hold fails before anything is written, namin
     CHECK(what.find("MiB are available; nothing was written") != std::string::npos);
   }
   CHECK(std::filesystem::is_empty(tmp.path()));
+}
+
+namespace checkpoint_test {
+CheckpointBundle tiny_bundle(int64_t step, float value) {
+  CheckpointBundle b;
+  b.manifest = {{"step", step}};
+  b.model["w"] = torch::full({4}, value);
+  b.ema["w"] = torch::full({4}, value);
+  return b;
+}
+std::vector<int64_t> steps_on_disk(const std::string& ckpts) {
+  std::vector<int64_t> out;
+  for (const auto& b : ldm::list_bundles(ckpts)) out.push_back(b.step);
+  return out;
+}
+}  // namespace checkpoint_test
+
+TEST_CASE("reading a checkpoints directory takes its newest complete bundle, even when `latest` lags behind") {
+  using checkpoint_test::tiny_bundle;
+  TempDir tmp;
+  const std::string ckpts = tmp.path() + "/checkpoints";
+  write_checkpoint(ckpts, tiny_bundle(10, 1));
+  write_checkpoint(ckpts, tiny_bundle(20, 2));
+  ldm::write_file_atomic(ckpts + "/latest", "step-0000010\n");  // killed before `latest` moved
+  ldm::make_dirs(ckpts + "/.tmp-step-0000030");                 // killed while writing step 30
+  CHECK(read_checkpoint(ckpts).manifest.at("step") == 20);
+  CHECK(read_checkpoint(tmp.path()).manifest.at("step") == 20);  // a run directory too
+  ldm::write_file_atomic(ckpts + "/latest", "step-0000099\n");   // names nothing
+  CHECK(read_checkpoint(ckpts).manifest.at("step") == 20);
+}
+
+TEST_CASE("re-writing a bundle of the same step replaces it whole") {
+  using checkpoint_test::tiny_bundle;
+  TempDir tmp;
+  const std::string ckpts = tmp.path() + "/checkpoints";
+  write_checkpoint(ckpts, tiny_bundle(10, 1));
+  write_checkpoint(ckpts, tiny_bundle(10, 7));
+  CHECK(read_checkpoint(ckpts + "/step-0000010").model.at("w")[0].item<float>() == 7);
+  for (const auto& e : fs::directory_iterator(ckpts)) CHECK(e.path().filename().string()[0] != '.');
+}
+
+TEST_CASE("keep_checkpoints keeps the newest K and the protected steps, and removes nothing at K = 0") {
+  using checkpoint_test::steps_on_disk;
+  using checkpoint_test::tiny_bundle;
+  TempDir tmp;
+  const std::string ckpts = tmp.path() + "/checkpoints";
+  for (int64_t step : {0, 10, 20, 30, 40, 50}) write_checkpoint(ckpts, tiny_bundle(step, float(step)));
+  CHECK(prune_checkpoints(ckpts, 0, {}).empty());
+  CHECK(steps_on_disk(ckpts) == std::vector<int64_t>{0, 10, 20, 30, 40, 50});
+  ldm::make_dirs(ckpts + "/.del-step-0000005");  // a removal a kill interrupted
+  const auto removed = prune_checkpoints(ckpts, 2, /*protected_steps=*/{0, 20});
+  CHECK(removed == std::vector<int64_t>{10, 30});
+  CHECK(steps_on_disk(ckpts) == std::vector<int64_t>{0, 20, 40, 50});
+  CHECK_FALSE(fs::exists(ckpts + "/.del-step-0000005"));
+  CHECK(read_checkpoint(ckpts + "/step-0000020").model.at("w")[0].item<float>() == 20);
+  CHECK(remove_checkpoints_after(ckpts, 20) == std::vector<int64_t>{40, 50});
+  CHECK(steps_on_disk(ckpts) == std::vector<int64_t>{0, 20});
 }

@@ -25,6 +25,16 @@ TEST_CASE("a nan plan asks the caller to poison the loss instead of failing") {
   CHECK(maybe_inject_fault(plans, {"e", "s", 1, 3, 1}));
   CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 0, 3, 1}));  // another rank
   CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 1, 4, 1}));  // another step
+  CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 1, 3, 1}));  // once: the step re-run after a rollback is clean
+}
+
+TEST_CASE("a diverge plan poisons its step and every later one, re-runs included") {
+  const auto plans = parse_faults("diverge@step:3,rank:1");
+  CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 1, 2, 1}));
+  CHECK(maybe_inject_fault(plans, {"e", "s", 1, 3, 1}));
+  CHECK(maybe_inject_fault(plans, {"e", "s", 1, 3, 1}));
+  CHECK(maybe_inject_fault(plans, {"e", "s", 1, 90, 1}));
+  CHECK_FALSE(maybe_inject_fault(plans, {"e", "s", 0, 90, 1}));  // another rank
 }
 
 TEST_CASE("malformed LDM_FAULT values are errors that quote the value") {

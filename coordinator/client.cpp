@@ -46,6 +46,7 @@ nlohmann::json CoordinatorClient::request(const std::string& method, const std::
     http::request<http::string_body> req(http::string_to_verb(method), path, 11);
     req.set(http::field::host, host_ + ":" + port_);
     req.set(http::field::user_agent, "ldm-coord");
+    if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
     if (!body.empty()) {
       req.set(http::field::content_type, "application/json");
       req.body() = body;

@@ -16,6 +16,10 @@ class CoordinatorClient {
   CoordinatorClient(const std::string& base_url, std::string via,
                     std::chrono::seconds timeout = std::chrono::seconds(30));
 
+  // Sends "Authorization: Bearer <token>" with every request ("" = none): a coordinator listening
+  // off loopback requires it (coordinator/auth.h).
+  void set_bearer_token(std::string token) { token_ = std::move(token); }
+
   // The response JSON of a 2xx reply. Throws Error: the server cannot be reached (naming the URL
   // and where it came from), or it answered with an error (its {"error"} message).
   nlohmann::json get(const std::string& path);
@@ -26,7 +30,7 @@ class CoordinatorClient {
  private:
   nlohmann::json request(const std::string& method, const std::string& path, const std::string& body);
 
-  std::string url_, via_, host_, port_;
+  std::string url_, via_, host_, port_, token_;
   std::chrono::seconds timeout_;
 };
 

@@ -70,23 +70,34 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   make_dirs(runs_root);
   runs_root = absolute_path(runs_root);
 
+  // Off loopback, both sockets authenticate; the credentials exist before anything listens.
+  auth_ = load_server_auth(options.listen, state_dir_, options.token_file);
+  if (auth_.enabled) {
+    log::info("listening on " + options.listen +
+              ": HTTP requests need the bearer token and workers the CURVE keys of " + auth_.client_file +
+              " (copy it, mode 0600, to where the CLI or workers run: --token-file)");
+  }
+  if (const std::string warning = network_filesystem_warning(state_dir_); !warning.empty()) log::warn(warning);
   store_ = open_store(state_dir_);
   LocalExecutorOptions exec;
   exec.mpirun = options.mpirun;
   exec.worker = options.worker.empty() ? default_worker_path() : options.worker;
+  if (auth_.enabled) exec.environment.emplace_back("LDM_TOKEN_FILE", auth_.client_file);  // the workers' keys
   if (::access(exec.worker.c_str(), X_OK) != 0)
     log::warn("worker binary " + exec.worker + " is not executable; runs will fail to start " +
               "(build ldm-worker, or pass --worker PATH / set LDM_WORKER)");
   executor_ = std::make_unique<LocalExecutor>(exec);
+  ZmqEndpoint::Curve curve{auth_.server_secret, auth_.client_public};
+  const ZmqEndpoint::Curve* curve_ptr = auth_.enabled ? &curve : nullptr;
   if (const int previous = options.zmq_port == 0 ? previous_worker_port(*store_) : 0) {
     try {
-      zmq_ = std::make_unique<ZmqEndpoint>(previous);
+      zmq_ = std::make_unique<ZmqEndpoint>(options.listen, previous, curve_ptr);
     } catch (const std::exception& ex) {
       log::warn("the workers of runs still active report to port " + std::to_string(previous) +
                 ", which cannot be bound again (" + ex.what() + "); they will time out and be retried");
     }
   }
-  if (!zmq_) zmq_ = std::make_unique<ZmqEndpoint>(options.zmq_port);
+  if (!zmq_) zmq_ = std::make_unique<ZmqEndpoint>(options.listen, options.zmq_port, curve_ptr);
 
   CoordinatorOptions copts;
   copts.runs_root = runs_root;
@@ -94,8 +105,9 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   copts.heartbeat_timeout_s = options.heartbeat_timeout_s;
   copts.slots = options.slots > 0 ? options.slots : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
-  http_ = std::make_unique<HttpServer>(options.http_port,
-                                       [this](const HttpRequest& r) { return handle_api_request(*coordinator_, r); });
+  http_ = std::make_unique<HttpServer>(
+      options.listen, options.http_port, [this](const HttpRequest& r) { return handle_api_request(*coordinator_, r); },
+      auth_.token);
 
   zmq_->start([this](const std::string& frame) { return protocol::encode(coordinator_->handle_frame(frame)); },
               [this] { coordinator_->tick(); });

@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "coordinator/auth.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
 
@@ -35,7 +36,8 @@ std::string error_body(const std::string& message) { return nlohmann::json{{"err
 // One client connection: read a request, answer it, repeat while the client keeps it alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServer::Handler& handler) : stream_(std::move(socket)), handler_(handler) {}
+  Session(tcp::socket socket, const HttpServer::Handler& handler, const std::string& token)
+      : stream_(std::move(socket)), handler_(handler), token_(token) {}
 
   void read() {
     parser_.emplace();
@@ -62,6 +64,24 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     http::request<http::string_body> req = parser_->release();
     HttpRequest request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+    if (!token_.empty()) {
+      const std::string given(req[http::field::authorization]);
+      const std::string prefix = "Bearer ";
+      const bool bearer = given.rfind(prefix, 0) == 0;
+      if (!bearer || !secrets_equal(given.substr(prefix.size()), token_)) {
+        const std::string why = bearer ? "a wrong bearer token" : "no bearer token";
+        beast::error_code ignored;
+        const auto peer = stream_.socket().remote_endpoint(ignored);
+        log::warn("HTTP: refused " + request.method + " " + request.target + " from " + peer.address().to_string() +
+                  ": " + why);
+        respond(401,
+                error_body("this coordinator requires a bearer token and the request carried " + why +
+                           " (the CLI: --token-file, or LDM_TOKEN_FILE, naming a copy of the coordinator's "
+                           "<state>/auth/client.json)"),
+                req.keep_alive(), /*challenge=*/true);
+        return;
+      }
+    }
     HttpResponse response;
     try {
       response = handler_(request);
@@ -72,8 +92,9 @@ class Session : public std::enable_shared_from_this<Session> {
     respond(response.status, std::move(response.body), req.keep_alive());
   }
 
-  void respond(int status, std::string body, bool keep_alive) {
+  void respond(int status, std::string body, bool keep_alive, bool challenge = false) {
     response_ = {};
+    if (challenge) response_.set(http::field::www_authenticate, "Bearer");
     response_.version(11);
     response_.result(static_cast<unsigned>(status));
     response_.set(http::field::server, "ldm-coord");
@@ -99,12 +120,15 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   const HttpServer::Handler& handler_;
+  const std::string& token_;  // "" = no authentication
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
   Handler handler;  // first: sessions destroyed with `io` may still hold a reference
+  std::string token;
+  std::string host;  // what clients connect to
   asio::io_context io;
   tcp::acceptor acceptor{io};
   int port = 0;
@@ -118,18 +142,22 @@ struct HttpServer::Impl {
         log::warn("HTTP accept failed: " + ec.message());
       } else {
         set_cloexec(socket.native_handle());
-        std::make_shared<Session>(std::move(socket), handler)->read();
+        std::make_shared<Session>(std::move(socket), handler, token)->read();
       }
       accept();
     });
   }
 };
 
-HttpServer::HttpServer(int port, Handler handler) : impl_(std::make_unique<Impl>()) {
+HttpServer::HttpServer(const std::string& listen, int port, Handler handler, std::string bearer_token)
+    : impl_(std::make_unique<Impl>()) {
   impl_->handler = std::move(handler);
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  impl_->token = std::move(bearer_token);
+  const std::string host = listen == "localhost" ? "127.0.0.1" : listen;
+  impl_->host = host == "0.0.0.0" ? "127.0.0.1" : host;
+  const std::string address = host + ":" + std::to_string(port);
   try {
-    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+    const tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<unsigned short>(port));
     impl_->acceptor.open(endpoint.protocol());
     set_cloexec(impl_->acceptor.native_handle());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -145,7 +173,7 @@ HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::port() const { return impl_->port; }
 
-std::string HttpServer::url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+std::string HttpServer::url() const { return "http://" + impl_->host + ":" + std::to_string(port()); }
 
 void HttpServer::start() {
   impl_->accept();

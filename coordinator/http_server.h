@@ -1,5 +1,7 @@
-// A small HTTP/1.1 server (Boost.Beast on Asio) bound to 127.0.0.1 only. It knows nothing of
-// experiments: every request is handed to one Handler, whose response is sent back as JSON.
+// A small HTTP/1.1 server (Boost.Beast on Asio), on 127.0.0.1 by default. It knows nothing of
+// experiments: every request is handed to one Handler, whose response is sent back as JSON. With a
+// bearer token, a request without "Authorization: Bearer <token>" gets 401 (and a log line naming
+// the peer) and never reaches the Handler.
 // Requests larger than kMaxBodyBytes get 413; unparsable requests get 400; a handler that throws
 // gets 500; connections idle for 30 s are closed. The server keeps serving after any of these.
 //
@@ -30,14 +32,15 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   static constexpr std::size_t kMaxBodyBytes = 8 * 1024 * 1024;
 
-  // Binds 127.0.0.1:<port> (0 = an ephemeral port) and listens. Throws Error naming the address.
-  HttpServer(int port, Handler handler);
+  // Binds <listen>:<port> (an IPv4 address or "localhost"; port 0 = an ephemeral one) and listens.
+  // Throws Error naming the address. `bearer_token` "" = no authentication.
+  HttpServer(const std::string& listen, int port, Handler handler, std::string bearer_token = "");
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const;
-  std::string url() const;  // "http://127.0.0.1:<port>"
+  std::string url() const;  // "http://<listen>:<port>" (0.0.0.0: 127.0.0.1, what this host connects to)
 
   void start();  // begins accepting on the server thread
   void stop();   // closes the listener and open connections, joins the thread; idempotent

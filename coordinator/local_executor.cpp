@@ -38,15 +38,19 @@ class Fd {
   int fd_;
 };
 
-// The parent's environment with the run's LDM_RUN_TOKEN (never another run's).
-std::vector<std::string> child_environment(const LaunchRequest& r) {
+// The parent's environment with the run's LDM_RUN_TOKEN (never another run's) and the executor's
+// own variables.
+std::vector<std::string> child_environment(const LaunchRequest& r,
+                                           const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     const std::string entry = *e;
-    if (starts_with(entry, "LDM_RUN_TOKEN=")) continue;
-    env.push_back(entry);
+    bool replaced = starts_with(entry, "LDM_RUN_TOKEN=");
+    for (const auto& [name, value] : extra) replaced = replaced || starts_with(entry, name + "=");
+    if (!replaced) env.push_back(entry);
   }
   env.push_back("LDM_RUN_TOKEN=" + r.token);
+  for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
   return env;
 }
 
@@ -177,6 +181,7 @@ std::vector<std::string> LocalExecutor::command_line(const LaunchRequest& r) con
   args.insert(args.end(), {"-x", "LDM_RUN_TOKEN"});
   for (const char* name : kForwardedEnvironment)
     if (const char* value = std::getenv(name); value && *value) args.insert(args.end(), {"-x", name});
+  for (const auto& [name, value] : options_.environment) args.insert(args.end(), {"-x", name});
   args.insert(args.end(), {options_.worker, "train", "--coord", r.coord_endpoint, "--run", r.run_id});
   return args;
 }
@@ -184,7 +189,7 @@ std::vector<std::string> LocalExecutor::command_line(const LaunchRequest& r) con
 ProcessId LocalExecutor::launch(const LaunchRequest& r) {
   const std::string exe = resolve_executable(options_.mpirun);
   std::vector<std::string> args = command_line(r);
-  std::vector<std::string> env = child_environment(r);
+  std::vector<std::string> env = child_environment(r, options_.environment);
   std::vector<char*> argv = c_strings(args);
   std::vector<char*> envp = c_strings(env);
 

@@ -31,6 +31,8 @@ inline constexpr const char* kForwardedEnvironment[] = {"LDM_FAULT", "LDM_LOG_LE
 struct LocalExecutorOptions {
   std::string mpirun = "mpirun";  // a path, or a name looked up in PATH
   std::string worker;             // ldm-worker path (a relative path is made absolute here)
+  // Variables every job and rank gets (NAME -> value), e.g. LDM_TOKEN_FILE off loopback.
+  std::vector<std::pair<std::string, std::string>> environment;
 };
 
 class LocalExecutor : public Executor {

@@ -27,6 +27,7 @@
 #include "coordinator/discovery.h"
 #include "coordinator/report.h"
 #include "shared/core/cli.h"
+#include "shared/core/credentials.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
 #include "shared/core/safe_file.h"
@@ -52,6 +53,10 @@ const cli::Option kSlotsFlag =
 const cli::Option kStateFlag = cli::text("state", "DIR", "state directory: store, coord.json, runs/ (default .ldm)");
 const cli::Option kCoordFlag =
     cli::text("coord", "URL", "coordinator URL (default: env LDM_COORD, else <state>/coord.json)");
+const cli::Option kTokenFlag =
+    cli::text("token-file", "F",
+              "credentials for a coordinator listening off loopback: a copy of its <state>/auth/client.json, or a file "
+              "holding the bearer token (default: env LDM_TOKEN_FILE, else <state>/auth/client.json)");
 const cli::Option kWorkerFlag =
     cli::text("worker", "PATH", "ldm-worker binary (default: env LDM_WORKER, else beside ldm-coord)");
 const cli::Option kMpirunFlag =
@@ -109,6 +114,8 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   ServiceOptions o;
   o.state_dir = a.text("state", kDefaultState);
   o.runs_root = a.text("runs");
+  o.listen = a.text("listen", "127.0.0.1");
+  o.token_file = a.text("token-file");
   o.http_port = static_cast<int>(a.integer("http-port", default_http));
   o.zmq_port = static_cast<int>(a.integer("zmq-port", default_zmq));
   o.worker = a.text("worker", env_or("LDM_WORKER", ""));
@@ -146,8 +153,12 @@ Submission submission_from_file(const std::string& file, const cli::Args& a) {
 }
 
 CoordinatorClient client_for(const cli::Args& a) {
-  const LocatedCoordinator where = locate_coordinator(a.text("coord"), a.text("state", kDefaultState));
-  return CoordinatorClient(where.url, where.via);
+  const std::string state = a.text("state", kDefaultState);
+  const LocatedCoordinator where = locate_coordinator(a.text("coord"), state);
+  CoordinatorClient client(where.url, where.via);
+  if (const std::string file = credentials_path(a.text("token-file"), state); !file.empty())
+    client.set_bearer_token(read_credentials(file).token);
+  return client;
 }
 
 // Stopped for good: terminal, or lost/preempted with no retries to come (a run that gets another
@@ -732,7 +743,7 @@ std::vector<cli::Command> result_commands() {
             cli::text("relative-to", "ROW", "show the % change of every row against this one"),
             cli::text("plot", "DIR",
                       "also write the table as a bar chart (mean ± std per row) to DIR/<metric>-compare.svg"),
-            kCoordFlag, kStateFlag},
+            kCoordFlag, kTokenFlag, kStateFlag},
            cmd_compare},
           {"logs",
            {"RUN|EXPERIMENT"},
@@ -740,7 +751,7 @@ std::vector<cli::Command> result_commands() {
            "keep printing the newest run's log as it grows (through retries) until its stage ends.",
            {cli::text("stage", "S", "only this stage of the experiment"),
             cli::text("rank", "R", "the rank whose log to print (default 0), or mpirun for the launcher's output"),
-            cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kStateFlag},
+            cli::flag("follow", "keep printing new lines until the run ends"), kCoordFlag, kTokenFlag, kStateFlag},
            cmd_logs},
           {"plot",
            {"NAME..."},
@@ -752,18 +763,18 @@ std::vector<cli::Command> result_commands() {
             cli::integer("max-points", "N", "thin each curve to about N points in the store query (default 2000)", 1,
                          10000000),
             cli::number("smoothing", "W", "EMA weight of the smoothed line, 0 = raw only (default 0.9)", 0, 0.999),
-            kCoordFlag, kStateFlag},
+            kCoordFlag, kTokenFlag, kStateFlag},
            cmd_plot},
           {"export",
            {"NAME..."},
            "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",
            {cli::text("format", "F", "csv (default) or jsonl"), cli::text("out", "FILE", "write here (default stdout)"),
-            kCoordFlag, kStateFlag},
+            kCoordFlag, kTokenFlag, kStateFlag},
            cmd_export},
           {"delete",
            {"NAME"},
            "Remove a stopped experiment, or a sweep with all its cells, from the store.",
-           {cli::flag("files", "also remove their run directories"), kCoordFlag, kStateFlag},
+           {cli::flag("files", "also remove their run directories"), kCoordFlag, kTokenFlag, kStateFlag},
            cmd_delete},
           {"presets",
            {},
@@ -773,7 +784,7 @@ std::vector<cli::Command> result_commands() {
 }
 
 cli::Program program() {
-  const std::string kPortNote = " on 127.0.0.1 (0 = any free port)";
+  const std::string kPortNote = " (0 = any free port)";
   cli::Program p{
       "ldm-coord",
       "Trains latent-diffusion experiments: a coordinator that schedules `mpirun ldm-worker` jobs and stores "
@@ -781,7 +792,13 @@ cli::Program program() {
       {{"serve",
         {},
         "Run the coordinator: HTTP API and worker endpoint, until SIGINT/SIGTERM.",
-        {kStateFlag, cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
+        {kStateFlag,
+         cli::text("listen", "ADDR",
+                   "address of the HTTP API and the worker endpoint (default 127.0.0.1; any other, e.g. 0.0.0.0 or "
+                   "a cluster interface's address, turns on authentication: a bearer token and CURVE keys in "
+                   "<state>/auth)"),
+         cli::text("token-file", "F", "off loopback: take the bearer token from this file instead of generating one"),
+         cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
          cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
          cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag,
          kHeartbeatFlag},
@@ -793,25 +810,25 @@ cli::Program program() {
          cli::integer("priority", "N",
                       "its ready stages take free slots before those of lower-priority experiments (default 0)",
                       -1000000, 1000000),
-         kCoordFlag, kStateFlag},
+         kCoordFlag, kTokenFlag, kStateFlag},
         cmd_submit},
        {"resume",
         {"EXPERIMENT"},
         "Start new attempts of a stopped experiment's stopped stages, from their newest checkpoints: through "
         "the serving coordinator, or in-process (and followed, as `run`) when none serves the state directory; "
         "an experiment whose jobs still run (left by a coordinator that stopped) is re-attached and followed.",
-        {kCoordFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
+        {kCoordFlag, kTokenFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_resume},
        {"cancel",
         {"EXPERIMENT"},
         "Cancel a running experiment (or one stage): its workers checkpoint and stop (SIGUSR1, SIGKILL after a "
         "grace period); `resume` continues from the checkpoint.",
-        {cli::text("stage", "S", "cancel only this stage"), kCoordFlag, kStateFlag},
+        {cli::text("stage", "S", "cancel only this stage"), kCoordFlag, kTokenFlag, kStateFlag},
         cmd_cancel},
        {"status",
         {"[EXPERIMENT]"},
         "Show experiments, their stages and runs (or one experiment in detail).",
-        {cli::flag("json", "print the API's JSON instead of a table"), kCoordFlag, kStateFlag},
+        {cli::flag("json", "print the API's JSON instead of a table"), kCoordFlag, kTokenFlag, kStateFlag},
         cmd_status},
        {"show",
         {"FILE"},

@@ -5,6 +5,11 @@
 // messages, and at least every kPollInterval, the loop calls Tick (the scheduler's reaping and
 // launching), so both run on the socket's thread.
 //
+// Authentication (a coordinator listening off loopback, coordinator/auth.h): the socket is a CURVE
+// server, and a ZAP handler admits only the client key of <state>/auth/client.json. A thread of its
+// own answers ZAP requests and reads the socket's handshake-failure events, logging each refused
+// peer (wrong client key, wrong server key, no CURVE at all); such peers never reach the handler.
+//
 // Threads: the socket is created and bound by the constructor, then used only by the loop thread
 // that start() runs (ZeroMQ sockets belong to one thread at a time). libzmq opens its sockets
 // close-on-exec, so forked jobs inherit none of them.
@@ -13,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -26,13 +32,20 @@ class ZmqEndpoint {
   using Tick = std::function<void()>;
   static constexpr std::chrono::milliseconds kPollInterval{50};
 
-  // Binds tcp://127.0.0.1:<port> (0 = an ephemeral port). Throws Error naming the endpoint.
-  explicit ZmqEndpoint(int port);
+  struct Curve {
+    std::string server_secret;  // Z85
+    std::string client_public;  // Z85: the one key admitted
+  };
+
+  // Binds tcp://<listen>:<port> (an IPv4 address or "localhost"; 0 = an ephemeral port), as a
+  // CURVE server when `curve` is given. Throws Error naming the endpoint.
+  ZmqEndpoint(const std::string& listen, int port, const Curve* curve = nullptr);
   ~ZmqEndpoint();  // stop()
   ZmqEndpoint(const ZmqEndpoint&) = delete;
   ZmqEndpoint& operator=(const ZmqEndpoint&) = delete;
 
-  // The bound endpoint with its real port, e.g. "tcp://127.0.0.1:45123".
+  // The bound endpoint with its real port, as this host connects to it, e.g. "tcp://127.0.0.1:45123"
+  // (0.0.0.0 reads as 127.0.0.1).
   const std::string& endpoint() const { return endpoint_; }
 
   // Starts the loop thread. `handler` and `tick` must outlive stop().
@@ -42,6 +55,7 @@ class ZmqEndpoint {
  private:
   void loop();
   bool serve_one();  // receives and answers one message; false if none was waiting
+  void auth_loop();  // ZAP requests and handshake failures, until stopping_
 
   zmq::context_t context_;
   zmq::socket_t socket_;
@@ -50,6 +64,9 @@ class ZmqEndpoint {
   Tick tick_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  std::unique_ptr<zmq::socket_t> zap_, monitor_;  // with CURVE: served by auth_thread_
+  std::string client_public_bin_;                 // the admitted key, 32 bytes
+  std::thread auth_thread_;
 };
 
 }  // namespace ldm::coord

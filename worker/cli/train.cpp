@@ -63,7 +63,11 @@ int cmd_train(const cli::Args& a) {
     if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
     std::string spec_text;
     if (rank == 0) {
-      reporter = std::make_unique<Reporter>(a.text("coord"), a.text("run"), token);
+      ReporterOptions options;
+      const char* env_file = std::getenv("LDM_TOKEN_FILE");
+      const std::string token_file = a.text("token-file", env_file ? env_file : "");
+      if (!token_file.empty()) options.credentials = read_credentials(token_file);
+      reporter = std::make_unique<Reporter>(a.text("coord"), a.text("run"), token, options);
       spec_text = reporter->fetch_spec(comm->size()).dump();
     }
     comm->broadcast(spec_text, 0);
@@ -149,6 +153,9 @@ cli::Command train_command() {
           "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN).",
           {cli::text("coord", "ENDPOINT", "the coordinator's ZeroMQ endpoint").required(),
            cli::text("run", "RUN_ID", "the run to train").required(),
+           cli::text("token-file", "F",
+                     "a coordinator listening off loopback: a copy of its <state>/auth/client.json (CURVE keys; "
+                     "default: env LDM_TOKEN_FILE)"),
            cli::text("comm", "KIND",
                      "collectives between the ranks: auto (mpi when started by mpirun or srun, else a single "
                      "process), mpi, single"),

@@ -26,7 +26,16 @@ Reporter::Reporter(std::string endpoint, std::string run_id, std::string token, 
   sock_ = std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::dealer);
   sock_->set(zmq::sockopt::linger, 2000);  // let the last messages out at exit
   sock_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
+  secure(*sock_);
   sock_->connect(endpoint_);
+}
+
+void Reporter::secure(zmq::socket_t& sock) const {
+  const ClientCredentials& c = options_.credentials;
+  if (!c.has_curve()) return;
+  sock.set(zmq::sockopt::curve_serverkey, c.server_public);
+  sock.set(zmq::sockopt::curve_publickey, c.client_public);
+  sock.set(zmq::sockopt::curve_secretkey, c.client_secret);
 }
 
 Reporter::~Reporter() {
@@ -51,6 +60,7 @@ void Reporter::heartbeat_loop() {
     zmq::socket_t sock(*ctx_, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);  // a heartbeat left unsent at exit does not matter
     sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
+    secure(sock);
     sock.connect(endpoint_);
     double last_ack = log::now_seconds();
     bool away = false;
@@ -127,7 +137,12 @@ nlohmann::json Reporter::fetch_spec(int world_size, double timeout_s) {
     }
   }
   throw Error("coordinator at " + endpoint_ + " did not answer the hello of run '" + run_ + "' within " +
-              std::to_string(static_cast<int>(timeout_s)) + " s");
+              std::to_string(static_cast<int>(timeout_s)) + " s" +
+              (options_.credentials.has_curve()
+                   ? " (a coordinator refuses CURVE keys that are not those of its <state>/auth/client.json without "
+                     "answering, and logs it: check --token-file)"
+                   : " (a coordinator listening off loopback answers only workers with its CURVE keys: "
+                     "--token-file <copy of its state/auth/client.json>)"));
 }
 
 void Reporter::set_system(nlohmann::json figures) {

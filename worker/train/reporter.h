@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 
+#include "shared/core/credentials.h"
 #include "shared/core/protocol.h"
 
 namespace zmq {
@@ -47,6 +48,9 @@ struct ReporterOptions {
   double batch_interval_s = 0.5;                         // seconds between metric batches
   double resend_after_s = 5.0;                           // seconds before an unacknowledged batch is re-sent
   std::size_t max_buffer_bytes = std::size_t{64} << 20;  // unacknowledged batches before pump() blocks
+  // A coordinator listening off loopback: its CURVE server key and the client keypair it admits
+  // (shared/core/credentials.h); none = plain TCP.
+  ClientCredentials credentials;
 };
 
 class Reporter {
@@ -88,6 +92,7 @@ class Reporter {
     double sent_at;
   };
   void send_frame(const std::string& frame);
+  void secure(zmq::socket_t& sock) const;  // CURVE client options, when credentials have them
   // Handles incoming replies for up to `wait_ms`; returns true if an event ack arrived.
   bool receive(int wait_ms);
   void resend_stale(double now);

@@ -97,7 +97,16 @@ double Coordinator::now() const { return options_.clock ? options_.clock() : log
 
 void Coordinator::recover() {
   for (RunRecord run : store_.list_runs()) {
-    if (!is_active(run.state) || reattach(run)) continue;
+    if (!is_active(run.state)) continue;
+    if (starts_with(run.job, "pull:")) {  // its worker reconnects on its own, or falls silent
+      pulled_.insert(run.id);
+      last_seen_[run.id] = liveness_now();
+      unconfirmed_.insert(run.id);
+      log::info("run " + run.id + ": trained by a pull worker (" + run.job.substr(5) +
+                "); its next message confirms it, or it is lost after the heartbeat timeout");
+      continue;
+    }
+    if (reattach(run)) continue;
     if (run.pid > 0 && run.job.empty()) {
       // No identity recorded (a run from before schema 4): its job may still run, and a new attempt
       // beside it would share the run directory. Lost, not retried, as before: resume it by hand.
@@ -166,6 +175,19 @@ void Coordinator::check_liveness(double t) {
                " s); SIGKILL to mpirun (pid " + std::to_string(pid) + ")");
     executor_.signal(pid, SIGKILL);
     silent_.insert(id);
+  }
+  // A pull worker's run has no job to kill: silence ends it (lost, retried), and its worker, if it
+  // is only slow, is refused from then on.
+  for (const std::string& id : std::vector<std::string>(pulled_.begin(), pulled_.end())) {
+    const auto seen = last_seen_.find(id);
+    if (seen == last_seen_.end() || t - seen->second < options_.heartbeat_timeout_s) continue;
+    auto run = store_.get_run(id);
+    pulled_.erase(id);
+    if (!run || !is_active(run->state)) continue;
+    const std::string error = "its pull worker (" + run->job.substr(5) + ") sent nothing for " +
+                              std::to_string(static_cast<int>(t - seen->second)) + " s (heartbeat timeout)";
+    log::error("run " + id + ": " + error);
+    finish_run(std::move(*run), RunState::Lost, error, true);
   }
 }
 
@@ -403,6 +425,15 @@ std::vector<std::string> Coordinator::cancel_locked(const std::string& experimen
     if (!stage.empty() && s.name != stage) continue;
     if (s.state != RunState::Pending && s.state != RunState::Running) continue;
     auto run = s.current_run.empty() ? std::nullopt : store_.get_run(s.current_run);
+    if (run && is_active(run->state) && pulled_.count(run->id)) {
+      // No job to signal: the run ends now, and its worker's next message is refused.
+      const std::string id = run->id;
+      pulled_.erase(id);
+      log::info("run " + id + ": cancelled by request; its pull worker is refused from now on");
+      finish_run(std::move(*run), RunState::Cancelled, "cancelled by request");
+      signalled.push_back(id);
+      continue;
+    }
     if (run && is_active(run->state)) {
       for (const auto& [pid, id] : jobs_)
         if (id == run->id && !cancelling_.count(id)) {
@@ -477,10 +508,13 @@ int Coordinator::slots_in_use() const {
   return used;
 }
 
-std::vector<std::string> Coordinator::launch_ready_stages(const std::string& experiment) {
-  to_schedule_.erase(experiment);
-  for (auto it = queued_.begin(); it != queued_.end();)  // re-queued below while still waiting
-    it = std::get<2>(*it) == experiment ? queued_.erase(it) : std::next(it);
+std::vector<std::string> Coordinator::launch_ready_stages(const std::string& experiment, const PullWorker* pull,
+                                                          int* waiting) {
+  if (!pull) {
+    to_schedule_.erase(experiment);
+    for (auto it = queued_.begin(); it != queued_.end();)  // re-queued below while still waiting
+      it = std::get<2>(*it) == experiment ? queued_.erase(it) : std::next(it);
+  }
   const auto e = store_.get_experiment(experiment);
   if (!e || !is_active(e->state)) return {};
   const ExperimentSpec spec = spec_from_json(e->spec);
@@ -493,7 +527,9 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
     if (!stage.current_run.empty())
       if (auto current = store_.get_run(stage.current_run); current && is_active(current->state)) continue;
     const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+    if (pull && stage_spec.ranks != pull->world) continue;  // another worker's shape
     const ParentStatus parent = parent_status(store_, experiment, stage_spec, e->source);
+    if (pull && parent.state == ParentState::Waiting && waiting) ++*waiting;
     if (parent.state == ParentState::Waiting) {
       // A parent in another experiment finishes out of this experiment's sight: look again next tick.
       if (parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage) to_schedule_.insert(experiment);
@@ -505,6 +541,13 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
       stopped_one = stopped_one || parse_init_source(stage_parent(stage_spec)).kind != InitSource::Kind::Stage;
       continue;
     }
+    if (pull) {
+      const std::string id = start_attempt(*e, stage, pull);
+      started.push_back(id);
+      if (const auto run = store_.get_run(id); run && is_active(run->state)) break;  // one stage per worker
+      continue;
+    }
+    if (!options_.launch_jobs) continue;  // pull workers only: the stage waits for a claim
     const int need = slots_needed(spec, stage.index);
     const QueueKey key = queue_key(*e, stage.index);
     const bool earlier_waits = !queued_.empty() && *queued_.begin() < key;
@@ -596,7 +639,7 @@ void Coordinator::settle_experiment(const std::string& experiment, double t) {
   store_.put_experiment(*e);
 }
 
-std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord stage) {
+std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord stage, const PullWorker* pull) {
   const ExperimentSpec spec = spec_from_json(e.spec);
   if (stage.index < 0 || static_cast<std::size_t>(stage.index) >= spec.stages.size())
     throw Error("experiment " + e.name + ": stage '" + stage.name + "' (index " + std::to_string(stage.index) +
@@ -656,6 +699,16 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   store_.put_stage(stage);
   clear_failure_notes(run.run_dir);  // notes of an earlier attempt must not explain this one
 
+  if (pull) {  // nothing to launch: the worker that claimed the stage says hello next
+    run.job = "pull:" + pull->host + " pid " + std::to_string(pull->pid);
+    run.coord = options_.zmq_endpoint;
+    store_.put_run(run);
+    pulled_.insert(run.id);
+    last_seen_[run.id] = liveness_now();
+    log::info("run " + run.id + ": assigned to the pull worker on " + pull->host + " (pid " +
+              std::to_string(pull->pid) + ", " + std::to_string(pull->world) + " ranks)");
+    return run.id;
+  }
   LaunchRequest request;
   request.run_id = run.id;
   request.token = run.token;
@@ -784,6 +837,7 @@ Message Coordinator::handle(const Message& m) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = std::string("'") + protocol::to_string(m.type) + "' message for run '" + m.run + "'";
   try {
+    if (m.type == Type::Claim) return on_claim(m);
     auto run = store_.get_run(m.run);
     if (!run || !same_secret(run->token, m.token)) {
       log::warn("rejected " + what + ": " + (run ? "wrong token" : "unknown run"));
@@ -814,6 +868,8 @@ Message Coordinator::handle(const Message& m) {
       case Type::Spec:
       case Type::Ack:
       case Type::Error:
+      case Type::Assign:
+      case Type::Claim:
         break;
     }
     log::warn("rejected " + what + ": it is a coordinator-to-worker message");
@@ -962,7 +1018,38 @@ Message Coordinator::on_report(const Message& m, RunRecord run) {
   }
   if (!keep_earlier) run.report = to_string(info.kind);
   store_.put_run(run);
-  return event_ack(run, m.type);
+  const Message ack = event_ack(run, m.type);
+  if (pulled_.erase(run.id)) {  // no job whose exit would end it: the report does
+    RunOutcome outcome = decide_run_outcome(report_of(run), ProcessExit{0, -1, 0, false}, run.run_dir);
+    if (run.cancel_requested_at > 0 && outcome.state != RunState::Done) outcome = cancelled_outcome();
+    log::info("run " + run.id + ": " + to_string(outcome.state) + " at step " + std::to_string(run.step) +
+              " (its pull worker's report)");
+    finish_run(std::move(run), outcome.state, outcome.error, outcome.retryable);
+  }
+  return ack;
+}
+
+Message Coordinator::on_claim(const Message& m) {
+  PullWorker worker;
+  worker.world = m.body.at("world_size").get<std::int64_t>();
+  worker.host = m.body.value("host", std::string("?"));
+  worker.pid = m.body.value("pid", std::int64_t{0});
+  // Experiments by priority, then in submission order: the order in which local slots go too.
+  std::vector<QueueKey> order;
+  for (const ExperimentRecord& e : store_.list_experiments())
+    if (is_active(e.state)) order.push_back(queue_key(e, 0));
+  std::sort(order.begin(), order.end());
+  int waiting = 0;
+  for (const QueueKey& key : order) {
+    for (const std::string& id : launch_ready_stages(std::get<2>(key), &worker, &waiting))
+      if (const auto run = store_.get_run(id); run && is_active(run->state))
+        return protocol::make(Type::Assign, "", "", {{"run", run->id}, {"token", run->token}});
+  }
+  log::info(
+      "claim from a pull worker on " + worker.host + " (pid " + std::to_string(worker.pid) + ", " +
+      std::to_string(worker.world) + " ranks): nothing ready" +
+      (waiting ? ", " + std::to_string(waiting) + " stage(s) of its size wait for their parents" : std::string()));
+  return protocol::make(Type::Assign, "", "", {{"run", ""}, {"token", ""}, {"pending", waiting}});
 }
 
 // ---- queries -----------------------------------------------------------------------------------
@@ -1060,7 +1147,7 @@ std::vector<MetricPoint> Coordinator::metrics(const std::string& experiment, con
 
 std::size_t Coordinator::running_jobs() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return jobs_.size();
+  return jobs_.size() + pulled_.size();
 }
 
 std::size_t Coordinator::unconfirmed_jobs() const {

@@ -84,6 +84,9 @@ struct CoordinatorOptions {
   // submission order, stages in file order) while they fit. A stage larger than every slot runs
   // when nothing else does. 0 = no limit.
   int slots = 0;
+  // false: the executor starts no job; ready stages wait for pull workers (`serve --executor pull`),
+  // which claim them over the worker endpoint (protocol "claim"). Claims are served either way.
+  bool launch_jobs = true;
 };
 
 struct Submission {
@@ -226,13 +229,22 @@ class Coordinator {
 
   // Scheduling.
   // Starts every pending stage whose parent is ready (DESIGN.md "Stages form a DAG").
-  std::vector<std::string> launch_ready_stages(const std::string& experiment);
+  // A worker started by the user that asks for work (pull mode): its world size, host and pid.
+  struct PullWorker {
+    std::int64_t world = 0;
+    std::string host;
+    std::int64_t pid = 0;
+  };
+  // With `pull`: at most one stage, whose ranks equal its world size, assigned to it instead of
+  // launched (no slots needed); `waiting` counts the stages that fit it but wait for a parent.
+  std::vector<std::string> launch_ready_stages(const std::string& experiment, const PullWorker* pull = nullptr,
+                                               int* waiting = nullptr);
   // Pending stages that will still start: launched, ready, or waiting on a parent that will finish.
   std::set<std::string> live_pending_stages(const ExperimentRecord& e, const std::vector<StageRecord>& stages) const;
   // The experiment's state from its stages': done when all are, running while any runs or will
   // start, else the state of the first stage that stopped unfinished.
   void settle_experiment(const std::string& experiment, double t);
-  std::string start_attempt(const ExperimentRecord& e, StageRecord stage);
+  std::string start_attempt(const ExperimentRecord& e, StageRecord stage, const PullWorker* pull = nullptr);
   // Records `run` as the stage's latest attempt and fails it with `error` (nothing was launched).
   std::string fail_before_launch(RunRecord run, StageRecord stage, const std::string& error);
   // `retryable`: the stage gets another attempt if its max_attempts allow (see the header comment).
@@ -245,6 +257,7 @@ class Coordinator {
   Reply on_heartbeat(const protocol::Message& m, RunRecord run);
   Reply on_checkpoint(const protocol::Message& m, RunRecord run);
   Reply on_report(const protocol::Message& m, RunRecord run);  // done / failed / preempted
+  Reply on_claim(const protocol::Message& m);                  // pull mode: the next stage for a worker
 
   ExperimentStore& store_;
   Executor& executor_;
@@ -263,6 +276,9 @@ class Coordinator {
   std::map<std::string, double> last_seen_;  // run id -> launch, re-attach or last message time
   std::set<std::string> silent_;             // runs SIGKILLed for heartbeat timeout, not yet reaped
   std::set<std::string> unconfirmed_;        // re-attached runs no message has confirmed yet
+  // Active runs trained by pull workers: no local job, so their worker's reports and silence
+  // decide how they end.
+  std::set<std::string> pulled_;
   struct Cancelling {
     ProcessId pid = 0;
     double kill_at = 0;  // SIGKILL then, unless the job has ended

@@ -103,6 +103,7 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   copts.runs_root = runs_root;
   copts.zmq_endpoint = zmq_->endpoint();
   copts.heartbeat_timeout_s = options.heartbeat_timeout_s;
+  copts.launch_jobs = options.launch_jobs;
   copts.slots = options.slots > 0 ? options.slots : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
   http_ = std::make_unique<HttpServer>(

@@ -30,6 +30,7 @@ struct ServiceOptions {
   std::string mpirun = "mpirun";
   int slots = 0;                     // executor slots (CoordinatorOptions::slots); 0 = the machine's CPU cores
   double heartbeat_timeout_s = 300;  // CoordinatorOptions::heartbeat_timeout_s
+  bool launch_jobs = true;           // CoordinatorOptions::launch_jobs (false: `--executor pull`)
 };
 
 class CoordinatorService {

@@ -115,6 +115,10 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   o.state_dir = a.text("state", kDefaultState);
   o.runs_root = a.text("runs");
   o.listen = a.text("listen", "127.0.0.1");
+  const std::string executor = a.text("executor", "local");
+  if (executor != "local" && executor != "pull")
+    throw cli::UsageError("--executor must be local or pull, not '" + executor + "'");
+  o.launch_jobs = executor == "local";
   o.token_file = a.text("token-file");
   o.http_port = static_cast<int>(a.integer("http-port", default_http));
   o.zmq_port = static_cast<int>(a.integer("zmq-port", default_zmq));
@@ -798,6 +802,10 @@ cli::Program program() {
                    "a cluster interface's address, turns on authentication: a bearer token and CURVE keys in "
                    "<state>/auth)"),
          cli::text("token-file", "F", "off loopback: take the bearer token from this file instead of generating one"),
+         cli::text("executor", "KIND",
+                   "local (default): start `mpirun ldm-worker` jobs on this machine, and also serve workers that "
+                   "ask for work; pull: start nothing, ready stages wait for workers started elsewhere "
+                   "(`mpirun ldm-worker train --coord tcp://HOST:PORT`)"),
          cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
          cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
          cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag,

@@ -15,7 +15,7 @@ const TypeName kTypes[] = {
     {Type::Hello, "hello"}, {Type::Spec, "spec"},           {Type::Metrics, "metrics"},
     {Type::Ack, "ack"},     {Type::Heartbeat, "heartbeat"}, {Type::Checkpoint, "checkpoint"},
     {Type::Done, "done"},   {Type::Failed, "failed"},       {Type::Preempted, "preempted"},
-    {Type::Error, "error"},
+    {Type::Error, "error"}, {Type::Claim, "claim"},         {Type::Assign, "assign"},
 };
 
 using nlohmann::json;
@@ -91,6 +91,13 @@ void check_body(Type t, const json& b) {
       break;
     case Type::Error:
       require(b, "message", vt::string, "a string", name);
+      break;
+    case Type::Claim:
+      require(b, "world_size", vt::number_integer, "an integer", name);
+      break;
+    case Type::Assign:
+      require(b, "run", vt::string, "a string", name);
+      require(b, "token", vt::string, "a string", name);
       break;
   }
 }

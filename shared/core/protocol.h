@@ -13,10 +13,14 @@
 //   done        {step, summary:{...}}                     -> reply "ack"
 //   failed      {step, rank, message[, diverged: true]}   -> reply "ack" (diverged: the loss is not finite)
 //   preempted   {step, checkpoint}                        -> reply "ack"
+//   claim       {world_size, host, pid[, gpus]}           -> reply "assign" (pull mode: a worker started
+//               by the user asks for work; "run" and "token" of the message are "")
 // Coordinator -> worker:
 //   spec        {spec, attempt, resume_from, run_dir, stage_index, data_dir}  (resume_from: the
 //               checkpoint bundle a later attempt continues from, "" = from scratch)
 //   ack         {seq}
+//   assign      {run, token[, pending]}  (run "": nothing fits now; pending: stages that fit the
+//               worker but wait for their parents, so it asks again later; 0 = none left)
 //   error       {message}   (malformed / unknown / unauthenticated request; never a crash)
 // Metric batches stay buffered on the worker until their ack arrives (sent after the store write).
 #pragma once
@@ -31,7 +35,7 @@ namespace ldm::protocol {
 constexpr int kProtocolVersion = 1;
 constexpr std::size_t kMaxMessageBytes = 4 * 1024 * 1024;
 
-enum class Type { Hello, Spec, Metrics, Ack, Heartbeat, Checkpoint, Done, Failed, Preempted, Error };
+enum class Type { Hello, Spec, Metrics, Ack, Heartbeat, Checkpoint, Done, Failed, Preempted, Error, Claim, Assign };
 
 const char* to_string(Type t);
 bool type_from_string(const std::string& s, Type& out);

@@ -850,3 +850,62 @@ TEST_CASE("a divergence report ends the run diverged, the experiment too, withou
   CHECK(f.experiment().state == RunState::Diverged);
   CHECK(f.executor.launches.size() == 1);  // not retried
 }
+
+namespace {
+// A coordinator that launches nothing: its stages wait for pull workers' claims.
+std::unique_ptr<Coordinator> pull_only(Fixture& f) {
+  CoordinatorOptions o;
+  o.runs_root = f.dir.path() + "/runs";
+  o.zmq_endpoint = "tcp://127.0.0.1:5999";
+  o.clock = [&f] { return f.clock; };
+  o.launch_jobs = false;
+  return std::make_unique<Coordinator>(*f.store, f.executor, o);
+}
+Message claim(Coordinator& c, std::int64_t world) {
+  return c.handle(protocol::make(Type::Claim, "", "", {{"world_size", world}, {"host", "node7"}, {"pid", 99}}));
+}
+}  // namespace
+
+TEST_CASE("pull mode: a claim gets the next ready stage of its size, a report ends the run, silence loses it") {
+  Fixture f;
+  f.coord = pull_only(f);
+  Submission s;
+  s.spec = small_spec("two", 20, /*ranks=*/2, /*max_attempts=*/2);
+  CHECK(f.coord->submit(s).runs.empty());  // nothing launched
+  s.spec = small_spec("one", 20, /*ranks=*/1, 1);
+  f.coord->submit(s);
+  f.coord->tick();
+  CHECK(f.executor.launches.empty());
+
+  const Message none = claim(*f.coord, 4);  // no stage of 4 ranks
+  REQUIRE(none.type == Type::Assign);
+  CHECK(none.body.at("run") == "");
+  CHECK(none.body.at("pending") == 0);
+
+  const Message got = claim(*f.coord, 2);
+  REQUIRE(got.type == Type::Assign);
+  CHECK(got.body.at("run") == "two.train.a1");
+  RunRecord r = f.run("two.train.a1");
+  CHECK(got.body.at("token") == r.token);
+  CHECK(r.pid == 0);
+  CHECK(r.job == "pull:node7 pid 99");
+  CHECK(claim(*f.coord, 2).body.at("run") == "");  // taken: the next claim of that size gets nothing
+  REQUIRE(f.hello(r).type == Type::Spec);
+  CHECK(f.run(r.id).state == RunState::Running);
+  f.send(Type::Done, r, {{"step", 20}, {"summary", json::object()}});
+  CHECK(f.run(r.id).state == RunState::Done);  // no job exit to wait for
+  CHECK(f.experiment("two").state == RunState::Done);
+
+  // A pull worker that falls silent: lost after the heartbeat timeout, and retried by the next claim.
+  const Message one = claim(*f.coord, 1);
+  REQUIRE(one.body.at("run") == "one.train.a1");
+  f.hello(f.run("one.train.a1"));
+  for (int i = 0; i < 31; ++i) {  // ticks every 10 s of the fake clock
+    f.clock += 10;
+    f.coord->tick();
+  }
+  CHECK(f.run("one.train.a1").state == RunState::Lost);
+  CHECK(f.run("one.train.a1").error.find("pull worker (node7 pid 99) sent nothing") != std::string::npos);
+  CHECK(f.experiment("one").state == RunState::Lost);  // max_attempts = 1: not retried
+  CHECK(f.executor.launches.empty());
+}

@@ -6,12 +6,17 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zmq.hpp>
 
 #include "shared/core/error.h"
+#include "shared/core/credentials.h"
 #include "shared/core/log.h"
+#include "shared/core/protocol.h"
 #include "shared/core/safe_file.h"
 #include "shared/core/spec_json.h"
 #include "worker/cli/commands.h"
@@ -44,34 +49,101 @@ constexpr double kFinalWait = 600.0;
 // After that wait ran out (no coordinator came back), the report gets this long only. [ours]
 constexpr double kAbsentWait = 30.0;
 
-int cmd_train(const cli::Args& a) {
-  auto comm = make_communicator(a.text("comm", "auto"));
+// The credentials for the coordinator's endpoint: --token-file, else LDM_TOKEN_FILE, else none.
+ClientCredentials worker_credentials(const cli::Args& a) {
+  const char* env_file = std::getenv("LDM_TOKEN_FILE");
+  const std::string token_file = a.text("token-file", env_file ? env_file : "");
+  return token_file.empty() ? ClientCredentials{} : read_credentials(token_file);
+}
+
+// Pull mode: rank 0 asks the coordinator for the next stage that fits this job's ranks. Returns
+// {run, token}; {"", ""} when nothing is left. While stages of this size wait for their parents
+// it asks again every 5 s. Throws Error when the coordinator does not answer.
+std::pair<std::string, std::string> claim_work(const std::string& endpoint, const ClientCredentials& credentials,
+                                               int world) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  zmq::context_t ctx(1);
+  for (;;) {
+    zmq::socket_t sock(ctx, zmq::socket_type::dealer);
+    sock.set(zmq::sockopt::linger, 0);
+    if (credentials.has_curve()) {
+      sock.set(zmq::sockopt::curve_serverkey, credentials.server_public);
+      sock.set(zmq::sockopt::curve_publickey, credentials.client_public);
+      sock.set(zmq::sockopt::curve_secretkey, credentials.client_secret);
+    }
+    sock.connect(endpoint);
+    const std::string claim = protocol::encode(protocol::make(
+        protocol::Type::Claim, "", "",
+        {{"world_size", world}, {"host", host}, {"pid", static_cast<int64_t>(::getpid())}, {"gpus", 0}}));
+    protocol::Message reply;
+    bool answered = false;
+    for (int attempt = 0; attempt < 15 && !answered; ++attempt) {  // 30 s
+      sock.send(zmq::buffer(claim), zmq::send_flags::dontwait);
+      zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::message_t msg;
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(2000)) > 0 && sock.recv(msg, zmq::recv_flags::dontwait)) {
+        reply = protocol::decode(msg.data(), msg.size());
+        answered = true;
+      }
+    }
+    if (!answered)
+      throw Error("the coordinator at " + endpoint + " did not answer a claim for work within 30 s" +
+                  (credentials.has_curve() ? std::string(" (check that --token-file is its <state>/auth/client.json)")
+                                           : std::string(" (off loopback it wants --token-file)")));
+    if (reply.type == protocol::Type::Error)
+      throw Error("the coordinator at " + endpoint +
+                  " refused a claim for work: " + reply.body.value("message", std::string("(no message)")));
+    if (reply.type != protocol::Type::Assign)
+      throw Error("the coordinator at " + endpoint + " answered a claim with '" + protocol::to_string(reply.type) +
+                  "'");
+    const std::string run = reply.body.at("run").get<std::string>();
+    if (!run.empty()) return {run, reply.body.at("token").get<std::string>()};
+    const int64_t pending = reply.body.value("pending", int64_t{0});
+    if (pending == 0) return {"", ""};
+    log::info("no stage for " + std::to_string(world) + " rank(s) is ready; " + std::to_string(pending) +
+              " wait for their parents; asking again in 5 s");
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+  }
+}
+
+// Trains (or evaluates) one run to its end on every rank; 0 when it ended (done or preempted).
+// `pulled`: the job was started by the user, not in the run directory: the rank's log and failure
+// note go to the run directory once the spec names it.
+int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run_id, const std::string& token,
+              bool pulled) {
+  Communicator* comm = &comm_ref;
   const int rank = comm->rank();
   char cwd[4096];
   if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
-  const std::string note = std::string(cwd) + "/failure-rank-" + std::to_string(rank) + ".txt";
-  ::unlink(note.c_str());  // a note from an earlier attempt is not ours
-  install_crash_handler(rank, note);
-  install_preemption_handler();
-  if (!a.has("no-redirect")) redirect_output(rank);
-  log::set_component("worker r" + std::to_string(rank));
+  std::string note = std::string(cwd) + "/failure-rank-" + std::to_string(rank) + ".txt";
+  if (!pulled) {
+    ::unlink(note.c_str());  // a note from an earlier attempt is not ours
+    install_crash_handler(rank, note);
+  }
 
   std::unique_ptr<Reporter> reporter;
   try {
     const std::vector<FaultPlan> faults = faults_from_env();
-    const char* token = std::getenv("LDM_RUN_TOKEN");
-    if (!token || !*token) throw Error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
     std::string spec_text;
     if (rank == 0) {
       ReporterOptions options;
-      const char* env_file = std::getenv("LDM_TOKEN_FILE");
-      const std::string token_file = a.text("token-file", env_file ? env_file : "");
-      if (!token_file.empty()) options.credentials = read_credentials(token_file);
-      reporter = std::make_unique<Reporter>(a.text("coord"), a.text("run"), token, options);
+      options.credentials = worker_credentials(a);
+      reporter = std::make_unique<Reporter>(a.text("coord"), run_id, token, options);
       spec_text = reporter->fetch_spec(comm->size()).dump();
     }
     comm->broadcast(spec_text, 0);
     auto body = nlohmann::json::parse(spec_text);
+    if (pulled) {
+      const std::string run_dir = body.at("run_dir").get<std::string>();
+      make_dirs(run_dir);
+      if (::chdir(run_dir.c_str()) != 0) throw_errno("cannot enter the run directory", run_dir);
+      note = run_dir + "/failure-rank-" + std::to_string(rank) + ".txt";
+      ::unlink(note.c_str());
+      install_crash_handler(rank, note);
+      if (!a.has("no-redirect")) redirect_output(rank);
+      log::info("rank " + std::to_string(rank) + ": training run " + run_id + " (pulled from " + a.text("coord") + ")");
+    }
     StageContext ctx;
     ctx.spec = spec_from_json(body.at("spec"));
     ctx.attempt = body.at("attempt").get<int>();
@@ -85,7 +157,7 @@ int cmd_train(const cli::Args& a) {
     const StageSpec& stage = ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index));
     // The watchdog covers the stage's work; the final flush below may wait (up to kFinalWait) for a
     // coordinator that is restarting, and the other ranks for rank 0 at the last barrier.
-    auto watchdog = std::make_unique<Watchdog>(rank, note, stage.watchdog_s, comm.get());
+    auto watchdog = std::make_unique<Watchdog>(rank, note, stage.watchdog_s, comm);
     if (reporter) {
       reporter->set_attempt(ctx.attempt);
       reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
@@ -145,14 +217,78 @@ int cmd_train(const cli::Args& a) {
   }
 }
 
+int cmd_train(const cli::Args& a) {
+  auto comm = make_communicator(a.text("comm", "auto"));
+  const int rank = comm->rank();
+  install_preemption_handler();
+  log::set_component("worker r" + std::to_string(rank));
+  const std::string run = a.text("run");
+  if (!run.empty()) {  // launched by the coordinator for this run, in its run directory
+    if (!a.has("no-redirect")) redirect_output(rank);
+    const char* token = std::getenv("LDM_RUN_TOKEN");
+    if (!token || !*token) {
+      log::error("LDM_RUN_TOKEN is not set (the coordinator passes the run's token in it)");
+      return 1;
+    }
+    return train_run(a, *comm, run, token, /*pulled=*/false);
+  }
+  // Pull mode: ask for work, train it, ask again until nothing is left (or --once). Each run's
+  // output goes to its run directory; between runs, back to the job's own.
+  const int job_out = ::fcntl(1, F_DUPFD_CLOEXEC, 3), job_err = ::fcntl(2, F_DUPFD_CLOEXEC, 3);
+  const auto back_to_job_output = [&] {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    if (job_out >= 0) ::dup2(job_out, 1);
+    if (job_err >= 0) ::dup2(job_err, 2);
+  };
+  int trained = 0;
+  for (;;) {
+    std::string assignment;
+    if (rank == 0) {
+      try {
+        const auto [id, token] = claim_work(a.text("coord"), worker_credentials(a), comm->size());
+        assignment = id.empty() ? std::string() : id + "\n" + token;
+      } catch (const std::exception& e) {
+        log::error("rank 0: " + std::string(e.what()));
+        assignment = "!";  // the other ranks stop too
+      }
+    }
+    comm->broadcast(assignment, 0);
+    if (assignment == "!") return 1;
+    if (assignment.empty()) {
+      log::info("nothing left to train for " + std::to_string(comm->size()) + " rank(s); " + std::to_string(trained) +
+                " run(s) trained");
+      return 0;
+    }
+    const std::size_t newline = assignment.find('\n');
+    const int rc = train_run(a, *comm, assignment.substr(0, newline), assignment.substr(newline + 1), /*pulled=*/true);
+    back_to_job_output();
+    if (rank == 0) {
+      char dir[4096];
+      log::info("run " + assignment.substr(0, newline) + (rc == 0 ? " ended" : " failed") + "; its logs are in " +
+                (::getcwd(dir, sizeof dir) ? std::string(dir) : std::string("its run directory")) + "/logs");
+    }
+    if (rc != 0) return rc;
+    ++trained;
+    if (a.has("once")) return 0;
+    if (preemption_requested()) {  // SIGUSR1: the job itself is being preempted; claim nothing more
+      log::info("preempted: " + std::to_string(trained) + " run(s) trained; claiming no more work");
+      return 0;
+    }
+  }
+}
+
 }  // namespace
 
 cli::Command train_command() {
   return {"train",
           {},
-          "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN).",
+          "Train one stage (launched by ldm-coord under mpirun; the run token comes in LDM_RUN_TOKEN), or, without "
+          "--run, ask the coordinator for stages whose ranks match this job's and train them until none is left "
+          "(pull mode: `mpirun -n N ldm-worker train --coord tcp://HOST:PORT` from your own batch script).",
           {cli::text("coord", "ENDPOINT", "the coordinator's ZeroMQ endpoint").required(),
-           cli::text("run", "RUN_ID", "the run to train").required(),
+           cli::text("run", "RUN_ID", "the run to train (launched by ldm-coord); none = pull mode"),
+           cli::flag("once", "pull mode: train one stage, then exit"),
            cli::text("token-file", "F",
                      "a coordinator listening off loopback: a copy of its <state>/auth/client.json (CURVE keys; "
                      "default: env LDM_TOKEN_FILE)"),

@@ -778,6 +778,8 @@ void install_preemption_handler() {
   sigaction(SIGUSR1, &sa, nullptr);
 }
 
+bool preemption_requested() { return g_stop_requested != 0; }
+
 StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* reporter) {
   StageRun run(ctx, comm, reporter);
   return run.train();

@@ -58,5 +58,6 @@ StageResult train_stage(const StageContext& ctx, Communicator& comm, Reporter* r
 
 // Set by SIGUSR1: the ranks agree to stop, checkpoint and report "preempted" at the next step.
 void install_preemption_handler();
+bool preemption_requested();  // SIGUSR1 arrived
 
 }  // namespace ldm::worker

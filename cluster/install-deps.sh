@@ -25,6 +25,7 @@ packages=(
   libsentencepiece-dev libssl-dev      # TorchScript text encoders' tokenizer; SHA-256 (encoder identities, lineage)
   libgoogle-perftools-dev              # tcmalloc for the tensor programs (the loader is 10-20x faster)
   python3                              # end-to-end tests drive the real binaries from Python
+  iproute2                             # the two-host e2e test: network namespaces (ip netns)
   python3-torch python3-numpy          # reference checks: .pt files and independent forwards of every family in Python
   python3-pil                          # reference pixels for the image decode and crop tests
   python3-sentencepiece                # reference tokenizer for the TorchScript text encoder tests

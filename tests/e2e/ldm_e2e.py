@@ -79,9 +79,10 @@ class Coordinator:
     """A real `ldm-coord serve` in a temporary state directory. `env`: variables added to its
     environment (LDM_FAULT: the faults its workers inject)."""
 
-    def __init__(self, state=None, env=None, args=()):
+    def __init__(self, state=None, env=None, args=(), prefix=()):
         self.env = dict(os.environ, **(env or {}))
         self.args = list(args)  # more `ldm-coord serve` options
+        self.prefix = list(prefix)  # runs serve through this (e.g. ip netns exec NS), which must exec it
         self.owns_state = state is None
         self.state = state or tempfile.mkdtemp(prefix="ldm-e2e-")
         self.proc = None
@@ -90,7 +91,7 @@ class Coordinator:
     def start(self, timeout=30):
         with open(os.path.join(self.state, "serve.log"), "a") as log:
             self.proc = subprocess.Popen(
-                [os.path.join(BIN, "ldm-coord"), "serve", "--state", self.state, "--http-port", "0",
+                [*self.prefix, os.path.join(BIN, "ldm-coord"), "serve", "--state", self.state, "--http-port", "0",
                  "--zmq-port", "0", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
         info_path = os.path.join(self.state, "coord.json")
         deadline = time.time() + timeout

@@ -107,13 +107,25 @@ std::pair<std::string, std::string> claim_work(const std::string& endpoint, cons
   }
 }
 
+// A pulled run: the rank works, logs and leaves its failure note in the run directory, as a launched
+// one does. Returns the note's path.
+std::string enter_run_directory(const cli::Args& a, int rank, const std::string& run_dir, const std::string& run_id) {
+  make_dirs(run_dir);
+  if (::chdir(run_dir.c_str()) != 0) throw_errno("cannot enter the run directory", run_dir);
+  const std::string note = run_dir + "/failure-rank-" + std::to_string(rank) + ".txt";
+  ::unlink(note.c_str());
+  install_crash_handler(rank, note);
+  if (!a.has("no-redirect")) redirect_output(rank);
+  log::info("rank " + std::to_string(rank) + ": training run " + run_id + " (pulled from " + a.text("coord") + ")");
+  return note;
+}
+
 // Trains (or evaluates) one run to its end on every rank; 0 when it ended (done or preempted).
 // `pulled`: the job was started by the user, not in the run directory: the rank's log and failure
 // note go to the run directory once the spec names it.
-int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run_id, const std::string& token,
+int train_run(const cli::Args& a, Communicator& comm, const std::string& run_id, const std::string& token,
               bool pulled) {
-  Communicator* comm = &comm_ref;
-  const int rank = comm->rank();
+  const int rank = comm.rank();
   char cwd[4096];
   if (!::getcwd(cwd, sizeof cwd)) throw_errno("getcwd failed", ".");
   std::string note = std::string(cwd) + "/failure-rank-" + std::to_string(rank) + ".txt";
@@ -130,20 +142,11 @@ int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run
       ReporterOptions options;
       options.credentials = worker_credentials(a);
       reporter = std::make_unique<Reporter>(a.text("coord"), run_id, token, options);
-      spec_text = reporter->fetch_spec(comm->size()).dump();
+      spec_text = reporter->fetch_spec(comm.size()).dump();
     }
-    comm->broadcast(spec_text, 0);
+    comm.broadcast(spec_text, 0);
     auto body = nlohmann::json::parse(spec_text);
-    if (pulled) {
-      const std::string run_dir = body.at("run_dir").get<std::string>();
-      make_dirs(run_dir);
-      if (::chdir(run_dir.c_str()) != 0) throw_errno("cannot enter the run directory", run_dir);
-      note = run_dir + "/failure-rank-" + std::to_string(rank) + ".txt";
-      ::unlink(note.c_str());
-      install_crash_handler(rank, note);
-      if (!a.has("no-redirect")) redirect_output(rank);
-      log::info("rank " + std::to_string(rank) + ": training run " + run_id + " (pulled from " + a.text("coord") + ")");
-    }
+    if (pulled) note = enter_run_directory(a, rank, body.at("run_dir").get<std::string>(), run_id);
     StageContext ctx;
     ctx.spec = spec_from_json(body.at("spec"));
     ctx.attempt = body.at("attempt").get<int>();
@@ -157,13 +160,13 @@ int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run
     const StageSpec& stage = ctx.spec.stages.at(static_cast<std::size_t>(ctx.stage_index));
     // The watchdog covers the stage's work; the final flush below may wait (up to kFinalWait) for a
     // coordinator that is restarting, and the other ranks for rank 0 at the last barrier.
-    auto watchdog = std::make_unique<Watchdog>(rank, note, stage.watchdog_s, comm);
+    auto watchdog = std::make_unique<Watchdog>(rank, note, stage.watchdog_s, &comm);
     if (reporter) {
       reporter->set_attempt(ctx.attempt);
       reporter->set_sent_log(ctx.run_dir + "/sent.jsonl");
     }
     if (stage.kind == "eval") {
-      const nlohmann::json results = eval::run_eval_stage(ctx, *comm, reporter.get());
+      const nlohmann::json results = eval::run_eval_stage(ctx, comm, reporter.get());
       watchdog.reset();
       if (reporter) {
         const int64_t last = results.empty() ? 0 : results.back().at("step").get<int64_t>();
@@ -173,10 +176,10 @@ int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run
         reporter->send_event(protocol::Type::Done, {{"step", last}, {"summary", {{"evaluations", results}}}},
                              flushed ? kFinalWait : kAbsentWait);
       }
-      comm->barrier();
+      comm.barrier();
       return 0;
     }
-    StageResult r = train_stage(ctx, *comm, reporter.get());
+    StageResult r = train_stage(ctx, comm, reporter.get());
     watchdog.reset();
     if (reporter) {
       const bool flushed = reporter->flush(r.steps, kFinalWait);
@@ -195,7 +198,7 @@ int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run
         reporter->send_event(protocol::Type::Done, {{"step", r.steps}, {"summary", summary}},
                              flushed ? kFinalWait : kAbsentWait);
     }
-    comm->barrier();
+    comm.barrier();
     return 0;
   } catch (const std::exception& e) {
     const int64_t step = current_step();
@@ -212,7 +215,7 @@ int train_run(const cli::Args& a, Communicator& comm_ref, const std::string& run
         log::error(std::string("could not report the failure: ") + e2.what());
       }
     }
-    if (comm->size() > 1) comm->abort(1);  // the other ranks may be blocked in a collective
+    if (comm.size() > 1) comm.abort(1);  // the other ranks may be blocked in a collective
     return 1;
   }
 }

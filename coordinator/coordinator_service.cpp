@@ -86,7 +86,14 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   if (::access(exec.worker.c_str(), X_OK) != 0)
     log::warn("worker binary " + exec.worker + " is not executable; runs will fail to start " +
               "(build ldm-worker, or pass --worker PATH / set LDM_WORKER)");
-  executor_ = std::make_unique<LocalExecutor>(exec);
+  if (options.slurm) {
+    SlurmOptions slurm = options.slurm_options;
+    slurm.worker = exec.worker;
+    slurm.environment = exec.environment;
+    executor_ = std::make_unique<SlurmExecutor>(slurm);
+  } else {
+    executor_ = std::make_unique<LocalExecutor>(exec);
+  }
   ZmqEndpoint::Curve curve{auth_.server_secret, auth_.client_public};
   const ZmqEndpoint::Curve* curve_ptr = auth_.enabled ? &curve : nullptr;
   if (const int previous = options.zmq_port == 0 ? previous_worker_port(*store_) : 0) {
@@ -104,7 +111,10 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   copts.zmq_endpoint = zmq_->endpoint();
   copts.heartbeat_timeout_s = options.heartbeat_timeout_s;
   copts.launch_jobs = options.launch_jobs;
-  copts.slots = options.slots > 0 ? options.slots : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // SLURM queues what does not fit: no limit of our own unless one is asked for.
+  copts.slots = options.slots > 0 ? options.slots
+                : options.slurm   ? 0
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   coordinator_ = std::make_unique<Coordinator>(*store_, *executor_, copts);
   http_ = std::make_unique<HttpServer>(
       options.listen, options.http_port, [this](const HttpRequest& r) { return handle_api_request(*coordinator_, r); },

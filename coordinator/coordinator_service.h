@@ -14,6 +14,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/http_server.h"
 #include "coordinator/local_executor.h"
+#include "coordinator/slurm_executor.h"
 #include "coordinator/zmq_endpoint.h"
 #include "shared/store/experiment_store.h"
 
@@ -31,6 +32,8 @@ struct ServiceOptions {
   int slots = 0;                     // executor slots (CoordinatorOptions::slots); 0 = the machine's CPU cores
   double heartbeat_timeout_s = 300;  // CoordinatorOptions::heartbeat_timeout_s
   bool launch_jobs = true;           // CoordinatorOptions::launch_jobs (false: `--executor pull`)
+  bool slurm = false;                // jobs are SLURM batch jobs (`--executor slurm`), with these:
+  SlurmOptions slurm_options;        // (worker, environment and cpus come from the fields above)
 };
 
 class CoordinatorService {
@@ -52,7 +55,7 @@ class CoordinatorService {
   std::string state_dir_;  // absolute
   ServerAuth auth_;
   std::unique_ptr<ExperimentStore> store_;
-  std::unique_ptr<LocalExecutor> executor_;
+  std::unique_ptr<Executor> executor_;
   std::unique_ptr<ZmqEndpoint> zmq_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<HttpServer> http_;

@@ -19,6 +19,7 @@ struct LaunchRequest {
   std::string run_id;          // passed to the worker as `--run`
   std::string token;           // exported as LDM_RUN_TOKEN (never on the command line)
   int ranks = 1;               // MPI ranks
+  int threads_per_rank = 1;    // intra-op threads of each rank (SLURM: --cpus-per-task)
   std::string run_dir;         // working directory; logs go to <run_dir>/logs/
   std::string coord_endpoint;  // ZeroMQ endpoint the worker's rank 0 connects to
 };

@@ -116,9 +116,23 @@ ServiceOptions service_options(const cli::Args& a, int default_http, int default
   o.runs_root = a.text("runs");
   o.listen = a.text("listen", "127.0.0.1");
   const std::string executor = a.text("executor", "local");
-  if (executor != "local" && executor != "pull")
-    throw cli::UsageError("--executor must be local or pull, not '" + executor + "'");
-  o.launch_jobs = executor == "local";
+  if (executor != "local" && executor != "pull" && executor != "slurm")
+    throw cli::UsageError("--executor must be local, slurm or pull, not '" + executor + "'");
+  o.launch_jobs = executor != "pull";
+  o.slurm = executor == "slurm";
+  SlurmOptions& s = o.slurm_options;
+  s.partition = a.text("slurm-partition");
+  s.account = a.text("slurm-account");
+  s.qos = a.text("slurm-qos");
+  s.time_limit = a.text("slurm-time");
+  s.gpus_per_node = static_cast<int>(a.integer("slurm-gpus-per-node", 0));
+  s.nodes = static_cast<int>(a.integer("slurm-nodes", 0));
+  s.tasks_per_node = static_cast<int>(a.integer("slurm-tasks-per-node", 0));
+  s.signal_before_s = static_cast<int>(a.integer("slurm-signal-before", 120));
+  for (const std::string& line : split(a.text("slurm-sbatch"), ';'))
+    if (!trim(line).empty()) s.extra_sbatch.push_back(trim(line));
+  for (const std::string& line : split(a.text("slurm-setup"), ';'))
+    if (!trim(line).empty()) s.setup.push_back(trim(line));
   o.token_file = a.text("token-file");
   o.http_port = static_cast<int>(a.integer("http-port", default_http));
   o.zmq_port = static_cast<int>(a.integer("zmq-port", default_zmq));
@@ -803,12 +817,30 @@ cli::Program program() {
                    "<state>/auth)"),
          cli::text("token-file", "F", "off loopback: take the bearer token from this file instead of generating one"),
          cli::text("executor", "KIND",
-                   "local (default): start `mpirun ldm-worker` jobs on this machine, and also serve workers that "
-                   "ask for work; pull: start nothing, ready stages wait for workers started elsewhere "
-                   "(`mpirun ldm-worker train --coord tcp://HOST:PORT`)"),
+                   "local (default): start `mpirun ldm-worker` jobs on this machine; slurm: submit each attempt as a "
+                   "batch job (sbatch, srun --mpi=pmix); pull: start nothing, ready stages wait for workers started "
+                   "elsewhere (`mpirun ldm-worker train --coord tcp://HOST:PORT`); every kind also serves those"),
+         cli::text("slurm-partition", "P", "slurm: sbatch --partition (default: the cluster's)"),
+         cli::text("slurm-account", "A", "slurm: sbatch --account"),
+         cli::text("slurm-qos", "Q", "slurm: sbatch --qos"),
+         cli::text("slurm-time", "T", "slurm: sbatch --time, e.g. 04:00:00 (default: the partition's limit)"),
+         cli::integer("slurm-gpus-per-node", "N", "slurm: sbatch --gpus-per-node (default none)", 0, 1024),
+         cli::integer("slurm-nodes", "N", "slurm: sbatch --nodes (default: as SLURM places the ranks)", 0, 100000),
+         cli::integer("slurm-tasks-per-node", "N", "slurm: sbatch --ntasks-per-node", 0, 100000),
+         cli::integer("slurm-signal-before", "S",
+                      "slurm: SIGUSR1 this many seconds before the time limit; the ranks checkpoint and the next "
+                      "attempt resumes (default 120)",
+                      0, 86400),
+         cli::text("slurm-sbatch", "LINES",
+                   "slurm: more #SBATCH options, ';'-separated (e.g. \"--mem=64G;--exclusive\")"),
+         cli::text("slurm-setup", "LINES",
+                   "slurm: shell lines run before srun, ';'-separated (e.g. \"module load openmpi\")"),
          cli::integer("http-port", "P", "HTTP API port (default 7621)" + kPortNote, 0, 65535),
          cli::integer("zmq-port", "P", "worker endpoint port (default 7622)" + kPortNote, 0, 65535),
-         cli::text("runs", "DIR", "run directories (default <state>/runs)"), kWorkerFlag, kMpirunFlag, kSlotsFlag,
+         cli::text("runs", "DIR", "run directories (default <state>/runs)"),
+         kWorkerFlag,
+         kMpirunFlag,
+         kSlotsFlag,
          kHeartbeatFlag},
         cmd_serve},
        {"submit",

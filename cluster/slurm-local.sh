@@ -101,10 +101,15 @@ case ${1:-} in
     for d in slurmd slurmctld; do
       [[ -f $dir/$d.pid ]] && kill "$(cat "$dir/$d.pid")" 2> /dev/null || true
     done
-    sleep 1
+    for _ in $(seq 1 20); do
+      pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null || break
+      sleep 0.5
+    done
+    rm -f "$dir/slurmctld.pid" "$dir/slurmd.pid"
     ;;
   status)
-    SLURM_CONF=$conf sinfo
+    [[ -f $conf ]] || die "not started (no $conf)"
+    SLURM_CONF=$conf timeout 10 sinfo
     ;;
   *)
     die "usage: slurm-local.sh start|stop|status"

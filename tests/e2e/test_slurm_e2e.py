@@ -60,14 +60,21 @@ def write(state, name, steps=40, second=SECOND):
 class Slurm(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        script = os.path.join(ldm_e2e.REPO, "cluster", "slurm-local.sh")
-        proc = subprocess.run(["bash", script, "start"], capture_output=True, text=True, timeout=180)
+        cls.script = os.path.join(ldm_e2e.REPO, "cluster", "slurm-local.sh")
+        # Leave a SLURM that was already running as it was; stop the one started here.
+        cls.started_here = subprocess.run(["bash", cls.script, "status"], capture_output=True).returncode != 0
+        proc = subprocess.run(["bash", cls.script, "start"], capture_output=True, text=True, timeout=180)
         if proc.returncode != 0:
             message = "SLURM could not be started: " + (proc.stderr or proc.stdout).strip()[-1500:]
             if os.environ.get("LDM_REQUIRE_SLURM") == "1":
                 raise AssertionError(message)
             raise unittest.SkipTest(message)
         cls.env = {"SLURM_CONF": CONF}
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.started_here:
+            subprocess.run(["bash", cls.script, "stop"], capture_output=True, timeout=60)
 
     def coordinator(self, *args):
         coord = ldm_e2e.Coordinator(env=self.env, args=list(args))

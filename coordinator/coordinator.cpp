@@ -714,6 +714,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   request.token = run.token;
   request.ranks = run.ranks;
   request.threads_per_rank = static_cast<int>(stage_spec.threads_per_rank);
+  request.executor = spec.executor;
   request.run_dir = run.run_dir;
   request.coord_endpoint = options_.zmq_endpoint;
   try {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "coordinator/discovery.h"
+#include "coordinator/executor_router.h"
 #include "coordinator/http_api.h"
 #include "shared/core/error.h"
 #include "shared/core/log.h"
@@ -86,14 +87,10 @@ CoordinatorService::CoordinatorService(const ServiceOptions& options) {
   if (::access(exec.worker.c_str(), X_OK) != 0)
     log::warn("worker binary " + exec.worker + " is not executable; runs will fail to start " +
               "(build ldm-worker, or pass --worker PATH / set LDM_WORKER)");
-  if (options.slurm) {
-    SlurmOptions slurm = options.slurm_options;
-    slurm.worker = exec.worker;
-    slurm.environment = exec.environment;
-    executor_ = std::make_unique<SlurmExecutor>(slurm);
-  } else {
-    executor_ = std::make_unique<LocalExecutor>(exec);
-  }
+  SlurmOptions slurm = options.slurm_options;
+  slurm.worker = exec.worker;
+  slurm.environment = exec.environment;
+  executor_ = std::make_unique<ExecutorRouter>(options.slurm ? "slurm" : "local", exec, slurm);
   ZmqEndpoint::Curve curve{auth_.server_secret, auth_.client_public};
   const ZmqEndpoint::Curve* curve_ptr = auth_.enabled ? &curve : nullptr;
   if (const int previous = options.zmq_port == 0 ? previous_worker_port(*store_) : 0) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/core/spec.h"
+
 namespace ldm::coord {
 
 // Identifies a launched job to its executor (the local executor: mpirun's pid).
@@ -22,6 +24,7 @@ struct LaunchRequest {
   int threads_per_rank = 1;    // intra-op threads of each rank (SLURM: --cpus-per-task)
   std::string run_dir;         // working directory; logs go to <run_dir>/logs/
   std::string coord_endpoint;  // ZeroMQ endpoint the worker's rank 0 connects to
+  ExecutorSpec executor;       // the experiment's [executor]: which executor, and its SLURM knobs
 };
 
 // How a job ended: exactly one of `exit_code` (>= 0) or `signal` (> 0) is meaningful, unless the

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -103,11 +104,32 @@ std::string first_line(const std::string& text) {
   return t.substr(0, t.find('\n'));
 }
 
+// squeue for this user's jobs only (the coordinator submits them as itself).
+Output squeue_mine() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  std::vector<std::string> argv = {"squeue", "-h", "-o", "%i|%T|%j"};
+  if (pw && pw->pw_name) argv.insert(argv.end(), {"-u", pw->pw_name});
+  return run_program(argv);
+}
+
 std::string exit_file(const std::string& run_dir, ProcessId job) {
   return run_dir + "/slurm/" + std::to_string(job) + ".exit";
 }
 
 }  // namespace
+
+SlurmOptions with_experiment_knobs(SlurmOptions o, const ExecutorSpec& e) {
+  for (auto [mine, theirs] : {std::pair{&o.partition, &e.partition}, std::pair{&o.account, &e.account},
+                              std::pair{&o.qos, &e.qos}, std::pair{&o.time_limit, &e.time}})
+    if (!theirs->empty()) *mine = *theirs;
+  if (e.nodes > 0) o.nodes = static_cast<int>(e.nodes);
+  if (e.tasks_per_node > 0) o.tasks_per_node = static_cast<int>(e.tasks_per_node);
+  if (e.gpus_per_node > 0) o.gpus_per_node = static_cast<int>(e.gpus_per_node);
+  if (e.signal_before_s > 0) o.signal_before_s = static_cast<int>(e.signal_before_s);
+  o.extra_sbatch.insert(o.extra_sbatch.end(), e.sbatch.begin(), e.sbatch.end());
+  o.setup.insert(o.setup.end(), e.setup.begin(), e.setup.end());
+  return o;
+}
 
 std::string slurm_job_name(const std::string& run_id) { return "ldm." + run_id; }
 
@@ -198,7 +220,7 @@ ProcessId SlurmExecutor::launch(const LaunchRequest& r) {
   make_dirs(r.run_dir + "/logs");
   make_dirs(r.run_dir + "/slurm");
   const std::string script = r.run_dir + "/slurm/" + r.run_id + ".sh";
-  write_file_atomic(script, slurm_batch_script(r, options_));
+  write_file_atomic(script, slurm_batch_script(r, with_experiment_knobs(options_, r.executor)));
   std::vector<std::string> env = {"LDM_RUN_TOKEN=" + r.token};
   for (const auto& [name, value] : options_.environment) env.push_back(name + "=" + value);
   const Output o = run_program({"sbatch", "--parsable", "--export=ALL", script}, env);
@@ -214,7 +236,7 @@ std::vector<ProcessExit> SlurmExecutor::poll_exits() {
   const double now = log::now_seconds();
   if (jobs_.empty() || now - last_poll_ < options_.poll_interval_s) return exits;
   last_poll_ = now;
-  const Output q = run_program({"squeue", "-h", "-o", "%i|%T|%j"});
+  const Output q = squeue_mine();
   if (q.status != 0) {
     log::warn("squeue failed (jobs are looked at again later): " + first_line(q.err));
     return exits;
@@ -269,7 +291,7 @@ bool SlurmExecutor::adopt(ProcessId job, const std::string& identity) {
   const std::string prefix = "slurm:" + std::to_string(job) + ":";
   if (identity.rfind(prefix, 0) != 0) return false;
   const std::string name = identity.substr(prefix.size());
-  const Output q = run_program({"squeue", "-h", "-o", "%i|%T|%j"});
+  const Output q = squeue_mine();
   const auto listed = parse_squeue(q.out);
   const auto it = listed.find(job);
   if (q.status != 0 || it == listed.end() || it->second.second != name || slurm_state_ended(it->second.first))

@@ -43,6 +43,9 @@ struct SlurmOptions {
   std::vector<std::pair<std::string, std::string>> environment;
 };
 
+// The coordinator's options with an experiment's [executor] knobs over them (set values win;
+// sbatch and setup lines add to the coordinator's).
+SlurmOptions with_experiment_knobs(SlurmOptions options, const ExecutorSpec& experiment);
 // The batch script of one attempt (pure: unit-tested).
 std::string slurm_batch_script(const LaunchRequest& request, const SlurmOptions& options);
 // "ldm.<run id>": what squeue shows and a restarted coordinator matches.

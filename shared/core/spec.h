@@ -215,6 +215,18 @@ inline const std::vector<std::string>& stage_override_tables() {
   return tables;
 }
 
+// Where the experiment's attempts run (`[executor]`), and the SLURM job's knobs. Empty and zero
+// values are the coordinator's own (`serve --executor`, `--slurm-*`); the table is left out of the
+// spec JSON while it holds only those, so files without it keep their spec_hash.
+struct ExecutorSpec {
+  std::string kind;  // "" = the coordinator's | local | slurm
+  std::string partition, account, qos;
+  std::string time;  // sbatch --time, e.g. "04:00:00"
+  std::int64_t nodes = 0, tasks_per_node = 0, gpus_per_node = 0, signal_before_s = 0;
+  std::vector<std::string> sbatch;  // more #SBATCH options, e.g. "--mem=64G"
+  std::vector<std::string> setup;   // shell lines before srun, e.g. "module load openmpi"
+};
+
 struct ExperimentSpec {
   std::string name;
   std::string description;
@@ -225,6 +237,7 @@ struct ExperimentSpec {
   TextEncoderSpec text_encoder;
   RecipeSpec recipe;
   std::vector<StageSpec> stages;  // TOML: [[stage]]
+  ExecutorSpec executor;
 };
 
 // ---- declarations --------------------------------------------------------------------------
@@ -518,6 +531,29 @@ void describe(V& v, StageSpec& s) {
 }
 
 template <class V>
+void describe(V& v, ExecutorSpec& s) {
+  v.field("kind", s.kind,
+          {"where attempts run: local (mpirun on the coordinator's machine) or slurm (a batch job each); "
+           "\"\" = the coordinator's `serve --executor`",
+           0,
+           0,
+           {"", "local", "slurm"}});
+  v.field("partition", s.partition, {"slurm: sbatch --partition (\"\" = the coordinator's, else the cluster's)"});
+  v.field("account", s.account, {"slurm: sbatch --account"});
+  v.field("qos", s.qos, {"slurm: sbatch --qos"});
+  v.field("time", s.time, {"slurm: sbatch --time, e.g. \"04:00:00\" (\"\" = the partition's limit)"});
+  v.field("nodes", s.nodes, {"slurm: sbatch --nodes (0 = as SLURM places the ranks)", 0, 1e6});
+  v.field("tasks_per_node", s.tasks_per_node, {"slurm: sbatch --ntasks-per-node (0 = unset)", 0, 1e6});
+  v.field("gpus_per_node", s.gpus_per_node, {"slurm: sbatch --gpus-per-node (0 = none asked)", 0, 1024});
+  v.field("signal_before_s", s.signal_before_s,
+          {"slurm: SIGUSR1 this long before the time limit, so the ranks checkpoint and the next attempt "
+           "resumes (0 = the coordinator's, default 120)",
+           0, 86400});
+  v.field("sbatch", s.sbatch, {"slurm: more #SBATCH options, e.g. [\"--mem=64G\", \"--exclusive\"]"});
+  v.field("setup", s.setup, {"slurm: shell lines run before srun, e.g. [\"module load openmpi\"]"});
+}
+
+template <class V>
 void describe(V& v, ExperimentSpec& s) {
   v.field("name", s.name, {"experiment name, unique in the store ([A-Za-z0-9_-]+)"});
   v.field("description", s.description, {"free text"});
@@ -529,6 +565,7 @@ void describe(V& v, ExperimentSpec& s) {
   v.table("recipe", s.recipe, "model family, size, diffusion and optimiser");
   v.array("stage", s.stages,
           "training stages; a stage with init_from starts after its parent, the others start at once");
+  v.optional_table("executor", s.executor, "where the attempts run, and the SLURM job's knobs");
 }
 
 // ---- operations ------------------------------------------------------------------------------

@@ -102,3 +102,26 @@ TEST_CASE("slurm: sbatch, squeue and scontrol output as the real daemons print i
   for (const char* s : {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED"})
     CHECK_FALSE(slurm_state_ended(s));
 }
+
+TEST_CASE("slurm: an experiment's [executor] knobs win over the coordinator's, and its lines add to them") {
+  SlurmOptions coord;
+  coord.partition = "cpu";
+  coord.time_limit = "01:00:00";
+  coord.signal_before_s = 120;
+  coord.extra_sbatch = {"--mem=8G"};
+  ExecutorSpec e;
+  e.kind = "slurm";
+  e.partition = "gpu";
+  e.gpus_per_node = 4;
+  e.signal_before_s = 600;
+  e.sbatch = {"--exclusive"};
+  e.setup = {"module load cuda"};
+  const SlurmOptions o = with_experiment_knobs(coord, e);
+  CHECK(o.partition == "gpu");
+  CHECK(o.time_limit == "01:00:00");  // not set by the experiment: the coordinator's
+  CHECK(o.gpus_per_node == 4);
+  CHECK(o.signal_before_s == 600);
+  CHECK(o.extra_sbatch == std::vector<std::string>{"--mem=8G", "--exclusive"});
+  CHECK(o.setup == std::vector<std::string>{"module load cuda"});
+  CHECK(with_experiment_knobs(coord, ExecutorSpec{}).partition == "cpu");
+}

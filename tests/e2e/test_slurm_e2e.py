@@ -151,6 +151,31 @@ class Slurm(unittest.TestCase):
         with open(os.path.join(coord.state, "serve.log")) as f:
             self.assertIn("re-attached its job", f.read())
 
+    def test_an_experiment_file_asks_for_slurm_from_a_local_coordinator(self):
+        coord = self.coordinator()  # the local executor by default
+        second = '\n[executor]\nkind = "slurm"\ntime = "00:10:00"\nsbatch = ["--comment=ldm-e2e"]\n'
+        coord.cli("submit", write(coord.state, "chosen", second=second))
+        e = coord.wait_terminal("chosen", timeout=300)
+        self.assertEqual(e["experiment"]["state"], "done", coord.log())
+        with open(os.path.join(coord.state, "runs", "chosen", "pretrain", "slurm", "chosen.pretrain.a1.sh")) as f:
+            script = f.read()
+        self.assertIn("#SBATCH --time=00:10:00\n", script)
+        self.assertIn("#SBATCH --comment=ldm-e2e\n", script)
+
+    def test_cancel_is_scancel_and_the_job_checkpoints_first(self):
+        coord = self.coordinator("--executor", "slurm")
+        coord.cli("submit", write(coord.state, "stopped", 2000, second=""))
+        deadline = time.time() + 300
+        while coord.experiment("stopped")["stages"][0]["step"] < 60:
+            self.assertLess(time.time(), deadline, coord.log())
+            time.sleep(0.2)
+        coord.cli("cancel", "stopped")
+        e = coord.wait_terminal("stopped", timeout=300)
+        self.assertEqual(e["experiment"]["state"], "cancelled", coord.log())
+        self.assertIsNone(re.search(r"\|RUNNING\|ldm\.stopped\.", self.slurm("squeue", "-h", "-o", "%i|%T|%j").stdout))
+        checkpoints = os.listdir(os.path.join(coord.state, "runs", "stopped", "pretrain", "checkpoints"))
+        self.assertTrue(any(n.startswith("step-") and n != "step-0002000" for n in checkpoints), checkpoints)
+
     def test_a_job_slurm_refuses_fails_the_run_with_slurms_own_words(self):
         coord = self.coordinator("--executor", "slurm", "--slurm-partition", "nosuch")
         coord.cli("submit", write(coord.state, "refused", second=""))

@@ -9,7 +9,9 @@
 
 #include <string>
 
+#include "shared/core/safe_file.h"
 #include "shared/core/spec.h"
+#include "shared/core/spec_json.h"
 #include "shared/spec_toml/spec_toml.h"
 #include "tests/support/source_path.h"
 
@@ -46,4 +48,22 @@ TEST_CASE(
     CAPTURE(file);
     CHECK(ldm::spec_hash(ldm::parse_experiment_file(source_path(k.file).string())) == k.hash);
   }
+}
+
+TEST_CASE("[executor] is read with its knobs, checked, and left out of the spec JSON while empty") {
+  const std::string base = ldm::read_file(source_path("experiments/tiny/dit-2rank.toml").string());
+  const ldm::ExperimentSpec plain = ldm::parse_experiment_string(base, "plain.toml");
+  CHECK_FALSE(ldm::spec_to_json(plain).contains("executor"));
+  const ldm::ExperimentSpec slurm = ldm::parse_experiment_string(
+      base + "\n[executor]\nkind = \"slurm\"\npartition = \"gpu\"\ngpus_per_node = 4\nsbatch = [\"--mem=64G\"]\n",
+      "slurm.toml");
+  CHECK(slurm.executor.kind == "slurm");
+  CHECK(slurm.executor.partition == "gpu");
+  CHECK(slurm.executor.gpus_per_node == 4);
+  CHECK(slurm.executor.sbatch == std::vector<std::string>{"--mem=64G"});
+  CHECK(ldm::spec_to_json(slurm).at("executor").at("kind") == "slurm");
+  CHECK(ldm::spec_from_json(ldm::spec_to_json(slurm)).executor.sbatch == slurm.executor.sbatch);
+  CHECK(ldm::spec_hash(slurm) != ldm::spec_hash(plain));
+  CHECK_THROWS_WITH(ldm::parse_experiment_string(base + "\n[executor]\nkind = \"pbs\"\n", "bad.toml"),
+                    doctest::Contains("executor.kind"));
 }

@@ -26,7 +26,7 @@ packages=(
   libgoogle-perftools-dev              # tcmalloc for the tensor programs (the loader is 10-20x faster)
   python3                              # end-to-end tests drive the real binaries from Python
   iproute2                             # the two-host e2e test: network namespaces (ip netns)
-  slurm-wlm munge                      # the SLURM executor's e2e tests: a real local SLURM (cluster/slurm-local.sh)
+  slurm-wlm munge procps               # the SLURM executor's e2e tests: a real local SLURM (cluster/slurm-local.sh)
   python3-torch python3-numpy          # reference checks: .pt files and independent forwards of every family in Python
   python3-pil                          # reference pixels for the image decode and crop tests
   python3-sentencepiece                # reference tokenizer for the TorchScript text encoder tests

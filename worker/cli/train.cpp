@@ -67,11 +67,7 @@ std::pair<std::string, std::string> claim_work(const std::string& endpoint, cons
   for (;;) {
     zmq::socket_t sock(ctx, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);
-    if (credentials.has_curve()) {
-      sock.set(zmq::sockopt::curve_serverkey, credentials.server_public);
-      sock.set(zmq::sockopt::curve_publickey, credentials.client_public);
-      sock.set(zmq::sockopt::curve_secretkey, credentials.client_secret);
-    }
+    apply_curve(sock, credentials);
     sock.connect(endpoint);
     const std::string claim = protocol::encode(protocol::make(
         protocol::Type::Claim, "", "",

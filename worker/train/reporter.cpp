@@ -26,12 +26,11 @@ Reporter::Reporter(std::string endpoint, std::string run_id, std::string token, 
   sock_ = std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::dealer);
   sock_->set(zmq::sockopt::linger, 2000);  // let the last messages out at exit
   sock_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
-  secure(*sock_);
+  apply_curve(*sock_, options_.credentials);
   sock_->connect(endpoint_);
 }
 
-void Reporter::secure(zmq::socket_t& sock) const {
-  const ClientCredentials& c = options_.credentials;
+void apply_curve(zmq::socket_t& sock, const ClientCredentials& c) {
   if (!c.has_curve()) return;
   sock.set(zmq::sockopt::curve_serverkey, c.server_public);
   sock.set(zmq::sockopt::curve_publickey, c.client_public);
@@ -60,7 +59,7 @@ void Reporter::heartbeat_loop() {
     zmq::socket_t sock(*ctx_, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);  // a heartbeat left unsent at exit does not matter
     sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(protocol::kMaxMessageBytes));
-    secure(sock);
+    apply_curve(sock, options_.credentials);
     sock.connect(endpoint_);
     double last_ack = log::now_seconds();
     bool away = false;

@@ -53,6 +53,9 @@ struct ReporterOptions {
   ClientCredentials credentials;
 };
 
+// Makes `sock` a CURVE client with `credentials` (nothing when they hold no CURVE keys).
+void apply_curve(zmq::socket_t& sock, const ClientCredentials& credentials);
+
 class Reporter {
  public:
   Reporter(std::string endpoint, std::string run_id, std::string token, ReporterOptions options = {});
@@ -92,7 +95,6 @@ class Reporter {
     double sent_at;
   };
   void send_frame(const std::string& frame);
-  void secure(zmq::socket_t& sock) const;  // CURVE client options, when credentials have them
   // Handles incoming replies for up to `wait_ms`; returns true if an event ack arrived.
   bool receive(int wait_ms);
   void resend_stale(double now);

@@ -32,6 +32,7 @@ packages=(
   python3-sentencepiece                # reference tokenizer for the TorchScript text encoder tests
   python3-scipy                        # reference sqrtm for the Fréchet distance tests
   python3-torchvision                  # reference Inception-v3 for the FID feature tests
+  clang libclang-rt-14-dev llvm-14     # sanitizer builds (cluster/sanitizers.sh): runtimes, llvm-symbolizer
 )
 
 missing=()

@@ -17,8 +17,6 @@ std::string printf_string(const char* format, double value) {
   return buf;
 }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 std::string indent(const std::string& text, const std::string& prefix) {
   std::string out;
   for (const std::string& line : split(text, '\n')) out += prefix + line + "\n";

@@ -99,11 +99,6 @@ Output run_program(const std::vector<std::string>& argv, const std::vector<std::
   return o;
 }
 
-std::string first_line(const std::string& text) {
-  const std::string t = trim(text);
-  return t.substr(0, t.find('\n'));
-}
-
 // squeue for this user's jobs only (the coordinator submits them as itself).
 Output squeue_mine() {
   const passwd* pw = ::getpwuid(::geteuid());
@@ -167,7 +162,7 @@ std::string slurm_batch_script(const LaunchRequest& r, const SlurmOptions& o) {
 }
 
 ProcessId parse_sbatch_parsable(const std::string& out) {
-  const std::string line = first_line(out);
+  const std::string line = first_line(trim(out));
   const std::string id = line.substr(0, line.find(';'));
   char* end = nullptr;
   const long long v = std::strtoll(id.c_str(), &end, 10);
@@ -213,7 +208,8 @@ bool slurm_state_ended(const std::string& state) {
 SlurmExecutor::SlurmExecutor(SlurmOptions options) : options_(std::move(options)) {
   const Output o = run_program({"squeue", "--version"});
   if (o.status != 0)
-    throw Error("the SLURM executor needs squeue and sbatch on PATH: " + first_line(o.err.empty() ? o.out : o.err));
+    throw Error("the SLURM executor needs squeue and sbatch on PATH: " +
+                first_line(trim(o.err.empty() ? o.out : o.err)));
 }
 
 ProcessId SlurmExecutor::launch(const LaunchRequest& r) {
@@ -238,7 +234,7 @@ std::vector<ProcessExit> SlurmExecutor::poll_exits() {
   last_poll_ = now;
   const Output q = squeue_mine();
   if (q.status != 0) {
-    log::warn("squeue failed (jobs are looked at again later): " + first_line(q.err));
+    log::warn("squeue failed (jobs are looked at again later): " + first_line(trim(q.err)));
     return exits;
   }
   const auto listed = parse_squeue(q.out);
@@ -279,7 +275,7 @@ void SlurmExecutor::signal(ProcessId job, int sig) {
       sig == SIGUSR1 ? std::vector<std::string>{"scancel", "--batch", "--signal=USR1", std::to_string(job)}
                      : std::vector<std::string>{"scancel", std::to_string(job)};
   const Output o = run_program(argv);
-  if (o.status != 0) log::warn(join(argv, " ") + ": " + first_line(o.err));
+  if (o.status != 0) log::warn(join(argv, " ") + ": " + first_line(trim(o.err)));
 }
 
 std::string SlurmExecutor::identity(ProcessId job) {

@@ -22,18 +22,11 @@
 namespace ldm::data {
 namespace {
 
-// Layout constants of shard.h's format comment, for diagnosing a record the reader rejected.
-constexpr std::size_t kFooterSize = 8 + 8 + 4 + 8;
-constexpr std::size_t kRecordPrefixSize = 4 + 4;
+using shard_layout::kFooterSize;
+using shard_layout::kRecordPrefixSize;
 
 using le::get_u32;
 using le::get_u64;
-
-std::string hex32(std::uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
 
 std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
@@ -89,7 +82,7 @@ class RawShard {
     const std::uint32_t stored = get_u32(buf.data() + 4);
     const std::uint32_t computed = crc32(body, body_len);
     if (stored != computed)
-      d.text = "checksum mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) + ")";
+      d.text = "checksum mismatch (stored 0x" + hex32(stored) + ", computed 0x" + hex32(computed) + ")";
     return d;
   }
 

@@ -17,28 +17,20 @@
 
 #include "shared/core/error.h"
 #include "shared/core/safe_file.h"
+#include "shared/core/text.h"
 
 namespace ldm::data {
 namespace {
 
 constexpr char kMagic[] = "LDMSHRD1";
 constexpr char kEndMagic[] = "LDMSHEND";
-constexpr std::size_t kMagicSize = 8;
-constexpr std::size_t kPreambleSize = kMagicSize + 4 + 4;  // magic, format_version, header_len
-constexpr std::size_t kFooterSize = 8 + 8 + 4 + kMagicSize;
-constexpr std::size_t kRecordPrefixSize = 4 + 4;  // body_len, crc32(body)
+using namespace shard_layout;
 
 // Explicit little-endian encoding, so shards read the same on any host.
 using le::get_u32;
 using le::get_u64;
 using le::put_u32;
 using le::put_u64;
-
-std::string hex32(std::uint32_t v) {
-  char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", v);
-  return buf;
-}
 
 std::string record_context(const std::string& path, std::size_t index) {
   return path + ": record " + std::to_string(index) + ": ";

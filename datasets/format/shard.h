@@ -19,6 +19,7 @@
 // one image are consecutive records, view 0 first). Readers accept versions 1 and 2; writers write 2.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,6 +30,15 @@ namespace ldm::data {
 
 constexpr std::uint32_t kShardFormatVersion = 2;
 constexpr std::uint32_t kOldestReadableShardVersion = 1;
+
+// Sizes of the fixed parts of the layout above (the reader, and the tools that diagnose a record
+// the reader rejected).
+namespace shard_layout {
+constexpr std::size_t kMagicSize = 8;
+constexpr std::size_t kPreambleSize = kMagicSize + 4 + 4;    // magic, format_version, header_len
+constexpr std::size_t kFooterSize = 8 + 8 + 4 + kMagicSize;  // index_offset, count, crc32, end magic
+constexpr std::size_t kRecordPrefixSize = 4 + 4;             // body_len, crc32(body)
+}  // namespace shard_layout
 
 enum class PayloadKind : std::uint8_t { ImageU8 = 1, LatentF32 = 2 };
 const char* to_string(PayloadKind k);

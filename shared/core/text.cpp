@@ -1,6 +1,7 @@
 #include "shared/core/text.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace ldm {
 
@@ -70,6 +71,14 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return "";
   const auto e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string hex32(std::uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {

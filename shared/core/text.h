@@ -1,6 +1,7 @@
 // Small string helpers shared by the spec front end and the CLIs.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ bool starts_with(const std::string& s, const std::string& prefix);
 bool ends_with(const std::string& s, const std::string& suffix);
 // `s` without leading and trailing spaces, tabs and line breaks.
 std::string trim(const std::string& s);
+// `s` up to its first line break.
+std::string first_line(const std::string& s);
+// Eight lower-case hex digits ("0000beef"), as checksums are printed.
+std::string hex32(std::uint32_t v);
 // Appends the UTF-8 encoding of one Unicode scalar value (the caller has checked c <= 0x10FFFF
 // and that it is not a surrogate).
 void append_utf8(std::string& out, char32_t c);

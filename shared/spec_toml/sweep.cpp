@@ -132,7 +132,8 @@ void deep_merge(toml::table& into, const toml::table& from) {
       deep_merge(*existing->as_table(), *node.as_table());
       continue;
     }
-    node.visit([&](auto&& v) { into.insert_or_assign(key.str(), v); });
+    const std::string_view name = key.str();  // a lambda cannot capture a structured binding in C++17
+    node.visit([&](auto&& v) { into.insert_or_assign(name, v); });
   }
 }
 

@@ -70,14 +70,16 @@ TEST_CASE("make_buckets(256, 32, 2): the SDXL-style grid list") {
 }
 
 TEST_CASE("make_buckets: constraints, maximality and symmetry over several settings") {
-  for (auto [res, step, aspect] : std::vector<std::tuple<int, int, double>>{{256, 32, 2.0},
-                                                                            {256, 16, 2.0},
-                                                                            {256, 8, 4.0},
-                                                                            {512, 64, 4.0},
-                                                                            {1024, 64, 4.0},
-                                                                            {64, 1, 1.5},
-                                                                            {96, 32, 1.0},
-                                                                            {32, 32, 3.0}}) {
+  for (const auto& setting : std::vector<std::tuple<int, int, double>>{{256, 32, 2.0},
+                                                                       {256, 16, 2.0},
+                                                                       {256, 8, 4.0},
+                                                                       {512, 64, 4.0},
+                                                                       {1024, 64, 4.0},
+                                                                       {64, 1, 1.5},
+                                                                       {96, 32, 1.0},
+                                                                       {32, 32, 3.0}}) {
+    const int res = std::get<0>(setting), step = std::get<1>(setting);
+    const double aspect = std::get<2>(setting);
     CAPTURE(res);
     CAPTURE(step);
     CAPTURE(aspect);

@@ -158,7 +158,8 @@ TEST_CASE("crop + resize (bilinear, bicubic, box) equals PIL's img.crop(box).res
 TEST_CASE("every strategy: metadata inside the original, deterministic in (seed, epoch, record, view)") {
   const std::vector<std::pair<int, int>> sizes = {{320, 240}, {240, 320}, {100, 100}, {1000, 90}, {33, 517}};
   for (CropStrategy s : {CropStrategy::Center, CropStrategy::Random, CropStrategy::RandomResized}) {
-    for (auto [w, h] : sizes) {
+    for (const auto& size : sizes) {
+      const int w = size.first, h = size.second;  // variables, not bindings: CAPTURE's lambda reads them
       CAPTURE(ldm::data::crop_strategy_name(s));
       CAPTURE(w);
       CAPTURE(h);
@@ -564,7 +565,9 @@ TEST_CASE("rectangular random_resized equals PIL's img.crop(box).resize((w, h)) 
     }
   }
   jobs.run();
-  for (const auto& [c, rec, res, name] : runs) {
+  for (const auto& run : runs) {
+    const auto& [c, rec, res, label] = run;
+    const std::string name = label;  // a variable: CAPTURE's lambda cannot read a structured binding (C++17)
     CAPTURE(name);
     const RgbImage ref = jobs.result(name);
     REQUIRE(res.image.height == c.h);
@@ -620,7 +623,8 @@ TEST_CASE("a square target (height == width == size, or 0) is the old square pat
   // Every strategy: height/width == size, or one of them, give what size alone gives.
   const std::vector<std::pair<int, int>> sizes = {{320, 240}, {240, 320}, {100, 100}, {1000, 90}, {33, 517}, {7, 5}};
   for (CropStrategy s : {CropStrategy::Center, CropStrategy::Random, CropStrategy::RandomResized}) {
-    for (auto [w, h] : sizes) {
+    for (const auto& size : sizes) {
+      const int w = size.first, h = size.second;  // variables, not bindings: CAPTURE's lambda reads them
       CAPTURE(ldm::data::crop_strategy_name(s));
       CAPTURE(w);
       CAPTURE(h);
@@ -666,8 +670,10 @@ TEST_CASE("rectangular targets, every strategy: shape, metadata inside the origi
   const std::vector<std::pair<int, int>> sizes = {{320, 240}, {240, 320}, {100, 100}, {1000, 90}, {33, 517}, {5, 3}};
   const std::vector<std::pair<int, int>> targets = {{48, 96}, {96, 48}, {17, 64}, {64, 30}};  // (h, w)
   for (CropStrategy s : {CropStrategy::Center, CropStrategy::Random, CropStrategy::RandomResized}) {
-    for (auto [w, h] : sizes) {
-      for (auto [th, tw] : targets) {
+    for (const auto& size : sizes) {
+      const int w = size.first, h = size.second;  // variables, not bindings: CAPTURE's lambda reads them
+      for (const auto& target : targets) {
+        const int th = target.first, tw = target.second;
         CAPTURE(ldm::data::crop_strategy_name(s));
         CAPTURE(w);
         CAPTURE(h);

@@ -46,10 +46,15 @@ std::int64_t total_steps(const ExperimentSpec& spec, const StageSpec& stage) {
   return parent ? parent->steps : 0;
 }
 
+// The world size a stage's attempts run at: what `resume --ranks` gave it, else the spec's.
+int stage_world(const StageSpec& spec, const StageRecord& stage) {
+  return stage.ranks > 0 ? stage.ranks : static_cast<int>(spec.ranks);
+}
+
 // Slots a stage takes: ranks x threads_per_rank.
-int slots_needed(const ExperimentSpec& spec, int stage_index) {
-  const StageSpec& stage = spec.stages.at(static_cast<std::size_t>(stage_index));
-  return static_cast<int>(stage.ranks * stage.threads_per_rank);
+int slots_needed(const ExperimentSpec& spec, const StageRecord& stage) {
+  const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+  return static_cast<int>(stage_world(stage_spec, stage) * stage_spec.threads_per_rank);
 }
 
 RunOutcome cancelled_outcome() { return {RunState::Cancelled, "cancelled by request", false}; }
@@ -135,7 +140,7 @@ bool Coordinator::reattach(const RunRecord& run) {
   const auto e = store_.get_experiment(run.experiment);
   const auto stage = store_.get_stage(run.experiment, run.stage);
   jobs_[run.pid] = run.id;
-  if (e && stage) running_slots_[run.id] = slots_needed(spec_from_json(e->spec), stage->index);
+  if (e && stage) running_slots_[run.id] = slots_needed(spec_from_json(e->spec), *stage);
   last_seen_[run.id] = liveness_now();
   unconfirmed_.insert(run.id);
   if (run.cancel_requested_at > 0)  // its cancellation goes on: SIGKILL when the grace period ends
@@ -288,27 +293,61 @@ ExperimentStore::Submission Coordinator::prepare(const Submission& submission, d
   return out;
 }
 
-std::string Coordinator::resume(const std::string& experiment) {
+std::string Coordinator::resume(const std::string& experiment, const ResumeOptions& options) {
   std::lock_guard<std::mutex> lock(mu_);
-  return resume_locked(experiment);
+  return resume_locked(experiment, options);
 }
 
-std::string Coordinator::resume_locked(const std::string& experiment) {
+std::string Coordinator::resume_locked(const std::string& experiment, const ResumeOptions& options) {
+  if (options.ranks < 0) throw InvalidRequestError("ranks must be >= 1, got " + std::to_string(options.ranks));
+  if (options.ranks > 0 && !options.allow_world_size_change)
+    throw InvalidRequestError("resuming at " + std::to_string(options.ranks) +
+                              " ranks is not bit-exact (each rank's generators start again); say so with "
+                              "--allow-world-size-change");
+  if (options.ranks == 0 && (options.allow_world_size_change || !options.stage.empty()))
+    throw InvalidRequestError("--allow-world-size-change and --stage go with --ranks N (the new world size)");
   auto e = store_.get_experiment(experiment);
   if (!e) throw NotFoundError("no experiment named '" + experiment + "'");
   if (is_active(e->state))
     throw ConflictError("experiment " + experiment + " is " + to_string(e->state) + ": nothing to resume");
   if (e->state == RunState::Done) throw ConflictError("experiment " + experiment + " is done: nothing to resume");
+  const ExperimentSpec spec = spec_from_json(e->spec);
+  std::vector<StageRecord> stopped;
+  for (const StageRecord& stage : store_.list_stages(experiment))
+    if (stage.state != RunState::Done && stage.state != RunState::Pending) stopped.push_back(stage);
+  if (stopped.empty()) throw ConflictError("experiment " + experiment + " has no stopped stage to resume");
+  // Every stage that changes world size is checked before any record changes.
+  const auto changes_world = [&](const StageRecord& stage) {
+    return options.ranks > 0 && (options.stage.empty() || options.stage == stage.name);
+  };
+  if (!options.stage.empty() &&
+      std::none_of(stopped.begin(), stopped.end(), [&](const StageRecord& s) { return s.name == options.stage; }))
+    throw ConflictError("experiment " + experiment + " has no stopped stage '" + options.stage + "' to resume");
+  for (const StageRecord& stage : stopped) {
+    const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+    if (changes_world(stage) && stage_spec.kind != "eval" && stage_spec.batch_size % options.ranks != 0)
+      throw InvalidRequestError("stage '" + stage.name + "': its global batch_size " +
+                                std::to_string(stage_spec.batch_size) + " does not split over " +
+                                std::to_string(options.ranks) + " ranks");
+  }
   std::vector<std::string> resumed;
-  for (StageRecord stage : store_.list_stages(experiment)) {
-    if (stage.state == RunState::Done || stage.state == RunState::Pending) continue;
+  for (StageRecord stage : stopped) {
+    const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
+    if (changes_world(stage)) {
+      if (options.ranks != stage_world(stage_spec, stage))
+        log::warn("experiment " + experiment + ": stage " + stage.name + " goes on at " +
+                  std::to_string(options.ranks) + " ranks instead of " +
+                  std::to_string(stage_world(stage_spec, stage)) +
+                  " (--allow-world-size-change): same global batch and data order, new generator streams, "
+                  "not bit-exact");
+      stage.ranks = options.ranks;  // set (even to the spec's): its workers accept a checkpoint of another size
+    }
     log::info("experiment " + experiment + ": resumed by request at stage " + stage.name + " (after " +
               std::to_string(stage.attempts) + " attempt(s))");
     stage.state = RunState::Pending;
     store_.put_stage(stage);
     resumed.push_back(stage.name);
   }
-  if (resumed.empty()) throw ConflictError("experiment " + experiment + " has no stopped stage to resume");
   e->state = RunState::Running;
   e->error.clear();
   e->finished_at = 0;
@@ -527,7 +566,7 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
     if (!stage.current_run.empty())
       if (auto current = store_.get_run(stage.current_run); current && is_active(current->state)) continue;
     const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
-    if (pull && stage_spec.ranks != pull->world) continue;  // another worker's shape
+    if (pull && stage_world(stage_spec, stage) != pull->world) continue;  // another worker's shape
     const ParentStatus parent = parent_status(store_, experiment, stage_spec, e->source);
     if (pull && parent.state == ParentState::Waiting && waiting) ++*waiting;
     if (parent.state == ParentState::Waiting) {
@@ -548,7 +587,7 @@ std::vector<std::string> Coordinator::launch_ready_stages(const std::string& exp
       continue;
     }
     if (!options_.launch_jobs) continue;  // pull workers only: the stage waits for a claim
-    const int need = slots_needed(spec, stage.index);
+    const int need = slots_needed(spec, stage);
     const QueueKey key = queue_key(*e, stage.index);
     const bool earlier_waits = !queued_.empty() && *queued_.begin() < key;
     const int used = slots_in_use();
@@ -653,7 +692,7 @@ std::string Coordinator::start_attempt(const ExperimentRecord& e, StageRecord st
   run.stage = stage.name;
   run.token = random_hex(kTokenBytes);
   run.run_dir = options_.runs_root + "/" + e.name + "/" + stage.name;
-  run.ranks = static_cast<int>(stage_spec.ranks);
+  run.ranks = stage_world(stage_spec, stage);
   // Lineage: the first attempt resolves the parent's final checkpoint; later ones keep it (their
   // weights descend from it, also when they resume from the stage's own checkpoint).
   try {
@@ -919,6 +958,8 @@ Message Coordinator::on_hello(const Message& m, RunRecord run) {
                         {{"spec", e->spec},
                          {"attempt", run.attempt},
                          {"resume_from", run.resume_from},
+                         {"ranks", run.ranks},
+                         {"allow_world_size_change", stage->ranks > 0},
                          {"run_dir", run.run_dir},
                          {"stage_index", stage->index},
                          {"data_dir", options_.runs_root + "/data"},
@@ -1086,7 +1127,7 @@ void Coordinator::waiting_reasons(const ExperimentRecord& e, ExperimentView& v) 
       if (auto run = store_.get_run(stage.current_run); run && is_active(run->state)) continue;
     const StageSpec& stage_spec = spec.stages.at(static_cast<std::size_t>(stage.index));
     if (queued_.count(queue_key(e, stage.index))) {
-      v.waiting[stage.name] = "slots: needs " + std::to_string(slots_needed(spec, stage.index)) + ", " +
+      v.waiting[stage.name] = "slots: needs " + std::to_string(slots_needed(spec, stage)) + ", " +
                               std::to_string(slots_in_use()) + " of " + std::to_string(options_.slots) + " in use";
       continue;
     }

@@ -71,6 +71,21 @@ class ConflictError : public Error {
   using Error::Error;
 };
 
+// A request whose options do not fit, e.g. a world size the global batch does not split over
+// (HTTP 400).
+class InvalidRequestError : public Error {
+ public:
+  using Error::Error;
+};
+
+// resume()'s options. With `ranks` (and allow_world_size_change, which says the user knows it is
+// not bit-exact) the resumed stages (or only `stage`) run at that world size from now on.
+struct ResumeOptions {
+  int ranks = 0;  // 0 = keep each stage's world size
+  bool allow_world_size_change = false;
+  std::string stage;  // "" = every resumed stage takes `ranks`
+};
+
 struct CoordinatorOptions {
   std::string runs_root;          // absolute; run dirs are <runs_root>/<experiment>/<stage>/
   std::string zmq_endpoint;       // what workers connect to, e.g. "tcp://127.0.0.1:7622"
@@ -174,7 +189,11 @@ class Coordinator {
   // diverged) experiment whose parent is done, continuing from that stage's newest checkpoint;
   // their children follow. Manual resumes are not counted against max_attempts. Returns the first
   // run created. Throws NotFoundError, ConflictError (running or pending, or done), StoreError.
-  std::string resume(const std::string& experiment);
+  // At another world size (ResumeOptions) the global batch stays, so the data order goes on where
+  // it stopped, and the workers start new generator streams. InvalidRequestError for options that
+  // do not fit a stage.
+  std::string resume(const std::string& experiment, const ResumeOptions& options);
+  std::string resume(const std::string& experiment) { return resume(experiment, ResumeOptions{}); }
 
   // Cancels a running experiment, or one stage of it (`stage` non-empty): each running attempt gets
   // SIGUSR1 (the worker checkpoints and exits) and SIGKILL if it is still there after
@@ -214,7 +233,7 @@ class Coordinator {
   // Checks a submission (spec, name, parents outside it, evaluation files) and builds its records;
   // stores nothing. Throws as submit() does.
   ExperimentStore::Submission prepare(const Submission& submission, double submitted_at) const;
-  std::string resume_locked(const std::string& experiment);
+  std::string resume_locked(const std::string& experiment, const ResumeOptions& options = {});
   std::vector<std::string> cancel_locked(const std::string& experiment, const std::string& stage);
   // Re-attaches an active run's job after a restart; false when it is gone.
   bool reattach(const RunRecord& run);

@@ -147,7 +147,21 @@ HttpResponse act(Coordinator& coordinator, const std::string& what, bool sweep, 
     }
     if (what == "cancel" && sweep) return reply(200, {{"sweep", name}, {"signalled", coordinator.cancel_sweep(name)}});
     if (what == "resume" && sweep) return reply(200, {{"sweep", name}, {"resumed", coordinator.resume_sweep(name)}});
-    if (what == "resume") return reply(200, {{"experiment", name}, {"run", coordinator.resume(name)}});
+    if (what == "resume") {
+      ResumeOptions options;
+      for (const auto& [key, value] : body.items()) {
+        if (key == "ranks" && value.is_number_integer() && value.get<std::int64_t>() >= 1 &&
+            value.get<std::int64_t>() <= 1000000)
+          options.ranks = value.get<int>();
+        else if (key == "allow_world_size_change" && value.is_boolean())
+          options.allow_world_size_change = value.get<bool>();
+        else if (key == "stage" && value.is_string()) options.stage = value.get<std::string>();
+        else
+          return fail(400, "unknown or malformed field '" + key +
+                               "' (only \"ranks\": N >= 1, \"allow_world_size_change\": bool, \"stage\": name)");
+      }
+      return reply(200, {{"experiment", name}, {"run", coordinator.resume(name, options)}});
+    }
     for (const auto& [key, value] : body.items())
       if (key != "stage" || !value.is_string())
         return fail(400, "unknown or malformed field '" + key + "' (only \"stage\")");
@@ -159,6 +173,8 @@ HttpResponse act(Coordinator& coordinator, const std::string& what, bool sweep, 
     return fail(404, ex.what());
   } catch (const ConflictError& ex) {
     return fail(409, ex.what());
+  } catch (const InvalidRequestError& ex) {
+    return fail(400, ex.what());
   }
 }
 

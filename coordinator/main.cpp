@@ -552,7 +552,21 @@ int follow_sweep(Coordinator& coordinator, const std::string& name) {
   }
 }
 
+// resume's world-size flags, as the API's request body.
+nlohmann::json resume_body(const cli::Args& a) {
+  nlohmann::json body = nlohmann::json::object();
+  if (a.has("ranks")) body["ranks"] = a.integer("ranks", 0);
+  if (a.has("allow-world-size-change")) body["allow_world_size_change"] = true;
+  if (!a.text("stage").empty()) body["stage"] = a.text("stage");
+  return body;
+}
+
 int cmd_resume(const cli::Args& a) {
+  const nlohmann::json body = resume_body(a);
+  if (!body.empty() && a.has("allow-world-size-change") != a.has("ranks"))
+    throw cli::UsageError(
+        "--ranks N and --allow-world-size-change go together (resuming at another world size is "
+        "not bit-exact)");
   // No coordinator serving this state directory: resume in-process, as `run` does, and follow it.
   if (a.text("coord").empty() && env_or("LDM_COORD", "").empty()) {
     bool serving = true;
@@ -566,6 +580,7 @@ int cmd_resume(const cli::Args& a) {
       CoordinatorService service(service_options(a, 0, 0));
       const std::string& name = a.positional.at(0);
       if (const auto sweep = service.coordinator().sweep(name)) {
+        if (!body.empty()) throw cli::UsageError("--ranks applies to one experiment, not to the sweep " + name);
         bool stopped = false;
         for (const ExperimentView& e : sweep->cells)
           stopped = stopped || (settled(e.experiment.state) && e.experiment.state != RunState::Done);
@@ -585,7 +600,11 @@ int cmd_resume(const cli::Args& a) {
         std::fflush(stdout);
         return follow_experiment(service.coordinator(), name);
       }
-      const std::string run = service.coordinator().resume(name);
+      ResumeOptions options;
+      options.ranks = static_cast<int>(body.value("ranks", std::int64_t{0}));
+      options.allow_world_size_change = body.value("allow_world_size_change", false);
+      options.stage = body.value("stage", std::string());
+      const std::string run = service.coordinator().resume(name, options);
       std::printf("resumed %s in-process (no coordinator serving %s): %s\n", a.positional.at(0).c_str(),
                   service.state_dir().c_str(),
                   run.empty() ? "its stages wait for their parents" : ("run " + run).c_str());
@@ -595,14 +614,15 @@ int cmd_resume(const cli::Args& a) {
   }
   CoordinatorClient client = client_for(a);
   if (names_sweep(client, a.positional.at(0))) {
+    if (!body.empty())
+      throw cli::UsageError("--ranks applies to one experiment, not to the sweep " + a.positional.at(0));
     const nlohmann::json reply =
         client.post("/api/v1/sweeps/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
     std::printf("resumed sweep %s: %s\n", a.positional.at(0).c_str(),
                 join(reply.value("resumed", std::vector<std::string>{}), ", ").c_str());
     return 0;
   }
-  const nlohmann::json reply =
-      client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", nlohmann::json::object());
+  const nlohmann::json reply = client.post("/api/v1/experiments/" + url_encode(a.positional.at(0)) + "/resume", body);
   std::printf("resumed %s: run %s\n", reply.value("experiment", std::string("?")).c_str(),
               reply.value("run", std::string("?")).c_str());
   return 0;
@@ -856,8 +876,13 @@ cli::Program program() {
         {"EXPERIMENT"},
         "Start new attempts of a stopped experiment's stopped stages, from their newest checkpoints: through "
         "the serving coordinator, or in-process (and followed, as `run`) when none serves the state directory; "
-        "an experiment whose jobs still run (left by a coordinator that stopped) is re-attached and followed.",
-        {kCoordFlag, kTokenFlag, kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
+        "an experiment whose jobs still run (left by a coordinator that stopped) is re-attached and followed. "
+        "With --ranks N --allow-world-size-change the stopped stages go on at N ranks: same global batch and "
+        "data order (no record skipped or seen twice), new generator streams, so not bit-exact.",
+        {cli::integer("ranks", "N", "go on at this world size (with --allow-world-size-change)", 1, 1000000),
+         cli::flag("allow-world-size-change", "accept that a resume at another world size is not bit-exact"),
+         cli::text("stage", "S", "with --ranks: only this stopped stage changes world size"), kCoordFlag, kTokenFlag,
+         kStateFlag, kWorkerFlag, kMpirunFlag, kSlotsFlag, kHeartbeatFlag},
         cmd_resume},
        {"cancel",
         {"EXPERIMENT"},

@@ -76,7 +76,8 @@ void to_json(nlohmann::json& j, const StageRecord& r) {
        {"attempts", r.attempts},
        {"current_run", r.current_run},
        {"step", r.step},
-       {"total_steps", r.total_steps}};
+       {"total_steps", r.total_steps},
+       {"ranks", r.ranks}};
 }
 void from_json(const nlohmann::json& j, StageRecord& r) {
   get_opt(j, "experiment", r.experiment);
@@ -87,6 +88,7 @@ void from_json(const nlohmann::json& j, StageRecord& r) {
   get_opt(j, "current_run", r.current_run);
   get_opt(j, "step", r.step);
   get_opt(j, "total_steps", r.total_steps);
+  get_opt(j, "ranks", r.ranks);
 }
 
 void to_json(nlohmann::json& j, const RunRecord& r) {

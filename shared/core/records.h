@@ -42,6 +42,10 @@ struct StageRecord {
   std::string current_run;  // run id of the latest attempt ("" before the first)
   std::int64_t step = 0;    // last step reported
   std::int64_t total_steps = 0;
+  // The world size its attempts run at once `resume --ranks N --allow-world-size-change` set it
+  // (their workers then accept a checkpoint of another world size); 0 = the spec's `ranks`. Kept
+  // for the later attempts (retries too) until set again.
+  int ranks = 0;
 };
 
 struct RunRecord {

@@ -184,11 +184,17 @@ void ExperimentStore::init_schema() {
   if (stored) {
     // Each migration is one synced batch that ends with its own version, so a crash between two of
     // them leaves a store the next open migrates on from where it stopped.
-    if (*stored == "1") migrate_from_1();
-    if (*stored == "1" || *stored == "2") migrate_from_2();
-    if (*stored == "1" || *stored == "2" || *stored == "3") migrate_from_3();
-    if (*stored == "1" || *stored == "2" || *stored == "3" || *stored == "4") migrate_from_4();
-    else if (*stored != expected)
+    int v = 0;
+    const char* end = stored->data() + stored->size();
+    const auto parsed = std::from_chars(stored->data(), end, v);
+    if (parsed.ec != std::errc() || parsed.ptr != end) v = -1;
+    if (v >= 1 && v < kSchemaVersion) {
+      if (v <= 1) migrate_from_1();
+      if (v <= 2) migrate_from_2();
+      if (v <= 3) migrate_from_3();
+      if (v <= 4) migrate_from_4();
+      if (v <= 5) migrate_from_5();
+    } else if (v != kSchemaVersion)
       fail(path_, "open", "on-disk schema_version " + *stored + ", this build expects schema_version " + expected);
     return;
   }
@@ -251,26 +257,9 @@ void ExperimentStore::migrate_from_3() {
   // treats it as gone (retried from its newest checkpoint), as it would have marked it lost before.
   const char* op = "migrate schema_version 3 -> 4";
   rocksdb::WriteBatch batch;
-  std::size_t runs = 0, experiments = 0;
-  const auto add_defaults = [&](const char* table, const char* what, const nlohmann::json& defaults,
-                                std::size_t& changed) {
-    scan(table, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-      nlohmann::json j = nlohmann::json::parse(v.ToString(), nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object())
-        fail(path_, op, std::string(what) + " record " + k.ToString(true) + " is not a JSON object");
-      bool added = false;
-      for (auto it = defaults.begin(); it != defaults.end(); ++it)
-        if (!j.contains(it.key())) {
-          j[it.key()] = it.value();
-          added = true;
-        }
-      if (!added) return;
-      check(batch.Put(k, j.dump()), op);
-      ++changed;
-    });
-  };
-  add_defaults("R", "run", {{"job", ""}, {"coord", ""}, {"report", ""}, {"cancel_requested_at", 0}}, runs);
-  add_defaults("E", "experiment", {{"priority", 0}}, experiments);
+  const std::size_t runs = add_default_fields(
+      batch, "R", "run", {{"job", ""}, {"coord", ""}, {"report", ""}, {"cancel_requested_at", 0}}, op);
+  const std::size_t experiments = add_default_fields(batch, "E", "experiment", {{"priority", 0}}, op);
   check(batch.Put(kVersionKey, "4"), "write schema_version");
   write(batch, kSync, op);
   log::info("experiment store " + path_ + ": migrated schema_version 3 -> 4 (" + std::to_string(runs) + " run and " +
@@ -284,6 +273,38 @@ void ExperimentStore::migrate_from_4() {
   check(batch.Put(kVersionKey, "5"), "write schema_version");
   write(batch, kSync, "migrate schema_version 4 -> 5");
   log::info("experiment store " + path_ + ": migrated schema_version 4 -> 5 (sweeps; no record changed)");
+}
+
+void ExperimentStore::migrate_from_5() {
+  // 5 -> 6: stages gain `ranks`, the world size a resume at another world size gave them; every
+  // stage written before runs at its spec's ranks (0).
+  const char* op = "migrate schema_version 5 -> 6";
+  rocksdb::WriteBatch batch;
+  const std::size_t stages = add_default_fields(batch, "S", "stage", {{"ranks", 0}}, op);
+  check(batch.Put(kVersionKey, "6"), "write schema_version");
+  write(batch, kSync, op);
+  log::info("experiment store " + path_ + ": migrated schema_version 5 -> 6 (" + std::to_string(stages) +
+            " stage record(s) run at their spec's ranks)");
+}
+
+std::size_t ExperimentStore::add_default_fields(rocksdb::WriteBatch& batch, const char* table, const char* what,
+                                                const nlohmann::json& defaults, const char* op) const {
+  std::size_t changed = 0;
+  scan(table, op, [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    nlohmann::json j = nlohmann::json::parse(v.ToString(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      fail(path_, op, std::string(what) + " record " + k.ToString(true) + " is not a JSON object");
+    bool added = false;
+    for (auto it = defaults.begin(); it != defaults.end(); ++it)
+      if (!j.contains(it.key())) {
+        j[it.key()] = it.value();
+        added = true;
+      }
+    if (!added) return;
+    check(batch.Put(k, j.dump()), op);
+    ++changed;
+  });
+  return changed;
 }
 
 bool ExperimentStore::is_empty() const {

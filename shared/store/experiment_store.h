@@ -46,7 +46,9 @@ class ExperimentStore {
   // 4: run records carry `job`, `coord`, `report` and `cancel_requested_at` (a restarted coordinator
   //    re-attaches running jobs), experiment records `priority` (migrated from 3: "", "", "", 0, 0).
   // 5: sweep records ('W'); nothing else changes (migrated from 4 by writing the version).
-  static constexpr int kSchemaVersion = 5;
+  // 6: stage records carry `ranks`, the world size `resume --ranks N --allow-world-size-change`
+  //    gave the stage (migrated from 5: 0 = the spec's).
+  static constexpr int kSchemaVersion = 6;
 
   // Opens (creating if missing) the database at `path`; an empty database gets the
   // schema_version key, an older one is migrated (one synced batch). A database with a newer or no
@@ -113,8 +115,13 @@ class ExperimentStore {
   void init_schema();     // writes schema_version into an empty DB, else checks (or migrates) it
   void migrate_from_1();  // drops ExperimentRecord's `fault`
   void migrate_from_2();  // gives every RunRecord an empty `init`
-  void migrate_from_4();  // sweeps are new: writes the version
   void migrate_from_3();  // gives runs `job`, `coord`, `report`, `cancel_requested_at`; experiments `priority`
+  void migrate_from_4();  // sweeps are new: writes the version
+  void migrate_from_5();  // gives every StageRecord `ranks` = 0
+  // Adds each of `defaults`' fields that a record of `table` lacks, into `batch`; returns how many
+  // records changed. A record that is not a JSON object fails the migration `op`.
+  std::size_t add_default_fields(rocksdb::WriteBatch& batch, const char* table, const char* what,
+                                 const nlohmann::json& defaults, const char* op) const;
   bool is_empty() const;
 
   // Each helper turns a failed rocksdb::Status into StoreError("... <path_>: <op>: <status>").

@@ -793,6 +793,53 @@ TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses runn
   CHECK_THROWS_AS(f.coord->resume("exp1"), ConflictError);  // done
 }
 
+TEST_CASE("resume at another world size: refused without the flag or a batch that splits, kept by later attempts") {
+  Fixture f;
+  const RunRecord r = f.submit("exp1", 5);  // 2 ranks, global batch 8
+  f.hello(r);
+  write_bundle(r.run_dir, 10);
+  f.send(Type::Failed, r, {{"step", 12}, {"rank", 0}, {"message", "rank 0: out of nodes"}});  // not retried
+  f.exit_job(f.run(r.id), 1);
+  REQUIRE(f.experiment().state == RunState::Failed);
+
+  ResumeOptions o;
+  o.ranks = 1;
+  CHECK_THROWS_WITH_AS(f.coord->resume("exp1", o), doctest::Contains("--allow-world-size-change"), InvalidRequestError);
+  o.ranks = 3;
+  o.allow_world_size_change = true;
+  CHECK_THROWS_WITH_AS(f.coord->resume("exp1", o), doctest::Contains("batch_size 8 does not split over 3"),
+                       InvalidRequestError);
+  o.ranks = 4;
+  o.stage = "other";
+  CHECK_THROWS_WITH_AS(f.coord->resume("exp1", o), doctest::Contains("no stopped stage 'other'"), ConflictError);
+  ResumeOptions stage_alone;
+  stage_alone.stage = "train";
+  CHECK_THROWS_AS(f.coord->resume("exp1", stage_alone), InvalidRequestError);
+  CHECK(f.stage().ranks == 0);  // nothing changed by the refusals
+  CHECK(f.executor.launches.size() == 1);
+
+  o.stage = "train";
+  const RunRecord r2 = f.run(f.coord->resume("exp1", o));
+  CHECK(r2.ranks == 4);
+  CHECK(r2.resume_step == 10);
+  CHECK(f.stage().ranks == 4);
+  REQUIRE(f.executor.launches.size() == 2);
+  CHECK(f.executor.launches.back().ranks == 4);
+  const Message spec = f.hello(r2);
+  REQUIRE(spec.type == Type::Spec);
+  CHECK(spec.body.at("ranks") == 4);
+  CHECK(spec.body.at("allow_world_size_change") == true);
+  CHECK(spec.body.at("resume_from").get<std::string>().find("step-0000010") != std::string::npos);
+
+  // A crash of the new world's attempt is retried at the new world size.
+  f.executor.kill(r2.pid, 9);
+  f.coord->tick();
+  const RunRecord r3 = f.run(f.stage().current_run);
+  CHECK(r3.attempt == 3);
+  CHECK(r3.ranks == 4);
+  CHECK(f.executor.launches.back().ranks == 4);
+}
+
 TEST_CASE("cancel: SIGUSR1 to the job, the checkpointed run ends cancelled, is not retried, and resumes") {
   Fixture f;
   const RunRecord r = f.submit("exp1", /*max_attempts=*/3);

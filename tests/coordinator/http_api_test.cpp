@@ -164,9 +164,17 @@ TEST_CASE("POST .../resume starts a new attempt of a stopped experiment: 409 whi
   api.executor.kill(1000, 9);  // the fake executor's first pid
   api.coord.tick();
   REQUIRE(api.store->get_experiment("exp1")->state == RunState::Failed);  // max_attempts 1
-  const json resumed = api.call_json("POST", "/api/v1/experiments/exp1/resume", 200, "{}");
+  // The world-size fields: malformed or unknown ones, and a change without its acknowledgement, are 400.
+  for (const char* body : {R"({"ranks": 0, "allow_world_size_change": true})", R"({"ranks": "2"})", R"({"rank": 2})",
+                           R"({"allow_world_size_change": 1})", R"({"ranks": 2})"})
+    CHECK(api.call_json("POST", "/api/v1/experiments/exp1/resume", 400, body).at("error").get<std::string>().size() >
+          0);
+  CHECK(api.executor.launches.size() == 1);
+  const json resumed = api.call_json("POST", "/api/v1/experiments/exp1/resume", 200,
+                                     R"({"ranks": 2, "allow_world_size_change": true, "stage": "train"})");
   CHECK(resumed.at("run") == "exp1.train.a2");
-  CHECK(api.executor.launches.size() == 2);
+  REQUIRE(api.executor.launches.size() == 2);
+  CHECK(api.executor.launches.back().ranks == 2);
   CHECK(api.store->get_experiment("exp1")->state == RunState::Running);
 }
 

@@ -150,6 +150,8 @@ int train_run(const cli::Args& a, Communicator& comm, const std::string& run_id,
     ctx.stage_index = body.value("stage_index", 0);
     ctx.data_dir = body.value("data_dir", ctx.run_dir + "/data");
     ctx.resume_from = body.value("resume_from", std::string());
+    ctx.ranks = body.value("ranks", 0);
+    ctx.allow_world_size_change = body.value("allow_world_size_change", false);
     ctx.init = body.value("init", nlohmann::json::object());
     ctx.reference_resolution = body.value("reference_resolution", int64_t{0});
     ctx.faults = faults;

@@ -9,8 +9,8 @@
 namespace ldm::worker {
 namespace {
 
-at::Generator generator_for(const ExperimentSpec& spec, Purpose purpose, int rank) {
-  return at::detail::createCPUGenerator(derive_seed(static_cast<uint64_t>(spec.seed), purpose, rank));
+at::Generator generator_for(std::uint64_t seed, Purpose purpose, int rank, std::uint64_t step = 0) {
+  return at::detail::createCPUGenerator(derive_seed(seed, purpose, static_cast<std::uint64_t>(rank), step));
 }
 
 void copy_into(const std::map<std::string, torch::Tensor>& targets, const TensorMap& source, const std::string& what,
@@ -32,8 +32,9 @@ std::string checksum(const torch::Tensor& flat) {
 
 }  // namespace
 
-TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank) {
-  auto init = generator_for(spec, Purpose::Init, 0);
+TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank)
+    : seed_(static_cast<std::uint64_t>(spec.seed)) {
+  auto init = generator_for(seed_, Purpose::Init, 0);
   model_ = models::build_denoiser(spec.recipe, geometry, init);
   model_->train();
   const OptimizerSpec& o = spec.recipe.optimizer;
@@ -43,7 +44,7 @@ TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeom
         std::make_unique<FlatAdan>(*flat_, FlatAdan::Options{o.beta1, o.beta2, o.beta3, o.eps, o.weight_decay});
   else optimizer_ = std::make_unique<FlatAdamW>(*flat_, FlatAdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
   ema_ = std::make_unique<FlatEma>(*flat_, spec.recipe.ema.decay, spec.recipe.ema.warmup);
-  for (Purpose p : kTrainingGenerators) generators_.push_back(generator_for(spec, p, rank));
+  for (Purpose p : kTrainingGenerators) generators_.push_back(generator_for(seed_, p, rank));
 }
 
 at::Generator& TrainingState::generator(Purpose purpose) {
@@ -84,11 +85,17 @@ CheckpointBundle TrainingState::save(nlohmann::json manifest, const std::vector<
   return b;
 }
 
-void TrainingState::restore(const CheckpointBundle& b, int rank, const std::string& source) {
+void TrainingState::restore(const CheckpointBundle& b, int rank, const std::string& source, int64_t reseed_at_step) {
   copy_into(flat_->unflatten(flat_->param_buffers()), b.model, "model", source);
   copy_into(flat_->unflatten(ema_->buffers()), b.ema, "ema", source);
   copy_into(optimizer_->state(), b.optimizer, "optimizer", source);
   optimizer_->set_steps_taken(b.optimizer.at("step").item<int64_t>());
+  if (reseed_at_step >= 0) {
+    for (std::size_t i = 0; i < std::size(kTrainingGenerators); ++i)
+      generators_[i].set_state(  // in place: others may hold this generator's handle
+          generator_for(seed_, kTrainingGenerators[i], rank, static_cast<std::uint64_t>(reseed_at_step)).get_state());
+    return;
+  }
   auto it = b.generators.find("rank" + std::to_string(rank));
   if (it == b.generators.end()) throw DataError(source + ": no generator states for rank " + std::to_string(rank));
   const at::Tensor& mine = it->second;

@@ -90,11 +90,12 @@ void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, c
   }
 }
 
-// The bundle to continue from: the one asked for, or the run directory's newest on a later attempt.
+// The bundle to continue from: the one asked for, or the run directory's newest complete one on a
+// later attempt (by name: `latest` is for people, and a kill can leave it behind or missing).
 std::string resume_bundle(const StageContext& ctx) {
   if (!ctx.resume_from.empty()) return ctx.resume_from;
-  const std::string latest = ctx.run_dir + "/checkpoints/latest";
-  if (ctx.attempt > 1 && path_exists(latest)) return ctx.run_dir + "/checkpoints";
+  if (ctx.attempt > 1)
+    if (const auto newest = newest_bundle(ctx.run_dir + "/checkpoints")) return newest->dir;
   return "";
 }
 
@@ -220,9 +221,13 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
       reporter_(reporter),
       rank_(comm.rank()),
       world_(comm.size()) {
-  if (stage_.ranks != world_)
-    throw Error("stage '" + stage_.name + "' asks for " + std::to_string(stage_.ranks) + " ranks but the job has " +
+  const int64_t ranks = ctx.ranks > 0 ? ctx.ranks : stage_.ranks;
+  if (ranks != world_)
+    throw Error("stage '" + stage_.name + "' asks for " + std::to_string(ranks) + " ranks but the job has " +
                 std::to_string(world_));
+  if (stage_.batch_size % world_ != 0)
+    throw Error("stage '" + stage_.name + "': its global batch_size " + std::to_string(stage_.batch_size) +
+                " does not split over " + std::to_string(world_) + " ranks");
   at::set_num_threads(static_cast<int>(stage_.threads_per_rank));
   open_data();
   // Identical initialisation on every rank (same seed, no rank); generators per rank.
@@ -300,10 +305,13 @@ int64_t StageRun::resume() {
     throw DataError(from + ": written for another experiment spec (spec_hash " +
                     m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(ctx_.spec) +
                     "); cannot resume from it");
-  if (m.value("world_size", -1) != world_)
-    throw DataError(from + ": written by " + std::to_string(m.value("world_size", -1)) + " ranks, this job has " +
-                    std::to_string(world_) + " (the data order and generators are per rank)");
   const int64_t done = m.at("step").get<int64_t>();
+  const int written_by = m.value("world_size", -1);
+  if (written_by != world_ && !ctx_.allow_world_size_change)
+    throw DataError(from + ": written by " + std::to_string(written_by) + " ranks, this job has " +
+                    std::to_string(world_) +
+                    " (each rank's generators are in it); `ldm-coord resume EXPERIMENT --ranks N "
+                    "--allow-world-size-change` goes on at another world size, not bit-exactly");
   // Batches stepped past after numerical faults move the cursor on (DESIGN.md "Checkpoint bundle").
   skipped_.clear();
   for (const auto& b : m.value("skipped_batches", nlohmann::json::array()))
@@ -319,7 +327,14 @@ int64_t StageRun::resume() {
   if (m.value("threads_per_rank", int64_t{0}) != stage_.threads_per_rank && rank_ == 0)
     log::warn(from + ": written with " + std::to_string(m.value("threads_per_rank", int64_t{0})) +
               " threads per rank, resuming with " + std::to_string(stage_.threads_per_rank) + ": not bit-exact");
-  state_->restore(b, rank_, from);
+  // The data cursor counts records of the global batch, which every world size slices the same
+  // way (datasets/tensor/loader.h): a new rank layout goes on with the next record.
+  const bool new_world = written_by != world_;
+  state_->restore(b, rank_, from, new_world ? done + 1 : -1);
+  if (rank_ == 0 && new_world)
+    log::warn(from + ": written by " + std::to_string(written_by) + " ranks, resuming with " + std::to_string(world_) +
+              " (--allow-world-size-change): the same global batch of " + std::to_string(stage_.batch_size) +
+              " and data order, new generator streams from step " + std::to_string(done + 1) + "; not bit-exact");
   if (rank_ == 0)
     log::info("resuming from " + from + " at step " + std::to_string(done + 1) + " (data cursor " +
               std::to_string(cursor) + " records)");
@@ -518,7 +533,10 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   check_batch(batch);
   {
     nlohmann::json ids = batch.ids, epochs = batch.epochs;
-    records_log_ << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}}.dump() << "\n";
+    // Flushed at once (one small write per step): a crashed or killed attempt keeps its lines.
+    records_log_ << nlohmann::json{{"step", step}, {"ids", ids}, {"epochs", epochs}, {"attempt", ctx_.attempt}}.dump()
+                 << "\n"
+                 << std::flush;
   }
   auto t = process_->sample_training_t(loader_->local_batch(), state_->generator(Purpose::Timesteps));  // [b] f64
   const models::Condition cond = condition(batch, t);
@@ -743,7 +761,10 @@ int64_t StageRun::roll_back(int64_t first_bad) {
       log::info("removed " + std::to_string(removed.size()) + " checkpoint(s) of the abandoned steps");
   }
   if (target) {
-    state_->restore(read_checkpoint(target->dir), rank_, target->dir);
+    const CheckpointBundle b = read_checkpoint(target->dir);
+    // A bundle from before a resume at another world size holds another rank layout's generators.
+    const bool new_world = b.manifest.value("world_size", -1) != world_;
+    state_->restore(b, rank_, target->dir, new_world ? target->step + 1 : -1);
     return target->step;
   }
   reducer_.reset();  // it hooks the old model's parameters

@@ -26,6 +26,11 @@ struct StageContext {
   // so the run goes on with exactly the batch it would have had). "" = the newest bundle of
   // run_dir when attempt > 1, else a fresh start.
   std::string resume_from;
+  // The world size the coordinator launched this attempt with, when `resume --ranks N` set one
+  // (0 = the stage's `ranks`), and whether a checkpoint of another world size may be resumed: not
+  // bit-exact (new generator streams), the data cursor is global so the data order goes on.
+  int ranks = 0;
+  bool allow_world_size_change = false;
   // A stage with init_from, when it does not resume: the parent's bundle and how to take it, as the
   // coordinator resolved it ({bundle, manifest_sha256, weights, optimizer, classes[, classes_map]};
   // empty = from scratch).

@@ -576,7 +576,7 @@ TEST_CASE("delete_experiment removes that experiment's records, runs and points 
   CHECK(store->schema_version() == ExperimentStore::kSchemaVersion);
 }
 
-TEST_CASE("a schema_version 4 store (tests/fixtures/store-v4) opens as 5 with no sweep and every record kept") {
+TEST_CASE("a schema_version 4 store (tests/fixtures/store-v4) opens as 6 with no sweep and every record kept") {
   // Written by the store of commit 74ef131 (`ldm-coord run experiments/tiny/dit-1rank-short.toml
   // --name plain`): experiment "plain", done, one stage "train" of 8 steps, run "plain.train.a1".
   TempDir t;
@@ -585,7 +585,7 @@ TEST_CASE("a schema_version 4 store (tests/fixtures/store-v4) opens as 5 with no
   const std::string run_before = raw_get(t.db(), store_keys::run_key("plain.train.a1"));
   {
     auto store = ExperimentStore::open(t.db());
-    CHECK(store->schema_version() == 5);
+    CHECK(store->schema_version() == 6);
     CHECK(store->list_sweeps().empty());
     const auto run = store->get_run("plain.train.a1");
     REQUIRE(run);
@@ -594,7 +594,36 @@ TEST_CASE("a schema_version 4 store (tests/fixtures/store-v4) opens as 5 with no
     CHECK(store->metrics("plain", "train", "loss").size() == 8);
   }
   CHECK(raw_get(t.db(), store_keys::run_key("plain.train.a1")) == run_before);
-  CHECK(raw_get(t.db(), "V") == "5");
+  CHECK(raw_get(t.db(), "V") == "6");
+}
+
+TEST_CASE("a schema_version 5 store (tests/fixtures/store-v5) opens as 6: its stages run at their spec's ranks") {
+  // Written by the store of commit 57a236c (`ldm-coord run experiments/tiny/dit-1rank-short.toml
+  // --name plain`): experiment "plain", done, one stage "train" of 8 steps, run "plain.train.a1".
+  TempDir t;
+  std::filesystem::copy(ldm::testing::source_path("tests/fixtures/store-v5"), t.db());
+  REQUIRE(raw_get(t.db(), "V") == "5");
+  const std::string stage_key = store_keys::stage_key("plain", 0, "train");
+  const nlohmann::json before = nlohmann::json::parse(raw_get(t.db(), stage_key));
+  REQUIRE_FALSE(before.contains("ranks"));
+  const std::string run_before = raw_get(t.db(), store_keys::run_key("plain.train.a1"));
+  {
+    auto store = ExperimentStore::open(t.db());
+    CHECK(store->schema_version() == 6);
+    const auto stage = store->get_stage("plain", "train");
+    REQUIRE(stage);
+    CHECK(stage->ranks == 0);
+    CHECK(stage->state == RunState::Done);
+    CHECK(stage->step == 8);
+    CHECK(store->get_run("plain.train.a1")->state == RunState::Done);
+    CHECK(store->metrics("plain", "train", "loss").size() == 8);
+  }
+  nlohmann::json after = nlohmann::json::parse(raw_get(t.db(), stage_key));
+  CHECK(after.at("ranks") == 0);
+  after.erase("ranks");
+  CHECK(after == before);  // nothing else about the stage changed
+  CHECK(raw_get(t.db(), store_keys::run_key("plain.train.a1")) == run_before);
+  CHECK(raw_get(t.db(), "V") == "6");
 }
 
 TEST_CASE("a sweep and its cells are stored in one batch, listed by name, and deleted together") {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 #include "shared/core/error.h"
 #include "shared/core/spec.h"
 #include "shared/core/spec_json.h"
+#include "shared/core/checkpoint_dir.h"
+#include "shared/core/safe_file.h"
 #include "tests/support/source_path.h"
 #include "tests/support/temp_dir.h"
 #include "worker/comm/comm.h"
@@ -73,6 +76,35 @@ StageResult run(const ExperimentSpec& spec, const std::string& dir, const std::s
   return train_stage(ctx, *comm, nullptr);
 }
 
+// The newest bundle of a run directory.
+CheckpointBundle newest(const std::string& run_dir) {
+  const auto b = newest_bundle(run_dir + "/checkpoints");
+  REQUIRE(b);
+  return read_checkpoint(b->dir);
+}
+
+// Every tensor of `a` equals `b`'s bit for bit (same keys).
+void check_bitwise_equal(const TensorMap& a, const TensorMap& b, const char* what) {
+  CAPTURE(what);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) {
+    CAPTURE(name);
+    REQUIRE(b.count(name));
+    CHECK(torch::equal(t, b.at(name)));
+  }
+}
+
+// Rewrites the world_size recorded in the newest bundle of `run_dir`, as a bundle written by
+// `world` ranks would have it (its generators stay rank 0's).
+void set_bundle_world_size(const std::string& run_dir, int world) {
+  const auto b = newest_bundle(run_dir + "/checkpoints");
+  REQUIRE(b);
+  std::ifstream in(b->dir + "/manifest.json");
+  nlohmann::json m = nlohmann::json::parse(in);
+  m["world_size"] = world;
+  write_file_atomic(b->dir + "/manifest.json", m.dump(2) + "\n");
+}
+
 }  // namespace resume_test
 
 using namespace resume_test;
@@ -95,6 +127,14 @@ TEST_CASE("a stage stopped by an error after its step-3 checkpoint resumes bit-e
     const auto a = step_batches(tmp.file("a")), b = step_batches(tmp.file("b"));
     CHECK(a.size() == 8);
     CHECK(a == b);
+    // The final bundles agree bit for bit: weights, EMA, optimiser moments and every generator.
+    const CheckpointBundle fa = newest(tmp.file("a")), fb = newest(tmp.file("b"));
+    CHECK(fa.manifest.at("step") == 8);
+    CHECK(fb.manifest.at("step") == 8);
+    check_bitwise_equal(fa.model, fb.model, "model");
+    check_bitwise_equal(fa.ema, fb.ema, "ema");
+    check_bitwise_equal(fa.optimizer, fb.optimizer, "optimizer");
+    check_bitwise_equal(fa.generators, fb.generators, "generators");
 
     // A fresh first attempt in the same directory starts over rather than resuming.
     const StageResult again = run(spec, tmp.file("b"), tmp.file("data"), 1);
@@ -111,6 +151,49 @@ TEST_CASE("resuming from a checkpoint of another spec or world size is refused w
   other.stages[0].lr = 5e-4;
   CHECK_THROWS_WITH_AS(run(other, tmp.file("a"), tmp.file("data"), 2),
                        doctest::Contains("written for another experiment spec"), ldm::DataError);
+  // The same spec from a bundle of 2 ranks, in a job of 1: its generators belong to another layout.
+  set_bundle_world_size(tmp.file("a"), 2);
+  CHECK_THROWS_WITH_AS(run(spec, tmp.file("a"), tmp.file("data"), 2),
+                       doctest::Contains("written by 2 ranks, this job has 1"), ldm::DataError);
+  CHECK_THROWS_WITH_AS(run(spec, tmp.file("a"), tmp.file("data"), 2), doctest::Contains("--allow-world-size-change"),
+                       ldm::DataError);
+}
+
+TEST_CASE("with allow_world_size_change a bundle of another world size resumes on the next records, new streams") {
+  TempDir tmp("ldm-resume-world");
+  const ExperimentSpec spec = spec_for("dit", "class");  // 8 steps, global batch 6, checkpoints every 3
+  const StageResult straight = run(spec, tmp.file("a"), tmp.file("data"), 1);
+  CHECK_THROWS(run(spec, tmp.file("b"), tmp.file("data"), 1, "throw@step:5,rank:0"));
+  set_bundle_world_size(tmp.file("b"), 2);  // as if 2 ranks wrote the step-3 bundle
+
+  StageContext ctx;
+  ctx.spec = spec;
+  ctx.run_dir = tmp.file("b");
+  ctx.data_dir = tmp.file("data");
+  ctx.attempt = 2;
+  ctx.allow_world_size_change = true;
+  auto comm = make_single_process_communicator();
+  const StageResult resumed = train_stage(ctx, *comm, nullptr);
+  CHECK(resumed.steps == 8);
+  // The global data cursor goes on: every step trains on the records the uninterrupted run had,
+  // none skipped or seen twice.
+  CHECK(step_batches(tmp.file("b")) == step_batches(tmp.file("a")));
+  // Not bit-exact: the generators start new streams at the resumed step.
+  CHECK(resumed.param_checksum != straight.param_checksum);
+  CHECK(newest(tmp.file("b")).manifest.at("world_size") == 1);
+
+  // The new streams are a function of (seed, rank, step): the same resume again gives the same run.
+  const auto bundles = list_bundles(tmp.file("b") + "/checkpoints");  // step 3 (world size 2), 6, 8
+  REQUIRE(bundles.size() == 3);
+  REQUIRE(bundles.front().step == 3);
+  const std::string again = tmp.file("again");
+  std::filesystem::create_directories(again + "/checkpoints");
+  std::filesystem::copy(bundles.front().dir,
+                        again + "/checkpoints/" + std::filesystem::path(bundles.front().dir).filename().string(),
+                        std::filesystem::copy_options::recursive);
+  ctx.run_dir = again;  // only the bundle, no `latest`: the newest complete bundle is found by name
+  const StageResult repeated = train_stage(ctx, *comm, nullptr);
+  CHECK(repeated.param_checksum == resumed.param_checksum);
 }
 
 TEST_CASE("a checkpoint bundle written before the recipe cards and typed choices (issue 12) still resumes") {

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -186,6 +188,17 @@ bool reusable_shard(const std::string& path, const std::string& identity) {
     throw DataError(path + ": holds dataset '" + found + "', not this import's '" + identity +
                     "' (other source or options); use another --out directory");
   return true;
+}
+
+// Tests: LDM_IMPORT_KILL_AFTER=N SIGKILLs the import right after its N-th newly written shard, so
+// that a test stops it at a known point rather than racing it.
+void after_shard_written() {
+  static const long kill_after = [] {
+    const char* v = std::getenv("LDM_IMPORT_KILL_AFTER");
+    return v ? std::atol(v) : 0L;
+  }();
+  static std::atomic<long> written{0};
+  if (kill_after > 0 && ++written == kill_after) ::raise(SIGKILL);
 }
 
 // Counts of a reused shard: its sidecar, else its record count (skips unknown).
@@ -712,6 +725,7 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
     // The sidecar goes first: a shard that exists always has its counts.
     write_file_atomic(sidecar_path(out_dir, name), to_json(s).dump() + "\n");
     writer.finish();
+    after_shard_written();
     add_stats(sum, s);
     ++sum.shards_written;
   }
@@ -821,6 +835,7 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
     for (const Record& rec : encoded(o, std::move(kept), keys, name)) writer.append(rec);
     write_file_atomic(sidecar_path(out_dir, name), to_json(s).dump() + "\n");
     writer.finish();
+    after_shard_written();
     per_tar[k] = s;
     progress.add(1, s.kept, s.bytes);
   });

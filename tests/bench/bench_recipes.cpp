@@ -3,6 +3,11 @@
 // asserts nothing about speed.
 //
 //   build/bin/bench_recipes [--threads T] [--batch B] [--resolution R] [--seconds S] [--task class|text]
+//                           [--family F]
+//
+// e.g. mDT-v2's two training passes (masked + full) at tiny/2, batch 2, 8x8 latents (the case
+// tests/worker/models/mdt_test.cpp checks for gradients; its time is measured here):
+//   build/bin/bench_recipes --family mdt --batch 2 --resolution 16
 //
 // Latents come from the default patch autoencoder (f = 2, 12 channels) at R px; the text task uses
 // the builtin text encoder's default width (64) and 16 token slots.
@@ -29,6 +34,7 @@ struct Options {
   int threads = 1, batch = 8, resolution = 32;
   double seconds = 2.0;
   std::string task = "class";
+  std::string family;  // "" = every family
 };
 
 Options parse(const cli::Args& a) {
@@ -38,6 +44,7 @@ Options parse(const cli::Args& a) {
   o.resolution = static_cast<int>(a.integer("resolution", o.resolution));
   o.seconds = a.number("seconds", o.seconds);
   o.task = a.text("task", o.task);
+  o.family = a.text("family", o.family);
   return o;
 }
 
@@ -56,7 +63,8 @@ int main(int argc, char** argv) {
                            integer("batch", "B", "samples per step (default 8)", 1, 100000),
                            integer("resolution", "R", "image side in pixels (default 32; latent R/2)", 2, 4096),
                            number("seconds", "S", "minimum measuring time per recipe (default 2)", 0.01, 3600),
-                           choice("task", {"class", "text"}, "class labels or captions (default class)")},
+                           choice("task", {"class", "text"}, "class labels or captions (default class)"),
+                           choice("family", recipe_families(), "only this recipe family (default every family)")},
                           [](const Args& a) { return run(parse(a)); }}}};
   return ldm::cli::run(program, argc, argv);
 }
@@ -73,6 +81,7 @@ int run(const Options& o) {
   std::printf("%-9s %-8s %-9s %10s %9s %12s %10s\n", "family", "preset", "controls", "params", "GFLOPs", "samples/s",
               "GFLOP/s");
   for (const std::string& family : recipe_families()) {
+    if (!o.family.empty() && family != o.family) continue;
     for (const std::string& preset : preset_names(family)) {
       if (preset.rfind("tiny", 0) != 0 && preset.rfind("small", 0) != 0) continue;
       if (preset == "tiny/1" || preset == "tiny/4" || preset == "small/1" || preset == "small/4") continue;

@@ -156,7 +156,6 @@ class KilledImport(unittest.TestCase):
 
     def test_sigkilled_import_resumes_without_duplicates(self):
         import signal
-        import time
         from PIL import Image
         tmp = tempfile.mkdtemp(prefix="ldm-data-kill-")
         try:
@@ -178,27 +177,22 @@ class KilledImport(unittest.TestCase):
             self.assertEqual(total, n // 12)
 
             out = os.path.join(tmp, "killed")
-            proc = subprocess.Popen([os.path.join(BIN, "ldm-data"), *args, "--out", out],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.time() + 60
-            done = []
-            while time.time() < deadline and proc.poll() is None:
-                done = [f for f in os.listdir(out) if f.endswith(".ldms")] if os.path.isdir(out) else []
-                if len(done) >= 3:
-                    break
-                time.sleep(0.002)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            # The import SIGKILLs itself right after its third shard (LDM_IMPORT_KILL_AFTER): a known
+            # point, where a kill from here would race the import's end.
+            killed = subprocess.run([os.path.join(BIN, "ldm-data"), *args, "--out", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
+                                    env=dict(os.environ, LDM_IMPORT_KILL_AFTER="3"))
+            self.assertEqual(killed.returncode, -signal.SIGKILL)
             done = sorted(f for f in os.listdir(out) if f.endswith(".ldms"))
-            self.assertGreaterEqual(len(done), 1)
-            self.assertLess(len(done), total, "the import finished before it could be killed")
+            self.assertEqual(len(done), 3)
+            self.assertLess(len(done), total)
             self.assertFalse(os.path.exists(os.path.join(out, "dataset.json")))
 
             r = ldm_data(*args, "--out", out)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("reused)", r.stdout)
             reused = int(r.stdout.split(" reused)")[0].split()[-1])
-            self.assertGreaterEqual(reused, len(done))
+            self.assertEqual(reused, len(done))
             self.assertEqual(sorted(os.listdir(out)), sorted(os.listdir(clean)))  # no .tmp left behind
             for f in sorted(os.listdir(clean)):
                 if f.endswith(".ldms"):

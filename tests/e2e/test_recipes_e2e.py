@@ -25,10 +25,17 @@ VARIANTS = [
 ]
 
 
+# Steps of each family's run, long enough that its loss must fall: the mean loss of the last
+# quarter of the steps is below LOSS_FALL x the first quarter's.
+FAMILY_STEPS = 40
+LOSS_FALL = 0.85
+
+
 def variant_toml(family, task, controls):
-    """The proposed-text experiment with another recipe, task and control mode."""
+    """The proposed-text experiment with another recipe, task and control mode, trained longer."""
     with open(experiment("proposed-text.toml")) as f:
         text = f.read()
+    text = text.replace("steps = 10\n", f"steps = {FAMILY_STEPS}\n")
     preset = "tiny" if family == "unet" else "tiny/2"
     text = text.replace('name = "tiny-proposed-text"', f'name = "tiny-{family}-{task}"')
     text = text.replace('task = "text"', f'task = "{task}"')
@@ -49,23 +56,38 @@ class EveryRecipeTrains(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.state, ignore_errors=True)
 
-    def train(self, path, name):
+    def train(self, path, name, steps=10):
         proc = ldm_e2e.run_cli("run", path, "--state", self.state, timeout=600)
         self.assertIn("done", proc.stdout, proc.stdout + proc.stderr)
         run_dir = os.path.join(self.state, "runs", name, "train")
         with open(os.path.join(run_dir, "logs", "rank-0.json")) as f:
             rank0 = json.load(f)
-        self.assertEqual(rank0["step"], 10)
+        self.assertEqual(rank0["step"], steps)
         self.assertTrue(0 < rank0["final_loss"] < 10, rank0)
         return run_dir
 
-    def test_each_family_trains_on_its_variant(self):
+    def test_each_family_trains_on_its_variant_and_its_loss_falls(self):
         for family, task, controls in VARIANTS:
             with self.subTest(family=family, task=task, controls=controls):
                 path = os.path.join(self.state, f"{family}.toml")
                 with open(path, "w") as f:
                     f.write(variant_toml(family, task, controls))
-                self.train(path, f"tiny-{family}-{task}")
+                run_dir = self.train(path, f"tiny-{family}-{task}", steps=FAMILY_STEPS)
+                # Every loss point the worker sent (sent.jsonl): the mean of the last quarter of the
+                # steps is well below the first quarter's.
+                losses = {}
+                with open(os.path.join(run_dir, "sent.jsonl")) as f:
+                    for line in f:
+                        p = json.loads(line)
+                        if p["metric"] == "loss":
+                            losses[p["step"]] = p["value"]
+                self.assertEqual(sorted(losses), list(range(1, FAMILY_STEPS + 1)))
+                k = FAMILY_STEPS // 4
+                first = sum(losses[s] for s in range(1, k + 1)) / k
+                last = sum(losses[s] for s in range(FAMILY_STEPS - k + 1, FAMILY_STEPS + 1)) / k
+                print(f"{family}: mean loss of the first quarter {first:.4f}, last quarter {last:.4f} "
+                      f"(ratio {last / first:.3f})", flush=True)
+                self.assertLess(last, LOSS_FALL * first, f"{family}: first quarter {first:.4f}, last {last:.4f}")
 
     def test_proposed_model_trains_on_captions_and_samples_with_controls_and_two_guidance_scales(self):
         run_dir = self.train(experiment("proposed-text.toml"), "tiny-proposed-text")

@@ -32,7 +32,17 @@ class TrainTwoRanks(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.coord = Coordinator().start()
+        # The workers start through a wrapper that keeps the run's token (LDM_RUN_TOKEN), so that the
+        # test knows the secret the API must not show.
+        import tempfile
+        cls.scratch = tempfile.mkdtemp(prefix="ldm-e2e-token-")
+        cls.token_file = os.path.join(cls.scratch, "tokens.txt")
+        wrapper = os.path.join(cls.scratch, "worker.sh")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\necho "$LDM_RUN_TOKEN" >> {cls.token_file}\n'
+                    f'exec {os.path.join(ldm_e2e.BIN, "ldm-worker")} "$@"\n')
+        os.chmod(wrapper, 0o755)
+        cls.coord = Coordinator(args=["--worker", wrapper]).start()
         cls.coord.cli("submit", experiment("dit-2rank.toml"))
         cls.result = cls.coord.wait_terminal("tiny-dit-2rank")
         cls.the_run = cls.result["runs"][-1]
@@ -41,6 +51,8 @@ class TrainTwoRanks(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.coord.cleanup()
+        import shutil
+        shutil.rmtree(cls.scratch, ignore_errors=True)
 
     def test_run_ends_done(self):
         self.assertEqual(self.result["experiment"]["state"], "done", json.dumps(self.result, indent=1))
@@ -135,11 +147,19 @@ class TrainTwoRanks(unittest.TestCase):
         self.assertEqual(proc.returncode, 2)
         self.assertIn("--class", proc.stderr)
 
-    def test_status_json_reports_the_run(self):
+    def test_status_json_reports_the_run_and_no_api_answer_shows_its_token(self):
         out = json.loads(self.coord.cli("status", "tiny-dit-2rank", "--json").stdout)
         text = json.dumps(out)
         self.assertIn("done", text)
-        self.assertNotIn(self.the_run.get("token", "no-token-in-api"), text)
+        with open(self.token_file) as f:
+            tokens = {line.strip() for line in f if line.strip()}
+        self.assertEqual(len(tokens), 1, tokens)  # both ranks were given the run's one token
+        token = tokens.pop()
+        self.assertGreaterEqual(len(token), 32)
+        for answer in (text, json.dumps(self.coord.get("/api/v1/experiments/tiny-dit-2rank")),
+                       json.dumps(self.coord.get("/api/v1/experiments")),
+                       self.coord.cli("status", "tiny-dit-2rank").stdout):
+            self.assertNotIn(token, answer)
 
 
 class Failures(unittest.TestCase):
@@ -149,6 +169,7 @@ class Failures(unittest.TestCase):
         "exit@experiment:silent,step:1,rank:0",
         "abort@experiment:retried,step:25,rank:1,attempt:1",
         "exit@experiment:resumable,step:30,rank:0,attempt:1",
+        "exit@experiment:reshaped,step:30,rank:0,attempt:1",
         "diverge@experiment:diverging,step:5,rank:1",
         "nan@experiment:skipping,step:7,rank:1",
     ])
@@ -240,6 +261,41 @@ class Failures(unittest.TestCase):
         proc = self.coord.cli("resume", "resumable", check=False)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("done", proc.stderr)
+
+    def test_resume_at_another_world_size_goes_on_with_the_next_records(self):
+        # 2 ranks fail at step 30 (checkpoint at 20); `resume --ranks 1` goes on alone.
+        self.coord.cli("submit", self._checkpointed("reshaped", "max_attempts = 1\n"))
+        self.assertEqual(self.coord.wait_terminal("reshaped")["experiment"]["state"], "failed")
+        refused = self.coord.cli("resume", "reshaped", "--ranks", "1", check=False)
+        self.assertEqual(refused.returncode, 2, refused.stderr)
+        self.assertIn("--allow-world-size-change", refused.stderr)
+        self.coord.cli("resume", "reshaped", "--ranks", "1", "--allow-world-size-change")
+        done = self.coord.wait_terminal("reshaped")
+        self.assertEqual(done["experiment"]["state"], "done", json.dumps(done, indent=1))
+        last = done["runs"][-1]
+        self.assertEqual((last["attempt"], last["ranks"], last["resume_step"], last["step"]), (2, 1, 20, 60))
+        self.assertEqual(done["stages"][0]["ranks"], 1)
+        run_dir = last["run_dir"]
+        with open(os.path.join(run_dir, "logs", "rank-0.log")) as f:
+            log = f.read()
+        self.assertIn("written by 2 ranks, resuming with 1 (--allow-world-size-change)", log)
+        self.assertIn("not bit-exact", log)
+        # Which attempt trained each step last, and the records of those steps: epoch 1 (steps 17-32)
+        # was begun by 2 ranks and finished by 1, and still holds every record exactly once.
+        entries = [e for r in (0, 1) for e in read_jsonl(os.path.join(run_dir, "logs", f"records-rank-{r}.jsonl"))]
+        owner = {}
+        for e in entries:
+            owner[e["step"]] = max(owner.get(e["step"], 0), e["attempt"])
+        self.assertEqual(sorted(owner), list(range(1, 61)))
+        self.assertEqual({s for s, a in owner.items() if a == 2}, set(range(21, 61)))
+        seen = {0: [], 1: [], 2: []}
+        for e in entries:
+            if e["attempt"] == owner[e["step"]]:
+                for i, epoch in zip(e["ids"], e["epochs"]):
+                    seen.setdefault(epoch, []).append(i)
+        for epoch in (0, 1, 2):
+            self.assertEqual(sorted(seen[epoch]), list(range(256)), f"epoch {epoch}")
+        self.assertEqual(len(seen[3]), (60 - 48) * 16)  # steps 49-60 of epoch 3, 16 records each
 
     def test_a_loss_that_is_not_finite_ends_the_run_diverged_without_a_retry(self):
         self.coord.cli("submit", experiment("dit-2rank.toml"), "--name", "diverging")

@@ -15,6 +15,7 @@
 #include "datasets/tensor/npy.h"
 #include "shared/core/error.h"
 #include "tests/support/errors.h"
+#include "tests/support/skip.h"
 #include "tests/support/temp_dir.h"
 
 // .npy / .npz reading and writing, against files written by Debian's numpy (/usr/bin/python3).
@@ -74,11 +75,10 @@ std::string run_numpy(const TempDir& dir, const std::string& script) {
   return rc == 0 ? "" : "python failed (rc " + std::to_string(rc) + "):\n" + slurp(log);
 }
 
-#define NPY_TEST_REQUIRE_NUMPY()                                                                               \
-  if (!npy_test::have_numpy()) {                                                                               \
-    MESSAGE("SKIPPED: numpy is missing (`/usr/bin/python3 -c 'import numpy'` failed; install python3-numpy)"); \
-    return;                                                                                                    \
-  }
+// Skipped without numpy, failed under CI=true (tests/support/skip.h).
+#define NPY_TEST_REQUIRE_NUMPY()              \
+  LDM_REQUIRE_OR_SKIP(npy_test::have_numpy(), \
+                      "numpy is missing (`/usr/bin/python3 -c 'import numpy'` failed; install python3-numpy)")
 
 }  // namespace npy_test
 

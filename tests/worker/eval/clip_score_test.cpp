@@ -262,12 +262,13 @@ TEST_CASE("clip tokenizer: missing, corrupt and malformed merges files are clear
   CHECK(contains(error_of([&] { ClipTokenizer t(tmp.file("cut.txt.gz")); }), "cut.txt.gz: cannot read"));
 }
 
-TEST_CASE("clip tokenizer: CLIP's own merges file gives OpenAI's ids (when LDM_CLIP_BPE names it)") {
+// CLIP's real vocabulary cannot be downloaded here or in CI: the tokenizer is checked against the
+// Python reference on the project-made merges files above, and against OpenAI's ids here for a user
+// who names bpe_simple_vocab_16e6.txt.gz in LDM_CLIP_BPE (skipped otherwise: doctest --no-skip runs it).
+TEST_CASE("clip tokenizer: CLIP's own merges file gives OpenAI's ids (when LDM_CLIP_BPE names it)" *
+          doctest::skip(!std::getenv("LDM_CLIP_BPE") || !*std::getenv("LDM_CLIP_BPE"))) {
   const char* path = std::getenv("LDM_CLIP_BPE");
-  if (!path || !*path) {
-    MESSAGE("LDM_CLIP_BPE is not set: CLIP's bpe_simple_vocab_16e6.txt.gz not checked");
-    return;
-  }
+  REQUIRE(path);
   const ClipTokenizer tok(path);
   CHECK(tok.vocab_size() == 49408);
   CHECK(tok.sot_id() == 49406);

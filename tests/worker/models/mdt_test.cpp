@@ -2,7 +2,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <set>
 #include <string>
@@ -457,11 +456,9 @@ TEST_CASE(
       for (const auto& name : m->zero_initialised()) params[name].normal_(0.0, 0.02, gen);
     }
     auto gen = at::detail::createCPUGenerator(14);
-    const auto start = std::chrono::steady_clock::now();
+    // (Its time is a benchmark's: build/bin/bench_recipes --family mdt --batch 2 --resolution 16.)
     auto outs = m->training_outputs(x, t, text ? caption(2) : labels({2, kClasses}), gen);
     (outs[0].square().mean() + outs[1].square().mean()).backward();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    CHECK(seconds < 1.0);
     for (auto& p : m->named_parameters()) {
       if (!p.value().requires_grad()) continue;
       INFO(p.key());

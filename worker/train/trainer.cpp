@@ -167,6 +167,7 @@ class StageRun {
   int64_t resume();  // the first step to train
   void initialize_from_parent();
   std::string save_checkpoint(int64_t step);
+  void prune_old_checkpoints(int64_t also_keep = -1);  // rank 0, keep_checkpoints > 0
   std::vector<int64_t> evaluated_steps() const;
   int64_t batch_index(int64_t step) const;
   std::string nonfinite_ranks(bool local_bad);
@@ -432,18 +433,25 @@ std::string StageRun::save_checkpoint(int64_t step) {
               " before this checkpoint; if a later attempt resumes from it, those points may be missing");
   auto dir = write_checkpoint(ctx_.run_dir + "/checkpoints", b);
   if (reporter_) reporter_->send_event(protocol::Type::Checkpoint, {{"step", step}, {"path", dir}}, 30.0);
-  if (stage_.keep_checkpoints > 0) {
-    note_progress("removing old checkpoints");
-    const std::vector<int64_t> removed =
-        prune_checkpoints(ctx_.run_dir + "/checkpoints", stage_.keep_checkpoints, evaluated_steps());
-    if (!removed.empty()) {
-      std::vector<std::string> steps;
-      for (int64_t r : removed) steps.push_back(std::to_string(r));
-      log::info("removed the checkpoint(s) of step " + join(steps, ", ") +
-                " (keep_checkpoints = " + std::to_string(stage_.keep_checkpoints) + ")");
-    }
-  }
+  prune_old_checkpoints();
   return dir;
+}
+
+// Keeps the newest keep_checkpoints bundles (and the protected ones). After each write, and when an
+// attempt starts: an attempt killed between its write and the prune leaves one bundle too many,
+// and without the second call a run of such kills would pile them up.
+void StageRun::prune_old_checkpoints(int64_t also_keep) {
+  if (stage_.keep_checkpoints <= 0 || rank_ != 0) return;
+  note_progress("removing old checkpoints");
+  std::vector<int64_t> protected_steps = evaluated_steps();
+  if (also_keep >= 0) protected_steps.push_back(also_keep);
+  const std::vector<int64_t> removed =
+      prune_checkpoints(ctx_.run_dir + "/checkpoints", stage_.keep_checkpoints, protected_steps);
+  if (removed.empty()) return;
+  std::vector<std::string> steps;
+  for (int64_t r : removed) steps.push_back(std::to_string(r));
+  log::info("removed the checkpoint(s) of step " + join(steps, ", ") +
+            " (keep_checkpoints = " + std::to_string(stage_.keep_checkpoints) + ")");
 }
 
 // The steps whose bundles an evaluation stage of the experiment reads (they outlive keep_checkpoints).
@@ -630,6 +638,7 @@ void StageRun::report(int64_t step, const StepStats& s) {
 
 StageResult StageRun::train() {
   const int64_t first_step = resume();
+  if (first_step > 1) prune_old_checkpoints(first_step - 1);  // never the bundle resumed from
   logs_ = ctx_.run_dir + "/logs";
   make_dirs(logs_);
   // A resumed run appends: the log's last entry for a step is the batch that step trained on.

@@ -196,6 +196,22 @@ TEST_CASE("with allow_world_size_change a bundle of another world size resumes o
   CHECK(repeated.param_checksum == resumed.param_checksum);
 }
 
+TEST_CASE("an attempt prunes the bundles a kill left beyond keep_checkpoints before it trains, never its own") {
+  TempDir tmp("ldm-resume-prune");
+  ExperimentSpec spec = spec_for("dit", "class");  // checkpoints every 3
+  spec.stages[0].keep_checkpoints = 1;
+  CHECK_THROWS(run(spec, tmp.file("b"), tmp.file("data"), 1, "throw@step:8,rank:0"));
+  const std::string ckpts = tmp.file("b") + "/checkpoints";
+  REQUIRE(list_bundles(ckpts).size() == 1);  // step 6
+  // A kill between a bundle's rename and the prune after it leaves an older bundle behind.
+  std::filesystem::copy(ckpts + "/step-0000006", ckpts + "/step-0000003", std::filesystem::copy_options::recursive);
+  REQUIRE(list_bundles(ckpts).size() == 2);
+  CHECK_THROWS(run(spec, tmp.file("b"), tmp.file("data"), 2, "throw@step:7,rank:0"));  // before any write
+  const auto left = list_bundles(ckpts);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].step == 6);
+}
+
 TEST_CASE("a checkpoint bundle written before the recipe cards and typed choices (issue 12) still resumes") {
   // tests/fixtures/bundles/dit-tiny-step2: step 2 of tests/fixtures/bundles/dit-tiny.toml (4 steps),
   // written by the worker of commit 236dca5. Its uninterrupted run ended at loss 0.9472838640213013

@@ -48,12 +48,18 @@ std::string shape_problem(PayloadKind kind, const std::vector<std::int64_t>& sha
   if (kind == PayloadKind::ImageU8 && shape[2] != 3)
     return "image payload must be {H, W, 3}, last dimension is " + std::to_string(shape[2]);
   std::uint64_t elements = 1;
+  bool overflow = false;  // three dimensions below 2^31 can pass 2^64 (2^21 x 2^21 x 2^22 wraps to 0)
   for (std::int64_t d : shape) {
     if (d < 0 || d > std::numeric_limits<std::int32_t>::max())
       return "payload dimension " + std::to_string(d) + " is out of range";
-    elements *= static_cast<std::uint64_t>(d);  // three dims below 2^31 cannot overflow 2^64
+    overflow = __builtin_mul_overflow(elements, static_cast<std::uint64_t>(d), &elements) || overflow;
   }
-  const std::uint64_t expected = elements * (kind == PayloadKind::ImageU8 ? 1 : 4);
+  std::uint64_t expected = 0;
+  overflow =
+      __builtin_mul_overflow(elements, std::uint64_t{kind == PayloadKind::ImageU8 ? 1u : 4u}, &expected) || overflow;
+  if (overflow)
+    return "payload shape {" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
+           std::to_string(shape[2]) + "} needs more than 2^64 bytes";
   if (expected != payload_bytes)
     return "payload has " + std::to_string(payload_bytes) + " bytes, shape needs " + std::to_string(expected);
   return "";

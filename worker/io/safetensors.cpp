@@ -69,21 +69,32 @@ TensorMap safetensors_decode(const std::string& bytes, const std::string& source
   const std::uint64_t data_start = 8 + n, data_size = bytes.size() - data_start;
   TensorMap out;
   for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
-      continue;
+    const std::string where = source + ": tensor '" + it.key() + "'";
+    try {
+      if (it.key() == "__metadata__") {
+        if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
+        continue;
+      }
+      const auto& e = it.value();
+      auto type = dtype_from(e.at("dtype").get<std::string>(), source);
+      auto shape = e.at("shape").get<std::vector<int64_t>>();
+      auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
+      // The size the shape declares, checked before anything is allocated: a header of a few bytes
+      // can declare any shape.
+      std::uint64_t want = static_cast<std::uint64_t>(c10::elementSize(type));
+      for (int64_t d : shape) {
+        if (d < 0) throw DataError(where + " has a negative dimension " + std::to_string(d));
+        if (__builtin_mul_overflow(want, static_cast<std::uint64_t>(d), &want))
+          throw DataError(where + ": its shape needs more than 2^64 bytes");
+      }
+      if (offs.size() != 2 || offs[1] < offs[0] || offs[1] > data_size || offs[1] - offs[0] != want)
+        throw DataError(where + " has data offsets inconsistent with its shape or the file size");
+      auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
+      if (want) std::memcpy(t.data_ptr(), bytes.data() + data_start + offs[0], want);
+      out[it.key()] = t;
+    } catch (const nlohmann::json::exception& ex) {  // a missing field or one of another type
+      throw DataError(where + ": malformed header entry (" + ex.what() + ")");
     }
-    const auto& e = it.value();
-    auto type = dtype_from(e.at("dtype").get<std::string>(), source);
-    auto shape = e.at("shape").get<std::vector<int64_t>>();
-    auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-    const std::uint64_t want = t.numel() * t.element_size();
-    if (offs.size() != 2 || offs[1] < offs[0] || offs[1] > data_size || offs[1] - offs[0] != want)
-      throw DataError(source + ": tensor '" + it.key() +
-                      "' has data offsets inconsistent with its shape or the file size");
-    if (want) std::memcpy(t.data_ptr(), bytes.data() + data_start + offs[0], want);
-    out[it.key()] = t;
   }
   return out;
 }

@@ -267,6 +267,24 @@ TEST_CASE("the writer rejects a payload that does not match its shape, naming fi
   CHECK_THROWS_WITH_AS(w.append(r), doctest::Contains("{H, W, 3}"), ldm::DataError);
 }
 
+TEST_CASE("a shape whose size passes 2^64 bytes is refused, not wrapped to an empty payload") {
+  // 2^21 x 2^21 x 2^22 elements is exactly 2^64: in 64 bits it wraps to 0, which an empty payload
+  // would have matched.
+  Record r = latent_record(3);
+  r.shape = {std::int64_t{1} << 21, std::int64_t{1} << 21, std::int64_t{1} << 22};
+  r.payload.clear();
+  const std::string body = ldm::data::encode_record(r);
+  CHECK_THROWS_WITH_AS(ldm::data::decode_record(body.data(), body.size(), PayloadKind::LatentF32, "in.ldms: "),
+                       doctest::Contains("in.ldms: malformed body: payload shape {2097152, 2097152, 4194304} needs "
+                                         "more than 2^64 bytes"),
+                       ldm::DataError);
+  TempDir dir;
+  ShardHeader header;
+  header.kind = PayloadKind::LatentF32;
+  ShardWriter w(dir.file("huge.ldms"), header);
+  CHECK_THROWS_WITH_AS(w.append(r), doctest::Contains("needs more than 2^64 bytes"), ldm::DataError);
+}
+
 TEST_CASE("list_shards returns the directory's .ldms files sorted, and names a missing directory") {
   TempDir dir;
   for (const char* name : {"b.ldms", "a.ldms", "c.ldms.tmp", "notes.txt"}) write_bytes(dir.file(name), "");

@@ -50,6 +50,39 @@ TEST_CASE("safetensors decoding rejects truncated data and names the source") {
   }
 }
 
+// A safetensors file whose header is `header` and whose data is `data` bytes of zeros.
+std::string safetensors_with_header(const std::string& header, std::size_t data = 0) {
+  std::string bytes;
+  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  return bytes + header + std::string(data, '\0');
+}
+
+TEST_CASE("safetensors headers that declare huge, negative or malformed tensors are errors naming file and tensor") {
+  const auto error = [](const std::string& header, std::size_t data = 0) {
+    try {
+      std::map<std::string, std::string> metadata;
+      safetensors_decode(safetensors_with_header(header, data), "w.safetensors", &metadata);
+    } catch (const ldm::DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // 2^62 float32 elements: 2^64 bytes, no allocation attempted
+  CHECK(error(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})") ==
+        "w.safetensors: tensor 'w': its shape needs more than 2^64 bytes");
+  CHECK(error(R"({"w":{"dtype":"F32","shape":[65536,65536,65536],"data_offsets":[0,16]}})", 16)
+            .find("tensor 'w' has data offsets inconsistent") != std::string::npos);
+  CHECK(error(R"({"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}})", 16) ==
+        "w.safetensors: tensor 'w' has a negative dimension -4");
+  CHECK(error(R"({"w":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})", 16)
+            .rfind("w.safetensors: tensor 'w': malformed header entry", 0) == 0);
+  CHECK(
+      error(R"({"w":{"dtype":"F32","shape":[4]}})", 16).rfind("w.safetensors: tensor 'w': malformed header entry", 0) ==
+      0);
+  CHECK(error(R"({"__metadata__":{"format":3}})").rfind("w.safetensors: tensor '__metadata__': malformed", 0) == 0);
+  CHECK(error(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 16) == "no error");
+}
+
 TEST_CASE("checkpoint bundle is written atomically with a latest pointer and reads back") {
   TempDir tmp;
   CheckpointBundle b;

@@ -64,16 +64,25 @@ std::map<int64_t, std::string> step_batches(const std::string& run_dir) {
   return out;
 }
 
-StageResult run(const ExperimentSpec& spec, const std::string& dir, const std::string& data, int attempt,
-                const std::string& fault = "") {
+StageContext stage_context(const ExperimentSpec& spec, const std::string& dir, const std::string& data, int attempt) {
   StageContext ctx;
   ctx.spec = spec;
   ctx.run_dir = dir;
   ctx.data_dir = data;
   ctx.attempt = attempt;
-  ctx.faults = parse_faults(fault);
+  return ctx;
+}
+
+StageResult train_with(const StageContext& ctx) {
   auto comm = make_single_process_communicator();
   return train_stage(ctx, *comm, nullptr);
+}
+
+StageResult run(const ExperimentSpec& spec, const std::string& dir, const std::string& data, int attempt,
+                const std::string& fault = "") {
+  StageContext ctx = stage_context(spec, dir, data, attempt);
+  ctx.faults = parse_faults(fault);
+  return train_with(ctx);
 }
 
 // The newest bundle of a run directory.
@@ -166,14 +175,9 @@ TEST_CASE("with allow_world_size_change a bundle of another world size resumes o
   CHECK_THROWS(run(spec, tmp.file("b"), tmp.file("data"), 1, "throw@step:5,rank:0"));
   set_bundle_world_size(tmp.file("b"), 2);  // as if 2 ranks wrote the step-3 bundle
 
-  StageContext ctx;
-  ctx.spec = spec;
-  ctx.run_dir = tmp.file("b");
-  ctx.data_dir = tmp.file("data");
-  ctx.attempt = 2;
+  StageContext ctx = stage_context(spec, tmp.file("b"), tmp.file("data"), 2);
   ctx.allow_world_size_change = true;
-  auto comm = make_single_process_communicator();
-  const StageResult resumed = train_stage(ctx, *comm, nullptr);
+  const StageResult resumed = train_with(ctx);
   CHECK(resumed.steps == 8);
   // The global data cursor goes on: every step trains on the records the uninterrupted run had,
   // none skipped or seen twice.
@@ -192,7 +196,7 @@ TEST_CASE("with allow_world_size_change a bundle of another world size resumes o
                         again + "/checkpoints/" + std::filesystem::path(bundles.front().dir).filename().string(),
                         std::filesystem::copy_options::recursive);
   ctx.run_dir = again;  // only the bundle, no `latest`: the newest complete bundle is found by name
-  const StageResult repeated = train_stage(ctx, *comm, nullptr);
+  const StageResult repeated = train_with(ctx);
   CHECK(repeated.param_checksum == resumed.param_checksum);
 }
 
@@ -224,14 +228,9 @@ TEST_CASE("a checkpoint bundle written before the recipe cards and typed choices
   CHECK(spec_hash(spec) == "839cd3f1c4216a47");  // the TOML file's (tests/shared/core/spec_hash_test.cpp)
 
   TempDir tmp("ldm-resume-fixture");
-  StageContext ctx;
-  ctx.spec = spec;
-  ctx.run_dir = tmp.file("resumed");
-  ctx.data_dir = tmp.file("data");
-  ctx.attempt = 2;
+  StageContext ctx = stage_context(spec, tmp.file("resumed"), tmp.file("data"), 2);
   ctx.resume_from = fixture;
-  auto comm = make_single_process_communicator();
-  const StageResult resumed = train_stage(ctx, *comm, nullptr);
+  const StageResult resumed = train_with(ctx);
   CHECK(resumed.steps == 4);
   CHECK(resumed.final_loss == doctest::Approx(0.9472838640213013).epsilon(1e-4));
 

@@ -552,17 +552,26 @@ int follow_sweep(Coordinator& coordinator, const std::string& name) {
   }
 }
 
-// resume's world-size flags, as the API's request body.
-nlohmann::json resume_body(const cli::Args& a) {
+// resume's world-size flags, for the in-process coordinator, and as the API's request body.
+ResumeOptions resume_options(const cli::Args& a) {
+  ResumeOptions o;
+  o.ranks = static_cast<int>(a.integer("ranks", 0));
+  o.allow_world_size_change = a.has("allow-world-size-change");
+  o.stage = a.text("stage");
+  return o;
+}
+
+nlohmann::json resume_body(const ResumeOptions& o) {
   nlohmann::json body = nlohmann::json::object();
-  if (a.has("ranks")) body["ranks"] = a.integer("ranks", 0);
-  if (a.has("allow-world-size-change")) body["allow_world_size_change"] = true;
-  if (!a.text("stage").empty()) body["stage"] = a.text("stage");
+  if (o.ranks > 0) body["ranks"] = o.ranks;
+  if (o.allow_world_size_change) body["allow_world_size_change"] = true;
+  if (!o.stage.empty()) body["stage"] = o.stage;
   return body;
 }
 
 int cmd_resume(const cli::Args& a) {
-  const nlohmann::json body = resume_body(a);
+  const ResumeOptions options = resume_options(a);
+  const nlohmann::json body = resume_body(options);
   if (!body.empty() && a.has("allow-world-size-change") != a.has("ranks"))
     throw cli::UsageError(
         "--ranks N and --allow-world-size-change go together (resuming at another world size is "
@@ -600,10 +609,6 @@ int cmd_resume(const cli::Args& a) {
         std::fflush(stdout);
         return follow_experiment(service.coordinator(), name);
       }
-      ResumeOptions options;
-      options.ranks = static_cast<int>(body.value("ranks", std::int64_t{0}));
-      options.allow_world_size_change = body.value("allow_world_size_change", false);
-      options.stage = body.value("stage", std::string());
       const std::string run = service.coordinator().resume(name, options);
       std::printf("resumed %s in-process (no coordinator serving %s): %s\n", a.positional.at(0).c_str(),
                   service.state_dir().c_str(),

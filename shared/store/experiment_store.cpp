@@ -16,6 +16,15 @@ namespace ldm {
 
 namespace {
 
+// The stored schema_version as a number; nullopt when it is not a plain decimal integer.
+std::optional<int> parse_version(const std::string& text) {
+  int v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (r.ec != std::errc() || r.ptr != end) return std::nullopt;
+  return v;
+}
+
 const std::string kVersionKey = "V";
 constexpr bool kSync = true, kNoSync = false;       // WriteOptions::sync
 constexpr std::size_t kPointValueSize = 4 + 8 + 8;  // be32 attempt, f64 value, f64 time
@@ -184,10 +193,7 @@ void ExperimentStore::init_schema() {
   if (stored) {
     // Each migration is one synced batch that ends with its own version, so a crash between two of
     // them leaves a store the next open migrates on from where it stopped.
-    int v = 0;
-    const char* end = stored->data() + stored->size();
-    const auto parsed = std::from_chars(stored->data(), end, v);
-    if (parsed.ec != std::errc() || parsed.ptr != end) v = -1;
+    const int v = parse_version(*stored).value_or(-1);
     if (v >= 1 && v < kSchemaVersion) {
       if (v <= 1) migrate_from_1();
       if (v <= 2) migrate_from_2();
@@ -319,11 +325,9 @@ int ExperimentStore::schema_version() const {
   const std::string op = "read schema_version";
   const auto stored = get(kVersionKey, op);
   if (!stored) fail(path_, op, "the key is missing");
-  int v = 0;
-  const char* end = stored->data() + stored->size();
-  const auto r = std::from_chars(stored->data(), end, v);
-  if (r.ec != std::errc() || r.ptr != end) fail(path_, op, "not an integer: '" + *stored + "'");
-  return v;
+  const auto v = parse_version(*stored);
+  if (!v) fail(path_, op, "not an integer: '" + *stored + "'");
+  return *v;
 }
 
 // ---- helpers ---------------------------------------------------------------------------

@@ -85,15 +85,16 @@ CheckpointBundle TrainingState::save(nlohmann::json manifest, const std::vector<
   return b;
 }
 
-void TrainingState::restore(const CheckpointBundle& b, int rank, const std::string& source, int64_t reseed_at_step) {
+void TrainingState::restore(const CheckpointBundle& b, int rank, int world, const std::string& source) {
   copy_into(flat_->unflatten(flat_->param_buffers()), b.model, "model", source);
   copy_into(flat_->unflatten(ema_->buffers()), b.ema, "ema", source);
   copy_into(optimizer_->state(), b.optimizer, "optimizer", source);
   optimizer_->set_steps_taken(b.optimizer.at("step").item<int64_t>());
-  if (reseed_at_step >= 0) {
+  if (b.manifest.value("world_size", -1) != world) {
+    const auto next_step = static_cast<std::uint64_t>(b.manifest.at("step").get<int64_t>() + 1);
     for (std::size_t i = 0; i < std::size(kTrainingGenerators); ++i)
       generators_[i].set_state(  // in place: others may hold this generator's handle
-          generator_for(seed_, kTrainingGenerators[i], rank, static_cast<std::uint64_t>(reseed_at_step)).get_state());
+          generator_for(seed_, kTrainingGenerators[i], rank, next_step).get_state());
     return;
   }
   auto it = b.generators.find("rank" + std::to_string(rank));

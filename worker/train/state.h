@@ -48,11 +48,11 @@ class TrainingState {
   // rank r, and `manifest`.
   CheckpointBundle save(nlohmann::json manifest, const std::vector<std::string>& rank_generators) const;
   // Restores the model, EMA, optimiser and this rank's generators from a bundle read from `source`;
-  // a tensor missing or of another shape is a DataError naming `source` and the tensor. With
-  // `reseed_at_step` >= 0 (a resume at another world size: the bundle's streams belong to another
-  // rank layout) the generators start fresh streams instead, derive_seed(seed, purpose, rank,
-  // reseed_at_step), so every rank still has its own and a later resume repeats them.
-  void restore(const CheckpointBundle& b, int rank, const std::string& source, int64_t reseed_at_step = -1);
+  // a tensor missing or of another shape is a DataError naming `source` and the tensor. A bundle
+  // written by another number of ranks than `world` (a resume at another world size: its streams
+  // belong to another rank layout) gives fresh streams instead, derive_seed(seed, purpose, rank,
+  // bundle step + 1), so every rank has its own and a later resume repeats them.
+  void restore(const CheckpointBundle& b, int rank, int world, const std::string& source);
 
   // Starts from a parent stage's bundle (read from `source`): the model from the parent's EMA or
   // raw weights moved across `transfer`, the EMA equal to those weights, and the optimiser fresh

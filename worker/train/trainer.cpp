@@ -330,9 +330,8 @@ int64_t StageRun::resume() {
               " threads per rank, resuming with " + std::to_string(stage_.threads_per_rank) + ": not bit-exact");
   // The data cursor counts records of the global batch, which every world size slices the same
   // way (datasets/tensor/loader.h): a new rank layout goes on with the next record.
-  const bool new_world = written_by != world_;
-  state_->restore(b, rank_, from, new_world ? done + 1 : -1);
-  if (rank_ == 0 && new_world)
+  state_->restore(b, rank_, world_, from);
+  if (rank_ == 0 && written_by != world_)
     log::warn(from + ": written by " + std::to_string(written_by) + " ranks, resuming with " + std::to_string(world_) +
               " (--allow-world-size-change): the same global batch of " + std::to_string(stage_.batch_size) +
               " and data order, new generator streams from step " + std::to_string(done + 1) + "; not bit-exact");
@@ -770,10 +769,8 @@ int64_t StageRun::roll_back(int64_t first_bad) {
       log::info("removed " + std::to_string(removed.size()) + " checkpoint(s) of the abandoned steps");
   }
   if (target) {
-    const CheckpointBundle b = read_checkpoint(target->dir);
-    // A bundle from before a resume at another world size holds another rank layout's generators.
-    const bool new_world = b.manifest.value("world_size", -1) != world_;
-    state_->restore(b, rank_, target->dir, new_world ? target->step + 1 : -1);
+    // (A bundle from before a resume at another world size gets fresh generator streams.)
+    state_->restore(read_checkpoint(target->dir), rank_, world_, target->dir);
     return target->step;
   }
   reducer_.reset();  // it hooks the old model's parameters

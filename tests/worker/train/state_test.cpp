@@ -41,18 +41,18 @@ TEST_CASE("a saved training state restores into another exactly: weights, EMA, m
   using namespace state_test;
   TrainingState a(spec_with_seed(1), kGeometry, 0);
   advance(a);
-  const CheckpointBundle b = a.save({{"step", 1}}, {a.generator_bytes()});
+  const CheckpointBundle b = a.save({{"step", 1}, {"world_size", 1}}, {a.generator_bytes()});
   CHECK(b.manifest.at("generators").size() == std::size(kTrainingGenerators));
   CHECK(b.optimizer.at("step").item<int64_t>() == 1);
 
   TrainingState other(spec_with_seed(2), kGeometry, 0);  // another seed: every part differs first
   REQUIRE(other.param_checksum() != a.param_checksum());
   REQUIRE(other.generator_bytes() != a.generator_bytes());
-  other.restore(b, 0, "bundle");
+  other.restore(b, 0, 1, "bundle");
   CHECK(other.param_checksum() == a.param_checksum());
   CHECK(other.generator_bytes() == a.generator_bytes());
   CHECK(other.optimizer().steps_taken() == 1);
-  const CheckpointBundle again = other.save({{"step", 1}}, {other.generator_bytes()});
+  const CheckpointBundle again = other.save({{"step", 1}, {"world_size", 1}}, {other.generator_bytes()});
   for (const auto& [name, t] : b.ema) CHECK(torch::equal(t, again.ema.at(name)));
   for (const auto& [name, t] : b.optimizer) CHECK(torch::equal(t, again.optimizer.at(name)));
 }
@@ -60,9 +60,9 @@ TEST_CASE("a saved training state restores into another exactly: weights, EMA, m
 TEST_CASE("restoring a bundle that lacks a tensor or a rank's generators names what is missing") {
   using namespace state_test;
   TrainingState a(spec_with_seed(1), kGeometry, 0);
-  CheckpointBundle b = a.save({}, {a.generator_bytes()});
+  CheckpointBundle b = a.save({{"step", 0}, {"world_size", 2}}, {a.generator_bytes()});  // rank 0's only
   TrainingState other(spec_with_seed(1), kGeometry, 1);
-  CHECK_THROWS_WITH_AS(other.restore(b, 1, "ckpt"), "ckpt: no generator states for rank 1", DataError);
+  CHECK_THROWS_WITH_AS(other.restore(b, 1, 2, "ckpt"), "ckpt: no generator states for rank 1", DataError);
   b.ema.erase("x_embedder.proj.weight");
-  CHECK_THROWS_WITH_AS(other.restore(b, 0, "ckpt"), "ckpt: ema has no tensor 'x_embedder.proj.weight'", DataError);
+  CHECK_THROWS_WITH_AS(other.restore(b, 0, 2, "ckpt"), "ckpt: ema has no tensor 'x_embedder.proj.weight'", DataError);
 }

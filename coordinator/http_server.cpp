@@ -64,23 +64,17 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     http::request<http::string_body> req = parser_->release();
     HttpRequest request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
-    if (!token_.empty()) {
-      const std::string given(req[http::field::authorization]);
-      const std::string prefix = "Bearer ";
-      const bool bearer = given.rfind(prefix, 0) == 0;
-      if (!bearer || !secrets_equal(given.substr(prefix.size()), token_)) {
-        const std::string why = bearer ? "a wrong bearer token" : "no bearer token";
-        beast::error_code ignored;
-        const auto peer = stream_.socket().remote_endpoint(ignored);
-        log::warn("HTTP: refused " + request.method + " " + request.target + " from " + peer.address().to_string() +
-                  ": " + why);
-        respond(401,
-                error_body("this coordinator requires a bearer token and the request carried " + why +
-                           " (the CLI: --token-file, or LDM_TOKEN_FILE, naming a copy of the coordinator's "
-                           "<state>/auth/client.json)"),
-                req.keep_alive(), /*challenge=*/true);
-        return;
-      }
+    if (const std::string why = bearer_refusal(std::string(req[http::field::authorization]), token_); !why.empty()) {
+      beast::error_code ignored;
+      const auto peer = stream_.socket().remote_endpoint(ignored);
+      log::warn("HTTP: refused " + request.method + " " + request.target + " from " + peer.address().to_string() +
+                ": " + why);
+      respond(401,
+              error_body("this coordinator requires a bearer token and the request carried " + why +
+                         " (the CLI: --token-file, or LDM_TOKEN_FILE, naming a copy of the coordinator's "
+                         "<state>/auth/client.json)"),
+              req.keep_alive(), /*challenge=*/true);
+      return;
     }
     HttpResponse response;
     try {
@@ -148,6 +142,13 @@ struct HttpServer::Impl {
     });
   }
 };
+
+std::string bearer_refusal(const std::string& authorization, const std::string& token) {
+  if (token.empty()) return "";
+  const std::string prefix = "Bearer ";
+  if (authorization.rfind(prefix, 0) != 0) return "no bearer token";
+  return secrets_equal(authorization.substr(prefix.size()), token) ? "" : "a wrong bearer token";
+}
 
 HttpServer::HttpServer(const std::string& listen, int port, Handler handler, std::string bearer_token)
     : impl_(std::make_unique<Impl>()) {

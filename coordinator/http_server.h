@@ -27,6 +27,11 @@ struct HttpResponse {
   std::string body;  // JSON text
 };
 
+// Why a server requiring bearer `token` refuses a request whose Authorization header is
+// `authorization`: "no bearer token", "a wrong bearer token", or "" when it is admitted (always, for
+// `token` ""). The comparison takes the same time wherever the tokens differ.
+std::string bearer_refusal(const std::string& authorization, const std::string& token);
+
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;

@@ -90,10 +90,13 @@ ParentCheckpoint resolve_parent(const ExperimentStore& store, const std::string&
     p.bundle = newest->bundle;
   }
   const std::string manifest_path = p.bundle + "/manifest.json";
-  p.manifest = nlohmann::json::parse(read_file(manifest_path), nullptr, /*allow_exceptions=*/false);
-  if (p.manifest.is_discarded() || !p.manifest.is_object() || !p.manifest.contains("step") ||
-      !p.manifest.contains("spec"))
-    throw Error(stage_label(experiment, stage) + ": " + manifest_path + " is not a checkpoint manifest (no step/spec)");
+  try {
+    p.manifest = parse_bundle_manifest(read_file(manifest_path), manifest_path);
+  } catch (const DataError& e) {
+    throw Error(stage_label(experiment, stage) + ": " + e.what());
+  }
+  if (!p.manifest.contains("spec"))
+    throw Error(stage_label(experiment, stage) + ": " + manifest_path + " is not a checkpoint manifest (no spec)");
   p.step = p.manifest["step"].get<std::int64_t>();
   p.manifest_sha256 = sha256_file_hex(manifest_path);
   return p;

@@ -133,11 +133,7 @@ std::optional<ResumePoint> newest_checkpoint(const std::string& run_dir) {
   ResumePoint p;
   p.bundle = newest->dir;
   const std::string manifest = p.bundle + "/manifest.json";
-  try {
-    p.step = nlohmann::json::parse(read_file(manifest)).at("step").get<std::int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(manifest + ": no readable step (" + e.what() + ")");
-  }
+  p.step = parse_bundle_manifest(read_file(manifest), manifest).at("step").get<std::int64_t>();
   if (p.step != newest->step)
     throw Error(manifest + ": step " + std::to_string(p.step) + " in a bundle named for step " +
                 std::to_string(newest->step));

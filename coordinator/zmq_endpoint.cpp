@@ -17,6 +17,20 @@ constexpr int kMaxMessagesPerTick = 256;
 
 }  // namespace
 
+ZapDecision decide_zap(const std::vector<std::string>& frames, const std::string& client_public_bin) {
+  ZapDecision d;
+  if (frames.size() < 6) return d;
+  d.answer = true;
+  d.request_id = frames[1];
+  d.address = frames[3];
+  const std::string& mechanism = frames[5];
+  d.admitted = mechanism == "CURVE" && frames.size() >= 7 && frames[6] == client_public_bin;
+  if (!d.admitted)
+    d.reason = mechanism == "CURVE" ? "its CURVE key is not the one in <state>/auth/client.json"
+                                    : "it does not use CURVE (" + mechanism + ")";
+  return d;
+}
+
 ZmqEndpoint::ZmqEndpoint(const std::string& listen, int port, const Curve* curve)
     : context_(1), socket_(context_, zmq::socket_type::router) {
   const std::string host = listen == "localhost" ? "127.0.0.1" : listen;
@@ -69,25 +83,19 @@ void ZmqEndpoint::auth_loop() {
     try {
       zmq::poll(items, 2, std::chrono::milliseconds(100));
       if (items[0].revents & ZMQ_POLLIN) {
-        // ZAP request: version, request id, domain, address, identity, mechanism, credentials...
-        std::vector<zmq::message_t> req;
+        std::vector<std::string> req;
         for (;;) {
           zmq::message_t frame;
           if (!zap_->recv(frame)) break;
-          const bool more = frame.more();
-          req.push_back(std::move(frame));
-          if (!more) break;
+          req.push_back(frame.to_string());
+          if (!frame.more()) break;
         }
-        if (req.size() < 6) continue;
-        const std::string address = req[3].to_string(), mechanism = req[5].to_string();
-        const bool admitted = mechanism == "CURVE" && req.size() >= 7 && req[6].to_string() == client_public_bin_;
-        if (!admitted)
-          log::warn("worker endpoint: refused a ZeroMQ client from " + address + ": " +
-                    (mechanism == "CURVE" ? "its CURVE key is not the one in <state>/auth/client.json"
-                                          : "it does not use CURVE (" + mechanism + ")"));
-        const std::string status = admitted ? "200" : "400", text = admitted ? "OK" : "unknown client key";
+        const ZapDecision d = decide_zap(req, client_public_bin_);
+        if (!d.answer) continue;
+        if (!d.admitted) log::warn("worker endpoint: refused a ZeroMQ client from " + d.address + ": " + d.reason);
+        const std::string status = d.admitted ? "200" : "400", text = d.admitted ? "OK" : "unknown client key";
         zap_->send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
-        zap_->send(zmq::buffer(req[1].data(), req[1].size()), zmq::send_flags::sndmore);
+        zap_->send(zmq::buffer(d.request_id), zmq::send_flags::sndmore);
         zap_->send(zmq::buffer(status), zmq::send_flags::sndmore);
         zap_->send(zmq::buffer(text), zmq::send_flags::sndmore);
         zap_->send(zmq::str_buffer(""), zmq::send_flags::sndmore);

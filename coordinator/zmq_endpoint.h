@@ -21,10 +21,21 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <zmq.hpp>
 
 namespace ldm::coord {
+
+// The ZAP handler's answer to one request (ZeroMQ RFC 27 frames: version, request id, domain,
+// address, identity, mechanism, credentials...). A request of fewer than 6 frames gets no answer
+// (answer = false); otherwise `admitted` only for mechanism CURVE with `client_public_bin` (the 32
+// raw bytes of the one admitted key) as its credential, and `reason` says why not.
+struct ZapDecision {
+  bool answer = false, admitted = false;
+  std::string request_id, address, reason;
+};
+ZapDecision decide_zap(const std::vector<std::string>& frames, const std::string& client_public_bin);
 
 class ZmqEndpoint {
  public:

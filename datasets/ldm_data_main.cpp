@@ -377,21 +377,30 @@ ldm::data::ImportOptions import_options(const Args& args) {
   return o;
 }
 
+// Prints the summary; an import that kept no image at all fails (exit 1): nothing to train on,
+// and a script should not go on as if there were.
+int finish_import(const ldm::data::ImportSummary& summary) {
+  std::fputs(ldm::data::format_import_summary(summary).c_str(), stdout);
+  if (summary.images_kept > 0) return 0;
+  std::fprintf(stderr,
+               "ldm-data: error: no image was kept from %llu input(s) (%llu skipped, reasons above); %s holds "
+               "no records\n",
+               static_cast<unsigned long long>(summary.inputs),
+               static_cast<unsigned long long>(summary.skipped_total()), summary.out_dir.c_str());
+  return 1;
+}
+
 int run_import_imagenet(const Args& args) {
   const ldm::data::ImportOptions o = import_options(args);
   ldm::data::ImageNetOptions in;
   in.split = args.text("split", in.split);
   in.val_labels = args.text("val-labels", in.val_labels);
-  const auto summary = ldm::data::import_imagenet(args.positional[0], args.text("out"), in, o);
-  std::fputs(ldm::data::format_import_summary(summary).c_str(), stdout);
-  return 0;
+  return finish_import(ldm::data::import_imagenet(args.positional[0], args.text("out"), in, o));
 }
 
 int run_import_wds(const Args& args) {
   const ldm::data::ImportOptions o = import_options(args);
-  const auto summary = ldm::data::import_webdataset(args.positional[0], args.text("out"), o);
-  std::fputs(ldm::data::format_import_summary(summary).c_str(), stdout);
-  return 0;
+  return finish_import(ldm::data::import_webdataset(args.positional[0], args.text("out"), o));
 }
 
 // Options both importers take.

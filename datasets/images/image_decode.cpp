@@ -21,6 +21,15 @@
 namespace ldm::data {
 namespace {
 
+// True (with the reason in `message`) when a declared size is above kMaxImagePixels.
+bool too_many_pixels(std::uint64_t width, std::uint64_t height, char* message, std::size_t size) {
+  if (width * height <= kMaxImagePixels) return false;  // both below 2^32: no overflow
+  std::snprintf(message, size, "%llu x %llu pixels, more than the %llu an image may have",
+                static_cast<unsigned long long>(width), static_cast<unsigned long long>(height),
+                static_cast<unsigned long long>(kMaxImagePixels));
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // JPEG (libjpeg API of libjpeg-turbo). Errors leave libjpeg through longjmp, so the setjmp frame
 // (run_jpeg) keeps every C++ object it touches in the caller's JpegJob: no destructor is skipped.
@@ -107,6 +116,8 @@ bool run_jpeg(JpegJob& job) {
                   cinfo->num_components);
     return false;
   }
+  jpeg_calc_output_dimensions(cinfo);
+  if (too_many_pixels(cinfo->output_width, cinfo->output_height, job.err.message, sizeof job.err.message)) return false;
   jpeg_start_decompress(cinfo);
   const int w = static_cast<int>(cinfo->output_width), h = static_cast<int>(cinfo->output_height);
   job.out.width = w;
@@ -192,6 +203,9 @@ bool run_png(PngJob& job) {
   if ((color & PNG_COLOR_MASK_ALPHA) || png_get_valid(job.png, job.info, PNG_INFO_tRNS)) png_set_strip_alpha(job.png);
   png_set_interlace_handling(job.png);
   png_read_update_info(job.png, job.info);
+  if (too_many_pixels(png_get_image_width(job.png, job.info), png_get_image_height(job.png, job.info), job.message,
+                      sizeof job.message))
+    return false;
   const int w = static_cast<int>(png_get_image_width(job.png, job.info));
   const int h = static_cast<int>(png_get_image_height(job.png, job.info));
   if (png_get_rowbytes(job.png, job.info) != static_cast<png_size_t>(w) * 3) {
@@ -262,6 +276,9 @@ RgbImage decode_webp(const std::uint8_t* data, std::size_t size, const std::stri
   VP8StatusCode st = WebPGetFeatures(data, size, &features);
   if (st != VP8_STATUS_OK) throw DataError(source + ": cannot decode WebP: " + webp_status(st));
   if (features.has_animation) throw DataError(source + ": cannot decode WebP: animated WebP is not supported");
+  char message[160];
+  if (too_many_pixels(features.width, features.height, message, sizeof message))
+    throw DataError(source + ": cannot decode WebP: " + message);
   RgbImage out;
   out.width = features.width;
   out.height = features.height;

@@ -28,6 +28,11 @@ namespace ldm::data {
 
 enum class ImageFormat { Unknown, Jpeg, Png, Webp };
 
+// Images with more pixels are refused before their pixels are allocated (a header of a few bytes
+// can declare 65535 x 65535): PIL's DecompressionBombError threshold, 2 x its MAX_IMAGE_PIXELS, so
+// both readers keep the same web-crawl images (at most 537 MB of RGB).
+inline constexpr std::uint64_t kMaxImagePixels = 2ull * 89478485ull;
+
 // From the first bytes: JPEG FF D8 FF, PNG's 8-byte signature, WebP "RIFF....WEBP".
 ImageFormat detect_image_format(const std::uint8_t* data, std::size_t size);
 const char* image_format_name(ImageFormat f);  // "jpeg", "png", "webp", "unknown"

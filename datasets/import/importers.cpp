@@ -508,66 +508,6 @@ std::vector<ImageNetItem> imagenet_items(const fs::path& root, const ImageNetOpt
 
 // ---- WebDataset -------------------------------------------------------------------------
 
-struct WdsSample {
-  std::string key;
-  std::string image_member;  // member name of the image
-  std::vector<std::uint8_t> image;
-  bool has_image = false, has_caption = false;
-  std::string caption, json;
-};
-
-// Reads every regular member of a tar, grouped into samples. A read error after some members
-// keeps what was read and sets `error`.
-std::vector<WdsSample> read_tar(const std::string& path, std::string& error) {
-  std::vector<WdsSample> samples;
-  std::unordered_map<std::string, std::size_t> by_key;
-  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  archive_read_support_filter_all(a.get());
-  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    error = path + ": " + archive_error_string(a.get());
-    return samples;
-  }
-  archive_entry* entry = nullptr;
-  int r;
-  std::vector<std::uint8_t> data;
-  while ((r = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-    if (archive_entry_filetype(entry) != AE_IFREG) continue;
-    const std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
-    data.clear();
-    const la_int64_t size = archive_entry_size(entry);
-    if (size > 0) data.reserve(static_cast<std::size_t>(size));
-    std::uint8_t buf[1 << 16];
-    la_ssize_t n;
-    while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) data.insert(data.end(), buf, buf + n);
-    if (n < 0) {
-      error = path + ": " + name + ": " + archive_error_string(a.get());
-      return samples;
-    }
-    const auto slash = name.rfind('/');
-    const auto dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
-    if (dot == std::string::npos) continue;  // no extension: not part of a sample
-    const std::string key = name.substr(0, dot);
-    const std::string ext = lower(name.substr(dot));
-    auto [it, fresh] = by_key.emplace(key, samples.size());
-    if (fresh) samples.push_back(WdsSample{key, {}, {}, false, false, {}, {}});
-    WdsSample& s = samples[it->second];
-    if (!s.has_image && is_image_extension(ext)) {
-      s.has_image = true;
-      s.image = data;
-      s.image_member = name;
-    } else if (ext == ".txt") {
-      s.has_caption = true;
-      s.caption = strip(std::string(data.begin(), data.end()));
-    } else if (ext == ".json") {
-      s.json.assign(data.begin(), data.end());
-    }
-  }
-  if (r != ARCHIVE_EOF) error = path + ": " + archive_error_string(a.get());
-  return samples;
-}
-
 // The pre-resize size from a downloader's json, {0, 0} when absent.
 std::pair<int, int> json_original_size(const std::string& text) {
   if (text.empty()) return {0, 0};
@@ -778,6 +718,65 @@ void wds_records(const std::vector<WdsSample>& samples, std::size_t k, const std
 
 }  // namespace
 
+std::vector<WdsSample> read_webdataset_tar(const std::string& path, std::string& error) {
+  std::vector<WdsSample> samples;
+  std::unordered_map<std::string, std::size_t> by_key;
+  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_gnutar(a.get());
+  // The compressions libarchive decodes itself; never a filter that would run an external program.
+  for (auto* support : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                        archive_read_support_filter_xz, archive_read_support_filter_zstd})
+    if (support(a.get()) != ARCHIVE_OK) archive_clear_error(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    error = path + ": " + archive_error_string(a.get());
+    return samples;
+  }
+  archive_entry* entry = nullptr;
+  int r;
+  std::vector<std::uint8_t> data;
+  while ((r = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+    if (archive_entry_filetype(entry) != AE_IFREG) continue;
+    const std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
+    data.clear();
+    const la_int64_t size = archive_entry_size(entry);
+    if (size > kMaxTarMemberBytes) {
+      error = path + ": member '" + name + "' declares " + std::to_string(size) + " bytes, more than the " +
+              std::to_string(kMaxTarMemberBytes >> 20) + " MiB an image, caption or JSON may have";
+      return samples;
+    }
+    // Grown as the bytes arrive: the header's size is only a claim until they do.
+    if (size > 0) data.reserve(static_cast<std::size_t>(std::min<la_int64_t>(size, la_int64_t{1} << 24)));
+    std::uint8_t buf[1 << 16];
+    la_ssize_t n;
+    while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) data.insert(data.end(), buf, buf + n);
+    if (n < 0) {
+      error = path + ": " + name + ": " + archive_error_string(a.get());
+      return samples;
+    }
+    const auto slash = name.rfind('/');
+    const auto dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
+    if (dot == std::string::npos) continue;  // no extension: not part of a sample
+    const std::string key = name.substr(0, dot);
+    const std::string ext = lower(name.substr(dot));
+    auto [it, fresh] = by_key.emplace(key, samples.size());
+    if (fresh) samples.push_back(WdsSample{key, {}, {}, false, false, {}, {}});
+    WdsSample& s = samples[it->second];
+    if (!s.has_image && is_image_extension(ext)) {
+      s.has_image = true;
+      s.image = data;
+      s.image_member = name;
+    } else if (ext == ".txt") {
+      s.has_caption = true;
+      s.caption = strip(std::string(data.begin(), data.end()));
+    } else if (ext == ".json") {
+      s.json.assign(data.begin(), data.end());
+    }
+  }
+  if (r != ARCHIVE_EOF) error = path + ": " + archive_error_string(a.get());
+  return samples;
+}
+
 ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir, const ImportOptions& o) {
   check_options(o);
   const std::vector<std::string> tars = expand_braces(pattern);
@@ -822,7 +821,7 @@ ImportSummary import_webdataset(const std::string& pattern, const std::string& o
     std::error_code ec;
     s.bytes = fs::file_size(tars[k], ec);
     std::string tar_error;
-    const std::vector<WdsSample> samples = read_tar(tars[k], tar_error);
+    const std::vector<WdsSample> samples = read_webdataset_tar(tars[k], tar_error);
     if (!tar_error.empty()) {
       ImageResult bad{{}, "unreadable tar", tar_error};
       note_skip(s, bad);

@@ -137,6 +137,22 @@ ImportSummary import_imagenet(const std::string& root, const std::string& out_di
                               const ImportOptions& options);
 ImportSummary import_webdataset(const std::string& pattern, const std::string& out_dir, const ImportOptions& options);
 
+// One WebDataset sample: the members of a tar sharing a key (the member's path up to the first dot
+// of its file name). Member names are only keys: nothing is written to a path made from them.
+struct WdsSample {
+  std::string key;
+  std::string image_member;  // member name of the image
+  std::vector<std::uint8_t> image;
+  bool has_image = false, has_caption = false;
+  std::string caption, json;
+};
+inline constexpr std::int64_t kMaxTarMemberBytes = std::int64_t{1} << 30;
+
+// Every regular member of a tar (plain, or gzip, bzip2, xz or zstd compressed), grouped into
+// samples in member order. A read error, or a member above kMaxTarMemberBytes, ends the walk:
+// what was read is returned and `error` names the file (and the member).
+std::vector<WdsSample> read_webdataset_tar(const std::string& path, std::string& error);
+
 // Human-readable multi-line summary (kept, skipped by reason with names, bytes, time).
 std::string format_import_summary(const ImportSummary& summary, std::size_t max_names = 20);
 

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -279,19 +280,17 @@ std::string npz_key(const std::string& name) {
 std::string read_member_bytes(zip_t* za, zip_uint64_t index, const zip_stat_t& st, const std::string& member) {
   std::unique_ptr<zip_file_t, ZipFileClose> f(zip_fopen_index(za, index, 0));
   if (!f) throw DataError(member + ": cannot open: " + zip_strerror(za));
+  // Grown as the bytes inflate: the directory's size is only a claim until they do.
   std::string bytes;
-  try {
-    bytes.resize(st.size);
-  } catch (const std::exception&) {  // a corrupt size field
-    throw DataError(member + ": its size " + std::to_string(st.size) + " bytes cannot be allocated");
-  }
-  zip_uint64_t done = 0;
-  while (done < st.size) {
-    const zip_int64_t n = zip_fread(f.get(), bytes.data() + done, st.size - done);
+  bytes.reserve(static_cast<std::size_t>(std::min<zip_uint64_t>(st.size, zip_uint64_t{1} << 24)));
+  char chunk[1 << 16];
+  while (bytes.size() < st.size) {
+    const zip_int64_t n = zip_fread(f.get(), chunk, std::min<zip_uint64_t>(sizeof chunk, st.size - bytes.size()));
     if (n < 0) throw DataError(member + ": cannot read: " + zip_file_strerror(f.get()));
     if (n == 0) break;
-    done += static_cast<zip_uint64_t>(n);
+    bytes.append(chunk, static_cast<std::size_t>(n));
   }
+  const zip_uint64_t done = bytes.size();
   if (done != st.size)
     throw DataError(member + ": truncated (" + std::to_string(done) + " of " + std::to_string(st.size) + " bytes)");
   // Reading to the end makes libzip compare the CRC-32 of what it inflated with the stored one.
@@ -364,6 +363,9 @@ std::vector<std::string> npy_decode_strings(const std::string& bytes, const std:
       item ? npy_check_data_size(bytes, layout, item, source) : static_cast<std::size_t>(h.shape[0]);
   if (!item && bytes.size() != layout.data_pos)
     throw DataError(source + ": trailing bytes after the header of a zero-width string array");
+  // A zero-width array has no data to bound its length: numpy writes one only for an empty array.
+  if (!item && count > (std::size_t{1} << 20))
+    throw DataError(source + ": a zero-width string array declaring " + std::to_string(count) + " elements");
   std::vector<std::string> out;
   out.reserve(count);
   const unsigned char* data = reinterpret_cast<const unsigned char*>(bytes.data()) + layout.data_pos;

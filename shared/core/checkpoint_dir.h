@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace ldm {
 
 struct BundleRef {
@@ -33,5 +35,16 @@ std::optional<BundleRef> newest_bundle(const std::string& checkpoints_dir);
 // `path` itself when it is a bundle (has manifest.json); else the newest complete bundle of `path`
 // or of `path`/checkpoints (a checkpoints directory or a run directory); "" when there is none.
 std::string resolve_bundle_dir(const std::string& path);
+
+// A bundle's manifest.json, parsed and checked once where it is read, so its readers (resume,
+// transfer, generation, the coordinator's lineage and outcome) can take each field as its type:
+//   step (required): integer >= 0;    spec: an object spec_from_json accepts;
+//   spec_hash, experiment, stage, libtorch, recipe: strings;   init, dataset: objects (dataset.dir a string);
+//   stage_index: integer >= 0, below the spec's stage count;   world_size, threads_per_rank: integers >= 1;
+//   data_cursor, attempt, nonfinite_rollbacks: integers >= 0;  reference_resolution: integer >= 1;
+//   skipped_batches: array of {index, step}, integers >= 0.
+// Other keys and absent optional ones are left alone (bundles of older versions lack some).
+// Throws DataError "<source>: <key>: <what is wrong>".
+nlohmann::json parse_bundle_manifest(const std::string& text, const std::string& source);
 
 }  // namespace ldm

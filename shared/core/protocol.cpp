@@ -147,9 +147,9 @@ Message decode(const void* data, std::size_t size, std::size_t max_bytes) {
   if (!j.is_object()) throw ProtocolError("message is not a JSON object");
   auto v = j.find("v");
   if (v == j.end() || !v->is_number_integer()) throw ProtocolError("message has no integer protocol version 'v'");
-  if (v->get<int>() != kProtocolVersion)
-    throw ProtocolError("protocol version " + std::to_string(v->get<long long>()) +
-                        " is not supported (this build speaks " + std::to_string(kProtocolVersion) + ")");
+  if (*v != kProtocolVersion)  // compared as numbers: 4294967297 is not 1 (get<int>() would wrap it)
+    throw ProtocolError("protocol version " + v->dump() + " is not supported (this build speaks " +
+                        std::to_string(kProtocolVersion) + ")");
   Message m;
   auto type = j.find("type");
   if (type == j.end() || !type->is_string()) throw ProtocolError("message has no string 'type'");

@@ -10,6 +10,8 @@
 #include "coordinator/auth.h"
 #include "coordinator/client.h"
 #include "coordinator/coordinator_service.h"
+#include "coordinator/http_server.h"
+#include "coordinator/zmq_endpoint.h"
 #include "shared/core/credentials.h"
 #include "shared/core/protocol.h"
 #include "tests/coordinator/test_support.h"
@@ -142,4 +144,38 @@ TEST_CASE("on loopback nothing changes: no credentials are needed or written") {
   CHECK_FALSE(path_exists(o.state_dir + "/auth"));
   CHECK(answered(service.zmq_endpoint(), nullptr));
   CHECK(CoordinatorClient(service.http_url(), "test").get("/api/v1/health").at("ok") == true);
+}
+
+TEST_CASE("the bearer check admits exactly 'Bearer <token>'") {
+  CHECK(bearer_refusal("", "") == "");  // no token: every request
+  CHECK(bearer_refusal("Bearer x", "") == "");
+  CHECK(bearer_refusal("Bearer s3cret", "s3cret") == "");
+  CHECK(bearer_refusal("", "s3cret") == "no bearer token");
+  CHECK(bearer_refusal("Basic czNjcmV0", "s3cret") == "no bearer token");
+  CHECK(bearer_refusal("bearer s3cret", "s3cret") == "no bearer token");
+  CHECK(bearer_refusal("Bearer s3cre", "s3cret") == "a wrong bearer token");
+  CHECK(bearer_refusal("Bearer s3cret ", "s3cret") == "a wrong bearer token");
+}
+
+TEST_CASE("ZAP admits only CURVE with the admitted client key, and answers with the request id") {
+  const std::string key(32, 'K');
+  const std::vector<std::string> curve = {"1.0", "id7", "ldm", "10.0.0.2", "", "CURVE", key};
+  ZapDecision d = decide_zap(curve, key);
+  CHECK(d.answer);
+  CHECK(d.admitted);
+  CHECK(d.request_id == "id7");
+  std::vector<std::string> other = curve;
+  other[6] = std::string(32, 'L');
+  d = decide_zap(other, key);
+  CHECK(d.answer);
+  CHECK_FALSE(d.admitted);
+  CHECK(d.reason.find("CURVE key is not the one") != std::string::npos);
+  other = curve;
+  other[5] = "NULL";
+  other.pop_back();
+  d = decide_zap(other, key);
+  CHECK_FALSE(d.admitted);
+  CHECK(d.reason == "it does not use CURVE (NULL)");
+  CHECK_FALSE(decide_zap({"1.0", "id"}, key).answer);                             // too few frames: no answer at all
+  CHECK_FALSE(decide_zap({"1.0", "id", "ldm", "a", "", "CURVE"}, key).admitted);  // no credential
 }

@@ -766,7 +766,7 @@ TEST_CASE("an unreadable newest bundle fails the new attempt naming its manifest
   f.coord->tick();
   CHECK(f.executor.launches.size() == 1);
   CHECK(f.experiment().state == RunState::Failed);
-  CHECK(f.experiment().error.find("step-0000004/manifest.json: no readable step") != std::string::npos);
+  CHECK(f.experiment().error.find("step-0000004/manifest.json: not valid JSON") != std::string::npos);
 }
 
 TEST_CASE("resume starts a new attempt of a stopped experiment, and refuses running, done and unknown ones") {

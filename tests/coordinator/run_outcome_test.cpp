@@ -116,7 +116,7 @@ TEST_CASE("the newest checkpoint of a run directory is its newest complete bundl
   CHECK(newest_checkpoint(dir.path())->step == 60);
   CHECK(newest_checkpoint(dir.path())->bundle == dir.path() + "/checkpoints/step-0000060");
   bundle("step-0000070", "{}");
-  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("step-0000070/manifest.json: no readable step"),
+  CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("step-0000070/manifest.json: step: missing"),
                        Error);
   bundle("step-0000070", R"({"step": 7})");
   CHECK_THROWS_WITH_AS(newest_checkpoint(dir.path()), doctest::Contains("step 7 in a bundle named for step 70"), Error);

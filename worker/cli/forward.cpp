@@ -102,7 +102,10 @@ Weights read_weights(const std::string& path, bool ema) {
   char magic[4] = {0, 0, 0, 0};
   in.read(magic, 4);
   in.close();
-  if (std::string(magic, 4) == std::string("PK\x03\x04", 4)) return load_pt(path, ema);
+  // A zip is torch.save's; so is a file named like one, whose reader then says what it is instead.
+  const std::string ext = fs::path(path).extension().string();
+  if (std::string(magic, 4) == std::string("PK\x03\x04", 4) || ext == ".pt" || ext == ".pth" || ext == ".ckpt")
+    return load_pt(path, ema);
   if (ema)
     throw DataError(path +
                     ": --ema: a safetensors file holds one set of weights (--ema applies to checkpoint "

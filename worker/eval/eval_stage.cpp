@@ -15,6 +15,7 @@
 #include "datasets/images/image_decode.h"
 #include "datasets/tensor/loader.h"
 #include "shared/core/progress.h"
+#include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
 #include "shared/core/log.h"
@@ -69,8 +70,12 @@ Reference fid_reference(const worker::StageContext& ctx, const EvalSpec& ev, con
   Reference r;
   r.path = eval_path(ctx, "reference", ev.reference);
   if (r.path.empty()) {
-    const auto manifest = nlohmann::json::parse(read_file(first_bundle + "/manifest.json"));
-    r.path = manifest.at("dataset").at("dir").get<std::string>();
+    const std::string source = first_bundle + "/manifest.json";
+    const nlohmann::json manifest = parse_bundle_manifest(read_file(source), source);
+    if (!manifest.contains("dataset") || !manifest["dataset"].contains("dir"))
+      throw DataError(source +
+                      ": names no training data (dataset.dir) to take the FID reference from; set eval.reference");
+    r.path = manifest["dataset"]["dir"].get<std::string>();
     if (collection_kind(r.path) == CollectionKind::ImageShards &&
         data::ShardDataset(r.path).header().kind != data::PayloadKind::ImageU8)
       throw DataError("eval.reference is empty and the parent trained on latent shards (" + r.path +

@@ -127,9 +127,7 @@ CheckpointBundle read_checkpoint(const std::string& path) {
   }
   if (!path_exists(dir + "/manifest.json")) throw DataError(dir + ": not a checkpoint bundle (no manifest.json)");
   CheckpointBundle b;
-  auto manifest = nlohmann::json::parse(read_file(dir + "/manifest.json"), nullptr, false);
-  if (manifest.is_discarded()) throw DataError(dir + "/manifest.json: not valid JSON");
-  b.manifest = manifest;
+  b.manifest = parse_bundle_manifest(read_file(dir + "/manifest.json"), dir + "/manifest.json");
   b.model = safetensors_decode(read_file(dir + "/model.safetensors"), dir + "/model.safetensors");
   b.ema = safetensors_decode(read_file(dir + "/ema.safetensors"), dir + "/ema.safetensors");
   b.optimizer = safetensors_decode(read_file(dir + "/optimizer.safetensors"), dir + "/optimizer.safetensors");

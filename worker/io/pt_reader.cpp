@@ -735,28 +735,38 @@ std::map<std::string, at::Tensor> materialise(caffe2::serialize::PyTorchStreamRe
       if (!reader.hasRecord(rec))
         throw DataError(source + ": missing storage " + rec + " (needed by tensor '" + name + "' of " + where + ")");
       auto [ptr, size] = read_record(reader, rec, source);
-      auto buffer = at::empty({st->i}, at::TensorOptions().dtype(st->dtype));
-      const size_t want = size_t(st->i) * buffer.element_size();
-      if (size < want)
+      // The pickle's element count is checked against the record before anything is allocated.
+      size_t want = 0;
+      const bool overflow = __builtin_mul_overflow(size_t(st->i), c10::elementSize(st->dtype), &want);
+      if (overflow || size < want)
         throw DataError(source + ": storage " + rec + " holds " + std::to_string(size) + " bytes, " +
-                        std::to_string(want) + " expected for " + std::to_string(st->i) + " elements of " +
-                        c10::toString(st->dtype));
+                        (overflow ? std::string("more than 2^64") : std::to_string(want)) + " expected for " +
+                        std::to_string(st->i) + " elements of " + c10::toString(st->dtype));
+      auto buffer = at::empty({st->i}, at::TensorOptions().dtype(st->dtype));
       if (want) std::memcpy(buffer.data_ptr(), ptr.get(), want);
       it = storages.emplace(st->s, buffer).first;
     }
     const at::Tensor& buffer = it->second;
     if (buffer.scalar_type() != v->dtype)
       throw DataError(source + ": storage " + rec + " is read as two dtypes (tensor '" + name + "')");
-    // Bounds of the view: the furthest element it touches must lie inside the storage.
+    // Bounds of the view: the furthest element it touches must lie inside the storage (every
+    // product and sum checked: a pickle can declare any sizes and strides).
     int64_t numel = 1, last = v->offset;
     bool bad = v->offset < 0;
-    for (size_t d = 0; d < v->sizes.size(); ++d) {
-      if (v->sizes[d] < 0 || v->strides[d] < 0) bad = true;
-      numel *= v->sizes[d];
-      if (v->sizes[d] > 0) last += (v->sizes[d] - 1) * v->strides[d];
+    for (size_t d = 0; d < v->sizes.size() && !bad; ++d) {
+      int64_t reach = 0;
+      bad = v->sizes[d] < 0 || v->strides[d] < 0 || __builtin_mul_overflow(numel, v->sizes[d], &numel) ||
+            (v->sizes[d] > 0 && (__builtin_mul_overflow(v->sizes[d] - 1, v->strides[d], &reach) ||
+                                 __builtin_add_overflow(last, reach, &last)));
     }
     if (bad || (numel > 0 && last >= st->i))
       throw DataError(source + ": tensor '" + name + "' of " + where + " reaches outside its storage " + rec);
+    // A view with more elements than its storage repeats elements (an expand()ed tensor, stride 0):
+    // never a parameter, and its contiguous copy could be any size.
+    if (numel > st->i)
+      throw DataError(source + ": tensor '" + name + "' of " + where + " has " + std::to_string(numel) +
+                      " elements over a storage of " + std::to_string(st->i) +
+                      " (an expanded view); save it contiguous (.contiguous()) instead");
     out[name] = numel == 0 ? at::empty(v->sizes, buffer.options())
                            : buffer.as_strided(v->sizes, v->strides, v->offset).clone(at::MemoryFormat::Contiguous);
   }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cstring>
 
 #include "shared/core/error.h"
@@ -70,31 +71,51 @@ TensorMap safetensors_decode(const std::string& bytes, const std::string& source
   TensorMap out;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string where = source + ": tensor '" + it.key() + "'";
-    try {
-      if (it.key() == "__metadata__") {
-        if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
-        continue;
-      }
-      const auto& e = it.value();
-      auto type = dtype_from(e.at("dtype").get<std::string>(), source);
-      auto shape = e.at("shape").get<std::vector<int64_t>>();
-      auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
-      // The size the shape declares, checked before anything is allocated: a header of a few bytes
-      // can declare any shape.
-      std::uint64_t want = static_cast<std::uint64_t>(c10::elementSize(type));
-      for (int64_t d : shape) {
-        if (d < 0) throw DataError(where + " has a negative dimension " + std::to_string(d));
-        if (__builtin_mul_overflow(want, static_cast<std::uint64_t>(d), &want))
-          throw DataError(where + ": its shape needs more than 2^64 bytes");
-      }
-      if (offs.size() != 2 || offs[1] < offs[0] || offs[1] > data_size || offs[1] - offs[0] != want)
-        throw DataError(where + " has data offsets inconsistent with its shape or the file size");
-      auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-      if (want) std::memcpy(t.data_ptr(), bytes.data() + data_start + offs[0], want);
-      out[it.key()] = t;
-    } catch (const nlohmann::json::exception& ex) {  // a missing field or one of another type
-      throw DataError(where + ": malformed header entry (" + ex.what() + ")");
+    const auto& e = it.value();
+    if (it.key() == "__metadata__") {
+      if (!e.is_object()) throw DataError(source + ": __metadata__ is not a JSON object");
+      for (auto m = e.begin(); m != e.end(); ++m)
+        if (!m.value().is_string()) throw DataError(source + ": __metadata__ '" + m.key() + "' is not a string");
+      if (metadata) *metadata = e.get<std::map<std::string, std::string>>();
+      continue;
     }
+    // Every field checked for its type here, so a malformed entry is named rather than a JSON error.
+    if (!e.is_object())
+      throw DataError(where + ": expected an object {dtype, shape, data_offsets}, got " + e.type_name());
+    const auto field = [&](const char* key) -> const nlohmann::json& {
+      const auto f = e.find(key);
+      if (f == e.end()) throw DataError(where + ": no '" + key + "'");
+      return *f;
+    };
+    const auto& dtype = field("dtype");
+    if (!dtype.is_string()) throw DataError(where + ": 'dtype' is not a string");
+    const auto type = dtype_from(dtype.get<std::string>(), where);
+    const auto& shape_json = field("shape");
+    if (!shape_json.is_array()) throw DataError(where + ": 'shape' is not an array");
+    std::vector<int64_t> shape;
+    for (const auto& d : shape_json) {
+      if (!d.is_number_integer() || (d.is_number_unsigned() && d.get<std::uint64_t>() > INT64_MAX))
+        throw DataError(where + ": 'shape' holds " + d.dump() + ", not a dimension");
+      shape.push_back(d.get<int64_t>());
+    }
+    const auto& offs_json = field("data_offsets");
+    if (!offs_json.is_array() || offs_json.size() != 2 || !offs_json[0].is_number_unsigned() ||
+        !offs_json[1].is_number_unsigned())
+      throw DataError(where + ": 'data_offsets' is not a pair of byte offsets");
+    const std::uint64_t begin = offs_json[0].get<std::uint64_t>(), end = offs_json[1].get<std::uint64_t>();
+    // The size the shape declares, checked before anything is allocated: a header of a few bytes
+    // can declare any shape.
+    std::uint64_t want = static_cast<std::uint64_t>(c10::elementSize(type));
+    for (int64_t d : shape) {
+      if (d < 0) throw DataError(where + " has a negative dimension " + std::to_string(d));
+      if (__builtin_mul_overflow(want, static_cast<std::uint64_t>(d), &want))
+        throw DataError(where + ": its shape needs more than 2^64 bytes");
+    }
+    if (end < begin || end > data_size || end - begin != want)
+      throw DataError(where + " has data offsets inconsistent with its shape or the file size");
+    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
+    if (want) std::memcpy(t.data_ptr(), bytes.data() + data_start + begin, want);
+    out[it.key()] = t;
   }
   return out;
 }

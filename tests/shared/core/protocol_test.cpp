@@ -111,6 +111,10 @@ TEST_CASE("a message with a missing or different protocol version is rejected") 
   json missing = envelope("ack", {{"seq", 1}});
   missing.erase("v");
   CHECK_THROWS_WITH_AS(proto::decode(missing.dump()), doctest::Contains("protocol version"), ldm::ProtocolError);
+  // 2^32 + 1 is not version 1 (read as an int it would wrap to 1).
+  wrong["v"] = 4294967297LL;
+  CHECK_THROWS_WITH_AS(proto::decode(wrong.dump()), doctest::Contains("protocol version 4294967297 is not supported"),
+                       ldm::ProtocolError);
 }
 
 TEST_CASE("a message of an unknown type is rejected") {

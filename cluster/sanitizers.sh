@@ -2,7 +2,7 @@
 # Sanitizer builds of the parts that do not link LibTorch (shared/, coordinator/, datasets/ except
 # datasets/tensor/) and their tests, with Debian's clang:
 #   build-asan: AddressSanitizer (leaks included) + UndefinedBehaviorSanitizer, every test of those
-#               parts (ctest label `unit`);
+#               parts (ctest label `unit`), the fuzz corpora's replays included;
 #   build-tsan: ThreadSanitizer, the coordinator's tests (HTTP server, ZeroMQ endpoint and store are
 #               used from several threads), with tests/sanitizers/tsan.supp for uninstrumented
 #               Debian libraries only.
@@ -45,7 +45,10 @@ configure_build() {  # DIR OPT SANITIZE_FLAGS TARGETS...
 if [[ $which == asan || $which == all ]]; then
   start=$SECONDS
   flags="-fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-  configure_build build-asan -O0 "$flags" test_shared test_store test_datasets test_coordinator
+  # The fuzz harnesses' replay programs too: ctest's `fuzz_replay` tests (label unit) run every
+  # corpus of tests/fuzz/ and the wire/HTTP inputs of tests/data/bad/ under ASan + UBSan.
+  configure_build build-asan -O0 "$flags" test_shared test_store test_datasets test_coordinator fuzz_experiment_toml \
+    fuzz_manifest fuzz_protocol fuzz_http fuzz_shard fuzz_tar fuzz_image
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir build-asan --output-on-failure --timeout 600 -j "$jobs" -L unit

@@ -45,9 +45,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   http::request_parser<http::string_body> parser;
   parser.body_limit(HttpServer::kMaxBodyBytes);
   parser.eager(true);
+  // As http::read feeds it: put() until it consumes nothing more, then end of stream (which Beast
+  // allows only after some bytes: an empty connection is no request).
   boost::beast::error_code ec;
-  parser.put(boost::asio::buffer(data, size), ec);
-  if (ec == http::error::need_more) parser.put_eof(ec);
+  std::size_t used = 0;
+  while (!ec && used < size && !parser.is_done()) {
+    const std::size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
+    if (n == 0) break;
+    used += n;
+  }
+  if ((!ec || ec == http::error::need_more) && !parser.is_done() && parser.got_some()) {
+    ec = {};
+    parser.put_eof(ec);
+  }
   if (ec || !parser.is_done()) return 0;  // the server answers 400 or 413 and closes
   const http::request<http::string_body>& req = parser.get();
   const std::string authorization(req[http::field::authorization]);

@@ -39,6 +39,7 @@ for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 cmake --build build-fuzz -j "${LDM_BUILD_JOBS:-2}" --target "${targets[@]}"
 
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fuzz_one() {  # HARNESS
   local h=$1
@@ -64,10 +65,10 @@ wait
 count() { find "build-fuzz/findings/$1" -maxdepth 1 -name "$2-*" | wc -l; }
 printf '%-16s %12s %10s %8s %7s %7s %7s %8s\n' harness executions exec/s crashes hangs leaks ooms corpus
 for h in "${harnesses[@]}"; do
-  # The fork-mode status line: "#<execs>: cov: ... corp: <n>/<size> exec/s: <r> oom/timeout/crash: ..."
+  # The fork-mode status line: "#<execs>: cov: <n> ft: <n> corp: <n> exec/s <r> oom/timeout/crash: ..."
   line=$(grep -E '^#[0-9]+: cov:' "build-fuzz/logs/$h.log" | tail -1 || true)
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<< "$line")
-  rate=$(sed -nE 's/.*exec\/s: ([0-9]+).*/\1/p' <<< "$line")
+  rate=$(sed -nE 's/.*exec\/s:? ([0-9]+).*/\1/p' <<< "$line")
   corp=$(sed -nE 's/.*corp: ([0-9]+).*/\1/p' <<< "$line")
   printf '%-16s %12s %10s %8s %7s %7s %7s %8s\n' "$h" "${execs:-?}" "${rate:-?}" "$(count "$h" crash)" \
     "$(count "$h" timeout)" "$(count "$h" leak)" "$(count "$h" oom)" "${corp:-?}"

@@ -14,7 +14,11 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse reply(int status, const json& body) { return {status, body.dump()}; }
+// Request bytes that are not UTF-8 (a path, a name) can reach a reply's strings: they are written
+// as U+FFFD instead of failing the dump (which answered 500; found by tests/fuzz/fuzz_http).
+HttpResponse reply(int status, const json& body) {
+  return {status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
 HttpResponse fail(int status, const std::string& message) { return reply(status, {{"error", message}}); }
 
 int hex_value(char c) {

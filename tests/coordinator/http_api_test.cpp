@@ -152,6 +152,16 @@ TEST_CASE("unknown paths are 404 and wrong methods 405, naming the request") {
   api.call_json("POST", "/api/v1/health", 405);
 }
 
+TEST_CASE("bytes that are not UTF-8 in a path or a name get a 404 whose JSON names them, not a 500") {
+  // Found by tests/fuzz/fuzz_http: the reply quoted the path, and dumping it threw.
+  Api api;
+  const std::string bad = "/api/v1/experim\xff\xfents";
+  const json j = api.call_json("GET", bad, 404);
+  CHECK(j.at("error") == "no such endpoint: GET /api/v1/experim\xEF\xBF\xBD\xEF\xBF\xBDnts");  // U+FFFD twice
+  api.call_json("GET", "/api/v1/experiments/exp\xc3", 404);
+  api.call_json("POST", "/api/v1/experiments/\xff/cancel", 404);
+}
+
 TEST_CASE("POST .../resume starts a new attempt of a stopped experiment: 409 while running, 404 unknown") {
   Api api;
   api.call_json("POST", "/api/v1/experiments", 201,

@@ -26,7 +26,7 @@ namespace {
 const std::string kToken = "fuzz-token-0123456789";
 
 struct World {
-  coord::testing::TempDir dir{"ldm-fuzz-http"};
+  fuzz::ProcessDir dir{"ldm-fuzz-http"};
   std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
   coord::testing::FakeExecutor executor;
   Coordinator coord{*store, executor, {dir.path() + "/runs", "tcp://127.0.0.1:5999", {}}};

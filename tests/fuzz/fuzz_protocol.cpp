@@ -23,7 +23,7 @@ using namespace ldm::coord;
 namespace {
 
 struct World {
-  coord::testing::TempDir dir{"ldm-fuzz-protocol"};
+  fuzz::ProcessDir dir{"ldm-fuzz-protocol"};
   std::unique_ptr<ExperimentStore> store = ExperimentStore::open(dir.path() + "/db");
   coord::testing::FakeExecutor executor;
   Coordinator coord{*store, executor, {dir.path() + "/runs", "tcp://127.0.0.1:5999", {}}};

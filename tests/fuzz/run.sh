@@ -49,6 +49,8 @@ fuzz_one() {  # HARNESS
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -print_final_stats=1 \
     -artifact_prefix="build-fuzz/findings/$h/" "build-fuzz/corpus/$h" "tests/fuzz/corpus/$h" \
     > "build-fuzz/logs/$h.log" 2>&1 || true
+  # What the last fork-mode children left (they end with _Exit; fuzz_support.h's ProcessDir).
+  rm -rf "${TMPDIR:-/tmp}/ldm-fuzz-$h-"*
 }
 running=0
 for h in "${harnesses[@]}"; do
@@ -61,6 +63,7 @@ for h in "${harnesses[@]}"; do
   fi
 done
 wait
+rm -rf /dev/shm/ldm-fuzz-[0-9]*  # the harnesses' scratch files (fuzz_support.h's scratch_dir)
 
 count() { find "build-fuzz/findings/$1" -maxdepth 1 -name "$2-*" | wc -l; }
 printf '%-16s %12s %10s %8s %7s %7s %7s %8s\n' harness executions exec/s crashes hangs leaks ooms corpus

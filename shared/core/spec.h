@@ -227,6 +227,16 @@ struct ExecutorSpec {
   std::vector<std::string> setup;   // shell lines before srun, e.g. "module load openmpi"
 };
 
+// Which device the worker's tensors live on and in which precision it computes (`[hardware]`).
+// Left out of the spec JSON while it holds the defaults, so files without it keep their spec_hash.
+struct HardwareSpec {
+  std::string device = "auto";  // auto (a CUDA GPU when the worker's LibTorch sees one, else the CPU) | cpu | cuda
+  std::string precision =
+      "auto";                  // auto (bf16 on a GPU, fp32 on the CPU) | fp32 | bf16 (autocast, fp32 master weights)
+  bool tf32 = true;            // CUDA: fp32 matrix products and convolutions in TF32
+  bool deterministic = false;  // the math attention kernel and deterministic algorithms (slower)
+};
+
 struct ExperimentSpec {
   std::string name;
   std::string description;
@@ -238,6 +248,7 @@ struct ExperimentSpec {
   RecipeSpec recipe;
   std::vector<StageSpec> stages;  // TOML: [[stage]]
   ExecutorSpec executor;
+  HardwareSpec hardware;
 };
 
 // ---- declarations --------------------------------------------------------------------------
@@ -554,6 +565,25 @@ void describe(V& v, ExecutorSpec& s) {
 }
 
 template <class V>
+void describe(V& v, HardwareSpec& s) {
+  v.field("device", s.device,
+          {"where the worker computes: auto (a CUDA GPU when its LibTorch sees one, else the CPU), cpu or cuda "
+           "(an error where there is none)",
+           0,
+           0,
+           {"auto", "cpu", "cuda"}});
+  v.field("precision", s.precision,
+          {"auto (bf16 on a GPU, fp32 on the CPU), fp32, or bf16: autocast with fp32 master weights and "
+           "optimiser state",
+           0,
+           0,
+           {"auto", "fp32", "bf16"}});
+  v.field("tf32", s.tf32, {"CUDA: fp32 matrix products and convolutions in TF32 (no effect on the CPU)"});
+  v.field("deterministic", s.deterministic,
+          {"the math attention kernel and deterministic algorithms: runs repeat bit for bit, slower"});
+}
+
+template <class V>
 void describe(V& v, ExperimentSpec& s) {
   v.field("name", s.name, {"experiment name, unique in the store ([A-Za-z0-9_-]+)"});
   v.field("description", s.description, {"free text"});
@@ -566,6 +596,7 @@ void describe(V& v, ExperimentSpec& s) {
   v.array("stage", s.stages,
           "training stages; a stage with init_from starts after its parent, the others start at once");
   v.optional_table("executor", s.executor, "where the attempts run, and the SLURM job's knobs");
+  v.optional_table("hardware", s.hardware, "the device the worker computes on, and its precision");
 }
 
 // ---- operations ------------------------------------------------------------------------------

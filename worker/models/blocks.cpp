@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "worker/torch_compat.h"
+
 namespace ldm::models {
 
 torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
@@ -18,9 +20,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const auto n = x.size(0), t = x.size(1), d = x.size(2), hd = d / heads;
   // [N,T,3D] -> [3, N, heads, T, hd]
   auto qkv_ = qkv->forward(x).reshape({n, t, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-  auto q = qkv_[0], k = qkv_[1], v = qkv_[2];
-  auto attn = torch::matmul(q, k.transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd))).softmax(-1);  // [N,h,T,T]
-  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({n, t, d});                            // [N,T,D]
+  auto out = torch_compat::attention(qkv_[0], qkv_[1], qkv_[2]).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
   return proj->forward(out);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::models {
 
@@ -80,9 +81,8 @@ torch::Tensor MDTAttentionImpl::forward(const torch::Tensor& x, const torch::Ten
   const auto n = x.size(0), t = x.size(1), d = x.size(2), hd = d / heads;
   // [N,T,3D] -> [3, N, heads, T, hd]
   auto qkv_ = qkv->forward(x).reshape({n, t, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-  auto scores = torch::matmul(qkv_[0], qkv_[1].transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd)));  // [N,h,T,T]
-  scores = scores + rel_pos_bias->forward(rel_index).to(scores.dtype());
-  auto out = torch::matmul(scores.softmax(-1), qkv_[2]).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
+  auto bias = rel_pos_bias->forward(rel_index);  // [h,T,T], added to the scores
+  auto out = torch_compat::attention(qkv_[0], qkv_[1], qkv_[2], bias).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
   return proj->forward(out);
 }
 

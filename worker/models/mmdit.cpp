@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 #include "worker/models/pos_embed.h"
 
 namespace ldm::models {
@@ -81,16 +82,15 @@ std::pair<torch::Tensor, torch::Tensor> MMDiTJointBlockImpl::forward(const torch
   MMDiTStreamBlockImpl::Pending cs, xs;
   auto [cq, ck, cv] = context_block->pre_attention(context, c, cs);  // [N,h,L,hd]
   auto [xq, xk, xv] = x_block->pre_attention(x, c, xs);              // [N,h,T,hd]
-  const int64_t n = x.size(0), L = context.size(1), T = x.size(1), d = x.size(2), hd = xq.size(-1);
+  const int64_t n = x.size(0), L = context.size(1), T = x.size(1), d = x.size(2);
   // One attention over [context | image] tokens (context first, as SD3).
   auto q = torch::cat({cq, xq}, 2), k = torch::cat({ck, xk}, 2), v = torch::cat({cv, xv}, 2);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd)));  // [N,h,L+T,L+T]
+  torch::Tensor keep;  // [N, L+T]
   if (key_keep.defined()) {
     // Padding context tokens are never keys; image keys always exist, so no row is all -inf.
-    auto keep = torch::cat({key_keep.to(torch::kBool), torch::ones({n, T}, key_keep.options().dtype(torch::kBool))}, 1);
-    scores = scores.masked_fill(keep.logical_not().view({n, 1, 1, L + T}), -std::numeric_limits<float>::infinity());
+    keep = torch::cat({key_keep.to(torch::kBool), torch::ones({n, T}, key_keep.options().dtype(torch::kBool))}, 1);
   }
-  auto out = torch::matmul(scores.softmax(-1), v).transpose(1, 2).reshape({n, L + T, d});  // [N,L+T,D]
+  auto out = torch_compat::attention(q, k, v, {}, keep).transpose(1, 2).reshape({n, L + T, d});  // [N,L+T,D]
   auto x_out = x_block->post_attention(out.narrow(1, L, T), xs);
   if (context_block->pre_only) return {torch::Tensor(), x_out};
   return {context_block->post_attention(out.narrow(1, 0, L), cs), x_out};

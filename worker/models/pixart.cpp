@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 #include "worker/models/pos_embed.h"
 
 namespace ldm::models {
@@ -25,20 +26,16 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   const auto n = x.size(0), t = x.size(1), d = x.size(2), l = cond.size(1), hd = d / heads;
   auto q = q_linear->forward(x).reshape({n, t, heads, hd}).transpose(1, 2);                   // [N,h,T,hd]
   auto kv = kv_linear->forward(cond).reshape({n, l, 2, heads, hd}).permute({2, 0, 3, 1, 4});  // [2,N,h,L,hd]
-  auto scores = torch::matmul(q, kv[0].transpose(-2, -1)).mul(1.0 / std::sqrt(double(hd)));   // [N,h,T,L]
-  torch::Tensor any_valid;  // [N] bool, only when a mask is given
+  torch::Tensor any_valid, keep;  // [N] and [N, L] bool, only when a mask is given
   if (mask.defined()) {
     TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "cross-attention: mask must be [", n, ", ",
                 l, "], got ", mask.sizes());
     auto valid = mask.to(torch::kBool);
     any_valid = valid.any(1);
-    // Samples without any valid key attend uniformly (bias 0) and are zeroed below, so no NaN appears.
-    auto keep = valid.logical_or(any_valid.logical_not().unsqueeze(1));  // [N, L]
-    auto bias = torch::zeros({n, l}, scores.options())
-                    .masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
-    scores = scores + bias.view({n, 1, 1, l});
+    // Samples without any valid key attend uniformly and are zeroed below, so no NaN appears.
+    keep = valid.logical_or(any_valid.logical_not().unsqueeze(1));
   }
-  auto out = torch::matmul(scores.softmax(-1), kv[1]).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
+  auto out = torch_compat::attention(q, kv[0], kv[1], {}, keep).transpose(1, 2).reshape({n, t, d});  // [N,T,D]
   if (any_valid.defined()) out = out * any_valid.to(out.dtype()).view({n, 1, 1});
   return proj->forward(out);
 }

@@ -5,16 +5,20 @@
 #include <set>
 
 #include "shared/core/error.h"
+#include "worker/torch_compat.h"
 #include "worker/models/blocks.h"
 
 namespace ldm::models {
 namespace unet_blocks {
 namespace {
 
-// LDM's GroupNorm32: normalise in float32, return in the input's dtype.
-torch::Tensor group_norm32(torch::nn::GroupNormImpl& norm, const torch::Tensor& x) {
+// LDM's GroupNorm32: normalise in float32, return in the input's dtype (under autocast too).
+template <class Norm>
+torch::Tensor norm32(Norm& norm, const torch::Tensor& x) {
+  torch_compat::NoAutocast fp32;
   return norm.forward(x.to(torch::kFloat32)).to(x.dtype());
 }
+torch::Tensor group_norm32(torch::nn::GroupNormImpl& norm, const torch::Tensor& x) { return norm32(norm, x); }
 
 torch::nn::GroupNorm group_norm(int64_t channels, int64_t max_groups, double eps) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(norm_group_count(channels, max_groups), channels).eps(eps));
@@ -97,20 +101,20 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
                                           const torch::Tensor& mask) {
   const auto& ctx = context.defined() ? context : x;
   const int64_t n = x.size(0), t = x.size(1), l = ctx.size(1);
-  auto q = to_q->forward(x).view({n, t, heads, dim_head}).transpose(1, 2);                  // [N, h, T, dh]
-  auto k = to_k->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);                // [N, h, L, dh]
-  auto v = to_v->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);                // [N, h, L, dh]
-  auto sim = torch::matmul(q, k.transpose(-2, -1)).mul(1.0 / std::sqrt(double(dim_head)));  // [N, h, T, L]
+  auto q = to_q->forward(x).view({n, t, heads, dim_head}).transpose(1, 2);    // [N, h, T, dh]
+  auto k = to_k->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);  // [N, h, L, dh]
+  auto v = to_v->forward(ctx).view({n, l, heads, dim_head}).transpose(1, 2);  // [N, h, L, dh]
+  torch::Tensor keep;                                                         // [N, L]
   if (mask.defined()) {
     TORCH_CHECK(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == l, "UNet cross-attention: mask must be [", n,
                 ", ", l, "], got ", mask.sizes());
     // The reference fills masked keys with -finfo.max, so a sample without any valid key attends
     // uniformly; -inf on the masked keys of the other samples gives the same softmax, in any dtype.
     auto valid = mask.to(torch::kBool);
-    auto keep = valid.logical_or(valid.any(1, /*keepdim=*/true).logical_not());  // [N, L]
-    sim = sim.masked_fill(keep.logical_not().view({n, 1, 1, l}), -std::numeric_limits<double>::infinity());
+    keep = valid.logical_or(valid.any(1, /*keepdim=*/true).logical_not());
   }
-  auto out = torch::matmul(sim.softmax(-1), v).transpose(1, 2).reshape({n, t, heads * dim_head});  // [N, T, inner]
+  auto out =
+      torch_compat::attention(q, k, v, {}, keep).transpose(1, 2).reshape({n, t, heads * dim_head});  // [N,T,inner]
   return to_out->forward(out);
 }
 
@@ -143,9 +147,11 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                                  const torch::Tensor& mask) {
-  auto h = attn1->forward(norm1->forward(x)) + x;
-  h = attn2->forward(norm2->forward(h), context, mask) + h;
-  return ff->forward(norm3->forward(h)) + h;
+  // The LayerNorms in float32 as CUDA autocast runs them (LibTorch 1.13's CPU autocast would give them
+  // bf16 input with fp32 weights, which they refuse); in float32 training this changes nothing.
+  auto h = attn1->forward(norm32(*norm1, x)) + x;
+  h = attn2->forward(norm32(*norm2, h), context, mask) + h;
+  return ff->forward(norm32(*norm3, h)) + h;
 }
 
 SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t heads, int64_t dim_head, int64_t depth,
@@ -162,7 +168,9 @@ SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t heads, 
 torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                               const torch::Tensor& mask) {
   const int64_t n = x.size(0), hgt = x.size(2), wid = x.size(3);
-  auto h = proj_in->forward(norm->forward(x));  // [N, inner, H, W]
+  // In float32 (LDM's Normalize is a plain GroupNorm, which CUDA autocast runs in float32 anyway;
+  // LibTorch 1.13's CPU autocast does not, and its group_norm refuses bf16 input with fp32 weights).
+  auto h = proj_in->forward(unet_blocks::group_norm32(*norm, x));  // [N, inner, H, W]
   const int64_t inner = h.size(1);
   h = h.flatten(2).transpose(1, 2);  // [N, H·W, inner], row-major tokens
   for (auto& b : *transformer_blocks) h = b->as<BasicTransformerBlockImpl>()->forward(h, context, mask);

@@ -28,6 +28,7 @@
 #include "shared/core/spec_json.h"
 #include "shared/core/text.h"
 #include "worker/diffusion/setup.h"
+#include "worker/hardware.h"
 #include "worker/io/checkpoint.h"
 #include "worker/models/denoiser.h"
 #include "worker/optim/flat_params.h"
@@ -35,6 +36,7 @@
 #include "worker/train/grad_reducer.h"
 #include "worker/train/reporter.h"
 #include "worker/train/state.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::worker {
 namespace {
@@ -203,6 +205,7 @@ class StageRun {
   diffusion::LossOptions loss_;
   std::ofstream records_log_;
   models::ModelGeometry geometry_{};
+  Hardware hardware_;  // where and in which precision (the training loop runs on the CPU for now)
   // Numerical faults: the batches stepped past after rollbacks (global batch positions, ascending,
   // with the step that met each), the bad steps since the last good one, and rollbacks so far.
   struct SkippedBatch {
@@ -230,6 +233,8 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
     throw Error("stage '" + stage_.name + "': its global batch_size " + std::to_string(stage_.batch_size) +
                 " does not split over " + std::to_string(world_) + " ranks");
   at::set_num_threads(static_cast<int>(stage_.threads_per_rank));
+  hardware_ = resolve_hardware(spec_.hardware, /*gpu_supported=*/false);
+  apply_numerics(hardware_);
   open_data();
   // Identical initialisation on every rank (same seed, no rank); generators per rank.
   const int64_t side = latent_side(spec_, stage_);
@@ -247,15 +252,16 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
   }
   loss_ = loss_options(spec_.recipe);
   if (rank_ == 0)
-    log::info(
-        "model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " + std::to_string(state_->flat().numel()) +
-        " trainable parameters in " + std::to_string(state_->flat().buckets().size()) + " flat bucket(s); latent " +
-        std::to_string(ae_->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
-        std::to_string(dataset_->size()) + " records; " + std::to_string(world_) + " rank(s) over " + comm_.backend() +
-        (reducer_->active()
-             ? ", gradients all-reduced in " + std::to_string(reducer_->buckets().size()) + " bucket(s) of at most " +
-                   printf_mib(stage_.comm_bucket_mb) + " overlapped with backward"
-             : std::string()));
+    log::info("model " + spec_.recipe.family + " " + spec_.recipe.preset + ": " +
+              std::to_string(state_->flat().numel()) + " trainable parameters in " +
+              std::to_string(state_->flat().buckets().size()) + " flat bucket(s); latent " +
+              std::to_string(ae_->latent_channels()) + "x" + std::to_string(side) + "x" + std::to_string(side) + "; " +
+              std::to_string(dataset_->size()) + " records; " + hardware_.summary() + "; " + std::to_string(world_) +
+              " rank(s) over " + comm_.backend() +
+              (reducer_->active()
+                   ? ", gradients all-reduced in " + std::to_string(reducer_->buckets().size()) +
+                         " bucket(s) of at most " + printf_mib(stage_.comm_bucket_mb) + " overlapped with backward"
+                   : std::string()));
 }
 
 // Rank 0 renders (or reuses) the synthetic dataset while the others wait; then every rank opens the
@@ -517,11 +523,17 @@ double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t,
     auto nk = noise.narrow(0, k * micro_b, micro_b);
     auto x_t = diffusion::add_noise(*process_, x0, nk, tk);
     // mDT-v2 returns an unmasked and a masked prediction; their losses add up.
-    auto outs = state_->model().training_outputs(x_t, process_->model_time(tk).to(torch::kFloat32),
-                                                 cond.narrow(k * micro_b, micro_b), state_->generator(Purpose::Mask));
+    std::vector<torch::Tensor> outs;
+    {
+      // bf16: the forward under autocast (its end drops the bf16 weight copies, which the optimiser
+      // step makes stale); the loss and backward's accumulation into the fp32 master weights outside.
+      torch_compat::AutocastScope autocast(hardware_.device.type(), hardware_.bf16);
+      outs = state_->model().training_outputs(x_t, process_->model_time(tk).to(torch::kFloat32),
+                                              cond.narrow(k * micro_b, micro_b), state_->generator(Purpose::Mask));
+    }
     torch::Tensor loss;
     for (const auto& out : outs) {
-      auto l = diffusion::diffusion_loss(*process_, loss_, out, x0, nk, tk).loss.mean();
+      auto l = diffusion::diffusion_loss(*process_, loss_, out.to(x0.scalar_type()), x0, nk, tk).loss.mean();
       loss = loss.defined() ? loss + l : l;
     }
     reducer_->begin_backward(k == micro - 1);  // only the last micro-step's gradients are communicated

@@ -67,3 +67,30 @@ TEST_CASE("[executor] is read with its knobs, checked, and left out of the spec 
   CHECK_THROWS_WITH(ldm::parse_experiment_string(base + "\n[executor]\nkind = \"pbs\"\n", "bad.toml"),
                     doctest::Contains("executor.kind"));
 }
+
+TEST_CASE("[hardware] is read and checked, left out of the spec JSON at its defaults, and hashed when set") {
+  const std::string base = ldm::read_file(source_path("experiments/tiny/dit-2rank.toml").string());
+  const ldm::ExperimentSpec plain = ldm::parse_experiment_string(base, "plain.toml");
+  CHECK(plain.hardware.device == "auto");
+  CHECK(plain.hardware.precision == "auto");
+  CHECK(plain.hardware.tf32);
+  CHECK_FALSE(plain.hardware.deterministic);
+  CHECK_FALSE(ldm::spec_to_json(plain).contains("hardware"));
+  // Spelling the defaults out changes nothing, so existing files and their bundles keep their hash.
+  const ldm::ExperimentSpec spelled = ldm::parse_experiment_string(
+      base + "\n[hardware]\ndevice = \"auto\"\nprecision = \"auto\"\ntf32 = true\n", "spelled.toml");
+  CHECK(ldm::spec_hash(spelled) == ldm::spec_hash(plain));
+  const ldm::ExperimentSpec gpu = ldm::parse_experiment_string(
+      base + "\n[hardware]\ndevice = \"cuda\"\nprecision = \"bf16\"\ndeterministic = true\n", "gpu.toml");
+  CHECK(gpu.hardware.device == "cuda");
+  CHECK(gpu.hardware.precision == "bf16");
+  CHECK(gpu.hardware.deterministic);
+  CHECK(ldm::spec_from_json(ldm::spec_to_json(gpu)).hardware.precision == "bf16");
+  CHECK(ldm::spec_hash(gpu) != ldm::spec_hash(plain));
+  CHECK_THROWS_WITH(ldm::parse_experiment_string(base + "\n[hardware]\ndevice = \"tpu\"\n", "bad.toml"),
+                    doctest::Contains("hardware.device"));
+  CHECK_THROWS_WITH(ldm::parse_experiment_string(base + "\n[hardware]\nprecision = \"fp16\"\n", "bad.toml"),
+                    doctest::Contains("hardware.precision"));
+  CHECK_THROWS_WITH(ldm::parse_experiment_string(base + "\n[hardware]\ncores = 4\n", "bad.toml"),
+                    doctest::Contains("hardware.cores"));
+}

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 // LibTorch 2.0 brought at::scaled_dot_product_attention; 2.4 made autocast's state per device type
 // (the CUDA/CPU-specific functions of 1.13 became deprecated wrappers).
@@ -15,6 +16,10 @@
 #endif
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define LDM_TORCH_AUTOCAST_BY_DEVICE 1
+#endif
+// 2.2: at::_fused_adamw_ (the kernel of torch.optim.AdamW(fused=True)) with a plain double lr.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+#define LDM_HAS_FUSED_ADAMW 1
 #endif
 
 namespace ldm::torch_compat {
@@ -157,6 +162,28 @@ void set_deterministic(bool on) {
   at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/true);
   at::globalContext().setDeterministicCuDNN(on);
   set_math_attention(on);
+}
+
+// ---- optimiser ---------------------------------------------------------------------------------
+
+bool has_fused_adamw(const c10::Device& device) {
+#ifdef LDM_HAS_FUSED_ADAMW
+  return device.is_cuda();
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+bool fused_adamw_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                      const at::Tensor& step, double lr, double beta1, double beta2, double weight_decay, double eps) {
+  if (!has_fused_adamw(param.device())) return false;
+#ifdef LDM_HAS_FUSED_ADAMW
+  const std::vector<at::Tensor> p{param}, g{grad}, m{exp_avg}, v{exp_avg_sq}, s{step}, none;
+  at::_fused_adamw_(p, g, m, v, none, s, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
+                    /*maximize=*/false);
+#endif
+  return true;
 }
 
 }  // namespace ldm::torch_compat

@@ -85,4 +85,14 @@ void set_tf32(bool on);
 // LibTorch's deterministic algorithms (warn-only where an op has none) and the math attention form.
 void set_deterministic(bool on);
 
+// ---- optimiser ---------------------------------------------------------------------------------
+
+// One AdamW step (PyTorch's decoupled form: param *= 1 - lr·wd, then the Adam update with bias
+// corrections from `step`, a float32 tensor on the parameter's device holding the 1-based step) in
+// LibTorch's fused multi-tensor kernel, where this LibTorch has one for the parameter's device
+// (CUDA, LibTorch >= 2.2). Returns false, having done nothing, where it has not.
+bool fused_adamw_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                      const at::Tensor& step, double lr, double beta1, double beta2, double weight_decay, double eps);
+bool has_fused_adamw(const c10::Device& device);
+
 }  // namespace ldm::torch_compat

@@ -18,7 +18,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from ldm_e2e import Coordinator, experiment  # noqa: E402
 
-SYSTEM_METRICS = ("sys_step_s", "sys_data_wait_s", "sys_comm_s", "sys_comm_hidden_frac", "sys_peak_rss_mb")
+SYSTEM_METRICS = ("sys_step_s", "sys_data_wait_s", "sys_comm_s", "sys_comm_hidden_frac", "sys_peak_rss_mb",
+                  "sys_forward_s", "sys_backward_s", "sys_update_s")
 
 # The DiT cell of experiments/quickstart.toml (its pre-training stage, shortened), one rank.
 QUICKSTART_DIT = """

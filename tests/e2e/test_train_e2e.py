@@ -14,7 +14,8 @@ from ldm_e2e import Coordinator, experiment  # noqa: E402
 
 METRICS = ("loss", "lr", "grad_norm", "samples_per_s")
 # The ranks' system figures, aggregated (the comm ones only with more than one rank).
-SYSTEM_METRICS = ("sys_step_s", "sys_data_wait_s", "sys_comm_s", "sys_comm_hidden_frac", "sys_peak_rss_mb")
+SYSTEM_METRICS = ("sys_step_s", "sys_data_wait_s", "sys_comm_s", "sys_comm_hidden_frac", "sys_peak_rss_mb",
+                  "sys_forward_s", "sys_backward_s", "sys_update_s")
 
 
 def read_json(path):

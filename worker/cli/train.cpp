@@ -294,8 +294,10 @@ cli::Command train_command() {
                      "a coordinator listening off loopback: a copy of its <state>/auth/client.json (CURVE keys; "
                      "default: env LDM_TOKEN_FILE)"),
            cli::text("comm", "KIND",
-                     "collectives between the ranks: auto (mpi when started by mpirun or srun, else a single "
-                     "process), mpi, single"),
+                     "collectives between the ranks: auto (nccl when built with NCCL, a GPU is visible and the "
+                     "launcher started several ranks; else mpi when started by mpirun or srun; else a single "
+                     "process), mpi, nccl (rank 0's id over MPI, else NCCL_COMM_ID=HOST:PORT or "
+                     "LDM_NCCL_ID_FILE=PATH), single"),
            cli::flag("no-redirect", "keep stdout/stderr (default: logs/rank-N.log in the run directory)")},
           cmd_train};
 }

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "shared/core/error.h"
+#include "worker/comm/nccl_bootstrap.h"
 
 namespace ldm::worker {
 
@@ -228,15 +229,37 @@ bool started_by_mpi_launcher() {
   return false;
 }
 
+#if !LDM_WITH_MPI
+std::unique_ptr<CommBackend> make_mpi_backend() {
+  throw Error(
+      "communicator 'mpi': this ldm-worker was built without MPI (LDM_WORKER_ONLY build on a machine without "
+      "Open MPI); use single, or nccl with NCCL_COMM_ID / LDM_NCCL_ID_FILE");
+}
+#endif
+#if !LDM_WITH_NCCL
+std::unique_ptr<CommBackend> make_nccl_backend() {
+  throw Error(
+      "communicator 'nccl': this ldm-worker was built without NCCL (configure it where the CUDA toolkit and NCCL "
+      "are, e.g. -DCUDAToolkit_ROOT=/usr/local/cuda; LDM_NCCL_ROOT for NCCL elsewhere); use mpi, single or auto");
+}
+int nccl_visible_gpus() { return 0; }
+#endif
+bool built_with_mpi() { return LDM_WITH_MPI != 0; }
+bool built_with_nccl() { return LDM_WITH_NCCL != 0; }
+
+std::string resolve_communicator_kind(const std::string& kind) {
+  if (kind == "mpi" || kind == "single" || kind == "nccl") return kind;
+  if (kind != "auto") throw Error("unknown communicator '" + kind + "' (expected auto, mpi, single or nccl)");
+  const LaunchPlace place = launch_place_from_environment();
+  if (built_with_nccl() && place.size > 1 && nccl_visible_gpus() > 0) return "nccl";
+  return started_by_mpi_launcher() ? "mpi" : "single";
+}
+
 std::unique_ptr<Communicator> make_communicator(const std::string& kind) {
-  if (kind == "mpi") return make_mpi_communicator();
-  if (kind == "single") return make_single_process_communicator();
-  if (kind == "auto") return started_by_mpi_launcher() ? make_mpi_communicator() : make_single_process_communicator();
-  if (kind == "nccl")
-    throw Error(
-        "communicator 'nccl': not supported yet (NCCL for CUDA tensors comes with the GPU path); use mpi, single "
-        "or auto");
-  throw Error("unknown communicator '" + kind + "' (expected auto, mpi, single or nccl)");
+  const std::string k = resolve_communicator_kind(kind);
+  if (k == "mpi") return make_mpi_communicator();
+  if (k == "nccl") return std::make_unique<Communicator>([] { return make_nccl_backend(); });
+  return make_single_process_communicator();
 }
 
 }  // namespace ldm::worker

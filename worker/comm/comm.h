@@ -1,9 +1,9 @@
 // Collective communication between the data-parallel ranks of one run.
 //
 // Two layers:
-//  - a CommBackend does blocking collectives on host buffers: MPI (the default under mpirun/srun),
+//  - a CommBackend does blocking collectives: MPI on host buffers (the default under mpirun/srun),
 //    single-process (a world of one: `ldm-worker` run without a launcher, one GPU, unit tests) and,
-//    in CUDA builds, NCCL (not supported yet: the GPU issue implements it);
+//    in builds with the CUDA toolkit and NCCL, NCCL on GPU buffers (host ones staged; comm_nccl.cpp);
 //  - the Communicator owns one communication thread per rank, which creates the backend, makes every
 //    one of its calls in the order they were submitted, and destroys it (DESIGN.md "Processes": one
 //    thread per rank makes MPI calls; MPI is initialised by that thread, so MPI_THREAD_FUNNELED holds).
@@ -125,11 +125,23 @@ std::unique_ptr<Communicator> make_mpi_communicator();
 std::unique_ptr<Communicator> make_single_process_communicator();
 // True when the process was started by an MPI launcher (mpirun, srun --mpi=pmix, another PMI one).
 bool started_by_mpi_launcher();
-// `kind`: mpi | single | nccl | auto (mpi when started by an MPI launcher, else single).
+// `kind`: mpi | single | nccl | auto. auto: nccl when the build has NCCL, this process sees a GPU and
+// its launcher started more than one rank; else mpi when an MPI launcher started it; else single.
+// A kind this build lacks (mpi without MPI, nccl without NCCL) is an Error saying so.
 std::unique_ptr<Communicator> make_communicator(const std::string& kind);
+// What make_communicator(kind) chooses here ("mpi", "single" or "nccl"), without starting it.
+std::string resolve_communicator_kind(const std::string& kind);
 
 // The backends themselves, for tests that wrap them.
 std::unique_ptr<CommBackend> make_mpi_backend();
 std::unique_ptr<CommBackend> make_single_process_backend();
+// NCCL: rank and world from the launcher's variables, rank 0's id over MPI or the environment
+// (worker/comm/nccl_bootstrap.h), the GPU of this rank's local index.
+std::unique_ptr<CommBackend> make_nccl_backend();
+// GPUs the CUDA runtime sees (0 in a build without NCCL, or without a driver).
+int nccl_visible_gpus();
+// Whether this build has the backend.
+bool built_with_mpi();
+bool built_with_nccl();
 
 }  // namespace ldm::worker

@@ -94,7 +94,11 @@ class Evaluator {
   Objective objective_;
 };
 
-at::Tensor noise_like(const at::Tensor& x, at::Generator* gen) { return at::randn(x.sizes(), *gen, x.options()); }
+// Drawn on the generator's device (the CPU) and moved: the same numbers wherever x lives.
+at::Tensor noise_like(const at::Tensor& x, at::Generator* gen) {
+  auto n = at::randn(x.sizes(), *gen, x.options().device(gen->device()));
+  return n.device() == x.device() ? n : n.to(x.device());
+}
 
 // DDIM from level a to level b with noise scale η (η = 0: deterministic, = the EDM Euler step).
 at::Tensor ddim_step(const at::Tensor& x, const Prediction& p, const Level& a, const Level& b, double eta,

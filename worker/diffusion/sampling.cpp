@@ -18,7 +18,9 @@
 #include "worker/diffusion/guidance.h"
 #include "worker/diffusion/setup.h"
 #include "worker/io/checkpoint.h"
+#include "worker/hardware.h"
 #include "worker/io/weights.h"
+#include "worker/torch_compat.h"
 
 namespace ldm::worker {
 
@@ -73,6 +75,11 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   load_weights(*m.model, use_ema ? b.ema : b.model, checkpoint + "/" + (use_ema ? "ema" : "model") + ".safetensors",
                grid);
   m.model->eval();
+  const Hardware hw = resolve_hardware(m.spec.hardware, /*gpu_supported=*/true);
+  apply_numerics(hw);
+  m.device = hw.device;
+  m.bf16 = hw.bf16;
+  m.model->to(m.device);
   m.process = make_process(m.spec, stage);
   m.objective = m.spec.recipe.diffusion.objective;
   return m;
@@ -99,12 +106,13 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
   if (!guided) branches = {c};
   else if (!two_scale) branches = {cb.with_drops(c, true, false), c};
   else branches = {cb.with_drops(c, true, true), cb.with_drops(c, false, true), c};
-  const models::Condition all = models::Condition::cat(branches);
+  const models::Condition all = models::Condition::cat(branches).to(m.device);
   auto net = [&](const torch::Tensor& x, const torch::Tensor& t) {
     note_progress("sampling");  // every network evaluation: the watchdog's progress
     models::Condition cond = all;
-    cond.noise_level = cb.noise_level(t);
-    return m.model->forward(x, m.process->model_time(t).to(torch::kFloat32), cond);
+    cond.noise_level = cb.noise_level(t).to(m.device);
+    torch_compat::AutocastScope autocast(m.device.type(), m.bf16);
+    return m.model->forward(x, m.process->model_time(t).to(m.device, torch::kFloat32), cond).to(torch::kFloat32);
   };
   diffusion::Denoiser denoiser = net;
   if (guided && ramped) {
@@ -117,8 +125,9 @@ torch::Tensor sample_from_noise(const SamplingModel& m, const ConditionInputs& i
     denoiser = diffusion::guided_denoiser(net, s.cfg);
   }
   diffusion::validate_sampler(*m.process, s.sampler);
-  return diffusion::sample(*m.process, m.objective, denoiser, x_T.to(torch::kFloat32).contiguous(), s.sampler,
-                           &sampler_gen);
+  return diffusion::sample(*m.process, m.objective, denoiser, x_T.to(m.device, torch::kFloat32).contiguous(), s.sampler,
+                           &sampler_gen)
+      .cpu();
 }
 
 torch::Tensor sample_latents(const SamplingModel& m, const SampleRequest& r) {

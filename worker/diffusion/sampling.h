@@ -31,6 +31,10 @@ struct SamplingModel {
   std::shared_ptr<const data::Autoencoder> autoencoder;
   std::shared_ptr<const ConditionBuilder> conditions;
   int64_t latent_channels = 0, latent_side = 0;
+  // Where the network runs and in which precision ([hardware] of the experiment, resolved on this
+  // machine); sample_from_noise takes and returns host tensors either way.
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
 };
 
 // `checkpoint` is a bundle directory or a checkpoints directory (its `latest` is used).

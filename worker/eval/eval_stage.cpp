@@ -15,6 +15,7 @@
 #include "datasets/images/image_decode.h"
 #include "datasets/tensor/loader.h"
 #include "shared/core/progress.h"
+#include "worker/hardware.h"
 #include "shared/core/checkpoint_dir.h"
 #include "shared/core/error.h"
 #include "shared/core/ids.h"
@@ -180,7 +181,12 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
   std::optional<Reference> reference;
   if (comm.rank() == 0) {
     const std::string features = eval_path(ctx, "features", ev.features);
-    extractor = make_feature_extractor(features == "builtin" ? "" : features);
+    // On the experiment's device ([hardware]), as the sampling is.
+    const std::string device =
+        worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware,
+                                 /*gpu_supported=*/true)
+            .device.str();
+    extractor = make_feature_extractor(features == "builtin" ? "" : features, 50, device);
     if (std::count(ev.metrics.begin(), ev.metrics.end(), "fid"))
       reference = fid_reference(ctx, ev, *extractor, ctx.init["bundles"].at(0).at("bundle").get<std::string>());
   }

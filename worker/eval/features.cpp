@@ -1,6 +1,7 @@
 #include "worker/eval/features.h"
 
 #include <torch/script.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -308,7 +309,7 @@ std::unique_ptr<FeatureExtractor> make_feature_extractor(const std::string& ince
   if (inception_path.empty()) return std::make_unique<BuiltinExtractor>(batch_size);
   InceptionOptions options;
   options.batch_size = batch_size;
-  options.device = device;
+  options.device = device == "auto" ? (torch::cuda::is_available() ? "cuda" : "cpu") : device;
   return std::make_unique<InceptionExtractor>(inception_path, options);
 }
 

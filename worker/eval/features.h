@@ -143,7 +143,8 @@ class BuiltinExtractor final : public FeatureExtractor {
 };
 
 // InceptionExtractor(inception_path) when the path is non-empty, else BuiltinExtractor.
-// batch_size applies to both.
+// batch_size applies to both; `device` ("cpu", "cuda", "cuda:1", or "auto": a GPU when LibTorch sees
+// one) to the Inception module (the small built-in network runs on the CPU).
 std::unique_ptr<FeatureExtractor> make_feature_extractor(const std::string& inception_path, int batch_size = 50,
                                                          const std::string& device = "cpu");
 

@@ -34,6 +34,7 @@ namespace {
 struct Common {
   std::string inception;
   int batch = 50;
+  std::string device = "auto";
   bool json = false, compress = false;
   std::string out;
 };
@@ -43,6 +44,7 @@ Common common(const ldm::cli::Args& a) {
   c.inception = a.text("inception");
   if (a.has("inception") && c.inception.empty()) throw ldm::cli::UsageError("--inception needs a file");
   c.batch = static_cast<int>(a.integer("batch", 50));
+  c.device = a.text("device", "auto");
   c.json = a.has("json");
   c.compress = a.has("compress");
   c.out = a.text("out");
@@ -60,7 +62,7 @@ std::string kind_name(ldm::eval::CollectionKind k) {
 
 // Builds the extractor and prints what it is (and the built-in warning) on stderr.
 std::unique_ptr<ldm::eval::FeatureExtractor> make_extractor(const Common& c) {
-  auto e = ldm::eval::make_feature_extractor(c.inception, c.batch);
+  auto e = ldm::eval::make_feature_extractor(c.inception, c.batch, c.device);
   if (c.inception.empty()) {
     std::fprintf(stderr, "ldm-eval: %s\n", ldm::eval::kBuiltinFeaturesWarning);
   } else if (!e->comparable_with_published_fid()) {
@@ -224,6 +226,9 @@ ldm::cli::Option inception_option() {
 ldm::cli::Program program() {
   using namespace ldm;
   const cli::Option batch = cli::integer("batch", "N", "images per network call (default 50)", 1, 100000);
+  const cli::Option device = cli::text("device", "DEV",
+                                       "where the Inception network runs: auto (a GPU when LibTorch sees one; the "
+                                       "default), cpu, cuda or cuda:N");
   return {
       "ldm-eval",
       "Evaluation metrics comparable with published numbers. Samples to evaluate come from 'ldm-worker\n"
@@ -233,7 +238,7 @@ ldm::cli::Program program() {
       {{"fid",
         {"A", "B"},
         "Frechet Inception Distance between two image collections or statistics files.",
-        {inception_option(), batch,
+        {inception_option(), batch, device,
          cli::flag("json",
                    "print one JSON object instead of text: {\"fid\", \"eps_added\", \"max_imag\",\n"
                    "\"max_clipped_eigenvalue\", \"dims\", \"a\", \"b\", \"features\",\n"
@@ -261,7 +266,7 @@ ldm::cli::Program program() {
        {"stats",
         {"IN"},
         "Feature statistics (mu, sigma) of a folder of images or of image shards, as .npz.",
-        {cli::text("out", "S.npz", "the statistics file to write").required(), inception_option(), batch,
+        {cli::text("out", "S.npz", "the statistics file to write").required(), inception_option(), batch, device,
          cli::flag("compress", "deflate the members (np.savez_compressed); default: stored (np.savez)")},
         run_stats,
         "Computes the mean and covariance (float64, N - 1) of the features of every image in IN (a folder\n"

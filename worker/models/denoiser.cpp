@@ -38,6 +38,13 @@ Condition Condition::narrow(int64_t start, int64_t length) const {
   return out;
 }
 
+Condition Condition::to(const torch::Device& device) const {
+  Condition out;
+  for (const auto& f : kConditionFields)
+    if ((this->*f.member).defined()) out.*f.member = (this->*f.member).to(device);
+  return out;
+}
+
 Condition Condition::cat(const std::vector<Condition>& parts) {
   Condition out;
   for (const auto& f : kConditionFields) {

@@ -40,6 +40,8 @@ struct Condition {
 
   // Rows [start, start + length) of every defined field (micro-batches, guidance halves).
   Condition narrow(int64_t start, int64_t length) const;
+  // Every defined field on `device` (the same tensors when they are there already).
+  Condition to(const torch::Device& device) const;
   // Row-wise concatenation of conditions with the same defined fields.
   static Condition cat(const std::vector<Condition>& parts);
 };

@@ -313,7 +313,10 @@ std::vector<torch::Tensor> MDT::training_outputs(const torch::Tensor& x, const t
   if (cfg_.mask_ratio <= 0) return {unmasked};
   // One ratio per batch, then per-sample token choices, all from mask_gen (reference: torch.rand).
   const double u = torch::rand({1}, mask_gen, torch::TensorOptions().device(mask_gen.device())).item<double>();
-  const auto mask = mdt_random_mask(x.size(0), tokens(), cfg_.mask_ratio + cfg_.mask_ratio_jitter * u, mask_gen);
+  auto mask = mdt_random_mask(x.size(0), tokens(), cfg_.mask_ratio + cfg_.mask_ratio_jitter * u, mask_gen);
+  // Drawn on the generator's device (the CPU: the same choices wherever the model runs).
+  mask.ids_keep = mask.ids_keep.to(x.device());
+  mask.mask = mask.mask.to(x.device());
   return {unmasked, run(x, t, cond, &mask)};
 }
 

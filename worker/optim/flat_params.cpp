@@ -1,5 +1,7 @@
 #include "worker/optim/flat_params.h"
 
+#include "worker/torch_compat.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -38,8 +40,10 @@ FlatParams::FlatParams(torch::nn::Module& module, bool decay_1d) {
     FlatBucket& b = buckets_[i];
     int64_t total = 0;
     for (const auto& e : groups[i]) total += e.param.numel();
-    b.params = torch::empty({total}, torch::TensorOptions().dtype(b.dtype));
-    b.grads = torch::zeros({total}, torch::TensorOptions().dtype(b.dtype));
+    // On the parameters' device (a module moved to a GPU before this keeps its buffers there).
+    const auto options = torch::TensorOptions().dtype(b.dtype).device(groups[i].front().param.device());
+    b.params = torch::empty({total}, options);
+    b.grads = torch::zeros({total}, options);
     int64_t off = 0;
     for (auto& e : groups[i]) {
       const int64_t n = e.param.numel();
@@ -113,9 +117,24 @@ std::vector<torch::Tensor> zero_moment(const FlatParams& params) {
 FlatAdamW::FlatAdamW(FlatParams& params, Options options)
     : p_(params), o_(options), m_(zero_moment(params)), v_(zero_moment(params)) {}
 
+bool FlatAdamW::fused() const {
+  return o_.fused && !p_.buckets().empty() && torch_compat::has_fused_adamw(p_.buckets().front().params.device());
+}
+
 void FlatAdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
+  if (fused()) {
+    auto& buckets = p_.buckets();
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+      if (step_tensors_.size() <= i)
+        step_tensors_.push_back(torch::zeros({1}, buckets[i].params.options().dtype(torch::kFloat32)));
+      step_tensors_[i].fill_(double(step_));
+      torch_compat::fused_adamw_step(buckets[i].params, buckets[i].grads, m_[i], v_[i], step_tensors_[i], lr, o_.beta1,
+                                     o_.beta2, buckets[i].decay ? o_.weight_decay : 0.0, o_.eps);
+    }
+    return;
+  }
   const double bc1 = 1.0 - std::pow(o_.beta1, double(step_));
   const double bc2 = 1.0 - std::pow(o_.beta2, double(step_));
   auto& buckets = p_.buckets();

@@ -77,8 +77,12 @@ class FlatAdamW final : public FlatOptimizer {
  public:
   struct Options {
     double beta1, beta2, eps, weight_decay;
+    // LibTorch's fused AdamW kernel where it has one for the buffers' device (CUDA, LibTorch >= 2.2);
+    // the vector ops below otherwise. Both compute PyTorch's AdamW.
+    bool fused = true;
   };
   FlatAdamW(FlatParams& params, Options options);
+  bool fused() const;  // whether step() uses the fused kernel
   void step(double lr) override;
   std::map<std::string, torch::Tensor> state() override;  // exp_avg, exp_avg_sq
   std::vector<torch::Tensor>& exp_avg() { return m_; }    // one per bucket
@@ -88,6 +92,7 @@ class FlatAdamW final : public FlatOptimizer {
   FlatParams& p_;
   Options o_;
   std::vector<torch::Tensor> m_, v_;
+  std::vector<torch::Tensor> step_tensors_;  // the fused kernel's step count, one per bucket, on the device
 };
 
 // Adan (Xie et al. 2022, "Adaptive Nesterov Momentum"), MDTv2's optimiser. With g_k the gradient

@@ -26,16 +26,25 @@ void copy_into(const std::map<std::string, torch::Tensor>& targets, const Tensor
 }
 
 std::string checksum(const torch::Tensor& flat) {
-  auto c = flat.contiguous();
+  auto c = flat.cpu().contiguous();
   return hex64(fnv1a64(c.data_ptr(), c.numel() * c.element_size()));
+}
+
+// Host copies of device tensors (the bundle writers read host memory); host tensors as they are.
+TensorMap on_host(const TensorMap& tensors) {
+  TensorMap out;
+  for (const auto& [name, t] : tensors) out[name] = t.is_cpu() ? t : t.cpu();
+  return out;
 }
 
 }  // namespace
 
-TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank)
+TrainingState::TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank,
+                             torch::Device device)
     : seed_(static_cast<std::uint64_t>(spec.seed)) {
   auto init = generator_for(seed_, Purpose::Init, 0);
   model_ = models::build_denoiser(spec.recipe, geometry, init);
+  model_->to(device);
   model_->train();
   const OptimizerSpec& o = spec.recipe.optimizer;
   flat_ = std::make_unique<FlatParams>(*model_, o.decay_norms_and_biases);
@@ -73,9 +82,9 @@ CheckpointBundle TrainingState::save(nlohmann::json manifest, const std::vector<
   manifest["generators"] = nlohmann::json::array();
   for (Purpose p : kTrainingGenerators) manifest["generators"].push_back(choice_name(p));
   b.manifest = std::move(manifest);
-  b.model = state_dict(flat_->param_buffers());
-  b.ema = state_dict(ema_->buffers());
-  for (auto& [name, tensor] : optimizer_->state()) b.optimizer[name] = tensor;
+  b.model = on_host(state_dict(flat_->param_buffers()));
+  b.ema = on_host(state_dict(ema_->buffers()));
+  b.optimizer = on_host(optimizer_->state());
   b.optimizer["step"] = torch::tensor({optimizer_->steps_taken()}, torch::kInt64);
   for (std::size_t r = 0; r < rank_generators.size(); ++r) {
     const std::string& bytes = rank_generators[r];

@@ -34,7 +34,10 @@ class TrainingState {
   // Builds the recipe's model for `geometry`, initialised identically on every rank (the init
   // generator has no rank), its flat parameters, the recipe's optimiser and EMA, and this rank's
   // training generators, all seeded from spec.seed.
-  TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank);
+  // The model is built on the CPU (the same initial weights on every device) and then moved to
+  // `device`, with the flat buffers, optimiser moments and EMA; generators stay on the CPU.
+  TrainingState(const ExperimentSpec& spec, const models::ModelGeometry& geometry, int rank,
+                torch::Device device = torch::kCPU);
 
   models::Denoiser& model() { return *model_; }
   FlatParams& flat() { return *flat_; }
@@ -44,8 +47,8 @@ class TrainingState {
 
   // This rank's generator states, concatenated in kTrainingGenerators order (what rank 0 gathers).
   std::string generator_bytes();
-  // Saves the model, EMA and optimiser into a bundle, with `rank_generators[r]` from generator_bytes() of
-  // rank r, and `manifest`.
+  // Saves the model, EMA and optimiser into a bundle (host copies of every tensor), with `rank_generators[r]` from
+  // generator_bytes() of rank r, and `manifest`.
   CheckpointBundle save(nlohmann::json manifest, const std::vector<std::string>& rank_generators) const;
   // Restores the model, EMA, optimiser and this rank's generators from a bundle read from `source`;
   // a tensor missing or of another shape is a DataError naming `source` and the tensor. A bundle

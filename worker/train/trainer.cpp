@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -36,6 +37,8 @@
 #include "worker/train/grad_reducer.h"
 #include "worker/train/reporter.h"
 #include "worker/train/state.h"
+#include "worker/train/step.h"
+#include "worker/train/step_dump.h"
 #include "worker/torch_compat.h"
 
 namespace ldm::worker {
@@ -92,6 +95,14 @@ void check_dataset(const data::ShardDataset& data, const ExperimentSpec& spec, c
   }
 }
 
+// Whether a bundle's spec (its manifest's JSON) is `spec` but for [hardware].
+bool same_except_hardware(const nlohmann::json& written, const ExperimentSpec& spec) {
+  nlohmann::json a = written, b = spec_to_json(spec);
+  a.erase("hardware");
+  b.erase("hardware");
+  return a == b;
+}
+
 // The bundle to continue from: the one asked for, or the run directory's newest complete one on a
 // later attempt (by name: `latest` is for people, and a kill can leave it behind or missing).
 std::string resume_bundle(const StageContext& ctx) {
@@ -131,8 +142,11 @@ struct StepStats {
   bool nonfinite = false;
   std::string fault;
   // System figures of this rank (seconds): the whole step, waiting for the batch, in collectives,
-  // and the part of the collectives that ran while backward was still running.
+  // and the part of the collectives that ran while backward was still running; forward (with the
+  // loss), backward, and the update (clipping, optimiser, EMA). On a GPU the phases are host times
+  // (the device runs behind) unless LDM_PROFILE_SYNC=1 synchronises at each boundary.
   double step_s = 0, data_wait_s = 0, comm_s = 0, comm_hidden_s = 0;
+  double forward_s = 0, backward_s = 0, update_s = 0;
 };
 
 // This rank's system figures averaged over the steps since the last report.
@@ -144,18 +158,28 @@ class SystemWindow {
     data_wait_s_ += s.data_wait_s;
     comm_s_ += s.comm_s;
     hidden_s_ += s.comm_hidden_s;
+    forward_s_ += s.forward_s;
+    backward_s_ += s.backward_s;
+    update_s_ += s.update_s;
   }
   nlohmann::json take(int rank) {
     const double n = std::max<int64_t>(steps_, 1);
-    nlohmann::json out = {{"rank", rank},          {"step_s", step_s_ / n},          {"data_wait_s", data_wait_s_ / n},
-                          {"comm_s", comm_s_ / n}, {"comm_hidden_s", hidden_s_ / n}, {"peak_rss_mb", peak_rss_mb()}};
+    nlohmann::json out = {{"rank", rank},
+                          {"step_s", step_s_ / n},
+                          {"data_wait_s", data_wait_s_ / n},
+                          {"comm_s", comm_s_ / n},
+                          {"comm_hidden_s", hidden_s_ / n},
+                          {"forward_s", forward_s_ / n},
+                          {"backward_s", backward_s_ / n},
+                          {"update_s", update_s_ / n},
+                          {"peak_rss_mb", peak_rss_mb()}};
     *this = SystemWindow();
     return out;
   }
 
  private:
   int64_t steps_ = 0;
-  double step_s_ = 0, data_wait_s_ = 0, comm_s_ = 0, hidden_s_ = 0;
+  double step_s_ = 0, data_wait_s_ = 0, comm_s_ = 0, hidden_s_ = 0, forward_s_ = 0, backward_s_ = 0, update_s_ = 0;
 };
 
 // One stage on this rank, from setting up its data and training state to the last checkpoint.
@@ -179,7 +203,7 @@ class StageRun {
   void check_batch(const data::Batch& batch) const;
   models::Condition condition(const data::Batch& batch, const at::Tensor& t);
   double forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
-                          const at::Tensor& noise);
+                          const at::Tensor& noise, StepTimes& times);
   StepStats step(int64_t step, bool poison_loss = false);
   void report(int64_t step, const StepStats& s);
   void report_system(int64_t step);
@@ -205,7 +229,9 @@ class StageRun {
   diffusion::LossOptions loss_;
   std::ofstream records_log_;
   models::ModelGeometry geometry_{};
-  Hardware hardware_;  // where and in which precision (the training loop runs on the CPU for now)
+  Hardware hardware_;               // where and in which precision
+  bool profile_sync_ = false;       // LDM_PROFILE_SYNC=1: phase times synchronise the device
+  std::unique_ptr<StepDump> dump_;  // LDM_DUMP_STEPS: the first steps' inputs for a reference
   // Numerical faults: the batches stepped past after rollbacks (global batch positions, ascending,
   // with the step that met each), the bad steps since the last good one, and rollbacks so far.
   struct SkippedBatch {
@@ -233,14 +259,23 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
     throw Error("stage '" + stage_.name + "': its global batch_size " + std::to_string(stage_.batch_size) +
                 " does not split over " + std::to_string(world_) + " ranks");
   at::set_num_threads(static_cast<int>(stage_.threads_per_rank));
-  hardware_ = resolve_hardware(spec_.hardware, /*gpu_supported=*/false);
+  hardware_ = resolve_hardware(spec_.hardware, /*gpu_supported=*/true);
   apply_numerics(hardware_);
+  if (const char* p = std::getenv("LDM_PROFILE_SYNC")) profile_sync_ = std::string(p) == "1";
+  dump_ = StepDump::from_environment(rank_, world_);
+  // Gradient buffers live on the device: the backend must read them there (Debian's Open MPI is not
+  // CUDA-aware). NCCL reads GPU buffers, and stages host ones through its GPU.
+  if (world_ > 1 && hardware_.device.is_cuda() && comm_.backend() != "nccl")
+    throw Error("stage '" + stage_.name + "': " + std::to_string(world_) + " ranks train on " + hardware_.device.str() +
+                " but communicate over '" + comm_.backend() +
+                "', which cannot all-reduce GPU buffers; run `ldm-worker train --comm nccl` (auto picks it in a "
+                "build with NCCL), or set [hardware] device = \"cpu\"");
   open_data();
   // Identical initialisation on every rank (same seed, no rank); generators per rank.
   const int64_t side = latent_side(spec_, stage_);
   const models::ModelGeometry geometry = conditions_->geometry(ae_->latent_channels(), side, side);
   geometry_ = geometry;
-  state_ = std::make_unique<TrainingState>(spec_, geometry, rank_);
+  state_ = std::make_unique<TrainingState>(spec_, geometry, rank_, hardware_.device);
   reducer_ = std::make_unique<GradReducer>(state_->flat(), comm_,
                                            static_cast<int64_t>(stage_.comm_bucket_mb * 1024.0 * 1024.0));
   if (reporter_) {
@@ -308,10 +343,19 @@ int64_t StageRun::resume() {
   }
   const CheckpointBundle b = read_checkpoint(from);
   const auto& m = b.manifest;
-  if (m.value("spec_hash", std::string()) != spec_hash(ctx_.spec))
-    throw DataError(from + ": written for another experiment spec (spec_hash " +
-                    m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(ctx_.spec) +
-                    "); cannot resume from it");
+  if (m.value("spec_hash", std::string()) != spec_hash(ctx_.spec)) {
+    // [hardware] says where and in which precision, not what is trained: a run goes on from a bundle
+    // written on another device or in another precision (a GPU run continued on a CPU, say).
+    const bool hardware_only = m.contains("spec") && same_except_hardware(m.at("spec"), ctx_.spec);
+    if (!hardware_only)
+      throw DataError(from + ": written for another experiment spec (spec_hash " +
+                      m.value("spec_hash", std::string("?")) + ", this run's is " + spec_hash(ctx_.spec) +
+                      "); cannot resume from it");
+    if (rank_ == 0)
+      log::warn(from + ": written with another [hardware] (" +
+                m.at("spec").value("hardware", nlohmann::json::object()).dump() + "); resuming on " +
+                hardware_.summary() + ": not bit-exact");
+  }
   const int64_t done = m.at("step").get<int64_t>();
   const int written_by = m.value("world_size", -1);
   if (written_by != world_ && !ctx_.allow_world_size_change)
@@ -513,34 +557,15 @@ models::Condition StageRun::condition(const data::Batch& batch, const at::Tensor
 // Gradient accumulation: autograd sums the micro-batches' gradients into the flat buffers; each
 // micro-batch loss is scaled so the sum is the mean over the rank's batch. Returns that mean loss.
 double StageRun::forward_backward(const data::Batch& batch, const at::Tensor& t, const models::Condition& cond,
-                                  const at::Tensor& noise) {
-  const int64_t micro = stage_.grad_accumulation, micro_b = loader_->local_batch() / micro;
-  state_->flat().zero_grad();
-  double local_loss = 0;
-  for (int64_t k = 0; k < micro; ++k) {
-    auto x0 = batch.latents.narrow(0, k * micro_b, micro_b);
-    auto tk = t.narrow(0, k * micro_b, micro_b);
-    auto nk = noise.narrow(0, k * micro_b, micro_b);
-    auto x_t = diffusion::add_noise(*process_, x0, nk, tk);
-    // mDT-v2 returns an unmasked and a masked prediction; their losses add up.
-    std::vector<torch::Tensor> outs;
-    {
-      // bf16: the forward under autocast (its end drops the bf16 weight copies, which the optimiser
-      // step makes stale); the loss and backward's accumulation into the fp32 master weights outside.
-      torch_compat::AutocastScope autocast(hardware_.device.type(), hardware_.bf16);
-      outs = state_->model().training_outputs(x_t, process_->model_time(tk).to(torch::kFloat32),
-                                              cond.narrow(k * micro_b, micro_b), state_->generator(Purpose::Mask));
-    }
-    torch::Tensor loss;
-    for (const auto& out : outs) {
-      auto l = diffusion::diffusion_loss(*process_, loss_, out.to(x0.scalar_type()), x0, nk, tk).loss.mean();
-      loss = loss.defined() ? loss + l : l;
-    }
-    reducer_->begin_backward(k == micro - 1);  // only the last micro-step's gradients are communicated
-    (loss / double(micro)).backward();
-    local_loss += loss.item<double>() / double(micro);
-  }
-  return local_loss;
+                                  const at::Tensor& noise, StepTimes& times) {
+  const int64_t micro = stage_.grad_accumulation;
+  times.sync_device = profile_sync_;
+  return worker::forward_backward(
+      *state_, *process_, loss_, hardware_, {batch.latents, t, noise, cond}, micro,
+      [&](int64_t k) {
+        reducer_->begin_backward(k == micro - 1);  // only the last micro-step's gradients are communicated
+      },
+      &times);
 }
 
 StepStats StageRun::step(int64_t step, bool poison_loss) {
@@ -560,8 +585,10 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   auto t = process_->sample_training_t(loader_->local_batch(), state_->generator(Purpose::Timesteps));  // [b] f64
   const models::Condition cond = condition(batch, t);
   auto noise = torch::randn(batch.latents.sizes(), state_->generator(Purpose::Noise));
+  if (dump_ && dump_->wants(step)) dump_->inputs(step, batch.latents, t, noise, cond, learning_rate(stage_, step));
   note_progress("forward and backward");
-  double local_loss = forward_backward(batch, t, cond, noise);
+  StepTimes times;
+  double local_loss = forward_backward(batch, t, cond, noise, times);
   if (poison_loss) local_loss = std::numeric_limits<double>::quiet_NaN();  // LDM_FAULT nan (tests)
   // The gradients' buckets started during backward; wait for them, then average the loss.
   note_progress("gradient all-reduce");
@@ -576,6 +603,8 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   s.data_wait_s = data_wait_s;
   s.comm_s = grads.comm_s + (comm_clock() - loss0);
   s.comm_hidden_s = grads.hidden_s;
+  s.forward_s = times.forward_s;
+  s.backward_s = times.backward_s;
   s.loss = sums[0] / world_;
   // The norm of the all-reduced gradients (the host reads it anyway, for clipping and the log) is
   // equal on every rank, as is the loss: all ranks skip, roll back or stop at the same step.
@@ -592,9 +621,12 @@ StepStats StageRun::step(int64_t step, bool poison_loss) {
   const double clip = spec_.recipe.optimizer.grad_clip;
   if (clip > 0 && s.grad_norm > clip) flat.scale_grads(clip / (s.grad_norm + 1e-6));
   note_progress("optimizer step");
+  const double update0 = comm_clock();
   s.lr = learning_rate(stage_, step);
   state_->optimizer().step(s.lr);
   state_->ema().update(step);
+  if (profile_sync_) synchronize_device(hardware_.device);
+  s.update_s = comm_clock() - update0;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.samples_per_s = double(stage_.batch_size) / std::max(dt, 1e-9);
   return s;
@@ -607,10 +639,13 @@ void StageRun::report_system(int64_t step) {
   const std::vector<std::string> all = comm_.gather(system_.take(rank_).dump(), 0);
   if (!reporter_) return;
   nlohmann::json ranks = nlohmann::json::array();
-  double step_s = 0, data_wait_s = 0, comm_s = 0, hidden_s = 0, rss = 0;
+  double step_s = 0, data_wait_s = 0, comm_s = 0, hidden_s = 0, rss = 0, forward_s = 0, backward_s = 0, update_s = 0;
   for (const std::string& text : all) {
     const nlohmann::json r = nlohmann::json::parse(text);
     step_s = std::max(step_s, r.at("step_s").get<double>());  // the slowest rank sets the pace
+    forward_s = std::max(forward_s, r.at("forward_s").get<double>());
+    backward_s = std::max(backward_s, r.at("backward_s").get<double>());
+    update_s = std::max(update_s, r.at("update_s").get<double>());
     data_wait_s = std::max(data_wait_s, r.at("data_wait_s").get<double>());
     comm_s += r.at("comm_s").get<double>();
     hidden_s += r.at("comm_hidden_s").get<double>();
@@ -621,6 +656,9 @@ void StageRun::report_system(int64_t step) {
   reporter_->add_point("sys_step_s", step, step_s);
   reporter_->add_point("sys_data_wait_s", step, data_wait_s);
   reporter_->add_point("sys_peak_rss_mb", step, rss);
+  reporter_->add_point("sys_forward_s", step, forward_s);  // the slowest rank's, as step_s
+  reporter_->add_point("sys_backward_s", step, backward_s);
+  reporter_->add_point("sys_update_s", step, update_s);
   if (world_ > 1) {  // a world of one has nothing to communicate
     reporter_->add_point("sys_comm_s", step, comm_s / n);
     reporter_->add_point("sys_comm_hidden_frac", step, comm_s > 0 ? hidden_s / comm_s : 0.0);
@@ -650,6 +688,7 @@ void StageRun::report(int64_t step, const StepStats& s) {
 StageResult StageRun::train() {
   const int64_t first_step = resume();
   if (first_step > 1) prune_old_checkpoints(first_step - 1);  // never the bundle resumed from
+  if (dump_) dump_->begin(spec_, stage_, geometry_, first_step, model_state(state_->model()));
   logs_ = ctx_.run_dir + "/logs";
   make_dirs(logs_);
   // A resumed run appends: the log's last entry for a step is the batch that step trained on.
@@ -685,6 +724,7 @@ StageResult StageRun::train() {
       continue;
     }
     bad_run_.clear();
+    if (dump_ && dump_->wants(step)) dump_->outcome(step, s.loss, s.grad_norm, s.lr);
     s.comm_s += stop_s;
     s.step_s = comm_clock() - iteration0;
     result.final_loss = s.loss;
@@ -786,7 +826,7 @@ int64_t StageRun::roll_back(int64_t first_bad) {
     return target->step;
   }
   reducer_.reset();  // it hooks the old model's parameters
-  state_ = std::make_unique<TrainingState>(spec_, geometry_, rank_);
+  state_ = std::make_unique<TrainingState>(spec_, geometry_, rank_, hardware_.device);
   reducer_ = std::make_unique<GradReducer>(state_->flat(), comm_,
                                            static_cast<int64_t>(stage_.comm_bucket_mb * 1024.0 * 1024.0));
   if (!ctx_.init.empty()) initialize_from_parent();

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "shared/core/ids.h"
 #include "shared/core/spec.h"
 #include "tests/support/temp_dir.h"
 #include "worker/comm/comm.h"
@@ -83,4 +84,37 @@ TEST_CASE("device = \"cuda\" on a machine without a GPU fails before any work, n
   s.hardware.device = "cuda";
   CHECK_THROWS_WITH(run_precision(s, tmp.file("run"), tmp.file("data")),
                     doctest::Contains("hardware.device = \"cuda\""));
+}
+
+TEST_CASE("a bundle written in bf16 resumes in fp32: [hardware] is not what is trained, other keys still are") {
+  TempDir tmp("ldm-precision-resume");
+  ExperimentSpec bf16 = spec_with("bf16");
+  bf16.stages[0].checkpoint_every = 2;
+  const StageResult first = run_precision(bf16, tmp.file("bf16"), tmp.file("data"));
+  const std::string at2 = tmp.file("bf16") + "/checkpoints/" + step_dir_name(2);
+  REQUIRE(read_checkpoint(at2).manifest.at("step").get<int64_t>() == 2);
+
+  // The same experiment with [hardware] precision = "fp32": spec_hash differs, the resume goes on.
+  ExperimentSpec fp32 = spec_with("fp32");
+  fp32.stages[0].checkpoint_every = 2;
+  REQUIRE(spec_hash(fp32) != spec_hash(bf16));
+  StageContext ctx;
+  ctx.spec = fp32;
+  ctx.run_dir = tmp.file("fp32");
+  ctx.data_dir = tmp.file("data");
+  ctx.resume_from = at2;
+  auto comm = make_single_process_communicator();
+  const StageResult resumed = train_stage(ctx, *comm, nullptr);
+  CHECK(resumed.steps == 4);
+  CHECK(std::isfinite(resumed.final_loss));
+  CHECK(resumed.param_checksum != first.param_checksum);  // steps 3-4 ran in fp32, not bf16
+  CHECK(std::abs(resumed.final_loss - first.final_loss) < 0.05 * std::abs(first.final_loss) + 1e-3);
+
+  // Another learning rate is another experiment: refused, naming the bundle.
+  ExperimentSpec other = fp32;
+  other.stages[0].lr = 2e-3;
+  ctx.spec = other;
+  ctx.run_dir = tmp.file("other");
+  const std::string refused = at2 + ": written for another experiment spec";
+  CHECK_THROWS_WITH(train_stage(ctx, *comm, nullptr), doctest::Contains(refused.c_str()));
 }

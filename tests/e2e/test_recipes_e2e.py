@@ -174,6 +174,30 @@ class DescribeEveryFamily(unittest.TestCase):
                     self.assertEqual(out["parameters"], out["analytic_parameters"])
                     self.assertGreater(out["gflops"], 0)
 
+    def test_describe_memory_estimate_grows_with_resolution_and_batch(self):
+        worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
+        for family, preset in (("unet", "tiny"), ("dit", "tiny/2"), ("mdt", "tiny/2"), ("pixart", "tiny/2"),
+                               ("mmdit", "tiny/2"), ("proposed", "tiny/2")):
+            with self.subTest(family=family):
+                estimates = {}
+                for resolution in (64, 128):
+                    proc = subprocess.run([worker, "describe", family, "--preset", preset, "--resolution",
+                                           str(resolution), "--memory", "--batch", "16", "--gpu-memory", "0.5",
+                                           "--json"], capture_output=True, text=True, timeout=120)
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
+                    out = json.loads(proc.stdout)
+                    estimates[resolution] = m = out["memory"]
+                    self.assertAlmostEqual(m["state_gib"] * 2 ** 30, 22 * out["trainable"], delta=1)
+                    self.assertGreater(m["activations_gib_per_sample"], 0)
+                    self.assertAlmostEqual(m["total_gib"], m["state_gib"] + 1.1 * 16 * m["activations_gib_per_sample"],
+                                           places=6)
+                    self.assertEqual(m["fits"], m["total_gib"] <= 0.5)
+                    self.assertLessEqual(m["state_gib"] + 1.1 * m["largest_batch"] * m["activations_gib_per_sample"],
+                                         0.5 + 1e-9)
+                # Four times the latent pixels keep at least three times the activations per sample.
+                self.assertGreater(estimates[128]["activations_gib_per_sample"],
+                                   3 * estimates[64]["activations_gib_per_sample"])
+
     def test_describe_names_the_source_of_every_default(self):
         worker = os.path.join(ldm_e2e.BIN, "ldm-worker")
         published = {"unet": ("vp-scaled-linear", False), "dit": ("vp-linear", True), "mdt": ("vp-linear", True),

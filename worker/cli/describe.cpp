@@ -2,6 +2,8 @@
 // the published count), and list the family's recipe defaults with their sources.
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -13,10 +15,91 @@
 #include "shared/core/error.h"
 #include "shared/core/recipes/card.h"
 #include "worker/cli/commands.h"
+#include "worker/models/conditioning.h"
 #include "worker/models/denoiser.h"
+#include "worker/torch_compat.h"
+
+// tcmalloc's live-byte count where the program links it (ldm-worker does when it was found); glibc's
+// mallinfo2 otherwise.
+extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* value) __attribute__((weak));
 
 namespace ldm::worker {
 namespace {
+
+// Bytes the process's heap holds live now.
+double live_heap_bytes() {
+  size_t value = 0;
+  if (MallocExtension_GetNumericProperty &&
+      MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &value))
+    return double(value);
+  const struct mallinfo2 m = ::mallinfo2();
+  return double(m.uordblks + m.hblkhd);
+}
+
+struct MemoryEstimate {
+  double state_bytes = 0;       // weights, gradients, optimiser moments, EMA, bf16 weight copies
+  double activation_bytes = 0;  // per sample, kept from forward for backward
+  double total(int64_t batch) const { return state_bytes + activation_bytes * double(batch) * 1.1; }
+  int64_t largest_batch(double bytes) const {
+    return activation_bytes > 0 ? std::max<int64_t>(0, int64_t((bytes - state_bytes) / (activation_bytes * 1.1))) : 0;
+  }
+};
+
+// Training memory of `model` on one GPU: 22 bytes per trainable parameter (fp32 weights 4, gradients
+// 4, AdamW's two moments 8, EMA 4, autocast's bf16 copies 2) and the activations one sample keeps for
+// backward, measured here: a training forward at batch `probe` on the CPU under bf16 autocast (the
+// heap's live bytes after it, less before it), divided by `probe`. total = state + 1.1 × batch ×
+// activations (the 10% for backward's transient tensors is ours). The CPU runs the explicit
+// attention form, which keeps the T×T scores a GPU's fused kernel does not: an upper bound there.
+// The heap bytes a training forward at batch `n` leaves live for backward (its outputs excluded).
+double forward_live_bytes(models::Denoiser& model, const models::ModelGeometry& g, bool controls, int64_t n) {
+  auto gen = at::detail::createCPUGenerator(1);
+  auto x = torch::randn({n, g.in_channels, g.latent_h, g.latent_w}, gen);
+  auto t = torch::full({n}, 500.0f);
+  models::Condition cond;
+  if (g.num_classes > 0) cond.labels = torch::zeros({n}, torch::kInt64);
+  if (g.text_channels > 0) {
+    cond.tokens = torch::randn({n, g.text_tokens, g.text_channels}, gen);
+    cond.token_mask = torch::ones({n, g.text_tokens}, torch::kBool);
+    cond.pooled = torch::randn({n, g.text_channels}, gen);
+  }
+  if (controls) {
+    cond.controls = torch::full({n, models::kControlColumns}, 256.0f);
+    cond.control_drop = torch::zeros({n}, torch::kBool);
+    cond.noise_level = torch::full({n}, 0.5f);
+  }
+  torch::AutoGradMode grad(true);
+  const double before = live_heap_bytes();
+  std::vector<torch::Tensor> outs;
+  {
+    torch_compat::AutocastScope autocast(c10::DeviceType::CPU, true);
+    outs = model.training_outputs(x, t, cond, gen);
+  }
+  double after = live_heap_bytes();
+  for (const auto& o : outs) after -= double(o.numel() * o.element_size());
+  return after - before;
+}
+
+// Training memory on one GPU: 22 bytes per trainable parameter (fp32 weights 4, gradients 4, AdamW's
+// two moments 8, EMA 4, autocast's bf16 copies 2, which the autograd graph holds through backward) and
+// the activations one sample keeps for backward, measured here on the CPU under bf16 autocast: the
+// live heap after a training forward at batch 2p less at batch p, over p, after a first forward (the
+// difference leaves out what does not grow with the batch, the bf16 weight copies first). total = state + 1.1 × batch ×
+// activations (the 10% for backward's transient tensors is ours). The CPU runs the explicit attention
+// form, which keeps the T×T scores a GPU's fused kernel does not: an upper bound there.
+MemoryEstimate estimate_memory(models::Denoiser& model, const models::ModelGeometry& g, bool controls,
+                               int64_t trainable, int64_t probe) {
+  MemoryEstimate e;
+  e.state_bytes = 22.0 * double(trainable);
+  model.train();
+  // Warm-ups at both sizes: what a first call at a shape caches (LibTorch's per-shape state) is no activation.
+  forward_live_bytes(model, g, controls, probe);
+  forward_live_bytes(model, g, controls, 2 * probe);
+  const double one = forward_live_bytes(model, g, controls, probe);
+  const double two = forward_live_bytes(model, g, controls, 2 * probe);
+  e.activation_bytes = std::max(0.0, two - one) / double(probe);
+  return e;
+}
 
 int cmd_describe(const cli::Args& a) {
   RecipeSpec recipe;
@@ -61,6 +144,14 @@ int cmd_describe(const cli::Args& a) {
   const int64_t analytic = card->param_count(preset, shape);
   const double gflops = card->gflops(preset, shape);
   const std::vector<DefaultOrigin> origins = recipe_default_origins(*card);
+  const bool memory = a.has("memory");
+  const int64_t batch = a.integer("batch", 32);
+  const double gpu_gib = a.number("gpu-memory", 80.0), gib = double(1u << 30);
+  MemoryEstimate mem;
+  if (memory) {
+    mem = estimate_memory(*model, g, recipe.conditioning.controls != ControlMode::None, trainable,
+                          a.integer("probe-batch", 1));
+  }
   if (a.has("json")) {
     nlohmann::json defaults = nlohmann::json::array();
     for (const DefaultOrigin& o : origins)
@@ -78,6 +169,14 @@ int cmd_describe(const cli::Args& a) {
                        {"analytic_parameters", analytic},
                        {"gflops", gflops},
                        {"defaults", defaults}};
+    if (memory)
+      out["memory"] = {{"state_gib", mem.state_bytes / gib},
+                       {"activations_gib_per_sample", mem.activation_bytes / gib},
+                       {"batch", batch},
+                       {"total_gib", mem.total(batch) / gib},
+                       {"gpu_memory_gib", gpu_gib},
+                       {"fits", mem.total(batch) <= gpu_gib * gib},
+                       {"largest_batch", mem.largest_batch(gpu_gib * gib)}};
     if (preset.published_params_m > 0)
       out["published"] = {{"parameters_m", preset.published_params_m},
                           {"rounding_m", preset.published_rounding_m},
@@ -96,6 +195,16 @@ int cmd_describe(const cli::Args& a) {
       std::printf("  published   %gM (%s)\n", preset.published_params_m, preset.published_source.c_str());
     std::printf("  forward     %.4g GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
     std::printf("  sizes from  %s\n", preset.source.c_str());
+    if (memory) {
+      std::printf(
+          "  memory      training state %.2f GiB (22 B per trainable parameter: fp32 weights, gradients,\n"
+          "              AdamW moments, EMA, bf16 copies) + activations %.3f GiB per sample (bf16 autocast,\n"
+          "              measured on the CPU; an upper bound where the GPU runs fused attention)\n",
+          mem.state_bytes / gib, mem.activation_bytes / gib);
+      std::printf("              batch %lld per GPU: %.1f GiB -> %s in %.0f GiB; at most batch %lld there\n",
+                  (long long)batch, mem.total(batch) / gib, mem.total(batch) <= gpu_gib * gib ? "fits" : "does NOT fit",
+                  gpu_gib, (long long)mem.largest_batch(gpu_gib * gib));
+    }
     std::printf("\n%s recipe defaults (a file's keys override them; `ldm-coord show FILE` prints one resolved):\n",
                 card->title.c_str());
     std::size_t width = 0;
@@ -131,7 +240,14 @@ cli::Command describe_command() {
            cli::integer("text-dim", "D", "text task: token feature width (default 4096)", 1, 65536),
            cli::integer("text-tokens", "L", "text task: token slots (default 120)", 1, 4096), controls,
            cli::flag("learn-sigma", "learned-variance output channels (default: the family's recipe)"),
-           cli::flag("no-learn-sigma", "no learned-variance output channels"), cli::flag("json", "print JSON")},
+           cli::flag("no-learn-sigma", "no learned-variance output channels"),
+           cli::flag("memory",
+                     "estimate training memory on one GPU (AdamW, EMA, bf16 autocast): the state from the parameter "
+                     "count, the activations measured by one forward on the CPU at this resolution"),
+           cli::integer("batch", "B", "--memory: samples per GPU (default 32)", 1, 1 << 20),
+           cli::number("gpu-memory", "GIB", "--memory: the GPU's memory (default 80; an H200 has 141)", 0.001, 1e6),
+           cli::integer("probe-batch", "B", "--memory: samples in the measuring forward (default 1)", 1, 1024),
+           cli::flag("json", "print JSON")},
           cmd_describe};
 }
 

@@ -10,7 +10,11 @@
 #   dpkg-deb -x /tmp/libtorch-dev_*.deb /tmp/torch-next
 #   bash cluster/torch-headers-check.sh /tmp/torch-next/usr/include [BUILD_DIR]
 #
-# LDM_CXX_STANDARD=20 compiles as C++20 (newer LibTorch versions ask for it).
+# LDM_CXX_STANDARD=20 compiles as C++20 (newer LibTorch versions ask for it); LDM_CHECK_CXX (another
+# compiler) and LDM_CHECK_FLAGS (flags put first) check against another standard library too, e.g.
+# Debian 13's libstdc++-14-dev unpacked under /tmp/gcc14 (GCC 13+ dropped transitive includes):
+#   LDM_CHECK_CXX=clang++-14 LDM_CHECK_FLAGS="-nostdinc++ -isystem /tmp/gcc14/usr/include/c++/14
+#     -isystem /tmp/gcc14/usr/include/x86_64-linux-gnu/c++/14" bash cluster/torch-headers-check.sh ...
 # Prints one line per translation unit and the errors of those that fail; exits 1 when one does.
 # The headers' LibTorch is never linked or run (its libraries need a newer glibc than Debian 12's).
 set -euo pipefail
@@ -45,7 +49,9 @@ def check(c):
         if a.startswith("-std=") and os.environ.get("LDM_CXX_STANDARD"):
             a = "-std=c++" + os.environ["LDM_CXX_STANDARD"]
         out.append(a)
-    cmd = [args[0], "-I" + include, "-I" + include + "/torch/csrc/api/include", "-fsyntax-only", "-w"] + out
+    compiler = os.environ.get("LDM_CHECK_CXX") or args[0]
+    extra = shlex.split(os.environ.get("LDM_CHECK_FLAGS", ""))
+    cmd = [compiler] + extra + ["-I" + include, "-I" + include + "/torch/csrc/api/include", "-fsyntax-only", "-w"] + out
     r = subprocess.run(cmd, cwd=c["directory"], capture_output=True, text=True)
     return c["file"], r.returncode, r.stderr
 failed = 0

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,45 @@ MemoryEstimate estimate_memory(models::Denoiser& model, const models::ModelGeome
   return e;
 }
 
+// --memory: the estimate against --batch and --gpu-memory, as JSON and as the text block.
+struct MemoryReport {
+  MemoryEstimate e;
+  int64_t batch = 32;
+  double gpu_gib = 80;
+  static constexpr double kGiB = double(1u << 30);
+  bool fits() const { return e.total(batch) <= gpu_gib * kGiB; }
+  nlohmann::json json() const {
+    return {{"state_gib", e.state_bytes / kGiB},
+            {"activations_gib_per_sample", e.activation_bytes / kGiB},
+            {"batch", batch},
+            {"total_gib", e.total(batch) / kGiB},
+            {"gpu_memory_gib", gpu_gib},
+            {"fits", fits()},
+            {"largest_batch", e.largest_batch(gpu_gib * kGiB)}};
+  }
+  void print() const {
+    std::printf(
+        "  memory      training state %.2f GiB (22 B per trainable parameter: fp32 weights, gradients,\n"
+        "              AdamW moments, EMA, bf16 copies) + activations %.3f GiB per sample (bf16 autocast,\n"
+        "              measured on the CPU; an upper bound where the GPU runs fused attention)\n",
+        e.state_bytes / kGiB, e.activation_bytes / kGiB);
+    std::printf("              batch %lld per GPU: %.1f GiB -> %s in %.0f GiB; at most batch %lld there\n",
+                (long long)batch, e.total(batch) / kGiB, fits() ? "fits" : "does NOT fit", gpu_gib,
+                (long long)e.largest_batch(gpu_gib * kGiB));
+  }
+};
+
+void print_defaults(const RecipeCard& card, const std::vector<DefaultOrigin>& origins) {
+  std::printf("\n%s recipe defaults (a file's keys override them; `ldm-coord show FILE` prints one resolved):\n",
+              card.title.c_str());
+  std::size_t width = 0;
+  for (const DefaultOrigin& o : origins) width = std::max(width, o.key.size() + 2 + o.value.dump().size());
+  for (const DefaultOrigin& o : origins) {
+    const std::string kv = o.key + "  " + o.value.dump();
+    std::printf("  %-*s  %s\n", int(width), kv.c_str(), o.source.c_str());
+  }
+}
+
 int cmd_describe(const cli::Args& a) {
   RecipeSpec recipe;
   recipe.family = a.positional.at(0);
@@ -144,14 +184,11 @@ int cmd_describe(const cli::Args& a) {
   const int64_t analytic = card->param_count(preset, shape);
   const double gflops = card->gflops(preset, shape);
   const std::vector<DefaultOrigin> origins = recipe_default_origins(*card);
-  const bool memory = a.has("memory");
-  const int64_t batch = a.integer("batch", 32);
-  const double gpu_gib = a.number("gpu-memory", 80.0), gib = double(1u << 30);
-  MemoryEstimate mem;
-  if (memory) {
-    mem = estimate_memory(*model, g, recipe.conditioning.controls != ControlMode::None, trainable,
-                          a.integer("probe-batch", 1));
-  }
+  std::optional<MemoryReport> memory;
+  if (a.has("memory"))
+    memory = MemoryReport{estimate_memory(*model, g, recipe.conditioning.controls != ControlMode::None, trainable,
+                                          a.integer("probe-batch", 1)),
+                          a.integer("batch", 32), a.number("gpu-memory", 80.0)};
   if (a.has("json")) {
     nlohmann::json defaults = nlohmann::json::array();
     for (const DefaultOrigin& o : origins)
@@ -169,14 +206,7 @@ int cmd_describe(const cli::Args& a) {
                        {"analytic_parameters", analytic},
                        {"gflops", gflops},
                        {"defaults", defaults}};
-    if (memory)
-      out["memory"] = {{"state_gib", mem.state_bytes / gib},
-                       {"activations_gib_per_sample", mem.activation_bytes / gib},
-                       {"batch", batch},
-                       {"total_gib", mem.total(batch) / gib},
-                       {"gpu_memory_gib", gpu_gib},
-                       {"fits", mem.total(batch) <= gpu_gib * gib},
-                       {"largest_batch", mem.largest_batch(gpu_gib * gib)}};
+    if (memory) out["memory"] = memory->json();
     if (preset.published_params_m > 0)
       out["published"] = {{"parameters_m", preset.published_params_m},
                           {"rounding_m", preset.published_rounding_m},
@@ -195,24 +225,8 @@ int cmd_describe(const cli::Args& a) {
       std::printf("  published   %gM (%s)\n", preset.published_params_m, preset.published_source.c_str());
     std::printf("  forward     %.4g GFLOPs per sample (multiply-add = 1 FLOP)\n", gflops);
     std::printf("  sizes from  %s\n", preset.source.c_str());
-    if (memory) {
-      std::printf(
-          "  memory      training state %.2f GiB (22 B per trainable parameter: fp32 weights, gradients,\n"
-          "              AdamW moments, EMA, bf16 copies) + activations %.3f GiB per sample (bf16 autocast,\n"
-          "              measured on the CPU; an upper bound where the GPU runs fused attention)\n",
-          mem.state_bytes / gib, mem.activation_bytes / gib);
-      std::printf("              batch %lld per GPU: %.1f GiB -> %s in %.0f GiB; at most batch %lld there\n",
-                  (long long)batch, mem.total(batch) / gib, mem.total(batch) <= gpu_gib * gib ? "fits" : "does NOT fit",
-                  gpu_gib, (long long)mem.largest_batch(gpu_gib * gib));
-    }
-    std::printf("\n%s recipe defaults (a file's keys override them; `ldm-coord show FILE` prints one resolved):\n",
-                card->title.c_str());
-    std::size_t width = 0;
-    for (const DefaultOrigin& o : origins) width = std::max(width, o.key.size() + 2 + o.value.dump().size());
-    for (const DefaultOrigin& o : origins) {
-      const std::string kv = o.key + "  " + o.value.dump();
-      std::printf("  %-*s  %s\n", int(width), kv.c_str(), o.source.c_str());
-    }
+    if (memory) memory->print();
+    print_defaults(*card, origins);
   }
   if (params != analytic) {
     std::cerr << "ldm-worker: error: built module has " << params << " parameters but the analytic count is "

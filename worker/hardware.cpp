@@ -16,7 +16,7 @@ std::string Hardware::summary() const {
   return s;
 }
 
-Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, bool gpu_supported, int local_rank) {
+Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, int local_rank) {
   Hardware hw;
   hw.tf32 = spec.tf32;
   hw.deterministic = spec.deterministic;
@@ -29,13 +29,9 @@ Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, bool gpu_s
                   (visible ? "CUDA_VISIBLE_DEVICES=\"" + std::string(visible) + "\"; " : std::string()) +
                   "a CPU-only LibTorch never does); set device = \"cpu\" or \"auto\"");
     }
-    if (!gpu_supported)
-      throw Error(
-          "hardware.device = \"cuda\": this part of ldm-worker does not run on a GPU yet (issue 26); "
-          "set device = \"cpu\" or \"auto\"");
     cuda = true;
   } else if (spec.device == "auto") {
-    cuda = cuda_devices > 0 && gpu_supported;
+    cuda = cuda_devices > 0;
   } else if (spec.device != "cpu") {
     throw Error("hardware.device: expected auto, cpu or cuda, got \"" + spec.device + "\"");
   }
@@ -47,9 +43,9 @@ Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, bool gpu_s
   return hw;
 }
 
-Hardware resolve_hardware(const HardwareSpec& spec, bool gpu_supported) {
+Hardware resolve_hardware(const HardwareSpec& spec) {
   const int devices = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  return resolve_hardware(spec, devices, gpu_supported, local_rank_from_environment());
+  return resolve_hardware(spec, devices, local_rank_from_environment());
 }
 
 void apply_numerics(const Hardware& hw) {

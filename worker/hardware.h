@@ -17,20 +17,18 @@ struct Hardware {
   std::string summary() const;  // e.g. "cpu, fp32" or "cuda:1, bf16 autocast, tf32"
 };
 
-// [hardware] against what this machine and this code path have. cuda_devices: GPUs LibTorch sees
-// (0 for a CPU LibTorch); gpu_supported: whether the caller can place its work on a GPU yet (the
-// training loop cannot: `auto` then means the CPU, and `cuda` is an error saying so); local_rank:
-// this rank's index on its host, which picks its GPU. Throws Error naming `hardware.device` when
-// the device asked for is not there.
-Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, bool gpu_supported, int local_rank);
+// [hardware] against what this machine has. cuda_devices: GPUs LibTorch sees (0 for a CPU LibTorch);
+// local_rank: this rank's index on its host, which picks its GPU (local_rank modulo cuda_devices).
+// Throws Error naming `hardware.device` when the device asked for is not there.
+Hardware resolve_hardware(const HardwareSpec& spec, int cuda_devices, int local_rank);
 // The same for this process: LibTorch's GPU count and the launcher's local rank.
-Hardware resolve_hardware(const HardwareSpec& spec, bool gpu_supported);
+Hardware resolve_hardware(const HardwareSpec& spec);
 
 // The process-wide numerics `hw` asks for: TF32 (on a GPU), deterministic algorithms, the attention form.
 void apply_numerics(const Hardware& hw);
 
 // This rank's index among the ranks of its host: OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID or
-// LOCAL_RANK, else 0.
+// LOCAL_RANK, else 0 (the NCCL backend picks its GPU with it too).
 int local_rank_from_environment();
 
 }  // namespace ldm::worker

@@ -90,7 +90,7 @@ int run(const Options& o) {
   spec.stages.emplace_back();
   spec.stages[0].batch_size = o.batch;
   validate(spec);
-  const Hardware hw = resolve_hardware(spec.hardware, /*gpu_supported=*/true);
+  const Hardware hw = resolve_hardware(spec.hardware);
   apply_numerics(hw);
   const ConditionBuilder conditions(spec, 1.0);
   const models::ModelGeometry geometry = conditions.geometry(4, o.latent, o.latent);

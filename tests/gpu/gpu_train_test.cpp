@@ -84,7 +84,7 @@ struct Rig {
 
   Rig(const ExperimentSpec& s, uint64_t seed)
       : spec(s),
-        hw(resolve_hardware(s.hardware, /*gpu_supported=*/true)),
+        hw(resolve_hardware(s.hardware)),
         conditions(s, 1.0),
         state(s, conditions.geometry(kLatentChannels, kSide, kSide), 0, hw.device),
         process(make_process(s, s.stages[0])),

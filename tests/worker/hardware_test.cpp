@@ -23,36 +23,32 @@ HardwareSpec hw(const std::string& device, const std::string& precision = "auto"
 }  // namespace hardware_test
 using namespace hardware_test;
 
-TEST_CASE("device auto: a GPU when there is one and the code path runs there, else the CPU; precision follows") {
-  Hardware h = resolve_hardware(hw("auto"), 0, true, 0);
+TEST_CASE("device auto: a GPU when there is one, else the CPU; precision follows") {
+  Hardware h = resolve_hardware(hw("auto"), 0, 0);
   CHECK(h.device.is_cpu());
   CHECK_FALSE(h.bf16);
   CHECK(h.summary() == "cpu, fp32");
-  h = resolve_hardware(hw("auto"), 4, true, 6);  // local rank 6 of a host with 4 GPUs
+  h = resolve_hardware(hw("auto"), 4, 6);  // local rank 6 of a host with 4 GPUs
   CHECK(h.device.is_cuda());
   CHECK(h.device.index() == 2);
   CHECK(h.bf16);
   CHECK(h.summary() == "cuda:2, bf16 autocast, tf32");
-  h = resolve_hardware(hw("auto"), 4, false, 0);  // the training loop, for now
-  CHECK(h.device.is_cpu());
-  CHECK_FALSE(h.bf16);
-  h = resolve_hardware(hw("cpu", "bf16"), 4, true, 0);
+  h = resolve_hardware(hw("cpu", "bf16"), 4, 0);
   CHECK(h.device.is_cpu());
   CHECK(h.bf16);
   CHECK(h.summary() == "cpu, bf16 autocast");
-  h = resolve_hardware(hw("cuda", "fp32"), 1, true, 3);
+  h = resolve_hardware(hw("cuda", "fp32"), 1, 3);
   CHECK(h.device == c10::Device(c10::DeviceType::CUDA, 0));
   CHECK_FALSE(h.bf16);
 }
 
-TEST_CASE("device cuda without a GPU, or where the code path cannot use one, is an error naming the key") {
-  CHECK_THROWS_WITH(resolve_hardware(hw("cuda"), 0, true, 0),
+TEST_CASE("device cuda without a GPU is an error naming the key") {
+  CHECK_THROWS_WITH(resolve_hardware(hw("cuda"), 0, 0),
                     doctest::Contains("hardware.device = \"cuda\", but this worker's LibTorch"));
-  CHECK_THROWS_WITH(resolve_hardware(hw("cuda"), 2, false, 0), doctest::Contains("does not run on a GPU yet"));
-  CHECK_THROWS_WITH(resolve_hardware(hw("tpu"), 0, true, 0), doctest::Contains("hardware.device"));
-  CHECK_THROWS_WITH(resolve_hardware(hw("cpu", "fp8"), 0, true, 0), doctest::Contains("hardware.precision"));
-  // This machine's own resolution never picks a GPU for a path that cannot use one.
-  CHECK(resolve_hardware(hw("auto"), false).device.is_cpu());
+  CHECK_THROWS_WITH(resolve_hardware(hw("tpu"), 0, 0), doctest::Contains("hardware.device"));
+  CHECK_THROWS_WITH(resolve_hardware(hw("cpu", "fp8"), 0, 0), doctest::Contains("hardware.precision"));
+  // This machine's own resolution: a GPU exactly when LibTorch sees one.
+  CHECK(resolve_hardware(hw("auto")).device.is_cuda() == torch::cuda::is_available());
 }
 
 TEST_CASE("the local rank comes from the launcher's environment") {

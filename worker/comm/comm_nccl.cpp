@@ -27,6 +27,7 @@
 #include "shared/core/log.h"
 #include "worker/comm/comm.h"
 #include "worker/comm/nccl_bootstrap.h"
+#include "worker/hardware.h"
 
 namespace ldm::worker {
 namespace {
@@ -62,7 +63,7 @@ class NcclBackend final : public CommBackend {
     if (devices <= 0)
       throw Error("rank " + std::to_string(rank_) + ": NCCL needs a CUDA GPU and this process sees none");
     // The GPU the trainer picks too (worker/hardware.h: local rank modulo the visible GPUs).
-    device_ = local_rank() % devices;
+    device_ = local_rank_from_environment() % devices;
     check_cuda(cudaSetDevice(device_), "cudaSetDevice(" + std::to_string(device_) + ")");
     ncclUniqueId id{};
     const std::string bytes = exchange_id(place, id);
@@ -155,12 +156,6 @@ class NcclBackend final : public CommBackend {
   }
 
  private:
-  static int local_rank() {
-    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
-      if (const char* v = std::getenv(name); v && *v) return std::atoi(v);
-    return 0;
-  }
-
   // Rank 0's id on every rank: over MPI when an MPI launcher started us (and the build has MPI), else
   // through the environment (nccl_bootstrap.h).
   std::string exchange_id(const LaunchPlace& place, ncclUniqueId& id) {

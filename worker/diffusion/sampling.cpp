@@ -75,7 +75,7 @@ SamplingModel load_sampling_model(const std::string& checkpoint, bool use_ema, i
   load_weights(*m.model, use_ema ? b.ema : b.model, checkpoint + "/" + (use_ema ? "ema" : "model") + ".safetensors",
                grid);
   m.model->eval();
-  const Hardware hw = resolve_hardware(m.spec.hardware, /*gpu_supported=*/true);
+  const Hardware hw = resolve_hardware(m.spec.hardware);
   apply_numerics(hw);
   m.device = hw.device;
   m.bf16 = hw.bf16;

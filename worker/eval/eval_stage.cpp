@@ -183,8 +183,7 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
     const std::string features = eval_path(ctx, "features", ev.features);
     // On the experiment's device ([hardware]), as the sampling is.
     const std::string device =
-        worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware,
-                                 /*gpu_supported=*/true)
+        worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware)
             .device.str();
     extractor = make_feature_extractor(features == "builtin" ? "" : features, 50, device);
     if (std::count(ev.metrics.begin(), ev.metrics.end(), "fid"))

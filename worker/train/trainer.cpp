@@ -39,7 +39,6 @@
 #include "worker/train/state.h"
 #include "worker/train/step.h"
 #include "worker/train/step_dump.h"
-#include "worker/torch_compat.h"
 
 namespace ldm::worker {
 namespace {
@@ -259,7 +258,7 @@ StageRun::StageRun(const StageContext& ctx, Communicator& comm, Reporter* report
     throw Error("stage '" + stage_.name + "': its global batch_size " + std::to_string(stage_.batch_size) +
                 " does not split over " + std::to_string(world_) + " ranks");
   at::set_num_threads(static_cast<int>(stage_.threads_per_rank));
-  hardware_ = resolve_hardware(spec_.hardware, /*gpu_supported=*/true);
+  hardware_ = resolve_hardware(spec_.hardware);
   apply_numerics(hardware_);
   if (const char* p = std::getenv("LDM_PROFILE_SYNC")) profile_sync_ = std::string(p) == "1";
   dump_ = StepDump::from_environment(rank_, world_);

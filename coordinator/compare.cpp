@@ -99,8 +99,12 @@ double rank_seconds(const ResultCell& cell, double now) {
   return total;
 }
 
+// CLIP score, and the adherence metrics (control_gain too: the size condition's effect, 0 when it
+// does nothing) and classifier accuracies of evaluation stages.
 bool higher_is_better(const std::string& metric) {
-  return metric.find("clip") != std::string::npos || metric.find("score") != std::string::npos;
+  for (const char* word : {"clip", "score", "adherence", "accuracy", "gain"})
+    if (metric.find(word) != std::string::npos) return true;
+  return false;
 }
 
 std::string si(double v) {
@@ -149,8 +153,17 @@ struct Row {
 
 }  // namespace
 
+std::string arm_label(const ResultCell& cell) {
+  std::string out;
+  for (const auto& [key, value] : cell.values.items())
+    if (key != "seed") out += (out.empty() ? "" : " ") + key.substr(key.rfind('.') + 1) + "=" + json_text(value);
+  if (out.empty()) return cell.values.empty() ? cell.view.experiment.name : "all";  // a seeds-only sweep: one arm
+  return out;
+}
+
 std::string cell_key_text(const ResultCell& cell, const std::string& key) {
   if (key == "experiment") return cell.view.experiment.name;
+  if (key == "arm") return arm_label(cell);
   if (cell.values.contains(key)) return json_text(cell.values[key]);
   if (cell.view.experiment.spec.is_object())
     if (const json* v = spec_path(cell.view.experiment.spec, key)) return json_text(*v);

@@ -33,7 +33,8 @@ struct CompareOptions {
 // The comparison: rows x columns of the metric at each stage's end (the last step a stage has the
 // metric at), mean ± sample std over the experiments a row groups (seeds, other axes); "x" when a
 // grouped experiment diverged, "—" when no experiment of the row has that column; best per
-// column marked (lowest, or highest for metrics named *clip*/*score*); then the model's
+// column marked (lowest, or highest for metrics named *clip*, *score*, *adherence*, *accuracy*,
+// *gain*); then the model's
 // parameters and GFLOPs (the worker's points), images seen (steps x batch over training stages)
 // and compute (rank-seconds of every attempt). Throws Error for an unknown format or
 // --relative-to row, or when no experiment has the metric.
@@ -46,7 +47,13 @@ std::string export_points(const std::vector<ResultCell>& cells, const std::vecto
                           const std::string& format);
 
 // The value of a dotted key for an experiment: its sweep value, else the key in its resolved
-// spec ("recipe.family", "stage.0.lr"), else "experiment" -> its name; "" when it has none.
+// spec ("recipe.family", "stage.0.lr"), else "experiment" -> its name, "arm" -> arm_label; "" when
+// it has none.
 std::string cell_key_text(const ResultCell& cell, const std::string& key);
+
+// The arm of a cell: its swept values other than the seed, "key=value" with the key's last dotted
+// part, in key order ("alpha=0.5 controls=proposed"); "all" for a cell of a seeds-only sweep; the
+// experiment's name outside a sweep.
+std::string arm_label(const ResultCell& cell);
 
 }  // namespace ldm::coord

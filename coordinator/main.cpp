@@ -26,6 +26,7 @@
 #include "coordinator/coordinator_service.h"
 #include "coordinator/discovery.h"
 #include "coordinator/report.h"
+#include "coordinator/results_report.h"
 #include "shared/core/cli.h"
 #include "shared/core/credentials.h"
 #include "shared/core/error.h"
@@ -470,6 +471,52 @@ int cmd_plot(const cli::Args& a) {
   return 0;
 }
 
+// `report SWEEP... --out DIR [--claims FILE]`: DIR/README.md with its figures and sample grids.
+int cmd_report(const cli::Args& a) {
+  if (a.positional.empty()) throw cli::UsageError("report: name at least one sweep or experiment");
+  const std::string dir = a.text("out");
+  if (dir.empty()) throw cli::UsageError("report: --out DIR is required");
+  std::vector<ReportSweep> sweeps;
+  for (const std::string& name : a.positional) {
+    ReportSweep s;
+    s.name = name;
+    s.cells = gather_results(a, {name}, s.axes);
+    s.source = s.cells.empty() ? std::string() : s.cells.front().view.experiment.source;
+    sweeps.push_back(std::move(s));
+  }
+  std::vector<Claim> claims;
+  if (a.has("claims")) claims = parse_claims(read_file(a.text("claims")), a.text("claims"));
+  ReportOptions o;
+  o.command = "ldm-coord report " + join(a.positional, " ") + " --out " + dir +
+              (a.has("claims") ? " --claims " + a.text("claims") : std::string());
+  o.state = a.text("state", kDefaultState);
+  o.now = log::now_seconds();
+  o.grid_seeds = static_cast<int>(a.integer("grid-seeds", 0));
+  const ReportOutput r = build_report(sweeps, claims, o);
+  std::filesystem::create_directories(dir);
+  for (const auto& [path, content] : r.files) {
+    std::filesystem::create_directories(std::filesystem::path(dir + "/" + path).parent_path());
+    write_file_atomic(dir + "/" + path, content);
+  }
+  std::size_t missing = 0;
+  for (const auto& [from, to] : r.copies) {
+    std::filesystem::create_directories(std::filesystem::path(dir + "/" + to).parent_path());
+    std::error_code ec;
+    std::filesystem::copy_file(from, dir + "/" + to, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) {
+      ++missing;
+      log::warn("report: no sample grid " + from + " (" + ec.message() + ")");
+    }
+  }
+  write_file_atomic(dir + "/README.md", r.markdown);
+  std::printf("wrote %s/README.md: %zu sweeps, %zu figures, %zu sample grids%s\n", dir.c_str(), sweeps.size(),
+              r.files.size(), r.copies.size() - missing,
+              missing ? (" (" + std::to_string(missing) + " missing)").c_str() : "");
+  for (const Verdict& v : r.verdicts)
+    std::printf("  %-4s %-13s %s\n", v.claim.id.c_str(), v.verdict.c_str(), v.claim.title.c_str());
+  return 0;
+}
+
 int cmd_export(const cli::Args& a) {
   std::vector<std::string> axes;
   const std::vector<ResultCell> cells = gather_results(a, a.positional, axes);
@@ -808,6 +855,21 @@ std::vector<cli::Command> result_commands() {
             cli::number("smoothing", "W", "EMA weight of the smoothed line, 0 = raw only (default 0.9)", 0, 0.999),
             kCoordFlag, kTokenFlag, kStateFlag},
            cmd_plot},
+          {"report",
+           {"NAME..."},
+           "Write a markdown results report of sweeps to DIR/README.md: per sweep, a comparison table of every "
+           "metric (rows by arm, mean ± std over seeds), bar charts and curves, sample grids per cell, the command, "
+           "spec hashes and compute; with --claims, a verdict per claim (reproduced, contradicted or inconclusive, "
+           "with the effect size and Welch t over seeds).",
+           {cli::text("out", "DIR", "directory of the report (README.md, figures, grids); required"),
+            cli::text("claims", "FILE",
+                      "a TOML file of [[claim]] tables (id, sweep, title, paper, metric, better, stage or "
+                      "treatment_stage/baseline_stage, treatment_row, baseline_row, rows, t_min, scale); see "
+                      "experiments/repro/claims.toml"),
+            cli::integer("grid-seeds", "N", "sample grids of the first N seeds of each arm only (default: every seed)",
+                         0, 1000000),
+            kCoordFlag, kTokenFlag, kStateFlag},
+           cmd_report},
           {"export",
            {"NAME..."},
            "Every metric point of experiments and sweeps with experiment, cell values, stage, attempt and step.",

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -392,6 +394,47 @@ std::string synthetic_class_name(std::int64_t k) {
     throw DataError("synthetic class " + std::to_string(k) + " is out of range [0, " + std::to_string(kMaxClasses) +
                     ")");
   return std::string(class_colour(k).name) + " " + kShapeNames[class_shape(k)];
+}
+
+const std::vector<std::string>& synthetic_colour_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const NamedColour& c : kColours) v.emplace_back(c.name);
+    return v;
+  }();
+  return names;
+}
+
+const std::vector<std::string>& synthetic_shape_names() {
+  static const std::vector<std::string> names(std::begin(kShapeNames), std::end(kShapeNames));
+  return names;
+}
+
+SyntheticAttributes parse_synthetic_caption(const std::string& caption) {
+  SyntheticAttributes a;
+  std::string word;
+  const auto take = [&] {
+    if (word.empty()) return;
+    const auto find = [&](const std::vector<std::string>& names) {
+      const auto it = std::find(names.begin(), names.end(), word);
+      return it == names.end() ? -1 : static_cast<int>(it - names.begin());
+    };
+    if (a.colour < 0) a.colour = find(synthetic_colour_names());
+    if (a.shape < 0) a.shape = find(synthetic_shape_names());
+    if (a.side < 0) {
+      if (word == "left") a.side = 0;
+      if (word == "middle" || word == "centre" || word == "center") a.side = 1;
+      if (word == "right") a.side = 2;
+    }
+    word.clear();
+  };
+  for (const char ch : caption) {
+    if (std::isalpha(static_cast<unsigned char>(ch)))
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    else take();
+  }
+  take();
+  return a;
 }
 
 Record render_synthetic_record(const SyntheticParams& p, std::int64_t index) {

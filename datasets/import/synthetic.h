@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "datasets/format/shard.h"
 
@@ -30,6 +31,18 @@ std::string synthetic_identity(const SyntheticParams& p);
 
 // Human name of class k, e.g. "red square" (shape and colour differ by class).
 std::string synthetic_class_name(std::int64_t k);
+
+// What a synthetic caption says about its image, as indices into the renderer's vocabulary (-1 where
+// the caption does not say): colour (synthetic_colour_names), shape (synthetic_shape_names), and
+// side 0 = left, 1 = middle/centre, 2 = right. The first colour and shape word of the caption win;
+// words are matched whole, case-insensitively ("lime" is a colour, "sublime" is not).
+struct SyntheticAttributes {
+  int colour = -1, shape = -1, side = -1;
+};
+SyntheticAttributes parse_synthetic_caption(const std::string& caption);
+const std::vector<std::string>& synthetic_colour_names();
+const std::vector<std::string>& synthetic_shape_names();
+inline constexpr int kSyntheticSides = 3;
 
 // Renders record `index` (ImageU8 payload, {R, R, 3}, label = index % classes shuffled by seed).
 Record render_synthetic_record(const SyntheticParams& p, std::int64_t index);

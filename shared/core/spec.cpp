@@ -345,9 +345,13 @@ void check_eval_stage(const ExperimentSpec& spec, std::size_t i) {
         if (value->empty())
           throw SpecError(p + "eval." + key,
                           "is required for clip_score (tools/export/export_clip.py writes the towers)");
-    if (metric == "disentanglement" && view.recipe.conditioning.controls == ControlMode::None)
-      throw SpecError(p + "eval.metrics", "disentanglement varies the size condition: '" + st.after +
-                                              "' trains without controls (recipe.conditioning.controls = \"none\")");
+    if (metric == "caption_adherence" && view.task != "text")
+      throw SpecError(p + "eval.metrics",
+                      "caption_adherence needs a text-to-image parent ('" + st.after + "' is class-conditional)");
+    if (metric == "caption_adherence" && ev.captions.empty())
+      throw SpecError(p + "eval.captions",
+                      "is required for caption_adherence (the captions the samples are scored "
+                      "against, e.g. experiments/tiny/paper/captions.txt)");
   }
   if (view.task != "text" && !ev.captions.empty())
     throw SpecError(p + "eval.captions", "does nothing: '" + st.after +

@@ -146,9 +146,10 @@ struct RecipeSpec {
 // that say "the recipe's" take recipe.sampler; every metric goes to the store as a metric point
 // of the evaluation stage at the evaluated checkpoint's step.
 struct EvalSpec {
-  std::vector<std::string> metrics = {"fid"};  // fid | clip_score | disentanglement
-  std::vector<std::int64_t> at_steps;          // the parent's checkpoints to evaluate; [] = its final one
-  std::int64_t samples = 1000;                 // generated images per checkpoint (sample i seeded by i)
+  // fid | clip_score | disentanglement | control_adherence | caption_adherence
+  std::vector<std::string> metrics = {"fid"};
+  std::vector<std::int64_t> at_steps;  // the parent's checkpoints to evaluate; [] = its final one
+  std::int64_t samples = 1000;         // generated images per checkpoint (sample i seeded by i)
   std::int64_t seed = 0;
   std::string sampler;               // "" = the recipe's
   std::int64_t steps = 0;            // 0 = the recipe's
@@ -161,9 +162,10 @@ struct EvalSpec {
   std::string clip_image, clip_text,
       clip_bpe;       // clip_score: CLIP's towers (tools/export/export_clip.py) and BPE merges
   std::string lpips;  // disentanglement: an LPIPS TorchScript export ("" = distance of `features`, NOT LPIPS)
-  std::vector<std::int64_t> sizes = {64, 128, 256, 512, 1024};  // disentanglement: the size conditions [paper]
-  std::int64_t draws = 8;                                       // disentanglement: (noise, condition) draws [recon]
-  std::int64_t batch = 8;                                       // samples per network batch
+  // disentanglement, control_adherence: the size conditions [paper] and the (noise, condition) draws [recon]
+  std::vector<std::int64_t> sizes = {64, 128, 256, 512, 1024};
+  std::int64_t draws = 8;
+  std::int64_t batch = 8;  // samples per network batch
 };
 
 struct StageSpec {
@@ -410,10 +412,12 @@ void describe(V& v, RecipeSpec& s) {
 template <class V>
 void describe(V& v, EvalSpec& s) {
   v.field("metrics", s.metrics,
-          {"what to measure: fid, clip_score (text task), disentanglement (recipes with controls)",
+          {"what to measure: fid, clip_score (text task), disentanglement and control_adherence (the size "
+           "condition's effect: 0 by construction without controls), caption_adherence (text task on synthetic "
+           "captions: a classifier trained on the parent's data reads colour, shape and side)",
            0,
            0,
-           {"fid", "clip_score", "disentanglement"}});
+           {"fid", "clip_score", "disentanglement", "control_adherence", "caption_adherence"}});
   v.field("at_steps", s.at_steps,
           {"the parent's checkpoint steps to evaluate (its checkpoint_every must write them; 0 = its initial weights, "
            "saved before training); [] = its final one",
@@ -444,8 +448,8 @@ void describe(V& v, EvalSpec& s) {
   v.field("lpips", s.lpips,
           {"disentanglement: an LPIPS export (tools/export/export_lpips.py); \"\" = mean squared distance of the "
            "`features` network's features (NOT the paper's LPIPS), as `ldm-worker disentanglement`"});
-  v.field("sizes", s.sizes, {"disentanglement: the size conditions compared [paper]", 1, 65536});
-  v.field("draws", s.draws, {"disentanglement: (noise, condition) draws [recon]", 1, 100000});
+  v.field("sizes", s.sizes, {"disentanglement, control_adherence: the size conditions compared [paper]", 1, 65536});
+  v.field("draws", s.draws, {"disentanglement, control_adherence: (noise, condition) draws [recon]", 1, 100000});
   v.field("batch", s.batch, {"samples per network batch", 1, 4096});
 }
 

@@ -14,6 +14,7 @@
 #include "shared/core/ids.h"
 #include "shared/core/seeds.h"
 #include "worker/diffusion/sampling.h"
+#include "worker/eval/adherence.h"
 #include "worker/torch_compat.h"
 
 namespace ldm::eval {
@@ -171,6 +172,7 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
     }
     const auto x_T = torch::stack(noise);  // [nb, C, h, w], the same for every size
     std::vector<at::Tensor> reps;          // per size: the distance's representation of the nb images
+    std::vector<at::Tensor> energy;        // per size: [nb] high-frequency energies
     for (int64_t s = 0; s < S; ++s) {
       worker::ConditionInputs in = base;
       in.controls.assign(static_cast<std::size_t>(nb), size_condition(o.sizes[static_cast<std::size_t>(s)]));
@@ -184,6 +186,7 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
       if (o.quantize)  // as a PNG holds them: u8 [nb, H, W, 3] -> back to [-1, 1]
         images = images_to_u8(images).permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
       reps.push_back(distance.embed ? distance.embed(images) : images);
+      energy.push_back(high_frequency_energy(images));
     }
     std::vector<at::Tensor> pair_d(static_cast<std::size_t>(S * S));
     for (auto [a, b] : pairs) {
@@ -199,6 +202,9 @@ DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, co
       for (auto [a, b] : high) hr += pair_d[static_cast<std::size_t>(a * S + b)][j].item<double>();
       r.per_draw_all_pairs.push_back(all / double(pairs.size()));
       r.per_draw_high_res.push_back(high.empty() ? nan : hr / double(high.size()));
+      std::vector<double> e;
+      for (int64_t s = 0; s < S; ++s) e.push_back(energy[static_cast<std::size_t>(s)][j].item<double>());
+      r.per_draw_energy.push_back(std::move(e));
     }
   }
   r.pair_mean.assign(S, std::vector<double>(S, 0.0));

@@ -85,6 +85,9 @@ struct DisentanglementResult {
   std::vector<std::vector<double>> pair_mean;  // [S][S], symmetric, 0 on the diagonal: mean over draws
   std::vector<double> per_draw_all_pairs;      // [M]
   std::vector<double> per_draw_high_res;       // [M] (NaN when no pair qualifies)
+  // [M][S]: the high-frequency energy (eval/adherence.h) of each draw's image at each size, from
+  // which control_adherence() says whether the size condition still acts.
+  std::vector<std::vector<double>> per_draw_energy;
 };
 
 // Throws ldm::Error when the recipe has no control conditioning, for fewer than two sizes, a size

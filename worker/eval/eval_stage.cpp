@@ -23,6 +23,7 @@
 #include "shared/core/safe_file.h"
 #include "shared/core/sha256.h"
 #include "shared/core/text.h"
+#include "worker/eval/adherence.h"
 #include "worker/eval/clip_score.h"
 #include "worker/eval/disentanglement.h"
 #include "worker/eval/fid_stats.h"
@@ -59,6 +60,15 @@ std::string eval_path(const worker::StageContext& ctx, const std::string& key, c
   return paths.contains(key) ? paths[key].get<std::string>() : written;
 }
 
+// The parent's training data as its checkpoint manifest names it.
+std::string training_data_dir(const std::string& bundle) {
+  const std::string source = bundle + "/manifest.json";
+  const nlohmann::json manifest = parse_bundle_manifest(read_file(source), source);
+  if (!manifest.contains("dataset") || !manifest["dataset"].contains("dir"))
+    throw DataError(source + ": names no training data (dataset.dir)");
+  return manifest["dataset"]["dir"].get<std::string>();
+}
+
 // The FID reference of the stage (once for all its checkpoints): eval.reference, or the parent's
 // training data as its checkpoint manifest names it (which must hold images, not latents).
 struct Reference {
@@ -71,12 +81,11 @@ Reference fid_reference(const worker::StageContext& ctx, const EvalSpec& ev, con
   Reference r;
   r.path = eval_path(ctx, "reference", ev.reference);
   if (r.path.empty()) {
-    const std::string source = first_bundle + "/manifest.json";
-    const nlohmann::json manifest = parse_bundle_manifest(read_file(source), source);
-    if (!manifest.contains("dataset") || !manifest["dataset"].contains("dir"))
-      throw DataError(source +
-                      ": names no training data (dataset.dir) to take the FID reference from; set eval.reference");
-    r.path = manifest["dataset"]["dir"].get<std::string>();
+    try {
+      r.path = training_data_dir(first_bundle);
+    } catch (const DataError& e) {
+      throw DataError(std::string(e.what()) + " to take the FID reference from; set eval.reference");
+    }
     if (collection_kind(r.path) == CollectionKind::ImageShards &&
         data::ShardDataset(r.path).header().kind != data::PayloadKind::ImageU8)
       throw DataError("eval.reference is empty and the parent trained on latent shards (" + r.path +
@@ -86,19 +95,101 @@ Reference fid_reference(const worker::StageContext& ctx, const EvalSpec& ev, con
   return r;
 }
 
+// What rank 0 sets up once per stage and every checkpoint's measurement reads.
+struct Instruments {
+  std::unique_ptr<FeatureExtractor> extractor;
+  std::optional<Reference> reference;
+  std::optional<CaptionClassifier> classifier;  // caption_adherence
+  std::string data_dir;                         // the parent's training data
+  // control_adherence: the data's sharpness curve over eval.sizes, and what it was taken from.
+  std::vector<double> data_curve;
+  std::string control_reference;
+};
+
+Instruments set_up_instruments(const worker::StageContext& ctx, const EvalSpec& ev, const std::string& first_bundle) {
+  Instruments in;
+  const auto wants = [&](const char* metric) { return std::count(ev.metrics.begin(), ev.metrics.end(), metric) > 0; };
+  const std::string features = eval_path(ctx, "features", ev.features);
+  // On the experiment's device ([hardware]), as the sampling is.
+  const std::string device =
+      worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware)
+          .device.str();
+  in.extractor = make_feature_extractor(features == "builtin" ? "" : features, 50, device);
+  if (wants("fid")) in.reference = fid_reference(ctx, ev, *in.extractor, first_bundle);
+  if (wants("caption_adherence") || wants("control_adherence")) in.data_dir = training_data_dir(first_bundle);
+  if (wants("caption_adherence")) {
+    bool cached = false;
+    in.classifier = CaptionClassifier::train_or_load(in.data_dir, CaptionClassifierOptions{},
+                                                     ctx.data_dir + "/classifiers", &cached);
+  }
+  if (wants("control_adherence")) {
+    try {
+      in.data_curve = data_sharpness_curve(in.data_dir, ev.sizes);
+      in.control_reference = "the training data's sharpness by crop side (" + in.data_dir + ")";
+    } catch (const DataError& e) {  // latent shards: no images to measure; sharper with size is the stand-in
+      for (int64_t size : ev.sizes) in.data_curve.push_back(std::log(double(size)));
+      in.control_reference = "log size (the training data has no images: " + std::string(e.what()) + ")";
+      log::warn("control_adherence: against " + in.control_reference);
+    }
+  }
+  return in;
+}
+
+// The size-condition metrics of one checkpoint: disentanglement and control adherence from one set
+// of images per size. A recipe without controls cannot see the size condition: every size gives
+// the same image, so both are 0 by construction and nothing is sampled.
+void measure_size_condition(const worker::StageContext& ctx, const EvalSpec& ev, const worker::SamplingModel& m,
+                            const Instruments& in, const std::vector<std::string>& captions, nlohmann::json& metrics) {
+  const auto wants = [&](const char* metric) { return std::count(ev.metrics.begin(), ev.metrics.end(), metric) > 0; };
+  if (wants("control_adherence")) {
+    metrics["control_reference"] = in.control_reference;
+    metrics["control_reference_curve"] = in.data_curve;
+  }
+  if (!m.conditions->uses_controls()) {
+    if (wants("disentanglement")) metrics["disentanglement"] = 0.0;
+    if (wants("control_adherence")) metrics["control_adherence"] = metrics["control_gain"] = 0.0;
+    metrics["size_condition_note"] = "no control conditioning: the size condition cannot act (0 by construction)";
+    return;
+  }
+  DisentanglementOptions o;
+  o.sizes = ev.sizes;
+  o.draws = ev.draws;
+  o.seed = static_cast<uint64_t>(ev.seed);
+  o.captions = captions;
+  o.sampling = stage_sampling(m, ev);
+  o.batch = ev.batch;
+  // LPIPS when given, else the features network's distance (ldm-worker disentanglement's default).
+  const FeatureExtractor* fx = in.extractor.get();
+  const ImageDistance distance =
+      ev.lpips.empty() ? feature_distance("features:" + fx->identity(),
+                                          [fx](const at::Tensor& images01) { return fx->features(images01); })
+                       : lpips_distance(eval_path(ctx, "lpips", ev.lpips));
+  const DisentanglementResult r = measure_disentanglement(m, o, distance);
+  if (wants("disentanglement")) {
+    metrics["disentanglement"] = r.all_pairs;
+    metrics["disentanglement_distance"] = r.distance;
+  }
+  if (wants("control_adherence")) {
+    const ControlAdherence c = control_adherence(in.data_curve, r.per_draw_energy);
+    metrics["control_adherence"] = c.correlation;
+    metrics["control_gain"] = c.gain;
+    metrics["control_energy_by_size"] = r.per_draw_energy;
+  }
+}
+
 // Rank 0: every metric of `ev` for the samples of one checkpoint.
 nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, const worker::SamplingModel& m,
-                       const FeatureExtractor& extractor, const Reference* reference, const std::string& out,
-                       const std::vector<std::string>& captions) {
+                       const Instruments& in, const std::string& out, const std::vector<std::string>& captions) {
   nlohmann::json metrics = nlohmann::json::object();
+  bool size_condition_done = false;
   for (const std::string& metric : ev.metrics) {
     note_progress("computing evaluation metrics");
     if (metric == "fid") {
-      const FeatureStats mine = folder_feature_stats(out + "/samples", extractor);
-      metrics["fid"] = frechet_distance(mine, reference->stats).fid;
-      metrics["fid_reference"] = reference->path;
-      metrics["fid_reference_cached"] = reference->cached;
-      metrics["fid_features"] = extractor.identity();
+      const FeatureStats mine = folder_feature_stats(out + "/samples", *in.extractor);
+      metrics["fid"] = frechet_distance(mine, in.reference->stats).fid;
+      metrics["fid_reference"] = in.reference->path;
+      metrics["fid_reference_cached"] = in.reference->cached;
+      metrics["fid_features"] = in.extractor->identity();
     } else if (metric == "clip_score") {
       const ClipModel clip(eval_path(ctx, "clip_image", ev.clip_image), eval_path(ctx, "clip_text", ev.clip_text),
                            eval_path(ctx, "clip_bpe", ev.clip_bpe));
@@ -106,23 +197,20 @@ nlohmann::json measure(const worker::StageContext& ctx, const EvalSpec& ev, cons
       for (int64_t i = 0; i < ev.samples; ++i)
         per_sample.push_back(captions[static_cast<std::size_t>(i) % captions.size()]);
       metrics["clip_score"] = clip.score(read_samples(out + "/samples", ev.samples), per_sample).score;
-    } else if (metric == "disentanglement") {
-      DisentanglementOptions o;
-      o.sizes = ev.sizes;
-      o.draws = ev.draws;
-      o.seed = static_cast<uint64_t>(ev.seed);
-      o.captions = captions;
-      o.sampling = stage_sampling(m, ev);
-      o.batch = ev.batch;
-      // LPIPS when given, else the features network's distance (ldm-worker disentanglement's default).
-      const FeatureExtractor* fx = &extractor;
-      const ImageDistance distance =
-          ev.lpips.empty() ? feature_distance("features:" + fx->identity(),
-                                              [fx](const at::Tensor& images01) { return fx->features(images01); })
-                           : lpips_distance(eval_path(ctx, "lpips", ev.lpips));
-      const DisentanglementResult r = measure_disentanglement(m, o, distance);
-      metrics["disentanglement"] = r.all_pairs;
-      metrics["disentanglement_distance"] = r.distance;
+    } else if (metric == "caption_adherence") {
+      const CaptionAdherence a =
+          caption_adherence(*in.classifier, read_samples(out + "/samples", ev.samples), captions);
+      const AttributeAccuracy& ceiling = in.classifier->holdout_accuracy();
+      metrics["caption_adherence"] = a.score;
+      metrics["caption_adherence_colour"] = a.attributes.colour;
+      metrics["caption_adherence_shape"] = a.attributes.shape;
+      metrics["caption_adherence_side"] = a.attributes.side;
+      metrics["caption_classifier_accuracy"] = ceiling.mean();
+      metrics["caption_classifier"] = {
+          {"colour", ceiling.colour}, {"shape", ceiling.shape}, {"side", ceiling.side}, {"data", in.data_dir}};
+    } else if ((metric == "disentanglement" || metric == "control_adherence") && !size_condition_done) {
+      measure_size_condition(ctx, ev, m, in, captions, metrics);
+      size_condition_done = true;
     }
   }
   return metrics;
@@ -176,19 +264,11 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
   const std::string caption_file = eval_path(ctx, "captions", ev.captions);
   const std::vector<std::string> captions =
       caption_file.empty() ? std::vector<std::string>{} : read_caption_file(caption_file);
-  // Rank 0 measures: its feature network and the FID reference are set up once, before any sampling.
-  std::unique_ptr<FeatureExtractor> extractor;
-  std::optional<Reference> reference;
-  if (comm.rank() == 0) {
-    const std::string features = eval_path(ctx, "features", ev.features);
-    // On the experiment's device ([hardware]), as the sampling is.
-    const std::string device =
-        worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware)
-            .device.str();
-    extractor = make_feature_extractor(features == "builtin" ? "" : features, 50, device);
-    if (std::count(ev.metrics.begin(), ev.metrics.end(), "fid"))
-      reference = fid_reference(ctx, ev, *extractor, ctx.init["bundles"].at(0).at("bundle").get<std::string>());
-  }
+  // Rank 0 measures: its feature network, the FID reference and the classifier are set up once,
+  // before any sampling.
+  Instruments instruments;
+  if (comm.rank() == 0)
+    instruments = set_up_instruments(ctx, ev, ctx.init["bundles"].at(0).at("bundle").get<std::string>());
   comm.barrier();
   nlohmann::json results = nlohmann::json::array();
   for (const nlohmann::json& b : ctx.init["bundles"]) {
@@ -218,8 +298,7 @@ nlohmann::json run_eval_stage(const worker::StageContext& ctx, worker::Communica
     const GenerateResult g = generate_for_eval(m, o, comm);
     nlohmann::json result;
     if (comm.rank() == 0) {
-      const nlohmann::json metrics =
-          measure(ctx, ev, m, *extractor, reference ? &*reference : nullptr, o.out_dir, captions);
+      const nlohmann::json metrics = measure(ctx, ev, m, instruments, o.out_dir, captions);
       result = {{"step", step},
                 {"bundle", bundle},
                 {"samples", o.out_dir + "/samples"},

@@ -178,6 +178,31 @@ TEST_CASE(
   CHECK(middle > 0);
 }
 
+TEST_CASE("parse_synthetic_caption reads back the class's colour and shape and the caption's side") {
+  const SyntheticParams p = small_params();
+  for (std::int64_t i = 0; i < 200; ++i) {
+    const Record r = render_synthetic_record(p, i);
+    CAPTURE(r.caption);
+    const SyntheticAttributes a = parse_synthetic_caption(r.caption);
+    REQUIRE(a.colour >= 0);
+    REQUIRE(a.shape >= 0);
+    CHECK(synthetic_colour_names().at(a.colour) + " " + synthetic_shape_names().at(a.shape) ==
+          synthetic_class_name(r.label));
+    const int side = has_word(r.caption, "left") ? 0 : has_word(r.caption, "right") ? 2 : 1;
+    CHECK(a.side == side);
+  }
+  // Whole words only, any case; the first colour and shape win; nothing stated stays -1.
+  const SyntheticAttributes a = parse_synthetic_caption("A sublime RED Ring, then a blue circle; to the Right");
+  CHECK(a.colour == 0);
+  CHECK(synthetic_shape_names().at(a.shape) == "ring");
+  CHECK(a.side == 2);
+  const SyntheticAttributes none = parse_synthetic_caption("a photo of something in the corner");
+  CHECK(none.colour == -1);
+  CHECK(none.shape == -1);
+  CHECK(none.side == -1);
+  CHECK(parse_synthetic_caption("a lime star in the centre").side == 1);
+}
+
 TEST_CASE("captions vary in length and wording") {
   const SyntheticParams p = small_params();
   std::set<std::size_t> lengths;

@@ -295,8 +295,15 @@ TEST_CASE("evaluation stage errors: parent, metrics the parent cannot give, step
   CHECK(error("after = \"fine\"\n", "at_steps = [100, 100]\n").key_path() == "stage.3.eval.at_steps.1");
   CHECK(error("after = \"fine\"\n", "captions = \"c.txt\"\n").key_path() == "stage.3.eval.captions");
   CHECK(error("after = \"fine\"\n", "metrics = [\"fid\", \"clip_score\"]\n").key_path() == "stage.3.eval.metrics");
-  CHECK(error("after = \"fine\"\n", "metrics = [\"disentanglement\"]\n").detail().find("trains without controls") !=
-        std::string::npos);
+  // The caption classifier reads synthetic captions: a text parent and a captions file.
+  e = error("after = \"fine\"\n", "metrics = [\"caption_adherence\"]\n");
+  CHECK(e.key_path() == "stage.3.eval.metrics");
+  CHECK(e.detail().find("class-conditional") != std::string::npos);
+  // A parent without controls has a size effect of 0 by construction: a sweep with a no-controls arm
+  // compares it (the worker stores 0 without sampling), so the metric is accepted there.
+  const ExperimentSpec no_controls = ldm::parse_experiment_string(
+      with_eval("after = \"fine\"\n", "metrics = [\"disentanglement\", \"control_adherence\"]\n"), "exp.toml");
+  CHECK(no_controls.stages.at(3).eval.metrics.size() == 2);
   e = error("after = \"fine\"\n", "metrics = [\"fidd\"]\n");
   CHECK(e.key_path() == "stage.3.eval.metrics");
   CHECK(e.detail().find("'fidd' is not one of: fid, clip_score, disentanglement") != std::string::npos);

@@ -274,6 +274,132 @@ Verdict judge_claim(const Claim& claim, const std::vector<ResultCell>& cells) {
   return v;
 }
 
+namespace {
+
+// The verdict table, then a line per claim with the paper's words, the reason and the scale caveat.
+void render_verdicts(const std::vector<Verdict>& verdicts, std::string& md) {
+  md +=
+      "## Verdicts\n\n| claim | | metric | treatment | baseline | effect (paper's direction > 0) | t | verdict |\n"
+      "|---|---|---|---|---|---|---|---|\n";
+  for (const Verdict& v : verdicts) md += verdict_line(v);
+  md += "\n";
+  for (const Verdict& v : verdicts) {
+    md += "- **" + v.claim.id + "** " + v.claim.title + ". The paper: " + v.claim.paper + ". Here: **" + v.verdict +
+          "**: " + v.reason + ".";
+    if (!v.claim.scale.empty()) md += " Scale: " + v.claim.scale;
+    md += "\n";
+  }
+  md += "\n";
+}
+
+// A table and a bar chart per metric (rows by arm), then the curves of the loss and of evaluation
+// metrics measured at several steps.
+void render_metrics(const ReportSweep& s, const ReportOptions& options, ReportOutput& out) {
+  std::string& md = out.markdown;
+  for (const std::string& metric : sweep_metrics(s.cells)) {
+    CompareOptions o;
+    o.metric = metric;
+    o.rows = "arm";
+    o.format = "md";
+    o.axes = s.axes;
+    o.now = options.now;
+    md += "### " + metric + "\n\n" + format_comparison(s.cells, o) + "\n";
+    o.format = "json";
+    const Figure bars = plot_comparison(json::parse(format_comparison(s.cells, o)));
+    out.files.emplace_back(s.name + "/" + bars.file, bars.svg);
+    md += "![" + metric + " by arm](" + s.name + "/" + bars.file + ")\n\n";
+  }
+  PlotOptions po;
+  for (const std::string& metric : sweep_metrics(s.cells))
+    if (has_curve(s.cells, metric)) po.metrics.push_back(metric);
+  if (!po.metrics.empty()) {
+    md += "### Curves\n\n";
+    for (const Figure& f : plot_curves(s.cells, po)) {
+      out.files.emplace_back(s.name + "/" + f.file, f.svg);
+      md += "![" + f.file + "](" + s.name + "/" + f.file + ")\n";
+    }
+    md += "\n";
+  }
+}
+
+// Sample grids: per evaluation stage, a row per arm, a column per seed.
+void render_grids(const ReportSweep& s, const ReportOptions& options, ReportOutput& out) {
+  std::string& md = out.markdown;
+  std::vector<std::string> eval_stages;
+  for (const StageRecord& st : s.cells.front().view.stages)
+    if (is_eval_stage(s.cells.front(), st.name)) eval_stages.push_back(st.name);
+  for (const std::string& stage : eval_stages) {
+    std::vector<std::string> arms, seeds;
+    std::map<std::pair<std::string, std::string>, std::string> image;
+    for (const ResultCell& c : s.cells) {
+      const RunRecord* run = current_run(c, stage);
+      const auto pts = c.points.find(stage);
+      if (!run || pts == c.points.end() || pts->second.empty()) continue;
+      const std::string arm = arm_label(c), seed = seed_of(c);
+      if (options.grid_seeds > 0 && std::count_if(image.begin(), image.end(), [&](const auto& kv) {
+                                      return kv.first.first == arm;
+                                    }) >= options.grid_seeds)
+        continue;
+      std::int64_t step = 0;
+      for (const MetricPoint& p : pts->second) step = std::max(step, p.step);
+      const std::string dst = s.name + "/grids/" + c.view.experiment.name + "-" + stage + ".png";
+      out.copies.emplace_back(run->run_dir + "/" + step_dir_name(step) + "/grid.png", dst);
+      if (std::find(arms.begin(), arms.end(), arm) == arms.end()) arms.push_back(arm);
+      if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) seeds.push_back(seed);
+      image[{arm, seed}] = dst;
+    }
+    if (arms.empty()) continue;
+    md += "### Samples of `" + stage + "` (the last evaluated checkpoint)\n\n| arm |";
+    for (const std::string& seed : seeds) md += " seed " + seed + " |";
+    md += "\n|---|";
+    for (std::size_t k = 0; k < seeds.size(); ++k) md += "---|";
+    md += "\n";
+    for (const std::string& arm : arms) {
+      md += "| " + md_escape(arm) + " |";
+      for (const std::string& seed : seeds) {
+        const auto it = image.find({arm, seed});
+        md += it == image.end() ? " — |" : " ![](" + it->second + ") |";
+      }
+      md += "\n";
+    }
+    md += "\n";
+  }
+}
+
+// The cells, their spec hashes and compute.
+void render_cells(const ReportSweep& s, const ReportOptions& options, std::string& md) {
+  md +=
+      "### Cells and compute\n\n| experiment | arm | seed | state | spec_hash | rank-seconds "
+      "|\n|---|---|---|---|---|---|\n";
+  double total = 0, first = 0, last = 0;
+  std::map<std::string, double> per_stage;
+  std::vector<std::string> stage_order;
+  for (const ResultCell& c : s.cells) {
+    double cell_total = 0;
+    for (const RunRecord& r : c.view.runs) {
+      if (r.started_at <= 0) continue;
+      const double end = r.finished_at > 0 ? r.finished_at : (options.now > 0 ? options.now : r.last_heartbeat);
+      const double rs = std::max(0.0, end - r.started_at) * r.ranks;
+      cell_total += rs;
+      if (!per_stage.count(r.stage)) stage_order.push_back(r.stage);
+      per_stage[r.stage] += rs / double(s.cells.size());
+      first = first == 0 ? r.started_at : std::min(first, r.started_at);
+      last = std::max(last, end);
+    }
+    total += cell_total;
+    md += "| " + c.view.experiment.name + " | " + md_escape(arm_label(c)) + " | " + seed_of(c) + " | " +
+          to_string(c.view.experiment.state) + " | `" + c.view.experiment.spec_hash + "` | " + num(cell_total, "%.0f") +
+          " |\n";
+  }
+  md += "\nCompute: " + num(total, "%.0f") + " rank-seconds in all, " + num(last - first, "%.0f") +
+        " s of wall time from the first start to the last end; per cell, by stage:";
+  for (const std::string& st : stage_order) md += " " + st + " " + num(per_stage[st], "%.1f") + " s;";
+  if (!stage_order.empty()) md.back() = '.';
+  md += "\n\n";
+}
+
+}  // namespace
+
 ReportOutput build_report(const std::vector<ReportSweep>& sweeps, const std::vector<Claim>& claims,
                           const ReportOptions& options) {
   ReportOutput out;
@@ -294,20 +420,7 @@ ReportOutput build_report(const std::vector<ReportSweep>& sweeps, const std::vec
     v.reason = "its sweep " + c.sweep + " is not in this report";
     out.verdicts.push_back(v);
   }
-  if (!out.verdicts.empty()) {
-    md +=
-        "## Verdicts\n\n| claim | | metric | treatment | baseline | effect (paper's direction > 0) | t | verdict |\n"
-        "|---|---|---|---|---|---|---|---|\n";
-    for (const Verdict& v : out.verdicts) md += verdict_line(v);
-    md += "\n";
-    for (const Verdict& v : out.verdicts) {
-      md += "- **" + v.claim.id + "** " + v.claim.title + ". The paper: " + v.claim.paper + ". Here: **" + v.verdict +
-            "**: " + v.reason + ".";
-      if (!v.claim.scale.empty()) md += " Scale: " + v.claim.scale;
-      md += "\n";
-    }
-    md += "\n";
-  }
+  if (!out.verdicts.empty()) render_verdicts(out.verdicts, md);
   for (const ReportSweep& s : sweeps) {
     md += "## " + s.name + "\n\n";
     if (s.cells.empty()) {
@@ -320,101 +433,9 @@ ReportOutput build_report(const std::vector<ReportSweep>& sweeps, const std::vec
     md += "Ran with `ldm-coord run " + s.source + "` (" + std::to_string(s.cells.size()) + " cells";
     if (!s.axes.empty()) md += ", axes " + join(s.axes, ", ");
     md += ").\n\n";
-    // Tables and bar charts, one per metric.
-    for (const std::string& metric : sweep_metrics(s.cells)) {
-      CompareOptions o;
-      o.metric = metric;
-      o.rows = "arm";
-      o.format = "md";
-      o.axes = s.axes;
-      o.now = options.now;
-      md += "### " + metric + "\n\n" + format_comparison(s.cells, o) + "\n";
-      o.format = "json";
-      const Figure bars = plot_comparison(json::parse(format_comparison(s.cells, o)));
-      out.files.emplace_back(s.name + "/" + bars.file, bars.svg);
-      md += "![" + metric + " by arm](" + s.name + "/" + bars.file + ")\n\n";
-    }
-    // Curves: the loss, and evaluation metrics measured at several steps.
-    PlotOptions po;
-    for (const std::string& metric : sweep_metrics(s.cells))
-      if (has_curve(s.cells, metric)) po.metrics.push_back(metric);
-    if (!po.metrics.empty()) {
-      md += "### Curves\n\n";
-      for (const Figure& f : plot_curves(s.cells, po)) {
-        out.files.emplace_back(s.name + "/" + f.file, f.svg);
-        md += "![" + f.file + "](" + s.name + "/" + f.file + ")\n";
-      }
-      md += "\n";
-    }
-    // Sample grids: per evaluation stage, a row per arm, a column per seed.
-    std::vector<std::string> eval_stages;
-    for (const StageRecord& st : s.cells.front().view.stages)
-      if (is_eval_stage(s.cells.front(), st.name)) eval_stages.push_back(st.name);
-    for (const std::string& stage : eval_stages) {
-      std::vector<std::string> arms, seeds;
-      std::map<std::pair<std::string, std::string>, std::string> image;
-      for (const ResultCell& c : s.cells) {
-        const RunRecord* run = current_run(c, stage);
-        const auto pts = c.points.find(stage);
-        if (!run || pts == c.points.end() || pts->second.empty()) continue;
-        const std::string arm = arm_label(c), seed = seed_of(c);
-        if (options.grid_seeds > 0 && std::count_if(image.begin(), image.end(), [&](const auto& kv) {
-                                        return kv.first.first == arm;
-                                      }) >= options.grid_seeds)
-          continue;
-        std::int64_t step = 0;
-        for (const MetricPoint& p : pts->second) step = std::max(step, p.step);
-        const std::string dst = s.name + "/grids/" + c.view.experiment.name + "-" + stage + ".png";
-        out.copies.emplace_back(run->run_dir + "/" + step_dir_name(step) + "/grid.png", dst);
-        if (std::find(arms.begin(), arms.end(), arm) == arms.end()) arms.push_back(arm);
-        if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) seeds.push_back(seed);
-        image[{arm, seed}] = dst;
-      }
-      if (arms.empty()) continue;
-      md += "### Samples of `" + stage + "` (the last evaluated checkpoint)\n\n| arm |";
-      for (const std::string& seed : seeds) md += " seed " + seed + " |";
-      md += "\n|---|";
-      for (std::size_t k = 0; k < seeds.size(); ++k) md += "---|";
-      md += "\n";
-      for (const std::string& arm : arms) {
-        md += "| " + md_escape(arm) + " |";
-        for (const std::string& seed : seeds) {
-          const auto it = image.find({arm, seed});
-          md += it == image.end() ? " — |" : " ![](" + it->second + ") |";
-        }
-        md += "\n";
-      }
-      md += "\n";
-    }
-    // The cells, their spec hashes and compute.
-    md +=
-        "### Cells and compute\n\n| experiment | arm | seed | state | spec_hash | rank-seconds "
-        "|\n|---|---|---|---|---|---|\n";
-    double total = 0, first = 0, last = 0;
-    std::map<std::string, double> per_stage;
-    std::vector<std::string> stage_order;
-    for (const ResultCell& c : s.cells) {
-      double cell_total = 0;
-      for (const RunRecord& r : c.view.runs) {
-        if (r.started_at <= 0) continue;
-        const double end = r.finished_at > 0 ? r.finished_at : (options.now > 0 ? options.now : r.last_heartbeat);
-        const double rs = std::max(0.0, end - r.started_at) * r.ranks;
-        cell_total += rs;
-        if (!per_stage.count(r.stage)) stage_order.push_back(r.stage);
-        per_stage[r.stage] += rs / double(s.cells.size());
-        first = first == 0 ? r.started_at : std::min(first, r.started_at);
-        last = std::max(last, end);
-      }
-      total += cell_total;
-      md += "| " + c.view.experiment.name + " | " + md_escape(arm_label(c)) + " | " + seed_of(c) + " | " +
-            to_string(c.view.experiment.state) + " | `" + c.view.experiment.spec_hash + "` | " +
-            num(cell_total, "%.0f") + " |\n";
-    }
-    md += "\nCompute: " + num(total, "%.0f") + " rank-seconds in all, " + num(last - first, "%.0f") +
-          " s of wall time from the first start to the last end; per cell, by stage:";
-    for (const std::string& st : stage_order) md += " " + st + " " + num(per_stage[st], "%.1f") + " s;";
-    if (!stage_order.empty()) md.back() = '.';
-    md += "\n\n";
+    render_metrics(s, options, out);
+    render_grids(s, options, out);
+    render_cells(s, options, md);
   }
   return out;
 }

@@ -87,6 +87,22 @@ class ReproSmoke(unittest.TestCase):
         # The command and every cell's spec hash.
         self.assertIn("ldm-coord run " + env_file, md)
         self.assertGreaterEqual(len(re.findall(r"\| `[0-9a-f]{8,}` \|", md)), 3)
+        # Bad input: no --out, an unknown sweep, a claim naming a row the sweep does not have.
+        proc = ldm_e2e.run_cli("report", "repro-a-control-weighting", "--state", self.state, check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--out", proc.stderr)
+        proc = ldm_e2e.run_cli("report", "nope", "--state", self.state, "--out", out, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("nope", proc.stderr)
+        bad_claims = os.path.join(self.dir, "claims.toml")
+        with open(bad_claims, "w") as f:
+            f.write('[[claim]]\nid = "z"\nsweep = "repro-a-control-weighting"\ntitle = "T"\npaper = "P"\n'
+                    'metric = "fid"\nbetter = "lower"\nstage = "eval"\ntreatment_row = "alpha=9 controls=x"\n')
+        proc = ldm_e2e.run_cli("report", "repro-a-control-weighting", "--state", self.state, "--out", out,
+                               "--claims", bad_claims, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("claim z", proc.stderr)
+        self.assertIn("alpha=1 controls=none", proc.stderr)  # the rows it has
         # The worker's measurements behind control_adherence: energy per size for each draw.
         metrics = [os.path.join(root, "metrics.json") for root, _, files in os.walk(self.state)
                    if "metrics.json" in files and "proposed" in root]

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <numeric>
 
 #include <unistd.h>
@@ -243,6 +245,62 @@ struct CaptionClassifier::Impl {
   torch::nn::Sequential net{nullptr};
   AttributeAccuracy accuracy;
   int64_t resolution = 0;
+
+  // The weights, held-out accuracy and resolution of a cached classifier.
+  void load(const std::string& path) {
+    std::map<std::string, std::string> meta;
+    const worker::TensorMap tensors = worker::safetensors_decode(read_file(path), path, &meta);
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->named_parameters()) {
+      const auto it = tensors.find(p.key());
+      if (it == tensors.end() || !it->second.sizes().equals(p.value().sizes()))
+        throw DataError(path + ": no tensor '" + p.key() + "' of the classifier's shape; remove the file");
+      p.value().copy_(it->second);
+    }
+    const nlohmann::json m = nlohmann::json::parse(meta.at("accuracy"));
+    accuracy = {m.at("colour"), m.at("shape"), m.at("side"), m.at("colour_n"), m.at("shape_n"), m.at("side_n")};
+    resolution = std::stoll(meta.at("resolution"));
+  }
+
+  // Written whole (temporary file, then rename), as the FID statistics cache is.
+  void save(const std::string& path, const std::map<std::string, std::string>& about) const {
+    worker::TensorMap tensors;
+    for (const auto& p : net->named_parameters()) tensors[p.key()] = p.value().detach();
+    const AttributeAccuracy& a = accuracy;
+    const nlohmann::json acc = {{"colour", a.colour},     {"shape", a.shape},     {"side", a.side},
+                                {"colour_n", a.colour_n}, {"shape_n", a.shape_n}, {"side_n", a.side_n}};
+    std::map<std::string, std::string> meta = about;
+    meta["accuracy"] = acc.dump();
+    meta["resolution"] = std::to_string(resolution);
+    make_dirs(std::filesystem::path(path).parent_path().string());
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    write_file_atomic(tmp, worker::safetensors_encode(tensors, meta));
+    std::rename(tmp.c_str(), path.c_str());
+  }
+
+  // Adam on the rows `train` of (x, y), in batches drawn from a seeded permutation per epoch.
+  void fit(const at::Tensor& x, const adherence_detail::Targets& y, const at::Tensor& train,
+           const CaptionClassifierOptions& o) {
+    using namespace adherence_detail;
+    initialise(net, o.seed);
+    torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr));
+    auto g = at::detail::createCPUGenerator(o.seed + 1);
+    net->train();
+    for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+      const auto order = train.index({torch::randperm(train.size(0), g)});
+      for (int64_t s = 0; s < order.size(0); s += o.batch) {
+        const auto rows = order.slice(0, s, std::min(order.size(0), s + o.batch));
+        const auto logits = net->forward(x.index({rows}));
+        const auto loss = head_loss(logits.slice(1, 0, kColours), y.colour.index({rows})) +
+                          head_loss(logits.slice(1, kColours, kColours + kShapes), y.shape.index({rows})) +
+                          head_loss(logits.slice(1, kColours + kShapes), y.side.index({rows}));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      }
+    }
+  }
+
   std::vector<data::SyntheticAttributes> predict(const at::Tensor& x) {
     torch::NoGradGuard no_grad;
     net->eval();
@@ -274,18 +332,7 @@ CaptionClassifier CaptionClassifier::train_or_load(const std::string& dir, const
                                              : cache_dir + "/caption-classifier-" + collection_content_hash(dir) + "-" +
                                                    hex64(fnv1a64(options)) + ".safetensors";
   if (!path.empty() && path_exists(path)) {
-    std::map<std::string, std::string> meta;
-    const worker::TensorMap tensors = worker::safetensors_decode(read_file(path), path, &meta);
-    torch::NoGradGuard no_grad;
-    for (auto& p : impl.net->named_parameters()) {
-      const auto it = tensors.find(p.key());
-      if (it == tensors.end() || !it->second.sizes().equals(p.value().sizes()))
-        throw DataError(path + ": no tensor '" + p.key() + "' of the classifier's shape; remove the file");
-      p.value().copy_(it->second);
-    }
-    const nlohmann::json m = nlohmann::json::parse(meta.at("accuracy"));
-    impl.accuracy = {m.at("colour"), m.at("shape"), m.at("side"), m.at("colour_n"), m.at("shape_n"), m.at("side_n")};
-    impl.resolution = std::stoll(meta.at("resolution"));
+    impl.load(path);
     if (cached) *cached = true;
     log::info("caption classifier for " + dir + ": cached in " + path);
     return c;
@@ -323,43 +370,14 @@ CaptionClassifier CaptionClassifier::train_or_load(const std::string& dir, const
 
   log::info("caption classifier: training on " + std::to_string(train_idx.size()) + " records of " + dir + " (" +
             std::to_string(o.epochs) + " epochs), " + std::to_string(held_idx.size()) + " held out");
-  initialise(impl.net, o.seed);
-  torch::optim::Adam opt(impl.net->parameters(), torch::optim::AdamOptions(o.lr));
-  auto g = at::detail::createCPUGenerator(o.seed + 1);
-  impl.net->train();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    const auto order = train_rows.index({torch::randperm(train_rows.size(0), g)});
-    for (int64_t s = 0; s < order.size(0); s += o.batch) {
-      const auto rows = order.slice(0, s, std::min(order.size(0), s + o.batch));
-      const auto logits = impl.net->forward(x.index({rows}));
-      const auto loss = head_loss(logits.slice(1, 0, kColours), y.colour.index({rows})) +
-                        head_loss(logits.slice(1, kColours, kColours + kShapes), y.shape.index({rows})) +
-                        head_loss(logits.slice(1, kColours + kShapes), y.side.index({rows}));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
-  }
+  impl.fit(x, y, train_rows, o);
   const auto predicted = impl.predict(x.index({held_rows}));
   for (std::size_t i = 0; i < held_idx.size(); ++i)
     tally(impl.accuracy, predicted[i], attributes[static_cast<std::size_t>(held_idx[i])]);
   normalise(impl.accuracy);
   log::info("caption classifier: held-out accuracy colour " + std::to_string(impl.accuracy.colour) + ", shape " +
             std::to_string(impl.accuracy.shape) + ", side " + std::to_string(impl.accuracy.side));
-  if (!path.empty()) {
-    worker::TensorMap tensors;
-    for (const auto& p : impl.net->named_parameters()) tensors[p.key()] = p.value().detach();
-    const AttributeAccuracy& a = impl.accuracy;
-    const nlohmann::json acc = {{"colour", a.colour},     {"shape", a.shape},     {"side", a.side},
-                                {"colour_n", a.colour_n}, {"shape_n", a.shape_n}, {"side_n", a.side_n}};
-    make_dirs(cache_dir);
-    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    write_file_atomic(tmp, worker::safetensors_encode(tensors, {{"accuracy", acc.dump()},
-                                                                {"resolution", std::to_string(impl.resolution)},
-                                                                {"dataset", dir},
-                                                                {"options", options}}));
-    std::rename(tmp.c_str(), path.c_str());  // whole files only, as the FID statistics cache
-  }
+  if (!path.empty()) impl.save(path, {{"dataset", dir}, {"options", options}});
   return c;
 }
 

@@ -41,6 +41,32 @@ std::string error_line(const std::exception& e) {
   return s;
 }
 
+// The options' contract (disentanglement.h: measure_disentanglement's throws).
+void check_inputs(const worker::SamplingModel& m, const DisentanglementOptions& o, const ImageDistance& distance) {
+  if (!m.conditions->uses_controls())
+    throw Error(
+        "disentanglement: this checkpoint's recipe has no control conditioning (recipe.conditioning.controls "
+        "= \"none\"): the size condition does not reach the network, so the metric means nothing");
+  if (o.sizes.size() < 2) throw Error("disentanglement: needs at least two size conditions");
+  for (int64_t s : o.sizes)
+    if (s < 1 || s > std::numeric_limits<int32_t>::max())
+      throw Error("disentanglement: size condition " + std::to_string(s) + " is not a positive pixel count");
+  if (o.draws < 1) throw Error("disentanglement: draws must be at least 1");
+  if (o.batch < 1) throw Error("disentanglement: batch must be at least 1");
+  const bool text = m.conditions->text_task();
+  if (text && o.captions.empty()) throw Error("disentanglement: this checkpoint is text-to-image: give captions");
+  if (!text && !o.captions.empty()) throw Error("disentanglement: this checkpoint is class-conditional: no captions");
+  if (text && !o.labels.empty()) throw Error("disentanglement: this checkpoint is text-to-image: no class labels");
+  const int64_t classes = m.spec.dataset.classes;
+  for (int64_t l : o.labels)
+    if (l < 0 || l > classes)
+      throw Error("disentanglement: class label " + std::to_string(l) + " is outside [0, " + std::to_string(classes) +
+                  "]");
+  if (!text && o.labels.empty() && classes < 1) throw Error("disentanglement: the checkpoint's dataset has no classes");
+  if (!distance.compare) throw Error("disentanglement: no distance");
+  diffusion::validate_sampler(*m.process, o.sampling.sampler);
+}
+
 }  // namespace disentanglement_detail
 
 ImageDistance lpips_distance(const std::string& path) {
@@ -117,30 +143,10 @@ ControlMeta size_condition(int64_t s) {
 
 DisentanglementResult measure_disentanglement(const worker::SamplingModel& m, const DisentanglementOptions& o,
                                               const ImageDistance& distance) {
-  if (!m.conditions->uses_controls())
-    throw Error(
-        "disentanglement: this checkpoint's recipe has no control conditioning (recipe.conditioning.controls "
-        "= \"none\"): the size condition does not reach the network, so the metric means nothing");
+  disentanglement_detail::check_inputs(m, o, distance);
   const int64_t S = static_cast<int64_t>(o.sizes.size());
-  if (S < 2) throw Error("disentanglement: needs at least two size conditions");
-  for (int64_t s : o.sizes)
-    if (s < 1 || s > std::numeric_limits<int32_t>::max())
-      throw Error("disentanglement: size condition " + std::to_string(s) + " is not a positive pixel count");
-  if (o.draws < 1) throw Error("disentanglement: draws must be at least 1");
-  if (o.batch < 1) throw Error("disentanglement: batch must be at least 1");
   const bool text = m.conditions->text_task();
-  if (text && o.captions.empty()) throw Error("disentanglement: this checkpoint is text-to-image: give captions");
-  if (!text && !o.captions.empty()) throw Error("disentanglement: this checkpoint is class-conditional: no captions");
-  if (text && !o.labels.empty()) throw Error("disentanglement: this checkpoint is text-to-image: no class labels");
   const int64_t classes = m.spec.dataset.classes;
-  for (int64_t l : o.labels)
-    if (l < 0 || l > classes)
-      throw Error("disentanglement: class label " + std::to_string(l) + " is outside [0, " + std::to_string(classes) +
-                  "]");
-  if (!text && o.labels.empty() && classes < 1) throw Error("disentanglement: the checkpoint's dataset has no classes");
-  if (!distance.compare) throw Error("disentanglement: no distance");
-  diffusion::validate_sampler(*m.process, o.sampling.sampler);
-
   std::vector<std::vector<double>> sums(S, std::vector<double>(S, 0.0));
   DisentanglementResult r;
   r.distance = distance.name;

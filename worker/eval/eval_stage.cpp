@@ -95,6 +95,10 @@ Reference fid_reference(const worker::StageContext& ctx, const EvalSpec& ev, con
   return r;
 }
 
+bool wants(const EvalSpec& ev, const char* metric) {
+  return std::count(ev.metrics.begin(), ev.metrics.end(), metric) > 0;
+}
+
 // What rank 0 sets up once per stage and every checkpoint's measurement reads.
 struct Instruments {
   std::unique_ptr<FeatureExtractor> extractor;
@@ -108,21 +112,19 @@ struct Instruments {
 
 Instruments set_up_instruments(const worker::StageContext& ctx, const EvalSpec& ev, const std::string& first_bundle) {
   Instruments in;
-  const auto wants = [&](const char* metric) { return std::count(ev.metrics.begin(), ev.metrics.end(), metric) > 0; };
   const std::string features = eval_path(ctx, "features", ev.features);
   // On the experiment's device ([hardware]), as the sampling is.
   const std::string device =
       worker::resolve_hardware(ldm::stage_view(ctx.spec, static_cast<std::size_t>(ctx.stage_index)).hardware)
           .device.str();
   in.extractor = make_feature_extractor(features == "builtin" ? "" : features, 50, device);
-  if (wants("fid")) in.reference = fid_reference(ctx, ev, *in.extractor, first_bundle);
-  if (wants("caption_adherence") || wants("control_adherence")) in.data_dir = training_data_dir(first_bundle);
-  if (wants("caption_adherence")) {
-    bool cached = false;
-    in.classifier = CaptionClassifier::train_or_load(in.data_dir, CaptionClassifierOptions{},
-                                                     ctx.data_dir + "/classifiers", &cached);
+  if (wants(ev, "fid")) in.reference = fid_reference(ctx, ev, *in.extractor, first_bundle);
+  if (wants(ev, "caption_adherence") || wants(ev, "control_adherence")) in.data_dir = training_data_dir(first_bundle);
+  if (wants(ev, "caption_adherence")) {
+    in.classifier =
+        CaptionClassifier::train_or_load(in.data_dir, CaptionClassifierOptions{}, ctx.data_dir + "/classifiers");
   }
-  if (wants("control_adherence")) {
+  if (wants(ev, "control_adherence")) {
     try {
       in.data_curve = data_sharpness_curve(in.data_dir, ev.sizes);
       in.control_reference = "the training data's sharpness by crop side (" + in.data_dir + ")";
@@ -140,14 +142,13 @@ Instruments set_up_instruments(const worker::StageContext& ctx, const EvalSpec& 
 // the same image, so both are 0 by construction and nothing is sampled.
 void measure_size_condition(const worker::StageContext& ctx, const EvalSpec& ev, const worker::SamplingModel& m,
                             const Instruments& in, const std::vector<std::string>& captions, nlohmann::json& metrics) {
-  const auto wants = [&](const char* metric) { return std::count(ev.metrics.begin(), ev.metrics.end(), metric) > 0; };
-  if (wants("control_adherence")) {
+  if (wants(ev, "control_adherence")) {
     metrics["control_reference"] = in.control_reference;
     metrics["control_reference_curve"] = in.data_curve;
   }
   if (!m.conditions->uses_controls()) {
-    if (wants("disentanglement")) metrics["disentanglement"] = 0.0;
-    if (wants("control_adherence")) metrics["control_adherence"] = metrics["control_gain"] = 0.0;
+    if (wants(ev, "disentanglement")) metrics["disentanglement"] = 0.0;
+    if (wants(ev, "control_adherence")) metrics["control_adherence"] = metrics["control_gain"] = 0.0;
     metrics["size_condition_note"] = "no control conditioning: the size condition cannot act (0 by construction)";
     return;
   }
@@ -165,11 +166,11 @@ void measure_size_condition(const worker::StageContext& ctx, const EvalSpec& ev,
                                           [fx](const at::Tensor& images01) { return fx->features(images01); })
                        : lpips_distance(eval_path(ctx, "lpips", ev.lpips));
   const DisentanglementResult r = measure_disentanglement(m, o, distance);
-  if (wants("disentanglement")) {
+  if (wants(ev, "disentanglement")) {
     metrics["disentanglement"] = r.all_pairs;
     metrics["disentanglement_distance"] = r.distance;
   }
-  if (wants("control_adherence")) {
+  if (wants(ev, "control_adherence")) {
     const ControlAdherence c = control_adherence(in.data_curve, r.per_draw_energy);
     metrics["control_adherence"] = c.correlation;
     metrics["control_gain"] = c.gain;

@@ -16,11 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string number(double v, const char* format = "%.4g") {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
+std::string number(double v, const char* format = "%.4g") { return format_number(v, format); }
 
 std::string json_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -152,6 +148,12 @@ struct Row {
 };
 
 }  // namespace
+
+std::string format_number(double v, const char* format) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
 
 std::string arm_label(const ResultCell& cell) {
   std::string out;

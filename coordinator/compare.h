@@ -51,6 +51,9 @@ std::string export_points(const std::vector<ResultCell>& cells, const std::vecto
 // it has none.
 std::string cell_key_text(const ResultCell& cell, const std::string& key);
 
+// `v` printed with a printf format ("%.4g": the tables' figures).
+std::string format_number(double v, const char* format = "%.4g");
+
 // The arm of a cell: its swept values other than the seed, "key=value" with the key's last dotted
 // part, in key order ("alpha=0.5 controls=proposed"); "all" for a cell of a seeds-only sweep; the
 // experiment's name outside a sweep.

@@ -18,11 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string num(double v, const char* format = "%.4g") {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
+std::string num(double v, const char* format = "%.4g") { return format_number(v, format); }
 
 std::string location(const std::string& source, const toml::source_region& r) {
   return source + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);

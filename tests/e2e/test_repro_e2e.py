@@ -44,6 +44,26 @@ def smoke_file(directory):
     return path
 
 
+def text_smoke_file(directory):
+    """Sweep (d) cut down: one seed, noisy replicate padding only, the tiny preset, 60 steps."""
+    with open(os.path.join(REPRO, "d-text-padding.toml")) as f:
+        text = f.read()
+    for old, new in [("seeds = [1, 2, 3]", "seeds = [1]"),
+                     ("records = 2048", "records = 512"),
+                     ('preset = "small/2"', 'preset = "tiny/2"'),
+                     ("steps = 1200", "steps = 60"),
+                     ("samples = 256", "samples = 16"),
+                     ("steps = 20\n", "steps = 8\n"),
+                     ('["zero", "replicate", "noisy_replicate"]', '["noisy_replicate"]'),
+                     ('captions = "captions.txt"', 'captions = "%s"' % os.path.join(REPRO, "captions.txt"))]:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = os.path.join(directory, "d-smoke.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 class ReproSmoke(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -116,6 +136,24 @@ class ReproSmoke(unittest.TestCase):
         curve = m["control_reference_curve"]
         self.assertEqual(len(curve), 3)
         self.assertGreater(curve[1], curve[0] + 0.5)
+
+    def test_caption_adherence_in_an_evaluation_stage(self):
+        state = os.path.join(self.dir, "text-state")
+        ldm_e2e.run_cli("run", text_smoke_file(self.dir), "--state", state, timeout=600)
+        metrics = [os.path.join(root, "metrics.json") for root, _, files in os.walk(state) if "metrics.json" in files]
+        self.assertEqual(len(metrics), 1)
+        with open(metrics[0]) as f:
+            m = json.load(f)["metrics"]
+        # The classifier trained on the parent's synthetic records reads them well above chance
+        # (colour 1/10, shape 1/8, side 1/3), and each sample is scored against its caption.
+        self.assertGreater(m["caption_classifier_accuracy"], 0.6)
+        for key in ("caption_adherence", "caption_adherence_colour", "caption_adherence_shape",
+                    "caption_adherence_side"):
+            self.assertGreaterEqual(m[key], 0.0, key)
+            self.assertLessEqual(m[key], 1.0, key)
+        # Trained once per data content: the cache holds it for the next stage that needs it.
+        cache = [f for root, _, files in os.walk(state) for f in files if f.startswith("caption-classifier-")]
+        self.assertEqual(len(cache), 1)
 
 
 if __name__ == "__main__":
